@@ -1,0 +1,1 @@
+//! pgsnap: native, encrypted, seekable PostgreSQL backups.
