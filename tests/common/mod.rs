@@ -1,0 +1,414 @@
+//! Test harness: a throwaway PostgreSQL cluster and a moto (S3 + KMS) server,
+//! both started by the tests themselves and shared by every test in one test
+//! binary.
+//!
+//! # PostgreSQL
+//! `pg()` runs `initdb` into a fresh directory under the system temp dir and
+//! starts `postgres` on a free loopback port with trust authentication for
+//! everyone except the role `pgsnap_pw`, which must use its password (so tests
+//! can exercise password handling). `initdb` refuses to run as root, and CI
+//! and developers here run as root, so when the harness runs as root it
+//! starts the server as the `postgres` OS user (Debian's postgresql package
+//! creates it; set `PGSNAP_TEST_PG_USER` to use another unprivileged user).
+//! The binaries come from `pg_config --bindir`, or `PGSNAP_TEST_PG_BINDIR`.
+//!
+//! The server is started from a dedicated thread with `PR_SET_PDEATHSIG`, so it
+//! dies with the test process even when the process is killed, and an `atexit`
+//! hook stops it and removes its directory on a normal exit. Stale clusters of
+//! dead runs are swept on start.
+//!
+//! # moto
+//! `moto()` starts `moto_server` on a free loopback port from the virtual
+//! environment that `.ci/run` creates (`.venv/` at the repository root, or
+//! `PGSNAP_MOTO_SERVER` naming the executable). A test that needs it and cannot
+//! find it fails with a message saying how to set it up.
+
+#![allow(dead_code)]
+
+use std::net::TcpListener;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+/// Role that can only log in with its password.
+pub const PW_USER: &str = "pgsnap_pw";
+/// That role's password (a test secret; tests assert it never appears in output).
+pub const PW_SECRET: &str = "s3cr3t-Hunter2-pw";
+
+pub struct Cluster {
+    pub dir: PathBuf,
+    pub port: u16,
+    pub bindir: PathBuf,
+    pub superuser: String,
+    pid: u32,
+}
+
+static CLUSTER: OnceLock<Cluster> = OnceLock::new();
+static CLEANUP: Mutex<Vec<(u32, PathBuf)>> = Mutex::new(Vec::new());
+static DB_SEQ: AtomicU32 = AtomicU32::new(0);
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .expect("bind a loopback port")
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn bindir() -> PathBuf {
+    if let Ok(dir) = std::env::var("PGSNAP_TEST_PG_BINDIR") {
+        return PathBuf::from(dir);
+    }
+    let out = Command::new("pg_config").arg("--bindir").output();
+    if let Ok(out) = out {
+        if out.status.success() {
+            let dir = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+            if dir.join("initdb").exists() {
+                return dir;
+            }
+        }
+    }
+    // Debian keeps the server binaries out of PATH.
+    let mut versions: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .map(|rd| rd.flatten().map(|e| e.path().join("bin")).collect())
+        .unwrap_or_default();
+    versions.sort();
+    versions
+        .into_iter()
+        .rev()
+        .find(|p| p.join("initdb").exists())
+        .expect(
+            "no PostgreSQL server binaries found: install them (`apt-get install postgresql`) \
+             or set PGSNAP_TEST_PG_BINDIR",
+        )
+}
+
+/// The OS user to run the server as: ourselves, unless we are root.
+fn server_uid() -> Option<(u32, u32)> {
+    if unsafe { libc::geteuid() } != 0 {
+        return None;
+    }
+    let name = std::env::var("PGSNAP_TEST_PG_USER").unwrap_or_else(|_| "postgres".into());
+    let cname = std::ffi::CString::new(name.clone()).unwrap();
+    let pw = unsafe { libc::getpwnam(cname.as_ptr()) };
+    assert!(
+        !pw.is_null(),
+        "running as root, and initdb refuses root: create an unprivileged OS user `{name}` \
+         (Debian's postgresql package does) or set PGSNAP_TEST_PG_USER"
+    );
+    unsafe { Some(((*pw).pw_uid, (*pw).pw_gid)) }
+}
+
+fn as_server_user(cmd: &mut Command, ids: Option<(u32, u32)>) {
+    if let Some((uid, gid)) = ids {
+        cmd.uid(uid).gid(gid);
+        // initdb and postgres look up HOME-relative files; keep them out of /root.
+        cmd.env("HOME", "/tmp");
+    }
+}
+
+extern "C" fn stop_all() {
+    let list = match CLEANUP.lock() {
+        Ok(l) => l.clone(),
+        Err(_) => return,
+    };
+    for (pid, dir) in list {
+        unsafe {
+            libc::kill(pid as i32, libc::SIGQUIT);
+        }
+        let t = Instant::now();
+        while t.elapsed() < Duration::from_secs(5) && unsafe { libc::kill(pid as i32, 0) } == 0 {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
+
+/// Remove clusters left behind by runs whose process is gone.
+fn sweep_stale(root: &Path) {
+    let Ok(rd) = std::fs::read_dir(root) else { return };
+    for e in rd.flatten() {
+        let owner = e.path().join("owner.pid");
+        let Ok(pid) = std::fs::read_to_string(&owner) else { continue };
+        let Ok(pid) = pid.trim().parse::<i32>() else { continue };
+        if unsafe { libc::kill(pid, 0) } != 0 {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
+}
+
+fn start_cluster() -> Cluster {
+    let bindir = bindir();
+    let ids = server_uid();
+    let root = std::env::temp_dir().join("pgsnap-test-clusters");
+    std::fs::create_dir_all(&root).unwrap();
+    std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o777)).unwrap();
+    sweep_stale(&root);
+    let dir = root.join(format!("c{}-{}", std::process::id(), free_port()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("owner.pid"), std::process::id().to_string()).unwrap();
+    let data = dir.join("data");
+    let sock = dir.join("sock");
+    std::fs::create_dir_all(&sock).unwrap();
+    if let Some((uid, gid)) = ids {
+        std::os::unix::fs::chown(&dir, Some(uid), Some(gid)).unwrap();
+        std::os::unix::fs::chown(&sock, Some(uid), Some(gid)).unwrap();
+    }
+    let superuser = "postgres".to_string();
+    let mut initdb = Command::new(bindir.join("initdb"));
+    initdb
+        .arg("-D")
+        .arg(&data)
+        .args(["-U", &superuser, "--auth=trust", "--encoding=UTF8", "--locale=C.UTF-8", "-N"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    as_server_user(&mut initdb, ids);
+    let out = initdb.output().expect("run initdb");
+    assert!(
+        out.status.success(),
+        "initdb failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Password role first: trust for everyone else.
+    let hba = format!(
+        "local all all trust\n\
+         host all {PW_USER} 127.0.0.1/32 scram-sha-256\n\
+         host all all 127.0.0.1/32 trust\n\
+         host all all ::1/128 trust\n"
+    );
+    std::fs::write(data.join("pg_hba.conf"), hba).unwrap();
+    let port = free_port();
+    let log = std::fs::File::create(dir.join("server.log")).unwrap();
+    if let Some((uid, gid)) = ids {
+        std::os::unix::fs::chown(dir.join("server.log"), Some(uid), Some(gid)).unwrap();
+        std::os::unix::fs::chown(data.join("pg_hba.conf"), Some(uid), Some(gid)).unwrap();
+    }
+    // A thread that lives as long as the process spawns the server: PDEATHSIG
+    // fires when the spawning *thread* exits, so it must not be a test thread.
+    let (tx, rx) = std::sync::mpsc::channel::<Child>();
+    let (data2, sock2, bindir2) = (data.clone(), sock.clone(), bindir.clone());
+    std::thread::spawn(move || {
+        let mut cmd = Command::new(bindir2.join("postgres"));
+        cmd.arg("-D")
+            .arg(&data2)
+            .args(["-p", &port.to_string(), "-c", "listen_addresses=127.0.0.1"])
+            .arg("-c")
+            .arg(format!("unix_socket_directories={}", sock2.display()))
+            .args(["-c", "fsync=off", "-c", "full_page_writes=off"])
+            .args(["-c", "max_connections=200", "-c", "max_locks_per_transaction=256"])
+            .args(["-c", "shared_buffers=128MB"])
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log);
+        as_server_user(&mut cmd, ids);
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGQUIT);
+                Ok(())
+            });
+        }
+        let child = cmd.spawn().expect("start postgres");
+        tx.send(child).unwrap();
+        loop {
+            std::thread::park();
+        }
+    });
+    let child = rx.recv().unwrap();
+    let pid = child.id();
+    std::mem::forget(child);
+    CLEANUP.lock().unwrap().push((pid, dir.clone()));
+    static HOOK: OnceLock<()> = OnceLock::new();
+    HOOK.get_or_init(|| unsafe {
+        libc::atexit(stop_all);
+    });
+    let cluster = Cluster {
+        dir: dir.clone(),
+        port,
+        bindir,
+        superuser,
+        pid,
+    };
+    let t = Instant::now();
+    loop {
+        let ok = Command::new(cluster.bindir.join("pg_isready"))
+            .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-q"])
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        if ok {
+            break;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "postgres did not start: {}",
+            std::fs::read_to_string(dir.join("server.log")).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    cluster.psql(
+        "postgres",
+        &format!("CREATE ROLE {PW_USER} LOGIN PASSWORD '{PW_SECRET}'"),
+    );
+    cluster
+}
+
+/// The shared cluster of this test binary, started on first use.
+pub fn pg() -> &'static Cluster {
+    CLUSTER.get_or_init(start_cluster)
+}
+
+impl Cluster {
+    /// A connection URL for `db` as the superuser over TCP.
+    pub fn url(&self, db: &str) -> String {
+        format!(
+            "postgres://{}@127.0.0.1:{}/{}",
+            self.superuser, self.port, db
+        )
+    }
+
+    /// A new, empty database with a unique name starting with `prefix`.
+    pub fn create_db(&self, prefix: &str) -> String {
+        let name = format!(
+            "{}_{}_{}",
+            prefix,
+            std::process::id(),
+            DB_SEQ.fetch_add(1, Ordering::SeqCst)
+        );
+        self.psql("postgres", &format!("CREATE DATABASE \"{name}\""));
+        name
+    }
+
+    fn tool(&self, name: &str) -> Command {
+        let mut cmd = Command::new(self.bindir.join(name));
+        cmd.env("PGHOST", "127.0.0.1")
+            .env("PGPORT", self.port.to_string())
+            .env("PGUSER", &self.superuser)
+            .env_remove("PGPASSWORD")
+            .env_remove("PGDATABASE");
+        cmd
+    }
+
+    /// Run SQL with psql (ON_ERROR_STOP); panics with psql's message on failure.
+    pub fn psql(&self, db: &str, sql: &str) -> String {
+        let out = self
+            .tool("psql")
+            .args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-d", db, "-c", sql])
+            .output()
+            .expect("run psql");
+        assert!(
+            out.status.success(),
+            "psql failed on {db}: {}\nSQL: {sql}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// Run a SQL file with psql, with `-v` variables.
+    pub fn psql_file(&self, db: &str, file: &Path, vars: &[(&str, &str)]) {
+        let mut cmd = self.tool("psql");
+        cmd.args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", db]);
+        for (k, v) in vars {
+            cmd.arg("-v").arg(format!("{k}={v}"));
+        }
+        let out = cmd.arg("-f").arg(file).output().expect("run psql");
+        assert!(
+            out.status.success(),
+            "psql -f {} failed: {}",
+            file.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// `pg_dump --schema-only` of `db`: the independent oracle for schema
+    /// round trips (allowed in tests, never in the product).
+    pub fn schema_dump(&self, db: &str) -> String {
+        let out = self
+            .tool("pg_dump")
+            .args(["--schema-only", "-d", db])
+            .output()
+            .expect("run pg_dump");
+        assert!(
+            out.status.success(),
+            "pg_dump failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    pub fn drop_db(&self, db: &str) {
+        self.psql(
+            "postgres",
+            &format!("DROP DATABASE IF EXISTS \"{db}\" WITH (FORCE)"),
+        );
+    }
+}
+
+/// Path of a file in ../shared (the sample application data and bench tools).
+pub fn shared(path: &str) -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared");
+    root.join(path)
+}
+
+pub struct Moto {
+    pub endpoint: String,
+    child: Mutex<Child>,
+}
+
+static MOTO: OnceLock<Moto> = OnceLock::new();
+
+fn moto_server_path() -> PathBuf {
+    if let Ok(p) = std::env::var("PGSNAP_MOTO_SERVER") {
+        return PathBuf::from(p);
+    }
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/moto_server");
+    assert!(
+        p.exists(),
+        "moto_server not found at {}: run `bash .ci/run --setup-only` (creates .venv with \
+         moto[server]) or set PGSNAP_MOTO_SERVER to its path",
+        p.display()
+    );
+    p
+}
+
+/// The shared moto server (S3 + KMS on 127.0.0.1) of this test binary.
+pub fn moto() -> &'static Moto {
+    MOTO.get_or_init(|| {
+        let exe = moto_server_path();
+        let port = free_port();
+        let (tx, rx) = std::sync::mpsc::channel::<Child>();
+        std::thread::spawn(move || {
+            let mut cmd = Command::new(exe);
+            cmd.args(["-H", "127.0.0.1", "-p", &port.to_string()])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null());
+            unsafe {
+                cmd.pre_exec(|| {
+                    libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                    Ok(())
+                });
+            }
+            tx.send(cmd.spawn().expect("start moto_server")).unwrap();
+            loop {
+                std::thread::park();
+            }
+        });
+        let child = rx.recv().unwrap();
+        let t = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                t.elapsed() < Duration::from_secs(60),
+                "moto_server did not start on port {port}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Moto {
+            endpoint: format!("http://127.0.0.1:{port}"),
+            child: Mutex::new(child),
+        }
+    })
+}
