@@ -1,0 +1,407 @@
+//! Connection strings as libpq takes them, and sessions set up for dumping
+//! and restoring.
+//!
+//! libpq users expect a URL (`postgres://user@host:5432/db?sslmode=require`),
+//! `postgres:///db` for the local socket, `key=value` strings, the `PG*`
+//! environment variables, `~/.pgpass` and the OS user as the default user.
+//! tokio-postgres parses the first two forms; this module fills in what it
+//! leaves out so `pgsnap --db` behaves like `psql`. The password never leaves
+//! this module in text: `ConnInfo` redacts it in `Display`/`Debug` and in
+//! every error message it produces.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use tokio_postgres::config::{Host, SslMode};
+use tokio_postgres::{Client, Config};
+
+use crate::error::{Error, Result};
+
+/// A parsed, completed connection specification.
+#[derive(Clone)]
+pub struct ConnInfo {
+    config: Config,
+    /// Where the password came from, for messages (never the password).
+    password_source: Option<&'static str>,
+}
+
+impl fmt::Debug for ConnInfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ConnInfo({self})")
+    }
+}
+
+impl fmt::Display for ConnInfo {
+    /// `user@host:port/db`, never the password.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let user = self.config.get_user().unwrap_or("?");
+        let db = self.config.get_dbname().unwrap_or("?");
+        let host = match self.config.get_hosts().first() {
+            Some(Host::Tcp(h)) => h.clone(),
+            Some(Host::Unix(p)) => p.display().to_string(),
+            None => "?".into(),
+        };
+        let port = self.config.get_ports().first().copied().unwrap_or(5432);
+        write!(f, "{user}@{host}:{port}/{db}")
+    }
+}
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+/// Removes the password from a connection string so it can appear in a
+/// message: `postgres://u:secret@h/db` -> `postgres://u:***@h/db`,
+/// `password=secret` -> `password=***`.
+pub fn redact(conn: &str) -> String {
+    let mut out = conn.to_string();
+    if let Some(scheme_end) = out.find("://") {
+        let rest_start = scheme_end + 3;
+        let authority_end = out[rest_start..]
+            .find(['/', '?'])
+            .map(|i| rest_start + i)
+            .unwrap_or(out.len());
+        if let Some(at) = out[rest_start..authority_end].rfind('@') {
+            let creds = &out[rest_start..rest_start + at];
+            if let Some(colon) = creds.find(':') {
+                let start = rest_start + colon + 1;
+                out.replace_range(start..rest_start + at, "***");
+            }
+        }
+    }
+    // key=value forms, in a query string or a keyword string.
+    let lower = out.to_ascii_lowercase();
+    let mut result = String::with_capacity(out.len());
+    let mut i = 0;
+    while let Some(pos) = lower[i..].find("password=") {
+        let start = i + pos + "password=".len();
+        result.push_str(&out[i..start]);
+        result.push_str("***");
+        let bytes = out.as_bytes();
+        let mut end = start;
+        if bytes.get(start) == Some(&b'\'') {
+            end += 1;
+            while end < bytes.len() && bytes[end] != b'\'' {
+                if bytes[end] == b'\\' {
+                    end += 1;
+                }
+                end += 1;
+            }
+            end = (end + 1).min(bytes.len());
+        } else {
+            while end < bytes.len() && !matches!(bytes[end], b' ' | b'&' | b'\t') {
+                end += 1;
+            }
+        }
+        i = end;
+    }
+    result.push_str(&out[i..]);
+    result
+}
+
+fn os_user() -> Option<String> {
+    env("USER").or_else(|| env("LOGNAME")).or_else(|| {
+        // SAFETY: getpwuid returns a pointer into static storage or null.
+        unsafe {
+            let pw = libc::getpwuid(libc::geteuid());
+            if pw.is_null() {
+                return None;
+            }
+            let name = std::ffi::CStr::from_ptr((*pw).pw_name);
+            Some(name.to_string_lossy().into_owned())
+        }
+    })
+}
+
+impl ConnInfo {
+    /// Parses a connection string (URL or key=value; empty means "all from
+    /// the environment") and completes it from `PG*` variables, `~/.pgpass`
+    /// and libpq's defaults.
+    pub fn parse(conn: &str) -> Result<ConnInfo> {
+        let mut config = if conn.trim().is_empty() {
+            Config::new()
+        } else {
+            Config::from_str(conn).map_err(|e| {
+                Error::Usage(format!(
+                    "invalid connection string `{}`: {}",
+                    redact(conn),
+                    redact(&e.to_string())
+                ))
+            })?
+        };
+        if config.get_hosts().is_empty() {
+            match env("PGHOST") {
+                Some(h) => {
+                    for h in h.split(',') {
+                        config.host(h);
+                    }
+                }
+                None => {
+                    // libpq's default: the local socket directory.
+                    let dir = ["/var/run/postgresql", "/tmp"]
+                        .into_iter()
+                        .find(|d| Path::new(d).exists())
+                        .unwrap_or("/var/run/postgresql");
+                    config.host_path(dir);
+                }
+            }
+        }
+        if config.get_ports().is_empty() {
+            if let Some(p) = env("PGPORT") {
+                let port = p
+                    .parse::<u16>()
+                    .map_err(|_| Error::Usage(format!("PGPORT `{p}` is not a port number")))?;
+                config.port(port);
+            }
+        }
+        if config.get_user().is_none() {
+            let user = env("PGUSER").or_else(os_user).ok_or_else(|| {
+                Error::Usage("no user in the connection string, PGUSER or the OS".into())
+            })?;
+            config.user(user);
+        }
+        if config.get_dbname().is_none() {
+            let db = env("PGDATABASE").unwrap_or_else(|| config.get_user().unwrap().to_string());
+            config.dbname(db);
+        }
+        if config.get_application_name().is_none() {
+            config.application_name(env("PGAPPNAME").unwrap_or_else(|| "pgsnap".into()));
+        }
+        if config.get_connect_timeout().is_none() {
+            let secs = env("PGCONNECT_TIMEOUT")
+                .and_then(|s| s.parse::<u64>().ok())
+                .unwrap_or(30);
+            config.connect_timeout(Duration::from_secs(secs.max(2)));
+        }
+        if let Some(mode) = env("PGSSLMODE") {
+            if !conn.contains("sslmode") {
+                config.ssl_mode(match mode.as_str() {
+                    "disable" => SslMode::Disable,
+                    "require" | "verify-ca" | "verify-full" => SslMode::Require,
+                    _ => SslMode::Prefer,
+                });
+            }
+        }
+        // The snapshot session must outlive long COPYs on idle-killing networks.
+        config.keepalives(true);
+        config.keepalives_idle(Duration::from_secs(30));
+        let mut password_source = config.get_password().map(|_| "the connection string");
+        if password_source.is_none() {
+            if let Some(pw) = env("PGPASSWORD") {
+                config.password(pw);
+                password_source = Some("PGPASSWORD");
+            } else if let Some(pw) = pgpass_lookup(&config) {
+                config.password(pw);
+                password_source = Some("the password file");
+            }
+        }
+        Ok(ConnInfo {
+            config,
+            password_source,
+        })
+    }
+
+    pub fn dbname(&self) -> &str {
+        self.config.get_dbname().unwrap_or("")
+    }
+
+    pub fn user(&self) -> &str {
+        self.config.get_user().unwrap_or("")
+    }
+
+    /// The same server, another database.
+    pub fn with_dbname(&self, db: &str) -> ConnInfo {
+        let mut c = self.clone();
+        c.config.dbname(db);
+        c
+    }
+
+    /// Opens a connection, spawning its I/O task on the current runtime.
+    pub async fn connect(&self) -> Result<Client> {
+        if self.config.get_ssl_mode() == SslMode::Require {
+            return Err(Error::Usage(format!(
+                "connecting to {self}: sslmode=require is not supported by this build; \
+                 use a TLS-terminating proxy or sslmode=prefer/disable"
+            )));
+        }
+        let (client, connection) = self
+            .config
+            .connect(tokio_postgres::NoTls)
+            .await
+            .map_err(|e| self.connect_error(e))?;
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!("connection closed: {e}");
+            }
+        });
+        Ok(client)
+    }
+
+    fn connect_error(&self, e: tokio_postgres::Error) -> Error {
+        let detail = match e.as_db_error() {
+            Some(db) => db.message().to_string(),
+            None => {
+                let mut s = e.to_string();
+                let mut src = std::error::Error::source(&e);
+                while let Some(inner) = src {
+                    s = format!("{s}: {inner}");
+                    src = inner.source();
+                }
+                s
+            }
+        };
+        let code = e.code().map(|c| c.code().to_string());
+        let hint = match code.as_deref() {
+            Some("28P01") | Some("28000") => match self.password_source {
+                Some(src) => format!("check the password given in {src}"),
+                None => "give a password in the URL, PGPASSWORD or ~/.pgpass".into(),
+            },
+            Some("3D000") => "check the database name".into(),
+            _ => "check that the server is running and reachable".into(),
+        };
+        Error::Connect {
+            target: self.to_string(),
+            detail: redact(&detail),
+            hint,
+        }
+    }
+}
+
+/// Finds a password in the libpq password file (`PGPASSFILE` or
+/// `~/.pgpass`): lines `host:port:db:user:password`, `*` wildcards, `\`
+/// escapes. Like libpq, it ignores a file readable by group or others.
+fn pgpass_lookup(config: &Config) -> Option<String> {
+    let path = env("PGPASSFILE")
+        .map(PathBuf::from)
+        .or_else(|| env("HOME").map(|h| Path::new(&h).join(".pgpass")))?;
+    use std::os::unix::fs::PermissionsExt;
+    let meta = std::fs::metadata(&path).ok()?;
+    if meta.permissions().mode() & 0o077 != 0 {
+        tracing::warn!(
+            "password file {} has group or world access; ignoring it (chmod 0600)",
+            path.display()
+        );
+        return None;
+    }
+    let text = std::fs::read_to_string(&path).ok()?;
+    let host = match config.get_hosts().first()? {
+        Host::Tcp(h) => h.clone(),
+        Host::Unix(_) => "localhost".to_string(),
+    };
+    let port = config.get_ports().first().copied().unwrap_or(5432).to_string();
+    let db = config.get_dbname()?;
+    let user = config.get_user()?;
+    pgpass_match(&text, &host, &port, db, user)
+}
+
+fn split_pgpass_line(line: &str) -> Vec<String> {
+    let mut fields = vec![String::new()];
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => {
+                if let Some(n) = chars.next() {
+                    fields.last_mut().unwrap().push(n);
+                }
+            }
+            ':' if fields.len() < 5 => fields.push(String::new()),
+            _ => fields.last_mut().unwrap().push(c),
+        }
+    }
+    fields
+}
+
+fn pgpass_match(text: &str, host: &str, port: &str, db: &str, user: &str) -> Option<String> {
+    for line in text.lines() {
+        if line.starts_with('#') || line.trim().is_empty() {
+            continue;
+        }
+        let f = split_pgpass_line(line);
+        if f.len() != 5 {
+            continue;
+        }
+        let ok = |pat: &str, val: &str| pat == "*" || pat == val;
+        if ok(&f[0], host) && ok(&f[1], port) && ok(&f[2], db) && ok(&f[3], user) {
+            return Some(f[4].clone());
+        }
+    }
+    None
+}
+
+/// A connection configured for pgsnap's work: predictable output formats and
+/// no timeouts that would cut a long COPY.
+pub struct Session {
+    pub client: Client,
+}
+
+impl Session {
+    pub async fn open(info: &ConnInfo) -> Result<Session> {
+        let client = info.connect().await?;
+        // As pg_dump's setup_connection: text output must not depend on the
+        // server's or the role's settings.
+        client
+            .batch_execute(
+                "SET client_encoding = 'UTF8';
+                 SET DateStyle = 'ISO';
+                 SET IntervalStyle = 'postgres';
+                 SET extra_float_digits = 3;
+                 SET statement_timeout = 0;
+                 SET lock_timeout = 0;
+                 SET idle_in_transaction_session_timeout = 0;
+                 SET synchronize_seqscans = off;
+                 SET search_path = pg_catalog;",
+            )
+            .await
+            .map_err(|e| Error::pg("setting up the session", e))?;
+        Ok(Session { client })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_url_and_keyword_passwords() {
+        assert_eq!(
+            redact("postgres://bob:hunter2@db.example:5432/app?sslmode=require"),
+            "postgres://bob:***@db.example:5432/app?sslmode=require"
+        );
+        assert_eq!(
+            redact("host=db user=bob password=hunter2 dbname=app"),
+            "host=db user=bob password=*** dbname=app"
+        );
+        assert_eq!(
+            redact("host=db password='a b\\' c' dbname=app"),
+            "host=db password=*** dbname=app"
+        );
+        assert_eq!(
+            redact("postgres://h/db?password=hunter2&x=1"),
+            "postgres://h/db?password=***&x=1"
+        );
+        assert_eq!(redact("postgres:///app"), "postgres:///app");
+    }
+
+    #[test]
+    fn pgpass_matches_with_wildcards_and_escapes() {
+        let text = "# comment\nother:5432:*:bob:nope\nlocalhost:*:app:bob:pa\\:ss\n*:*:*:*:any\n";
+        assert_eq!(
+            pgpass_match(text, "localhost", "5433", "app", "bob").as_deref(),
+            Some("pa:ss")
+        );
+        assert_eq!(
+            pgpass_match(text, "h", "1", "d", "u").as_deref(),
+            Some("any")
+        );
+    }
+
+    #[test]
+    fn display_never_shows_password() {
+        let c = ConnInfo::parse("postgres://bob:hunter2@127.0.0.1:5433/app").unwrap();
+        let shown = format!("{c} {c:?}");
+        assert!(!shown.contains("hunter2"));
+        assert_eq!(c.to_string(), "bob@127.0.0.1:5433/app");
+    }
+}

@@ -1,0 +1,142 @@
+//! One consistent view of the database for a parallel dump.
+//!
+//! The coordinator opens a REPEATABLE READ, READ ONLY transaction, exports
+//! its snapshot and takes ACCESS SHARE locks on every table it will dump (as
+//! pg_dump does: concurrent DDL then waits for the backup instead of breaking
+//! it). Workers adopt the snapshot with `SET TRANSACTION SNAPSHOT`, so every
+//! COPY sees exactly the data the coordinator's catalog read saw.
+
+use std::time::Duration;
+
+use tokio_postgres::Client;
+
+use crate::error::{Error, Result};
+use crate::pg::conn::{ConnInfo, Session};
+
+/// Quotes an identifier for SQL.
+pub fn ident(name: &str) -> String {
+    postgres_protocol::escape::escape_identifier(name)
+}
+
+/// `"schema"."name"`.
+pub fn qualified(schema: &str, name: &str) -> String {
+    format!("{}.{}", ident(schema), ident(name))
+}
+
+pub struct Coordinator {
+    pub session: Session,
+    pub snapshot_id: String,
+    pub backend_pid: i32,
+}
+
+impl Coordinator {
+    pub async fn begin(info: &ConnInfo) -> Result<Coordinator> {
+        let session = Session::open(info).await?;
+        session
+            .client
+            .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            .await
+            .map_err(|e| Error::pg("starting the snapshot transaction", e))?;
+        let row = session
+            .client
+            .query_one("SELECT pg_export_snapshot(), pg_backend_pid()", &[])
+            .await
+            .map_err(|e| Error::pg("exporting the snapshot", e))?;
+        Ok(Coordinator {
+            snapshot_id: row.get(0),
+            backend_pid: row.get(1),
+            session,
+        })
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.session.client
+    }
+
+    /// Locks every table in ACCESS SHARE mode, waiting at most `timeout` for
+    /// each. On a timeout the error names the sessions holding conflicting
+    /// locks, found over a second connection (this transaction is aborted by
+    /// then and cannot ask).
+    pub async fn lock_tables(
+        &self,
+        info: &ConnInfo,
+        tables: &[(String, String)],
+        timeout: Duration,
+    ) -> Result<()> {
+        let client = self.client();
+        client
+            .batch_execute(&format!("SET LOCAL lock_timeout = {}", timeout.as_millis()))
+            .await
+            .map_err(|e| Error::pg("setting lock_timeout", e))?;
+        for (schema, name) in tables {
+            let q = qualified(schema, name);
+            if let Err(e) = client
+                .batch_execute(&format!("LOCK TABLE {q} IN ACCESS SHARE MODE"))
+                .await
+            {
+                if e.code() == Some(&tokio_postgres::error::SqlState::LOCK_NOT_AVAILABLE) {
+                    let who = blockers(info, schema, name).await.unwrap_or_default();
+                    return Err(Error::Postgres {
+                        context: format!("locking table {q}"),
+                        detail: format!(
+                            "lock not granted within {}s; held by {}; retry later or raise \
+                             --lock-timeout",
+                            timeout.as_secs_f64(),
+                            if who.is_empty() { "another session".into() } else { who }
+                        ),
+                    });
+                }
+                return Err(Error::pg(format!("locking table {q}"), e));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Describes the sessions holding locks that conflict with ACCESS SHARE on a
+/// table (ACCESS EXCLUSIVE: ALTER/DROP/TRUNCATE/VACUUM FULL).
+async fn blockers(info: &ConnInfo, schema: &str, name: &str) -> Result<String> {
+    let s = Session::open(info).await?;
+    let rows = s
+        .client
+        .query(
+            "SELECT a.pid, coalesce(a.usename::text, '?'), coalesce(a.application_name, ''),
+                    left(coalesce(a.query, ''), 80)
+               FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+              WHERE l.granted AND l.mode = 'AccessExclusiveLock'
+                AND l.relation = (SELECT c.oid FROM pg_class c JOIN pg_namespace n
+                                    ON n.oid = c.relnamespace
+                                   WHERE n.nspname = $1 AND c.relname = $2)",
+            &[&schema, &name],
+        )
+        .await
+        .map_err(|e| Error::pg("finding blocking sessions", e))?;
+    Ok(rows
+        .iter()
+        .map(|r| {
+            format!(
+                "pid {} (user {}, application '{}', query '{}')",
+                r.get::<_, i32>(0),
+                r.get::<_, String>(1),
+                r.get::<_, String>(2),
+                r.get::<_, String>(3).replace('\n', " ")
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", "))
+}
+
+/// A worker session that sees the coordinator's snapshot.
+pub async fn adopt(info: &ConnInfo, snapshot_id: &str) -> Result<Session> {
+    let session = Session::open(info).await?;
+    session
+        .client
+        .batch_execute(&format!(
+            "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY;
+             SET TRANSACTION SNAPSHOT {}",
+            postgres_protocol::escape::escape_literal(snapshot_id)
+        ))
+        .await
+        .map_err(|e| Error::pg("adopting the backup snapshot", e))?;
+    Ok(session)
+}
