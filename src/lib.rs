@@ -2,5 +2,6 @@
 
 pub mod error;
 pub mod pg;
+pub mod repo;
 
 pub use error::{Error, Result};

@@ -1,0 +1,121 @@
+//! `list` and `show`.
+
+use std::process::ExitCode;
+
+use pgsnap::repo::manifest::rfc3339;
+use pgsnap::repo::{self, BackupEntry, Repository};
+use serde_json::json;
+
+use super::args::{ListArgs, ShowArgs};
+use super::output::bytes;
+
+pub async fn open(spec: &str) -> anyhow::Result<Repository> {
+    Ok(Repository::open(repo::storage_for(spec)?).await?)
+}
+
+fn summary_json(b: &BackupEntry) -> serde_json::Value {
+    let m = &b.manifest;
+    json!({
+        "id": m.id,
+        "status": b.status,
+        "started_at": rfc3339(&m.started_at),
+        "finished_at": rfc3339(&m.finished_at),
+        "database": m.database,
+        "size_bytes": m.archive.size_bytes,
+        "tables": m.tables.len(),
+        "rows": m.rows,
+        "sha256": m.archive.sha256,
+        "duration_seconds": m.timings.total_seconds,
+        "key_slots": m.key_slots,
+        "tags": m.tags,
+    })
+}
+
+pub async fn list(a: ListArgs) -> anyhow::Result<ExitCode> {
+    let repo = open(&a.repo.repo).await?;
+    let backups = repo.list().await?;
+    if a.json {
+        let arr: Vec<_> = backups.iter().map(summary_json).collect();
+        println!("{}", serde_json::Value::Array(arr));
+        return Ok(ExitCode::SUCCESS);
+    }
+    if backups.is_empty() {
+        eprintln!("no backups in {}", repo.location());
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "{:<22}  {:<9}  {:<20}  {:<16}  {:>6}  {:>12}  {:>10}",
+        "ID", "STATUS", "STARTED (UTC)", "DATABASE", "TABLES", "ROWS", "SIZE"
+    );
+    for b in &backups {
+        let m = &b.manifest;
+        let status = if b.is_complete() { "complete" } else { "damaged" };
+        println!(
+            "{:<22}  {:<9}  {:<20}  {:<16}  {:>6}  {:>12}  {:>10}",
+            m.id,
+            status,
+            m.started_at.format("%Y-%m-%d %H:%M:%S"),
+            m.database,
+            m.tables.len(),
+            m.rows,
+            bytes(m.archive.size_bytes)
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn show(a: ShowArgs) -> anyhow::Result<ExitCode> {
+    let repo = open(&a.repo.repo).await?;
+    let m = repo.resolve(&a.id).await?;
+    if a.json {
+        let mut v = serde_json::to_value(&m)?;
+        v["status"] = json!("complete");
+        println!("{v}");
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("backup      {}", m.id);
+    println!("status      complete");
+    println!("database    {} ({})", m.database, m.source);
+    println!("server      PostgreSQL {}", m.server_version);
+    println!(
+        "started     {}   finished {}   ({:.1}s)",
+        rfc3339(&m.started_at),
+        rfc3339(&m.finished_at),
+        m.timings.total_seconds
+    );
+    println!(
+        "archive     {} ({}), sha256 {}",
+        m.archive.key,
+        bytes(m.archive.size_bytes),
+        m.archive.sha256
+    );
+    println!(
+        "format      v{}, {}, {}, chunks of {}; key slots: {}",
+        m.archive.format_version,
+        m.archive.cipher,
+        m.archive.compression,
+        bytes(m.archive.chunk_size as u64),
+        m.key_slots.join(", ")
+    );
+    println!(
+        "data        {} tables, {} rows, {} uncompressed",
+        m.tables.len(),
+        m.rows,
+        bytes(m.data_bytes)
+    );
+    for (k, v) in &m.tags {
+        println!("tag         {k}={v}");
+    }
+    println!();
+    println!("{:<48}  {:>12}  {:>10}  {:>10}", "TABLE", "ROWS", "DATA", "STORED");
+    for t in &m.tables {
+        println!(
+            "{:<48}  {:>12}  {:>10}  {:>10}",
+            format!("{}.{}", t.schema, t.name),
+            t.rows,
+            bytes(t.bytes),
+            bytes(t.stored_bytes)
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,289 @@
+//! The repository: where backups live, how they are named, and which of them
+//! count as complete.
+//!
+//! Layout (keys relative to the repository root):
+//! ```text
+//! config                                   repository id and format version
+//! backups/YYYY-MM-DD/<id>.pgsnap           the archive
+//! backups/YYYY-MM-DD/<id>.manifest.json    written last; its presence makes the backup exist
+//! ```
+//! Backup ids sort by time: `20261125T020000Z-3f9a` (UTC start, 16 random bits).
+
+pub mod local;
+pub mod manifest;
+pub mod storage;
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+pub use local::LocalStorage;
+pub use manifest::{Manifest, TableRecord};
+pub use storage::{ObjectMeta, ObjectWriter, Storage, TEMP_MARKER};
+
+const CONFIG_KEY: &str = "config";
+const CONFIG_TYPE: &str = "pgsnap-repository";
+const BACKUPS: &str = "backups/";
+const MANIFEST_SUFFIX: &str = ".manifest.json";
+const ARCHIVE_SUFFIX: &str = ".pgsnap";
+/// Temporary objects older than this are left-overs of killed runs.
+const STALE_AFTER_HOURS: i64 = 24;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RepoConfig {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub version: u32,
+    pub id: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// What `list` knows of one backup.
+#[derive(Debug, Clone)]
+pub struct BackupEntry {
+    pub manifest: Manifest,
+    /// `complete`, or why not (`archive missing`, `archive size differs`).
+    pub status: String,
+}
+
+impl BackupEntry {
+    pub fn is_complete(&self) -> bool {
+        self.status == "complete"
+    }
+}
+
+#[derive(Clone)]
+pub struct Repository {
+    storage: Arc<dyn Storage>,
+    pub config: RepoConfig,
+}
+
+/// A new backup id for a run that started at `t`.
+pub fn new_backup_id(t: DateTime<Utc>) -> String {
+    format!("{}-{:04x}", t.format("%Y%m%dT%H%M%SZ"), rand::random::<u16>())
+}
+
+/// The date directory of a backup id (`20261125T...` -> `2026-11-25`).
+fn id_date(id: &str) -> Result<String> {
+    let ok = id.len() >= 17
+        && id.is_ascii()
+        && id[..8].bytes().all(|b| b.is_ascii_digit())
+        && &id[8..9] == "T";
+    if !ok {
+        return Err(Error::Usage(format!(
+            "`{id}` is not a backup id (like 20261125T020000Z-3f9a) or `latest`"
+        )));
+    }
+    Ok(format!("{}-{}-{}", &id[..4], &id[4..6], &id[6..8]))
+}
+
+pub fn archive_key(id: &str) -> Result<String> {
+    Ok(format!("{BACKUPS}{}/{id}{ARCHIVE_SUFFIX}", id_date(id)?))
+}
+
+pub fn manifest_key(id: &str) -> Result<String> {
+    Ok(format!("{BACKUPS}{}/{id}{MANIFEST_SUFFIX}", id_date(id)?))
+}
+
+/// Opens the storage a `--repo` argument names.
+pub fn storage_for(spec: &str) -> Result<Arc<dyn Storage>> {
+    if let Some(rest) = spec.strip_prefix("s3://") {
+        let _ = rest;
+        return Err(Error::Usage(
+            "S3 repositories (s3://) are not available in this build yet; use a local directory"
+                .into(),
+        ));
+    }
+    if spec.contains("://") {
+        return Err(Error::Usage(format!(
+            "unknown repository scheme in `{spec}`: use a directory path"
+        )));
+    }
+    Ok(Arc::new(LocalStorage::new(spec)))
+}
+
+impl Repository {
+    /// Opens an existing repository.
+    pub async fn open(storage: Arc<dyn Storage>) -> Result<Repository> {
+        let data = match storage.head(CONFIG_KEY).await? {
+            Some(_) => storage.get(CONFIG_KEY).await?,
+            None => {
+                return Err(Error::Repo(format!(
+                    "no pgsnap repository at {} (a backup creates one)",
+                    storage.location()
+                )))
+            }
+        };
+        let config: RepoConfig = serde_json::from_slice(&data).map_err(|e| {
+            Error::Repo(format!(
+                "{}/config is not a pgsnap repository config: {e}",
+                storage.location()
+            ))
+        })?;
+        if config.kind != CONFIG_TYPE {
+            return Err(Error::Repo(format!(
+                "{}/config is not a pgsnap repository config",
+                storage.location()
+            )));
+        }
+        if config.version > 1 {
+            return Err(Error::Repo(format!(
+                "repository format {} is newer than this pgsnap; upgrade pgsnap",
+                config.version
+            )));
+        }
+        Ok(Repository { storage, config })
+    }
+
+    /// Opens the repository, creating it when the location holds none.
+    pub async fn open_or_init(storage: Arc<dyn Storage>) -> Result<Repository> {
+        if storage.head(CONFIG_KEY).await?.is_some() {
+            return Repository::open(storage).await;
+        }
+        let existing = storage.list("").await?;
+        if !existing.is_empty() {
+            return Err(Error::Repo(format!(
+                "{} is not empty and holds no pgsnap repository; choose an empty or new location",
+                storage.location()
+            )));
+        }
+        let config = RepoConfig {
+            kind: CONFIG_TYPE.into(),
+            version: 1,
+            id: hex::encode(rand::random::<[u8; 16]>()),
+            created_at: Utc::now(),
+        };
+        let mut data = serde_json::to_vec_pretty(&config).expect("config serializes");
+        data.push(b'\n');
+        storage.put(CONFIG_KEY, Bytes::from(data)).await?;
+        Ok(Repository { storage, config })
+    }
+
+    pub fn storage(&self) -> &Arc<dyn Storage> {
+        &self.storage
+    }
+
+    pub fn location(&self) -> String {
+        self.storage.location()
+    }
+
+    /// Every backup with a manifest, oldest first, with its status.
+    pub async fn list(&self) -> Result<Vec<BackupEntry>> {
+        let objects = self.storage.list(BACKUPS).await?;
+        let sizes: std::collections::HashMap<&str, u64> =
+            objects.iter().map(|o| (o.key.as_str(), o.size)).collect();
+        let mut out = Vec::new();
+        for o in &objects {
+            if !o.key.ends_with(MANIFEST_SUFFIX) || o.key.contains(TEMP_MARKER) {
+                continue;
+            }
+            let data = self.storage.get(&o.key).await?;
+            let manifest = match Manifest::from_json(&data) {
+                Ok(m) => m,
+                Err(e) => {
+                    tracing::warn!("skipping unreadable manifest {}: {e}", o.key);
+                    continue;
+                }
+            };
+            let status = match sizes.get(manifest.archive.key.as_str()) {
+                None => "archive missing".to_string(),
+                Some(&s) if s != manifest.archive.size_bytes => format!(
+                    "archive size differs ({s} bytes, manifest says {})",
+                    manifest.archive.size_bytes
+                ),
+                Some(_) => "complete".to_string(),
+            };
+            out.push(BackupEntry { manifest, status });
+        }
+        out.sort_by(|a, b| {
+            (a.manifest.started_at, &a.manifest.id).cmp(&(b.manifest.started_at, &b.manifest.id))
+        });
+        Ok(out)
+    }
+
+    /// The manifest of `id`, or of the newest complete backup for `latest`.
+    pub async fn resolve(&self, id: &str) -> Result<Manifest> {
+        if id == "latest" {
+            return self
+                .list()
+                .await?
+                .into_iter()
+                .rev()
+                .find(|b| b.is_complete())
+                .map(|b| b.manifest)
+                .ok_or_else(|| {
+                    Error::Repo(format!("no complete backup in {}", self.location()))
+                });
+        }
+        let key = manifest_key(id)?;
+        if self.storage.head(&key).await?.is_none() {
+            return Err(Error::Repo(format!(
+                "no backup `{id}` in {} (see `pgsnap list`)",
+                self.location()
+            )));
+        }
+        let data = self.storage.get(&key).await?;
+        let m = Manifest::from_json(&data)
+            .map_err(|e| Error::Repo(format!("manifest of `{id}` is unreadable: {e}")))?;
+        let head = self.storage.head(&m.archive.key).await?;
+        match head {
+            Some(h) if h.size == m.archive.size_bytes => Ok(m),
+            Some(h) => Err(Error::Integrity(format!(
+                "backup `{id}` is damaged: archive is {} bytes, manifest says {}",
+                h.size, m.archive.size_bytes
+            ))),
+            None => Err(Error::Integrity(format!(
+                "backup `{id}` is damaged: its archive {} is missing",
+                m.archive.key
+            ))),
+        }
+    }
+
+    /// Writes a manifest; the backup becomes visible to `list` here.
+    pub async fn commit(&self, m: &Manifest) -> Result<()> {
+        self.storage
+            .put(&manifest_key(&m.id)?, Bytes::from(m.to_json()))
+            .await
+    }
+
+    /// Removes temporary objects of runs that died, older than a day (the
+    /// age keeps a concurrent run's files safe). Returns how many.
+    pub async fn sweep_stale(&self, now: DateTime<Utc>) -> Result<usize> {
+        let mut n = 0;
+        for o in self.storage.list(BACKUPS).await? {
+            let old = o
+                .modified
+                .map(|m| now - m > Duration::hours(STALE_AFTER_HOURS))
+                .unwrap_or(false);
+            if o.key.contains(TEMP_MARKER) && old {
+                self.storage.delete(&o.key).await?;
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_sort_by_time_and_name_their_date() {
+        let t = DateTime::parse_from_rfc3339("2026-11-25T02:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let id = new_backup_id(t);
+        assert!(id.starts_with("20261125T020000Z-"), "{id}");
+        assert_eq!(id.len(), "20261125T020000Z-3f9a".len());
+        assert_eq!(
+            archive_key(&id).unwrap(),
+            format!("backups/2026-11-25/{id}.pgsnap")
+        );
+        assert!(archive_key("../etc").is_err());
+        assert!(new_backup_id(t) < new_backup_id(t + Duration::seconds(1)));
+    }
+}
