@@ -1,0 +1,238 @@
+//! Table and schema selection as pg_dump spells it: `-t`, `-T`, `-n`, `-N`
+//! and `--exclude-table-data` take patterns where `*` and `?` are wildcards,
+//! an unquoted name is folded to lower case, a double-quoted part keeps case,
+//! spaces and dots, and `schema.table` restricts the schema.
+
+/// One name part of a pattern.
+#[derive(Debug, Clone, PartialEq)]
+enum Part {
+    /// Matches any name (an absent schema part).
+    Any,
+    /// Glob tokens.
+    Glob(Vec<Tok>),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Tok {
+    Lit(char),
+    Star,
+    Question,
+}
+
+/// A parsed `[schema.]name` pattern.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Pattern {
+    text: String,
+    schema: Part,
+    name: Part,
+}
+
+fn parse_parts(s: &str) -> Result<Vec<Vec<Tok>>, String> {
+    let mut parts = vec![Vec::new()];
+    let mut chars = s.chars().peekable();
+    let mut quoted = false;
+    while let Some(c) = chars.next() {
+        if quoted {
+            if c == '"' {
+                if chars.peek() == Some(&'"') {
+                    chars.next();
+                    parts.last_mut().unwrap().push(Tok::Lit('"'));
+                } else {
+                    quoted = false;
+                }
+            } else {
+                parts.last_mut().unwrap().push(Tok::Lit(c));
+            }
+            continue;
+        }
+        match c {
+            '"' => quoted = true,
+            '.' => parts.push(Vec::new()),
+            '*' => parts.last_mut().unwrap().push(Tok::Star),
+            '?' => parts.last_mut().unwrap().push(Tok::Question),
+            c => parts
+                .last_mut()
+                .unwrap()
+                .extend(c.to_lowercase().map(Tok::Lit)),
+        }
+    }
+    if quoted {
+        return Err(format!("unterminated quote in pattern `{s}`"));
+    }
+    Ok(parts)
+}
+
+fn glob(toks: &[Tok], name: &[char]) -> bool {
+    match toks.split_first() {
+        None => name.is_empty(),
+        Some((Tok::Star, rest)) => (0..=name.len()).any(|i| glob(rest, &name[i..])),
+        Some((Tok::Question, rest)) => !name.is_empty() && glob(rest, &name[1..]),
+        Some((Tok::Lit(c), rest)) => name.first() == Some(c) && glob(rest, &name[1..]),
+    }
+}
+
+impl Part {
+    fn matches(&self, name: &str) -> bool {
+        match self {
+            Part::Any => true,
+            Part::Glob(t) => glob(t, &name.chars().collect::<Vec<_>>()),
+        }
+    }
+}
+
+impl Pattern {
+    /// A table pattern: `name`, `schema.name`, with wildcards and quotes.
+    pub fn table(s: &str) -> Result<Pattern, String> {
+        let mut parts = parse_parts(s)?;
+        let (schema, name) = match parts.len() {
+            1 => (Part::Any, Part::Glob(parts.pop().unwrap())),
+            2 => {
+                let n = parts.pop().unwrap();
+                (Part::Glob(parts.pop().unwrap()), Part::Glob(n))
+            }
+            _ => {
+                return Err(format!(
+                    "pattern `{s}` has too many dotted parts: use schema.table (quote names that \
+                     contain dots)"
+                ))
+            }
+        };
+        Ok(Pattern {
+            text: s.to_string(),
+            schema,
+            name,
+        })
+    }
+
+    /// A schema pattern: one name part.
+    pub fn schema(s: &str) -> Result<Pattern, String> {
+        let mut parts = parse_parts(s)?;
+        if parts.len() != 1 {
+            return Err(format!(
+                "schema pattern `{s}` contains a dot: quote the name if the dot is part of it"
+            ));
+        }
+        Ok(Pattern {
+            text: s.to_string(),
+            schema: Part::Glob(parts.pop().unwrap()),
+            name: Part::Any,
+        })
+    }
+
+    pub fn matches(&self, schema: &str, name: &str) -> bool {
+        self.schema.matches(schema) && self.name.matches(name)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+}
+
+/// Which tables a backup covers, and which of them without data.
+#[derive(Debug, Clone, Default)]
+pub struct TableFilter {
+    pub include_tables: Vec<Pattern>,
+    pub exclude_tables: Vec<Pattern>,
+    pub include_schemas: Vec<Pattern>,
+    pub exclude_schemas: Vec<Pattern>,
+    pub exclude_data: Vec<Pattern>,
+}
+
+impl TableFilter {
+    pub fn is_empty(&self) -> bool {
+        self.include_tables.is_empty()
+            && self.exclude_tables.is_empty()
+            && self.include_schemas.is_empty()
+            && self.exclude_schemas.is_empty()
+            && self.exclude_data.is_empty()
+    }
+
+    /// Whether the schema is selected at all (objects other than tables).
+    pub fn schema_selected(&self, schema: &str) -> bool {
+        if self.exclude_schemas.iter().any(|p| p.matches(schema, "")) {
+            return false;
+        }
+        self.include_schemas.is_empty() || self.include_schemas.iter().any(|p| p.matches(schema, ""))
+    }
+
+    /// Whether a table's definition is backed up.
+    pub fn table_selected(&self, schema: &str, name: &str) -> bool {
+        if !self.schema_selected(schema) {
+            return false;
+        }
+        if self.exclude_tables.iter().any(|p| p.matches(schema, name)) {
+            return false;
+        }
+        self.include_tables.is_empty() || self.include_tables.iter().any(|p| p.matches(schema, name))
+    }
+
+    /// Whether a selected table's rows are backed up.
+    pub fn data_selected(&self, schema: &str, name: &str) -> bool {
+        self.table_selected(schema, name) && !self.exclude_data.iter().any(|p| p.matches(schema, name))
+    }
+
+    /// Include patterns that matched none of `tables`: almost always a typo,
+    /// so the backup refuses them as pg_dump's --strict-names would.
+    pub fn unmatched_includes<'a>(
+        &'a self,
+        tables: &[(String, String)],
+    ) -> Vec<&'a str> {
+        self.include_tables
+            .iter()
+            .filter(|p| !tables.iter().any(|(s, n)| p.matches(s, n)))
+            .map(|p| p.as_str())
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn patterns_fold_case_unless_quoted() {
+        let p = Pattern::table("App.Users").unwrap();
+        assert!(p.matches("app", "users"));
+        assert!(!p.matches("App", "Users"));
+        let q = Pattern::table("\"Weird Schema\".\"Order\"").unwrap();
+        assert!(q.matches("Weird Schema", "Order"));
+        assert!(!q.matches("weird schema", "order"));
+        let d = Pattern::table("\"a.b\"").unwrap();
+        assert!(d.matches("public", "a.b"));
+        assert!(Pattern::table("a.b.c").is_err());
+        assert!(Pattern::table("\"open").is_err());
+    }
+
+    #[test]
+    fn wildcards() {
+        let p = Pattern::table("app.user*").unwrap();
+        assert!(p.matches("app", "users"));
+        assert!(p.matches("app", "user"));
+        assert!(!p.matches("other", "users"));
+        let q = Pattern::table("t?").unwrap();
+        assert!(q.matches("any", "t1"));
+        assert!(!q.matches("any", "t12"));
+        assert!(Pattern::table("*.*").unwrap().matches("x", "y"));
+    }
+
+    #[test]
+    fn filter_combines_includes_and_excludes() {
+        let f = TableFilter {
+            include_schemas: vec![Pattern::schema("app").unwrap()],
+            exclude_tables: vec![Pattern::table("app.audit_*").unwrap()],
+            exclude_data: vec![Pattern::table("app.sessions").unwrap()],
+            ..Default::default()
+        };
+        assert!(f.table_selected("app", "users"));
+        assert!(!f.table_selected("app", "audit_log"));
+        assert!(!f.table_selected("public", "users"));
+        assert!(f.table_selected("app", "sessions"));
+        assert!(!f.data_selected("app", "sessions"));
+        let tables = vec![("app".to_string(), "users".to_string())];
+        let g = TableFilter {
+            include_tables: vec![Pattern::table("nope").unwrap()],
+            ..Default::default()
+        };
+        assert_eq!(g.unmatched_includes(&tables), vec!["nope"]);
+    }
+}
