@@ -30,6 +30,35 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
+    /// Back up a database into a repository.
+    #[command(after_help = "Examples:\n  \
+        pgsnap backup --db postgres://app@db.internal/app --repo /backups --key-file backup.key\n  \
+        pgsnap backup --db 'host=/var/run/postgresql dbname=app' --repo /backups \\\n      \
+        --key-file backup.key --jobs 4 --exclude-table-data 'audit.*' --tag env=production\n  \
+        ID=$(pgsnap backup --db postgres:///app --repo /backups --key-file backup.key)\n\n\
+        The new backup's id is the last line on stdout (with --json, one JSON object).\n\
+        The connection string also takes PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE\n\
+        and ~/.pgpass, as libpq does.")]
+    Backup(BackupArgs),
+    /// Restore a backup, whole or chosen tables, into a database.
+    #[command(after_help = "Examples:\n  \
+        pgsnap restore --repo /backups --key-file backup.key latest --db postgres:///app_copy\n  \
+        pgsnap restore --repo /backups --key-file backup.key latest --db postgres:///scratch \\\n      \
+        --table app.orders\n  \
+        pgsnap restore --repo /backups --key-file backup.key 20261125T020000Z-3f9a \\\n      \
+        --db postgres:///app --dry-run\n\n\
+        Before changing anything, restore authenticates every chunk it will use, refuses\n\
+        objects that already exist (unless --clean) and missing owner roles (unless\n\
+        --no-owner). After loading, it compares every table's row count with the backup.")]
+    Restore(RestoreArgs),
+    /// Check a backup without a database: every chunk, the index, the checksum.
+    #[command(after_help = "Examples:\n  pgsnap verify --repo /backups --key-file backup.key latest\n  \
+        pgsnap verify --repo /backups --key-file backup.key 20261125T020000Z-3f9a --json\n\n\
+        Exit status 0 only when every check holds.")]
+    Verify(VerifyArgs),
+    /// Manage key files.
+    #[command(subcommand)]
+    Key(KeyCommand),
     /// List the backups in a repository.
     #[command(after_help = "Examples:\n  pgsnap list --repo /backups\n  \
         pgsnap list --repo /backups --json | jq '.[] | select(.status == \"complete\") | .id'")]
@@ -66,4 +95,177 @@ pub struct ShowArgs {
     /// One JSON object on stdout.
     #[arg(long)]
     pub json: bool,
+}
+
+/// `[K]iB`/`MiB` sizes and `s`/`m`/`h` durations on the command line.
+pub fn parse_size(s: &str) -> Result<u32, String> {
+    let t = s.trim();
+    let (num, mult) = if let Some(n) = t.strip_suffix("MiB").or(t.strip_suffix("M")) {
+        (n, 1024 * 1024)
+    } else if let Some(n) = t.strip_suffix("KiB").or(t.strip_suffix("K")) {
+        (n, 1024)
+    } else {
+        (t, 1)
+    };
+    let n: u64 = num
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{s}` is not a size (like 1MiB or 512KiB)"))?;
+    let v = n * mult;
+    if v < 64 * 1024 || v > 64 * 1024 * 1024 {
+        return Err(format!("chunk size must be between 64KiB and 64MiB, not {s}"));
+    }
+    Ok(v as u32)
+}
+
+pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let t = s.trim();
+    let (num, mult) = match t.chars().last() {
+        Some('s') => (&t[..t.len() - 1], 1),
+        Some('m') => (&t[..t.len() - 1], 60),
+        Some('h') => (&t[..t.len() - 1], 3600),
+        _ => (t, 1),
+    };
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("`{s}` is not a duration (like 90s, 30m, 2h)"))?;
+    if !(n > 0.0) {
+        return Err(format!("duration must be positive, not {s}"));
+    }
+    Ok(std::time::Duration::from_secs_f64(n * mult as f64))
+}
+
+fn parse_tag(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => Err(format!("tag `{s}` is not K=V")),
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct KeyFileArg {
+    /// Key file (made by `pgsnap key generate`) that wraps the archive key.
+    #[arg(long, value_name = "FILE", env = "PGSNAP_KEY_FILE")]
+    pub key_file: std::path::PathBuf,
+}
+
+#[derive(Args, Debug)]
+pub struct BackupArgs {
+    /// Source database: URL or key=value connection string (PG* variables fill the rest).
+    #[arg(long, value_name = "URL", env = "PGSNAP_DB", default_value = "", hide_default_value = true)]
+    pub db: String,
+    #[command(flatten)]
+    pub repo: RepoArg,
+    #[command(flatten)]
+    pub key: KeyFileArg,
+    /// Parallel COPY connections.
+    #[arg(long, short = 'j', default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub jobs: u16,
+    /// zstd[:LEVEL] (default zstd:1), lz4 or none.
+    #[arg(long, value_name = "ALGO")]
+    pub compression: Option<String>,
+    /// aes-256-gcm (default) or chacha20-poly1305.
+    #[arg(long, value_name = "CIPHER")]
+    pub cipher: Option<String>,
+    /// Plaintext bytes per archive chunk (64KiB..64MiB).
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub chunk_size: Option<u32>,
+    /// Only tables matching PATTERN ([schema.]name, * and ? wildcards); repeatable.
+    #[arg(long = "table", short = 't', value_name = "PATTERN")]
+    pub tables: Vec<String>,
+    /// Leave out tables matching PATTERN; repeatable.
+    #[arg(long = "exclude-table", short = 'T', value_name = "PATTERN")]
+    pub exclude_tables: Vec<String>,
+    /// Only schemas matching PATTERN; repeatable.
+    #[arg(long = "schema", short = 'n', value_name = "PATTERN")]
+    pub schemas: Vec<String>,
+    /// Leave out schemas matching PATTERN; repeatable.
+    #[arg(long = "exclude-schema", short = 'N', value_name = "PATTERN")]
+    pub exclude_schemas: Vec<String>,
+    /// Keep the definition but not the rows of tables matching PATTERN; repeatable.
+    #[arg(long = "exclude-table-data", value_name = "PATTERN")]
+    pub exclude_table_data: Vec<String>,
+    /// Label the backup (shown by list/show); repeatable.
+    #[arg(long = "tag", value_name = "K=V", value_parser = parse_tag)]
+    pub tags: Vec<(String, String)>,
+    /// Wait at most this long for each table lock (concurrent DDL holds them).
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
+    pub lock_timeout: std::time::Duration,
+    /// Abort the backup cleanly past this duration (the snapshot holds back vacuum).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub max_duration: Option<std::time::Duration>,
+    /// One JSON object on stdout instead of the id.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct RestoreArgs {
+    #[command(flatten)]
+    pub repo: RepoArg,
+    #[command(flatten)]
+    pub key: KeyFileArg,
+    /// Backup id, or `latest`.
+    #[arg(value_name = "ID|latest")]
+    pub id: String,
+    /// Target database: URL or key=value connection string (PG* variables fill the rest).
+    #[arg(long, value_name = "URL", env = "PGSNAP_TARGET_DB", default_value = "", hide_default_value = true)]
+    pub db: String,
+    /// Parallel connections for data and index builds.
+    #[arg(long, short = 'j', default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub jobs: u16,
+    /// Restore only this table (SCHEMA.NAME, SQL quoting) with what it needs; repeatable.
+    #[arg(long = "table", short = 't', value_name = "SCHEMA.NAME")]
+    pub tables: Vec<String>,
+    /// Restore only the tables of this schema; repeatable.
+    #[arg(long = "schema", short = 'n', value_name = "NAME")]
+    pub schemas: Vec<String>,
+    /// Definitions only, no rows.
+    #[arg(long, conflicts_with = "data_only")]
+    pub schema_only: bool,
+    /// Rows only, into existing tables.
+    #[arg(long)]
+    pub data_only: bool,
+    /// Drop the objects this restore would create when they exist in the target.
+    #[arg(long)]
+    pub clean: bool,
+    /// Check the key and the archive, print the plan, change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Do not restore ownership: objects belong to the restoring role.
+    #[arg(long)]
+    pub no_owner: bool,
+    /// Do not restore grants.
+    #[arg(long)]
+    pub no_acl: bool,
+    /// One JSON object as the last line on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct VerifyArgs {
+    #[command(flatten)]
+    pub repo: RepoArg,
+    #[command(flatten)]
+    pub key: KeyFileArg,
+    /// Backup id, or `latest`.
+    #[arg(value_name = "ID|latest")]
+    pub id: String,
+    /// One JSON object on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum KeyCommand {
+    /// Write a new random key file (mode 0600); never overwrites.
+    #[command(after_help = "Examples:\n  pgsnap key generate --out /etc/pgsnap/backup.key\n\n\
+        Keep a copy of the key file somewhere safe and apart from the backups: without it\n\
+        (or another key slot) the backups cannot be read.")]
+    Generate {
+        /// Where to write the key file.
+        #[arg(long, value_name = "FILE")]
+        out: std::path::PathBuf,
+    },
 }

@@ -4,8 +4,11 @@
 //! on stderr: `pgsnap: error: <what failed>: <why> (<what to do>)`.
 
 mod args;
+mod backup_cmd;
 mod output;
+mod progress;
 mod repo_cmds;
+mod restore_cmd;
 
 use std::process::ExitCode;
 
@@ -47,7 +50,12 @@ pub fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let quiet = cli.quiet;
     match cli.command {
+        Command::Backup(a) => backup_cmd::run(a, quiet).await,
+        Command::Restore(a) => restore_cmd::restore(a, quiet).await,
+        Command::Verify(a) => restore_cmd::verify(a).await,
+        Command::Key(k) => restore_cmd::key(k),
         Command::List(a) => repo_cmds::list(a).await,
         Command::Show(a) => repo_cmds::show(a).await,
     }

@@ -11,6 +11,7 @@
 
 pub mod local;
 pub mod manifest;
+pub mod reader;
 pub mod storage;
 
 use std::sync::Arc;

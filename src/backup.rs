@@ -1,0 +1,530 @@
+//! The backup: one snapshot, parallel COPY, one archive, then a manifest.
+//!
+//! Plan, then execute. The coordinator opens the snapshot, reads the schema,
+//! checks privileges and lock capacity, and locks the tables; the plan is the
+//! list of COPY work items (big tables cut into ctid ranges), largest first.
+//! Workers adopt the snapshot and stream COPY text through the chunker into
+//! the archive pipeline, whose worker threads compress and seal while one
+//! thread writes the archive in order. The manifest is committed only after
+//! the archive is durable, so a backup that failed anywhere never appears in
+//! `list`.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use serde::{Deserialize, Serialize};
+
+use crate::archive::codec::Compression;
+use crate::archive::pipeline::ChunkPipeline;
+use crate::archive::seal::Cipher;
+use crate::archive::writer::{ArchiveOptions, ArchiveWriter, EntryInfo};
+use crate::error::{Error, Result};
+use crate::filter::TableFilter;
+use crate::credentials::Credentials;
+use crate::pg::conn::ConnInfo;
+use crate::pg::copy::{self, RowChunk};
+use crate::pg::snapshot::{self, qualified, Coordinator};
+use crate::progress::{Event, Progress};
+use crate::repo::manifest::{ArchiveRecord, Timings, MANIFEST_TYPE, MANIFEST_VERSION};
+use crate::repo::{self, Manifest, Repository, TableRecord};
+use crate::schema::{self, SchemaModel, TableInfo};
+
+/// Entry kinds in the archive index (format-spec.md, "Entries").
+pub mod kind {
+    pub const SCHEMA: &str = "schema";
+    pub const TABLE: &str = "table";
+    pub const SEQUENCES: &str = "sequences";
+    pub const LARGE_OBJECTS: &str = "large_objects";
+}
+
+/// Tables bigger than this are cut into ctid ranges so one huge table keeps
+/// every job busy.
+const SPLIT_PAGES: i64 = 16 * 1024; // 128 MiB of 8 KiB pages
+
+#[derive(Debug, Clone)]
+pub struct BackupOptions {
+    pub jobs: usize,
+    pub compression: Compression,
+    pub cipher: Cipher,
+    pub chunk_size: u32,
+    pub filter: TableFilter,
+    pub tags: BTreeMap<String, String>,
+    pub lock_timeout: Duration,
+    pub max_duration: Option<Duration>,
+}
+
+impl Default for BackupOptions {
+    fn default() -> Self {
+        let a = ArchiveOptions::default();
+        BackupOptions {
+            jobs: 2,
+            compression: a.compression,
+            cipher: a.cipher,
+            chunk_size: a.chunk_size,
+            filter: TableFilter::default(),
+            tags: BTreeMap::new(),
+            lock_timeout: Duration::from_secs(60),
+            max_duration: None,
+        }
+    }
+}
+
+/// A sequence's state at the snapshot, stored in the `sequences` entry.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SequenceState {
+    pub schema: String,
+    pub name: String,
+    pub last_value: i64,
+    pub is_called: bool,
+}
+
+/// Per-table metadata stored with its index entry.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TableMeta {
+    pub schema: String,
+    pub name: String,
+    pub columns: Vec<String>,
+    pub copy_format: String,
+}
+
+/// One COPY to run: a whole table or a ctid range of it.
+#[derive(Debug, Clone)]
+struct WorkItem {
+    entry: u32,
+    sql: String,
+    pages: i64,
+}
+
+fn plan_items(tables: &[(u32, &TableInfo)], jobs: usize, tid_ranges: bool) -> Vec<WorkItem> {
+    let mut items = Vec::new();
+    for (entry, t) in tables {
+        let cols = t
+            .columns
+            .iter()
+            .map(|c| snapshot::ident(c))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let q = qualified(&t.schema, &t.name);
+        let pages = t.relpages.max(0);
+        if tid_ranges && jobs > 1 && pages > 2 * SPLIT_PAGES && !t.columns.is_empty() {
+            let parts = (pages / SPLIT_PAGES).clamp(2, 64);
+            let step = pages / parts + 1;
+            for i in 0..parts {
+                let lo = i * step;
+                let cond = if i == parts - 1 {
+                    // Open-ended: pages added after the stats were taken.
+                    format!("ctid >= '({lo},0)'::tid")
+                } else {
+                    format!("ctid >= '({lo},0)'::tid AND ctid < '({},0)'::tid", lo + step)
+                };
+                items.push(WorkItem {
+                    entry: *entry,
+                    sql: format!("COPY (SELECT {cols} FROM ONLY {q} WHERE {cond}) TO STDOUT"),
+                    pages: step,
+                });
+            }
+        } else {
+            items.push(WorkItem {
+                entry: *entry,
+                sql: schema::copy_out_sql(t),
+                pages,
+            });
+        }
+    }
+    items.sort_by(|a, b| b.pages.cmp(&a.pages));
+    items
+}
+
+/// Runs a backup into `repo` and returns its committed manifest.
+pub async fn run(
+    repo: &Repository,
+    conn: &ConnInfo,
+    keys: &Credentials,
+    opts: &BackupOptions,
+    progress: Arc<dyn Progress>,
+) -> Result<Manifest> {
+    match opts.max_duration {
+        Some(d) => tokio::time::timeout(d, run_inner(repo, conn, keys, opts, progress))
+            .await
+            .map_err(|_| {
+                Error::Postgres {
+                    context: "backup".into(),
+                    detail: format!(
+                        "exceeded --max-duration of {}s and was stopped; nothing was kept",
+                        d.as_secs()
+                    ),
+                }
+            })?,
+        None => run_inner(repo, conn, keys, opts, progress).await,
+    }
+}
+
+async fn run_inner(
+    repo: &Repository,
+    conn: &ConnInfo,
+    keys: &Credentials,
+    opts: &BackupOptions,
+    progress: Arc<dyn Progress>,
+) -> Result<Manifest> {
+    let t0 = Instant::now();
+    let started_at = Utc::now();
+    let id = repo::new_backup_id(started_at);
+    if let Err(e) = repo.sweep_stale(started_at).await {
+        tracing::warn!("could not sweep stale temporary files: {e}");
+    }
+
+    progress.event(Event::Phase("connect"));
+    let coord = Coordinator::begin(conn).await?;
+    let client = coord.client();
+    let ver = client
+        .query_one(
+            "SELECT current_setting('server_version'), current_setting('server_version_num')::int",
+            &[],
+        )
+        .await
+        .map_err(|e| Error::pg("reading the server version", e))?;
+    let server_version: String = ver.get(0);
+    let server_version_num: i32 = ver.get(1);
+    let t_connect = t0.elapsed();
+
+    progress.event(Event::Phase("schema"));
+    let mut model = schema::read_schema(client)
+        .await
+        .map_err(|e| Error::Schema(format!("reading the schema: {e}")))?;
+    let all: Vec<(String, String)> = model
+        .tables
+        .iter()
+        .map(|t| (t.schema.clone(), t.name.clone()))
+        .collect();
+    let unmatched = opts.filter.unmatched_includes(&all);
+    if !unmatched.is_empty() {
+        return Err(Error::Usage(format!(
+            "no table matches --table {}",
+            unmatched.join(", --table ")
+        )));
+    }
+    if !opts.filter.is_empty() {
+        model.retain_tables(|s, n| opts.filter.table_selected(s, n));
+    }
+    let t_schema = t0.elapsed();
+
+    let dumped: Vec<&TableInfo> = model.tables.iter().collect();
+    preflight(client, &dumped).await?;
+    progress.event(Event::Phase("lock"));
+    let lock_list: Vec<(String, String)> = dumped
+        .iter()
+        .map(|t| (t.schema.clone(), t.name.clone()))
+        .collect();
+    coord.lock_tables(conn, &lock_list, opts.lock_timeout).await?;
+
+    let sequences = read_sequences(client, &model).await?;
+
+    // The archive.
+    let aopts = ArchiveOptions {
+        cipher: opts.cipher,
+        compression: opts.compression,
+        chunk_size: opts.chunk_size,
+    };
+    let key = repo::archive_key(&id)?;
+    let object = repo.storage().writer(&key)?;
+    let (data_key, slots) = keys.new_archive_keys()?;
+    let writer = ArchiveWriter::new(object, aopts, &data_key, slots)?;
+    let archive_id = writer.archive_id();
+    let jobs = opts.jobs.max(1);
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2)
+        .min(jobs.max(2));
+    let pipeline = ChunkPipeline::new(writer, threads, 2 * jobs + threads + 2);
+    let sender = pipeline.sender();
+
+    // Entry 0: the schema model; entry 1: sequence states; then tables.
+    let mut entries = vec![
+        EntryInfo::new(0, kind::SCHEMA, None, serde_json::json!({"encoding": "json"})),
+        EntryInfo::new(1, kind::SEQUENCES, None, serde_json::json!({"encoding": "json"})),
+    ];
+    let schema_json = serde_json::to_vec(&model)
+        .map_err(|e| Error::Schema(format!("serializing the schema: {e}")))?;
+    submit_blob(&sender, 0, schema_json, opts.chunk_size as usize).await?;
+    let seq_json = serde_json::to_vec(&sequences).expect("sequence states serialize");
+    submit_blob(&sender, 1, seq_json, opts.chunk_size as usize).await?;
+
+    let with_data: Vec<(u32, &TableInfo)> = dumped
+        .iter()
+        .filter(|t| t.has_data && opts.filter.data_selected(&t.schema, &t.name))
+        .enumerate()
+        .map(|(i, t)| (2 + i as u32, *t))
+        .collect();
+    for (entry, t) in &with_data {
+        entries.push(EntryInfo::new(
+            *entry,
+            kind::TABLE,
+            Some(format!("{}.{}", t.schema, t.name)),
+            serde_json::to_value(TableMeta {
+                schema: t.schema.clone(),
+                name: t.name.clone(),
+                columns: t.columns.clone(),
+                copy_format: "text".into(),
+            })
+            .expect("table meta serializes"),
+        ));
+    }
+    let items = plan_items(&with_data, jobs, server_version_num >= 140000);
+    progress.event(Event::Planned {
+        tables: with_data.len(),
+        rows_estimate: with_data
+            .iter()
+            .map(|(_, t)| t.reltuples.max(0.0) as u64)
+            .sum(),
+        bytes_estimate: with_data
+            .iter()
+            .map(|(_, t)| t.bytes_estimate.max(0) as u64)
+            .sum(),
+    });
+
+    progress.event(Event::Phase("data"));
+    let t_data0 = t0.elapsed();
+    let data_result = copy_all(conn, &coord.snapshot_id, items, jobs, opts, &sender, &progress).await;
+    drop(sender);
+    // The snapshot is no longer needed; end it before the slow tail.
+    let _ = client.batch_execute("COMMIT").await;
+    if let Err(e) = data_result {
+        drop(pipeline);
+        return Err(e);
+    }
+    let t_data = t0.elapsed() - t_data0;
+
+    let meta = serde_json::json!({
+        "backup_id": id,
+        "database": conn.dbname(),
+        "server_version": server_version,
+        "pgsnap_version": env!("CARGO_PKG_VERSION"),
+        "snapshot_time": started_at,
+    });
+    let (object, summary) = tokio::task::spawn_blocking(move || pipeline.finish(entries, meta))
+        .await
+        .map_err(|e| Error::io("archive writer", std::io::Error::other(e.to_string())))??;
+    let stored = tokio::task::spawn_blocking(move || object.finish())
+        .await
+        .map_err(|e| Error::io("archive writer", std::io::Error::other(e.to_string())))??;
+    if stored.size != summary.total_bytes {
+        return Err(Error::Integrity(format!(
+            "archive {key} is {} bytes after writing {} bytes",
+            stored.size, summary.total_bytes
+        )));
+    }
+
+    let mut tables = Vec::new();
+    let (mut rows, mut data_bytes) = (0, 0);
+    for (entry, t) in &with_data {
+        let s = summary.entry(*entry);
+        rows += s.rows;
+        data_bytes += s.raw_bytes;
+        tables.push(TableRecord {
+            schema: t.schema.clone(),
+            name: t.name.clone(),
+            rows: s.rows,
+            bytes: s.raw_bytes,
+            stored_bytes: s.stored_bytes,
+        });
+    }
+    let finished_at = Utc::now();
+    let manifest = Manifest {
+        kind: MANIFEST_TYPE.into(),
+        manifest_version: MANIFEST_VERSION,
+        id: id.clone(),
+        started_at,
+        finished_at,
+        database: conn.dbname().to_string(),
+        source: conn.to_string(),
+        server_version,
+        pgsnap_version: env!("CARGO_PKG_VERSION").into(),
+        archive: ArchiveRecord {
+            key: key.clone(),
+            size_bytes: summary.total_bytes,
+            sha256: hex::encode(summary.sha256),
+            archive_id: hex::encode(archive_id),
+            format_version: crate::archive::format::VERSION,
+            cipher: opts.cipher.to_string(),
+            compression: opts.compression.to_string(),
+            chunk_size: opts.chunk_size,
+            chunks: summary.chunks,
+        },
+        key_slots: keys.slot_kinds(),
+        tables,
+        rows,
+        data_bytes,
+        timings: Timings {
+            connect_seconds: t_connect.as_secs_f64(),
+            schema_seconds: (t_schema - t_connect).as_secs_f64(),
+            data_seconds: t_data.as_secs_f64(),
+            total_seconds: t0.elapsed().as_secs_f64(),
+        },
+        tags: opts.tags.clone(),
+        jobs: jobs as u32,
+    };
+    repo.commit(&manifest).await?;
+    Ok(manifest)
+}
+
+/// Cuts a serialized blob into chunk-sized pieces for entries that are not
+/// row data (the schema, sequence states).
+async fn submit_blob(
+    sender: &crate::archive::pipeline::ChunkSender,
+    entry: u32,
+    data: Vec<u8>,
+    chunk_size: usize,
+) -> Result<()> {
+    for piece in data.chunks(chunk_size.max(1)) {
+        let s = sender.clone();
+        let piece = piece.to_vec();
+        tokio::task::spawn_blocking(move || s.submit(entry, 0, piece))
+            .await
+            .map_err(|e| Error::io("archive pipeline", std::io::Error::other(e.to_string())))??;
+    }
+    Ok(())
+}
+
+/// Fails before any work with the list of tables the role cannot read, and
+/// when the lock table cannot hold a lock per table.
+async fn preflight(client: &tokio_postgres::Client, tables: &[&TableInfo]) -> Result<()> {
+    let oids: Vec<u32> = tables.iter().map(|t| t.oid).collect();
+    let rows = client
+        .query(
+            "SELECT n.nspname, c.relname FROM pg_class c
+               JOIN pg_namespace n ON n.oid = c.relnamespace
+              WHERE c.oid = ANY($1) AND NOT has_table_privilege(c.oid, 'SELECT')
+              ORDER BY 1, 2",
+            &[&oids],
+        )
+        .await
+        .map_err(|e| Error::pg("checking table privileges", e))?;
+    if !rows.is_empty() {
+        let names: Vec<String> = rows
+            .iter()
+            .map(|r| qualified(r.get(0), r.get(1)))
+            .collect();
+        return Err(Error::Postgres {
+            context: "preflight".into(),
+            detail: format!(
+                "permission denied to read {} table(s): {}; grant SELECT or leave them out with \
+                 --exclude-table / --exclude-schema",
+                names.len(),
+                names.join(", ")
+            ),
+        });
+    }
+    let cap = client
+        .query_one(
+            "SELECT current_setting('max_locks_per_transaction')::bigint *
+                    (current_setting('max_connections')::bigint +
+                     current_setting('max_prepared_transactions')::bigint)",
+            &[],
+        )
+        .await
+        .map_err(|e| Error::pg("reading lock settings", e))?;
+    let cap: i64 = cap.get(0);
+    if tables.len() as i64 > cap / 2 {
+        return Err(Error::Postgres {
+            context: "preflight".into(),
+            detail: format!(
+                "{} tables to lock but the server's lock table holds about {cap} locks in all; \
+                 raise max_locks_per_transaction (needs a restart) or back up fewer tables",
+                tables.len()
+            ),
+        });
+    }
+    Ok(())
+}
+
+async fn read_sequences(
+    client: &tokio_postgres::Client,
+    model: &SchemaModel,
+) -> Result<Vec<SequenceState>> {
+    let mut out = Vec::new();
+    for s in &model.sequences {
+        let q = qualified(&s.schema, &s.name);
+        let row = client
+            .query_one(&format!("SELECT last_value, is_called FROM {q}"), &[])
+            .await
+            .map_err(|e| Error::pg(format!("reading sequence {q}"), e))?;
+        out.push(SequenceState {
+            schema: s.schema.clone(),
+            name: s.name.clone(),
+            last_value: row.get(0),
+            is_called: row.get(1),
+        });
+    }
+    Ok(out)
+}
+
+/// Runs the work items on `jobs` snapshot-sharing connections.
+async fn copy_all(
+    conn: &ConnInfo,
+    snapshot_id: &str,
+    items: Vec<WorkItem>,
+    jobs: usize,
+    opts: &BackupOptions,
+    sender: &crate::archive::pipeline::ChunkSender,
+    progress: &Arc<dyn Progress>,
+) -> Result<()> {
+    let queue = Arc::new(Mutex::new(std::collections::VecDeque::from(items)));
+    let failed = Arc::new(AtomicU64::new(0));
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..jobs.min(queue.lock().unwrap().len()).max(1) {
+        let session = snapshot::adopt(conn, snapshot_id).await?;
+        let queue = queue.clone();
+        let sender = sender.clone();
+        let progress = progress.clone();
+        let failed = failed.clone();
+        let target = opts.chunk_size as usize;
+        tasks.spawn(async move {
+            loop {
+                if failed.load(Ordering::Relaxed) > 0 {
+                    return Ok(());
+                }
+                let item = queue.lock().unwrap().pop_front();
+                let Some(item) = item else { return Ok(()) };
+                let entry = item.entry;
+                let res = copy::copy_out(&session.client, &item.sql, target, |chunk: RowChunk| {
+                    let s = sender.clone();
+                    let p = progress.clone();
+                    async move {
+                        let (rows, bytes) = (chunk.rows, chunk.data.len() as u64);
+                        tokio::task::spawn_blocking(move || s.submit(entry, rows, chunk.data))
+                            .await
+                            .map_err(|e| {
+                                Error::io("archive pipeline", std::io::Error::other(e.to_string()))
+                            })??;
+                        p.event(Event::Rows { rows, bytes });
+                        Ok(())
+                    }
+                })
+                .await;
+                if let Err(e) = res {
+                    failed.fetch_add(1, Ordering::Relaxed);
+                    return Err(e);
+                }
+            }
+        });
+    }
+    let mut first_err = None;
+    while let Some(r) = tasks.join_next().await {
+        let r = r.unwrap_or_else(|e| {
+            Err(Error::io("copy worker", std::io::Error::other(e.to_string())))
+        });
+        if let Err(e) = r {
+            if first_err.is_none() {
+                first_err = Some(e);
+                tasks.abort_all();
+            }
+        }
+    }
+    match first_err {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}

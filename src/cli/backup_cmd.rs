@@ -1,0 +1,105 @@
+//! `pgsnap backup`.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use pgsnap::backup::{self, BackupOptions};
+use pgsnap::credentials::Credentials;
+use pgsnap::filter::{Pattern, TableFilter};
+use pgsnap::pg::ConnInfo;
+use pgsnap::repo::manifest::rfc3339;
+use pgsnap::repo::{self, Repository};
+use pgsnap::Error;
+use serde_json::json;
+
+use super::args::BackupArgs;
+use super::progress::Reporter;
+
+fn patterns(
+    list: &[String],
+    flag: &str,
+    parse: fn(&str) -> Result<Pattern, String>,
+) -> Result<Vec<Pattern>, Error> {
+    list.iter()
+        .map(|p| parse(p).map_err(|e| Error::Usage(format!("--{flag}: {e}"))))
+        .collect()
+}
+
+pub async fn run(a: BackupArgs, quiet: bool) -> anyhow::Result<ExitCode> {
+    let filter = TableFilter {
+        include_tables: patterns(&a.tables, "table", Pattern::table)?,
+        exclude_tables: patterns(&a.exclude_tables, "exclude-table", Pattern::table)?,
+        include_schemas: patterns(&a.schemas, "schema", Pattern::schema)?,
+        exclude_schemas: patterns(&a.exclude_schemas, "exclude-schema", Pattern::schema)?,
+        exclude_data: patterns(&a.exclude_table_data, "exclude-table-data", Pattern::table)?,
+    };
+    let mut opts = BackupOptions {
+        jobs: a.jobs as usize,
+        filter,
+        tags: a.tags.into_iter().collect(),
+        lock_timeout: a.lock_timeout,
+        max_duration: a.max_duration,
+        ..Default::default()
+    };
+    if let Some(c) = &a.compression {
+        opts.compression = c
+            .parse()
+            .map_err(|e| Error::Usage(format!("--compression: {e}")))?;
+    }
+    if let Some(c) = &a.cipher {
+        opts.cipher = c.parse().map_err(|e| Error::Usage(format!("--cipher: {e}")))?;
+    }
+    if let Some(s) = a.chunk_size {
+        opts.chunk_size = s;
+    }
+    let conn = ConnInfo::parse(&a.db)?;
+    let creds = Credentials::from_key_file(&a.key.key_file)?;
+    let repo = Repository::open_or_init(repo::storage_for(&a.repo.repo)?)
+        .await
+        .context("opening the repository")?;
+    let reporter = Arc::new(Reporter::new("backup", quiet));
+    let result = backup::run(&repo, &conn, &creds, &opts, reporter.clone()).await;
+    reporter.finish();
+    let m = result.with_context(|| format!("backup of {conn} failed"))?;
+    if a.json {
+        let tables: Vec<_> = m
+            .tables
+            .iter()
+            .map(|t| {
+                json!({"schema": t.schema, "name": t.name, "rows": t.rows,
+                       "bytes": t.bytes, "stored_bytes": t.stored_bytes})
+            })
+            .collect();
+        println!(
+            "{}",
+            json!({
+                "id": m.id,
+                "status": "complete",
+                "repo": repo.location(),
+                "database": m.database,
+                "started_at": rfc3339(&m.started_at),
+                "finished_at": rfc3339(&m.finished_at),
+                "size_bytes": m.archive.size_bytes,
+                "data_bytes": m.data_bytes,
+                "sha256": m.archive.sha256,
+                "rows": m.rows,
+                "tables": tables,
+                "timings": m.timings,
+            })
+        );
+    } else {
+        if !quiet {
+            eprintln!(
+                "pgsnap: backup {} complete: {} tables, {} rows, {} in {:.1}s",
+                m.id,
+                m.tables.len(),
+                m.rows,
+                super::output::bytes(m.archive.size_bytes),
+                m.timings.total_seconds
+            );
+        }
+        println!("{}", m.id);
+    }
+    Ok(ExitCode::SUCCESS)
+}

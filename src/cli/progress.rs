@@ -1,0 +1,135 @@
+//! Progress on stderr: an indicatif bar on a terminal, a plain line every few
+//! seconds otherwise (logs of cron jobs and CI), nothing with --quiet.
+
+use std::io::IsTerminal;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use indicatif::{ProgressBar, ProgressStyle};
+use pgsnap::progress::{Event, Progress};
+
+use super::output::bytes;
+
+pub struct Reporter {
+    verb: &'static str,
+    bar: Option<ProgressBar>,
+    plain: bool,
+    start: Instant,
+    rows: AtomicU64,
+    bytes: AtomicU64,
+    tables: AtomicU64,
+    total_tables: AtomicU64,
+    last_line: Mutex<Instant>,
+}
+
+impl Reporter {
+    pub fn new(verb: &'static str, quiet: bool) -> Reporter {
+        let terminal = std::io::stderr().is_terminal();
+        let bar = (!quiet && terminal).then(|| {
+            let b = ProgressBar::new(0);
+            b.set_style(
+                ProgressStyle::with_template(
+                    "{spinner} {prefix:>9} [{elapsed_precise}] {wide_bar} {bytes}/{total_bytes} \
+                     {bytes_per_sec} {msg}",
+                )
+                .expect("valid template")
+                .progress_chars("=> "),
+            );
+            b.enable_steady_tick(Duration::from_millis(200));
+            b.set_prefix(verb);
+            b
+        });
+        Reporter {
+            verb,
+            plain: !quiet && !terminal,
+            bar,
+            start: Instant::now(),
+            rows: AtomicU64::new(0),
+            bytes: AtomicU64::new(0),
+            tables: AtomicU64::new(0),
+            total_tables: AtomicU64::new(0),
+            last_line: Mutex::new(Instant::now()),
+        }
+    }
+
+    fn line(&self, force: bool) {
+        if !self.plain {
+            return;
+        }
+        let mut last = self.last_line.lock().unwrap();
+        if !force && last.elapsed() < Duration::from_secs(5) {
+            return;
+        }
+        *last = Instant::now();
+        let secs = self.start.elapsed().as_secs_f64();
+        let b = self.bytes.load(Ordering::Relaxed);
+        eprintln!(
+            "pgsnap: {}: {} rows, {} in {:.1}s ({}/s), snapshot age {:.0}s",
+            self.verb,
+            self.rows.load(Ordering::Relaxed),
+            bytes(b),
+            secs,
+            bytes((b as f64 / secs.max(0.001)) as u64),
+            secs
+        );
+    }
+
+    pub fn finish(&self) {
+        if let Some(b) = &self.bar {
+            b.finish_and_clear();
+        }
+        self.line(true);
+    }
+}
+
+impl Progress for Reporter {
+    fn event(&self, e: Event) {
+        match e {
+            Event::Phase(p) => {
+                if let Some(b) = &self.bar {
+                    b.set_message(p.to_string());
+                }
+                if self.plain {
+                    eprintln!("pgsnap: {}: {p}", self.verb);
+                }
+            }
+            Event::Planned {
+                tables,
+                rows_estimate,
+                bytes_estimate,
+            } => {
+                self.total_tables.store(tables as u64, Ordering::Relaxed);
+                if let Some(b) = &self.bar {
+                    b.set_length(bytes_estimate);
+                }
+                if self.plain {
+                    eprintln!(
+                        "pgsnap: {}: {tables} tables, about {rows_estimate} rows, {} on disk",
+                        self.verb,
+                        bytes(bytes_estimate)
+                    );
+                }
+            }
+            Event::Rows { rows, bytes: n } => {
+                let r = self.rows.fetch_add(rows, Ordering::Relaxed) + rows;
+                self.bytes.fetch_add(n, Ordering::Relaxed);
+                if let Some(b) = &self.bar {
+                    b.inc(n);
+                    if b.position() > b.length().unwrap_or(0) {
+                        b.set_length(b.position());
+                    }
+                    b.set_message(format!(
+                        "{r} rows, {}/{} tables",
+                        self.tables.load(Ordering::Relaxed),
+                        self.total_tables.load(Ordering::Relaxed)
+                    ));
+                }
+                self.line(false);
+            }
+            Event::TableDone { .. } => {
+                self.tables.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+}

@@ -1,0 +1,141 @@
+//! `pgsnap restore`, `pgsnap verify` and `pgsnap key`.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use pgsnap::credentials::Credentials;
+use pgsnap::filter::Pattern;
+use pgsnap::pg::ConnInfo;
+use pgsnap::restore::{self, RestoreOptions, RestoreReport};
+use pgsnap::verify;
+use pgsnap::Error;
+
+use super::args::{KeyCommand, RestoreArgs, VerifyArgs};
+use super::output::bytes;
+use super::progress::Reporter;
+use super::repo_cmds::open;
+
+fn print_plan(r: &RestoreReport) {
+    let Some(plan) = &r.plan else { return };
+    println!("dry run: nothing was changed");
+    println!("backup {} -> database {}", r.backup_id, r.database);
+    println!("pre-data objects, in order:");
+    for o in &plan.pre_data {
+        println!("  {}", o.identity);
+    }
+    println!("tables:");
+    for t in &plan.tables {
+        println!(
+            "  {}.{}  {} rows  {}  ({} chunks, {} to read){}",
+            t.schema,
+            t.name,
+            t.rows,
+            bytes(t.raw_bytes),
+            t.chunks,
+            bytes(t.stored_bytes),
+            if t.load_data { "" } else { "  [no data]" }
+        );
+    }
+    println!("post-data objects, in order:");
+    for o in &plan.post_data {
+        println!("  {}", o.identity);
+    }
+    for s in &plan.skipped_fks {
+        println!("skipped foreign key: {s}");
+    }
+    println!(
+        "estimated archive bytes to read: {} of {}",
+        bytes(plan.bytes_to_read),
+        bytes(r.archive_bytes)
+    );
+}
+
+pub async fn restore(a: RestoreArgs, quiet: bool) -> anyhow::Result<ExitCode> {
+    let tables = a
+        .tables
+        .iter()
+        .map(|t| Pattern::table(t).map_err(|e| Error::Usage(format!("--table: {e}"))))
+        .collect::<Result<Vec<_>, _>>()?;
+    let opts = RestoreOptions {
+        jobs: a.jobs as usize,
+        tables,
+        schemas: a.schemas.clone(),
+        schema_only: a.schema_only,
+        data_only: a.data_only,
+        clean: a.clean,
+        dry_run: a.dry_run,
+        no_owner: a.no_owner,
+        no_acl: a.no_acl,
+    };
+    let target = ConnInfo::parse(&a.db)?;
+    let creds = Credentials::from_key_file(&a.key.key_file)?;
+    let repo = open(&a.repo.repo).await?;
+    let manifest = repo.resolve(&a.id).await?;
+    let reporter = Arc::new(Reporter::new("restore", quiet || a.dry_run));
+    let result = restore::run(&repo, &manifest, &creds, &target, &opts, reporter.clone()).await;
+    reporter.finish();
+    let report =
+        result.with_context(|| format!("restore of {} into {target} failed", manifest.id))?;
+    if a.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else if a.dry_run {
+        print_plan(&report);
+    } else {
+        for s in &report.skipped_foreign_keys {
+            eprintln!("pgsnap: skipped foreign key {s}");
+        }
+        println!(
+            "restored backup {} into {}: {} tables, {} rows, read {} of {} in {:.1}s; row counts \
+             match the backup",
+            report.backup_id,
+            report.database,
+            report.tables,
+            report.rows,
+            bytes(report.bytes_read),
+            bytes(report.archive_bytes),
+            report.seconds
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn verify(a: VerifyArgs) -> anyhow::Result<ExitCode> {
+    let creds = Credentials::from_key_file(&a.key.key_file)?;
+    let repo = open(&a.repo.repo).await?;
+    let manifest = repo.resolve(&a.id).await?;
+    let report = verify::run(&repo, &manifest, &creds).await?;
+    if a.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        for c in &report.checks {
+            println!("{}  {}", if c.ok { "ok    " } else { "FAILED" }, c.what);
+        }
+        println!(
+            "{}: backup {} ({} chunks, {})",
+            if report.ok { "verified" } else { "verification FAILED" },
+            report.backup_id,
+            report.chunks,
+            bytes(report.archive_bytes)
+        );
+    }
+    Ok(if report.ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+pub fn key(cmd: KeyCommand) -> anyhow::Result<ExitCode> {
+    match cmd {
+        KeyCommand::Generate { out } => {
+            pgsnap::keys::KeyFileKey::generate_file(&out)?;
+            eprintln!(
+                "pgsnap: wrote a new key file to {} (mode 0600); keep a copy apart from the backups",
+                out.display()
+            );
+            println!("{}", out.display());
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

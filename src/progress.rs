@@ -1,0 +1,35 @@
+//! Progress events from long operations, for a caller to render (the CLI
+//! draws a bar on a terminal and log lines elsewhere; an application may
+//! export metrics). Events are cheap and may come from several threads.
+
+/// What a backup or restore reports as it goes.
+#[derive(Debug, Clone)]
+pub enum Event {
+    /// A named phase began (`schema`, `lock`, `data`, `post-data`, ...).
+    Phase(&'static str),
+    /// The data phase's size, as estimated from the catalogs.
+    Planned {
+        tables: usize,
+        rows_estimate: u64,
+        bytes_estimate: u64,
+    },
+    /// A chunk of rows went through.
+    Rows { rows: u64, bytes: u64 },
+    /// One table is done.
+    TableDone {
+        schema: String,
+        name: String,
+        rows: u64,
+    },
+}
+
+pub trait Progress: Send + Sync {
+    fn event(&self, e: Event);
+}
+
+/// Ignores every event.
+pub struct Silent;
+
+impl Progress for Silent {
+    fn event(&self, _: Event) {}
+}

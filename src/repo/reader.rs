@@ -1,0 +1,156 @@
+//! Reading an archive out of storage by range: footer, header, index, then
+//! only the chunks a caller asks for, adjacent ones fetched together. This is
+//! what makes a one-table restore from a large archive cheap, locally or on
+//! S3. Every byte fetched is counted (`bytes_read`).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use crate::archive::format::{Footer, Header, MAX_HEADER_LEN};
+use crate::archive::index::{ChunkRef, Entry, Index};
+use crate::archive::reader::OpenArchive;
+use crate::credentials::Credentials;
+use crate::error::{Error, Result};
+use crate::repo::Storage;
+
+/// Ranges closer than this are fetched as one: a wasted gap costs less than
+/// another request.
+const COALESCE_GAP: u64 = 1024 * 1024;
+/// Upper bound for one ranged read.
+const MAX_RANGE: u64 = 64 * 1024 * 1024;
+
+pub struct StoredArchive {
+    storage: Arc<dyn Storage>,
+    key: String,
+    size: u64,
+    pub open: Arc<OpenArchive>,
+    pub header: Header,
+    pub footer: Footer,
+    pub index: Index,
+    bytes_read: AtomicU64,
+}
+
+impl StoredArchive {
+    /// Reads footer, header and index and unlocks the archive; fails on a
+    /// wrong key or any tampering of those parts.
+    pub async fn open(
+        storage: Arc<dyn Storage>,
+        key: &str,
+        creds: &Credentials,
+    ) -> Result<StoredArchive> {
+        let size = storage
+            .head(key)
+            .await?
+            .ok_or_else(|| Error::Repo(format!("archive {key} is missing")))?
+            .size;
+        if size < (Footer::LEN as u64) + 64 {
+            return Err(Error::Format(format!(
+                "{key} is {size} bytes, too short to be an archive"
+            )));
+        }
+        let counter = AtomicU64::new(0);
+        let head_len = (MAX_HEADER_LEN as u64).min(size - Footer::LEN as u64);
+        let head = storage.get_range(key, 0..head_len).await?;
+        counter.fetch_add(head.len() as u64, Ordering::Relaxed);
+        let (header, _len) = Header::parse(&head)?;
+        let open = creds.unlock(&header)?;
+        let foot = storage.get_range(key, size - Footer::LEN as u64..size).await?;
+        counter.fetch_add(foot.len() as u64, Ordering::Relaxed);
+        let foot: [u8; Footer::LEN] = foot[..]
+            .try_into()
+            .map_err(|_| Error::Format("short footer".into()))?;
+        let footer = Footer::parse(&foot)?;
+        let end = footer
+            .index_offset
+            .checked_add(footer.index_frame_len as u64)
+            .filter(|&e| e == size - Footer::LEN as u64)
+            .ok_or_else(|| {
+                Error::Format("footer does not point at an index before it".into())
+            })?;
+        let frame = storage.get_range(key, footer.index_offset..end).await?;
+        counter.fetch_add(frame.len() as u64, Ordering::Relaxed);
+        let index = open.open_index(&frame, &footer)?;
+        Ok(StoredArchive {
+            storage,
+            key: key.to_string(),
+            size,
+            open: Arc::new(open),
+            header,
+            footer,
+            index,
+            bytes_read: counter,
+        })
+    }
+
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    pub fn bytes_read(&self) -> u64 {
+        self.bytes_read.load(Ordering::Relaxed)
+    }
+
+    pub fn entry(&self, id: u32) -> Option<&Entry> {
+        self.index.entries.iter().find(|e| e.id == id)
+    }
+
+    pub fn entries_of_kind<'a>(&'a self, kind: &'a str) -> impl Iterator<Item = &'a Entry> + 'a {
+        self.index.entries.iter().filter(move |e| e.kind == kind)
+    }
+
+    /// Fetches the frames of `chunks` (sorted by offset) in coalesced ranges.
+    /// Returns each chunk with its frame bytes, still sealed.
+    pub async fn fetch(&self, chunks: &[ChunkRef]) -> Result<Vec<(ChunkRef, Bytes)>> {
+        let mut out = Vec::with_capacity(chunks.len());
+        let mut i = 0;
+        while i < chunks.len() {
+            let start = chunks[i].offset;
+            let mut end = start + chunks[i].len as u64;
+            let mut j = i + 1;
+            while j < chunks.len() {
+                let c = &chunks[j];
+                let c_end = c.offset + c.len as u64;
+                if c.offset < end || c.offset - end > COALESCE_GAP || c_end - start > MAX_RANGE {
+                    break;
+                }
+                end = c_end;
+                j += 1;
+            }
+            if end > self.size {
+                return Err(Error::Format(format!(
+                    "index points past the end of the archive ({end} > {})",
+                    self.size
+                )));
+            }
+            let data = self.storage.get_range(&self.key, start..end).await?;
+            self.bytes_read.fetch_add(data.len() as u64, Ordering::Relaxed);
+            for c in &chunks[i..j] {
+                let a = (c.offset - start) as usize;
+                out.push((c.clone(), data.slice(a..a + c.len as usize)));
+            }
+            i = j;
+        }
+        Ok(out)
+    }
+
+    /// Fetches, authenticates and decompresses a whole entry.
+    pub async fn read_entry(&self, id: u32) -> Result<Vec<u8>> {
+        let entry = self
+            .entry(id)
+            .ok_or_else(|| Error::Format(format!("index has no entry {id}")))?;
+        let mut out = Vec::with_capacity(entry.raw_bytes.min(1 << 30) as usize);
+        for (c, frame) in self.fetch(&entry.chunks).await? {
+            let (eid, raw) = self.open.open_chunk(&c, &frame)?;
+            if eid != id {
+                return Err(Error::Auth(format!(
+                    "chunk {} belongs to entry {eid}, index says {id}",
+                    c.counter
+                )));
+            }
+            out.extend_from_slice(&raw);
+        }
+        Ok(out)
+    }
+}

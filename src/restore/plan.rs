@@ -1,0 +1,298 @@
+//! The restore plan: made from the archive's index and schema section alone,
+//! before the target is touched. `--dry-run` prints it.
+
+use std::collections::{BTreeSet, HashMap};
+
+use serde::Serialize;
+
+use crate::archive::index::ChunkRef;
+use crate::backup::{kind, SequenceState, TableMeta};
+use crate::error::{Error, Result};
+use crate::filter::Pattern;
+use crate::repo::reader::StoredArchive;
+use crate::repo::Manifest;
+use crate::schema::{DbObject, ObjectKind, SchemaModel, Section, TableRef};
+
+use super::RestoreOptions;
+
+/// A `--table` argument: `name` or `schema.name`, SQL quoting rules.
+pub type TableName = Pattern;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PlannedObject {
+    pub id: u32,
+    pub kind: ObjectKind,
+    pub identity: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PlannedTable {
+    pub schema: String,
+    pub name: String,
+    pub rows: u64,
+    pub raw_bytes: u64,
+    pub stored_bytes: u64,
+    pub chunks: usize,
+    /// Whether rows are loaded (false with --schema-only or excluded data).
+    pub load_data: bool,
+    #[serde(skip)]
+    pub columns: Vec<String>,
+    #[serde(skip)]
+    pub chunk_refs: Vec<ChunkRef>,
+    #[serde(skip)]
+    pub entry: Option<u32>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Plan {
+    pub pre_data: Vec<PlannedObject>,
+    pub post_data: Vec<PlannedObject>,
+    pub tables: Vec<PlannedTable>,
+    pub sequences: Vec<SequenceState>,
+    pub skipped_fks: Vec<String>,
+    /// Archive bytes the data phase will read.
+    pub bytes_to_read: u64,
+    #[serde(skip)]
+    pub model: SchemaModel,
+    #[serde(skip)]
+    pub full: bool,
+}
+
+impl Plan {
+    pub fn object(&self, id: u32) -> &DbObject {
+        self.model.object(id)
+    }
+}
+
+/// Edit distance, for "did you mean" lists.
+fn distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let sub = prev[j] + usize::from(ca != *cb);
+            cur.push(sub.min(prev[j + 1] + 1).min(cur[j] + 1));
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+fn close_matches(wanted: &str, names: &[String]) -> Vec<String> {
+    let w = wanted.to_lowercase().replace('"', "");
+    let mut scored: Vec<(usize, &String)> = names
+        .iter()
+        .map(|n| {
+            let l = n.to_lowercase();
+            let short = l.rsplit('.').next().unwrap_or(&l).to_string();
+            let d = distance(&w, &l).min(distance(&w, &short));
+            let d = if l.contains(&w) { d.min(1) } else { d };
+            (d, n)
+        })
+        .filter(|(d, _)| *d <= 3.max(w.len() / 3))
+        .collect();
+    scored.sort();
+    scored.into_iter().take(5).map(|(_, n)| n.clone()).collect()
+}
+
+pub async fn make(archive: &StoredArchive, manifest: &Manifest, opts: &RestoreOptions) -> Result<Plan> {
+    let schema_entry = archive
+        .entries_of_kind(kind::SCHEMA)
+        .next()
+        .map(|e| e.id)
+        .ok_or_else(|| Error::Format("archive has no schema section".into()))?;
+    let model = SchemaModel::from_json(&archive.read_entry(schema_entry).await?)
+        .map_err(|e| Error::Format(format!("schema section: {e}")))?;
+    let sequences: Vec<SequenceState> = match archive.entries_of_kind(kind::SEQUENCES).next() {
+        Some(e) => serde_json::from_slice(&archive.read_entry(e.id).await?)
+            .map_err(|e| Error::Format(format!("sequence section: {e}")))?,
+        None => vec![],
+    };
+
+    // Table data entries by (schema, name).
+    let mut data: HashMap<(String, String), (u32, TableMeta)> = HashMap::new();
+    for e in archive.entries_of_kind(kind::TABLE) {
+        let meta: TableMeta = serde_json::from_value(e.meta.clone())
+            .map_err(|err| Error::Format(format!("index entry {}: {err}", e.id)))?;
+        data.insert((meta.schema.clone(), meta.name.clone()), (e.id, meta));
+    }
+
+    let full = opts.tables.is_empty() && opts.schemas.is_empty();
+    let selected: Option<BTreeSet<u32>>;
+    let mut chosen_tables: Vec<&crate::schema::TableInfo> = Vec::new();
+    let mut skipped_fks = Vec::new();
+    if full {
+        selected = None;
+        chosen_tables.extend(model.tables.iter());
+    } else {
+        let all_names: Vec<String> = model
+            .tables
+            .iter()
+            .map(|t| format!("{}.{}", t.schema, t.name))
+            .collect();
+        for p in &opts.tables {
+            let hits: Vec<_> = model
+                .tables
+                .iter()
+                .filter(|t| p.matches(&t.schema, &t.name))
+                .collect();
+            if hits.is_empty() {
+                let near = close_matches(p.as_str(), &all_names);
+                return Err(Error::Usage(if near.is_empty() {
+                    format!("no table `{}` in backup {}", p.as_str(), manifest.id)
+                } else {
+                    format!(
+                        "no table `{}` in backup {}; close matches: {}",
+                        p.as_str(),
+                        manifest.id,
+                        near.join(", ")
+                    )
+                }));
+            }
+            chosen_tables.extend(hits);
+        }
+        for s in &opts.schemas {
+            let p = Pattern::schema(s).map_err(Error::Usage)?;
+            let hits: Vec<_> = model
+                .tables
+                .iter()
+                .filter(|t| p.matches(&t.schema, ""))
+                .collect();
+            if hits.is_empty() && !model.objects.iter().any(|o| {
+                o.kind == ObjectKind::Schema && p.matches(&o.name, "")
+            }) {
+                return Err(Error::Usage(format!(
+                    "no schema `{s}` in backup {}",
+                    manifest.id
+                )));
+            }
+            chosen_tables.extend(hits);
+        }
+        chosen_tables.sort_by_key(|t| t.object_id);
+        chosen_tables.dedup_by_key(|t| t.object_id);
+        let refs: Vec<TableRef> = chosen_tables
+            .iter()
+            .map(|t| TableRef::new(t.schema.clone(), t.name.clone()))
+            .collect();
+        let closure = model.closure(&refs);
+        skipped_fks = closure
+            .skipped_fks
+            .iter()
+            .map(|s| format!("{}: {}", s.identity, s.reason))
+            .collect();
+        let mut set: BTreeSet<u32> = closure.objects.iter().copied().collect();
+        // Whole schemas bring their schema object even without tables.
+        for s in &opts.schemas {
+            let p = Pattern::schema(s).map_err(Error::Usage)?;
+            for o in &model.objects {
+                if o.kind == ObjectKind::Schema && p.matches(&o.name, "") {
+                    set.insert(o.id);
+                }
+            }
+        }
+        selected = Some(set);
+    }
+
+    let pick = |section: Section| -> Vec<PlannedObject> {
+        if opts.data_only {
+            return vec![];
+        }
+        model
+            .ordered(section)
+            .into_iter()
+            .filter(|o| selected.as_ref().map(|s| s.contains(&o.id)).unwrap_or(true))
+            .map(|o| PlannedObject {
+                id: o.id,
+                kind: o.kind,
+                identity: o.identity.clone(),
+            })
+            .collect()
+    };
+    let pre_data = pick(Section::PreData);
+    let post_data = pick(Section::PostData);
+
+    let mut tables = Vec::new();
+    let mut bytes_to_read = 0;
+    for t in &chosen_tables {
+        let entry = data.get(&(t.schema.clone(), t.name.clone()));
+        let load = !opts.schema_only && entry.is_some();
+        let (rows, raw, stored, refs, id, columns) = match entry {
+            Some((id, meta)) => {
+                let e = archive.entry(*id).expect("entry listed by the index");
+                let stored: u64 = e.chunks.iter().map(|c| c.len as u64).sum();
+                (
+                    e.rows,
+                    e.raw_bytes,
+                    stored,
+                    e.chunks.clone(),
+                    Some(*id),
+                    meta.columns.clone(),
+                )
+            }
+            None => (0, 0, 0, vec![], None, t.columns.clone()),
+        };
+        if load {
+            bytes_to_read += stored;
+        }
+        tables.push(PlannedTable {
+            schema: t.schema.clone(),
+            name: t.name.clone(),
+            rows,
+            raw_bytes: raw,
+            stored_bytes: stored,
+            chunks: refs.len(),
+            load_data: load,
+            columns,
+            chunk_refs: refs,
+            entry: id,
+        });
+    }
+    let wanted: BTreeSet<(String, String)> = match &selected {
+        None => sequences
+            .iter()
+            .map(|s| (s.schema.clone(), s.name.clone()))
+            .collect(),
+        Some(set) => model
+            .sequences
+            .iter()
+            .filter(|s| set.contains(&s.object_id))
+            .map(|s| (s.schema.clone(), s.name.clone()))
+            .collect(),
+    };
+    let sequences = if opts.schema_only {
+        vec![]
+    } else {
+        sequences
+            .into_iter()
+            .filter(|s| wanted.contains(&(s.schema.clone(), s.name.clone())))
+            .collect()
+    };
+    Ok(Plan {
+        pre_data,
+        post_data,
+        tables,
+        sequences,
+        skipped_fks,
+        bytes_to_read,
+        model,
+        full,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn close_matches_suggest_near_names() {
+        let names = vec![
+            "app.users".to_string(),
+            "app.user_roles".to_string(),
+            "public.orders".to_string(),
+        ];
+        let m = close_matches("app.usres", &names);
+        assert_eq!(m.first().map(String::as_str), Some("app.users"));
+        assert!(close_matches("zzzzzzzz", &names).is_empty());
+    }
+}

@@ -1,0 +1,317 @@
+//! The target database: checks made before any change (conflicts, roles),
+//! `--clean`, the pre-data transaction, and sequence states.
+
+use std::collections::{BTreeSet, HashSet};
+
+use tokio_postgres::error::SqlState;
+use tokio_postgres::Client;
+
+use crate::error::{Error, Result};
+use crate::pg::snapshot::qualified;
+use crate::schema::{DbObject, ObjectKind, DATABASE_PLACEHOLDER};
+
+use super::plan::Plan;
+use super::RestoreOptions;
+
+/// What the checks found.
+pub struct Checked {
+    /// Objects that exist in the target and are dropped by `--clean`.
+    pub conflicts: Vec<u32>,
+    /// Shared objects (schemas, extensions) already there: reused.
+    pub existing: HashSet<u32>,
+    pub target_db: String,
+}
+
+/// Kinds that may already exist in the target with the same definition and
+/// are then reused rather than refused.
+fn shareable(kind: ObjectKind) -> bool {
+    use ObjectKind::*;
+    matches!(
+        kind,
+        Schema
+            | Extension
+            | Language
+            | Collation
+            | ShellType
+            | EnumType
+            | CompositeType
+            | RangeType
+            | BaseType
+            | Domain
+            | Function
+            | Procedure
+            | Aggregate
+            | Operator
+            | OperatorFamily
+            | OperatorClass
+            | Cast
+            | Transform
+            | TextSearchParser
+            | TextSearchTemplate
+            | TextSearchDictionary
+            | TextSearchConfiguration
+            | ForeignDataWrapper
+            | ForeignServer
+            | UserMapping
+            | DefaultPrivileges
+            | Database
+    )
+}
+
+/// Relations the restore creates: these must not exist (or go with --clean).
+fn creates_relation(kind: ObjectKind) -> bool {
+    matches!(
+        kind,
+        ObjectKind::Table
+            | ObjectKind::ForeignTable
+            | ObjectKind::View
+            | ObjectKind::MaterializedView
+            | ObjectKind::Sequence
+            | ObjectKind::Index
+    )
+}
+
+pub async fn check(client: &Client, plan: &Plan, opts: &RestoreOptions) -> Result<Checked> {
+    let target_db: String = client
+        .query_one("SELECT current_database()", &[])
+        .await
+        .map_err(|e| Error::pg("reading the target database name", e))?
+        .get(0);
+    let mut conflicts = Vec::new();
+    let mut existing = HashSet::new();
+    let objects = plan
+        .pre_data
+        .iter()
+        .chain(plan.post_data.iter())
+        .map(|p| plan.object(p.id));
+    for o in objects {
+        let Some(schema) = &o.schema else {
+            if o.kind == ObjectKind::Schema || o.kind == ObjectKind::Extension {
+                let sql = if o.kind == ObjectKind::Schema {
+                    "SELECT 1 FROM pg_namespace WHERE nspname = $1"
+                } else {
+                    "SELECT 1 FROM pg_extension WHERE extname = $1"
+                };
+                let hit = client
+                    .query_opt(sql, &[&o.name])
+                    .await
+                    .map_err(|e| Error::pg("checking the target", e))?;
+                if hit.is_some() {
+                    existing.insert(o.id);
+                }
+            }
+            continue;
+        };
+        if o.kind == ObjectKind::Extension {
+            let hit = client
+                .query_opt("SELECT 1 FROM pg_extension WHERE extname = $1", &[&o.name])
+                .await
+                .map_err(|e| Error::pg("checking the target", e))?;
+            if hit.is_some() {
+                existing.insert(o.id);
+            }
+            continue;
+        }
+        if creates_relation(o.kind) {
+            let q = qualified(schema, &o.name);
+            let hit = client
+                .query_one("SELECT to_regclass($1) IS NOT NULL", &[&q])
+                .await
+                .map_err(|e| Error::pg("checking the target", e))?;
+            if hit.get::<_, bool>(0) {
+                conflicts.push(o.id);
+            }
+        }
+    }
+    if !conflicts.is_empty() && !opts.clean {
+        let names: Vec<String> = conflicts
+            .iter()
+            .map(|id| plan.object(*id).identity.clone())
+            .collect();
+        return Err(Error::Refused(format!(
+            "the target database {target_db} already has {} object(s) this restore would create: \
+             {}; nothing was changed (restore into an empty database, or pass --clean to drop \
+             exactly these objects first)",
+            names.len(),
+            names.join(", ")
+        )));
+    }
+    if !opts.no_owner {
+        let owners: BTreeSet<&str> = plan
+            .pre_data
+            .iter()
+            .chain(plan.post_data.iter())
+            .filter_map(|p| plan.object(p.id).owner.as_deref())
+            .collect();
+        let owners: Vec<&str> = owners.into_iter().collect();
+        let rows = client
+            .query(
+                "SELECT r FROM unnest($1::text[]) r WHERE NOT EXISTS
+                   (SELECT 1 FROM pg_roles WHERE rolname = r) ORDER BY 1",
+                &[&owners],
+            )
+            .await
+            .map_err(|e| Error::pg("checking roles in the target", e))?;
+        if !rows.is_empty() {
+            let missing: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
+            return Err(Error::Refused(format!(
+                "role(s) owning objects in the backup do not exist in the target: {}; nothing was \
+                 changed (create them, or pass --no-owner to leave ownership to the restoring role)",
+                missing.join(", ")
+            )));
+        }
+    }
+    Ok(Checked {
+        conflicts,
+        existing,
+        target_db,
+    })
+}
+
+/// The statements that recreate one object under the options.
+pub fn statements(o: &DbObject, opts: &RestoreOptions, target_db: &str) -> Vec<String> {
+    let db = crate::pg::snapshot::ident(target_db);
+    let mut out = vec![o.create.replace(DATABASE_PLACEHOLDER, &db)];
+    if !opts.no_owner {
+        out.extend(o.owner_sql.iter().map(|s| s.replace(DATABASE_PLACEHOLDER, &db)));
+    }
+    if !opts.no_acl {
+        out.extend(o.acl_sql.iter().map(|s| s.replace(DATABASE_PLACEHOLDER, &db)));
+    }
+    out.extend(o.comment_sql.iter().map(|s| s.replace(DATABASE_PLACEHOLDER, &db)));
+    out.retain(|s| !s.trim().is_empty());
+    out
+}
+
+/// `--clean`: drops exactly the conflicting objects, dependents first.
+/// Runs inside the pre-data transaction (see `apply_pre_data`).
+async fn drop_conflicts(client: &Client, plan: &Plan, checked: &Checked) -> Result<Vec<String>> {
+    let mut dropped = Vec::new();
+    // Post-data relations (indexes) first, then pre-data in reverse order.
+    let order: Vec<u32> = plan
+        .post_data
+        .iter()
+        .rev()
+        .chain(plan.pre_data.iter().rev())
+        .map(|p| p.id)
+        .filter(|id| checked.conflicts.contains(id))
+        .collect();
+    for id in order {
+        let o = plan.object(id);
+        let schema = o.schema.as_deref().unwrap_or("public");
+        let q = qualified(schema, &o.name);
+        let kw = match o.kind {
+            ObjectKind::Table => "TABLE",
+            ObjectKind::ForeignTable => "FOREIGN TABLE",
+            ObjectKind::View => "VIEW",
+            ObjectKind::MaterializedView => "MATERIALIZED VIEW",
+            ObjectKind::Sequence => "SEQUENCE",
+            ObjectKind::Index => "INDEX",
+            _ => continue,
+        };
+        // IF EXISTS: dropping a table already took its indexes.
+        client
+            .batch_execute(&format!("DROP {kw} IF EXISTS {q}"))
+            .await
+            .map_err(|e| Error::pg(format!("--clean: dropping {}", o.identity), e))?;
+        dropped.push(o.identity.clone());
+    }
+    Ok(dropped)
+}
+
+/// Runs `--clean` drops and the pre-data DDL in one transaction: if any of
+/// it fails, the target is as it was. Returns the shared objects reused.
+pub async fn apply_pre_data(
+    client: &Client,
+    plan: &Plan,
+    checked: &Checked,
+    opts: &RestoreOptions,
+) -> Result<(Vec<String>, Vec<String>)> {
+    client
+        .batch_execute("BEGIN")
+        .await
+        .map_err(|e| Error::pg("starting the pre-data transaction", e))?;
+    let res = async {
+        let dropped = drop_conflicts(client, plan, checked).await?;
+        let mut reused = Vec::new();
+        for p in &plan.pre_data {
+            let o = plan.object(p.id);
+            if checked.existing.contains(&o.id) {
+                reused.push(o.identity.clone());
+                continue;
+            }
+            let stmts = statements(o, opts, &checked.target_db);
+            if shareable(o.kind) {
+                client
+                    .batch_execute("SAVEPOINT pgsnap_obj")
+                    .await
+                    .map_err(|e| Error::pg("savepoint", e))?;
+                match client.batch_execute(&stmts[0]).await {
+                    Ok(()) => {}
+                    Err(e) if is_duplicate(&e) => {
+                        client
+                            .batch_execute("ROLLBACK TO SAVEPOINT pgsnap_obj")
+                            .await
+                            .map_err(|e| Error::pg("rollback to savepoint", e))?;
+                        reused.push(o.identity.clone());
+                        continue;
+                    }
+                    Err(e) => return Err(Error::pg(format!("creating {}", o.identity), e)),
+                }
+                for s in &stmts[1..] {
+                    client
+                        .batch_execute(s)
+                        .await
+                        .map_err(|e| Error::pg(format!("restoring {}", o.identity), e))?;
+                }
+            } else {
+                for s in &stmts {
+                    client
+                        .batch_execute(s)
+                        .await
+                        .map_err(|e| Error::pg(format!("restoring {}", o.identity), e))?;
+                }
+            }
+        }
+        Ok((dropped, reused))
+    }
+    .await;
+    match res {
+        Ok(v) => {
+            client
+                .batch_execute("COMMIT")
+                .await
+                .map_err(|e| Error::pg("committing the pre-data transaction", e))?;
+            Ok(v)
+        }
+        Err(e) => {
+            let _ = client.batch_execute("ROLLBACK").await;
+            Err(e)
+        }
+    }
+}
+
+fn is_duplicate(e: &tokio_postgres::Error) -> bool {
+    matches!(
+        e.code(),
+        Some(c) if *c == SqlState::DUPLICATE_OBJECT
+            || *c == SqlState::DUPLICATE_FUNCTION
+            || *c == SqlState::DUPLICATE_SCHEMA
+            || *c == SqlState::DUPLICATE_TABLE
+    )
+}
+
+/// Sets every restored sequence to its state at the backup's snapshot.
+pub async fn set_sequences(client: &Client, plan: &Plan) -> Result<()> {
+    for s in &plan.sequences {
+        let q = qualified(&s.schema, &s.name);
+        client
+            .execute(
+                "SELECT pg_catalog.setval($1::text::regclass, $2, $3)",
+                &[&q, &s.last_value, &s.is_called],
+            )
+            .await
+            .map_err(|e| Error::pg(format!("setting sequence {q}"), e))?;
+    }
+    Ok(())
+}
