@@ -1,21 +1,36 @@
 //! The library's error type.
 //!
 //! Rules: every message names what failed and, where the user can act, what
-//! to do; it fits on one line; it never contains a password, key or
-//! passphrase. Variants are grouped by what the caller can do about them
-//! (fix the invocation, fix the environment, distrust the archive), which is
-//! also how the binary picks its exit code.
+//! to do; it fits on one line; it never contains a password, key, key-file
+//! content or passphrase. Variants are grouped by what the caller can do
+//! about them (fix the invocation, fix the environment, distrust the
+//! archive), which is also how the binary picks its exit code.
 
-pub type Result<T, E = Error> = std::result::Result<T, E>;
+use std::path::PathBuf;
 
+/// Library-wide error.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// The invocation is wrong (bad flag value, bad connection string).
     #[error("{0}")]
     Usage(String),
 
+    /// An I/O error without more context.
+    #[error("I/O error: {0}")]
+    Io(#[from] std::io::Error),
+
+    /// An I/O error on a named file.
+    #[error("{path}: {source}")]
+    IoPath {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// An I/O error while doing something named.
     #[error("{context}: {source}")]
-    Io {
+    IoContext {
         context: String,
         #[source]
         source: std::io::Error,
@@ -36,18 +51,45 @@ pub enum Error {
     #[error("{0}")]
     Repo(String),
 
-    /// Something in the archive is malformed (not a key problem).
-    #[error("archive is malformed: {0}")]
+    /// The bytes are not a valid archive (structure, limits, index consistency).
+    #[error("invalid archive: {0}")]
     Format(String),
 
-    /// Authentication of archive data failed: tampered or corrupt.
-    #[error("archive failed authentication: {0}")]
-    Auth(String),
+    /// The input ended before a complete structure could be parsed.
+    ///
+    /// For sans-IO parsers (`Header::parse`) this means "give me at least
+    /// `needed` bytes and call again"; for whole-archive readers it means the
+    /// archive is truncated.
+    #[error("archive truncated or incomplete: at least {needed} bytes needed")]
+    Truncated { needed: u64 },
 
-    /// No key slot opens the archive with the key given.
-    #[error("{0}")]
+    /// AEAD or MAC verification failed. Deliberately opaque: we cannot tell a
+    /// wrong key from tampered data and must not pretend we can.
+    #[error("decryption failed: wrong key or tampered data")]
+    Auth,
+
+    /// No key slot of the archive can be opened with the key that was given.
+    #[error("wrong key: {0}")]
     WrongKey(String),
 
+    /// Something this version does not support (newer format version, unknown cipher...).
+    #[error("unsupported: {0}")]
+    Unsupported(String),
+
+    /// Problems with a key file (missing, malformed, already exists...).
+    #[error("key file {path}: {reason}")]
+    KeyFile { path: PathBuf, reason: String },
+
+    /// The caller passed an invalid argument (bad option, out-of-order chunk...).
+    #[error("invalid argument: {0}")]
+    InvalidInput(String),
+
+    /// A background pipeline thread failed; the message is the first error's text.
+    /// `ChunkPipeline::finish` returns the original error.
+    #[error("archive pipeline failed: {0}")]
+    Pipeline(String),
+
+    /// Reading or recreating the schema failed.
     #[error("{0}")]
     Schema(String),
 
@@ -55,17 +97,21 @@ pub enum Error {
     #[error("{0}")]
     Refused(String),
 
-    /// A check after the work failed (row counts, checksums).
+    /// A check after the work failed (row counts, checksums, sizes).
     #[error("{0}")]
     Integrity(String),
-
-    #[error("interrupted")]
-    Interrupted,
 }
 
+/// `Result` with the library [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
 impl Error {
+    pub(crate) fn format(msg: impl Into<String>) -> Self {
+        Error::Format(msg.into())
+    }
+
     pub fn io(context: impl Into<String>, source: std::io::Error) -> Error {
-        Error::Io {
+        Error::IoContext {
             context: context.into(),
             source,
         }

@@ -1,0 +1,309 @@
+//! The CPU half of a backup: compress + seal chunks on worker threads and
+//! write them in order on a writer thread, with bounded memory.
+//!
+//! Owns the threading. Design:
+//! - `submit` first takes a *permit* (a token from a bounded channel
+//!   preloaded with `max_in_flight` tokens), then assigns the next counter
+//!   and queues the job. The writer thread returns the permit after the chunk
+//!   is written, so at most `max_in_flight` chunks exist anywhere (queued,
+//!   being sealed, or waiting in the reorder buffer): memory is bounded and
+//!   the reorder buffer can never grow past `max_in_flight`.
+//! - Because a counter is only assigned once its permit is held, and queueing
+//!   never blocks, every assigned counter is eventually sealed: the writer
+//!   cannot wait forever for a gap.
+//! - The first error anywhere is recorded; every thread then stops, the
+//!   channels disconnect, and blocked or later `submit` calls fail fast with
+//!   `Error::Pipeline`. `finish` returns the original error.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use crossbeam_channel::{bounded, unbounded, Receiver, Sender};
+
+use crate::archive::seal::{SealedChunk, Sealer};
+use crate::archive::writer::{ArchiveSummary, ArchiveWriter, EntryInfo};
+use crate::error::{Error, Result};
+
+struct Job {
+    counter: u32,
+    entry: u32,
+    rows: u64,
+    raw: Vec<u8>,
+}
+
+struct Shared {
+    /// `None` once `finish` started: later submits are refused.
+    jobs: Mutex<Option<(Sender<Job>, u32)>>,
+    permits: Receiver<()>,
+    failed: AtomicBool,
+    first_error: Mutex<Option<Error>>,
+    first_error_msg: Mutex<Option<String>>,
+    chunk_size: usize,
+}
+
+impl Shared {
+    fn fail(&self, e: Error) {
+        let mut slot = self.first_error.lock().unwrap_or_else(|p| p.into_inner());
+        if slot.is_none() {
+            *self
+                .first_error_msg
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()) = Some(e.to_string());
+            *slot = Some(e);
+        }
+        self.failed.store(true, Ordering::SeqCst);
+    }
+
+    fn failure(&self) -> Error {
+        let msg = self
+            .first_error_msg
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+            .unwrap_or_else(|| "pipeline stopped".into());
+        Error::Pipeline(msg)
+    }
+}
+
+/// A cheap, cloneable, `Send` handle for submitting chunks from any thread.
+#[derive(Clone)]
+pub struct ChunkSender {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for ChunkSender {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ChunkSender")
+    }
+}
+
+impl ChunkSender {
+    /// Queues `raw` (the next bytes of entry `entry`, with `rows` rows
+    /// completed in it). Blocks while `max_in_flight` chunks are in flight.
+    /// Data longer than the chunk size is split into several chunks; all
+    /// rows are attributed to the last piece. Counters are assigned in the
+    /// order submits acquire the queue, so concurrent submits for the *same*
+    /// entry must be serialised by the caller to keep the entry's byte order.
+    pub fn submit(&self, entry: u32, rows: u64, raw: Vec<u8>) -> Result<()> {
+        let cs = self.shared.chunk_size;
+        if raw.len() <= cs {
+            return self.submit_one(entry, rows, raw);
+        }
+        let pieces = raw.len().div_ceil(cs);
+        for (i, piece) in raw.chunks(cs).enumerate() {
+            let r = if i + 1 == pieces { rows } else { 0 };
+            self.submit_one(entry, r, piece.to_vec())?;
+        }
+        Ok(())
+    }
+
+    fn submit_one(&self, entry: u32, rows: u64, raw: Vec<u8>) -> Result<()> {
+        let s = &self.shared;
+        if s.failed.load(Ordering::SeqCst) {
+            return Err(s.failure());
+        }
+        // Blocks until the writer has written an older chunk; fails when the
+        // writer thread is gone (error or finish).
+        if s.permits.recv().is_err() {
+            return Err(s.failure());
+        }
+        if s.failed.load(Ordering::SeqCst) {
+            return Err(s.failure());
+        }
+        let mut guard = s.jobs.lock().unwrap_or_else(|p| p.into_inner());
+        let Some((tx, next)) = guard.as_mut() else {
+            return Err(Error::InvalidInput(
+                "submit after the pipeline was finished".into(),
+            ));
+        };
+        if *next == u32::MAX {
+            return Err(Error::InvalidInput("too many chunks in one archive".into()));
+        }
+        let counter = *next;
+        *next += 1;
+        // Unbounded: never blocks, so holding the lock here is fine.
+        if tx
+            .send(Job {
+                counter,
+                entry,
+                rows,
+                raw,
+            })
+            .is_err()
+        {
+            drop(guard);
+            return Err(s.failure());
+        }
+        Ok(())
+    }
+}
+
+/// Parallel compress/seal/write driver around an [`ArchiveWriter`].
+pub struct ChunkPipeline<W: Write + Send + 'static> {
+    sender: ChunkSender,
+    workers: Vec<JoinHandle<()>>,
+    writer: JoinHandle<Option<ArchiveWriter<W>>>,
+}
+
+impl<W: Write + Send + 'static> ChunkPipeline<W> {
+    /// Starts `threads` sealing workers (at least 1) and the writer thread.
+    /// At most `max_in_flight` (at least 1) chunks are buffered; memory use is
+    /// about `max_in_flight * 2 * chunk_size`. A good value is `2 * threads + 2`.
+    pub fn new(writer: ArchiveWriter<W>, threads: usize, max_in_flight: usize) -> Self {
+        let threads = threads.max(1);
+        let max_in_flight = max_in_flight.max(1);
+        let sealer = writer.sealer();
+        let (permit_tx, permit_rx) = bounded::<()>(max_in_flight);
+        for _ in 0..max_in_flight {
+            permit_tx.send(()).expect("capacity");
+        }
+        let (job_tx, job_rx) = unbounded::<Job>();
+        let (res_tx, res_rx) = unbounded::<SealedChunk>();
+        let shared = Arc::new(Shared {
+            jobs: Mutex::new(Some((job_tx, writer.next_counter()))),
+            permits: permit_rx,
+            failed: AtomicBool::new(false),
+            first_error: Mutex::new(None),
+            first_error_msg: Mutex::new(None),
+            chunk_size: sealer.chunk_size() as usize,
+        });
+        let workers = (0..threads)
+            .map(|i| {
+                let (rx, tx, sealer, shared) = (
+                    job_rx.clone(),
+                    res_tx.clone(),
+                    Arc::clone(&sealer),
+                    Arc::clone(&shared),
+                );
+                std::thread::Builder::new()
+                    .name(format!("pgsnap-seal-{i}"))
+                    .spawn(move || {
+                        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                            worker(rx, tx, &sealer, &shared)
+                        }));
+                        if r.is_err() {
+                            // Without this the writer would wait forever for
+                            // the lost counter.
+                            shared.fail(Error::Pipeline("a sealing thread panicked".into()));
+                        }
+                    })
+                    .expect("spawn sealing thread")
+            })
+            .collect();
+        drop(res_tx);
+        let wshared = Arc::clone(&shared);
+        let writer = std::thread::Builder::new()
+            .name("pgsnap-archive-writer".into())
+            .spawn(move || {
+                let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    write_loop(writer, res_rx, permit_tx, &wshared)
+                }));
+                r.unwrap_or_else(|_| {
+                    wshared.fail(Error::Pipeline("the archive writer thread panicked".into()));
+                    None
+                })
+            })
+            .expect("spawn writer thread");
+        ChunkPipeline {
+            sender: ChunkSender { shared },
+            workers,
+            writer,
+        }
+    }
+
+    /// A handle to submit from other threads.
+    pub fn sender(&self) -> ChunkSender {
+        self.sender.clone()
+    }
+
+    /// See [`ChunkSender::submit`].
+    pub fn submit(&self, entry: u32, rows: u64, raw: Vec<u8>) -> Result<()> {
+        self.sender.submit(entry, rows, raw)
+    }
+
+    /// Waits for every submitted chunk to be written, then seals the index
+    /// and footer. All submits must have returned before this is called;
+    /// later submits fail. Returns the first error of any thread.
+    pub fn finish(
+        self,
+        entries: Vec<EntryInfo>,
+        meta: serde_json::Value,
+    ) -> Result<(W, ArchiveSummary)> {
+        let shared = Arc::clone(&self.sender.shared);
+        // Dropping the job sender lets the workers drain the queue and exit.
+        shared.jobs.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let mut panicked = false;
+        for w in self.workers {
+            panicked |= w.join().is_err();
+        }
+        let writer = self.writer.join();
+        if let Some(e) = shared
+            .first_error
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+        {
+            return Err(e);
+        }
+        match writer {
+            Ok(Some(w)) if !panicked => w.finish(entries, meta),
+            _ => Err(Error::Pipeline("a pipeline thread panicked".into())),
+        }
+    }
+}
+
+fn worker(jobs: Receiver<Job>, results: Sender<SealedChunk>, sealer: &Sealer, shared: &Shared) {
+    for job in jobs {
+        if shared.failed.load(Ordering::SeqCst) {
+            return;
+        }
+        match sealer.seal(job.counter, job.entry, job.rows, &job.raw) {
+            Ok(c) => {
+                if results.send(c).is_err() {
+                    return; // writer gone (it recorded why)
+                }
+            }
+            Err(e) => {
+                shared.fail(e);
+                return;
+            }
+        }
+    }
+}
+
+fn write_loop<W: Write>(
+    mut writer: ArchiveWriter<W>,
+    results: Receiver<SealedChunk>,
+    permits: Sender<()>,
+    shared: &Shared,
+) -> Option<ArchiveWriter<W>> {
+    let mut pending: BTreeMap<u32, SealedChunk> = BTreeMap::new();
+    for chunk in results {
+        pending.insert(chunk.counter(), chunk);
+        while let Some(c) = pending.remove(&writer.next_counter()) {
+            if let Err(e) = writer.write_sealed(c) {
+                shared.fail(e);
+                // Returning drops `permits` and `results`: blocked submitters
+                // and workers wake up with an error instead of deadlocking.
+                return None;
+            }
+            let _ = permits.try_send(());
+        }
+        if shared.failed.load(Ordering::SeqCst) {
+            return None;
+        }
+    }
+    if !pending.is_empty() {
+        if !shared.failed.load(Ordering::SeqCst) {
+            shared.fail(Error::Pipeline(format!(
+                "internal: chunk {} never arrived",
+                writer.next_counter()
+            )));
+        }
+        return None;
+    }
+    Some(writer)
+}
