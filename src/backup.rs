@@ -30,7 +30,7 @@ use crate::pg::snapshot::{self, qualified, Coordinator};
 use crate::progress::{Event, Progress};
 use crate::repo::manifest::{ArchiveRecord, Timings, MANIFEST_TYPE, MANIFEST_VERSION};
 use crate::repo::{self, Manifest, Repository, TableRecord};
-use crate::schema::{self, SchemaModel, TableInfo};
+use crate::schema::{self, SchemaModel, TableInfo, TableRef};
 
 /// Entry kinds in the archive index (format-spec.md, "Entries").
 pub mod kind {
@@ -207,7 +207,7 @@ async fn run_inner(
         )));
     }
     if !opts.filter.is_empty() {
-        model.retain_tables(|s, n| opts.filter.table_selected(s, n));
+        model = restrict_model(model, |s, n| opts.filter.table_selected(s, n));
     }
     let t_schema = t0.elapsed();
 
@@ -243,8 +243,8 @@ async fn run_inner(
 
     // Entry 0: the schema model; entry 1: sequence states; then tables.
     let mut entries = vec![
-        EntryInfo::new(0, kind::SCHEMA, None, serde_json::json!({"encoding": "json"})),
-        EntryInfo::new(1, kind::SEQUENCES, None, serde_json::json!({"encoding": "json"})),
+        entry_info(0, kind::SCHEMA, None, serde_json::json!({"encoding": "json"})),
+        entry_info(1, kind::SEQUENCES, None, serde_json::json!({"encoding": "json"})),
     ];
     let schema_json = serde_json::to_vec(&model)
         .map_err(|e| Error::Schema(format!("serializing the schema: {e}")))?;
@@ -259,7 +259,7 @@ async fn run_inner(
         .map(|(i, t)| (2 + i as u32, *t))
         .collect();
     for (entry, t) in &with_data {
-        entries.push(EntryInfo::new(
+        entries.push(entry_info(
             *entry,
             kind::TABLE,
             Some(format!("{}.{}", t.schema, t.name)),
@@ -310,17 +310,21 @@ async fn run_inner(
     let stored = tokio::task::spawn_blocking(move || object.finish())
         .await
         .map_err(|e| Error::io("archive writer", std::io::Error::other(e.to_string())))??;
-    if stored.size != summary.total_bytes {
+    if stored.size != summary.bytes {
         return Err(Error::Integrity(format!(
             "archive {key} is {} bytes after writing {} bytes",
-            stored.size, summary.total_bytes
+            stored.size, summary.bytes
         )));
     }
 
     let mut tables = Vec::new();
     let (mut rows, mut data_bytes) = (0, 0);
     for (entry, t) in &with_data {
-        let s = summary.entry(*entry);
+        let s = summary
+            .entries
+            .iter()
+            .find(|e| e.id == *entry)
+            .expect("every table entry is summarized");
         rows += s.rows;
         data_bytes += s.raw_bytes;
         tables.push(TableRecord {
@@ -344,7 +348,7 @@ async fn run_inner(
         pgsnap_version: env!("CARGO_PKG_VERSION").into(),
         archive: ArchiveRecord {
             key: key.clone(),
-            size_bytes: summary.total_bytes,
+            size_bytes: summary.bytes,
             sha256: hex::encode(summary.sha256),
             archive_id: hex::encode(archive_id),
             format_version: crate::archive::format::VERSION,
@@ -368,6 +372,81 @@ async fn run_inner(
     };
     repo.commit(&manifest).await?;
     Ok(manifest)
+}
+
+fn entry_info(id: u32, kind: &str, name: Option<String>, meta: serde_json::Value) -> EntryInfo {
+    EntryInfo {
+        id,
+        kind: kind.to_string(),
+        name,
+        meta,
+    }
+}
+
+/// Keeps only the selected tables and what they need (their closure), so a
+/// filtered backup restores as exactly what was selected. Object ids are
+/// positions in `objects`, so the kept objects are renumbered.
+fn restrict_model(model: SchemaModel, keep: impl Fn(&str, &str) -> bool) -> SchemaModel {
+    let refs: Vec<TableRef> = model
+        .tables
+        .iter()
+        .filter(|t| keep(&t.schema, &t.name))
+        .map(|t| TableRef::new(t.schema.clone(), t.name.clone()))
+        .collect();
+    let closure = model.closure(&refs);
+    let mut kept: std::collections::BTreeSet<u32> = closure.objects.iter().copied().collect();
+    // Objects that belong to no table and live in a selected schema's
+    // namespace are kept only when the closure needs them; others go.
+    kept.retain(|&id| (id as usize) < model.objects.len());
+    let map: std::collections::HashMap<u32, u32> = kept
+        .iter()
+        .enumerate()
+        .map(|(new, &old)| (old, new as u32))
+        .collect();
+    let remap = |id: u32| map.get(&id).copied();
+    let mut out = model.clone();
+    out.objects = kept
+        .iter()
+        .map(|&old| {
+            let mut o = model.objects[old as usize].clone();
+            o.id = map[&old];
+            o.deps = o.deps.iter().filter_map(|&d| remap(d)).collect();
+            o.belongs_to = o.belongs_to.and_then(remap);
+            o.references = o.references.and_then(remap);
+            o
+        })
+        .collect();
+    out.tables = model
+        .tables
+        .iter()
+        .filter(|t| keep(&t.schema, &t.name))
+        .filter_map(|t| {
+            let mut t = t.clone();
+            t.object_id = remap(t.object_id)?;
+            t.parent = t.parent.and_then(remap);
+            Some(t)
+        })
+        .collect();
+    out.sequences = model
+        .sequences
+        .iter()
+        .filter_map(|s| {
+            let mut s = s.clone();
+            s.object_id = remap(s.object_id)?;
+            Some(s)
+        })
+        .collect();
+    out.matviews = model
+        .matviews
+        .iter()
+        .filter_map(|m| {
+            let mut m = m.clone();
+            m.object_id = remap(m.object_id)?;
+            Some(m)
+        })
+        .collect();
+    out.large_objects = vec![];
+    out
 }
 
 /// Cuts a serialized blob into chunk-sized pieces for entries that are not

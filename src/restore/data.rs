@@ -42,10 +42,7 @@ async fn open_batch(
             .map(|(c, frame)| {
                 let (eid, raw) = open.open_chunk(&c, &frame)?;
                 if eid != entry {
-                    return Err(Error::Auth(format!(
-                        "chunk {} belongs to entry {eid}, not {entry}",
-                        c.counter
-                    )));
+                    return Err(Error::Auth);
                 }
                 Ok(raw)
             })

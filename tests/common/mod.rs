@@ -412,3 +412,87 @@ pub fn moto() -> &'static Moto {
         }
     })
 }
+
+/// Runs the `pgsnap` binary with `args`; no PG* or AWS variables leak in
+/// from the developer's environment.
+pub fn pgsnap(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_pgsnap"))
+        .args(args)
+        .env_remove("PGPASSWORD")
+        .env_remove("PGHOST")
+        .env_remove("PGPORT")
+        .env_remove("PGUSER")
+        .env_remove("PGDATABASE")
+        .env_remove("PGSNAP_REPO")
+        .env_remove("PGSNAP_KEY_FILE")
+        .env_remove("PGSNAP_DB")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run pgsnap")
+}
+
+/// Like [`pgsnap`], but fails the test with pgsnap's stderr unless it exits 0.
+pub fn pgsnap_ok(args: &[&str]) -> String {
+    let out = pgsnap(args);
+    assert!(
+        out.status.success(),
+        "pgsnap {args:?} failed ({}):\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf-8 stdout")
+}
+
+/// A scratch directory with a fresh key file in it.
+pub struct Workdir {
+    pub dir: tempfile::TempDir,
+}
+
+impl Workdir {
+    pub fn new() -> Workdir {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let w = Workdir { dir };
+        pgsnap_ok(&["key", "generate", "--out", &w.key()]);
+        w
+    }
+    pub fn key(&self) -> String {
+        self.dir.path().join("backup.key").display().to_string()
+    }
+    pub fn repo(&self) -> String {
+        self.dir.path().join("repo").display().to_string()
+    }
+}
+
+/// Every user table's rows as text, sorted, keyed by table: the data
+/// oracle (column order included, since `t::text` follows it).
+pub fn table_contents(pg: &Cluster, db: &str) -> Vec<(String, Vec<String>)> {
+    let tables = pg.psql(
+        db,
+        "SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c \
+         JOIN pg_namespace n ON n.oid = c.relnamespace \
+         WHERE c.relkind IN ('r','m') AND n.nspname NOT IN ('pg_catalog','information_schema') \
+           AND n.nspname NOT LIKE 'pg_toast%' ORDER BY 1",
+    );
+    tables
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(|t| {
+            let mut rows: Vec<String> = pg
+                .psql(db, &format!("SELECT x::text FROM ONLY {t} x"))
+                .lines()
+                .map(str::to_string)
+                .collect();
+            rows.sort();
+            (t.to_string(), rows)
+        })
+        .collect()
+}
+
+/// Sequence states of a database, sorted.
+pub fn sequence_states(pg: &Cluster, db: &str) -> String {
+    pg.psql(
+        db,
+        "SELECT string_agg(format('%s=%s', s, pg_sequence_last_value(s::regclass)), ',' ORDER BY s) \
+         FROM (SELECT format('%I.%I', schemaname, sequencename) s FROM pg_sequences) q",
+    )
+}
