@@ -55,7 +55,7 @@ pub async fn run(a: BackupArgs, quiet: bool) -> anyhow::Result<ExitCode> {
     }
     let conn = ConnInfo::parse(&a.db)?;
     let creds = Credentials::from_key_file(&a.key.key_file)?;
-    let repo = Repository::open_or_init(repo::storage_for(&a.repo.repo)?)
+    let repo = Repository::open_or_init(repo::storage_for(&a.repo.repo).await?)
         .await
         .context("opening the repository")?;
     let reporter = Arc::new(Reporter::new("backup", quiet));

@@ -10,7 +10,7 @@ use super::args::{ListArgs, ShowArgs};
 use super::output::bytes;
 
 pub async fn open(spec: &str) -> anyhow::Result<Repository> {
-    Ok(Repository::open(repo::storage_for(spec)?).await?)
+    Ok(Repository::open(repo::storage_for(spec).await?).await?)
 }
 
 fn summary_json(b: &BackupEntry) -> serde_json::Value {

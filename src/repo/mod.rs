@@ -3,10 +3,13 @@
 //!
 //! Layout (keys relative to the repository root):
 //! ```text
-//! config                                   repository id and format version
-//! backups/YYYY-MM-DD/<id>.pgsnap           the archive
-//! backups/YYYY-MM-DD/<id>.manifest.json    written last; its presence makes the backup exist
+//! config                                        repository id and format version
+//! backups/YYYY-MM-DD/<id>/<id>.pgsnap           the archive
+//! backups/YYYY-MM-DD/<id>/<id>.manifest.json    written last; its presence makes the backup exist
 //! ```
+//! A backup's objects share a directory (an S3 prefix), so one date and one
+//! id are one listing away, and a per-environment repository prefix gives
+//! `{environment}/.../{date}/` paths.
 //! Backup ids sort by time: `20261125T020000Z-3f9a` (UTC start, 16 random bits).
 
 pub mod local;
@@ -82,15 +85,15 @@ fn id_date(id: &str) -> Result<String> {
 }
 
 pub fn archive_key(id: &str) -> Result<String> {
-    Ok(format!("{BACKUPS}{}/{id}{ARCHIVE_SUFFIX}", id_date(id)?))
+    Ok(format!("{BACKUPS}{}/{id}/{id}{ARCHIVE_SUFFIX}", id_date(id)?))
 }
 
 pub fn manifest_key(id: &str) -> Result<String> {
-    Ok(format!("{BACKUPS}{}/{id}{MANIFEST_SUFFIX}", id_date(id)?))
+    Ok(format!("{BACKUPS}{}/{id}/{id}{MANIFEST_SUFFIX}", id_date(id)?))
 }
 
 /// Opens the storage a `--repo` argument names.
-pub fn storage_for(spec: &str) -> Result<Arc<dyn Storage>> {
+pub async fn storage_for(spec: &str) -> Result<Arc<dyn Storage>> {
     if let Some(rest) = spec.strip_prefix("s3://") {
         let _ = rest;
         return Err(Error::Usage(
@@ -282,7 +285,7 @@ mod tests {
         assert_eq!(id.len(), "20261125T020000Z-3f9a".len());
         assert_eq!(
             archive_key(&id).unwrap(),
-            format!("backups/2026-11-25/{id}.pgsnap")
+            format!("backups/2026-11-25/{id}/{id}.pgsnap")
         );
         assert!(archive_key("../etc").is_err());
         assert!(new_backup_id(t) < new_backup_id(t + Duration::seconds(1)));

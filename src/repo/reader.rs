@@ -128,7 +128,7 @@ impl StoredArchive {
             self.bytes_read.fetch_add(data.len() as u64, Ordering::Relaxed);
             for c in &chunks[i..j] {
                 let a = (c.offset - start) as usize;
-                out.push((c.clone(), data.slice(a..a + c.len as usize)));
+                out.push((*c, data.slice(a..a + c.len as usize)));
             }
             i = j;
         }
