@@ -13,32 +13,16 @@ fixture=$root/../shared/fixtures/quran_backend.sql
 
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
-if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
-  say "installing the PostgreSQL server (apt)"
-  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql postgresql-contrib
-fi
-bindir=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
+. "$root/scripts/cluster.sh"
 
 say "building pgsnap (release)"
 cargo build --release --quiet
 pgsnap=$root/target/release/pgsnap
 
-# A throwaway cluster: initdb refuses root, so run it as the postgres user then.
-rm -rf "$work"; mkdir -p "$work"
-run_as=()
-if [ "$(id -u)" = 0 ]; then
-  chown postgres "$work"
-  run_as=(runuser -u postgres --)
-fi
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-say "starting a throwaway PostgreSQL on 127.0.0.1:$port ($work/data)"
-"${run_as[@]}" "$bindir/initdb" -D "$work/data" -U postgres --auth=trust -E UTF8 --locale=C.UTF-8 >/dev/null
-"${run_as[@]}" "$bindir/pg_ctl" -D "$work/data" -l "$work/server.log" -w \
-  -o "-p $port -c listen_addresses=127.0.0.1 -c unix_socket_directories=$work" start >/dev/null
-stop() { "${run_as[@]}" "$bindir/pg_ctl" -D "$work/data" -m fast stop >/dev/null 2>&1 || true; }
-trap stop EXIT
-export PGHOST=127.0.0.1 PGPORT=$port PGUSER=postgres
-url="postgres://postgres@127.0.0.1:$port"
+say "starting a throwaway PostgreSQL ($work/data)"
+start_cluster "$work"
+trap 'stop_cluster "$work"' EXIT
+url="postgres://postgres@127.0.0.1:$PGPORT"
 
 say "loading the sample application data (scale $scale)"
 createdb quran

@@ -134,7 +134,7 @@ fn plan_items(tables: &[(u32, &TableInfo)], jobs: usize, tid_ranges: bool) -> Ve
             });
         }
     }
-    items.sort_by(|a, b| b.pages.cmp(&a.pages));
+    items.sort_by_key(|i| std::cmp::Reverse(i.pages));
     items
 }
 
@@ -287,7 +287,13 @@ async fn run_inner(
 
     progress.event(Event::Phase("data"));
     let t_data0 = t0.elapsed();
-    let data_result = copy_all(conn, &coord.snapshot_id, items, jobs, opts, &sender, &progress).await;
+    let names = Arc::new(
+        with_data
+            .iter()
+            .map(|(e, t)| (*e, (t.schema.clone(), t.name.clone())))
+            .collect(),
+    );
+    let data_result = copy_all(names, conn, &coord.snapshot_id, items, jobs, opts, &sender, &progress).await;
     drop(sender);
     // The snapshot is no longer needed; end it before the slow tail.
     let _ = client.batch_execute("COMMIT").await;
@@ -541,7 +547,9 @@ async fn read_sequences(
 }
 
 /// Runs the work items on `jobs` snapshot-sharing connections.
+#[allow(clippy::too_many_arguments)]
 async fn copy_all(
+    names: Arc<std::collections::HashMap<u32, (String, String)>>,
     conn: &ConnInfo,
     snapshot_id: &str,
     items: Vec<WorkItem>,
@@ -550,15 +558,24 @@ async fn copy_all(
     sender: &crate::archive::pipeline::ChunkSender,
     progress: &Arc<dyn Progress>,
 ) -> Result<()> {
+    // Work items left per table, to report a table done when its last ends.
+    let mut left: std::collections::HashMap<u32, (usize, u64)> = std::collections::HashMap::new();
+    for i in &items {
+        left.entry(i.entry).or_default().0 += 1;
+    }
+    let left = Arc::new(Mutex::new(left));
     let queue = Arc::new(Mutex::new(std::collections::VecDeque::from(items)));
     let failed = Arc::new(AtomicU64::new(0));
     let mut tasks = tokio::task::JoinSet::new();
-    for _ in 0..jobs.min(queue.lock().unwrap().len()).max(1) {
+    let workers = jobs.min(queue.lock().unwrap().len()).max(1);
+    for _ in 0..workers {
         let session = snapshot::adopt(conn, snapshot_id).await?;
         let queue = queue.clone();
         let sender = sender.clone();
         let progress = progress.clone();
         let failed = failed.clone();
+        let left = left.clone();
+        let names = names.clone();
         let target = opts.chunk_size as usize;
         tasks.spawn(async move {
             loop {
@@ -568,9 +585,12 @@ async fn copy_all(
                 let item = queue.lock().unwrap().pop_front();
                 let Some(item) = item else { return Ok(()) };
                 let entry = item.entry;
+                let rows_done = Arc::new(AtomicU64::new(0));
+                let counter = rows_done.clone();
                 let res = copy::copy_out(&session.client, &item.sql, target, |chunk: RowChunk| {
                     let s = sender.clone();
                     let p = progress.clone();
+                    counter.fetch_add(chunk.rows, Ordering::Relaxed);
                     async move {
                         let (rows, bytes) = (chunk.rows, chunk.data.len() as u64);
                         tokio::task::spawn_blocking(move || s.submit(entry, rows, chunk.data))
@@ -586,6 +606,22 @@ async fn copy_all(
                 if let Err(e) = res {
                     failed.fetch_add(1, Ordering::Relaxed);
                     return Err(e);
+                }
+                let finished = {
+                    let mut l = left.lock().unwrap();
+                    let n = l.get_mut(&entry).expect("entry counted");
+                    n.0 -= 1;
+                    n.1 += rows_done.load(Ordering::Relaxed);
+                    (n.0 == 0).then_some(n.1)
+                };
+                if let Some(rows) = finished {
+                    if let Some((schema, name)) = names.get(&entry) {
+                        progress.event(Event::TableDone {
+                            schema: schema.clone(),
+                            name: name.clone(),
+                            rows,
+                        });
+                    }
                 }
             }
         });
