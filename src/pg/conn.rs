@@ -18,11 +18,13 @@ use tokio_postgres::config::{Host, SslMode};
 use tokio_postgres::{Client, Config};
 
 use crate::error::{Error, Result};
+use crate::pg::tls::{self, TlsMode, TlsSettings};
 
 /// A parsed, completed connection specification.
 #[derive(Clone)]
 pub struct ConnInfo {
     config: Config,
+    tls: TlsSettings,
     /// Where the password came from, for messages (never the password).
     password_source: Option<&'static str>,
 }
@@ -115,11 +117,114 @@ fn os_user() -> Option<String> {
     })
 }
 
+/// Removes `key` from a connection string (URL query or keyword form) and
+/// returns the string without it and its value. tokio-postgres does not
+/// know libpq's `verify-*` modes nor `sslrootcert`, so pgsnap handles those.
+fn take_param(conn: &str, key: &str) -> (String, Option<String>) {
+    if conn.starts_with("postgres://") || conn.starts_with("postgresql://") {
+        let Some((base, query)) = conn.split_once('?') else {
+            return (conn.to_string(), None);
+        };
+        let mut value = None;
+        let kept: Vec<&str> = query
+            .split('&')
+            .filter(|kv| match kv.split_once('=') {
+                Some((k, v)) if k == key => {
+                    value = Some(percent_decode(v));
+                    false
+                }
+                _ => true,
+            })
+            .collect();
+        let rebuilt = if kept.is_empty() {
+            base.to_string()
+        } else {
+            format!("{base}?{}", kept.join("&"))
+        };
+        return (rebuilt, value);
+    }
+    // key=value form: find `key` at a word start.
+    let bytes = conn.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        while i < bytes.len() && bytes[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        let start = i;
+        while i < bytes.len() && bytes[i] != b'=' && !bytes[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        let k = &conn[start..i];
+        while i < bytes.len() && bytes[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        if i >= bytes.len() || bytes[i] != b'=' {
+            break;
+        }
+        i += 1;
+        while i < bytes.len() && bytes[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        let mut v = String::new();
+        if i < bytes.len() && bytes[i] == b'\'' {
+            i += 1;
+            while i < bytes.len() && bytes[i] != b'\'' {
+                if bytes[i] == b'\\' && i + 1 < bytes.len() {
+                    i += 1;
+                }
+                v.push(bytes[i] as char);
+                i += 1;
+            }
+            i += 1;
+        } else {
+            let vs = i;
+            while i < bytes.len() && !bytes[i].is_ascii_whitespace() {
+                i += 1;
+            }
+            v.push_str(&conn[vs..i]);
+        }
+        if k == key {
+            let rest = format!("{} {}", &conn[..start], &conn[i.min(conn.len())..]);
+            return (rest.trim().to_string(), Some(v));
+        }
+    }
+    (conn.to_string(), None)
+}
+
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' && i + 2 < b.len() {
+            if let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
+                out.push(v);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 impl ConnInfo {
     /// Parses a connection string (URL or key=value; empty means "all from
     /// the environment") and completes it from `PG*` variables, `~/.pgpass`
     /// and libpq's defaults.
     pub fn parse(conn: &str) -> Result<ConnInfo> {
+        let (conn, sslmode) = take_param(conn, "sslmode");
+        let (conn, root_cert) = take_param(&conn, "sslrootcert");
+        let conn = conn.as_str();
+        let mode = match sslmode.or_else(|| env("PGSSLMODE")) {
+            Some(m) => TlsMode::parse(&m)?,
+            None => TlsMode::Prefer,
+        };
+        let tls = TlsSettings {
+            mode,
+            root_cert: root_cert.or_else(|| env("PGSSLROOTCERT")),
+        };
         let mut config = if conn.trim().is_empty() {
             Config::new()
         } else {
@@ -175,15 +280,11 @@ impl ConnInfo {
                 .unwrap_or(30);
             config.connect_timeout(Duration::from_secs(secs.max(2)));
         }
-        if let Some(mode) = env("PGSSLMODE") {
-            if !conn.contains("sslmode") {
-                config.ssl_mode(match mode.as_str() {
-                    "disable" => SslMode::Disable,
-                    "require" | "verify-ca" | "verify-full" => SslMode::Require,
-                    _ => SslMode::Prefer,
-                });
-            }
-        }
+        config.ssl_mode(match tls.mode {
+            TlsMode::Disable => SslMode::Disable,
+            TlsMode::Prefer => SslMode::Prefer,
+            _ => SslMode::Require,
+        });
         // The snapshot session must outlive long COPYs on idle-killing networks.
         config.keepalives(true);
         config.keepalives_idle(Duration::from_secs(30));
@@ -199,6 +300,7 @@ impl ConnInfo {
         }
         Ok(ConnInfo {
             config,
+            tls,
             password_source,
         })
     }
@@ -220,15 +322,24 @@ impl ConnInfo {
 
     /// Opens a connection, spawning its I/O task on the current runtime.
     pub async fn connect(&self) -> Result<Client> {
-        if self.config.get_ssl_mode() == SslMode::Require {
-            return Err(Error::Usage(format!(
-                "connecting to {self}: sslmode=require is not supported by this build; \
-                 use a TLS-terminating proxy or sslmode=prefer/disable"
-            )));
+        let on_unix_socket = matches!(self.config.get_hosts().first(), Some(Host::Unix(_)));
+        if self.tls.mode == TlsMode::Disable || (on_unix_socket && self.tls.mode == TlsMode::Prefer)
+        {
+            let (client, connection) = self
+                .config
+                .connect(tokio_postgres::NoTls)
+                .await
+                .map_err(|e| self.connect_error(e))?;
+            tokio::spawn(async move {
+                if let Err(e) = connection.await {
+                    tracing::debug!("connection closed: {e}");
+                }
+            });
+            return Ok(client);
         }
         let (client, connection) = self
             .config
-            .connect(tokio_postgres::NoTls)
+            .connect(tls::connector(&self.tls)?)
             .await
             .map_err(|e| self.connect_error(e))?;
         tokio::spawn(async move {
@@ -237,6 +348,11 @@ impl ConnInfo {
             }
         });
         Ok(client)
+    }
+
+    /// The TLS mode in force (`sslmode`).
+    pub fn tls_mode(&self) -> TlsMode {
+        self.tls.mode
     }
 
     fn connect_error(&self, e: tokio_postgres::Error) -> Error {
@@ -395,6 +511,26 @@ mod tests {
             pgpass_match(text, "h", "1", "d", "u").as_deref(),
             Some("any")
         );
+    }
+
+    #[test]
+    fn ssl_params_are_taken_out_of_both_forms() {
+        let (rest, v) = take_param("postgres://u@h/db?sslmode=verify-full&application_name=x", "sslmode");
+        assert_eq!(rest, "postgres://u@h/db?application_name=x");
+        assert_eq!(v.as_deref(), Some("verify-full"));
+        let (rest, v) = take_param("postgres://u@h/db?sslrootcert=%2Ftmp%2Fca.pem", "sslrootcert");
+        assert_eq!(rest, "postgres://u@h/db");
+        assert_eq!(v.as_deref(), Some("/tmp/ca.pem"));
+        let (rest, v) = take_param("host=h sslmode=require dbname=d", "sslmode");
+        assert_eq!(rest.split_whitespace().collect::<Vec<_>>(), ["host=h", "dbname=d"]);
+        assert_eq!(v.as_deref(), Some("require"));
+        let (rest, v) = take_param("host=h sslrootcert='/a b/ca.pem'", "sslrootcert");
+        assert_eq!(rest, "host=h");
+        assert_eq!(v.as_deref(), Some("/a b/ca.pem"));
+        assert_eq!(take_param("host=h", "sslmode").1, None);
+        let c = ConnInfo::parse("postgres://u@h/db?sslmode=verify-full").unwrap();
+        assert_eq!(c.tls_mode(), TlsMode::VerifyFull);
+        assert!(ConnInfo::parse("postgres://u@h/db?sslmode=bogus").is_err());
     }
 
     #[test]

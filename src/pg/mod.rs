@@ -4,5 +4,6 @@
 pub mod conn;
 pub mod copy;
 pub mod snapshot;
+pub mod tls;
 
 pub use conn::{ConnInfo, Session};

@@ -34,6 +34,9 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+/// Role that can only log in over TLS (hostnossl rejects it).
+pub const TLS_USER: &str = "pgsnap_tls";
+
 /// Role that can only log in with its password.
 pub const PW_USER: &str = "pgsnap_pw";
 /// That role's password (a test secret; tests assert it never appears in output).
@@ -174,8 +177,32 @@ fn start_cluster() -> Cluster {
         String::from_utf8_lossy(&out.stderr)
     );
     // Password role first: trust for everyone else.
+    // A self-signed server certificate for localhost / 127.0.0.1 (TLS tests
+    // use it as the root for verify-full).
+    let cert = dir.join("server.crt");
+    let key = dir.join("server.key");
+    let ok = Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2"])
+        .args(["-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    assert!(ok, "openssl could not make a test certificate (apt-get install openssl)");
+    if let Some((uid, gid)) = ids {
+        std::os::unix::fs::chown(&key, Some(uid), Some(gid)).unwrap();
+        std::os::unix::fs::chown(&cert, Some(uid), Some(gid)).unwrap();
+    }
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
     let hba = format!(
         "local all all trust\n\
+         hostnossl all {TLS_USER} 0.0.0.0/0 reject\n\
+         hostssl all {TLS_USER} 127.0.0.1/32 trust\n\
          host all {PW_USER} 127.0.0.1/32 scram-sha-256\n\
          host all all 127.0.0.1/32 trust\n\
          host all all ::1/128 trust\n"
@@ -191,6 +218,7 @@ fn start_cluster() -> Cluster {
     // fires when the spawning *thread* exits, so it must not be a test thread.
     let (tx, rx) = std::sync::mpsc::channel::<Child>();
     let (data2, sock2, bindir2) = (data.clone(), sock.clone(), bindir.clone());
+    let (cert2, key2) = (cert.clone(), key.clone());
     std::thread::spawn(move || {
         let mut cmd = Command::new(bindir2.join("postgres"));
         cmd.arg("-D")
@@ -200,7 +228,11 @@ fn start_cluster() -> Cluster {
             .arg(format!("unix_socket_directories={}", sock2.display()))
             .args(["-c", "fsync=off", "-c", "full_page_writes=off"])
             .args(["-c", "max_connections=200", "-c", "max_locks_per_transaction=256"])
-            .args(["-c", "shared_buffers=128MB"])
+            .args(["-c", "shared_buffers=128MB", "-c", "ssl=on"])
+            .arg("-c")
+            .arg(format!("ssl_cert_file={}", cert2.display()))
+            .arg("-c")
+            .arg(format!("ssl_key_file={}", key2.display()))
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log);
@@ -251,7 +283,10 @@ fn start_cluster() -> Cluster {
     }
     cluster.psql(
         "postgres",
-        &format!("CREATE ROLE {PW_USER} LOGIN PASSWORD '{PW_SECRET}'"),
+        &format!(
+            "CREATE ROLE {PW_USER} LOGIN PASSWORD '{PW_SECRET}'; \
+             CREATE ROLE {TLS_USER} LOGIN SUPERUSER"
+        ),
     );
     cluster
 }
@@ -262,6 +297,11 @@ pub fn pg() -> &'static Cluster {
 }
 
 impl Cluster {
+    /// The server's self-signed certificate (PEM), to use as sslrootcert.
+    pub fn server_cert(&self) -> PathBuf {
+        self.dir.join("server.crt")
+    }
+
     /// A connection URL for `db` as the superuser over TCP.
     pub fn url(&self, db: &str) -> String {
         format!(
