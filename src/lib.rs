@@ -1,1 +1,3 @@
 //! pgsnap: native, encrypted, seekable PostgreSQL backups.
+
+pub mod schema;
