@@ -130,11 +130,17 @@ extern "C" fn stop_all() {
 
 /// Remove clusters left behind by runs whose process is gone.
 fn sweep_stale(root: &Path) {
-    let Ok(rd) = std::fs::read_dir(root) else { return };
+    let Ok(rd) = std::fs::read_dir(root) else {
+        return;
+    };
     for e in rd.flatten() {
         let owner = e.path().join("owner.pid");
-        let Ok(pid) = std::fs::read_to_string(&owner) else { continue };
-        let Ok(pid) = pid.trim().parse::<i32>() else { continue };
+        let Ok(pid) = std::fs::read_to_string(&owner) else {
+            continue;
+        };
+        let Ok(pid) = pid.trim().parse::<i32>() else {
+            continue;
+        };
         if unsafe { libc::kill(pid, 0) } != 0 {
             let _ = std::fs::remove_dir_all(e.path());
         }
@@ -163,7 +169,14 @@ fn start_cluster() -> Cluster {
     initdb
         .arg("-D")
         .arg(&data)
-        .args(["-U", &superuser, "--auth=trust", "--encoding=UTF8", "--locale=C.UTF-8", "-N"])
+        .args([
+            "-U",
+            &superuser,
+            "--auth=trust",
+            "--encoding=UTF8",
+            "--locale=C.UTF-8",
+            "-N",
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
     as_server_user(&mut initdb, ids);
@@ -199,7 +212,12 @@ fn start_cluster() -> Cluster {
             .arg("-c")
             .arg(format!("unix_socket_directories={}", sock2.display()))
             .args(["-c", "fsync=off", "-c", "full_page_writes=off"])
-            .args(["-c", "max_connections=200", "-c", "max_locks_per_transaction=256"])
+            .args([
+                "-c",
+                "max_connections=200",
+                "-c",
+                "max_locks_per_transaction=256",
+            ])
             .args(["-c", "shared_buffers=128MB"])
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
@@ -296,7 +314,18 @@ impl Cluster {
     pub fn psql(&self, db: &str, sql: &str) -> String {
         let out = self
             .tool("psql")
-            .args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-d", db, "-c", sql])
+            .args([
+                "-X",
+                "-q",
+                "-A",
+                "-t",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-d",
+                db,
+                "-c",
+                sql,
+            ])
             .output()
             .expect("run psql");
         assert!(
