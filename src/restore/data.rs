@@ -96,7 +96,7 @@ fn units(plan: &Plan) -> VecDeque<Unit> {
         let mut cur = Vec::new();
         let mut raw = 0;
         for c in &t.chunk_refs {
-            cur.push(c.clone());
+            cur.push(*c);
             raw += c.raw_len as u64;
             if raw >= UNIT_RAW_BYTES {
                 out.push(Unit {

@@ -1,0 +1,79 @@
+//! Running a model's DDL on a target database.
+
+use tokio_postgres::Client;
+
+use super::ddl::ident;
+use super::error::SchemaError;
+use super::model::{DbObject, ObjectKind, SchemaModel, DATABASE_PLACEHOLDER};
+
+/// How to apply.
+#[derive(Debug, Clone, Default)]
+pub struct ApplyOptions {
+    /// Skip `ALTER ... OWNER TO` (objects belong to the restoring user).
+    pub no_owner: bool,
+    /// Skip `GRANT` / `REVOKE` and default privileges.
+    pub no_acl: bool,
+    /// Skip `COMMENT ON` and `SECURITY LABEL`.
+    pub no_comments: bool,
+    /// Name of the target database, for database-level statements.
+    pub target_db_name: String,
+}
+
+/// Session settings for applying DDL: an empty search_path (every name in
+/// the model is qualified) and no function body checks (bodies may refer
+/// to objects created later), as pg_dump's scripts do.
+pub const APPLY_SESSION_SQL: &str = "SELECT pg_catalog.set_config('search_path', '', false); \
+     SET check_function_bodies = false; SET client_min_messages = warning; \
+     SET standard_conforming_strings = on; SET row_security = off;";
+
+/// The statements applying one object, in order.
+pub fn object_sql(o: &DbObject, opts: &ApplyOptions) -> Vec<String> {
+    let mut out = Vec::new();
+    if !o.create.trim().is_empty() {
+        out.push(o.create.clone());
+    }
+    if !opts.no_owner {
+        out.extend(o.owner_sql.iter().cloned());
+    }
+    if !opts.no_acl {
+        out.extend(o.acl_sql.iter().cloned());
+    }
+    if !opts.no_comments {
+        out.extend(o.comment_sql.iter().cloned());
+    }
+    if o.kind == ObjectKind::Database {
+        let db = ident(&opts.target_db_name);
+        for s in &mut out {
+            *s = s.replace(DATABASE_PLACEHOLDER, &db);
+        }
+    }
+    out
+}
+
+/// Run the DDL of `objects` in the given order (get it from
+/// [`SchemaModel::ordered`]; the caller runs pre-data, loads the data, then
+/// runs post-data). Sets the session up with [`APPLY_SESSION_SQL`].
+pub async fn apply(
+    client: &Client,
+    _model: &SchemaModel,
+    objects: &[&DbObject],
+    opts: &ApplyOptions,
+) -> Result<(), SchemaError> {
+    client
+        .batch_execute(APPLY_SESSION_SQL)
+        .await
+        .map_err(SchemaError::Session)?;
+    for o in objects {
+        for sql in object_sql(o, opts) {
+            if let Err(source) = client.batch_execute(&sql).await {
+                let _ = client.batch_execute("RESET ROLE").await;
+                return Err(SchemaError::Apply {
+                    identity: o.identity.clone(),
+                    sql,
+                    source,
+                });
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,229 @@
+//! The closure of a set of tables: every object needed to recreate them.
+//!
+//! Starting from the requested relations, the closure takes every object
+//! that belongs to one of them (indexes, constraints, triggers, rules,
+//! policies, OWNED BY links, attachments, refreshes), then every dependency
+//! of everything taken, transitively: schemas, types, domains, collations,
+//! functions, sequences, extensions, ... Three kinds of objects are left out
+//! and reported:
+//! - foreign keys between a requested table and a table outside the set
+//!   (`skipped_fks`): creating them would need the other table's rows;
+//! - attachments to a parent outside the set (`ALTER TABLE ... ATTACH
+//!   PARTITION`, `ALTER INDEX ... ATTACH PARTITION`): the child is restored
+//!   as a standalone table (`skipped`);
+//! - nothing else: a relation outside the set that a taken object cannot be
+//!   created without (an inheritance parent named in `INHERITS`, a table a
+//!   view reads) is included for its definition only (no data, no indexes)
+//!   and listed in `extra_relations`.
+
+use std::collections::BTreeSet;
+
+use super::model::{Closure, ObjectKind, SchemaModel, Skipped, TableRef};
+
+impl SchemaModel {
+    /// The set of object ids needed to recreate `tables` (see the module
+    /// documentation for what is left out).
+    pub fn closure(&self, tables: &[TableRef]) -> Closure {
+        let mut out = Closure::default();
+        let mut wanted: BTreeSet<u32> = BTreeSet::new();
+        for t in tables {
+            match self.find_relation(&t.schema, &t.name) {
+                Some(o) => {
+                    wanted.insert(o.id);
+                }
+                None => out.unknown_tables.push(t.clone()),
+            }
+        }
+        // The relation an object belongs to, following chains (an index
+        // attach belongs to the child index, which belongs to a table).
+        let owning_relation = |mut id: u32| -> Option<u32> {
+            for _ in 0..8 {
+                let o = self.object(id);
+                if o.kind.is_relation() {
+                    return Some(id);
+                }
+                id = o.belongs_to?;
+            }
+            None
+        };
+        let mut taken: BTreeSet<u32> = wanted.clone();
+        let mut stack: Vec<u32> = wanted.iter().copied().collect();
+        for o in &self.objects {
+            let Some(rel) = o.belongs_to.and_then(owning_relation) else {
+                continue;
+            };
+            if !wanted.contains(&rel) || o.kind.is_relation() {
+                continue;
+            }
+            // The other side of a link: the referenced table of a foreign
+            // key, the parent of an attachment.
+            let other = o.references.and_then(owning_relation);
+            match (o.kind, other) {
+                (ObjectKind::ForeignKey, Some(r)) if !wanted.contains(&r) => {
+                    out.skipped_fks.push(Skipped {
+                        object_id: o.id,
+                        identity: o.identity.clone(),
+                        reason: format!(
+                            "references {}, which is not being restored",
+                            self.object(r).identity
+                        ),
+                    });
+                    continue;
+                }
+                (ObjectKind::TableAttach | ObjectKind::IndexAttach, Some(r))
+                    if !wanted.contains(&r) =>
+                {
+                    out.skipped.push(Skipped {
+                        object_id: o.id,
+                        identity: o.identity.clone(),
+                        reason: format!(
+                            "its parent {} is not being restored",
+                            self.object(r).identity
+                        ),
+                    });
+                    continue;
+                }
+                _ => {}
+            }
+            if taken.insert(o.id) {
+                stack.push(o.id);
+            }
+        }
+        // Foreign keys of tables outside the set that point into it.
+        for o in &self.objects {
+            if o.kind != ObjectKind::ForeignKey {
+                continue;
+            }
+            let from = o.belongs_to.and_then(owning_relation);
+            let to = o.references.and_then(owning_relation);
+            if let (Some(f), Some(t)) = (from, to) {
+                if !wanted.contains(&f) && wanted.contains(&t) {
+                    out.skipped_fks.push(Skipped {
+                        object_id: o.id,
+                        identity: o.identity.clone(),
+                        reason: format!(
+                            "belongs to {}, which is not being restored",
+                            self.object(f).identity
+                        ),
+                    });
+                }
+            }
+        }
+        let mut extra = BTreeSet::new();
+        while let Some(id) = stack.pop() {
+            for &d in &self.object(id).deps {
+                if (d as usize) >= self.objects.len() || taken.contains(&d) {
+                    continue;
+                }
+                let dep = self.object(d);
+                if dep.kind.is_relation() && !wanted.contains(&d) {
+                    extra.insert(d);
+                }
+                taken.insert(d);
+                stack.push(d);
+            }
+        }
+        out.objects = taken.into_iter().collect();
+        out.extra_relations = extra.into_iter().collect();
+        out.skipped_fks.sort_by_key(|s| s.object_id);
+        out.skipped_fks.dedup_by_key(|s| s.object_id);
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schema::model::{DbObject, Section, FORMAT_VERSION};
+    use crate::schema::order::tests::obj;
+
+    fn model(objects: Vec<DbObject>) -> SchemaModel {
+        SchemaModel {
+            format: FORMAT_VERSION,
+            server_version_num: 150000,
+            database: "d".into(),
+            encoding: "UTF8".into(),
+            objects,
+            tables: vec![],
+            sequences: vec![],
+            matviews: vec![],
+            large_objects: vec![],
+        }
+    }
+
+    fn owned(mut o: DbObject, by: u32, references: Option<u32>) -> DbObject {
+        o.belongs_to = Some(by);
+        o.references = references;
+        o
+    }
+
+    /// schema s; type mood; function f; sequence q; tables a (uses mood,
+    /// default nextval(q) and f), b, parted p with partition p1;
+    /// fk a->b, fk b->a, index on a, trigger on a using f, policy on b,
+    /// view v over a.
+    fn sample() -> SchemaModel {
+        use ObjectKind::*;
+        model(vec![
+            obj(0, Schema, "s", &[]),
+            obj(1, EnumType, "mood", &[0]),
+            obj(2, Function, "f", &[0]),
+            obj(3, Sequence, "q", &[0]),
+            obj(4, Table, "a", &[0, 1, 2, 3]),
+            obj(5, Table, "b", &[0]),
+            owned(obj(6, ForeignKey, "a_b_fk", &[4, 5]), 4, Some(5)),
+            owned(obj(7, ForeignKey, "b_a_fk", &[5, 4]), 5, Some(4)),
+            owned(obj(8, Index, "a_idx", &[4]), 4, None),
+            owned(obj(9, Trigger, "a_trg", &[4, 2]), 4, None),
+            owned(obj(10, Policy, "b_pol", &[5]), 5, None),
+            obj(11, View, "v", &[0, 4]),
+            owned(obj(12, SequenceOwnedBy, "q", &[3, 4]), 4, None),
+            obj(13, Table, "p", &[0]),
+            obj(14, Table, "p1", &[0]),
+            owned(obj(15, TableAttach, "p1", &[13, 14]), 14, Some(13)),
+            obj(16, Schema, "unused", &[]),
+        ])
+    }
+
+    #[test]
+    fn table_closure_takes_dependencies_and_own_objects() {
+        let m = sample();
+        let c = m.closure(&[TableRef::new("s", "a")]);
+        assert_eq!(c.objects, vec![0, 1, 2, 3, 4, 8, 9, 12]);
+        let fks: Vec<u32> = c.skipped_fks.iter().map(|s| s.object_id).collect();
+        assert_eq!(fks, vec![6, 7]);
+        assert!(c.skipped.is_empty());
+        assert!(c.extra_relations.is_empty());
+        assert!(c.unknown_tables.is_empty());
+    }
+
+    #[test]
+    fn foreign_keys_inside_the_set_are_kept() {
+        let m = sample();
+        let c = m.closure(&[TableRef::new("s", "a"), TableRef::new("s", "b")]);
+        assert_eq!(c.objects, vec![0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 12]);
+        assert!(c.skipped_fks.is_empty());
+    }
+
+    #[test]
+    fn partition_without_parent_is_standalone() {
+        let m = sample();
+        let c = m.closure(&[TableRef::new("s", "p1")]);
+        assert_eq!(c.objects, vec![0, 14]);
+        assert_eq!(c.skipped.len(), 1);
+        assert_eq!(c.skipped[0].object_id, 15);
+        let c = m.closure(&[TableRef::new("s", "p1"), TableRef::new("s", "p")]);
+        assert_eq!(c.objects, vec![0, 13, 14, 15]);
+    }
+
+    #[test]
+    fn view_pulls_in_definition_of_its_tables() {
+        let m = sample();
+        let c = m.closure(&[TableRef::new("s", "v"), TableRef::new("s", "nope")]);
+        assert_eq!(c.objects, vec![0, 1, 2, 3, 4, 11]);
+        assert_eq!(c.extra_relations, vec![4]);
+        assert_eq!(c.unknown_tables, vec![TableRef::new("s", "nope")]);
+        // Only the definition: not a's index, trigger or OWNED BY.
+        assert!(!c.objects.contains(&8));
+        let _ = Section::PreData;
+    }
+}

@@ -1,0 +1,319 @@
+//! Building blocks of the DDL text: quoting, qualified names, ownership,
+//! privileges, comments, and the data-phase COPY statements.
+
+use postgres_protocol::escape::{escape_identifier, escape_literal};
+use serde::Deserialize;
+
+use super::model::TableInfo;
+
+/// `"name"`, always quoted.
+pub fn ident(name: &str) -> String {
+    escape_identifier(name)
+}
+
+/// `'text'` (an `E''` literal when it holds backslashes).
+pub fn literal(text: &str) -> String {
+    escape_literal(text)
+}
+
+/// `"schema"."name"`.
+pub fn qualify(schema: &str, name: &str) -> String {
+    format!("{}.{}", ident(schema), ident(name))
+}
+
+/// A role name as a grantee or owner (`PUBLIC` for none).
+pub fn role(name: Option<&str>) -> String {
+    match name {
+        Some(n) => ident(n),
+        None => "PUBLIC".to_string(),
+    }
+}
+
+/// `ALTER <target> OWNER TO "role";`
+pub fn owner_to(alter_target: &str, owner: &str) -> String {
+    format!("ALTER {alter_target} OWNER TO {};", ident(owner))
+}
+
+/// `COMMENT ON <target> IS '...';`
+pub fn comment_on(target: &str, text: &str) -> String {
+    format!("COMMENT ON {target} IS {};", literal(text))
+}
+
+/// `SECURITY LABEL FOR provider ON <target> IS '...';`
+pub fn security_label(target: &str, provider: &str, label: &str) -> String {
+    format!(
+        "SECURITY LABEL FOR {} ON {target} IS {};",
+        ident(provider),
+        literal(label)
+    )
+}
+
+/// One privilege of an ACL, as `aclexplode` returns it (in item order).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct AclEntry(
+    /// Grantee, `None` for PUBLIC.
+    pub Option<String>,
+    /// Grantor.
+    pub String,
+    /// Privilege keyword (`SELECT`, `USAGE`, ...).
+    pub String,
+    /// Grantable.
+    pub bool,
+);
+
+/// Parse the JSON array the catalog queries build with [`acl_json_sql`].
+pub fn parse_acl(json: Option<&str>) -> Option<Vec<AclEntry>> {
+    json.map(|j| serde_json::from_str(j).unwrap_or_default())
+}
+
+/// SQL expression turning the aclitem[] expression `col` into a JSON array
+/// of `[grantee, grantor, privilege, grantable]` (NULL when `col` is NULL).
+pub fn acl_json_sql(col: &str) -> String {
+    format!(
+        "CASE WHEN {col} IS NULL THEN NULL ELSE COALESCE((SELECT \
+         pg_catalog.json_agg(pg_catalog.json_build_array(CASE WHEN a.grantee = 0 THEN NULL \
+         ELSE pg_catalog.pg_get_userbyid(a.grantee) END, pg_catalog.pg_get_userbyid(a.grantor), \
+         a.privilege_type, a.is_grantable) ORDER BY a.ord) FROM pg_catalog.aclexplode({col}) \
+         WITH ORDINALITY AS a(grantor, grantee, privilege_type, is_grantable, ord)), '[]'::pg_catalog.json)::text END"
+    )
+}
+
+/// Group consecutive entries into ACL items (same grantee and grantor),
+/// each with its plain and grantable privileges.
+/// One ACL item: grantee, grantor, plain privileges, grantable privileges.
+type AclItem = (Option<String>, String, Vec<String>, Vec<String>);
+
+fn items(entries: &[AclEntry]) -> Vec<AclItem> {
+    let mut out: Vec<AclItem> = Vec::new();
+    for AclEntry(grantee, grantor, privilege, grantable) in entries {
+        let same = matches!(out.last(), Some((g, r, _, _)) if g == grantee && r == grantor);
+        if !same {
+            out.push((grantee.clone(), grantor.clone(), Vec::new(), Vec::new()));
+        }
+        let last = out.last_mut().unwrap();
+        if *grantable {
+            last.3.push(privilege.clone());
+        } else {
+            last.2.push(privilege.clone());
+        }
+    }
+    out
+}
+
+/// GRANT statements recreating `entries` in order (each item granted by its
+/// grantor: `SET ROLE` when the grantor is not the owner). `on` is the
+/// privilege target (`TABLE "s"."t"`), `cols` a column list for column
+/// privileges (`("c")`) or empty.
+fn grants(on: &str, cols: &str, owner: Option<&str>, entries: &[AclEntry]) -> Vec<String> {
+    let mut out = Vec::new();
+    for (grantee, grantor, plain, grantable) in items(entries) {
+        let mut sql = String::new();
+        let as_other = owner != Some(grantor.as_str());
+        if as_other {
+            sql.push_str(&format!("SET ROLE {}; ", ident(&grantor)));
+        }
+        let to = role(grantee.as_deref());
+        if !plain.is_empty() {
+            let p: Vec<String> = plain.iter().map(|p| format!("{p}{cols}")).collect();
+            sql.push_str(&format!("GRANT {} ON {on} TO {to};", p.join(", ")));
+        }
+        if !grantable.is_empty() {
+            if !plain.is_empty() {
+                sql.push(' ');
+            }
+            let p: Vec<String> = grantable.iter().map(|p| format!("{p}{cols}")).collect();
+            sql.push_str(&format!(
+                "GRANT {} ON {on} TO {to} WITH GRANT OPTION;",
+                p.join(", ")
+            ));
+        }
+        if as_other {
+            sql.push_str(" RESET ROLE;");
+        }
+        out.push(sql);
+    }
+    out
+}
+
+/// Statements giving an object exactly the ACL `entries`: everything the
+/// defaults grant is revoked first, then every item is granted in order, so
+/// the restored aclitem[] is the same array (order included).
+pub fn acl_statements(
+    on: &str,
+    owner: Option<&str>,
+    entries: &Option<Vec<AclEntry>>,
+) -> Vec<String> {
+    let Some(entries) = entries else {
+        return Vec::new();
+    };
+    let mut out = vec![format!("REVOKE ALL ON {on} FROM PUBLIC;")];
+    if let Some(o) = owner {
+        out.push(format!("REVOKE ALL ON {on} FROM {};", ident(o)));
+    }
+    out.extend(grants(on, "", owner, entries));
+    out
+}
+
+/// Column privileges (`GRANT SELECT ("c") ON TABLE ...`); columns start
+/// with no ACL, so no revokes are needed.
+pub fn column_acl_statements(
+    table_on: &str,
+    column: &str,
+    owner: Option<&str>,
+    entries: &Option<Vec<AclEntry>>,
+) -> Vec<String> {
+    match entries {
+        Some(e) => grants(table_on, &format!(" ({})", ident(column)), owner, e),
+        None => Vec::new(),
+    }
+}
+
+/// `ALTER DEFAULT PRIVILEGES` statements recreating a pg_default_acl entry.
+/// `global` entries replace the built-in defaults (revoked first); per-schema
+/// entries add to them.
+pub fn default_acl_statements(
+    for_role: &str,
+    schema: Option<&str>,
+    objtype: &str,
+    entries: &[AclEntry],
+) -> Vec<String> {
+    let prefix = match schema {
+        Some(s) => format!(
+            "ALTER DEFAULT PRIVILEGES FOR ROLE {} IN SCHEMA {}",
+            ident(for_role),
+            ident(s)
+        ),
+        None => format!("ALTER DEFAULT PRIVILEGES FOR ROLE {}", ident(for_role)),
+    };
+    let mut out = Vec::new();
+    if schema.is_none() {
+        out.push(format!("{prefix} REVOKE ALL ON {objtype} FROM PUBLIC;"));
+        out.push(format!(
+            "{prefix} REVOKE ALL ON {objtype} FROM {};",
+            ident(for_role)
+        ));
+    }
+    for (grantee, _grantor, plain, grantable) in items(entries) {
+        let to = role(grantee.as_deref());
+        if !plain.is_empty() {
+            out.push(format!(
+                "{prefix} GRANT {} ON {objtype} TO {to};",
+                plain.join(", ")
+            ));
+        }
+        if !grantable.is_empty() {
+            out.push(format!(
+                "{prefix} GRANT {} ON {objtype} TO {to} WITH GRANT OPTION;",
+                grantable.join(", ")
+            ));
+        }
+    }
+    out
+}
+
+/// `(opt=value, ...)` from a reloptions-style text[] (`name=value` items).
+pub fn options_list(opts: &[String]) -> String {
+    let parts: Vec<String> = opts
+        .iter()
+        .map(|o| match o.split_once('=') {
+            Some((k, v)) => format!("{k}={}", literal(v)),
+            None => o.clone(),
+        })
+        .collect();
+    format!("({})", parts.join(", "))
+}
+
+/// `OPTIONS (name 'value', ...)` from an FDW options text[].
+pub fn fdw_options(opts: &[String]) -> String {
+    let parts: Vec<String> = opts
+        .iter()
+        .map(|o| match o.split_once('=') {
+            Some((k, v)) => format!("{} {}", ident(k), literal(v)),
+            None => ident(o),
+        })
+        .collect();
+    format!("OPTIONS ({})", parts.join(", "))
+}
+
+/// `COPY "s"."t" ("a", "b") TO STDOUT` for the data phase.
+pub fn copy_out_sql(t: &TableInfo) -> String {
+    format!(
+        "COPY {} {} TO STDOUT",
+        qualify(&t.schema, &t.name),
+        column_list(&t.columns)
+    )
+}
+
+/// `COPY "s"."t" ("a", "b") FROM STDIN` for the data phase.
+pub fn copy_in_sql(t: &TableInfo) -> String {
+    format!(
+        "COPY {} {} FROM STDIN",
+        qualify(&t.schema, &t.name),
+        column_list(&t.columns)
+    )
+}
+
+fn column_list(cols: &[String]) -> String {
+    let c: Vec<String> = cols.iter().map(|c| ident(c)).collect();
+    format!("({})", c.join(", "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schema::model::RelKind;
+
+    #[test]
+    fn quoting() {
+        assert_eq!(qualify("my \"s\"", "T"), "\"my \"\"s\"\"\".\"T\"");
+        assert_eq!(literal("it's"), "'it''s'");
+    }
+
+    #[test]
+    fn acl_roundtrip_statements() {
+        let e = vec![
+            AclEntry(Some("own".into()), "own".into(), "SELECT".into(), false),
+            AclEntry(Some("own".into()), "own".into(), "INSERT".into(), false),
+            AclEntry(Some("bob".into()), "own".into(), "SELECT".into(), true),
+            AclEntry(None, "bob".into(), "SELECT".into(), false),
+        ];
+        let s = acl_statements("TABLE \"s\".\"t\"", Some("own"), &Some(e));
+        assert_eq!(
+            s,
+            vec![
+                "REVOKE ALL ON TABLE \"s\".\"t\" FROM PUBLIC;",
+                "REVOKE ALL ON TABLE \"s\".\"t\" FROM \"own\";",
+                "GRANT SELECT, INSERT ON TABLE \"s\".\"t\" TO \"own\";",
+                "GRANT SELECT ON TABLE \"s\".\"t\" TO \"bob\" WITH GRANT OPTION;",
+                "SET ROLE \"bob\"; GRANT SELECT ON TABLE \"s\".\"t\" TO PUBLIC; RESET ROLE;",
+            ]
+        );
+        assert!(acl_statements("TABLE x", Some("o"), &None).is_empty());
+    }
+
+    #[test]
+    fn copy_statements_name_columns() {
+        let t = TableInfo {
+            object_id: 0,
+            oid: 1,
+            schema: "app".into(),
+            name: "Order".into(),
+            kind: RelKind::Ordinary,
+            columns: vec!["a".into(), "b c".into()],
+            unlogged: false,
+            has_data: true,
+            relpages: 0,
+            reltuples: 0.0,
+            bytes_estimate: 0,
+            parent: None,
+        };
+        assert_eq!(
+            copy_out_sql(&t),
+            "COPY \"app\".\"Order\" (\"a\", \"b c\") TO STDOUT"
+        );
+        assert_eq!(
+            copy_in_sql(&t),
+            "COPY \"app\".\"Order\" (\"a\", \"b c\") FROM STDIN"
+        );
+    }
+}

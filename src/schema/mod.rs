@@ -1,0 +1,27 @@
+//! Schema: read every object of a database from the catalogs (inside the
+//! backup's snapshot), keep it as a model with its DDL and dependency
+//! graph, and write it back on restore.
+//!
+//! - [`read_schema`] reads the model over an open connection;
+//! - [`SchemaModel::ordered`] orders a section's objects by their
+//!   dependencies, [`SchemaModel::closure`] computes what a set of tables
+//!   needs;
+//! - [`apply`] runs the DDL on a target;
+//! - [`copy_out_sql`] / [`copy_in_sql`] give the data phase's COPY
+//!   statements with explicit column lists.
+//!
+//! The serialized encoding is described in `docs/schema-model.md`.
+
+mod apply;
+mod catalog;
+mod closure;
+pub mod ddl;
+mod error;
+mod model;
+pub mod order;
+
+pub use apply::{apply, object_sql, ApplyOptions, APPLY_SESSION_SQL};
+pub use catalog::read_schema;
+pub use ddl::{copy_in_sql, copy_out_sql};
+pub use error::SchemaError;
+pub use model::*;

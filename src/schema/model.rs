@@ -1,0 +1,283 @@
+//! The schema model: every object of a database with the DDL that recreates
+//! it and the dependency graph between objects. Serialized as JSON into the
+//! archive's schema section (see docs/schema-model.md).
+
+use serde::{Deserialize, Serialize};
+
+/// Version of the serialized model. Bump on any incompatible change.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// Placeholder for the target database's (quoted) name in database-level
+/// statements; [`crate::schema::apply`] replaces it.
+pub const DATABASE_PLACEHOLDER: &str = "@@PGSNAP_TARGET_DATABASE@@";
+
+/// Where an object is restored, as pg_dump has it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Section {
+    /// Everything COPY needs: schemas, types, functions, tables, ...
+    PreData,
+    /// Table contents and sequence states (not DDL; no object lives here today).
+    Data,
+    /// Indexes, constraints, triggers, rules, policies, matview refreshes, ...
+    PostData,
+}
+
+/// The kind of a schema object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ObjectKind {
+    Schema,
+    Extension,
+    Language,
+    Collation,
+    ShellType,
+    EnumType,
+    CompositeType,
+    RangeType,
+    BaseType,
+    Domain,
+    Function,
+    Procedure,
+    Aggregate,
+    Operator,
+    OperatorFamily,
+    OperatorClass,
+    Cast,
+    Transform,
+    TextSearchParser,
+    TextSearchTemplate,
+    TextSearchDictionary,
+    TextSearchConfiguration,
+    ForeignDataWrapper,
+    ForeignServer,
+    UserMapping,
+    Sequence,
+    /// `ALTER SEQUENCE ... OWNED BY` (after the owning table exists).
+    SequenceOwnedBy,
+    Table,
+    /// `ALTER TABLE ... INHERIT` / `ATTACH PARTITION` for a child table.
+    TableAttach,
+    ForeignTable,
+    View,
+    MaterializedView,
+    /// A check constraint that is not inline in its table (NOT VALID).
+    CheckConstraint,
+    /// Primary key, unique or exclusion constraint.
+    Constraint,
+    ForeignKey,
+    Index,
+    /// `ALTER INDEX parent ATTACH PARTITION child`.
+    IndexAttach,
+    Trigger,
+    Rule,
+    Policy,
+    StatisticsObject,
+    EventTrigger,
+    Publication,
+    PublicationTable,
+    PublicationSchema,
+    /// `REFRESH MATERIALIZED VIEW` of a populated matview.
+    MatviewRefresh,
+    DefaultPrivileges,
+    LargeObject,
+    /// Database-level settings, comment, ACL (with the name placeholder).
+    Database,
+}
+
+impl ObjectKind {
+    /// Relations whose definition (and data) belong to the table set a
+    /// closure is computed for.
+    pub fn is_relation(self) -> bool {
+        matches!(
+            self,
+            ObjectKind::Table
+                | ObjectKind::ForeignTable
+                | ObjectKind::View
+                | ObjectKind::MaterializedView
+        )
+    }
+}
+
+/// One object, with its DDL.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DbObject {
+    /// Index of the object in [`SchemaModel::objects`].
+    pub id: u32,
+    pub kind: ObjectKind,
+    pub schema: Option<String>,
+    pub name: String,
+    /// Human-readable identity, e.g. `table "app"."Order"`.
+    pub identity: String,
+    pub owner: Option<String>,
+    pub section: Section,
+    /// SQL creating the object: one or more statements, each ending in `;`.
+    pub create: String,
+    /// SQL dropping the object, where it has one of its own.
+    pub drop: Option<String>,
+    /// `ALTER ... OWNER TO` statements (skipped with `--no-owner`).
+    pub owner_sql: Vec<String>,
+    /// `GRANT` / `REVOKE` statements (skipped with `--no-acl`).
+    pub acl_sql: Vec<String>,
+    /// `COMMENT ON` and `SECURITY LABEL` statements.
+    pub comment_sql: Vec<String>,
+    /// Objects that must exist before this one (ids into `objects`).
+    pub deps: Vec<u32>,
+    /// The relation (or other object) this one belongs to: the table of an
+    /// index, constraint, trigger, rule, policy, attach, ...
+    pub belongs_to: Option<u32>,
+    /// For foreign keys: the referenced table's object id.
+    pub references: Option<u32>,
+}
+
+/// What a relation is, for the data phase.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RelKind {
+    Ordinary,
+    Partitioned,
+    Foreign,
+    MaterializedView,
+}
+
+/// A table, for the data phase.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TableInfo {
+    pub object_id: u32,
+    /// The table's OID in the source database.
+    pub oid: u32,
+    pub schema: String,
+    pub name: String,
+    pub kind: RelKind,
+    /// The COPY column list: attnum order, without dropped and generated columns.
+    pub columns: Vec<String>,
+    pub unlogged: bool,
+    /// Whether the relation stores rows of its own.
+    pub has_data: bool,
+    pub relpages: i64,
+    pub reltuples: f64,
+    /// `pg_relation_size` of the main fork, in bytes.
+    pub bytes_estimate: i64,
+    /// Object id of the partitioned (or inheritance) parent, if any.
+    pub parent: Option<u32>,
+}
+
+/// A sequence whose state the backup reads (identity sequences included).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SequenceInfo {
+    /// The sequence's own object, or for identity sequences the table's.
+    pub object_id: u32,
+    pub schema: String,
+    pub name: String,
+}
+
+/// A materialized view.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MatviewInfo {
+    pub object_id: u32,
+    pub schema: String,
+    pub name: String,
+    pub populated: bool,
+}
+
+/// A large object's metadata (its contents belong to the data phase).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LargeObjectInfo {
+    pub object_id: u32,
+    pub oid: u32,
+    pub owner: String,
+}
+
+/// Everything read from one database.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SchemaModel {
+    /// [`FORMAT_VERSION`] of the writer.
+    pub format: u32,
+    /// Server version (`server_version_num`) of the source.
+    pub server_version_num: i32,
+    /// Name of the source database (informational).
+    pub database: String,
+    pub encoding: String,
+    pub objects: Vec<DbObject>,
+    pub tables: Vec<TableInfo>,
+    pub sequences: Vec<SequenceInfo>,
+    pub matviews: Vec<MatviewInfo>,
+    pub large_objects: Vec<LargeObjectInfo>,
+}
+
+/// A table named by schema and name.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct TableRef {
+    pub schema: String,
+    pub name: String,
+}
+
+impl TableRef {
+    pub fn new(schema: impl Into<String>, name: impl Into<String>) -> Self {
+        TableRef {
+            schema: schema.into(),
+            name: name.into(),
+        }
+    }
+}
+
+/// An object left out of a closure, and why.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Skipped {
+    pub object_id: u32,
+    pub identity: String,
+    pub reason: String,
+}
+
+/// The objects needed to recreate a set of tables.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Closure {
+    /// Object ids, ascending.
+    pub objects: Vec<u32>,
+    /// Foreign keys to (or from) tables outside the set, not restored.
+    pub skipped_fks: Vec<Skipped>,
+    /// Other objects left out (attaching to a parent outside the set, ...).
+    pub skipped: Vec<Skipped>,
+    /// Relations outside the set whose definition (only) had to be taken
+    /// because a taken object cannot be created without them.
+    pub extra_relations: Vec<u32>,
+    /// Tables named by the caller that are not in the model.
+    pub unknown_tables: Vec<TableRef>,
+}
+
+impl SchemaModel {
+    /// Serialize as JSON (the archive's schema section).
+    pub fn to_json(&self) -> Result<Vec<u8>, serde_json::Error> {
+        serde_json::to_vec(self)
+    }
+
+    /// Parse the JSON encoding, checking the format version.
+    pub fn from_json(bytes: &[u8]) -> Result<SchemaModel, crate::schema::SchemaError> {
+        #[derive(Deserialize)]
+        struct Probe {
+            format: u32,
+        }
+        let probe: Probe = serde_json::from_slice(bytes)
+            .map_err(|e| crate::schema::SchemaError::Unsupported(format!("schema model: {e}")))?;
+        if probe.format > FORMAT_VERSION || probe.format == 0 {
+            return Err(crate::schema::SchemaError::Format {
+                found: probe.format,
+                supported: FORMAT_VERSION,
+            });
+        }
+        serde_json::from_slice(bytes)
+            .map_err(|e| crate::schema::SchemaError::Unsupported(format!("schema model: {e}")))
+    }
+
+    /// The object with this id.
+    pub fn object(&self, id: u32) -> &DbObject {
+        &self.objects[id as usize]
+    }
+
+    /// The table (or other relation) object by schema and name.
+    pub fn find_relation(&self, schema: &str, name: &str) -> Option<&DbObject> {
+        self.objects
+            .iter()
+            .find(|o| o.kind.is_relation() && o.schema.as_deref() == Some(schema) && o.name == name)
+    }
+}

@@ -1,0 +1,167 @@
+//! Schema round trip: load a fixture into a fresh database, read its schema
+//! with `pgsnap::schema::read_schema` (inside a REPEATABLE READ snapshot),
+//! serialize the model to JSON and back, apply pre-data and post-data to a
+//! second fresh database, then compare `pg_dump --schema-only` of both (the
+//! independent oracle) and every table's columns in attnum order (what
+//! pg_dump cannot see).
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use pgsnap::schema::{self, ApplyOptions, SchemaModel, Section};
+
+async fn connect(url: &str) -> tokio_postgres::Client {
+    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .expect("connect");
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    client
+}
+
+async fn read(url: &str) -> SchemaModel {
+    let c = connect(url).await;
+    c.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        .await
+        .unwrap();
+    let m = match schema::read_schema(&c).await {
+        Ok(m) => m,
+        Err(e) => panic!("read_schema: {e}"),
+    };
+    c.batch_execute("COMMIT").await.unwrap();
+    m
+}
+
+/// A line diff good enough to read: the differing region with context.
+fn diff(a: &str, b: &str) -> String {
+    let la: Vec<&str> = a.lines().collect();
+    let lb: Vec<&str> = b.lines().collect();
+    let mut start = 0;
+    while start < la.len() && start < lb.len() && la[start] == lb[start] {
+        start += 1;
+    }
+    let (mut ea, mut eb) = (la.len(), lb.len());
+    while ea > start && eb > start && la[ea - 1] == lb[eb - 1] {
+        ea -= 1;
+        eb -= 1;
+    }
+    let mut out = format!(
+        "@@ source line {} / restored line {} @@\n",
+        start + 1,
+        start + 1
+    );
+    for l in &la[start.saturating_sub(3)..start] {
+        out.push_str(&format!("  {l}\n"));
+    }
+    for l in &la[start..ea.min(start + 60)] {
+        out.push_str(&format!("- {l}\n"));
+    }
+    for l in &lb[start..eb.min(start + 60)] {
+        out.push_str(&format!("+ {l}\n"));
+    }
+    out
+}
+
+/// Only the database name and pg_dump's per-run `\restrict` key differ.
+fn normalise(dump: &str, db: &str) -> String {
+    dump.lines()
+        .filter(|l| !l.starts_with("\\restrict") && !l.starts_with("\\unrestrict"))
+        .map(|l| l.replace(db, "DBNAME"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+const COLUMNS_SQL: &str = "SELECT attrelid::regclass::text || ' ' || attname || ' ' || \
+    atttypid::regtype::text FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid \
+    JOIN pg_namespace n ON n.oid = c.relnamespace \
+    WHERE attnum > 0 AND NOT attisdropped AND c.relkind IN ('r','p','v','m','f','c') \
+    AND n.nspname NOT IN ('pg_catalog','information_schema','pg_toast') \
+    ORDER BY attrelid::regclass::text, attnum";
+
+/// Load `file` (with psql `-v` vars), round-trip the schema, compare.
+/// Returns the model for further checks.
+fn roundtrip(file: &Path, vars: &[(&str, &str)]) -> SchemaModel {
+    let pg = common::pg();
+    let stem = file.file_stem().unwrap().to_string_lossy().to_string();
+    let src = pg.create_db(&format!("src_{stem}"));
+    let dst = pg.create_db(&format!("dst_{stem}"));
+    pg.psql_file(&src, file, vars);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let model = rt.block_on(async {
+        let m = read(&pg.url(&src)).await;
+        let json = m.to_json().unwrap();
+        let m2 = SchemaModel::from_json(&json).unwrap();
+        assert_eq!(m, m2, "JSON round trip changed the model");
+        let c = connect(&pg.url(&dst)).await;
+        let opts = ApplyOptions {
+            target_db_name: dst.clone(),
+            ..Default::default()
+        };
+        for section in [Section::PreData, Section::PostData] {
+            let objs = m2.ordered(section);
+            if let Err(e) = schema::apply(&c, &m2, &objs, &opts).await {
+                panic!("apply {section:?} of {stem}: {e}");
+            }
+        }
+        m2
+    });
+    let a = normalise(&pg.schema_dump(&src), &src);
+    let b = normalise(&pg.schema_dump(&dst), &dst);
+    if a != b {
+        panic!(
+            "pg_dump --schema-only differs for {stem}:\n{}",
+            diff(&a, &b)
+        );
+    }
+    let ca = pg.psql(&src, COLUMNS_SQL);
+    let cb = pg.psql(&dst, COLUMNS_SQL);
+    if ca != cb {
+        panic!("column order differs for {stem}:\n{}", diff(&ca, &cb));
+    }
+    pg.drop_db(&src);
+    pg.drop_db(&dst);
+    model
+}
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/schema_fixtures")
+        .join(name)
+}
+
+#[test]
+fn quran_backend_roundtrip() {
+    let m = roundtrip(
+        &common::shared("fixtures/quran_backend.sql"),
+        &[("scale", "0")],
+    );
+    let t = m
+        .tables
+        .iter()
+        .find(|t| t.name == "auth_user")
+        .expect("auth_user");
+    assert_eq!(
+        schema::copy_out_sql(t),
+        "COPY \"public\".\"auth_user\" (\"id\", \"username\", \"email\", \"password\", \
+         \"is_active\", \"date_joined\", \"last_login\") TO STDOUT"
+    );
+    let c = m.closure(&[schema::TableRef::new("public", "bookmarks_bookmark")]);
+    assert_eq!(c.skipped_fks.len(), 2, "{:?}", c.skipped_fks);
+    assert!(c.extra_relations.is_empty());
+}
+
+macro_rules! fixture_tests {
+    ($($name:ident => $file:expr),* $(,)?) => {
+        $(
+            #[test]
+            fn $name() {
+                roundtrip(&fixture($file), &[]);
+            }
+        )*
+    };
+}
+
+fixture_tests! {
+    basics_roundtrip => "basics.sql",
+}
