@@ -227,6 +227,11 @@ impl SealedChunk {
     pub fn frame_len(&self) -> usize {
         self.frame.len()
     }
+
+    /// The complete frame as it will appear in the archive.
+    pub fn frame(&self) -> &[u8] {
+        &self.frame
+    }
 }
 
 impl fmt::Debug for SealedChunk {
