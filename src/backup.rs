@@ -21,9 +21,9 @@ use crate::archive::codec::Compression;
 use crate::archive::pipeline::ChunkPipeline;
 use crate::archive::seal::Cipher;
 use crate::archive::writer::{ArchiveOptions, ArchiveWriter, EntryInfo};
+use crate::credentials::Credentials;
 use crate::error::{Error, Result};
 use crate::filter::TableFilter;
-use crate::credentials::Credentials;
 use crate::pg::conn::ConnInfo;
 use crate::pg::copy::{self, RowChunk};
 use crate::pg::snapshot::{self, qualified, Coordinator};
@@ -118,7 +118,10 @@ fn plan_items(tables: &[(u32, &TableInfo)], jobs: usize, tid_ranges: bool) -> Ve
                     // Open-ended: pages added after the stats were taken.
                     format!("ctid >= '({lo},0)'::tid")
                 } else {
-                    format!("ctid >= '({lo},0)'::tid AND ctid < '({},0)'::tid", lo + step)
+                    format!(
+                        "ctid >= '({lo},0)'::tid AND ctid < '({},0)'::tid",
+                        lo + step
+                    )
                 };
                 items.push(WorkItem {
                     entry: *entry,
@@ -149,14 +152,12 @@ pub async fn run(
     match opts.max_duration {
         Some(d) => tokio::time::timeout(d, run_inner(repo, conn, keys, opts, progress))
             .await
-            .map_err(|_| {
-                Error::Postgres {
-                    context: "backup".into(),
-                    detail: format!(
-                        "exceeded --max-duration of {}s and was stopped; nothing was kept",
-                        d.as_secs()
-                    ),
-                }
+            .map_err(|_| Error::Postgres {
+                context: "backup".into(),
+                detail: format!(
+                    "exceeded --max-duration of {}s and was stopped; nothing was kept",
+                    d.as_secs()
+                ),
             })?,
         None => run_inner(repo, conn, keys, opts, progress).await,
     }
@@ -218,7 +219,9 @@ async fn run_inner(
         .iter()
         .map(|t| (t.schema.clone(), t.name.clone()))
         .collect();
-    coord.lock_tables(conn, &lock_list, opts.lock_timeout).await?;
+    coord
+        .lock_tables(conn, &lock_list, opts.lock_timeout)
+        .await?;
 
     let sequences = read_sequences(client, &model).await?;
 
@@ -243,8 +246,18 @@ async fn run_inner(
 
     // Entry 0: the schema model; entry 1: sequence states; then tables.
     let mut entries = vec![
-        entry_info(0, kind::SCHEMA, None, serde_json::json!({"encoding": "json"})),
-        entry_info(1, kind::SEQUENCES, None, serde_json::json!({"encoding": "json"})),
+        entry_info(
+            0,
+            kind::SCHEMA,
+            None,
+            serde_json::json!({"encoding": "json"}),
+        ),
+        entry_info(
+            1,
+            kind::SEQUENCES,
+            None,
+            serde_json::json!({"encoding": "json"}),
+        ),
     ];
     let schema_json = serde_json::to_vec(&model)
         .map_err(|e| Error::Schema(format!("serializing the schema: {e}")))?;
@@ -293,7 +306,17 @@ async fn run_inner(
             .map(|(e, t)| (*e, (t.schema.clone(), t.name.clone())))
             .collect(),
     );
-    let data_result = copy_all(names, conn, &coord.snapshot_id, items, jobs, opts, &sender, &progress).await;
+    let data_result = copy_all(
+        names,
+        conn,
+        &coord.snapshot_id,
+        items,
+        jobs,
+        opts,
+        &sender,
+        &progress,
+    )
+    .await;
     drop(sender);
     // The snapshot is no longer needed; end it before the slow tail.
     let _ = client.batch_execute("COMMIT").await;
@@ -488,10 +511,7 @@ async fn preflight(client: &tokio_postgres::Client, tables: &[&TableInfo]) -> Re
         .await
         .map_err(|e| Error::pg("checking table privileges", e))?;
     if !rows.is_empty() {
-        let names: Vec<String> = rows
-            .iter()
-            .map(|r| qualified(r.get(0), r.get(1)))
-            .collect();
+        let names: Vec<String> = rows.iter().map(|r| qualified(r.get(0), r.get(1))).collect();
         return Err(Error::Postgres {
             context: "preflight".into(),
             detail: format!(
@@ -629,7 +649,10 @@ async fn copy_all(
     let mut first_err = None;
     while let Some(r) = tasks.join_next().await {
         let r = r.unwrap_or_else(|e| {
-            Err(Error::io("copy worker", std::io::Error::other(e.to_string())))
+            Err(Error::io(
+                "copy worker",
+                std::io::Error::other(e.to_string()),
+            ))
         });
         if let Err(e) = r {
             if first_err.is_none() {

@@ -42,7 +42,10 @@ impl Credentials {
 
     /// The slot kinds a new archive gets, for the manifest.
     pub fn slot_kinds(&self) -> Vec<String> {
-        self.key_files.iter().map(|_| "key-file".to_string()).collect()
+        self.key_files
+            .iter()
+            .map(|_| "key-file".to_string())
+            .collect()
     }
 
     /// Opens an archive's header with the first credential that fits.

@@ -152,7 +152,8 @@ impl TableFilter {
         if self.exclude_schemas.iter().any(|p| p.matches(schema, "")) {
             return false;
         }
-        self.include_schemas.is_empty() || self.include_schemas.iter().any(|p| p.matches(schema, ""))
+        self.include_schemas.is_empty()
+            || self.include_schemas.iter().any(|p| p.matches(schema, ""))
     }
 
     /// Whether a table's definition is backed up.
@@ -163,20 +164,19 @@ impl TableFilter {
         if self.exclude_tables.iter().any(|p| p.matches(schema, name)) {
             return false;
         }
-        self.include_tables.is_empty() || self.include_tables.iter().any(|p| p.matches(schema, name))
+        self.include_tables.is_empty()
+            || self.include_tables.iter().any(|p| p.matches(schema, name))
     }
 
     /// Whether a selected table's rows are backed up.
     pub fn data_selected(&self, schema: &str, name: &str) -> bool {
-        self.table_selected(schema, name) && !self.exclude_data.iter().any(|p| p.matches(schema, name))
+        self.table_selected(schema, name)
+            && !self.exclude_data.iter().any(|p| p.matches(schema, name))
     }
 
     /// Include patterns that matched none of `tables`: almost always a typo,
     /// so the backup refuses them as pg_dump's --strict-names would.
-    pub fn unmatched_includes<'a>(
-        &'a self,
-        tables: &[(String, String)],
-    ) -> Vec<&'a str> {
+    pub fn unmatched_includes<'a>(&'a self, tables: &[(String, String)]) -> Vec<&'a str> {
         self.include_tables
             .iter()
             .filter(|p| !tables.iter().any(|(s, n)| p.matches(s, n)))

@@ -84,7 +84,8 @@ pub async fn run(repo: &Repository, m: &Manifest, creds: &Credentials) -> Result
     let key = m.archive.key.clone();
     let (summary_res, sha, counted) = {
         let creds_unlock = |r: &mut StorageRead| -> Result<_> {
-            let mut head = vec![0u8; (crate::archive::format::MAX_HEADER_LEN as u64).min(size) as usize];
+            let mut head =
+                vec![0u8; (crate::archive::format::MAX_HEADER_LEN as u64).min(size) as usize];
             // The header is parsed from a peek; the hasher sees each byte once.
             let mut filled = 0;
             while filled < head.len() {
@@ -153,7 +154,11 @@ pub async fn run(repo: &Repository, m: &Manifest, creds: &Credentials) -> Result
     checks.push(Check {
         what: format!(
             "archive size {size} bytes {} the manifest's {}",
-            if size == m.archive.size_bytes { "equals" } else { "differs from" },
+            if size == m.archive.size_bytes {
+                "equals"
+            } else {
+                "differs from"
+            },
             m.archive.size_bytes
         ),
         ok: size == m.archive.size_bytes,
@@ -161,7 +166,11 @@ pub async fn run(repo: &Repository, m: &Manifest, creds: &Credentials) -> Result
     checks.push(Check {
         what: format!(
             "archive SHA-256 {sha} {} the manifest's",
-            if sha == m.archive.sha256 { "equals" } else { "differs from" }
+            if sha == m.archive.sha256 {
+                "equals"
+            } else {
+                "differs from"
+            }
         ),
         ok: sha == m.archive.sha256,
     });
@@ -186,7 +195,9 @@ pub async fn run(repo: &Repository, m: &Manifest, creds: &Credentials) -> Result
                 }
             };
             let (counted_rows, _) = counted.get(&e.id).copied().unwrap_or_default();
-            let expected = by_name.get(&(meta.schema.clone(), meta.name.clone())).copied();
+            let expected = by_name
+                .get(&(meta.schema.clone(), meta.name.clone()))
+                .copied();
             let ok = counted_rows == e.rows && expected == Some(e.rows);
             rows_total += counted_rows;
             if !ok {

@@ -2,7 +2,7 @@
 //! output shapes, verify, and an exact full restore.
 mod common;
 
-use common::{pg, pgsnap, pgsnap_ok, table_contents, sequence_states, Workdir};
+use common::{pg, pgsnap, pgsnap_ok, sequence_states, table_contents, Workdir};
 
 const SMALL: &str = r#"
 CREATE SCHEMA app;
@@ -27,7 +27,15 @@ fn backup_list_show_verify_restore_roundtrip() {
     let repo = w.repo();
     let key = w.key();
 
-    let out = pgsnap_ok(&["backup", "--db", &pg.url(&src), "--repo", &repo, "--key-file", &key]);
+    let out = pgsnap_ok(&[
+        "backup",
+        "--db",
+        &pg.url(&src),
+        "--repo",
+        &repo,
+        "--key-file",
+        &key,
+    ]);
     let id = out.lines().last().unwrap().trim().to_string();
     assert!(id.len() == 21 && id.contains('T'), "id line: {out}");
 
@@ -48,19 +56,37 @@ fn backup_list_show_verify_restore_roundtrip() {
     assert_eq!(show["id"], id.as_str());
 
     let v: serde_json::Value = serde_json::from_str(&pgsnap_ok(&[
-        "verify", "--repo", &repo, "--key-file", &key, &id, "--json",
+        "verify",
+        "--repo",
+        &repo,
+        "--key-file",
+        &key,
+        &id,
+        "--json",
     ]))
     .unwrap();
     assert_eq!(v["ok"], true, "{v}");
 
     let dst = pg.create_db("br_dst");
     let out = pgsnap_ok(&[
-        "restore", "--repo", &repo, "--key-file", &key, "latest", "--db", &pg.url(&dst), "--json",
+        "restore",
+        "--repo",
+        &repo,
+        "--key-file",
+        &key,
+        "latest",
+        "--db",
+        &pg.url(&dst),
+        "--json",
     ]);
     let r: serde_json::Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
     assert_eq!(r["backup_id"], id.as_str());
     assert_eq!(r["rows"], 25000);
-    assert!(r["checks"].as_array().unwrap().iter().all(|c| c["ok"] == true));
+    assert!(r["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|c| c["ok"] == true));
 
     assert_eq!(table_contents(pg, &src), table_contents(pg, &dst));
     assert_eq!(sequence_states(pg, &src), sequence_states(pg, &dst));
@@ -71,7 +97,14 @@ fn backup_list_show_verify_restore_roundtrip() {
 
     // Restoring again into the same database is refused, untouched.
     let again = pgsnap(&[
-        "restore", "--repo", &repo, "--key-file", &key, "latest", "--db", &pg.url(&dst),
+        "restore",
+        "--repo",
+        &repo,
+        "--key-file",
+        &key,
+        "latest",
+        "--db",
+        &pg.url(&dst),
     ]);
     assert_eq!(again.status.code(), Some(1));
     let err = String::from_utf8_lossy(&again.stderr);

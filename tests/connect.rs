@@ -5,7 +5,15 @@ mod common;
 use common::{pg, pgsnap, Workdir, PW_SECRET, PW_USER, TLS_USER};
 
 fn list_tables_via_backup(url: &str, w: &Workdir) -> std::process::Output {
-    pgsnap(&["backup", "--db", url, "--repo", &w.repo(), "--key-file", &w.key()])
+    pgsnap(&[
+        "backup",
+        "--db",
+        url,
+        "--repo",
+        &w.repo(),
+        "--key-file",
+        &w.key(),
+    ])
 }
 
 #[test]
@@ -20,17 +28,27 @@ fn tls_modes() {
     assert_eq!(out.status.code(), Some(1));
     // ...and accepted with it, verified or not.
     let out = list_tables_via_backup(&format!("{base}?sslmode=require"), &w);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let ca = pg.server_cert();
     let out = list_tables_via_backup(
         &format!("{base}?sslmode=verify-full&sslrootcert={}", ca.display()),
         &w,
     );
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // verify-full against the wrong root fails, naming the certificate problem.
     let other = w.dir.path().join("other.crt");
     let made = std::process::Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"])
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+        ])
         .args(["-subj", "/CN=other", "-keyout"])
         .arg(w.dir.path().join("other.key"))
         .arg("-out")
@@ -52,7 +70,10 @@ fn tls_modes() {
 fn wrong_password_fails_in_one_line_without_echoing_it() {
     let pg = pg();
     let w = Workdir::new();
-    let url = format!("postgres://{PW_USER}:wrong-{PW_SECRET}@127.0.0.1:{}/postgres", pg.port);
+    let url = format!(
+        "postgres://{PW_USER}:wrong-{PW_SECRET}@127.0.0.1:{}/postgres",
+        pg.port
+    );
     let out = list_tables_via_backup(&url, &w);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
@@ -73,14 +94,37 @@ fn unreachable_server_and_missing_database() {
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("no_such_db_here"), "{err}");
-    assert!(!std::path::Path::new(&w.repo()).join("backups").exists()
-        || pgsnap(&["list", "--repo", &w.repo(), "--json"]).stdout == b"[]\n");
+    assert!(
+        !std::path::Path::new(&w.repo()).join("backups").exists()
+            || pgsnap(&["list", "--repo", &w.repo(), "--json"]).stdout == b"[]\n"
+    );
 }
 
 #[test]
 fn bad_flags_exit_2() {
-    let out = pgsnap(&["backup", "--jobs", "0", "--repo", "/tmp/x", "--key-file", "/tmp/k"]);
+    let out = pgsnap(&[
+        "backup",
+        "--jobs",
+        "0",
+        "--repo",
+        "/tmp/x",
+        "--key-file",
+        "/tmp/k",
+    ]);
     assert_eq!(out.status.code(), Some(2));
-    let out = pgsnap(&["backup", "--db", "postgres://h/db?sslmode=bogus", "--repo", "/tmp/x", "--key-file", "/tmp/nokey"]);
-    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = pgsnap(&[
+        "backup",
+        "--db",
+        "postgres://h/db?sslmode=bogus",
+        "--repo",
+        "/tmp/x",
+        "--key-file",
+        "/tmp/nokey",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

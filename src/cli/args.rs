@@ -52,9 +52,11 @@ pub enum Command {
         --no-owner). After loading, it compares every table's row count with the backup.")]
     Restore(RestoreArgs),
     /// Check a backup without a database: every chunk, the index, the checksum.
-    #[command(after_help = "Examples:\n  pgsnap verify --repo /backups --key-file backup.key latest\n  \
+    #[command(
+        after_help = "Examples:\n  pgsnap verify --repo /backups --key-file backup.key latest\n  \
         pgsnap verify --repo /backups --key-file backup.key 20261125T020000Z-3f9a --json\n\n\
-        Exit status 0 only when every check holds.")]
+        Exit status 0 only when every check holds."
+    )]
     Verify(VerifyArgs),
     /// Manage key files.
     #[command(subcommand)]
@@ -113,7 +115,9 @@ pub fn parse_size(s: &str) -> Result<u32, String> {
         .map_err(|_| format!("`{s}` is not a size (like 1MiB or 512KiB)"))?;
     let v = n * mult;
     if v < 64 * 1024 || v > 64 * 1024 * 1024 {
-        return Err(format!("chunk size must be between 64KiB and 64MiB, not {s}"));
+        return Err(format!(
+            "chunk size must be between 64KiB and 64MiB, not {s}"
+        ));
     }
     Ok(v as u32)
 }
@@ -152,7 +156,13 @@ pub struct KeyFileArg {
 #[derive(Args, Debug)]
 pub struct BackupArgs {
     /// Source database: URL or key=value connection string (PG* variables fill the rest).
-    #[arg(long, value_name = "URL", env = "PGSNAP_DB", default_value = "", hide_default_value = true)]
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "PGSNAP_DB",
+        default_value = "",
+        hide_default_value = true
+    )]
     pub db: String,
     #[command(flatten)]
     pub repo: RepoArg,
@@ -209,7 +219,13 @@ pub struct RestoreArgs {
     #[arg(value_name = "ID|latest")]
     pub id: String,
     /// Target database: URL or key=value connection string (PG* variables fill the rest).
-    #[arg(long, value_name = "URL", env = "PGSNAP_TARGET_DB", default_value = "", hide_default_value = true)]
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "PGSNAP_TARGET_DB",
+        default_value = "",
+        hide_default_value = true
+    )]
     pub db: String,
     /// Parallel connections for data and index builds.
     #[arg(long, short = 'j', default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=64))]
@@ -260,9 +276,11 @@ pub struct VerifyArgs {
 #[derive(Subcommand, Debug)]
 pub enum KeyCommand {
     /// Write a new random key file (mode 0600); never overwrites.
-    #[command(after_help = "Examples:\n  pgsnap key generate --out /etc/pgsnap/backup.key\n\n\
+    #[command(
+        after_help = "Examples:\n  pgsnap key generate --out /etc/pgsnap/backup.key\n\n\
         Keep a copy of the key file somewhere safe and apart from the backups: without it\n\
-        (or another key slot) the backups cannot be read.")]
+        (or another key slot) the backups cannot be read."
+    )]
     Generate {
         /// Where to write the key file.
         #[arg(long, value_name = "FILE")]

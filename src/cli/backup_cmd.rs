@@ -48,7 +48,9 @@ pub async fn run(a: BackupArgs, quiet: bool) -> anyhow::Result<ExitCode> {
             .map_err(|e| Error::Usage(format!("--compression: {e}")))?;
     }
     if let Some(c) = &a.cipher {
-        opts.cipher = c.parse().map_err(|e| Error::Usage(format!("--cipher: {e}")))?;
+        opts.cipher = c
+            .parse()
+            .map_err(|e| Error::Usage(format!("--cipher: {e}")))?;
     }
     if let Some(s) = a.chunk_size {
         opts.chunk_size = s;

@@ -49,7 +49,11 @@ pub async fn list(a: ListArgs) -> anyhow::Result<ExitCode> {
     );
     for b in &backups {
         let m = &b.manifest;
-        let status = if b.is_complete() { "complete" } else { "damaged" };
+        let status = if b.is_complete() {
+            "complete"
+        } else {
+            "damaged"
+        };
         println!(
             "{:<22}  {:<9}  {:<20}  {:<16}  {:>6}  {:>12}  {:>10}",
             m.id,
@@ -107,7 +111,10 @@ pub async fn show(a: ShowArgs) -> anyhow::Result<ExitCode> {
         println!("tag         {k}={v}");
     }
     println!();
-    println!("{:<48}  {:>12}  {:>10}  {:>10}", "TABLE", "ROWS", "DATA", "STORED");
+    println!(
+        "{:<48}  {:>12}  {:>10}  {:>10}",
+        "TABLE", "ROWS", "DATA", "STORED"
+    );
     for t in &m.tables {
         println!(
             "{:<48}  {:>12}  {:>10}  {:>10}",

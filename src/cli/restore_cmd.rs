@@ -113,7 +113,11 @@ pub async fn verify(a: VerifyArgs) -> anyhow::Result<ExitCode> {
         }
         println!(
             "{}: backup {} ({} chunks, {})",
-            if report.ok { "verified" } else { "verification FAILED" },
+            if report.ok {
+                "verified"
+            } else {
+                "verification FAILED"
+            },
             report.backup_id,
             report.chunks,
             bytes(report.archive_bytes)

@@ -406,7 +406,12 @@ fn pgpass_lookup(config: &Config) -> Option<String> {
         Host::Tcp(h) => h.clone(),
         Host::Unix(_) => "localhost".to_string(),
     };
-    let port = config.get_ports().first().copied().unwrap_or(5432).to_string();
+    let port = config
+        .get_ports()
+        .first()
+        .copied()
+        .unwrap_or(5432)
+        .to_string();
     let db = config.get_dbname()?;
     let user = config.get_user()?;
     pgpass_match(&text, &host, &port, db, user)
@@ -515,14 +520,23 @@ mod tests {
 
     #[test]
     fn ssl_params_are_taken_out_of_both_forms() {
-        let (rest, v) = take_param("postgres://u@h/db?sslmode=verify-full&application_name=x", "sslmode");
+        let (rest, v) = take_param(
+            "postgres://u@h/db?sslmode=verify-full&application_name=x",
+            "sslmode",
+        );
         assert_eq!(rest, "postgres://u@h/db?application_name=x");
         assert_eq!(v.as_deref(), Some("verify-full"));
-        let (rest, v) = take_param("postgres://u@h/db?sslrootcert=%2Ftmp%2Fca.pem", "sslrootcert");
+        let (rest, v) = take_param(
+            "postgres://u@h/db?sslrootcert=%2Ftmp%2Fca.pem",
+            "sslrootcert",
+        );
         assert_eq!(rest, "postgres://u@h/db");
         assert_eq!(v.as_deref(), Some("/tmp/ca.pem"));
         let (rest, v) = take_param("host=h sslmode=require dbname=d", "sslmode");
-        assert_eq!(rest.split_whitespace().collect::<Vec<_>>(), ["host=h", "dbname=d"]);
+        assert_eq!(
+            rest.split_whitespace().collect::<Vec<_>>(),
+            ["host=h", "dbname=d"]
+        );
         assert_eq!(v.as_deref(), Some("require"));
         let (rest, v) = take_param("host=h sslrootcert='/a b/ca.pem'", "sslrootcert");
         assert_eq!(rest, "host=h");

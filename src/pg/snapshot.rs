@@ -82,7 +82,11 @@ impl Coordinator {
                             "lock not granted within {}s; held by {}; retry later or raise \
                              --lock-timeout",
                             timeout.as_secs_f64(),
-                            if who.is_empty() { "another session".into() } else { who }
+                            if who.is_empty() {
+                                "another session".into()
+                            } else {
+                                who
+                            }
                         ),
                     });
                 }

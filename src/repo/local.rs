@@ -89,10 +89,16 @@ struct LocalWriter {
 
 impl Write for LocalWriter {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.file.as_mut().expect("writer used after finish").write(buf)
+        self.file
+            .as_mut()
+            .expect("writer used after finish")
+            .write(buf)
     }
     fn flush(&mut self) -> io::Result<()> {
-        self.file.as_mut().expect("writer used after finish").flush()
+        self.file
+            .as_mut()
+            .expect("writer used after finish")
+            .flush()
     }
 }
 
@@ -163,7 +169,10 @@ fn read_range(path: &Path, range: Range<u64>) -> io::Result<Vec<u8>> {
     if range.end > len || range.start > range.end {
         return Err(io::Error::new(
             io::ErrorKind::UnexpectedEof,
-            format!("range {}..{} outside object of {len} bytes", range.start, range.end),
+            format!(
+                "range {}..{} outside object of {len} bytes",
+                range.start, range.end
+            ),
         ));
     }
     f.seek(SeekFrom::Start(range.start))?;
@@ -172,9 +181,7 @@ fn read_range(path: &Path, range: Range<u64>) -> io::Result<Vec<u8>> {
     Ok(buf)
 }
 
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T> + Send + 'static,
-) -> Result<T> {
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
     tokio::task::spawn_blocking(f)
         .await
         .map_err(|e| Error::io("storage task", io::Error::other(e.to_string())))?
@@ -188,8 +195,10 @@ impl Storage for LocalStorage {
 
     async fn put(&self, key: &str, data: Bytes) -> Result<()> {
         let path = self.path(key)?;
-        blocking(move || write_atomic(&path, &data).map_err(|e| Error::io_path("writing", &path, e)))
-            .await
+        blocking(move || {
+            write_atomic(&path, &data).map_err(|e| Error::io_path("writing", &path, e))
+        })
+        .await
     }
 
     fn writer(&self, key: &str) -> Result<Box<dyn ObjectWriter>> {

@@ -67,7 +67,11 @@ pub struct Repository {
 
 /// A new backup id for a run that started at `t`.
 pub fn new_backup_id(t: DateTime<Utc>) -> String {
-    format!("{}-{:04x}", t.format("%Y%m%dT%H%M%SZ"), rand::random::<u16>())
+    format!(
+        "{}-{:04x}",
+        t.format("%Y%m%dT%H%M%SZ"),
+        rand::random::<u16>()
+    )
 }
 
 /// The date directory of a backup id (`20261125T...` -> `2026-11-25`).
@@ -85,11 +89,17 @@ fn id_date(id: &str) -> Result<String> {
 }
 
 pub fn archive_key(id: &str) -> Result<String> {
-    Ok(format!("{BACKUPS}{}/{id}/{id}{ARCHIVE_SUFFIX}", id_date(id)?))
+    Ok(format!(
+        "{BACKUPS}{}/{id}/{id}{ARCHIVE_SUFFIX}",
+        id_date(id)?
+    ))
 }
 
 pub fn manifest_key(id: &str) -> Result<String> {
-    Ok(format!("{BACKUPS}{}/{id}/{id}{MANIFEST_SUFFIX}", id_date(id)?))
+    Ok(format!(
+        "{BACKUPS}{}/{id}/{id}{MANIFEST_SUFFIX}",
+        id_date(id)?
+    ))
 }
 
 /// Opens the storage a `--repo` argument names.
@@ -218,9 +228,7 @@ impl Repository {
                 .rev()
                 .find(|b| b.is_complete())
                 .map(|b| b.manifest)
-                .ok_or_else(|| {
-                    Error::Repo(format!("no complete backup in {}", self.location()))
-                });
+                .ok_or_else(|| Error::Repo(format!("no complete backup in {}", self.location())));
         }
         let key = manifest_key(id)?;
         if self.storage.head(&key).await?.is_none() {

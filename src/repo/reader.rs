@@ -56,7 +56,9 @@ impl StoredArchive {
         counter.fetch_add(head.len() as u64, Ordering::Relaxed);
         let (header, _len) = Header::parse(&head)?;
         let open = creds.unlock(&header)?;
-        let foot = storage.get_range(key, size - Footer::LEN as u64..size).await?;
+        let foot = storage
+            .get_range(key, size - Footer::LEN as u64..size)
+            .await?;
         counter.fetch_add(foot.len() as u64, Ordering::Relaxed);
         let foot: [u8; Footer::LEN] = foot[..]
             .try_into()
@@ -66,9 +68,7 @@ impl StoredArchive {
             .index_offset
             .checked_add(footer.index_frame_len as u64)
             .filter(|&e| e == size - Footer::LEN as u64)
-            .ok_or_else(|| {
-                Error::Format("footer does not point at an index before it".into())
-            })?;
+            .ok_or_else(|| Error::Format("footer does not point at an index before it".into()))?;
         let frame = storage.get_range(key, footer.index_offset..end).await?;
         counter.fetch_add(frame.len() as u64, Ordering::Relaxed);
         let index = open.open_index(&frame, &footer)?;
@@ -125,7 +125,8 @@ impl StoredArchive {
                 )));
             }
             let data = self.storage.get_range(&self.key, start..end).await?;
-            self.bytes_read.fetch_add(data.len() as u64, Ordering::Relaxed);
+            self.bytes_read
+                .fetch_add(data.len() as u64, Ordering::Relaxed);
             for c in &chunks[i..j] {
                 let a = (c.offset - start) as usize;
                 out.push((*c, data.slice(a..a + c.len as usize)));

@@ -68,9 +68,7 @@ pub async fn authenticate(archive: &StoredArchive, plan: &Plan, jobs: usize) -> 
         .unwrap_or(2)
         .max(jobs);
     let results = futures::stream::iter(batches)
-        .map(|(entry, refs)| async move {
-            open_batch(archive, entry, &refs).await.map(|_| ())
-        })
+        .map(|(entry, refs)| async move { open_batch(archive, entry, &refs).await.map(|_| ()) })
         .buffer_unordered(parallel);
     futures::pin_mut!(results);
     while let Some(r) = results.next().await {
@@ -158,7 +156,9 @@ pub async fn load(
         set.spawn(async move {
             loop {
                 let unit = queue.lock().unwrap().pop_front();
-                let Some(unit) = unit else { return Ok::<(), Error>(()) };
+                let Some(unit) = unit else {
+                    return Ok::<(), Error>(());
+                };
                 load_unit(&session, &archive, &sqls[unit.table], unit, &progress).await?;
             }
         });

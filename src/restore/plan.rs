@@ -96,7 +96,11 @@ fn close_matches(wanted: &str, names: &[String]) -> Vec<String> {
     scored.into_iter().take(5).map(|(_, n)| n.clone()).collect()
 }
 
-pub async fn make(archive: &StoredArchive, manifest: &Manifest, opts: &RestoreOptions) -> Result<Plan> {
+pub async fn make(
+    archive: &StoredArchive,
+    manifest: &Manifest,
+    opts: &RestoreOptions,
+) -> Result<Plan> {
     let schema_entry = archive
         .entries_of_kind(kind::SCHEMA)
         .next()
@@ -159,9 +163,12 @@ pub async fn make(archive: &StoredArchive, manifest: &Manifest, opts: &RestoreOp
                 .iter()
                 .filter(|t| p.matches(&t.schema, ""))
                 .collect();
-            if hits.is_empty() && !model.objects.iter().any(|o| {
-                o.kind == ObjectKind::Schema && p.matches(&o.name, "")
-            }) {
+            if hits.is_empty()
+                && !model
+                    .objects
+                    .iter()
+                    .any(|o| o.kind == ObjectKind::Schema && p.matches(&o.name, ""))
+            {
                 return Err(Error::Usage(format!(
                     "no schema `{s}` in backup {}",
                     manifest.id

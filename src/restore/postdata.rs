@@ -21,7 +21,12 @@ fn lock_keys(plan: &Plan, id: u32) -> Vec<u32> {
     o.belongs_to.into_iter().chain(o.references).collect()
 }
 
-pub async fn run(plan: &Plan, target: &ConnInfo, opts: &RestoreOptions, target_db: &str) -> Result<()> {
+pub async fn run(
+    plan: &Plan,
+    target: &ConnInfo,
+    opts: &RestoreOptions,
+    target_db: &str,
+) -> Result<()> {
     if plan.post_data.is_empty() {
         return Ok(());
     }
@@ -127,8 +132,8 @@ pub async fn run(plan: &Plan, target: &ConnInfo, opts: &RestoreOptions, target_d
                 stuck.join(", ")
             )));
         };
-        let (id, session, res) =
-            joined.map_err(|e| Error::io("post-data worker", std::io::Error::other(e.to_string())))?;
+        let (id, session, res) = joined
+            .map_err(|e| Error::io("post-data worker", std::io::Error::other(e.to_string())))?;
         if let Err(e) = res {
             running.abort_all();
             return Err(e);

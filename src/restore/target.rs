@@ -173,12 +173,24 @@ pub fn statements(o: &DbObject, opts: &RestoreOptions, target_db: &str) -> Vec<S
     let db = crate::pg::snapshot::ident(target_db);
     let mut out = vec![o.create.replace(DATABASE_PLACEHOLDER, &db)];
     if !opts.no_owner {
-        out.extend(o.owner_sql.iter().map(|s| s.replace(DATABASE_PLACEHOLDER, &db)));
+        out.extend(
+            o.owner_sql
+                .iter()
+                .map(|s| s.replace(DATABASE_PLACEHOLDER, &db)),
+        );
     }
     if !opts.no_acl {
-        out.extend(o.acl_sql.iter().map(|s| s.replace(DATABASE_PLACEHOLDER, &db)));
+        out.extend(
+            o.acl_sql
+                .iter()
+                .map(|s| s.replace(DATABASE_PLACEHOLDER, &db)),
+        );
     }
-    out.extend(o.comment_sql.iter().map(|s| s.replace(DATABASE_PLACEHOLDER, &db)));
+    out.extend(
+        o.comment_sql
+            .iter()
+            .map(|s| s.replace(DATABASE_PLACEHOLDER, &db)),
+    );
     out.retain(|s| !s.trim().is_empty());
     out
 }
@@ -241,7 +253,10 @@ pub async fn apply_pre_data(
                 continue;
             }
             let stmts = statements(o, opts, &checked.target_db);
-            if shareable(o.kind) {
+            if stmts.is_empty() {
+                continue;
+            }
+            if shareable(o.kind) && !o.create.trim().is_empty() {
                 client
                     .batch_execute("SAVEPOINT pgsnap_obj")
                     .await

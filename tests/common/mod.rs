@@ -133,11 +133,17 @@ extern "C" fn stop_all() {
 
 /// Remove clusters left behind by runs whose process is gone.
 fn sweep_stale(root: &Path) {
-    let Ok(rd) = std::fs::read_dir(root) else { return };
+    let Ok(rd) = std::fs::read_dir(root) else {
+        return;
+    };
     for e in rd.flatten() {
         let owner = e.path().join("owner.pid");
-        let Ok(pid) = std::fs::read_to_string(&owner) else { continue };
-        let Ok(pid) = pid.trim().parse::<i32>() else { continue };
+        let Ok(pid) = std::fs::read_to_string(&owner) else {
+            continue;
+        };
+        let Ok(pid) = pid.trim().parse::<i32>() else {
+            continue;
+        };
         if unsafe { libc::kill(pid, 0) } != 0 {
             let _ = std::fs::remove_dir_all(e.path());
         }
@@ -166,7 +172,14 @@ fn start_cluster() -> Cluster {
     initdb
         .arg("-D")
         .arg(&data)
-        .args(["-U", &superuser, "--auth=trust", "--encoding=UTF8", "--locale=C.UTF-8", "-N"])
+        .args([
+            "-U",
+            &superuser,
+            "--auth=trust",
+            "--encoding=UTF8",
+            "--locale=C.UTF-8",
+            "-N",
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
     as_server_user(&mut initdb, ids);
@@ -182,8 +195,15 @@ fn start_cluster() -> Cluster {
     let cert = dir.join("server.crt");
     let key = dir.join("server.key");
     let ok = Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2"])
-        .args(["-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"])
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+        ])
+        .args([
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=DNS:localhost,IP:127.0.0.1",
+        ])
         .arg("-keyout")
         .arg(&key)
         .arg("-out")
@@ -193,7 +213,10 @@ fn start_cluster() -> Cluster {
         .status()
         .map(|s| s.success())
         .unwrap_or(false);
-    assert!(ok, "openssl could not make a test certificate (apt-get install openssl)");
+    assert!(
+        ok,
+        "openssl could not make a test certificate (apt-get install openssl)"
+    );
     if let Some((uid, gid)) = ids {
         std::os::unix::fs::chown(&key, Some(uid), Some(gid)).unwrap();
         std::os::unix::fs::chown(&cert, Some(uid), Some(gid)).unwrap();
@@ -227,7 +250,12 @@ fn start_cluster() -> Cluster {
             .arg("-c")
             .arg(format!("unix_socket_directories={}", sock2.display()))
             .args(["-c", "fsync=off", "-c", "full_page_writes=off"])
-            .args(["-c", "max_connections=200", "-c", "max_locks_per_transaction=256"])
+            .args([
+                "-c",
+                "max_connections=200",
+                "-c",
+                "max_locks_per_transaction=256",
+            ])
             .args(["-c", "shared_buffers=128MB", "-c", "ssl=on"])
             .arg("-c")
             .arg(format!("ssl_cert_file={}", cert2.display()))
@@ -336,7 +364,18 @@ impl Cluster {
     pub fn psql(&self, db: &str, sql: &str) -> String {
         let out = self
             .tool("psql")
-            .args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-d", db, "-c", sql])
+            .args([
+                "-X",
+                "-q",
+                "-A",
+                "-t",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-d",
+                db,
+                "-c",
+                sql,
+            ])
             .output()
             .expect("run psql");
         assert!(
@@ -376,7 +415,13 @@ impl Cluster {
             "pg_dump failed: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        String::from_utf8(out.stdout).unwrap()
+        // pg_dump 15.14+ brackets its output with a random \restrict key.
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .filter(|l| !l.starts_with("\\restrict ") && !l.starts_with("\\unrestrict "))
+            .map(|l| format!("{l}\n"))
+            .collect()
     }
 
     pub fn drop_db(&self, db: &str) {
