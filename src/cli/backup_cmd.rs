@@ -63,7 +63,7 @@ pub async fn run(a: BackupArgs, quiet: bool) -> anyhow::Result<ExitCode> {
     let reporter = Arc::new(Reporter::new("backup", quiet));
     let result = backup::run(&repo, &conn, &creds, &opts, reporter.clone()).await;
     reporter.finish();
-    let m = result.with_context(|| format!("backup of {conn} failed"))?;
+    let m = result.context("backup failed")?;
     if a.json {
         let tables: Vec<_> = m
             .tables

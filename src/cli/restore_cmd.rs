@@ -75,8 +75,7 @@ pub async fn restore(a: RestoreArgs, quiet: bool) -> anyhow::Result<ExitCode> {
     let reporter = Arc::new(Reporter::new("restore", quiet || a.dry_run));
     let result = restore::run(&repo, &manifest, &creds, &target, &opts, reporter.clone()).await;
     reporter.finish();
-    let report =
-        result.with_context(|| format!("restore of {} into {target} failed", manifest.id))?;
+    let report = result.with_context(|| format!("restore of {} failed", manifest.id))?;
     if a.json {
         println!("{}", serde_json::to_string(&report)?);
     } else if a.dry_run {

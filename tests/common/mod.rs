@@ -190,33 +190,69 @@ fn start_cluster() -> Cluster {
         String::from_utf8_lossy(&out.stderr)
     );
     // Password role first: trust for everyone else.
-    // A self-signed server certificate for localhost / 127.0.0.1 (TLS tests
-    // use it as the root for verify-full).
+    // A test CA and a server certificate it signed for localhost and
+    // 127.0.0.1 (TLS tests use the CA as sslrootcert for verify-full).
     let cert = dir.join("server.crt");
     let key = dir.join("server.key");
-    let ok = Command::new("openssl")
-        .args([
-            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-        ])
-        .args([
-            "-subj",
-            "/CN=localhost",
-            "-addext",
-            "subjectAltName=DNS:localhost,IP:127.0.0.1",
-        ])
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false);
-    assert!(
-        ok,
-        "openssl could not make a test certificate (apt-get install openssl)"
-    );
+    let ca = dir.join("ca.crt");
+    let ext = dir.join("server.ext");
+    std::fs::write(&ext, "subjectAltName=DNS:localhost,IP:127.0.0.1\n").unwrap();
+    let openssl = |args: &[&str]| {
+        let ok = Command::new("openssl")
+            .args(args)
+            .current_dir(&dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        assert!(ok, "openssl {args:?} failed (apt-get install openssl)");
+    };
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=pgsnap-test-ca",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.crt",
+    ]);
+    openssl(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=localhost",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+    ]);
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        "server.ext",
+        "-out",
+        "server.crt",
+    ]);
+    let _ = &ca;
     if let Some((uid, gid)) = ids {
         std::os::unix::fs::chown(&key, Some(uid), Some(gid)).unwrap();
         std::os::unix::fs::chown(&cert, Some(uid), Some(gid)).unwrap();
@@ -325,9 +361,10 @@ pub fn pg() -> &'static Cluster {
 }
 
 impl Cluster {
-    /// The server's self-signed certificate (PEM), to use as sslrootcert.
-    pub fn server_cert(&self) -> PathBuf {
-        self.dir.join("server.crt")
+    /// The test CA that signed the server's certificate (PEM), to use as
+    /// sslrootcert.
+    pub fn ca_cert(&self) -> PathBuf {
+        self.dir.join("ca.crt")
     }
 
     /// A connection URL for `db` as the superuser over TCP.
