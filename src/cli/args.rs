@@ -114,7 +114,7 @@ pub fn parse_size(s: &str) -> Result<u32, String> {
         .parse()
         .map_err(|_| format!("`{s}` is not a size (like 1MiB or 512KiB)"))?;
     let v = n * mult;
-    if v < 64 * 1024 || v > 64 * 1024 * 1024 {
+    if !(64 * 1024..=64 * 1024 * 1024).contains(&v) {
         return Err(format!(
             "chunk size must be between 64KiB and 64MiB, not {s}"
         ));
@@ -133,7 +133,7 @@ pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
     let n: f64 = num
         .parse()
         .map_err(|_| format!("`{s}` is not a duration (like 90s, 30m, 2h)"))?;
-    if !(n > 0.0) {
+    if n.is_nan() || n <= 0.0 {
         return Err(format!("duration must be positive, not {s}"));
     }
     Ok(std::time::Duration::from_secs_f64(n * mult as f64))
