@@ -47,8 +47,8 @@ createdb quran_restored
 "$pgsnap" restore --repo "$work/repo" --key-file "$work/backup.key" "$id" --db "$url/quran_restored" --jobs 2
 
 say "comparing source and copy"
-pg_dump --schema-only -d quran | sed 's/quran_restored/DB/g; s/quran/DB/g' > "$work/src.sql"
-pg_dump --schema-only -d quran_restored | sed 's/quran_restored/DB/g; s/quran/DB/g' > "$work/dst.sql"
+pg_dump --schema-only -d quran | grep -v '^.\(un\)\?restrict ' | sed 's/quran_restored/DB/g; s/quran/DB/g' > "$work/src.sql"
+pg_dump --schema-only -d quran_restored | grep -v '^.\(un\)\?restrict ' | sed 's/quran_restored/DB/g; s/quran/DB/g' > "$work/dst.sql"
 diff -u "$work/src.sql" "$work/dst.sql" && echo "schema: identical (pg_dump --schema-only)"
 rows_of() {
   psql -X -At -d "$1" -c "SELECT format('%I.%I', schemaname, tablename) FROM pg_tables WHERE schemaname NOT IN ('pg_catalog','information_schema') ORDER BY 1" |

@@ -64,14 +64,19 @@ impl Reporter {
         *last = Instant::now();
         let secs = self.start.elapsed().as_secs_f64();
         let b = self.bytes.load(Ordering::Relaxed);
+        // The backup's snapshot is as old as the run: it holds back vacuum.
+        let age = if self.verb == "backup" {
+            format!(", snapshot age {secs:.0}s")
+        } else {
+            String::new()
+        };
         eprintln!(
-            "pgsnap: {}: {} rows, {} in {:.1}s ({}/s), snapshot age {:.0}s",
+            "pgsnap: {}: {} rows, {} in {:.1}s ({}/s){age}",
             self.verb,
             self.rows.load(Ordering::Relaxed),
             bytes(b),
             secs,
             bytes((b as f64 / secs.max(0.001)) as u64),
-            secs
         );
     }
 

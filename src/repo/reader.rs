@@ -15,9 +15,12 @@ use crate::credentials::Credentials;
 use crate::error::{Error, Result};
 use crate::repo::Storage;
 
-/// Ranges closer than this are fetched as one: a wasted gap costs less than
-/// another request.
-const COALESCE_GAP: u64 = 1024 * 1024;
+/// Ranges closer than this are fetched as one: a small wasted gap costs less
+/// than another request. Chunks of one table interleave with other tables'
+/// (parallel workers write them), so the gap is kept small.
+const COALESCE_GAP: u64 = 64 * 1024;
+/// Bytes read for the header first.
+const FIRST_HEADER_READ: u64 = 4096;
 /// Upper bound for one ranged read.
 const MAX_RANGE: u64 = 64 * 1024 * 1024;
 
@@ -51,10 +54,21 @@ impl StoredArchive {
             )));
         }
         let counter = AtomicU64::new(0);
-        let head_len = (MAX_HEADER_LEN as u64).min(size - Footer::LEN as u64);
-        let head = storage.get_range(key, 0..head_len).await?;
-        counter.fetch_add(head.len() as u64, Ordering::Relaxed);
-        let (header, _len) = Header::parse(&head)?;
+        // Most headers fit in the first read; a longer one (many key
+        // slots) says how much it needs.
+        let limit = (MAX_HEADER_LEN as u64).min(size - Footer::LEN as u64);
+        let mut want = FIRST_HEADER_READ.min(limit);
+        let header = loop {
+            let head = storage.get_range(key, 0..want).await?;
+            counter.fetch_add(head.len() as u64, Ordering::Relaxed);
+            match Header::parse(&head) {
+                Ok((h, _)) => break h,
+                Err(Error::Truncated { needed }) if needed > want && needed <= limit => {
+                    want = needed;
+                }
+                Err(e) => return Err(e),
+            }
+        };
         let open = creds.unlock(&header)?;
         let foot = storage
             .get_range(key, size - Footer::LEN as u64..size)

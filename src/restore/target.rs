@@ -198,35 +198,48 @@ pub fn statements(o: &DbObject, opts: &RestoreOptions, target_db: &str) -> Vec<S
 /// `--clean`: drops exactly the conflicting objects, dependents first.
 /// Runs inside the pre-data transaction (see `apply_pre_data`).
 async fn drop_conflicts(client: &Client, plan: &Plan, checked: &Checked) -> Result<Vec<String>> {
+    // One DROP per kind, dependents' kinds first: objects that depend on
+    // each other inside one statement go together (two tables joined by a
+    // foreign key), while a dependent outside the set makes the statement
+    // fail and the transaction roll back: nothing beyond the conflicting
+    // objects is ever dropped.
+    const ORDER: [(ObjectKind, &str); 6] = [
+        (ObjectKind::View, "VIEW"),
+        (ObjectKind::MaterializedView, "MATERIALIZED VIEW"),
+        (ObjectKind::ForeignTable, "FOREIGN TABLE"),
+        (ObjectKind::Table, "TABLE"),
+        (ObjectKind::Sequence, "SEQUENCE"),
+        (ObjectKind::Index, "INDEX"),
+    ];
     let mut dropped = Vec::new();
-    // Post-data relations (indexes) first, then pre-data in reverse order.
-    let order: Vec<u32> = plan
-        .post_data
-        .iter()
-        .rev()
-        .chain(plan.pre_data.iter().rev())
-        .map(|p| p.id)
-        .filter(|id| checked.conflicts.contains(id))
-        .collect();
-    for id in order {
-        let o = plan.object(id);
-        let schema = o.schema.as_deref().unwrap_or("public");
-        let q = qualified(schema, &o.name);
-        let kw = match o.kind {
-            ObjectKind::Table => "TABLE",
-            ObjectKind::ForeignTable => "FOREIGN TABLE",
-            ObjectKind::View => "VIEW",
-            ObjectKind::MaterializedView => "MATERIALIZED VIEW",
-            ObjectKind::Sequence => "SEQUENCE",
-            ObjectKind::Index => "INDEX",
-            _ => continue,
-        };
-        // IF EXISTS: dropping a table already took its indexes.
+    for (kind, kw) in ORDER {
+        let objs: Vec<&DbObject> = checked
+            .conflicts
+            .iter()
+            .map(|id| plan.object(*id))
+            .filter(|o| o.kind == kind)
+            .collect();
+        if objs.is_empty() {
+            continue;
+        }
+        let names: Vec<String> = objs
+            .iter()
+            .map(|o| qualified(o.schema.as_deref().unwrap_or("public"), &o.name))
+            .collect();
+        // IF EXISTS: dropping a table already took its indexes and sequences.
         client
-            .batch_execute(&format!("DROP {kw} IF EXISTS {q}"))
+            .batch_execute(&format!("DROP {kw} IF EXISTS {}", names.join(", ")))
             .await
-            .map_err(|e| Error::pg(format!("--clean: dropping {}", o.identity), e))?;
-        dropped.push(o.identity.clone());
+            .map_err(|e| {
+                Error::pg(
+                    format!(
+                        "--clean: dropping {}; nothing was changed",
+                        names.join(", ")
+                    ),
+                    e,
+                )
+            })?;
+        dropped.extend(objs.iter().map(|o| o.identity.clone()));
     }
     Ok(dropped)
 }

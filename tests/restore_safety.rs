@@ -1,0 +1,343 @@
+//! Restores that must not change the target: tampered archives (flipped
+//! byte, truncation, a chunk from another archive), a wrong key, a target
+//! that already holds the objects; and selective restore reading only what
+//! it needs.
+mod common;
+
+use std::io::{Read, Seek, SeekFrom, Write};
+
+use common::{pg, pgsnap, pgsnap_ok, table_contents, Cluster, Workdir};
+
+const DATA: &str = r#"
+CREATE SCHEMA app;
+CREATE TABLE app.users (id int PRIMARY KEY, name text NOT NULL);
+CREATE TABLE app.big (id int PRIMARY KEY, user_id int REFERENCES app.users(id), body text);
+CREATE INDEX big_user ON app.big (user_id);
+INSERT INTO app.users SELECT g, 'user ' || g FROM generate_series(1, 100) g;
+INSERT INTO app.big SELECT g, 1 + g % 100, md5(g::text) || md5((g * 7)::text) || md5((g * 13)::text)
+  FROM generate_series(1, 300000) g;
+"#;
+
+/// Number of user relations in a database: 0 means untouched-and-empty.
+fn relations(pg: &Cluster, db: &str) -> usize {
+    pg.psql(
+        db,
+        "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+         WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') \
+           AND n.nspname NOT LIKE 'pg_toast%'",
+    )
+    .trim()
+    .parse()
+    .unwrap()
+}
+
+struct Setup {
+    w: Workdir,
+    src: String,
+    id: String,
+}
+
+fn setup(prefix: &str) -> Setup {
+    let pg = pg();
+    let src = pg.create_db(prefix);
+    pg.psql(&src, DATA);
+    let w = Workdir::new();
+    let id = pgsnap_ok(&[
+        "backup",
+        "--db",
+        &pg.url(&src),
+        "--repo",
+        &w.repo(),
+        "--key-file",
+        &w.key(),
+        "--chunk-size",
+        "256KiB",
+    ])
+    .trim()
+    .to_string();
+    Setup { w, src, id }
+}
+
+fn archive_of(repo: &str, id: &str) -> std::path::PathBuf {
+    let date = format!("{}-{}-{}", &id[..4], &id[4..6], &id[6..8]);
+    std::path::Path::new(repo)
+        .join("backups")
+        .join(date)
+        .join(id)
+        .join(format!("{id}.pgsnap"))
+}
+
+fn archive_path(s: &Setup) -> std::path::PathBuf {
+    archive_of(&s.w.repo(), &s.id)
+}
+
+fn restore(s: &Setup, key: &str, db: &str, extra: &[&str]) -> std::process::Output {
+    let url = pg().url(db);
+    let repo = s.w.repo();
+    let mut args = vec![
+        "restore",
+        "--repo",
+        &repo,
+        "--key-file",
+        key,
+        &s.id,
+        "--db",
+        &url,
+    ];
+    args.extend_from_slice(extra);
+    pgsnap(&args)
+}
+
+fn verify(s: &Setup) -> std::process::Output {
+    pgsnap(&[
+        "verify",
+        "--repo",
+        &s.w.repo(),
+        "--key-file",
+        &s.w.key(),
+        &s.id,
+    ])
+}
+
+fn flip_byte(path: &std::path::Path, at: u64) {
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .unwrap();
+    let mut b = [0u8; 1];
+    f.seek(SeekFrom::Start(at)).unwrap();
+    f.read_exact(&mut b).unwrap();
+    f.seek(SeekFrom::Start(at)).unwrap();
+    f.write_all(&[b[0] ^ 0x20]).unwrap();
+}
+
+#[test]
+fn flipped_byte_is_refused_and_the_target_untouched() {
+    let pg = pg();
+    let s = setup("tamper_flip");
+    let path = archive_path(&s);
+    let len = std::fs::metadata(&path).unwrap().len();
+    flip_byte(&path, len / 2);
+    let v = verify(&s);
+    assert_eq!(v.status.code(), Some(1), "verify must fail");
+    let dst = pg.create_db("tamper_flip_dst");
+    let out = restore(&s, &s.w.key(), &dst, &[]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("tampered") || err.contains("authentic"),
+        "{err}"
+    );
+    assert_eq!(relations(pg, &dst), 0, "target was changed");
+}
+
+#[test]
+fn truncated_archive_is_refused_and_the_target_untouched() {
+    let pg = pg();
+    let s = setup("tamper_trunc");
+    let path = archive_path(&s);
+    let len = std::fs::metadata(&path).unwrap().len();
+    let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+    f.set_len(len - 1000).unwrap();
+    assert_eq!(verify(&s).status.code(), Some(1));
+    let dst = pg.create_db("tamper_trunc_dst");
+    let out = restore(&s, &s.w.key(), &dst, &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(relations(pg, &dst), 0, "target was changed");
+    // list shows it as damaged, not complete.
+    let list: serde_json::Value =
+        serde_json::from_slice(&pgsnap(&["list", "--repo", &s.w.repo(), "--json"]).stdout).unwrap();
+    assert_ne!(list[0]["status"], "complete");
+}
+
+#[test]
+fn chunk_from_another_archive_is_refused() {
+    let pg = pg();
+    let s = setup("tamper_swap");
+    // A second backup of the same data with the same key: same layout,
+    // different data key and nonces.
+    let id2 = pgsnap_ok(&[
+        "backup",
+        "--db",
+        &pg.url(&s.src),
+        "--repo",
+        &s.w.repo(),
+        "--key-file",
+        &s.w.key(),
+        "--chunk-size",
+        "256KiB",
+    ])
+    .trim()
+    .to_string();
+    let a = archive_path(&s);
+    let b = archive_of(&s.w.repo(), &id2);
+    let mut abytes = std::fs::read(&a).unwrap();
+    let bbytes = std::fs::read(&b).unwrap();
+    // Splice 64 KiB from the middle of B into A at the same place.
+    let mid = abytes.len() / 2;
+    let n = 65536.min(bbytes.len() - mid);
+    abytes[mid..mid + n].copy_from_slice(&bbytes[mid..mid + n]);
+    std::fs::write(&a, &abytes).unwrap();
+    assert_eq!(verify(&s).status.code(), Some(1));
+    let dst = pg.create_db("tamper_swap_dst");
+    let out = restore(&s, &s.w.key(), &dst, &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(relations(pg, &dst), 0, "target was changed");
+}
+
+#[test]
+fn wrong_key_is_refused_and_the_target_untouched() {
+    let pg = pg();
+    let s = setup("wrong_key");
+    let other = s.w.dir.path().join("other.key");
+    pgsnap_ok(&["key", "generate", "--out", other.to_str().unwrap()]);
+    let dst = pg.create_db("wrong_key_dst");
+    let out = restore(&s, other.to_str().unwrap(), &dst, &[]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("key"), "{err}");
+    assert_eq!(relations(pg, &dst), 0, "target was changed");
+    let v = pgsnap(&[
+        "verify",
+        "--repo",
+        &s.w.repo(),
+        "--key-file",
+        other.to_str().unwrap(),
+        &s.id,
+    ]);
+    assert_eq!(v.status.code(), Some(1));
+}
+
+#[test]
+fn conflicts_refused_without_clean_and_tampered_clean_keeps_the_good_copy() {
+    let pg = pg();
+    let s = setup("conflict");
+    let dst = pg.create_db("conflict_dst");
+    let out = restore(&s, &s.w.key(), &dst, &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let good = table_contents(pg, &dst);
+    assert_eq!(good, table_contents(pg, &s.src));
+
+    // Again without --clean: refused, listing the conflicts, nothing changed.
+    let out = restore(&s, &s.w.key(), &dst, &[]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("already has") && err.contains("users"),
+        "{err}"
+    );
+    assert_eq!(table_contents(pg, &dst), good);
+
+    // With --clean from a good archive: replaced, same contents.
+    let out = restore(&s, &s.w.key(), &dst, &["--clean"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(table_contents(pg, &dst), good);
+
+    // With --clean from a tampered archive: refused, the copy intact.
+    flip_byte(
+        &archive_path(&s),
+        std::fs::metadata(archive_path(&s)).unwrap().len() / 2,
+    );
+    let out = restore(&s, &s.w.key(), &dst, &["--clean"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(table_contents(pg, &dst), good);
+}
+
+#[test]
+fn selective_restore_reads_little_and_brings_what_the_table_needs() {
+    let pg = pg();
+    let s = setup("selective");
+    let dst = pg.create_db("selective_dst");
+    let out = restore(&s, &s.w.key(), &dst, &["--table", "app.users", "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: serde_json::Value =
+        serde_json::from_str(String::from_utf8_lossy(&out.stdout).lines().last().unwrap()).unwrap();
+    let read = r["bytes_read"].as_u64().unwrap();
+    let total = r["archive_bytes"].as_u64().unwrap();
+    assert!(read * 10 < total, "read {read} of {total} bytes");
+    assert_eq!(r["rows"], 100);
+    let tables = pg.psql(&dst, "SELECT string_agg(relname, ',' ORDER BY relname) FROM pg_class WHERE relkind = 'r' AND relnamespace = 'app'::regnamespace");
+    assert_eq!(tables.trim(), "users");
+    assert_eq!(
+        pg.psql(&dst, "SELECT count(*) FROM app.users").trim(),
+        "100"
+    );
+    // The primary key came along.
+    assert_eq!(
+        pg.psql(&dst, "SELECT count(*) FROM pg_constraint WHERE conrelid = 'app.users'::regclass AND contype = 'p'").trim(),
+        "1"
+    );
+
+    // A name that matches nothing lists close matches.
+    let out = restore(&s, &s.w.key(), &dst, &["--table", "app.usres"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("app.users"), "{err}");
+
+    // The FK of app.big to users is reported and skipped when restoring big alone.
+    let dst2 = pg.create_db("selective_dst2");
+    let out = restore(&s, &s.w.key(), &dst2, &["--table", "app.big", "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: serde_json::Value =
+        serde_json::from_str(String::from_utf8_lossy(&out.stdout).lines().last().unwrap()).unwrap();
+    assert_eq!(
+        r["skipped_foreign_keys"].as_array().unwrap().len(),
+        1,
+        "{r}"
+    );
+    assert_eq!(
+        pg.psql(&dst2, "SELECT count(*) FROM app.big").trim(),
+        "300000"
+    );
+}
+
+#[test]
+fn dry_run_changes_nothing_and_prints_the_plan() {
+    let pg = pg();
+    let s = setup("dryrun");
+    let dst = pg.create_db("dryrun_dst");
+    let out = restore(&s, &s.w.key(), &dst, &["--dry-run"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("app.big") && text.contains("300000 rows"),
+        "{text}"
+    );
+    assert_eq!(relations(pg, &dst), 0);
+    let v: serde_json::Value = serde_json::from_slice(
+        &pgsnap(&[
+            "verify",
+            "--repo",
+            &s.w.repo(),
+            "--key-file",
+            &s.w.key(),
+            &s.id,
+            "--json",
+        ])
+        .stdout,
+    )
+    .unwrap();
+    assert_eq!(v["ok"], true);
+    assert_eq!(v["rows"], 300100);
+}
