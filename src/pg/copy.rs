@@ -13,17 +13,23 @@ use tokio_postgres::Client;
 
 use crate::error::{Error, Result};
 
-/// Cuts a stream of COPY text output into chunks of whole rows of about
-/// `target` bytes each.
+/// Cuts a stream of COPY text output into chunks of at most `target` bytes,
+/// each ending at a row boundary. A row longer than `target` (a big bytea
+/// or text value) is cut into pieces of exactly `target` bytes, the last of
+/// which ends with the row; so a chunk shorter than `target` always ends at
+/// a row boundary, which is what restore relies on to split a table across
+/// COPY streams (format-spec.md, "Table data").
 pub struct Chunker {
     target: usize,
     buf: Vec<u8>,
 }
 
-/// A piece of COPY text data: whole rows.
+/// A piece of COPY text data: whole rows, or (if exactly `target` bytes
+/// long) possibly the start or middle of a long row.
 #[derive(Debug, PartialEq)]
 pub struct RowChunk {
     pub data: Vec<u8>,
+    /// Rows that end in this chunk.
     pub rows: u64,
 }
 
@@ -35,26 +41,33 @@ impl Chunker {
     pub fn new(target: usize) -> Chunker {
         Chunker {
             target: target.max(1),
-            buf: Vec::with_capacity(target + target / 8),
+            buf: Vec::with_capacity(target.max(1)),
         }
     }
 
-    /// Adds bytes; returns a chunk once at least `target` bytes of whole rows
-    /// are buffered.
-    pub fn push(&mut self, data: &[u8]) -> Option<RowChunk> {
-        self.buf.extend_from_slice(data);
-        if self.buf.len() < self.target {
-            return None;
+    /// Adds bytes; returns the chunks that are complete.
+    pub fn push(&mut self, data: &[u8]) -> Vec<RowChunk> {
+        let mut out = Vec::new();
+        let mut data = data;
+        while !data.is_empty() {
+            let room = self.target - self.buf.len();
+            let take = room.min(data.len());
+            self.buf.extend_from_slice(&data[..take]);
+            data = &data[take..];
+            if self.buf.len() < self.target {
+                break;
+            }
+            // A full buffer: cut after its last row, or all of it when one
+            // row fills it.
+            let cut = memchr::memrchr(b'\n', &self.buf).map_or(self.target, |p| p + 1);
+            let mut next = Vec::with_capacity(self.target);
+            next.extend_from_slice(&self.buf[cut..]);
+            self.buf.truncate(cut);
+            let chunk = std::mem::replace(&mut self.buf, next);
+            let rows = count_rows(&chunk);
+            out.push(RowChunk { data: chunk, rows });
         }
-        let cut = memchr::memrchr(b'\n', &self.buf)? + 1;
-        let rest = self.buf.split_off(cut);
-        let data = std::mem::replace(&mut self.buf, {
-            let mut v = Vec::with_capacity(self.target + self.target / 8);
-            v.extend_from_slice(&rest);
-            v
-        });
-        let rows = count_rows(&data);
-        Some(RowChunk { data, rows })
+        out
     }
 
     /// The last, possibly short, chunk. An unterminated row at the end means
@@ -92,7 +105,7 @@ where
     let mut chunker = Chunker::new(target);
     while let Some(part) = stream.next().await {
         let part = part.map_err(|e| Error::pg(format!("reading `{sql}`"), e))?;
-        if let Some(chunk) = chunker.push(&part) {
+        for chunk in chunker.push(&part) {
             sink(chunk).await?;
         }
     }
@@ -130,31 +143,46 @@ where
 mod tests {
     use super::*;
 
-    #[test]
-    fn chunks_hold_whole_rows() {
-        let mut c = Chunker::new(10);
+    fn run(target: usize, pieces: &[&[u8]]) -> Vec<RowChunk> {
+        let mut c = Chunker::new(target);
         let mut out = Vec::new();
-        for piece in [&b"a\tb\n"[..], b"cc\tdd\nee", b"e\tf\n", b"g\n"] {
-            if let Some(ch) = c.push(piece) {
-                out.push(ch);
-            }
+        for p in pieces {
+            out.extend(c.push(p));
         }
-        if let Some(ch) = c.finish().unwrap() {
-            out.push(ch);
-        }
+        out.extend(c.finish().unwrap());
+        out
+    }
+
+    #[test]
+    fn chunks_hold_whole_rows_and_never_exceed_the_target() {
+        let out = run(10, &[b"a\tb\n", b"cc\tdd\nee", b"e\tf\n", b"g\n"]);
         let all: Vec<u8> = out.iter().flat_map(|c| c.data.clone()).collect();
         assert_eq!(all, b"a\tb\ncc\tdd\neee\tf\ng\n");
-        assert!(out.iter().all(|c| c.data.ends_with(b"\n")));
+        assert!(out
+            .iter()
+            .all(|c| c.data.len() <= 10 && c.data.ends_with(b"\n")));
         assert_eq!(out.iter().map(|c| c.rows).sum::<u64>(), 4);
         assert_eq!(out[0].data, b"a\tb\ncc\tdd\n");
     }
 
     #[test]
-    fn a_row_longer_than_the_target_stays_whole() {
+    fn a_row_longer_than_the_target_is_cut_into_full_pieces() {
+        let out = run(4, &[b"ab\nlongrow-", b"xyz\nk\n"]);
+        let lens: Vec<usize> = out.iter().map(|c| c.data.len()).collect();
+        assert_eq!(lens, vec![3, 4, 4, 4, 2]);
+        // Short chunks end at a row boundary; full ones may not.
+        for c in &out {
+            assert!(c.data.len() == 4 || c.data.ends_with(b"\n"));
+        }
+        let all: Vec<u8> = out.iter().flat_map(|c| c.data.clone()).collect();
+        assert_eq!(all, b"ab\nlongrow-xyz\nk\n");
+        assert_eq!(out.iter().map(|c| c.rows).sum::<u64>(), 3);
+    }
+
+    #[test]
+    fn an_unterminated_row_at_the_end_is_an_error() {
         let mut c = Chunker::new(4);
-        assert_eq!(c.push(b"abcdefgh"), None);
-        let ch = c.push(b"ij\nk").unwrap();
-        assert_eq!(ch.data, b"abcdefghij\n");
-        assert!(c.finish().is_err(), "unterminated row is an error");
+        assert!(c.push(b"ab").is_empty());
+        assert!(c.finish().is_err());
     }
 }

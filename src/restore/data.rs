@@ -18,8 +18,10 @@ use crate::repo::reader::StoredArchive;
 
 use super::plan::{Plan, PlannedTable};
 
-/// Raw bytes per COPY stream: big tables get several streams at once.
-const UNIT_RAW_BYTES: u64 = 64 * 1024 * 1024;
+/// Bounds of the raw bytes per COPY stream: a table gets up to `jobs`
+/// streams at once, none smaller than the minimum (a stream has a cost).
+const MIN_UNIT_RAW_BYTES: u64 = 4 * 1024 * 1024;
+const MAX_UNIT_RAW_BYTES: u64 = 64 * 1024 * 1024;
 /// Chunks fetched per ranged read while loading.
 const FETCH_BATCH: usize = 8;
 
@@ -84,19 +86,24 @@ struct Unit {
     raw: u64,
 }
 
-fn units(plan: &Plan) -> VecDeque<Unit> {
+/// Cuts each table's chunks into units for parallel COPY streams. A unit may
+/// end only after a chunk shorter than the archive's chunk size: only those
+/// are sure to end at a row boundary (see `pg::copy::Chunker`).
+fn units(plan: &Plan, chunk_size: u32, jobs: usize) -> VecDeque<Unit> {
     let mut out = Vec::new();
     for (i, t) in plan.tables.iter().enumerate() {
         if !t.load_data || t.chunk_refs.is_empty() {
             continue;
         }
+        let unit_bytes =
+            (t.raw_bytes / jobs.max(1) as u64).clamp(MIN_UNIT_RAW_BYTES, MAX_UNIT_RAW_BYTES);
         let entry = t.entry.expect("loaded tables have an entry");
         let mut cur = Vec::new();
         let mut raw = 0;
         for c in &t.chunk_refs {
             cur.push(*c);
             raw += c.raw_len as u64;
-            if raw >= UNIT_RAW_BYTES {
+            if raw >= unit_bytes && c.raw_len < chunk_size {
                 out.push(Unit {
                     table: i,
                     entry,
@@ -138,7 +145,7 @@ pub async fn load(
     jobs: usize,
     progress: &Arc<dyn Progress>,
 ) -> Result<()> {
-    let queue = Arc::new(Mutex::new(units(plan)));
+    let queue = Arc::new(Mutex::new(units(plan, archive.header.chunk_size, jobs)));
     let n = jobs.max(1).min(queue.lock().unwrap().len());
     let sqls: Arc<Vec<String>> = Arc::new(plan.tables.iter().map(copy_in_sql).collect());
     let mut set = tokio::task::JoinSet::new();
