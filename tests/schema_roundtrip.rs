@@ -164,4 +164,6 @@ macro_rules! fixture_tests {
 
 fixture_tests! {
     basics_roundtrip => "basics.sql",
+    names_roundtrip => "names.sql",
+    inheritance_roundtrip => "inheritance.sql",
 }
