@@ -79,6 +79,22 @@ const COLUMNS_SQL: &str = "SELECT attrelid::regclass::text || ' ' || attname || 
     AND n.nspname NOT IN ('pg_catalog','information_schema','pg_toast') \
     ORDER BY attrelid::regclass::text, attnum";
 
+const LARGE_OBJECTS_SQL: &str = "SELECT l.oid, l.lomowner::regrole, l.lomacl, \
+    obj_description(l.oid, 'pg_largeobject') FROM pg_largeobject_metadata l ORDER BY 1";
+
+fn database_state(pg: &common::Cluster, db: &str) -> String {
+    let sql = format!(
+        "SELECT coalesce(r.rolname, '-') || ' ' || s.setconfig::text FROM pg_db_role_setting s \
+         JOIN pg_database d ON d.oid = s.setdatabase LEFT JOIN pg_roles r ON r.oid = s.setrole \
+         WHERE d.datname = '{db}' UNION ALL \
+         SELECT 'comment ' || coalesce(shobj_description(d.oid, 'pg_database'), '') || ' acl ' || \
+         coalesce(d.datacl::text, '') FROM pg_database d WHERE d.datname = '{db}' ORDER BY 1"
+    );
+    pg.psql("postgres", &sql)
+        .replace(&format!("\"{db}\""), "DBNAME")
+        .replace(db, "DBNAME")
+}
+
 /// Load `file` (with psql `-v` vars), round-trip the schema, compare.
 /// Returns the model for further checks.
 fn roundtrip(file: &Path, vars: &[(&str, &str)]) -> SchemaModel {
@@ -113,6 +129,18 @@ fn roundtrip(file: &Path, vars: &[(&str, &str)]) -> SchemaModel {
             "pg_dump --schema-only differs for {stem}:\n{}",
             diff(&a, &b)
         );
+    }
+    for sql in [COLUMNS_SQL, LARGE_OBJECTS_SQL] {
+        let ca = pg.psql(&src, sql);
+        let cb = pg.psql(&dst, sql);
+        if ca != cb {
+            panic!("{stem}: {sql} differs:\n{}", diff(&ca, &cb));
+        }
+    }
+    // Database-level state pg_dump --schema-only does not show.
+    let (da, db) = (database_state(pg, &src), database_state(pg, &dst));
+    if da != db {
+        panic!("{stem}: database settings differ:\n{}", diff(&da, &db));
     }
     let ca = pg.psql(&src, COLUMNS_SQL);
     let cb = pg.psql(&dst, COLUMNS_SQL);
@@ -166,4 +194,5 @@ fixture_tests! {
     basics_roundtrip => "basics.sql",
     names_roundtrip => "names.sql",
     inheritance_roundtrip => "inheritance.sql",
+    kinds_roundtrip => "kinds.sql",
 }

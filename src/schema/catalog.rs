@@ -613,7 +613,7 @@ async fn read_types(client: &Client, bld: &mut Builder) -> Result<(), SchemaErro
         "SELECT t.oid, t.typlen, t.typbyval, t.typalign::text AS align, t.typstorage::text AS storage, \
          t.typcategory::text AS category, t.typispreferred AS preferred, t.typdelim::text AS delim, \
          t.typinput::pg_catalog.regproc::text AS input, t.typoutput::pg_catalog.regproc::text AS output, \
-         t.typinput, t.typoutput, t.typreceive, t.typsend, t.typmodin, t.typmodout, t.typanalyze, t.typsubscript, \
+         t.typinput::pg_catalog.oid AS typinput, t.typoutput::pg_catalog.oid AS typoutput, t.typreceive::pg_catalog.oid AS typreceive, t.typsend::pg_catalog.oid AS typsend, t.typmodin::pg_catalog.oid AS typmodin, t.typmodout::pg_catalog.oid AS typmodout, t.typanalyze::pg_catalog.oid AS typanalyze, t.typsubscript::pg_catalog.oid AS typsubscript, \
          CASE WHEN t.typreceive <> 0 THEN t.typreceive::pg_catalog.regproc::text END AS receive, \
          CASE WHEN t.typsend <> 0 THEN t.typsend::pg_catalog.regproc::text END AS send, \
          CASE WHEN t.typmodin <> 0 THEN t.typmodin::pg_catalog.regproc::text END AS modin, \
@@ -1219,11 +1219,325 @@ async fn read_casts(client: &Client, bld: &mut Builder) -> Result<(), SchemaErro
     Ok(())
 }
 
-async fn read_text_search(_client: &Client, _bld: &mut Builder) -> Result<(), SchemaError> {
+/// Add a schema-qualified object with owner (optional) and COMMENT target.
+#[allow(clippy::too_many_arguments)]
+fn add_simple(
+    bld: &mut Builder,
+    key: Key,
+    kind: ObjectKind,
+    keyword: &str,
+    schema: Option<String>,
+    name: String,
+    qn: String,
+    owner: Option<String>,
+    create: String,
+) -> u32 {
+    let on = format!("{keyword} {qn}");
+    let id = bld.add(
+        Some(key),
+        New {
+            kind,
+            schema,
+            name,
+            identity: format!("{} {qn}", keyword.to_lowercase()),
+            owner: owner.clone(),
+            section: Section::PreData,
+            create,
+            drop: Some(format!("DROP {keyword} {qn};")),
+        },
+    );
+    if let Some(o) = owner {
+        bld.obj(id).owner_sql.push(owner_to(&on, &o));
+    }
+    bld.target(key, id, on);
+    id
+}
+
+async fn read_text_search(client: &Client, bld: &mut Builder) -> Result<(), SchemaError> {
+    let rp = |c: &str| format!("{c}::pg_catalog.regproc::text AS {c}");
+    let sql = format!(
+        "SELECT p.oid, n.nspname::text AS schema, p.prsname::text AS name, {}, {}, {}, {}, \
+         CASE WHEN p.prsheadline <> 0 THEN p.prsheadline::pg_catalog.regproc::text END AS prsheadline \
+         FROM pg_catalog.pg_ts_parser p JOIN pg_catalog.pg_namespace n ON n.oid = p.prsnamespace \
+         WHERE {USER_NS} ORDER BY 2, 3",
+        rp("p.prsstart").replace("AS p.", "AS "),
+        rp("p.prstoken").replace("AS p.", "AS "),
+        rp("p.prsend").replace("AS p.", "AS "),
+        rp("p.prslextype").replace("AS p.", "AS "),
+    );
+    for r in q(client, "text search parsers", &sql).await? {
+        let oid = u(&r, "oid");
+        if is_member(bld, PG_TS_PARSER, oid) {
+            continue;
+        }
+        let (schema, name) = (s(&r, "schema"), s(&r, "name"));
+        let qn = qualify(&schema, &name);
+        let mut opts = vec![
+            format!("START = {}", s(&r, "prsstart")),
+            format!("GETTOKEN = {}", s(&r, "prstoken")),
+            format!("END = {}", s(&r, "prsend")),
+            format!("LEXTYPES = {}", s(&r, "prslextype")),
+        ];
+        if let Some(h) = os(&r, "prsheadline") {
+            opts.push(format!("HEADLINE = {h}"));
+        }
+        let create = format!("CREATE TEXT SEARCH PARSER {qn} ({});", opts.join(", "));
+        add_simple(
+            bld,
+            (PG_TS_PARSER, oid),
+            ObjectKind::TextSearchParser,
+            "TEXT SEARCH PARSER",
+            Some(schema),
+            name,
+            qn,
+            None,
+            create,
+        );
+    }
+    let sql = format!(
+        "SELECT t.oid, n.nspname::text AS schema, t.tmplname::text AS name, \
+         CASE WHEN t.tmplinit <> 0 THEN t.tmplinit::pg_catalog.regproc::text END AS init, \
+         t.tmpllexize::pg_catalog.regproc::text AS lexize \
+         FROM pg_catalog.pg_ts_template t JOIN pg_catalog.pg_namespace n ON n.oid = t.tmplnamespace \
+         WHERE {USER_NS} ORDER BY 2, 3"
+    );
+    for r in q(client, "text search templates", &sql).await? {
+        let oid = u(&r, "oid");
+        if is_member(bld, PG_TS_TEMPLATE, oid) {
+            continue;
+        }
+        let (schema, name) = (s(&r, "schema"), s(&r, "name"));
+        let qn = qualify(&schema, &name);
+        let mut opts = Vec::new();
+        if let Some(i) = os(&r, "init") {
+            opts.push(format!("INIT = {i}"));
+        }
+        opts.push(format!("LEXIZE = {}", s(&r, "lexize")));
+        let create = format!("CREATE TEXT SEARCH TEMPLATE {qn} ({});", opts.join(", "));
+        add_simple(
+            bld,
+            (PG_TS_TEMPLATE, oid),
+            ObjectKind::TextSearchTemplate,
+            "TEXT SEARCH TEMPLATE",
+            Some(schema),
+            name,
+            qn,
+            None,
+            create,
+        );
+    }
+    let sql = format!(
+        "SELECT d.oid, n.nspname::text AS schema, d.dictname::text AS name, \
+         pg_catalog.pg_get_userbyid(d.dictowner)::text AS owner, d.dictinitoption AS init, \
+         (SELECT pg_catalog.quote_ident(tn.nspname) || '.' || pg_catalog.quote_ident(t.tmplname) \
+            FROM pg_catalog.pg_ts_template t JOIN pg_catalog.pg_namespace tn ON tn.oid = t.tmplnamespace \
+            WHERE t.oid = d.dicttemplate) AS template \
+         FROM pg_catalog.pg_ts_dict d JOIN pg_catalog.pg_namespace n ON n.oid = d.dictnamespace \
+         WHERE {USER_NS} ORDER BY 2, 3"
+    );
+    for r in q(client, "text search dictionaries", &sql).await? {
+        let oid = u(&r, "oid");
+        if is_member(bld, PG_TS_DICT, oid) {
+            continue;
+        }
+        let (schema, name) = (s(&r, "schema"), s(&r, "name"));
+        let qn = qualify(&schema, &name);
+        let mut create = format!(
+            "CREATE TEXT SEARCH DICTIONARY {qn} (TEMPLATE = {}",
+            s(&r, "template")
+        );
+        if let Some(i) = os(&r, "init") {
+            create.push_str(&format!(", {i}"));
+        }
+        create.push_str(");");
+        add_simple(
+            bld,
+            (PG_TS_DICT, oid),
+            ObjectKind::TextSearchDictionary,
+            "TEXT SEARCH DICTIONARY",
+            Some(schema),
+            name,
+            qn,
+            Some(s(&r, "owner")),
+            create,
+        );
+    }
+    let sql = format!(
+        "SELECT c.oid, n.nspname::text AS schema, c.cfgname::text AS name, \
+         pg_catalog.pg_get_userbyid(c.cfgowner)::text AS owner, \
+         (SELECT pg_catalog.quote_ident(pn.nspname) || '.' || pg_catalog.quote_ident(p.prsname) \
+            FROM pg_catalog.pg_ts_parser p JOIN pg_catalog.pg_namespace pn ON pn.oid = p.prsnamespace \
+            WHERE p.oid = c.cfgparser) AS parser, \
+         (SELECT pg_catalog.array_agg(x.line ORDER BY x.tok) FROM ( \
+            SELECT m.maptokentype AS tok, 'ADD MAPPING FOR ' || pg_catalog.quote_ident(tt.alias) || ' WITH ' || \
+              pg_catalog.string_agg(pg_catalog.quote_ident(dn.nspname) || '.' || pg_catalog.quote_ident(d.dictname), ', ' \
+                ORDER BY m.mapseqno) AS line \
+            FROM pg_catalog.pg_ts_config_map m \
+            JOIN pg_catalog.ts_token_type(c.cfgparser) tt ON tt.tokid = m.maptokentype \
+            JOIN pg_catalog.pg_ts_dict d ON d.oid = m.mapdict \
+            JOIN pg_catalog.pg_namespace dn ON dn.oid = d.dictnamespace \
+            WHERE m.mapcfg = c.oid GROUP BY m.maptokentype, tt.alias) x) AS mappings \
+         FROM pg_catalog.pg_ts_config c JOIN pg_catalog.pg_namespace n ON n.oid = c.cfgnamespace \
+         WHERE {USER_NS} ORDER BY 2, 3"
+    );
+    for r in q(client, "text search configurations", &sql).await? {
+        let oid = u(&r, "oid");
+        if is_member(bld, PG_TS_CONFIG, oid) {
+            continue;
+        }
+        let (schema, name) = (s(&r, "schema"), s(&r, "name"));
+        let qn = qualify(&schema, &name);
+        let mut create = format!(
+            "CREATE TEXT SEARCH CONFIGURATION {qn} (PARSER = {});",
+            s(&r, "parser")
+        );
+        for m in arr(&r, "mappings") {
+            create.push_str(&format!("\nALTER TEXT SEARCH CONFIGURATION {qn} {m};"));
+        }
+        add_simple(
+            bld,
+            (PG_TS_CONFIG, oid),
+            ObjectKind::TextSearchConfiguration,
+            "TEXT SEARCH CONFIGURATION",
+            Some(schema),
+            name,
+            qn,
+            Some(s(&r, "owner")),
+            create,
+        );
+    }
     Ok(())
 }
 
-async fn read_fdw(_client: &Client, _bld: &mut Builder) -> Result<(), SchemaError> {
+async fn read_fdw(client: &Client, bld: &mut Builder) -> Result<(), SchemaError> {
+    let sql = format!(
+        "SELECT w.oid, w.fdwname::text AS name, pg_catalog.pg_get_userbyid(w.fdwowner)::text AS owner, \
+         CASE WHEN w.fdwhandler <> 0 THEN w.fdwhandler::pg_catalog.regproc::text END AS handler, \
+         CASE WHEN w.fdwvalidator <> 0 THEN w.fdwvalidator::pg_catalog.regproc::text END AS validator, \
+         w.fdwoptions AS options, {} AS acl FROM pg_catalog.pg_foreign_data_wrapper w ORDER BY 2",
+        acl_json_sql("w.fdwacl")
+    );
+    for r in q(client, "foreign data wrappers", &sql).await? {
+        let oid = u(&r, "oid");
+        if is_member(bld, PG_FDW, oid) {
+            continue;
+        }
+        let (name, owner) = (s(&r, "name"), s(&r, "owner"));
+        let qn = ident(&name);
+        let mut create = format!("CREATE FOREIGN DATA WRAPPER {qn}");
+        match os(&r, "handler") {
+            Some(h) => create.push_str(&format!(" HANDLER {h}")),
+            None => create.push_str(" NO HANDLER"),
+        }
+        match os(&r, "validator") {
+            Some(v) => create.push_str(&format!(" VALIDATOR {v}")),
+            None => create.push_str(" NO VALIDATOR"),
+        }
+        let o = arr(&r, "options");
+        if !o.is_empty() {
+            create.push_str(&format!(" {}", fdw_options(&o)));
+        }
+        create.push(';');
+        let id = add_simple(
+            bld,
+            (PG_FDW, oid),
+            ObjectKind::ForeignDataWrapper,
+            "FOREIGN DATA WRAPPER",
+            None,
+            name,
+            qn.clone(),
+            Some(owner.clone()),
+            create,
+        );
+        bld.obj(id).acl_sql = acl_statements(
+            &format!("FOREIGN DATA WRAPPER {qn}"),
+            Some(&owner),
+            &parse_acl(os(&r, "acl").as_deref()),
+        );
+    }
+    let sql = format!(
+        "SELECT s.oid, s.srvname::text AS name, pg_catalog.pg_get_userbyid(s.srvowner)::text AS owner, \
+         s.srvfdw, (SELECT w.fdwname::text FROM pg_catalog.pg_foreign_data_wrapper w WHERE w.oid = s.srvfdw) AS fdw, \
+         s.srvtype AS typ, s.srvversion AS version, s.srvoptions AS options, {} AS acl \
+         FROM pg_catalog.pg_foreign_server s ORDER BY 2",
+        acl_json_sql("s.srvacl")
+    );
+    for r in q(client, "foreign servers", &sql).await? {
+        let oid = u(&r, "oid");
+        if is_member(bld, PG_FOREIGN_SERVER, oid) {
+            continue;
+        }
+        let (name, owner) = (s(&r, "name"), s(&r, "owner"));
+        let qn = ident(&name);
+        let mut create = format!("CREATE SERVER {qn}");
+        if let Some(t) = os(&r, "typ") {
+            create.push_str(&format!(" TYPE {}", literal(&t)));
+        }
+        if let Some(v) = os(&r, "version") {
+            create.push_str(&format!(" VERSION {}", literal(&v)));
+        }
+        create.push_str(&format!(" FOREIGN DATA WRAPPER {}", ident(&s(&r, "fdw"))));
+        let o = arr(&r, "options");
+        if !o.is_empty() {
+            create.push_str(&format!(" {}", fdw_options(&o)));
+        }
+        create.push(';');
+        let id = add_simple(
+            bld,
+            (PG_FOREIGN_SERVER, oid),
+            ObjectKind::ForeignServer,
+            "SERVER",
+            None,
+            name,
+            qn.clone(),
+            Some(owner.clone()),
+            create,
+        );
+        bld.obj(id).acl_sql = acl_statements(
+            &format!("FOREIGN SERVER {qn}"),
+            Some(&owner),
+            &parse_acl(os(&r, "acl").as_deref()),
+        );
+    }
+    for r in q(
+        client,
+        "user mappings",
+        "SELECT m.umid, m.srvid, m.srvname::text AS server, \
+         CASE WHEN m.umuser = 0 THEN NULL ELSE m.usename::text END AS role, m.umoptions AS options \
+         FROM pg_catalog.pg_user_mappings m ORDER BY 3, 4 NULLS FIRST",
+    )
+    .await?
+    {
+        let server = s(&r, "server");
+        let role = os(&r, "role");
+        let who = super::ddl::role(role.as_deref());
+        let mut create = format!("CREATE USER MAPPING FOR {who} SERVER {}", ident(&server));
+        let o = arr(&r, "options");
+        if !o.is_empty() {
+            create.push_str(&format!(" {}", fdw_options(&o)));
+        }
+        create.push(';');
+        let id = bld.add(
+            Some((PG_USER_MAPPING, u(&r, "umid"))),
+            New {
+                kind: ObjectKind::UserMapping,
+                schema: None,
+                name: format!(
+                    "{} {server}",
+                    role.clone().unwrap_or_else(|| "PUBLIC".into())
+                ),
+                identity: format!("user mapping for {who} server {}", ident(&server)),
+                owner: None,
+                section: Section::PreData,
+                create,
+                drop: Some(format!(
+                    "DROP USER MAPPING FOR {who} SERVER {};",
+                    ident(&server)
+                )),
+            },
+        );
+        bld.dep_on(id, (PG_FOREIGN_SERVER, u(&r, "srvid")));
+    }
     Ok(())
 }
 
@@ -1788,7 +2102,13 @@ async fn read_relations(client: &Client, bld: &mut Builder) -> Result<(), Schema
                         ));
                     }
                 }
-                match s(r, "replident").as_str() {
+                match if foreign {
+                    String::new()
+                } else {
+                    s(r, "replident")
+                }
+                .as_str()
+                {
                     "f" => after.push(format!("{alter_only} REPLICA IDENTITY FULL;")),
                     "n" => after.push(format!("{alter_only} REPLICA IDENTITY NOTHING;")),
                     _ => {}

@@ -1,0 +1,107 @@
+-- The less common object kinds: extensions, collations, base and shell
+-- types, multiranges, aggregates, operators, casts, text search objects,
+-- FDWs, servers, user mappings, foreign tables, statistics objects, event
+-- triggers, publications, default privileges, large objects, database
+-- settings, and a view/function dependency cycle.
+\set ON_ERROR_STOP on
+DO $$ BEGIN
+  CREATE ROLE fx_kinds_owner;
+EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$;
+DO $$ BEGIN
+  CREATE ROLE fx_kinds_reader;
+EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$;
+CREATE SCHEMA kinds;
+CREATE SCHEMA ext;
+CREATE EXTENSION citext WITH SCHEMA ext;
+CREATE EXTENSION hstore WITH SCHEMA public;
+COMMENT ON EXTENSION hstore IS 'key/value';
+CREATE COLLATION kinds.german (provider = icu, locale = 'de-DE');
+CREATE COLLATION kinds.nd (provider = icu, locale = 'und-u-ks-level2', deterministic = false);
+CREATE COLLATION kinds.c_copy (locale = 'C');
+CREATE TABLE kinds.users (email ext.citext PRIMARY KEY, name text COLLATE kinds.german, tags hstore, nick text COLLATE kinds.nd);
+
+-- A base type with its shell and I/O functions.
+CREATE TYPE kinds.myint;
+CREATE FUNCTION kinds.myint_in(cstring) RETURNS kinds.myint LANGUAGE internal IMMUTABLE STRICT AS 'int4in';
+CREATE FUNCTION kinds.myint_out(kinds.myint) RETURNS cstring LANGUAGE internal IMMUTABLE STRICT AS 'int4out';
+CREATE TYPE kinds.myint (INPUT = kinds.myint_in, OUTPUT = kinds.myint_out, INTERNALLENGTH = 4, PASSEDBYVALUE, ALIGNMENT = int4);
+CREATE TYPE kinds.never_defined;
+CREATE TABLE kinds.uses_myint (v kinds.myint, r int4multirange);
+CREATE TYPE kinds.textrange AS RANGE (subtype = text, collation = "C", multirange_type_name = kinds.textmultirange);
+
+-- Aggregates, operators, casts.
+CREATE FUNCTION kinds.add2(int, int) RETURNS int LANGUAGE sql IMMUTABLE AS 'SELECT $1 + $2';
+CREATE AGGREGATE kinds.mysum(int) (SFUNC = kinds.add2, STYPE = int, INITCOND = '0', PARALLEL = SAFE);
+CREATE AGGREGATE kinds.mymax(int) (SFUNC = int4larger, STYPE = int, SORTOP = >);
+CREATE FUNCTION kinds.approx_eq(text, text) RETURNS boolean LANGUAGE sql IMMUTABLE AS 'SELECT lower($1) = lower($2)';
+CREATE OPERATOR kinds.=~= (FUNCTION = kinds.approx_eq, LEFTARG = text, RIGHTARG = text, COMMUTATOR = OPERATOR(kinds.=~=));
+CREATE OPERATOR kinds.## (FUNCTION = pg_catalog.int8abs, RIGHTARG = bigint);
+CREATE TYPE kinds.celsius AS (v numeric);
+CREATE FUNCTION kinds.to_num(kinds.celsius) RETURNS numeric LANGUAGE sql AS 'SELECT $1.v';
+CREATE CAST (kinds.celsius AS numeric) WITH FUNCTION kinds.to_num(kinds.celsius) AS ASSIGNMENT;
+CREATE CAST (kinds.myint AS int4) WITHOUT FUNCTION;
+CREATE PROCEDURE kinds.do_nothing(a int DEFAULT 1) LANGUAGE plpgsql AS $$ BEGIN NULL; END $$;
+CREATE FUNCTION kinds.atomic(a int) RETURNS int LANGUAGE sql BEGIN ATOMIC SELECT a + 1; END;
+CREATE FUNCTION kinds.setof_users() RETURNS SETOF kinds.users LANGUAGE sql STABLE SECURITY DEFINER
+  SET search_path = pg_catalog AS 'SELECT * FROM kinds.users';
+ALTER FUNCTION kinds.setof_users() OWNER TO fx_kinds_owner;
+
+-- Text search.
+CREATE TEXT SEARCH DICTIONARY kinds.simple_dict (TEMPLATE = pg_catalog.simple, STOPWORDS = english);
+CREATE TEXT SEARCH CONFIGURATION kinds.cfg (COPY = pg_catalog.english);
+ALTER TEXT SEARCH CONFIGURATION kinds.cfg ALTER MAPPING FOR word WITH kinds.simple_dict, english_stem;
+CREATE TEXT SEARCH TEMPLATE kinds.tmpl (LEXIZE = dsimple_lexize, INIT = dsimple_init);
+CREATE TEXT SEARCH PARSER kinds.prs (START = prsd_start, GETTOKEN = prsd_nexttoken, END = prsd_end, LEXTYPES = prsd_lextype);
+
+-- Foreign data.
+CREATE FOREIGN DATA WRAPPER dummy_fdw OPTIONS (debug 'true');
+CREATE SERVER remote TYPE 'x' VERSION '1.0' FOREIGN DATA WRAPPER dummy_fdw OPTIONS (host 'example.org');
+CREATE USER MAPPING FOR fx_kinds_reader SERVER remote OPTIONS (user 'bob', password 'it''s');
+CREATE USER MAPPING FOR PUBLIC SERVER remote;
+GRANT USAGE ON FOREIGN SERVER remote TO fx_kinds_reader;
+CREATE FOREIGN TABLE kinds.remote_t (id int OPTIONS (column_name 'ID') NOT NULL, v text DEFAULT 'x')
+  SERVER remote OPTIONS (table_name 'T');
+COMMENT ON SERVER remote IS 'far away';
+
+-- Statistics, event triggers, publications.
+CREATE TABLE kinds.stats_t (a int, b int, c text);
+CREATE STATISTICS kinds.st_ab (dependencies, ndistinct) ON a, b FROM kinds.stats_t;
+CREATE STATISTICS kinds.st_expr ON (a + b), lower(c) FROM kinds.stats_t;
+ALTER STATISTICS kinds.st_ab SET STATISTICS 50;
+CREATE FUNCTION kinds.on_ddl() RETURNS event_trigger LANGUAGE plpgsql AS $$ BEGIN NULL; END $$;
+CREATE EVENT TRIGGER kinds_ddl ON ddl_command_end WHEN TAG IN ('CREATE TABLE', 'DROP TABLE') EXECUTE FUNCTION kinds.on_ddl();
+CREATE EVENT TRIGGER kinds_ddl_off ON sql_drop EXECUTE FUNCTION kinds.on_ddl();
+ALTER EVENT TRIGGER kinds_ddl_off DISABLE;
+CREATE PUBLICATION pub_some FOR TABLE kinds.stats_t (a, b) WHERE (a > 0) WITH (publish = 'insert, update');
+CREATE PUBLICATION pub_schema FOR TABLES IN SCHEMA ext;
+CREATE PUBLICATION pub_all FOR ALL TABLES;
+
+-- Default privileges.
+ALTER DEFAULT PRIVILEGES FOR ROLE fx_kinds_owner IN SCHEMA kinds GRANT SELECT ON TABLES TO fx_kinds_reader;
+ALTER DEFAULT PRIVILEGES FOR ROLE fx_kinds_owner REVOKE EXECUTE ON FUNCTIONS FROM PUBLIC;
+ALTER DEFAULT PRIVILEGES FOR ROLE fx_kinds_owner GRANT USAGE ON TYPES TO fx_kinds_reader;
+
+-- A view/function cycle: v's definition calls f, f takes v's row type.
+CREATE VIEW kinds.v AS SELECT 1 AS a;
+CREATE FUNCTION kinds.f(kinds.v) RETURNS int LANGUAGE sql AS 'SELECT $1.a';
+CREATE OR REPLACE VIEW kinds.v AS SELECT 1 AS a WHERE kinds.f(NULL::kinds.v) IS NULL;
+CREATE VIEW kinds.v2 AS SELECT a FROM kinds.v;
+
+-- Materialized views over materialized views.
+CREATE MATERIALIZED VIEW kinds.mv1 AS SELECT a, b FROM kinds.stats_t;
+CREATE MATERIALIZED VIEW kinds.mv2 AS SELECT count(*) AS n FROM kinds.mv1;
+CREATE UNIQUE INDEX mv2_n ON kinds.mv2 (n);
+CREATE MATERIALIZED VIEW kinds.mv_empty AS SELECT 1 AS x WITH NO DATA;
+
+-- Large objects and database-level settings.
+SELECT lo_create(424242);
+ALTER LARGE OBJECT 424242 OWNER TO fx_kinds_owner;
+GRANT SELECT ON LARGE OBJECT 424242 TO fx_kinds_reader;
+COMMENT ON LARGE OBJECT 424242 IS 'a blob';
+DO $$ BEGIN
+  EXECUTE format('ALTER DATABASE %I SET work_mem = %L', current_database(), '8MB');
+  EXECUTE format('ALTER DATABASE %I SET search_path = kinds, public, "$user"', current_database());
+  EXECUTE format('ALTER ROLE fx_kinds_reader IN DATABASE %I SET statement_timeout = 1000', current_database());
+  EXECUTE format('COMMENT ON DATABASE %I IS %L', current_database(), 'the kinds db');
+  EXECUTE format('GRANT CONNECT, TEMP ON DATABASE %I TO fx_kinds_reader', current_database());
+END $$;
