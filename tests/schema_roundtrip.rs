@@ -190,7 +190,10 @@ fn kinds_roundtrip() {
         "no placeholder for the view cycle"
     );
     // Extension members are not objects of their own.
-    assert!(!m.objects.iter().any(|o| o.name == "citext" && o.kind != ObjectKind::Extension));
+    assert!(!m
+        .objects
+        .iter()
+        .any(|o| o.name == "citext" && o.kind != ObjectKind::Extension));
     assert_eq!(m.large_objects.len(), 1);
     let mv = m.matviews.iter().find(|v| v.name == "mv_empty").unwrap();
     assert!(!mv.populated);

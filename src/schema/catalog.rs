@@ -1172,7 +1172,124 @@ async fn read_operators(client: &Client, bld: &mut Builder) -> Result<(), Schema
     Ok(())
 }
 
-async fn read_opfamilies(_client: &Client, _bld: &mut Builder) -> Result<(), SchemaError> {
+async fn read_opfamilies(client: &Client, bld: &mut Builder) -> Result<(), SchemaError> {
+    // Members of operator classes (internal dependency on the class) and
+    // loose members of families (auto dependency on the family).
+    let ops = q(
+        client,
+        "operator family members",
+        "SELECT d.refclassid, d.refobjid, 2602::pg_catalog.oid AS class, ao.oid, ao.amopstrategy::int4 AS num, \
+         'OPERATOR ' || ao.amopstrategy || ' ' || pg_catalog.quote_ident(opn.nspname) || '.' || o.oprname || \
+         '(' || pg_catalog.format_type(ao.amoplefttype, NULL) || ', ' || pg_catalog.format_type(ao.amoprighttype, NULL) || ')' || \
+         CASE WHEN ao.amoppurpose = 'o' THEN ' FOR ORDER BY ' || (SELECT pg_catalog.quote_ident(sn.nspname) || '.' || \
+           pg_catalog.quote_ident(sf.opfname) FROM pg_catalog.pg_opfamily sf JOIN pg_catalog.pg_namespace sn \
+           ON sn.oid = sf.opfnamespace WHERE sf.oid = ao.amopsortfamily) ELSE '' END AS item \
+         FROM pg_catalog.pg_amop ao JOIN pg_catalog.pg_operator o ON o.oid = ao.amopopr \
+         JOIN pg_catalog.pg_namespace opn ON opn.oid = o.oprnamespace \
+         JOIN pg_catalog.pg_depend d ON d.classid = 2602 AND d.objid = ao.oid \
+           AND d.refclassid IN (2616, 2753) AND d.deptype IN ('i', 'a') \
+         WHERE ao.oid >= 16384 \
+         UNION ALL \
+         SELECT d.refclassid, d.refobjid, 2603, ap.oid, 1000 + ap.amprocnum, \
+         'FUNCTION ' || ap.amprocnum || ' (' || pg_catalog.format_type(ap.amproclefttype, NULL) || ', ' || \
+         pg_catalog.format_type(ap.amprocrighttype, NULL) || ') ' || ap.amproc::pg_catalog.regprocedure::text \
+         FROM pg_catalog.pg_amproc ap \
+         JOIN pg_catalog.pg_depend d ON d.classid = 2603 AND d.objid = ap.oid \
+           AND d.refclassid IN (2616, 2753) AND d.deptype IN ('i', 'a') \
+         WHERE ap.oid >= 16384 ORDER BY 1, 2, 5, 6",
+    )
+    .await?;
+    let mut members: HashMap<Key, Vec<(Key, String)>> = HashMap::new();
+    for r in &ops {
+        members
+            .entry((u(r, "refclassid"), u(r, "refobjid")))
+            .or_default()
+            .push(((u(r, "class"), u(r, "oid")), s(r, "item")));
+    }
+    let sql = format!(
+        "SELECT f.oid, n.nspname::text AS schema, f.opfname::text AS name, \
+         pg_catalog.pg_get_userbyid(f.opfowner)::text AS owner, am.amname::text AS am \
+         FROM pg_catalog.pg_opfamily f JOIN pg_catalog.pg_namespace n ON n.oid = f.opfnamespace \
+         JOIN pg_catalog.pg_am am ON am.oid = f.opfmethod WHERE {USER_NS} ORDER BY 2, 3"
+    );
+    for r in q(client, "operator families", &sql).await? {
+        let oid = u(&r, "oid");
+        if is_member(bld, PG_OPFAMILY, oid) {
+            continue;
+        }
+        let (schema, name, am) = (s(&r, "schema"), s(&r, "name"), s(&r, "am"));
+        let qn = format!("{} USING {}", qualify(&schema, &name), ident(&am));
+        let mut create = format!("CREATE OPERATOR FAMILY {qn};");
+        let loose = members.remove(&(PG_OPFAMILY, oid)).unwrap_or_default();
+        if !loose.is_empty() {
+            let items: Vec<&str> = loose.iter().map(|(_, i)| i.as_str()).collect();
+            create.push_str(&format!(
+                "\nALTER OPERATOR FAMILY {qn} ADD\n    {};",
+                items.join(",\n    ")
+            ));
+        }
+        let id = add_simple(
+            bld,
+            (PG_OPFAMILY, oid),
+            ObjectKind::OperatorFamily,
+            "OPERATOR FAMILY",
+            Some(schema),
+            name,
+            qn,
+            Some(s(&r, "owner")),
+            create,
+        );
+        for (k, _) in loose {
+            bld.keys.insert(k, id);
+        }
+    }
+    let sql = format!(
+        "SELECT c.oid, n.nspname::text AS schema, c.opcname::text AS name, \
+         pg_catalog.pg_get_userbyid(c.opcowner)::text AS owner, am.amname::text AS am, c.opcdefault, \
+         pg_catalog.format_type(c.opcintype, NULL) AS intype, \
+         CASE WHEN c.opckeytype <> 0 THEN pg_catalog.format_type(c.opckeytype, NULL) END AS keytype, \
+         (SELECT pg_catalog.quote_ident(fn.nspname) || '.' || pg_catalog.quote_ident(f.opfname) \
+            FROM pg_catalog.pg_opfamily f JOIN pg_catalog.pg_namespace fn ON fn.oid = f.opfnamespace \
+            WHERE f.oid = c.opcfamily) AS family \
+         FROM pg_catalog.pg_opclass c JOIN pg_catalog.pg_namespace n ON n.oid = c.opcnamespace \
+         JOIN pg_catalog.pg_am am ON am.oid = c.opcmethod WHERE {USER_NS} ORDER BY 2, 3"
+    );
+    for r in q(client, "operator classes", &sql).await? {
+        let oid = u(&r, "oid");
+        if is_member(bld, PG_OPCLASS, oid) {
+            continue;
+        }
+        let (schema, name, am) = (s(&r, "schema"), s(&r, "name"), s(&r, "am"));
+        let qn = format!("{} USING {}", qualify(&schema, &name), ident(&am));
+        let mine = members.remove(&(PG_OPCLASS, oid)).unwrap_or_default();
+        let mut items: Vec<String> = mine.iter().map(|(_, i)| i.clone()).collect();
+        if let Some(k) = os(&r, "keytype") {
+            items.push(format!("STORAGE {k}"));
+        }
+        let create = format!(
+            "CREATE OPERATOR CLASS {}{} FOR TYPE {} USING {} FAMILY {} AS\n    {};",
+            qualify(&schema, &name),
+            if b(&r, "opcdefault") { " DEFAULT" } else { "" },
+            s(&r, "intype"),
+            ident(&am),
+            os(&r, "family").unwrap_or_default(),
+            items.join(",\n    ")
+        );
+        let id = add_simple(
+            bld,
+            (PG_OPCLASS, oid),
+            ObjectKind::OperatorClass,
+            "OPERATOR CLASS",
+            Some(schema),
+            name,
+            qn,
+            Some(s(&r, "owner")),
+            create,
+        );
+        for (k, _) in mine {
+            bld.keys.insert(k, id);
+        }
+    }
     Ok(())
 }
 

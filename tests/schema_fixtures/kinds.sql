@@ -105,3 +105,22 @@ DO $$ BEGIN
   EXECUTE format('COMMENT ON DATABASE %I IS %L', current_database(), 'the kinds db');
   EXECUTE format('GRANT CONNECT, TEMP ON DATABASE %I TO fx_kinds_reader', current_database());
 END $$;
+
+-- Operator families and classes.
+CREATE FUNCTION kinds.abs_lt(int, int) RETURNS bool LANGUAGE sql IMMUTABLE AS 'SELECT abs($1) < abs($2)';
+CREATE FUNCTION kinds.abs_le(int, int) RETURNS bool LANGUAGE sql IMMUTABLE AS 'SELECT abs($1) <= abs($2)';
+CREATE FUNCTION kinds.abs_eq(int, int) RETURNS bool LANGUAGE sql IMMUTABLE AS 'SELECT abs($1) = abs($2)';
+CREATE FUNCTION kinds.abs_ge(int, int) RETURNS bool LANGUAGE sql IMMUTABLE AS 'SELECT abs($1) >= abs($2)';
+CREATE FUNCTION kinds.abs_gt(int, int) RETURNS bool LANGUAGE sql IMMUTABLE AS 'SELECT abs($1) > abs($2)';
+CREATE FUNCTION kinds.abs_cmp(int, int) RETURNS int LANGUAGE sql IMMUTABLE AS 'SELECT btint4cmp(abs($1), abs($2))';
+CREATE OPERATOR kinds.<< (FUNCTION = kinds.abs_lt, LEFTARG = int, RIGHTARG = int);
+CREATE OPERATOR kinds.<<= (FUNCTION = kinds.abs_le, LEFTARG = int, RIGHTARG = int);
+CREATE OPERATOR kinds.== (FUNCTION = kinds.abs_eq, LEFTARG = int, RIGHTARG = int);
+CREATE OPERATOR kinds.>>= (FUNCTION = kinds.abs_ge, LEFTARG = int, RIGHTARG = int);
+CREATE OPERATOR kinds.>> (FUNCTION = kinds.abs_gt, LEFTARG = int, RIGHTARG = int);
+CREATE OPERATOR CLASS kinds.abs_ops FOR TYPE int USING btree AS
+  OPERATOR 1 kinds.<<, OPERATOR 2 kinds.<<=, OPERATOR 3 kinds.==, OPERATOR 4 kinds.>>=, OPERATOR 5 kinds.>>,
+  FUNCTION 1 kinds.abs_cmp(int, int);
+CREATE OPERATOR FAMILY kinds.loose_fam USING hash;
+ALTER OPERATOR FAMILY kinds.loose_fam USING hash ADD OPERATOR 1 kinds.== (int, int), FUNCTION 1 (int, int) pg_catalog.hashint4(int);
+CREATE INDEX stats_abs ON kinds.stats_t (a kinds.abs_ops);
