@@ -257,4 +257,5 @@ fixture_tests! {
     basics_roundtrip => "basics.sql",
     names_roundtrip => "names.sql",
     inheritance_roundtrip => "inheritance.sql",
+    edge_roundtrip => "edge.sql",
 }

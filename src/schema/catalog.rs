@@ -2694,8 +2694,12 @@ async fn read_triggers(client: &Client, bld: &mut Builder) -> Result<(), SchemaE
         client,
         "triggers",
         "SELECT t.oid, t.tgrelid, t.tgname::text AS name, pg_catalog.pg_get_triggerdef(t.oid) AS def, \
-         t.tgenabled::text AS enabled FROM pg_catalog.pg_trigger t \
-         WHERE NOT t.tgisinternal AND t.tgparentid = 0 ORDER BY t.tgrelid, t.tgname",
+         t.tgenabled::text AS enabled, t.tgparentid, \
+         (SELECT p.tgenabled::text FROM pg_catalog.pg_trigger p WHERE p.oid = t.tgparentid) AS parent_enabled \
+         FROM pg_catalog.pg_trigger t \
+         WHERE NOT t.tgisinternal AND (t.tgparentid = 0 OR t.tgenabled <> \
+           (SELECT p.tgenabled FROM pg_catalog.pg_trigger p WHERE p.oid = t.tgparentid)) \
+         ORDER BY t.tgrelid, t.tgname",
     )
     .await?
     {
@@ -2709,15 +2713,29 @@ async fn read_triggers(client: &Client, bld: &mut Builder) -> Result<(), SchemaE
         }
         let Some(qn) = rel_qname(bld, rel) else { continue };
         let name = s(&r, "name");
-        let mut create = ensure_semicolon(s(&r, "def"));
+        let parent = u(&r, "tgparentid");
+        // A trigger cloned onto a partition only appears when its enable
+        // state differs from its parent's.
+        let mut create = if parent == 0 {
+            ensure_semicolon(s(&r, "def"))
+        } else {
+            String::new()
+        };
         let en = match s(&r, "enabled").as_str() {
             "D" => "DISABLE TRIGGER",
             "R" => "ENABLE REPLICA TRIGGER",
             "A" => "ENABLE ALWAYS TRIGGER",
+            _ if parent != 0 => "ENABLE TRIGGER",
             _ => "",
         };
         if !en.is_empty() {
-            create.push_str(&format!("\nALTER TABLE {qn} {en} {};", ident(&name)));
+            if !create.is_empty() {
+                create.push('\n');
+            }
+            // On a partitioned table the state recurses to the clones;
+            // a clone's own state is set on it alone.
+            let only = if parent == 0 { "" } else { "ONLY " };
+            create.push_str(&format!("ALTER TABLE {only}{qn} {en} {};", ident(&name)));
         }
         let schema = bld.objects[table as usize].schema.clone();
         let id = bld.add(
@@ -2726,13 +2744,24 @@ async fn read_triggers(client: &Client, bld: &mut Builder) -> Result<(), SchemaE
                 kind: ObjectKind::Trigger,
                 schema,
                 name: name.clone(),
-                identity: format!("trigger {} on {qn}", ident(&name)),
+                identity: format!(
+                    "trigger {} on {qn}{}",
+                    ident(&name),
+                    if parent == 0 { "" } else { " (enable state)" }
+                ),
                 owner: None,
                 section: Section::PostData,
                 create,
-                drop: Some(format!("DROP TRIGGER {} ON {qn};", ident(&name))),
+                drop: if parent == 0 {
+                    Some(format!("DROP TRIGGER {} ON {qn};", ident(&name)))
+                } else {
+                    None
+                },
             },
         );
+        if parent != 0 {
+            bld.dep_on(id, (PG_TRIGGER, parent));
+        }
         bld.obj(id).belongs_to = Some(table);
         bld.dep_obj(id, table);
         bld.target(
