@@ -270,6 +270,7 @@ pub async fn read_schema(client: &Client) -> Result<SchemaModel, SchemaError> {
     read_operators(client, &mut bld).await?;
     read_opfamilies(client, &mut bld).await?;
     read_casts(client, &mut bld).await?;
+    read_transforms(client, &mut bld).await?;
     read_text_search(client, &mut bld).await?;
     read_fdw(client, &mut bld).await?;
     read_sequences(client, &mut bld).await?;
@@ -1368,6 +1369,44 @@ fn add_simple(
     }
     bld.target(key, id, on);
     id
+}
+
+async fn read_transforms(client: &Client, bld: &mut Builder) -> Result<(), SchemaError> {
+    let sql = "SELECT t.oid, pg_catalog.format_type(t.trftype, NULL) AS typ, l.lanname::text AS lang, \
+         CASE WHEN t.trffromsql <> 0 THEN t.trffromsql::pg_catalog.regprocedure::text END AS fromsql, \
+         CASE WHEN t.trftosql <> 0 THEN t.trftosql::pg_catalog.regprocedure::text END AS tosql \
+         FROM pg_catalog.pg_transform t JOIN pg_catalog.pg_language l ON l.oid = t.trflang \
+         WHERE t.oid >= 16384 ORDER BY 2, 3";
+    for r in q(client, "transforms", sql).await? {
+        let oid = u(&r, "oid");
+        if is_member(bld, PG_TRANSFORM, oid) {
+            continue;
+        }
+        let (typ, lang) = (s(&r, "typ"), s(&r, "lang"));
+        let mut parts = Vec::new();
+        if let Some(f) = os(&r, "fromsql") {
+            parts.push(format!("FROM SQL WITH FUNCTION {f}"));
+        }
+        if let Some(f) = os(&r, "tosql") {
+            parts.push(format!("TO SQL WITH FUNCTION {f}"));
+        }
+        let qn = format!("FOR {typ} LANGUAGE {}", ident(&lang));
+        let id = bld.add(
+            Some((PG_TRANSFORM, oid)),
+            New {
+                kind: ObjectKind::Transform,
+                schema: None,
+                name: format!("{typ} {lang}"),
+                identity: format!("transform {qn}"),
+                owner: None,
+                section: Section::PreData,
+                create: format!("CREATE TRANSFORM {qn} ({});", parts.join(", ")),
+                drop: Some(format!("DROP TRANSFORM {qn};")),
+            },
+        );
+        bld.target((PG_TRANSFORM, oid), id, format!("TRANSFORM {qn}"));
+    }
+    Ok(())
 }
 
 async fn read_text_search(client: &Client, bld: &mut Builder) -> Result<(), SchemaError> {

@@ -124,3 +124,11 @@ CREATE OPERATOR CLASS kinds.abs_ops FOR TYPE int USING btree AS
 CREATE OPERATOR FAMILY kinds.loose_fam USING hash;
 ALTER OPERATOR FAMILY kinds.loose_fam USING hash ADD OPERATOR 1 kinds.== (int, int), FUNCTION 1 (int, int) pg_catalog.hashint4(int);
 CREATE INDEX stats_abs ON kinds.stats_t (a kinds.abs_ops);
+
+-- A procedural language of our own and a transform.
+CREATE LANGUAGE my_plpgsql HANDLER plpgsql_call_handler INLINE plpgsql_inline_handler VALIDATOR plpgsql_validator;
+COMMENT ON LANGUAGE my_plpgsql IS 'a copy';
+CREATE FUNCTION kinds.in_my_lang() RETURNS int LANGUAGE my_plpgsql AS $$ BEGIN RETURN 1; END $$;
+CREATE FUNCTION kinds.celsius_from(internal) RETURNS internal LANGUAGE internal IMMUTABLE STRICT AS 'int4recv';
+CREATE TRANSFORM FOR kinds.celsius LANGUAGE my_plpgsql (FROM SQL WITH FUNCTION kinds.celsius_from(internal));
+COMMENT ON TRANSFORM FOR kinds.celsius LANGUAGE my_plpgsql IS 'transform';
