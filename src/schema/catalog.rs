@@ -131,6 +131,10 @@ struct Builder {
     qnames: HashMap<u32, String>,
     /// Placeholder DDL of every view (used when a view is on a cycle).
     view_placeholders: HashMap<u32, String>,
+    /// Column defaults of tables that can be split off (cycle breaking).
+    defaults: HashMap<u32, Vec<SplitDefault>>,
+    /// Every dependency edge with the catalog address it came from.
+    edge_src: Vec<(Key, u32, u32)>,
 }
 
 /// Fields of a new object; the rest is defaulted.
@@ -1848,7 +1852,41 @@ struct Check {
     valid: bool,
 }
 
+/// A column default that can be split off its table's CREATE TABLE.
+struct SplitDefault {
+    defoid: u32,
+    column: String,
+    /// The column definition with and without the DEFAULT clause.
+    with: String,
+    without: String,
+    alter: String,
+}
+
 impl Column {
+    fn clone_shallow(&self) -> Column {
+        Column {
+            num: self.num,
+            name: self.name.clone(),
+            typ: self.typ.clone(),
+            notnull: self.notnull,
+            default: self.default.clone(),
+            defoid: self.defoid,
+            identity: self.identity.clone(),
+            generated: self.generated.clone(),
+            dropped: self.dropped,
+            local: self.local,
+            inhcount: self.inhcount,
+            collation: self.collation.clone(),
+            storage: self.storage.clone(),
+            typstorage: self.typstorage.clone(),
+            compression: self.compression.clone(),
+            stattarget: self.stattarget,
+            options: self.options.clone(),
+            fdwoptions: self.fdwoptions.clone(),
+            acl: self.acl.clone(),
+        }
+    }
+
     /// The column's definition in CREATE TABLE. `identity` holds the
     /// identity sequence's name and options.
     fn definition(&self, identity: Option<&(u32, String, String)>, foreign: bool) -> String {
@@ -2029,6 +2067,7 @@ async fn read_relations(client: &Client, bld: &mut Builder) -> Result<(), Schema
         let mut kind = ObjectKind::Table;
         let mut after: Vec<String> = Vec::new();
         let mut placeholder: Option<String> = None;
+        let mut split_defaults: Vec<SplitDefault> = Vec::new();
         let alter_only = format!("ALTER {kw} ONLY {qn}");
         match relkind.as_str() {
             "v" | "m" => {
@@ -2091,7 +2130,26 @@ async fn read_relations(client: &Client, bld: &mut Builder) -> Result<(), Schema
                         continue;
                     }
                     let idseq = bld.identity.get(&(oid, c.num));
-                    items.push(c.definition(idseq, foreign));
+                    let def = c.definition(idseq, foreign);
+                    if let (Some(d), Some(defoid), true) =
+                        (&c.default, c.defoid, c.generated.is_empty())
+                    {
+                        let bare = Column {
+                            default: None,
+                            ..c.clone_shallow()
+                        };
+                        split_defaults.push(SplitDefault {
+                            defoid,
+                            with: def.clone(),
+                            without: bare.definition(idseq, foreign),
+                            alter: format!(
+                                "{alter_only} ALTER COLUMN {} SET DEFAULT {d};",
+                                ident(&c.name)
+                            ),
+                            column: c.name.clone(),
+                        });
+                    }
+                    items.push(def);
                 }
                 for ck in mychecks {
                     if !ck.valid {
@@ -2296,6 +2354,9 @@ async fn read_relations(client: &Client, bld: &mut Builder) -> Result<(), Schema
         );
         if let Some(p) = placeholder {
             bld.view_placeholders.insert(id, p);
+        }
+        if !split_defaults.is_empty() {
+            bld.defaults.insert(id, split_defaults);
         }
         // Column-level pieces.
         let mut acl = acl_statements(
@@ -3471,6 +3532,7 @@ async fn read_dependencies(client: &Client, bld: &mut Builder) -> Result<(), Sch
             to = r;
         }
         edges.push((from, to));
+        bld.edge_src.push((from_key, from, to));
     }
     let extra = std::mem::take(&mut bld.extra_deps);
     for (from, key) in extra {
@@ -3528,6 +3590,10 @@ fn break_cycles(bld: &mut Builder) {
         }
         let mut changed = false;
         for comp in comps {
+            if split_defaults_on_cycle(bld, &comp) {
+                changed = true;
+                continue;
+            }
             let Some(&v) = comp.iter().find(|&&i| {
                 bld.objects[i as usize].kind == ObjectKind::View
                     && bld.view_placeholders.contains_key(&i)
@@ -3572,4 +3638,80 @@ fn break_cycles(bld: &mut Builder) {
             return;
         }
     }
+}
+
+/// A table on a cycle through one of its column defaults (a default
+/// calling a function that takes the table's row type, ...): move those
+/// defaults to `ALTER TABLE ... SET DEFAULT` objects after the cycle, as
+/// pg_dump does.
+fn split_defaults_on_cycle(bld: &mut Builder, comp: &[u32]) -> bool {
+    let on_cycle: BTreeSet<u32> = comp.iter().copied().collect();
+    for &t in comp {
+        let Some(defaults) = bld.defaults.get(&t) else {
+            continue;
+        };
+        let defoids: HashSet<u32> = defaults.iter().map(|d| d.defoid).collect();
+        // Defaults whose dependencies reach into the cycle.
+        let cyclic: HashSet<u32> = bld
+            .edge_src
+            .iter()
+            .filter(|(k, from, to)| {
+                *from == t && k.0 == PG_ATTRDEF && defoids.contains(&k.1) && on_cycle.contains(to)
+            })
+            .map(|(k, _, _)| k.1)
+            .collect();
+        if cyclic.is_empty() {
+            continue;
+        }
+        let defaults = bld.defaults.remove(&t).unwrap();
+        let table = bld.objects[t as usize].clone();
+        let mut keep: BTreeSet<u32> = bld
+            .edge_src
+            .iter()
+            .filter(|(k, from, _)| *from == t && !(k.0 == PG_ATTRDEF && cyclic.contains(&k.1)))
+            .map(|(_, _, to)| *to)
+            .collect();
+        // Dependencies not from pg_depend (added directly) stay.
+        let from_depend: BTreeSet<u32> = bld
+            .edge_src
+            .iter()
+            .filter(|(_, from, _)| *from == t)
+            .map(|(_, _, to)| *to)
+            .collect();
+        keep.extend(table.deps.iter().filter(|d| !from_depend.contains(d)));
+        let mut create = table.create.clone();
+        for d in defaults.iter().filter(|d| cyclic.contains(&d.defoid)) {
+            create = create.replacen(&d.with, &d.without, 1);
+            let deps: Vec<u32> = bld
+                .edge_src
+                .iter()
+                .filter(|(k, from, _)| *from == t && k.0 == PG_ATTRDEF && k.1 == d.defoid)
+                .map(|(_, _, to)| *to)
+                .collect();
+            let id = bld.add(
+                Some((PG_ATTRDEF, d.defoid)),
+                New {
+                    kind: ObjectKind::ColumnDefault,
+                    schema: table.schema.clone(),
+                    name: format!("{} {}", table.name, d.column),
+                    identity: format!("default of {}.{}", table.identity, ident(&d.column)),
+                    owner: None,
+                    section: Section::PreData,
+                    create: d.alter.clone(),
+                    drop: None,
+                },
+            );
+            let o = bld.obj(id);
+            o.deps = deps;
+            o.deps.push(t);
+            o.deps.sort_unstable();
+            o.deps.dedup();
+            o.belongs_to = Some(t);
+        }
+        let o = bld.obj(t);
+        o.create = create;
+        o.deps = keep.into_iter().filter(|&d| d != t).collect();
+        return true;
+    }
+    false
 }

@@ -58,6 +58,8 @@ pub enum ObjectKind {
     Table,
     /// `ALTER TABLE ... INHERIT` / `ATTACH PARTITION` for a child table.
     TableAttach,
+    /// A column default split off its table to break a dependency cycle.
+    ColumnDefault,
     ForeignTable,
     View,
     MaterializedView,

@@ -41,6 +41,7 @@ pub fn kind_priority(kind: ObjectKind) -> u32 {
         Sequence => 22,
         Table | ForeignTable | View | MaterializedView => 23,
         TableAttach => 24,
+        ColumnDefault => 24,
         SequenceOwnedBy => 25,
         LargeObject => 26,
         Database => 27,

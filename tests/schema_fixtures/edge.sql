@@ -76,3 +76,8 @@ ALTER SEQUENCE edge.down OWNER TO fx_edge_b;
 CREATE TRIGGER p_trg_off AFTER INSERT ON edge.p FOR EACH ROW EXECUTE FUNCTION edge.noop();
 ALTER TABLE edge.p DISABLE TRIGGER p_trg_off;
 ALTER TABLE edge.p1 ENABLE ALWAYS TRIGGER p_trg_off;
+-- A cycle through a column default: the default calls a function that
+-- takes the table's row type.
+CREATE TABLE edge.cyc (id int, label text);
+CREATE FUNCTION edge.cyc_label(edge.cyc) RETURNS text LANGUAGE sql AS 'SELECT $1.label';
+ALTER TABLE edge.cyc ALTER COLUMN label SET DEFAULT edge.cyc_label(NULL::edge.cyc);
