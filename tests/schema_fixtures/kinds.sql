@@ -126,9 +126,44 @@ ALTER OPERATOR FAMILY kinds.loose_fam USING hash ADD OPERATOR 1 kinds.== (int, i
 CREATE INDEX stats_abs ON kinds.stats_t (a kinds.abs_ops);
 
 -- A procedural language of our own and a transform.
-CREATE LANGUAGE my_plpgsql HANDLER plpgsql_call_handler INLINE plpgsql_inline_handler VALIDATOR plpgsql_validator;
+CREATE TRUSTED LANGUAGE my_plpgsql HANDLER plpgsql_call_handler INLINE plpgsql_inline_handler VALIDATOR plpgsql_validator;
 COMMENT ON LANGUAGE my_plpgsql IS 'a copy';
 CREATE FUNCTION kinds.in_my_lang() RETURNS int LANGUAGE my_plpgsql AS $$ BEGIN RETURN 1; END $$;
 CREATE FUNCTION kinds.celsius_from(internal) RETURNS internal LANGUAGE internal IMMUTABLE STRICT AS 'int4recv';
 CREATE TRANSFORM FOR kinds.celsius LANGUAGE my_plpgsql (FROM SQL WITH FUNCTION kinds.celsius_from(internal));
 COMMENT ON TRANSFORM FOR kinds.celsius LANGUAGE my_plpgsql IS 'transform';
+
+-- Comments and privileges on many kinds; a constraint trigger.
+COMMENT ON COLLATION kinds.german IS 'collation';
+COMMENT ON AGGREGATE kinds.mysum(int) IS 'aggregate';
+COMMENT ON OPERATOR kinds.=~= (text, text) IS 'operator';
+COMMENT ON OPERATOR kinds.## (NONE, bigint) IS 'prefix';
+COMMENT ON CAST (kinds.celsius AS numeric) IS 'cast';
+COMMENT ON OPERATOR CLASS kinds.abs_ops USING btree IS 'opclass';
+COMMENT ON OPERATOR FAMILY kinds.loose_fam USING hash IS 'opfamily';
+COMMENT ON TEXT SEARCH CONFIGURATION kinds.cfg IS 'ts config';
+COMMENT ON TEXT SEARCH DICTIONARY kinds.simple_dict IS 'ts dict';
+COMMENT ON TEXT SEARCH PARSER kinds.prs IS 'ts parser';
+COMMENT ON TEXT SEARCH TEMPLATE kinds.tmpl IS 'ts template';
+COMMENT ON FOREIGN DATA WRAPPER dummy_fdw IS 'fdw';
+COMMENT ON FOREIGN TABLE kinds.remote_t IS 'foreign table';
+COMMENT ON COLUMN kinds.remote_t.v IS 'foreign column';
+COMMENT ON EVENT TRIGGER kinds_ddl IS 'event trigger';
+COMMENT ON PUBLICATION pub_some IS 'publication';
+COMMENT ON STATISTICS kinds.st_ab IS 'statistics';
+COMMENT ON PROCEDURE kinds.do_nothing(int) IS 'procedure';
+COMMENT ON TYPE kinds.myint IS 'base type';
+COMMENT ON TYPE kinds.textrange IS 'range';
+COMMENT ON COLUMN kinds.celsius.v IS 'composite attribute';
+GRANT USAGE ON LANGUAGE my_plpgsql TO fx_kinds_reader;
+GRANT USAGE ON FOREIGN DATA WRAPPER dummy_fdw TO fx_kinds_reader;
+GRANT EXECUTE ON PROCEDURE kinds.do_nothing(int) TO fx_kinds_reader;
+REVOKE ALL ON FUNCTION kinds.mysum(int) FROM PUBLIC;
+GRANT SELECT ON kinds.remote_t TO fx_kinds_reader;
+ALTER TEXT SEARCH CONFIGURATION kinds.cfg OWNER TO fx_kinds_owner;
+ALTER OPERATOR kinds.=~= (text, text) OWNER TO fx_kinds_owner;
+ALTER SERVER remote OWNER TO fx_kinds_owner;
+ALTER PUBLICATION pub_some OWNER TO fx_kinds_owner;
+CREATE FUNCTION kinds.check_stats() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NULL; END $$;
+CREATE CONSTRAINT TRIGGER stats_check AFTER INSERT OR UPDATE ON kinds.stats_t
+  DEFERRABLE INITIALLY DEFERRED FOR EACH ROW WHEN (NEW.a IS NOT NULL) EXECUTE FUNCTION kinds.check_stats();
