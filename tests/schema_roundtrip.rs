@@ -29,6 +29,15 @@ async fn read(url: &str) -> SchemaModel {
         Ok(m) => m,
         Err(e) => panic!("read_schema: {e}"),
     };
+    // The deparser settings are restored; search_path stays empty.
+    let qa: String = c
+        .query_one("SHOW quote_all_identifiers", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(qa, "off");
+    let sp: String = c.query_one("SHOW search_path", &[]).await.unwrap().get(0);
+    assert_eq!(sp, "");
     c.batch_execute("COMMIT").await.unwrap();
     m
 }

@@ -243,6 +243,16 @@ fn ensure_semicolon(mut sql: String) -> String {
 /// extension members. Call it inside the backup's snapshot transaction.
 /// Sets `search_path` to empty (and a few output settings) for the session.
 pub async fn read_schema(client: &Client) -> Result<SchemaModel, SchemaError> {
+    // Output settings for the deparsers; restored afterwards (all but
+    // search_path, which stays empty as the caller expects).
+    let saved = client
+        .query(
+            "SELECT name, setting FROM pg_catalog.pg_settings WHERE name IN \
+             ('extra_float_digits', 'DateStyle', 'IntervalStyle', 'quote_all_identifiers')",
+            &[],
+        )
+        .await
+        .map_err(SchemaError::Session)?;
     client
         .batch_execute(
             "SELECT pg_catalog.set_config('search_path', '', false); \
@@ -251,6 +261,24 @@ pub async fn read_schema(client: &Client) -> Result<SchemaModel, SchemaError> {
         )
         .await
         .map_err(SchemaError::Session)?;
+    let result = read_all(client).await;
+    for r in &saved {
+        let (name, value): (String, String) = (r.get(0), r.get(1));
+        let restored = client
+            .execute(
+                "SELECT pg_catalog.set_config($1, $2, false)",
+                &[&name, &value],
+            )
+            .await;
+        // After a failed read the transaction is aborted: keep that error.
+        if result.is_ok() {
+            restored.map_err(SchemaError::Session)?;
+        }
+    }
+    result
+}
+
+async fn read_all(client: &Client) -> Result<SchemaModel, SchemaError> {
     let info = q(
         client,
         "database",
