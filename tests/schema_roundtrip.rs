@@ -224,6 +224,29 @@ fn edge_roundtrip() {
     assert_eq!(a, b);
 }
 
+/// Tablespaces (a directory owned by the server's OS user) and table
+/// access methods.
+#[test]
+fn storage_roundtrip() {
+    use std::os::unix::fs::MetadataExt;
+    let pg = common::pg();
+    let exists = pg.psql(
+        "postgres",
+        "SELECT count(*) FROM pg_tablespace WHERE spcname = 'fx_space'",
+    );
+    if exists.trim() == "0" {
+        let dir = pg.dir.join("fx_space");
+        std::fs::create_dir_all(&dir).unwrap();
+        let meta = std::fs::metadata(&pg.dir).unwrap();
+        std::os::unix::fs::chown(&dir, Some(meta.uid()), Some(meta.gid())).unwrap();
+        pg.psql(
+            "postgres",
+            &format!("CREATE TABLESPACE fx_space LOCATION '{}'", dir.display()),
+        );
+    }
+    roundtrip(&fixture("storage.sql"), &[]);
+}
+
 /// Restore only the closure of one table into an empty database, without
 /// owners and privileges: it must apply cleanly, skip the foreign key to the
 /// table left out, and give the table its columns.

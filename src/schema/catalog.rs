@@ -89,6 +89,7 @@ pub(crate) const PG_LARGEOBJECT_METADATA: u32 = 2613;
 pub(crate) const PG_DATABASE: u32 = 1262;
 #[allow(dead_code)]
 pub(crate) const PG_TRANSFORM: u32 = 3576;
+pub(crate) const PG_AM: u32 = 2601;
 
 /// Schemas never dumped.
 const USER_NS: &str = "n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast') \
@@ -302,6 +303,7 @@ async fn read_all(client: &Client) -> Result<SchemaModel, SchemaError> {
     read_operators(client, &mut bld).await?;
     read_opfamilies(client, &mut bld).await?;
     read_casts(client, &mut bld).await?;
+    read_access_methods(client, &mut bld).await?;
     read_transforms(client, &mut bld).await?;
     read_text_search(client, &mut bld).await?;
     read_fdw(client, &mut bld).await?;
@@ -1401,6 +1403,41 @@ fn add_simple(
     }
     bld.target(key, id, on);
     id
+}
+
+async fn read_access_methods(client: &Client, bld: &mut Builder) -> Result<(), SchemaError> {
+    let sql = "SELECT a.oid, a.amname::text AS name, a.amtype::text AS typ, \
+         a.amhandler::pg_catalog.regproc::text AS handler FROM pg_catalog.pg_am a \
+         WHERE a.oid >= 16384 ORDER BY 2";
+    for r in q(client, "access methods", sql).await? {
+        let oid = u(&r, "oid");
+        if is_member(bld, PG_AM, oid) {
+            continue;
+        }
+        let name = s(&r, "name");
+        let typ = if s(&r, "typ") == "t" {
+            "TABLE"
+        } else {
+            "INDEX"
+        };
+        let create = format!(
+            "CREATE ACCESS METHOD {} TYPE {typ} HANDLER {};",
+            ident(&name),
+            s(&r, "handler")
+        );
+        add_simple(
+            bld,
+            (PG_AM, oid),
+            ObjectKind::AccessMethod,
+            "ACCESS METHOD",
+            None,
+            name.clone(),
+            ident(&name),
+            None,
+            create,
+        );
+    }
+    Ok(())
 }
 
 async fn read_transforms(client: &Client, bld: &mut Builder) -> Result<(), SchemaError> {
@@ -2612,7 +2649,9 @@ async fn read_constraints(client: &Client, bld: &mut Builder) -> Result<(), Sche
         "SELECT c.oid, c.conrelid, c.conname::text AS name, c.contype::text AS contype, \
          pg_catalog.pg_get_constraintdef(c.oid) AS def, c.conindid, c.confrelid, c.conparentid, \
          t.relkind::text AS relkind, i.indisclustered AS clustered, i.indisreplident AS replident, \
-         (SELECT pg_catalog.quote_ident(ci.relname) FROM pg_catalog.pg_class ci WHERE ci.oid = c.conindid) AS indexname \
+         (SELECT pg_catalog.quote_ident(ci.relname) FROM pg_catalog.pg_class ci WHERE ci.oid = c.conindid) AS indexname, \
+         (SELECT sp.spcname::text FROM pg_catalog.pg_class ci JOIN pg_catalog.pg_tablespace sp \
+            ON sp.oid = ci.reltablespace WHERE ci.oid = c.conindid AND c.contype <> 'f') AS tablespace \
          FROM pg_catalog.pg_constraint c JOIN pg_catalog.pg_class t ON t.oid = c.conrelid \
          LEFT JOIN pg_catalog.pg_index i ON i.indexrelid = c.conindid AND c.contype <> 'f' \
          WHERE c.contype IN ('p', 'u', 'x', 'f') ORDER BY c.conrelid, c.conname",
@@ -2647,6 +2686,9 @@ async fn read_constraints(client: &Client, bld: &mut Builder) -> Result<(), Sche
         if contype != "f" {
             let idx = os(&r, "indexname").unwrap_or_default();
             let idxq = format!("{}.{idx}", ident(schema.as_deref().unwrap_or_default()));
+            if let Some(ts) = os(&r, "tablespace") {
+                create.push_str(&format!("\nALTER INDEX {idxq} SET TABLESPACE {};", ident(&ts)));
+            }
             if r.get::<_, Option<bool>>("clustered") == Some(true) {
                 create.push_str(&format!("\nALTER TABLE {qn} CLUSTER ON {idx};"));
             }
@@ -2655,7 +2697,6 @@ async fn read_constraints(client: &Client, bld: &mut Builder) -> Result<(), Sche
                     "\nALTER TABLE ONLY {qn} REPLICA IDENTITY USING INDEX {idx};"
                 ));
             }
-            let _ = idxq;
         }
         let kind = if contype == "f" {
             ObjectKind::ForeignKey
@@ -2706,6 +2747,7 @@ async fn read_indexes(client: &Client, bld: &mut Builder) -> Result<(), SchemaEr
         "SELECT i.indexrelid, i.indrelid, n.nspname::text AS schema, c.relname::text AS name, \
          pg_catalog.pg_get_indexdef(i.indexrelid) AS def, i.indisclustered AS clustered, \
          i.indisreplident AS replident, t.relkind::text AS relkind, i.indisvalid AS valid, \
+         (SELECT sp.spcname::text FROM pg_catalog.pg_tablespace sp WHERE sp.oid = c.reltablespace) AS tablespace, \
          EXISTS (SELECT 1 FROM pg_catalog.pg_constraint k WHERE k.conindid = i.indexrelid \
                  AND k.contype IN ('p', 'u', 'x')) AS isconstraint, \
          (SELECT pg_catalog.array_agg('ALTER INDEX ' || pg_catalog.quote_ident(n.nspname) || '.' || \
@@ -2738,6 +2780,12 @@ async fn read_indexes(client: &Client, bld: &mut Builder) -> Result<(), SchemaEr
         for st in arr(r, "stats") {
             create.push('\n');
             create.push_str(&st);
+        }
+        if let Some(ts) = os(r, "tablespace") {
+            create.push_str(&format!(
+                "\nALTER INDEX {qn} SET TABLESPACE {};",
+                ident(&ts)
+            ));
         }
         if b(r, "clustered") {
             create.push_str(&format!("\nALTER TABLE {tq} CLUSTER ON {};", ident(&name)));

@@ -30,6 +30,7 @@ pub enum ObjectKind {
     Schema,
     Extension,
     Language,
+    AccessMethod,
     Collation,
     ShellType,
     EnumType,

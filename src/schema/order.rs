@@ -20,6 +20,7 @@ pub fn kind_priority(kind: ObjectKind) -> u32 {
         Schema => 1,
         Extension => 2,
         Language => 3,
+        AccessMethod => 3,
         Collation => 4,
         ShellType => 5,
         EnumType | CompositeType | RangeType | BaseType => 6,
