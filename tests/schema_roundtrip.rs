@@ -218,6 +218,17 @@ fn edge_roundtrip() {
         .find(|o| o.kind == ObjectKind::ColumnDefault)
         .expect("split default");
     assert_eq!(d.identity, "default of table \"edge\".\"cyc\".\"label\"");
+    // Views relying on a primary key are postponed to post-data.
+    for v in ["grp_v", "grp_v2"] {
+        assert_eq!(
+            m.find_relation("edge", v).unwrap().section,
+            Section::PostData
+        );
+    }
+    assert_eq!(
+        m.find_relation("edge", "v").unwrap().section,
+        Section::PreData
+    );
     // Objects come out in the same order every time.
     let a: Vec<u32> = m.ordered(Section::PreData).iter().map(|o| o.id).collect();
     let b: Vec<u32> = m.ordered(Section::PreData).iter().map(|o| o.id).collect();

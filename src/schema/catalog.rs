@@ -323,6 +323,7 @@ async fn read_all(client: &Client) -> Result<SchemaModel, SchemaError> {
     read_comments(client, &mut bld).await?;
     read_dependencies(client, &mut bld).await?;
     break_cycles(&mut bld);
+    postpone_across_sections(&mut bld);
     let b = bld;
     Ok(SchemaModel {
         format: FORMAT_VERSION,
@@ -3790,4 +3791,29 @@ fn split_defaults_on_cycle(bld: &mut Builder, comp: &[u32]) -> bool {
         return true;
     }
     false
+}
+
+/// A pre-data object that depends on a post-data one (a view grouping by
+/// a primary key relies on the constraint) moves to post-data, with every
+/// pre-data object depending on it, as pg_dump postpones such views.
+fn postpone_across_sections(bld: &mut Builder) {
+    loop {
+        let mut moved = false;
+        for i in 0..bld.objects.len() {
+            if bld.objects[i].section != Section::PreData {
+                continue;
+            }
+            let late = bld.objects[i]
+                .deps
+                .iter()
+                .any(|&d| bld.objects[d as usize].section == Section::PostData);
+            if late {
+                bld.objects[i].section = Section::PostData;
+                moved = true;
+            }
+        }
+        if !moved {
+            return;
+        }
+    }
 }

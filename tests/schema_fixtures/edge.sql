@@ -81,3 +81,8 @@ ALTER TABLE edge.p1 ENABLE ALWAYS TRIGGER p_trg_off;
 CREATE TABLE edge.cyc (id int, label text);
 CREATE FUNCTION edge.cyc_label(edge.cyc) RETURNS text LANGUAGE sql AS 'SELECT $1.label';
 ALTER TABLE edge.cyc ALTER COLUMN label SET DEFAULT edge.cyc_label(NULL::edge.cyc);
+-- A view relying on a primary key (functional dependency in GROUP BY):
+-- it must come after the constraint, in post-data.
+CREATE TABLE edge.grp (id int PRIMARY KEY, name text);
+CREATE VIEW edge.grp_v AS SELECT id, name, count(*) AS n FROM edge.grp GROUP BY id;
+CREATE VIEW edge.grp_v2 AS SELECT * FROM edge.grp_v;
