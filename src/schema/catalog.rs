@@ -318,6 +318,7 @@ async fn read_all(client: &Client) -> Result<SchemaModel, SchemaError> {
     read_event_triggers(client, &mut bld).await?;
     read_publications(client, &mut bld).await?;
     read_default_acls(client, &mut bld).await?;
+    read_member_acls(client, &mut bld).await?;
     read_large_objects(client, &mut bld).await?;
     read_database(client, &mut bld, u(info, "oid"), &s(info, "owner")).await?;
     read_comments(client, &mut bld).await?;
@@ -3359,6 +3360,78 @@ async fn read_default_acls(client: &Client, bld: &mut Builder) -> Result<(), Sch
                 bld.dep_obj(id, ns);
             }
         }
+    }
+    Ok(())
+}
+
+/// Privileges on extension members changed after the extension was
+/// created: restated in full (the member exists once the extension does).
+async fn read_member_acls(client: &Client, bld: &mut Builder) -> Result<(), SchemaError> {
+    let sql = format!(
+        "SELECT 1259::pg_catalog.oid AS class, c.oid, \
+           CASE c.relkind WHEN 'S' THEN 'SEQUENCE ' ELSE 'TABLE ' END || \
+           pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname) AS target, \
+           pg_catalog.pg_get_userbyid(c.relowner)::text AS owner, {} AS acl \
+         FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+         LEFT JOIN pg_catalog.pg_init_privs ip ON ip.objoid = c.oid AND ip.classoid = 1259 AND ip.objsubid = 0 \
+         WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S') AND c.relacl IS DISTINCT FROM ip.initprivs \
+         UNION ALL \
+         SELECT 1255, p.oid, CASE p.prokind WHEN 'p' THEN 'PROCEDURE ' ELSE 'FUNCTION ' END || \
+           pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(p.proname) || \
+           '(' || pg_catalog.pg_get_function_identity_arguments(p.oid) || ')', \
+           pg_catalog.pg_get_userbyid(p.proowner)::text, {} \
+         FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace \
+         LEFT JOIN pg_catalog.pg_init_privs ip ON ip.objoid = p.oid AND ip.classoid = 1255 AND ip.objsubid = 0 \
+         WHERE p.proacl IS DISTINCT FROM ip.initprivs \
+         UNION ALL \
+         SELECT 1247, t.oid, 'TYPE ' || pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(t.typname), \
+           pg_catalog.pg_get_userbyid(t.typowner)::text, {} \
+         FROM pg_catalog.pg_type t JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace \
+         LEFT JOIN pg_catalog.pg_init_privs ip ON ip.objoid = t.oid AND ip.classoid = 1247 AND ip.objsubid = 0 \
+         WHERE t.typacl IS DISTINCT FROM ip.initprivs \
+         UNION ALL \
+         SELECT 2615, n.oid, 'SCHEMA ' || pg_catalog.quote_ident(n.nspname), \
+           pg_catalog.pg_get_userbyid(n.nspowner)::text, {} \
+         FROM pg_catalog.pg_namespace n \
+         LEFT JOIN pg_catalog.pg_init_privs ip ON ip.objoid = n.oid AND ip.classoid = 2615 AND ip.objsubid = 0 \
+         WHERE n.nspacl IS DISTINCT FROM ip.initprivs ORDER BY 3",
+        acl_json_sql("c.relacl"),
+        acl_json_sql("p.proacl"),
+        acl_json_sql("t.typacl"),
+        acl_json_sql("n.nspacl"),
+    );
+    for r in q(client, "extension member privileges", &sql).await? {
+        let key = (u(&r, "class"), u(&r, "oid"));
+        let Some(&ext) = bld.ext_members.get(&key) else {
+            continue;
+        };
+        let Some(ext_obj) = bld.keys.get(&(PG_EXTENSION, ext)).copied() else {
+            continue;
+        };
+        let target = s(&r, "target");
+        let owner = s(&r, "owner");
+        let acl = parse_acl(os(&r, "acl").as_deref());
+        // A NULL ACL (back to the defaults) after the script set one.
+        let stmts = match acl {
+            Some(_) => acl_statements(&target, Some(&owner), &acl),
+            None => continue,
+        };
+        let id = bld.add(
+            None,
+            New {
+                kind: ObjectKind::ExtensionMemberAcl,
+                schema: bld.objects[ext_obj as usize].schema.clone(),
+                name: target.clone(),
+                identity: format!("privileges on extension member {target}"),
+                owner: None,
+                section: Section::PreData,
+                create: String::new(),
+                drop: None,
+            },
+        );
+        bld.obj(id).acl_sql = stmts;
+        bld.obj(id).belongs_to = Some(ext_obj);
+        bld.dep_obj(id, ext_obj);
     }
     Ok(())
 }

@@ -83,6 +83,9 @@ pub enum ObjectKind {
     /// `REFRESH MATERIALIZED VIEW` of a populated matview.
     MatviewRefresh,
     DefaultPrivileges,
+    /// Privileges on an extension member that differ from the ones the
+    /// extension script set up (`pg_init_privs`).
+    ExtensionMemberAcl,
     LargeObject,
     /// Database-level settings, comment, ACL (with the name placeholder).
     Database,

@@ -60,6 +60,7 @@ pub fn kind_priority(kind: ObjectKind) -> u32 {
         PublicationTable | PublicationSchema => 42,
         EventTrigger => 43,
         DefaultPrivileges => 50,
+        ExtensionMemberAcl => 26,
     }
 }
 

@@ -167,3 +167,7 @@ ALTER PUBLICATION pub_some OWNER TO fx_kinds_owner;
 CREATE FUNCTION kinds.check_stats() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NULL; END $$;
 CREATE CONSTRAINT TRIGGER stats_check AFTER INSERT OR UPDATE ON kinds.stats_t
   DEFERRABLE INITIALLY DEFERRED FOR EACH ROW WHEN (NEW.a IS NOT NULL) EXECUTE FUNCTION kinds.check_stats();
+-- Privileges changed on extension members.
+GRANT EXECUTE ON FUNCTION ext.citext(character) TO fx_kinds_reader;
+REVOKE EXECUTE ON FUNCTION ext.citext(boolean) FROM PUBLIC;
+GRANT USAGE ON TYPE ext.citext TO fx_kinds_reader;
