@@ -218,6 +218,14 @@ fn edge_roundtrip() {
         .find(|o| o.kind == ObjectKind::ColumnDefault)
         .expect("split default");
     assert_eq!(d.identity, "default of table \"edge\".\"cyc\".\"label\"");
+    // The check/function cycle was broken by adding the check afterwards.
+    let c = m
+        .objects
+        .iter()
+        .find(|o| o.kind == ObjectKind::CheckConstraint && o.name == "chk_row")
+        .expect("split check");
+    assert_eq!(c.section, Section::PreData);
+    assert_eq!(c.comment_sql.len(), 1);
     // Views relying on a primary key are postponed to post-data.
     for v in ["grp_v", "grp_v2"] {
         assert_eq!(

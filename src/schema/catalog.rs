@@ -134,6 +134,8 @@ struct Builder {
     view_placeholders: HashMap<u32, String>,
     /// Column defaults of tables that can be split off (cycle breaking).
     defaults: HashMap<u32, Vec<SplitDefault>>,
+    /// Inline check constraints of tables that can be split off.
+    inline_checks: HashMap<u32, Vec<SplitDefault>>,
     /// Every dependency edge with the catalog address it came from.
     edge_src: Vec<(Key, u32, u32)>,
 }
@@ -2135,6 +2137,7 @@ async fn read_relations(client: &Client, bld: &mut Builder) -> Result<(), Schema
         let mut after: Vec<String> = Vec::new();
         let mut placeholder: Option<String> = None;
         let mut split_defaults: Vec<SplitDefault> = Vec::new();
+        let mut split_checks: Vec<SplitDefault> = Vec::new();
         let alter_only = format!("ALTER {kw} ONLY {qn}");
         match relkind.as_str() {
             "v" | "m" => {
@@ -2225,7 +2228,19 @@ async fn read_relations(client: &Client, bld: &mut Builder) -> Result<(), Schema
                     if inherits_form && !ck.local {
                         continue;
                     }
-                    items.push(format!("CONSTRAINT {} {}", ident(&ck.name), ck.def));
+                    let item = format!("CONSTRAINT {} {}", ident(&ck.name), ck.def);
+                    split_checks.push(SplitDefault {
+                        defoid: ck.oid,
+                        column: ck.name.clone(),
+                        with: item.clone(),
+                        without: String::new(),
+                        alter: format!(
+                            "ALTER {kw} {qn} ADD CONSTRAINT {} {};",
+                            ident(&ck.name),
+                            ck.def
+                        ),
+                    });
+                    items.push(item);
                 }
                 let persistence = if s(r, "persistence") == "u" {
                     "UNLOGGED "
@@ -2424,6 +2439,9 @@ async fn read_relations(client: &Client, bld: &mut Builder) -> Result<(), Schema
         }
         if !split_defaults.is_empty() {
             bld.defaults.insert(id, split_defaults);
+        }
+        if !split_checks.is_empty() {
+            bld.inline_checks.insert(id, split_checks);
         }
         // Column-level pieces.
         let mut acl = acl_statements(
@@ -3740,7 +3758,7 @@ fn break_cycles(bld: &mut Builder) {
         }
         let mut changed = false;
         for comp in comps {
-            if split_defaults_on_cycle(bld, &comp) {
+            if split_defaults_on_cycle(bld, &comp) || split_checks_on_cycle(bld, &comp) {
                 changed = true;
                 continue;
             }
@@ -3889,4 +3907,101 @@ fn postpone_across_sections(bld: &mut Builder) {
             return;
         }
     }
+}
+
+/// A table on a cycle through one of its inline CHECK constraints (a check
+/// calling a function that takes the table's row type): the constraint is
+/// added afterwards by `ALTER TABLE ... ADD CONSTRAINT`, as pg_dump does.
+fn split_checks_on_cycle(bld: &mut Builder, comp: &[u32]) -> bool {
+    let on_cycle: BTreeSet<u32> = comp.iter().copied().collect();
+    for &t in comp {
+        let Some(checks) = bld.inline_checks.get(&t) else {
+            continue;
+        };
+        let oids: HashSet<u32> = checks.iter().map(|d| d.defoid).collect();
+        let cyclic: HashSet<u32> = bld
+            .edge_src
+            .iter()
+            .filter(|(k, from, to)| {
+                *from == t && k.0 == PG_CONSTRAINT && oids.contains(&k.1) && on_cycle.contains(to)
+            })
+            .map(|(k, _, _)| k.1)
+            .collect();
+        if cyclic.is_empty() {
+            continue;
+        }
+        let checks = bld.inline_checks.remove(&t).unwrap();
+        let table = bld.objects[t as usize].clone();
+        let from_depend: BTreeSet<u32> = bld
+            .edge_src
+            .iter()
+            .filter(|(_, from, _)| *from == t)
+            .map(|(_, _, to)| *to)
+            .collect();
+        let mut keep: BTreeSet<u32> = bld
+            .edge_src
+            .iter()
+            .filter(|(k, from, _)| *from == t && !(k.0 == PG_CONSTRAINT && cyclic.contains(&k.1)))
+            .map(|(_, _, to)| *to)
+            .collect();
+        keep.extend(table.deps.iter().filter(|d| !from_depend.contains(d)));
+        let mut create = table.create.clone();
+        for c in checks.iter().filter(|c| cyclic.contains(&c.defoid)) {
+            let item = &c.with;
+            let before = create.clone();
+            for pattern in [
+                format!(",\n    {item}"),
+                format!("{item},\n    "),
+                item.clone(),
+            ] {
+                create = create.replacen(&pattern, "", 1);
+                if create != before {
+                    break;
+                }
+            }
+            let deps: Vec<u32> = bld
+                .edge_src
+                .iter()
+                .filter(|(k, from, _)| *from == t && k.0 == PG_CONSTRAINT && k.1 == c.defoid)
+                .map(|(_, _, to)| *to)
+                .collect();
+            let id = bld.add(
+                Some((PG_CONSTRAINT, c.defoid)),
+                New {
+                    kind: ObjectKind::CheckConstraint,
+                    schema: table.schema.clone(),
+                    name: c.column.clone(),
+                    identity: format!("constraint {} on {}", ident(&c.column), table.identity),
+                    owner: None,
+                    section: Section::PreData,
+                    create: c.alter.clone(),
+                    drop: None,
+                },
+            );
+            // Comments on the constraint go with its new object.
+            let comments: Vec<String> = bld.objects[t as usize]
+                .comment_sql
+                .iter()
+                .filter(|s| {
+                    s.starts_with(&format!("COMMENT ON CONSTRAINT {} ON", ident(&c.column)))
+                })
+                .cloned()
+                .collect();
+            bld.objects[t as usize]
+                .comment_sql
+                .retain(|s| !comments.contains(s));
+            let o = bld.obj(id);
+            o.comment_sql = comments;
+            o.deps = deps;
+            o.deps.push(t);
+            o.deps.sort_unstable();
+            o.deps.dedup();
+            o.belongs_to = Some(t);
+        }
+        let o = bld.obj(t);
+        o.create = create;
+        o.deps = keep.into_iter().filter(|&d| d != t).collect();
+        return true;
+    }
+    false
 }

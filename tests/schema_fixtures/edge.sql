@@ -86,3 +86,8 @@ ALTER TABLE edge.cyc ALTER COLUMN label SET DEFAULT edge.cyc_label(NULL::edge.cy
 CREATE TABLE edge.grp (id int PRIMARY KEY, name text);
 CREATE VIEW edge.grp_v AS SELECT id, name, count(*) AS n FROM edge.grp GROUP BY id;
 CREATE VIEW edge.grp_v2 AS SELECT * FROM edge.grp_v;
+-- A cycle through a CHECK constraint.
+CREATE TABLE edge.chk (id int, label text);
+CREATE FUNCTION edge.chk_ok(edge.chk) RETURNS boolean LANGUAGE sql AS 'SELECT $1.label IS DISTINCT FROM ''bad''';
+ALTER TABLE edge.chk ADD CONSTRAINT chk_row CHECK (edge.chk_ok(chk.*));
+COMMENT ON CONSTRAINT chk_row ON edge.chk IS 'row check';
