@@ -266,6 +266,26 @@ fn storage_roundtrip() {
     roundtrip(&fixture("storage.sql"), &[]);
 }
 
+/// A backup may run as an unprivileged role: reading the schema needs only
+/// the catalogs, and gives the same model as a superuser's read.
+#[test]
+fn unprivileged_role_reads_the_same_model() {
+    let pg = common::pg();
+    let db = pg.create_db("unpriv");
+    pg.psql_file(&db, &fixture("basics.sql"), &[]);
+    pg.psql(
+        "postgres",
+        "DO $$ BEGIN CREATE ROLE fx_unpriv LOGIN; \
+         EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$",
+    );
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let as_super = rt.block_on(read(&pg.url(&db)));
+    let url = pg.url(&db).replacen("postgres@", "fx_unpriv@", 1);
+    let as_user = rt.block_on(read(&url));
+    assert_eq!(as_super.objects, as_user.objects);
+    pg.drop_db(&db);
+}
+
 /// Restore only the closure of one table into an empty database, without
 /// owners and privileges: it must apply cleanly, skip the foreign key to the
 /// table left out, and give the table its columns.
