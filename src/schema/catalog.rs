@@ -2154,7 +2154,14 @@ async fn read_relations(client: &Client, bld: &mut Builder) -> Result<(), Schema
                     create = format!("CREATE VIEW {qn}{with} AS\n{def};");
                     let cols: Vec<String> = live
                         .iter()
-                        .map(|c| format!("NULL::{} AS {}", c.typ, ident(&c.name)))
+                        .map(|c| {
+                            let coll = c
+                                .collation
+                                .as_ref()
+                                .map(|x| format!(" COLLATE {x}"))
+                                .unwrap_or_default();
+                            format!("NULL::{}{coll} AS {}", c.typ, ident(&c.name))
+                        })
                         .collect();
                     placeholder = Some(format!(
                         "CREATE VIEW {qn} AS\n SELECT {};",

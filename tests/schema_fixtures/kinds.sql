@@ -82,9 +82,12 @@ ALTER DEFAULT PRIVILEGES FOR ROLE fx_kinds_owner REVOKE EXECUTE ON FUNCTIONS FRO
 ALTER DEFAULT PRIVILEGES FOR ROLE fx_kinds_owner GRANT USAGE ON TYPES TO fx_kinds_reader;
 
 -- A view/function cycle: v's definition calls f, f takes v's row type.
-CREATE VIEW kinds.v AS SELECT 1 AS a;
+CREATE VIEW kinds.v AS SELECT 1 AS a, 'x'::varchar(5) COLLATE "C" AS b;
 CREATE FUNCTION kinds.f(kinds.v) RETURNS int LANGUAGE sql AS 'SELECT $1.a';
-CREATE OR REPLACE VIEW kinds.v AS SELECT 1 AS a WHERE kinds.f(NULL::kinds.v) IS NULL;
+CREATE OR REPLACE VIEW kinds.v WITH (security_barrier) AS
+  SELECT 1 AS a, 'x'::varchar(5) COLLATE "C" AS b WHERE kinds.f(NULL::kinds.v) IS NULL;
+GRANT SELECT ON kinds.v TO fx_kinds_reader;
+COMMENT ON VIEW kinds.v IS 'on a cycle';
 CREATE VIEW kinds.v2 AS SELECT a FROM kinds.v;
 
 -- Materialized views over materialized views.
