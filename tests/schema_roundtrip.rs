@@ -104,6 +104,44 @@ fn database_state(pg: &common::Cluster, db: &str) -> String {
         .replace(db, "DBNAME")
 }
 
+/// Every object comes after its dependencies in its section, and no
+/// pre-data object depends on a post-data one.
+fn check_order(m: &SchemaModel) {
+    for section in [Section::PreData, Section::PostData] {
+        let order = m.ordered(section);
+        assert_eq!(
+            order.len(),
+            m.objects.iter().filter(|o| o.section == section).count()
+        );
+        let mut pos = std::collections::HashMap::new();
+        for (i, o) in order.iter().enumerate() {
+            pos.insert(o.id, i);
+        }
+        for (i, o) in order.iter().enumerate() {
+            for d in &o.deps {
+                let dep = m.object(*d);
+                if section == Section::PreData {
+                    assert_ne!(
+                        dep.section,
+                        Section::PostData,
+                        "{} (pre-data) depends on {} (post-data)",
+                        o.identity,
+                        dep.identity
+                    );
+                }
+                if let Some(&j) = pos.get(d) {
+                    assert!(
+                        j < i,
+                        "{} comes before its dependency {}",
+                        o.identity,
+                        dep.identity
+                    );
+                }
+            }
+        }
+    }
+}
+
 /// Load `file` (with psql `-v` vars), round-trip the schema, compare.
 /// Returns the model for further checks.
 fn roundtrip(file: &Path, vars: &[(&str, &str)]) -> SchemaModel {
@@ -118,6 +156,7 @@ fn roundtrip(file: &Path, vars: &[(&str, &str)]) -> SchemaModel {
         let json = m.to_json().unwrap();
         let m2 = SchemaModel::from_json(&json).unwrap();
         assert_eq!(m, m2, "JSON round trip changed the model");
+        check_order(&m2);
         let c = connect(&pg.url(&dst)).await;
         let opts = ApplyOptions {
             target_db_name: dst.clone(),

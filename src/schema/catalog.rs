@@ -4012,3 +4012,67 @@ fn split_checks_on_cycle(bld: &mut Builder, comp: &[u32]) -> bool {
     }
     false
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn col(num: i16, name: &str, inhcount: i32) -> Column {
+        Column {
+            num,
+            name: name.into(),
+            typ: "integer".into(),
+            notnull: false,
+            default: None,
+            defoid: None,
+            identity: String::new(),
+            generated: String::new(),
+            dropped: false,
+            local: inhcount == 0,
+            inhcount,
+            collation: None,
+            storage: "p".into(),
+            typstorage: "p".into(),
+            compression: String::new(),
+            stattarget: -1,
+            options: vec![],
+            fdwoptions: vec![],
+            acl: None,
+        }
+    }
+
+    #[test]
+    fn inherits_order() {
+        let mut cols = HashMap::new();
+        cols.insert(1, vec![col(1, "a", 0), col(2, "b", 0)]);
+        cols.insert(2, vec![col(1, "c", 0), col(2, "a", 0)]);
+        // Parents' columns first, merged by name, then the child's own.
+        let child = [
+            col(1, "a", 2),
+            col(2, "b", 1),
+            col(3, "c", 1),
+            col(4, "z", 0),
+        ];
+        let live: Vec<&Column> = child.iter().collect();
+        assert!(inherits_order_matches(&live, &[1, 2], &cols));
+        // A child column before the inherited ones cannot come from INHERITS.
+        let child = [col(1, "z", 0), col(2, "a", 1), col(3, "b", 1)];
+        let live: Vec<&Column> = child.iter().collect();
+        assert!(!inherits_order_matches(&live, &[1], &cols));
+        // Nor can inherited columns in another order.
+        let child = [col(1, "b", 1), col(2, "a", 1)];
+        let live: Vec<&Column> = child.iter().collect();
+        assert!(!inherits_order_matches(&live, &[1], &cols));
+    }
+
+    #[test]
+    fn database_settings() {
+        assert_eq!(set_clause("work_mem=8MB"), "SET work_mem TO '8MB'");
+        assert_eq!(
+            set_clause("search_path=kinds, public, \"$user\""),
+            "SET search_path TO kinds, public, \"$user\""
+        );
+        assert_eq!(set_clause("search_path="), "SET search_path TO ''");
+        assert_eq!(set_clause("x.y=it's"), "SET x.y TO 'it''s'");
+    }
+}
