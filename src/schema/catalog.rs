@@ -327,6 +327,8 @@ async fn read_all(client: &Client) -> Result<SchemaModel, SchemaError> {
     read_dependencies(client, &mut bld).await?;
     break_cycles(&mut bld);
     postpone_across_sections(&mut bld);
+    // Identity sequences of tables not in the model (extension members).
+    bld.sequences.retain(|s| s.object_id != u32::MAX);
     let b = bld;
     Ok(SchemaModel {
         format: FORMAT_VERSION,
@@ -3566,7 +3568,9 @@ async fn read_database(
             name: String::new(),
             identity: "database".into(),
             owner: Some(dbowner.to_string()),
-            section: Section::PreData,
+            // Last: settings such as default_transaction_read_only must not
+            // affect the restore's own sessions.
+            section: Section::PostData,
             create: create.join("\n"),
             drop: None,
         },

@@ -13,7 +13,9 @@ use std::collections::{BTreeSet, HashMap};
 use super::model::{DbObject, ObjectKind, SchemaModel, Section};
 
 /// Sort priority of a kind inside its section (lower first), modelled on
-/// pg_dump's object type priorities.
+/// pg_dump's object type priorities. Default privileges and database-level
+/// settings come at the very end (they must not affect the restore itself),
+/// event triggers after everything (they must not fire during it).
 pub fn kind_priority(kind: ObjectKind) -> u32 {
     use ObjectKind::*;
     match kind {
@@ -45,7 +47,7 @@ pub fn kind_priority(kind: ObjectKind) -> u32 {
         ColumnDefault => 24,
         SequenceOwnedBy => 25,
         LargeObject => 26,
-        Database => 27,
+        Database => 51,
         MatviewRefresh => 40,
         Index => 30,
         IndexAttach => 31,
@@ -58,7 +60,7 @@ pub fn kind_priority(kind: ObjectKind) -> u32 {
         StatisticsObject => 38,
         Publication => 41,
         PublicationTable | PublicationSchema => 42,
-        EventTrigger => 43,
+        EventTrigger => 60,
         DefaultPrivileges => 50,
         ExtensionMemberAcl => 26,
     }
