@@ -246,6 +246,31 @@ fn ensure_semicolon(mut sql: String) -> String {
 /// extension members. Call it inside the backup's snapshot transaction.
 /// Sets `search_path` to empty (and a few output settings) for the session.
 pub async fn read_schema(client: &Client) -> Result<SchemaModel, SchemaError> {
+    read_schema_with(client, &ReadOptions::default()).await
+}
+
+/// How to read the schema.
+#[derive(Debug, Clone)]
+pub struct ReadOptions {
+    /// Take `ACCESS SHARE` locks on every table (ordinary and partitioned)
+    /// before reading their definitions (as pg_dump does), so concurrent DDL
+    /// cannot change them between the snapshot and the deparsers (which
+    /// read the latest catalog state). Needs a privilege on each table;
+    /// the locks last until the caller's transaction ends. Default: true.
+    pub lock_tables: bool,
+}
+
+impl Default for ReadOptions {
+    fn default() -> Self {
+        ReadOptions { lock_tables: true }
+    }
+}
+
+/// [`read_schema`] with options.
+pub async fn read_schema_with(
+    client: &Client,
+    opts: &ReadOptions,
+) -> Result<SchemaModel, SchemaError> {
     // Output settings for the deparsers; restored afterwards (all but
     // search_path, which stays empty as the caller expects).
     let saved = client
@@ -264,7 +289,10 @@ pub async fn read_schema(client: &Client) -> Result<SchemaModel, SchemaError> {
         )
         .await
         .map_err(SchemaError::Session)?;
-    let result = read_all(client).await;
+    let result = match lock_tables(client, opts).await {
+        Ok(()) => read_all(client).await,
+        Err(e) => Err(e),
+    };
     for r in &saved {
         let (name, value): (String, String) = (r.get(0), r.get(1));
         let restored = client
@@ -279,6 +307,33 @@ pub async fn read_schema(client: &Client) -> Result<SchemaModel, SchemaError> {
         }
     }
     result
+}
+
+async fn lock_tables(client: &Client, opts: &ReadOptions) -> Result<(), SchemaError> {
+    if !opts.lock_tables {
+        return Ok(());
+    }
+    let sql = format!(
+        "SELECT pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname) \
+         FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+         WHERE c.relkind IN ('r', 'p') AND {USER_NS} ORDER BY c.oid"
+    );
+    let names: Vec<String> = q(client, "tables to lock", &sql)
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    for chunk in names.chunks(200) {
+        let stmt = format!("LOCK TABLE ONLY {} IN ACCESS SHARE MODE", chunk.join(", "));
+        client
+            .batch_execute(&stmt)
+            .await
+            .map_err(|source| SchemaError::Catalog {
+                what: "locking tables",
+                source,
+            })?;
+    }
+    Ok(())
 }
 
 async fn read_all(client: &Client) -> Result<SchemaModel, SchemaError> {
