@@ -341,6 +341,34 @@ fn unprivileged_role_reads_the_same_model() {
     pg.drop_db(&db);
 }
 
+/// Extension configuration tables are listed for the data phase (the
+/// registration is faked in the catalog: only an extension script may call
+/// pg_extension_config_dump).
+#[test]
+fn extension_config_tables_are_listed() {
+    let pg = common::pg();
+    let db = pg.create_db("extcfg");
+    pg.psql(
+        &db,
+        "CREATE EXTENSION hstore; CREATE TABLE public.cfg (id int, v text, g int GENERATED ALWAYS AS (id) STORED); \
+         ALTER EXTENSION hstore ADD TABLE public.cfg; \
+         UPDATE pg_extension SET extconfig = ARRAY['public.cfg'::regclass::oid], \
+           extcondition = ARRAY['WHERE id > 1'] WHERE extname = 'hstore'",
+    );
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let m = rt.block_on(read(&pg.url(&db)));
+    assert_eq!(m.extension_tables.len(), 1);
+    let t = &m.extension_tables[0];
+    assert_eq!((t.schema.as_str(), t.name.as_str()), ("public", "cfg"));
+    assert_eq!(t.columns, vec!["id", "v"]);
+    assert_eq!(t.condition.as_deref(), Some("WHERE id > 1"));
+    assert_eq!(m.object(t.extension_object_id).name, "hstore");
+    // The table itself is an extension member, not an object of its own.
+    assert!(m.find_relation("public", "cfg").is_none());
+    assert!(!m.tables.iter().any(|t| t.name == "cfg"));
+    pg.drop_db(&db);
+}
+
 /// Restore only the closure of one table into an empty database, without
 /// owners and privileges: it must apply cleanly, skip the foreign key to the
 /// table left out, and give the table its columns.

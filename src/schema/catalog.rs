@@ -136,6 +136,7 @@ struct Builder {
     defaults: HashMap<u32, Vec<SplitDefault>>,
     /// Inline check constraints of tables that can be split off.
     inline_checks: HashMap<u32, Vec<SplitDefault>>,
+    extension_tables: Vec<ExtensionTableInfo>,
     /// Every dependency edge with the catalog address it came from.
     edge_src: Vec<(Key, u32, u32)>,
 }
@@ -376,6 +377,7 @@ async fn read_all(client: &Client) -> Result<SchemaModel, SchemaError> {
     read_publications(client, &mut bld).await?;
     read_default_acls(client, &mut bld).await?;
     read_member_acls(client, &mut bld).await?;
+    read_extension_tables(client, &mut bld).await?;
     read_large_objects(client, &mut bld).await?;
     read_database(client, &mut bld, u(info, "oid"), &s(info, "owner")).await?;
     read_comments(client, &mut bld).await?;
@@ -395,6 +397,7 @@ async fn read_all(client: &Client) -> Result<SchemaModel, SchemaError> {
         sequences: b.sequences,
         matviews: b.matviews,
         large_objects: b.large_objects,
+        extension_tables: b.extension_tables,
     })
 }
 
@@ -3514,6 +3517,37 @@ async fn read_member_acls(client: &Client, bld: &mut Builder) -> Result<(), Sche
         bld.obj(id).acl_sql = stmts;
         bld.obj(id).belongs_to = Some(ext_obj);
         bld.dep_obj(id, ext_obj);
+    }
+    Ok(())
+}
+
+async fn read_extension_tables(client: &Client, bld: &mut Builder) -> Result<(), SchemaError> {
+    for r in q(
+        client,
+        "extension configuration tables",
+        "SELECT e.oid AS ext, c.oid, n.nspname::text AS schema, c.relname::text AS name, \
+         NULLIF(x.cond, '') AS condition, \
+         (SELECT pg_catalog.array_agg(a.attname::text ORDER BY a.attnum) FROM pg_catalog.pg_attribute a \
+            WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = '') AS columns \
+         FROM pg_catalog.pg_extension e, \
+         LATERAL ROWS FROM (pg_catalog.unnest(e.extconfig), pg_catalog.unnest(e.extcondition)) AS x(relid, cond) \
+         JOIN pg_catalog.pg_class c ON c.oid = x.relid \
+         JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+         WHERE c.relkind = 'r' ORDER BY 3, 4",
+    )
+    .await?
+    {
+        let Some(ext) = bld.keys.get(&(PG_EXTENSION, u(&r, "ext"))).copied() else {
+            continue;
+        };
+        bld.extension_tables.push(ExtensionTableInfo {
+            extension_object_id: ext,
+            oid: u(&r, "oid"),
+            schema: s(&r, "schema"),
+            name: s(&r, "name"),
+            columns: arr(&r, "columns"),
+            condition: os(&r, "condition"),
+        });
     }
     Ok(())
 }

@@ -148,6 +148,7 @@ mod tests {
             sequences: vec![],
             matviews: vec![],
             large_objects: vec![],
+            extension_tables: vec![],
         }
     }
 

@@ -194,6 +194,22 @@ pub struct LargeObjectInfo {
     pub owner: String,
 }
 
+/// A configuration table of an extension (`pg_extension_config_dump`): the
+/// extension creates it, but its rows (those matching `condition`) belong
+/// to the backup, as pg_dump dumps them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExtensionTableInfo {
+    /// The extension's object.
+    pub extension_object_id: u32,
+    pub oid: u32,
+    pub schema: String,
+    pub name: String,
+    /// COPY column list (attnum order, no dropped or generated columns).
+    pub columns: Vec<String>,
+    /// The `WHERE ...` filter registered with the table, if any.
+    pub condition: Option<String>,
+}
+
 /// Everything read from one database.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SchemaModel {
@@ -209,6 +225,9 @@ pub struct SchemaModel {
     pub sequences: Vec<SequenceInfo>,
     pub matviews: Vec<MatviewInfo>,
     pub large_objects: Vec<LargeObjectInfo>,
+    /// Extension configuration tables whose rows the backup saves.
+    #[serde(default)]
+    pub extension_tables: Vec<ExtensionTableInfo>,
 }
 
 /// A table named by schema and name.
