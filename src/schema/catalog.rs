@@ -137,6 +137,8 @@ struct Builder {
     /// Inline check constraints of tables that can be split off.
     inline_checks: HashMap<u32, Vec<SplitDefault>>,
     extension_tables: Vec<ExtensionTableInfo>,
+    /// `server_version_num` of the source.
+    server_version: i32,
     /// Every dependency edge with the catalog address it came from.
     edge_src: Vec<(Key, u32, u32)>,
 }
@@ -349,7 +351,16 @@ async fn read_all(client: &Client) -> Result<SchemaModel, SchemaError> {
     )
     .await?;
     let info = &info[0];
-    let mut bld = Builder::default();
+    let mut bld = Builder {
+        server_version: info.get::<_, i32>("ver"),
+        ..Default::default()
+    };
+    if bld.server_version < 150000 {
+        return Err(SchemaError::Unsupported(format!(
+            "server version {} (reading the schema needs PostgreSQL 15 or later)",
+            bld.server_version
+        )));
+    }
     read_ext_members(client, &mut bld).await?;
     read_schemas(client, &mut bld).await?;
     read_extensions(client, &mut bld).await?;
@@ -567,11 +578,17 @@ async fn read_languages(client: &Client, bld: &mut Builder) -> Result<(), Schema
 }
 
 async fn read_collations(client: &Client, bld: &mut Builder) -> Result<(), SchemaError> {
+    // PostgreSQL 17 renamed colliculocale to colllocale.
+    let icu_col = if bld.server_version >= 170000 {
+        "colllocale"
+    } else {
+        "colliculocale"
+    };
     let sql = format!(
         "SELECT c.oid, n.nspname::text AS schema, c.collname::text AS name, \
          pg_catalog.pg_get_userbyid(c.collowner)::text AS owner, c.collprovider::text AS provider, \
          c.collisdeterministic AS det, c.collcollate AS lc_collate, c.collctype AS lc_ctype, \
-         c.colliculocale AS icu \
+         c.{icu_col} AS icu \
          FROM pg_catalog.pg_collation c JOIN pg_catalog.pg_namespace n ON n.oid = c.collnamespace \
          WHERE {USER_NS} ORDER BY 2, 3"
     );
@@ -2099,7 +2116,7 @@ async fn read_relations(client: &Client, bld: &mut Builder) -> Result<(), Schema
             FROM pg_catalog.pg_collation co JOIN pg_catalog.pg_namespace cn ON cn.oid = co.collnamespace \
             WHERE co.oid = a.attcollation) END AS collation, \
          a.attstorage::text AS storage, t.typstorage::text AS typstorage, \
-         a.attcompression::text AS compression, a.attstattarget::int4 AS stattarget, \
+         a.attcompression::text AS compression, COALESCE(a.attstattarget::int4, -1) AS stattarget, \
          a.attoptions::text[] AS options, a.attfdwoptions::text[] AS fdwoptions, {} AS acl \
          FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_class c ON c.oid = a.attrelid \
          JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
@@ -3170,7 +3187,7 @@ async fn read_statistics(client: &Client, bld: &mut Builder) -> Result<(), Schem
         "statistics objects",
         "SELECT s.oid, s.stxrelid, n.nspname::text AS schema, s.stxname::text AS name, \
          pg_catalog.pg_get_userbyid(s.stxowner)::text AS owner, \
-         pg_catalog.pg_get_statisticsobjdef(s.oid) AS def, s.stxstattarget::int4 AS target \
+         pg_catalog.pg_get_statisticsobjdef(s.oid) AS def, COALESCE(s.stxstattarget::int4, -1) AS target \
          FROM pg_catalog.pg_statistic_ext s JOIN pg_catalog.pg_namespace n ON n.oid = s.stxnamespace \
          ORDER BY 3, 4",
     )
