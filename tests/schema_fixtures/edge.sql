@@ -91,3 +91,11 @@ CREATE TABLE edge.chk (id int, label text);
 CREATE FUNCTION edge.chk_ok(edge.chk) RETURNS boolean LANGUAGE sql AS 'SELECT $1.label IS DISTINCT FROM ''bad''';
 ALTER TABLE edge.chk ADD CONSTRAINT chk_row CHECK (edge.chk_ok(chk.*));
 COMMENT ON CONSTRAINT chk_row ON edge.chk IS 'row check';
+-- TOAST options, inherited n_distinct, publications of partitioned tables.
+CREATE TABLE edge.toasty (id int, doc text) WITH (toast.autovacuum_enabled = false, toast_tuple_target = 256);
+ALTER TABLE edge.toasty ALTER COLUMN doc SET (n_distinct_inherited = -0.5);
+CREATE PUBLICATION edge_pub FOR TABLE edge.p, edge.toasty WITH (publish_via_partition_root = true);
+CREATE TABLE edge.bounds (k int) PARTITION BY RANGE (k);
+CREATE TABLE edge.bounds_lo PARTITION OF edge.bounds FOR VALUES FROM (MINVALUE) TO (0);
+CREATE TABLE edge.bounds_hi PARTITION OF edge.bounds FOR VALUES FROM (0) TO (MAXVALUE);
+CREATE INDEX bounds_k ON edge.bounds (k);
