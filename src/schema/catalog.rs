@@ -21,73 +21,36 @@ use super::model::*;
 use super::order::cycles;
 
 // Fixed OIDs of the catalogs (stable across server versions).
-#[allow(dead_code)]
 pub(crate) const PG_CLASS: u32 = 1259;
-#[allow(dead_code)]
 pub(crate) const PG_TYPE: u32 = 1247;
-#[allow(dead_code)]
 pub(crate) const PG_PROC: u32 = 1255;
-#[allow(dead_code)]
 pub(crate) const PG_NAMESPACE: u32 = 2615;
-#[allow(dead_code)]
 pub(crate) const PG_CONSTRAINT: u32 = 2606;
-#[allow(dead_code)]
 pub(crate) const PG_ATTRDEF: u32 = 2604;
-#[allow(dead_code)]
 pub(crate) const PG_REWRITE: u32 = 2618;
-#[allow(dead_code)]
 pub(crate) const PG_TRIGGER: u32 = 2620;
-#[allow(dead_code)]
 pub(crate) const PG_POLICY: u32 = 3256;
-#[allow(dead_code)]
 pub(crate) const PG_EXTENSION: u32 = 3079;
-#[allow(dead_code)]
 pub(crate) const PG_COLLATION: u32 = 3456;
-#[allow(dead_code)]
 pub(crate) const PG_OPERATOR: u32 = 2617;
-#[allow(dead_code)]
 pub(crate) const PG_OPCLASS: u32 = 2616;
-#[allow(dead_code)]
 pub(crate) const PG_OPFAMILY: u32 = 2753;
-#[allow(dead_code)]
-pub(crate) const PG_AMOP: u32 = 2602;
-#[allow(dead_code)]
-pub(crate) const PG_AMPROC: u32 = 2603;
-#[allow(dead_code)]
 pub(crate) const PG_CAST: u32 = 2605;
-#[allow(dead_code)]
 pub(crate) const PG_LANGUAGE: u32 = 2612;
-#[allow(dead_code)]
 pub(crate) const PG_TS_CONFIG: u32 = 3602;
-#[allow(dead_code)]
 pub(crate) const PG_TS_DICT: u32 = 3600;
-#[allow(dead_code)]
 pub(crate) const PG_TS_PARSER: u32 = 3601;
-#[allow(dead_code)]
 pub(crate) const PG_TS_TEMPLATE: u32 = 3764;
-#[allow(dead_code)]
 pub(crate) const PG_FDW: u32 = 2328;
-#[allow(dead_code)]
 pub(crate) const PG_FOREIGN_SERVER: u32 = 1417;
-#[allow(dead_code)]
 pub(crate) const PG_USER_MAPPING: u32 = 1418;
-#[allow(dead_code)]
 pub(crate) const PG_EVENT_TRIGGER: u32 = 3466;
-#[allow(dead_code)]
 pub(crate) const PG_PUBLICATION: u32 = 6104;
-#[allow(dead_code)]
 pub(crate) const PG_PUBLICATION_REL: u32 = 6106;
-#[allow(dead_code)]
 pub(crate) const PG_PUBLICATION_NAMESPACE: u32 = 6237;
-#[allow(dead_code)]
 pub(crate) const PG_STATISTIC_EXT: u32 = 3381;
-#[allow(dead_code)]
-pub(crate) const PG_DEFAULT_ACL: u32 = 826;
-#[allow(dead_code)]
 pub(crate) const PG_LARGEOBJECT_METADATA: u32 = 2613;
-#[allow(dead_code)]
 pub(crate) const PG_DATABASE: u32 = 1262;
-#[allow(dead_code)]
 pub(crate) const PG_TRANSFORM: u32 = 3576;
 pub(crate) const PG_AM: u32 = 2601;
 
