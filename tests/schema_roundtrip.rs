@@ -375,13 +375,8 @@ fn extension_config_tables_are_listed() {
 /// column order of inheritance children that pg_dump gets wrong.
 #[test]
 fn data_roundtrip_keeps_row_text() {
-    use futures::{pin_mut, SinkExt, StreamExt};
-    let pg = common::pg();
-    let src = pg.create_db("data_src");
-    let dst = pg.create_db("data_dst");
-    pg.psql_file(&src, &fixture("inheritance.sql"), &[]);
-    pg.psql(
-        &src,
+    data_roundtrip(
+        "inheritance.sql",
         "INSERT INTO inh.parent VALUES (1, 'p', '2021-01-01', 1.5); \
          INSERT INTO inh.child_reordered (c, x, b, a, e) VALUES ('2022-02-02', 7, 'r', 2, 2.5); \
          INSERT INTO inh.child_natural (a, d) VALUES (3, 4); \
@@ -393,6 +388,29 @@ fn data_roundtrip_keeps_row_text() {
          INSERT INTO inh.gchild (a, c, t) VALUES (21, 'g', 'tt'); \
          INSERT INTO inh.people VALUES ('ann', 30);",
     );
+}
+
+/// Identity ALWAYS and generated columns, forced RLS, triggers and NOT
+/// VALID constraints around the data.
+#[test]
+fn data_roundtrip_basics() {
+    data_roundtrip(
+        "basics.sql",
+        "INSERT INTO app.\"Order\" (code, n, price, qty, note) VALUES ('a', 2, 1.5, 2, 'x'), ('b', 3, 2, 1, NULL); \
+         INSERT INTO app.line (order_id, label) SELECT id, 'l' || id FROM app.\"Order\"; \
+         INSERT INTO app.line (order_id, label) VALUES (NULL, repeat('long', 20)); \
+         INSERT INTO app.scratch VALUES ('k', '{\"v\": [1, 2]}'); \
+         REFRESH MATERIALIZED VIEW app.order_mv;",
+    );
+}
+
+fn data_roundtrip(fixture_file: &str, inserts: &str) {
+    use futures::{pin_mut, SinkExt, StreamExt};
+    let pg = common::pg();
+    let src = pg.create_db("data_src");
+    let dst = pg.create_db("data_dst");
+    pg.psql_file(&src, &fixture(fixture_file), &[]);
+    pg.psql(&src, inserts);
     let rt = tokio::runtime::Runtime::new().unwrap();
     let m = rt.block_on(read(&pg.url(&src)));
     rt.block_on(async {
@@ -427,8 +445,6 @@ fn data_roundtrip_keeps_row_text() {
         let (a, b) = (pg.psql(&src, &sql), pg.psql(&dst, &sql));
         assert_eq!(a, b, "rows of {}.{} differ", t.schema, t.name);
     }
-    let n = pg.psql(&dst, "SELECT count(*) FROM inh.child_reordered");
-    assert_eq!(n.trim(), "1");
     pg.drop_db(&src);
     pg.drop_db(&dst);
 }
