@@ -217,6 +217,23 @@ mod tests {
     }
 
     #[test]
+    fn damaged_models_are_refused() {
+        let m = sample();
+        let json = m.to_json().unwrap();
+        assert_eq!(SchemaModel::from_json(&json).unwrap(), m);
+        let mut bad = m.clone();
+        bad.objects[3].deps.push(99);
+        assert!(SchemaModel::from_json(&bad.to_json().unwrap()).is_err());
+        let mut bad = m.clone();
+        bad.objects[2].id = 7;
+        assert!(SchemaModel::from_json(&bad.to_json().unwrap()).is_err());
+        let mut bad = m;
+        bad.format = FORMAT_VERSION + 1;
+        let err = SchemaModel::from_json(&bad.to_json().unwrap()).unwrap_err();
+        assert!(err.to_string().contains("not supported"), "{err}");
+    }
+
+    #[test]
     fn view_pulls_in_definition_of_its_tables() {
         let m = sample();
         let c = m.closure(&[TableRef::new("s", "v"), TableRef::new("s", "nope")]);

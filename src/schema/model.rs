@@ -290,8 +290,53 @@ impl SchemaModel {
                 supported: FORMAT_VERSION,
             });
         }
-        serde_json::from_slice(bytes)
-            .map_err(|e| crate::schema::SchemaError::Unsupported(format!("schema model: {e}")))
+        let m: SchemaModel = serde_json::from_slice(bytes)
+            .map_err(|e| crate::schema::SchemaError::Unsupported(format!("schema model: {e}")))?;
+        m.validate()?;
+        Ok(m)
+    }
+
+    /// Check that every id in the model points at an object (ids are
+    /// indexes), so lookups cannot go out of range on a damaged archive.
+    pub fn validate(&self) -> Result<(), crate::schema::SchemaError> {
+        let n = self.objects.len();
+        let bad = |what: String| {
+            Err(crate::schema::SchemaError::Unsupported(format!(
+                "invalid schema model: {what}"
+            )))
+        };
+        for (i, o) in self.objects.iter().enumerate() {
+            if o.id as usize != i {
+                return bad(format!("object {i} has id {}", o.id));
+            }
+            let links = o
+                .deps
+                .iter()
+                .chain(o.belongs_to.iter())
+                .chain(o.references.iter());
+            for &d in links {
+                if d as usize >= n {
+                    return bad(format!("object {i} refers to missing object {d}"));
+                }
+            }
+        }
+        let ids = self
+            .tables
+            .iter()
+            .map(|t| t.object_id)
+            .chain(self.tables.iter().filter_map(|t| t.parent))
+            .chain(self.sequences.iter().map(|s| s.object_id))
+            .chain(self.matviews.iter().map(|m| m.object_id))
+            .chain(self.large_objects.iter().map(|l| l.object_id))
+            .chain(self.extension_tables.iter().map(|e| e.extension_object_id));
+        for id in ids {
+            if id as usize >= n {
+                return bad(format!(
+                    "a table, sequence or large object refers to missing object {id}"
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// The object with this id.
