@@ -344,6 +344,23 @@ impl SchemaModel {
         &self.objects[id as usize]
     }
 
+    /// The partitions and inheritance children of a relation, at every
+    /// level (a closure of a parent does not take them by itself).
+    pub fn descendants(&self, object_id: u32) -> Vec<&TableInfo> {
+        let mut out: Vec<&TableInfo> = Vec::new();
+        let mut frontier = vec![object_id];
+        while let Some(p) = frontier.pop() {
+            for t in self.tables.iter().filter(|t| t.parent == Some(p)) {
+                if !out.iter().any(|o| o.object_id == t.object_id) {
+                    out.push(t);
+                    frontier.push(t.object_id);
+                }
+            }
+        }
+        out.sort_by(|a, b| (&a.schema, &a.name).cmp(&(&b.schema, &b.name)));
+        out
+    }
+
     /// The table (or other relation) object by schema and name.
     pub fn find_relation(&self, schema: &str, name: &str) -> Option<&DbObject> {
         self.objects
