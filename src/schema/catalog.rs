@@ -2375,7 +2375,20 @@ async fn read_relations(client: &Client, bld: &mut Builder) -> Result<(), Schema
                                 ));
                             }
                         }
-                        a.push_str(&flag_fixes.join("\n"));
+                        if !flag_fixes.is_empty() {
+                            // Catalog updates need a superuser; anyone else
+                            // gets the right column order with the merged
+                            // columns left local, and a warning.
+                            let body = format!(
+                                "BEGIN\n  IF (SELECT r.rolsuper FROM pg_catalog.pg_roles r \
+                                 WHERE r.rolname = CURRENT_USER) THEN\n    {}\n  ELSE\n    \
+                                 RAISE WARNING 'pgsnap: %: inherited columns and constraints stay \
+                                 marked local (restoring them needs a superuser)', {};\n  END IF;\nEND",
+                                flag_fixes.join("\n    "),
+                                literal(&qn)
+                            );
+                            a.push_str(&format!("DO {};", super::ddl::dollar_quote(&body)));
+                        }
                         attach = Some(a.trim_end().to_string());
                     }
                 }

@@ -16,6 +16,15 @@ pub fn literal(text: &str) -> String {
     escape_literal(text)
 }
 
+/// `$tag$text$tag$` with a tag that does not occur in `text`.
+pub fn dollar_quote(text: &str) -> String {
+    let mut tag = String::from("pgsnap");
+    while text.contains(&format!("${tag}$")) {
+        tag.push('_');
+    }
+    format!("${tag}${text}${tag}$")
+}
+
 /// `"schema"."name"`.
 pub fn qualify(schema: &str, name: &str) -> String {
     format!("{}.{}", ident(schema), ident(name))
@@ -273,6 +282,12 @@ mod tests {
     fn quoting() {
         assert_eq!(qualify("my \"s\"", "T"), "\"my \"\"s\"\"\".\"T\"");
         assert_eq!(literal("it's"), "'it''s'");
+    }
+
+    #[test]
+    fn dollar_quoting_avoids_the_text() {
+        assert_eq!(dollar_quote("x"), "$pgsnap$x$pgsnap$");
+        assert_eq!(dollar_quote("a$pgsnap$b"), "$pgsnap_$a$pgsnap$b$pgsnap_$");
     }
 
     #[test]

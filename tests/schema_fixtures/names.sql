@@ -26,3 +26,8 @@ COMMENT ON SCHEMA "select" IS '';
 CREATE SEQUENCE "select"."seq ""q""" AS smallint;
 ALTER TABLE "select"."table" ALTER COLUMN "order" SET DEFAULT nextval('"select"."seq ""q"""');
 ALTER SEQUENCE "select"."seq ""q""" OWNED BY "select"."table"."order";
+-- An inheritance child needing the catalog fix-ups, with a name that
+-- would end a naive dollar quote.
+CREATE TABLE "select"."par$pgsnap$ent" (a int, b text);
+CREATE TABLE "select"."ki$pgsnap$d" (z int) INHERITS ("select"."par$pgsnap$ent");
+ALTER TABLE "select"."par$pgsnap$ent" ADD COLUMN "c$pgsnap$" date;
