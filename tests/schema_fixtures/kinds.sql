@@ -174,3 +174,10 @@ CREATE CONSTRAINT TRIGGER stats_check AFTER INSERT OR UPDATE ON kinds.stats_t
 GRANT EXECUTE ON FUNCTION ext.citext(character) TO fx_kinds_reader;
 REVOKE EXECUTE ON FUNCTION ext.citext(boolean) FROM PUBLIC;
 GRANT USAGE ON TYPE ext.citext TO fx_kinds_reader;
+
+-- Ordered-set and moving aggregates, a combine function.
+CREATE AGGREGATE kinds.my_pct(float8 ORDER BY anyelement) (STYPE = internal, SFUNC = ordered_set_transition,
+  FINALFUNC = percentile_disc_final, FINALFUNC_EXTRA = true, FINALFUNC_MODIFY = read_write);
+CREATE AGGREGATE kinds.msum(int) (SFUNC = int4pl, STYPE = int, MSFUNC = int4pl, MINVFUNC = int4mi, MSTYPE = int,
+  COMBINEFUNC = int4pl, PARALLEL = RESTRICTED);
+CREATE AGGREGATE kinds.nullary(*) (SFUNC = int8inc, STYPE = int8, INITCOND = '0');
