@@ -181,3 +181,5 @@ CREATE AGGREGATE kinds.my_pct(float8 ORDER BY anyelement) (STYPE = internal, SFU
 CREATE AGGREGATE kinds.msum(int) (SFUNC = int4pl, STYPE = int, MSFUNC = int4pl, MINVFUNC = int4mi, MSTYPE = int,
   COMBINEFUNC = int4pl, PARALLEL = RESTRICTED);
 CREATE AGGREGATE kinds.nullary(*) (SFUNC = int8inc, STYPE = int8, INITCOND = '0');
+CREATE AGGREGATE kinds.my_rank(VARIADIC "any" ORDER BY VARIADIC "any") (STYPE = internal,
+  SFUNC = ordered_set_transition_multi, FINALFUNC = rank_final, FINALFUNC_EXTRA, HYPOTHETICAL);
