@@ -667,6 +667,7 @@ async fn read_types(client: &Client, bld: &mut Builder) -> Result<(), SchemaErro
             FROM pg_catalog.pg_collation c JOIN pg_catalog.pg_namespace cn ON cn.oid = c.collnamespace \
             WHERE c.oid = r.rngcollation) END AS collation, \
          CASE WHEN r.rngcanonical <> 0 THEN r.rngcanonical::pg_catalog.regproc::text END AS canonical, \
+         r.rngcanonical::pg_catalog.oid AS canon_oid, \
          CASE WHEN r.rngsubdiff <> 0 THEN r.rngsubdiff::pg_catalog.regproc::text END AS subdiff, \
          (SELECT pg_catalog.quote_ident(mn.nspname) || '.' || pg_catalog.quote_ident(m.typname) \
             FROM pg_catalog.pg_type m JOIN pg_catalog.pg_namespace mn ON mn.oid = m.typnamespace \
@@ -752,6 +753,9 @@ async fn read_types(client: &Client, bld: &mut Builder) -> Result<(), SchemaErro
                 }
                 if let Some(c) = os(rg, "canonical") {
                     opts.push(format!("canonical = {c}"));
+                    // The canonical function takes and returns the range:
+                    // it is created against a shell, like I/O functions.
+                    redirect_fns.push(u(rg, "canon_oid"));
                 }
                 if let Some(c) = os(rg, "subdiff") {
                     opts.push(format!("subtype_diff = {c}"));
@@ -931,8 +935,9 @@ async fn read_types(client: &Client, bld: &mut Builder) -> Result<(), SchemaErro
                 );
             }
         }
-        if kind == ObjectKind::BaseType {
-            // A shell first: the I/O functions are created against it.
+        if !redirect_fns.is_empty() {
+            // A shell first: the I/O (or canonical) functions are created
+            // against it.
             let shell = bld.add(
                 None,
                 New {

@@ -183,3 +183,8 @@ CREATE AGGREGATE kinds.msum(int) (SFUNC = int4pl, STYPE = int, MSFUNC = int4pl, 
 CREATE AGGREGATE kinds.nullary(*) (SFUNC = int8inc, STYPE = int8, INITCOND = '0');
 CREATE AGGREGATE kinds.my_rank(VARIADIC "any" ORDER BY VARIADIC "any") (STYPE = internal,
   SFUNC = ordered_set_transition_multi, FINALFUNC = rank_final, FINALFUNC_EXTRA, HYPOTHETICAL);
+-- A range type with a canonical function (created against its shell).
+CREATE TYPE kinds.myr;
+CREATE FUNCTION kinds.myr_canon(kinds.myr) RETURNS kinds.myr LANGUAGE internal IMMUTABLE STRICT AS 'int4range_canonical';
+CREATE TYPE kinds.myr AS RANGE (subtype = int4, canonical = kinds.myr_canon);
+CREATE TABLE kinds.uses_myr (r kinds.myr);
