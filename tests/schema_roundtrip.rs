@@ -227,6 +227,24 @@ fn quran_backend_roundtrip() {
         "COPY \"public\".\"auth_user\" (\"id\", \"username\", \"email\", \"password\", \
          \"is_active\", \"date_joined\", \"last_login\") TO STDOUT"
     );
+    // The same DDL as a script runs with psql too.
+    let pg = common::pg();
+    let db = pg.create_db("script");
+    let mut script = String::new();
+    for section in [Section::PreData, Section::PostData] {
+        let opts = ApplyOptions {
+            target_db_name: db.clone(),
+            ..Default::default()
+        };
+        script.push_str(&schema::sql_script(&m.ordered(section), &opts));
+    }
+    let path = std::env::temp_dir().join(format!("{db}.sql"));
+    std::fs::write(&path, &script).unwrap();
+    pg.psql_file(&db, &path, &[]);
+    let _ = std::fs::remove_file(&path);
+    let cols = "SELECT count(*) FROM pg_attribute WHERE attrelid = 'public.auth_user'::regclass AND attnum > 0";
+    assert_eq!(pg.psql(&db, cols).trim(), "7");
+    pg.drop_db(&db);
     let c = m.closure(&[schema::TableRef::new("public", "bookmarks_bookmark")]);
     assert_eq!(c.skipped_fks.len(), 2, "{:?}", c.skipped_fks);
     assert!(c.extra_relations.is_empty());
