@@ -91,6 +91,8 @@ struct Builder {
     /// Objects whose `references` is a catalog address resolved at the end.
     pending_refs: Vec<(u32, Key)>,
     identity: IdentitySeqs,
+    /// Privilege statements of identity sequences, by sequence OID.
+    identity_acl: HashMap<u32, Vec<String>>,
     /// Qualified names of relations and indexes, by OID.
     qnames: HashMap<u32, String>,
     /// Placeholder DDL of every view (used when a view is on a cycle).
@@ -1874,7 +1876,13 @@ async fn read_sequences(client: &Client, bld: &mut Builder) -> Result<(), Schema
         let qn = qualify(&schema, &name);
         if let Some(rel) = r.get::<_, Option<u32>>("identity_rel") {
             let col: i16 = r.get::<_, Option<i16>>("identity_col").unwrap_or(0);
-            identity.insert((rel, col), (oid, qn, seq_options(&r, false)));
+            identity.insert((rel, col), (oid, qn.clone(), seq_options(&r, false)));
+            // Its privileges go with the table (the owner is the table's).
+            let acl = parse_acl(os(&r, "acl").as_deref());
+            bld.identity_acl.insert(
+                oid,
+                acl_statements(&format!("SEQUENCE {qn}"), Some(&owner), &acl),
+            );
             bld.sequences.push(SequenceInfo {
                 object_id: u32::MAX, // fixed up when the table is read
                 schema,
@@ -2529,6 +2537,9 @@ async fn read_relations(client: &Client, bld: &mut Builder) -> Result<(), Schema
                 &c.acl,
             ));
             if let Some((seq, seqname, _)) = bld.identity.get(&(oid, c.num)).cloned() {
+                if let Some(a) = bld.identity_acl.remove(&seq) {
+                    acl.extend(a);
+                }
                 bld.keys.insert((PG_CLASS, seq), id);
                 bld.target((PG_CLASS, seq), id, format!("SEQUENCE {seqname}"));
                 if let Some(si) = bld
