@@ -188,3 +188,10 @@ CREATE TYPE kinds.myr;
 CREATE FUNCTION kinds.myr_canon(kinds.myr) RETURNS kinds.myr LANGUAGE internal IMMUTABLE STRICT AS 'int4range_canonical';
 CREATE TYPE kinds.myr AS RANGE (subtype = int4, canonical = kinds.myr_canon);
 CREATE TABLE kinds.uses_myr (r kinds.myr);
+-- A longer cycle through two views and two functions.
+CREATE VIEW kinds.ca AS SELECT 1 AS x;
+CREATE VIEW kinds.cb AS SELECT 2 AS y;
+CREATE FUNCTION kinds.fa(kinds.cb) RETURNS int LANGUAGE sql AS 'SELECT $1.y';
+CREATE FUNCTION kinds.fb(kinds.ca) RETURNS int LANGUAGE sql AS 'SELECT $1.x';
+CREATE OR REPLACE VIEW kinds.ca AS SELECT 1 AS x WHERE kinds.fa(NULL::kinds.cb) IS NULL;
+CREATE OR REPLACE VIEW kinds.cb AS SELECT 2 AS y WHERE kinds.fb(NULL::kinds.ca) IS NULL;
