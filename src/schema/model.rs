@@ -344,6 +344,85 @@ impl SchemaModel {
         &self.objects[id as usize]
     }
 
+    /// A model holding only the objects in `keep` (for instance a closure's
+    /// `objects`), renumbered so ids stay indexes: dependencies, links and
+    /// the data-phase lists are remapped, and entries whose object is gone
+    /// are dropped.
+    pub fn subset(&self, keep: &std::collections::BTreeSet<u32>) -> SchemaModel {
+        let map: std::collections::HashMap<u32, u32> = keep
+            .iter()
+            .filter(|&&id| (id as usize) < self.objects.len())
+            .enumerate()
+            .map(|(new, &old)| (old, new as u32))
+            .collect();
+        let remap = |id: u32| map.get(&id).copied();
+        let mut objects: Vec<DbObject> = Vec::with_capacity(map.len());
+        for &old in keep
+            .iter()
+            .filter(|&&id| (id as usize) < self.objects.len())
+        {
+            let mut o = self.objects[old as usize].clone();
+            o.id = map[&old];
+            o.deps = o.deps.iter().filter_map(|&d| remap(d)).collect();
+            o.belongs_to = o.belongs_to.and_then(remap);
+            o.references = o.references.and_then(remap);
+            objects.push(o);
+        }
+        SchemaModel {
+            format: self.format,
+            server_version_num: self.server_version_num,
+            database: self.database.clone(),
+            encoding: self.encoding.clone(),
+            objects,
+            tables: self
+                .tables
+                .iter()
+                .filter_map(|t| {
+                    let mut t = t.clone();
+                    t.object_id = remap(t.object_id)?;
+                    t.parent = t.parent.and_then(remap);
+                    Some(t)
+                })
+                .collect(),
+            sequences: self
+                .sequences
+                .iter()
+                .filter_map(|s| {
+                    let mut s = s.clone();
+                    s.object_id = remap(s.object_id)?;
+                    Some(s)
+                })
+                .collect(),
+            matviews: self
+                .matviews
+                .iter()
+                .filter_map(|m| {
+                    let mut m = m.clone();
+                    m.object_id = remap(m.object_id)?;
+                    Some(m)
+                })
+                .collect(),
+            large_objects: self
+                .large_objects
+                .iter()
+                .filter_map(|l| {
+                    let mut l = l.clone();
+                    l.object_id = remap(l.object_id)?;
+                    Some(l)
+                })
+                .collect(),
+            extension_tables: self
+                .extension_tables
+                .iter()
+                .filter_map(|e| {
+                    let mut e = e.clone();
+                    e.extension_object_id = remap(e.extension_object_id)?;
+                    Some(e)
+                })
+                .collect(),
+        }
+    }
+
     /// The partitions and inheritance children of a relation, at every
     /// level (a closure of a parent does not take them by itself).
     pub fn descendants(&self, object_id: u32) -> Vec<&TableInfo> {
