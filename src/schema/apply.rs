@@ -50,6 +50,30 @@ pub fn object_sql(o: &DbObject, opts: &ApplyOptions) -> Vec<String> {
     out
 }
 
+/// The DDL of `objects` as one SQL script (session settings first, each
+/// object preceded by a comment naming it), e.g. for a schema-only export
+/// or a dry run. Same statements [`apply`] runs.
+pub fn sql_script(objects: &[&DbObject], opts: &ApplyOptions) -> String {
+    let mut out = String::new();
+    for stmt in APPLY_SESSION_SQL.split("; ") {
+        out.push_str(stmt.trim_end_matches(';'));
+        out.push_str(";\n");
+    }
+    for o in objects {
+        let stmts = object_sql(o, opts);
+        if stmts.is_empty() {
+            continue;
+        }
+        let identity = o.identity.replace(['\n', '\r'], " ");
+        out.push_str(&format!("\n-- {identity}\n"));
+        for s in stmts {
+            out.push_str(&s);
+            out.push('\n');
+        }
+    }
+    out
+}
+
 /// Run the DDL of `objects` in the given order (get it from
 /// [`SchemaModel::ordered`]; the caller runs pre-data, loads the data, then
 /// runs post-data). Sets the session up with [`APPLY_SESSION_SQL`].

@@ -21,74 +21,38 @@ use super::model::*;
 use super::order::cycles;
 
 // Fixed OIDs of the catalogs (stable across server versions).
-#[allow(dead_code)]
 pub(crate) const PG_CLASS: u32 = 1259;
-#[allow(dead_code)]
 pub(crate) const PG_TYPE: u32 = 1247;
-#[allow(dead_code)]
 pub(crate) const PG_PROC: u32 = 1255;
-#[allow(dead_code)]
 pub(crate) const PG_NAMESPACE: u32 = 2615;
-#[allow(dead_code)]
 pub(crate) const PG_CONSTRAINT: u32 = 2606;
-#[allow(dead_code)]
 pub(crate) const PG_ATTRDEF: u32 = 2604;
-#[allow(dead_code)]
 pub(crate) const PG_REWRITE: u32 = 2618;
-#[allow(dead_code)]
 pub(crate) const PG_TRIGGER: u32 = 2620;
-#[allow(dead_code)]
 pub(crate) const PG_POLICY: u32 = 3256;
-#[allow(dead_code)]
 pub(crate) const PG_EXTENSION: u32 = 3079;
-#[allow(dead_code)]
 pub(crate) const PG_COLLATION: u32 = 3456;
-#[allow(dead_code)]
 pub(crate) const PG_OPERATOR: u32 = 2617;
-#[allow(dead_code)]
 pub(crate) const PG_OPCLASS: u32 = 2616;
-#[allow(dead_code)]
 pub(crate) const PG_OPFAMILY: u32 = 2753;
-#[allow(dead_code)]
-pub(crate) const PG_AMOP: u32 = 2602;
-#[allow(dead_code)]
-pub(crate) const PG_AMPROC: u32 = 2603;
-#[allow(dead_code)]
 pub(crate) const PG_CAST: u32 = 2605;
-#[allow(dead_code)]
 pub(crate) const PG_LANGUAGE: u32 = 2612;
-#[allow(dead_code)]
 pub(crate) const PG_TS_CONFIG: u32 = 3602;
-#[allow(dead_code)]
 pub(crate) const PG_TS_DICT: u32 = 3600;
-#[allow(dead_code)]
 pub(crate) const PG_TS_PARSER: u32 = 3601;
-#[allow(dead_code)]
 pub(crate) const PG_TS_TEMPLATE: u32 = 3764;
-#[allow(dead_code)]
 pub(crate) const PG_FDW: u32 = 2328;
-#[allow(dead_code)]
 pub(crate) const PG_FOREIGN_SERVER: u32 = 1417;
-#[allow(dead_code)]
 pub(crate) const PG_USER_MAPPING: u32 = 1418;
-#[allow(dead_code)]
 pub(crate) const PG_EVENT_TRIGGER: u32 = 3466;
-#[allow(dead_code)]
 pub(crate) const PG_PUBLICATION: u32 = 6104;
-#[allow(dead_code)]
 pub(crate) const PG_PUBLICATION_REL: u32 = 6106;
-#[allow(dead_code)]
 pub(crate) const PG_PUBLICATION_NAMESPACE: u32 = 6237;
-#[allow(dead_code)]
 pub(crate) const PG_STATISTIC_EXT: u32 = 3381;
-#[allow(dead_code)]
-pub(crate) const PG_DEFAULT_ACL: u32 = 826;
-#[allow(dead_code)]
 pub(crate) const PG_LARGEOBJECT_METADATA: u32 = 2613;
-#[allow(dead_code)]
 pub(crate) const PG_DATABASE: u32 = 1262;
-#[allow(dead_code)]
 pub(crate) const PG_TRANSFORM: u32 = 3576;
+pub(crate) const PG_AM: u32 = 2601;
 
 /// Schemas never dumped.
 const USER_NS: &str = "n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast') \
@@ -127,10 +91,21 @@ struct Builder {
     /// Objects whose `references` is a catalog address resolved at the end.
     pending_refs: Vec<(u32, Key)>,
     identity: IdentitySeqs,
+    /// Privilege statements of identity sequences, by sequence OID.
+    identity_acl: HashMap<u32, Vec<String>>,
     /// Qualified names of relations and indexes, by OID.
     qnames: HashMap<u32, String>,
     /// Placeholder DDL of every view (used when a view is on a cycle).
     view_placeholders: HashMap<u32, String>,
+    /// Column defaults of tables that can be split off (cycle breaking).
+    defaults: HashMap<u32, Vec<SplitDefault>>,
+    /// Inline check constraints of tables that can be split off.
+    inline_checks: HashMap<u32, Vec<SplitDefault>>,
+    extension_tables: Vec<ExtensionTableInfo>,
+    /// `server_version_num` of the source.
+    server_version: i32,
+    /// Every dependency edge with the catalog address it came from.
+    edge_src: Vec<(Key, u32, u32)>,
 }
 
 /// Fields of a new object; the rest is defaulted.
@@ -239,6 +214,41 @@ fn ensure_semicolon(mut sql: String) -> String {
 /// extension members. Call it inside the backup's snapshot transaction.
 /// Sets `search_path` to empty (and a few output settings) for the session.
 pub async fn read_schema(client: &Client) -> Result<SchemaModel, SchemaError> {
+    read_schema_with(client, &ReadOptions::default()).await
+}
+
+/// How to read the schema.
+#[derive(Debug, Clone)]
+pub struct ReadOptions {
+    /// Take `ACCESS SHARE` locks on every table (ordinary and partitioned)
+    /// before reading their definitions (as pg_dump does), so concurrent DDL
+    /// cannot change them between the snapshot and the deparsers (which
+    /// read the latest catalog state). Needs a privilege on each table;
+    /// the locks last until the caller's transaction ends. Default: true.
+    pub lock_tables: bool,
+}
+
+impl Default for ReadOptions {
+    fn default() -> Self {
+        ReadOptions { lock_tables: true }
+    }
+}
+
+/// [`read_schema`] with options.
+pub async fn read_schema_with(
+    client: &Client,
+    opts: &ReadOptions,
+) -> Result<SchemaModel, SchemaError> {
+    // Output settings for the deparsers; restored afterwards (all but
+    // search_path, which stays empty as the caller expects).
+    let saved = client
+        .query(
+            "SELECT name, setting FROM pg_catalog.pg_settings WHERE name IN \
+             ('extra_float_digits', 'DateStyle', 'IntervalStyle', 'quote_all_identifiers')",
+            &[],
+        )
+        .await
+        .map_err(SchemaError::Session)?;
     client
         .batch_execute(
             "SELECT pg_catalog.set_config('search_path', '', false); \
@@ -247,6 +257,54 @@ pub async fn read_schema(client: &Client) -> Result<SchemaModel, SchemaError> {
         )
         .await
         .map_err(SchemaError::Session)?;
+    let result = match lock_tables(client, opts).await {
+        Ok(()) => read_all(client).await,
+        Err(e) => Err(e),
+    };
+    for r in &saved {
+        let (name, value): (String, String) = (r.get(0), r.get(1));
+        let restored = client
+            .execute(
+                "SELECT pg_catalog.set_config($1, $2, false)",
+                &[&name, &value],
+            )
+            .await;
+        // After a failed read the transaction is aborted: keep that error.
+        if result.is_ok() {
+            restored.map_err(SchemaError::Session)?;
+        }
+    }
+    result
+}
+
+async fn lock_tables(client: &Client, opts: &ReadOptions) -> Result<(), SchemaError> {
+    if !opts.lock_tables {
+        return Ok(());
+    }
+    let sql = format!(
+        "SELECT pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname) \
+         FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+         WHERE c.relkind IN ('r', 'p') AND {USER_NS} ORDER BY c.oid"
+    );
+    let names: Vec<String> = q(client, "tables to lock", &sql)
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    for chunk in names.chunks(200) {
+        let stmt = format!("LOCK TABLE ONLY {} IN ACCESS SHARE MODE", chunk.join(", "));
+        client
+            .batch_execute(&stmt)
+            .await
+            .map_err(|source| SchemaError::Catalog {
+                what: "locking tables",
+                source,
+            })?;
+    }
+    Ok(())
+}
+
+async fn read_all(client: &Client) -> Result<SchemaModel, SchemaError> {
     let info = q(
         client,
         "database",
@@ -258,7 +316,16 @@ pub async fn read_schema(client: &Client) -> Result<SchemaModel, SchemaError> {
     )
     .await?;
     let info = &info[0];
-    let mut bld = Builder::default();
+    let mut bld = Builder {
+        server_version: info.get::<_, i32>("ver"),
+        ..Default::default()
+    };
+    if bld.server_version < 150000 {
+        return Err(SchemaError::Unsupported(format!(
+            "server version {} (reading the schema needs PostgreSQL 15 or later)",
+            bld.server_version
+        )));
+    }
     read_ext_members(client, &mut bld).await?;
     read_schemas(client, &mut bld).await?;
     read_extensions(client, &mut bld).await?;
@@ -270,6 +337,8 @@ pub async fn read_schema(client: &Client) -> Result<SchemaModel, SchemaError> {
     read_operators(client, &mut bld).await?;
     read_opfamilies(client, &mut bld).await?;
     read_casts(client, &mut bld).await?;
+    read_access_methods(client, &mut bld).await?;
+    read_transforms(client, &mut bld).await?;
     read_text_search(client, &mut bld).await?;
     read_fdw(client, &mut bld).await?;
     read_sequences(client, &mut bld).await?;
@@ -283,11 +352,16 @@ pub async fn read_schema(client: &Client) -> Result<SchemaModel, SchemaError> {
     read_event_triggers(client, &mut bld).await?;
     read_publications(client, &mut bld).await?;
     read_default_acls(client, &mut bld).await?;
+    read_member_acls(client, &mut bld).await?;
+    read_extension_tables(client, &mut bld).await?;
     read_large_objects(client, &mut bld).await?;
     read_database(client, &mut bld, u(info, "oid"), &s(info, "owner")).await?;
     read_comments(client, &mut bld).await?;
     read_dependencies(client, &mut bld).await?;
     break_cycles(&mut bld);
+    postpone_across_sections(&mut bld);
+    // Identity sequences of tables not in the model (extension members).
+    bld.sequences.retain(|s| s.object_id != u32::MAX);
     let b = bld;
     Ok(SchemaModel {
         format: FORMAT_VERSION,
@@ -299,6 +373,7 @@ pub async fn read_schema(client: &Client) -> Result<SchemaModel, SchemaError> {
         sequences: b.sequences,
         matviews: b.matviews,
         large_objects: b.large_objects,
+        extension_tables: b.extension_tables,
     })
 }
 
@@ -468,11 +543,17 @@ async fn read_languages(client: &Client, bld: &mut Builder) -> Result<(), Schema
 }
 
 async fn read_collations(client: &Client, bld: &mut Builder) -> Result<(), SchemaError> {
+    // PostgreSQL 17 renamed colliculocale to colllocale.
+    let icu_col = if bld.server_version >= 170000 {
+        "colllocale"
+    } else {
+        "colliculocale"
+    };
     let sql = format!(
         "SELECT c.oid, n.nspname::text AS schema, c.collname::text AS name, \
          pg_catalog.pg_get_userbyid(c.collowner)::text AS owner, c.collprovider::text AS provider, \
          c.collisdeterministic AS det, c.collcollate AS lc_collate, c.collctype AS lc_ctype, \
-         c.colliculocale AS icu \
+         c.{icu_col} AS icu \
          FROM pg_catalog.pg_collation c JOIN pg_catalog.pg_namespace n ON n.oid = c.collnamespace \
          WHERE {USER_NS} ORDER BY 2, 3"
     );
@@ -588,6 +669,7 @@ async fn read_types(client: &Client, bld: &mut Builder) -> Result<(), SchemaErro
             FROM pg_catalog.pg_collation c JOIN pg_catalog.pg_namespace cn ON cn.oid = c.collnamespace \
             WHERE c.oid = r.rngcollation) END AS collation, \
          CASE WHEN r.rngcanonical <> 0 THEN r.rngcanonical::pg_catalog.regproc::text END AS canonical, \
+         r.rngcanonical::pg_catalog.oid AS canon_oid, \
          CASE WHEN r.rngsubdiff <> 0 THEN r.rngsubdiff::pg_catalog.regproc::text END AS subdiff, \
          (SELECT pg_catalog.quote_ident(mn.nspname) || '.' || pg_catalog.quote_ident(m.typname) \
             FROM pg_catalog.pg_type m JOIN pg_catalog.pg_namespace mn ON mn.oid = m.typnamespace \
@@ -613,7 +695,7 @@ async fn read_types(client: &Client, bld: &mut Builder) -> Result<(), SchemaErro
         "SELECT t.oid, t.typlen, t.typbyval, t.typalign::text AS align, t.typstorage::text AS storage, \
          t.typcategory::text AS category, t.typispreferred AS preferred, t.typdelim::text AS delim, \
          t.typinput::pg_catalog.regproc::text AS input, t.typoutput::pg_catalog.regproc::text AS output, \
-         t.typinput, t.typoutput, t.typreceive, t.typsend, t.typmodin, t.typmodout, t.typanalyze, t.typsubscript, \
+         t.typinput::pg_catalog.oid AS typinput, t.typoutput::pg_catalog.oid AS typoutput, t.typreceive::pg_catalog.oid AS typreceive, t.typsend::pg_catalog.oid AS typsend, t.typmodin::pg_catalog.oid AS typmodin, t.typmodout::pg_catalog.oid AS typmodout, t.typanalyze::pg_catalog.oid AS typanalyze, t.typsubscript::pg_catalog.oid AS typsubscript, \
          CASE WHEN t.typreceive <> 0 THEN t.typreceive::pg_catalog.regproc::text END AS receive, \
          CASE WHEN t.typsend <> 0 THEN t.typsend::pg_catalog.regproc::text END AS send, \
          CASE WHEN t.typmodin <> 0 THEN t.typmodin::pg_catalog.regproc::text END AS modin, \
@@ -673,6 +755,9 @@ async fn read_types(client: &Client, bld: &mut Builder) -> Result<(), SchemaErro
                 }
                 if let Some(c) = os(rg, "canonical") {
                     opts.push(format!("canonical = {c}"));
+                    // The canonical function takes and returns the range:
+                    // it is created against a shell, like I/O functions.
+                    redirect_fns.push(u(rg, "canon_oid"));
                 }
                 if let Some(c) = os(rg, "subdiff") {
                     opts.push(format!("subtype_diff = {c}"));
@@ -852,8 +937,9 @@ async fn read_types(client: &Client, bld: &mut Builder) -> Result<(), SchemaErro
                 );
             }
         }
-        if kind == ObjectKind::BaseType {
-            // A shell first: the I/O functions are created against it.
+        if !redirect_fns.is_empty() {
+            // A shell first: the I/O (or canonical) functions are created
+            // against it.
             let shell = bld.add(
                 None,
                 New {
@@ -1172,7 +1258,124 @@ async fn read_operators(client: &Client, bld: &mut Builder) -> Result<(), Schema
     Ok(())
 }
 
-async fn read_opfamilies(_client: &Client, _bld: &mut Builder) -> Result<(), SchemaError> {
+async fn read_opfamilies(client: &Client, bld: &mut Builder) -> Result<(), SchemaError> {
+    // Members of operator classes (internal dependency on the class) and
+    // loose members of families (auto dependency on the family).
+    let ops = q(
+        client,
+        "operator family members",
+        "SELECT d.refclassid, d.refobjid, 2602::pg_catalog.oid AS class, ao.oid, ao.amopstrategy::int4 AS num, \
+         'OPERATOR ' || ao.amopstrategy || ' ' || pg_catalog.quote_ident(opn.nspname) || '.' || o.oprname || \
+         '(' || pg_catalog.format_type(ao.amoplefttype, NULL) || ', ' || pg_catalog.format_type(ao.amoprighttype, NULL) || ')' || \
+         CASE WHEN ao.amoppurpose = 'o' THEN ' FOR ORDER BY ' || (SELECT pg_catalog.quote_ident(sn.nspname) || '.' || \
+           pg_catalog.quote_ident(sf.opfname) FROM pg_catalog.pg_opfamily sf JOIN pg_catalog.pg_namespace sn \
+           ON sn.oid = sf.opfnamespace WHERE sf.oid = ao.amopsortfamily) ELSE '' END AS item \
+         FROM pg_catalog.pg_amop ao JOIN pg_catalog.pg_operator o ON o.oid = ao.amopopr \
+         JOIN pg_catalog.pg_namespace opn ON opn.oid = o.oprnamespace \
+         JOIN pg_catalog.pg_depend d ON d.classid = 2602 AND d.objid = ao.oid \
+           AND d.refclassid IN (2616, 2753) AND d.deptype IN ('i', 'a') \
+         WHERE ao.oid >= 16384 \
+         UNION ALL \
+         SELECT d.refclassid, d.refobjid, 2603, ap.oid, 1000 + ap.amprocnum, \
+         'FUNCTION ' || ap.amprocnum || ' (' || pg_catalog.format_type(ap.amproclefttype, NULL) || ', ' || \
+         pg_catalog.format_type(ap.amprocrighttype, NULL) || ') ' || ap.amproc::pg_catalog.regprocedure::text \
+         FROM pg_catalog.pg_amproc ap \
+         JOIN pg_catalog.pg_depend d ON d.classid = 2603 AND d.objid = ap.oid \
+           AND d.refclassid IN (2616, 2753) AND d.deptype IN ('i', 'a') \
+         WHERE ap.oid >= 16384 ORDER BY 1, 2, 5, 6",
+    )
+    .await?;
+    let mut members: HashMap<Key, Vec<(Key, String)>> = HashMap::new();
+    for r in &ops {
+        members
+            .entry((u(r, "refclassid"), u(r, "refobjid")))
+            .or_default()
+            .push(((u(r, "class"), u(r, "oid")), s(r, "item")));
+    }
+    let sql = format!(
+        "SELECT f.oid, n.nspname::text AS schema, f.opfname::text AS name, \
+         pg_catalog.pg_get_userbyid(f.opfowner)::text AS owner, am.amname::text AS am \
+         FROM pg_catalog.pg_opfamily f JOIN pg_catalog.pg_namespace n ON n.oid = f.opfnamespace \
+         JOIN pg_catalog.pg_am am ON am.oid = f.opfmethod WHERE {USER_NS} ORDER BY 2, 3"
+    );
+    for r in q(client, "operator families", &sql).await? {
+        let oid = u(&r, "oid");
+        if is_member(bld, PG_OPFAMILY, oid) {
+            continue;
+        }
+        let (schema, name, am) = (s(&r, "schema"), s(&r, "name"), s(&r, "am"));
+        let qn = format!("{} USING {}", qualify(&schema, &name), ident(&am));
+        let mut create = format!("CREATE OPERATOR FAMILY {qn};");
+        let loose = members.remove(&(PG_OPFAMILY, oid)).unwrap_or_default();
+        if !loose.is_empty() {
+            let items: Vec<&str> = loose.iter().map(|(_, i)| i.as_str()).collect();
+            create.push_str(&format!(
+                "\nALTER OPERATOR FAMILY {qn} ADD\n    {};",
+                items.join(",\n    ")
+            ));
+        }
+        let id = add_simple(
+            bld,
+            (PG_OPFAMILY, oid),
+            ObjectKind::OperatorFamily,
+            "OPERATOR FAMILY",
+            Some(schema),
+            name,
+            qn,
+            Some(s(&r, "owner")),
+            create,
+        );
+        for (k, _) in loose {
+            bld.keys.insert(k, id);
+        }
+    }
+    let sql = format!(
+        "SELECT c.oid, n.nspname::text AS schema, c.opcname::text AS name, \
+         pg_catalog.pg_get_userbyid(c.opcowner)::text AS owner, am.amname::text AS am, c.opcdefault, \
+         pg_catalog.format_type(c.opcintype, NULL) AS intype, \
+         CASE WHEN c.opckeytype <> 0 THEN pg_catalog.format_type(c.opckeytype, NULL) END AS keytype, \
+         (SELECT pg_catalog.quote_ident(fn.nspname) || '.' || pg_catalog.quote_ident(f.opfname) \
+            FROM pg_catalog.pg_opfamily f JOIN pg_catalog.pg_namespace fn ON fn.oid = f.opfnamespace \
+            WHERE f.oid = c.opcfamily) AS family \
+         FROM pg_catalog.pg_opclass c JOIN pg_catalog.pg_namespace n ON n.oid = c.opcnamespace \
+         JOIN pg_catalog.pg_am am ON am.oid = c.opcmethod WHERE {USER_NS} ORDER BY 2, 3"
+    );
+    for r in q(client, "operator classes", &sql).await? {
+        let oid = u(&r, "oid");
+        if is_member(bld, PG_OPCLASS, oid) {
+            continue;
+        }
+        let (schema, name, am) = (s(&r, "schema"), s(&r, "name"), s(&r, "am"));
+        let qn = format!("{} USING {}", qualify(&schema, &name), ident(&am));
+        let mine = members.remove(&(PG_OPCLASS, oid)).unwrap_or_default();
+        let mut items: Vec<String> = mine.iter().map(|(_, i)| i.clone()).collect();
+        if let Some(k) = os(&r, "keytype") {
+            items.push(format!("STORAGE {k}"));
+        }
+        let create = format!(
+            "CREATE OPERATOR CLASS {}{} FOR TYPE {} USING {} FAMILY {} AS\n    {};",
+            qualify(&schema, &name),
+            if b(&r, "opcdefault") { " DEFAULT" } else { "" },
+            s(&r, "intype"),
+            ident(&am),
+            os(&r, "family").unwrap_or_default(),
+            items.join(",\n    ")
+        );
+        let id = add_simple(
+            bld,
+            (PG_OPCLASS, oid),
+            ObjectKind::OperatorClass,
+            "OPERATOR CLASS",
+            Some(schema),
+            name,
+            qn,
+            Some(s(&r, "owner")),
+            create,
+        );
+        for (k, _) in mine {
+            bld.keys.insert(k, id);
+        }
+    }
     Ok(())
 }
 
@@ -1219,11 +1422,398 @@ async fn read_casts(client: &Client, bld: &mut Builder) -> Result<(), SchemaErro
     Ok(())
 }
 
-async fn read_text_search(_client: &Client, _bld: &mut Builder) -> Result<(), SchemaError> {
+/// Add a schema-qualified object with owner (optional) and COMMENT target.
+#[allow(clippy::too_many_arguments)]
+fn add_simple(
+    bld: &mut Builder,
+    key: Key,
+    kind: ObjectKind,
+    keyword: &str,
+    schema: Option<String>,
+    name: String,
+    qn: String,
+    owner: Option<String>,
+    create: String,
+) -> u32 {
+    let on = format!("{keyword} {qn}");
+    let id = bld.add(
+        Some(key),
+        New {
+            kind,
+            schema,
+            name,
+            identity: format!("{} {qn}", keyword.to_lowercase()),
+            owner: owner.clone(),
+            section: Section::PreData,
+            create,
+            drop: Some(format!("DROP {keyword} {qn};")),
+        },
+    );
+    if let Some(o) = owner {
+        bld.obj(id).owner_sql.push(owner_to(&on, &o));
+    }
+    bld.target(key, id, on);
+    id
+}
+
+async fn read_access_methods(client: &Client, bld: &mut Builder) -> Result<(), SchemaError> {
+    let sql = "SELECT a.oid, a.amname::text AS name, a.amtype::text AS typ, \
+         a.amhandler::pg_catalog.regproc::text AS handler FROM pg_catalog.pg_am a \
+         WHERE a.oid >= 16384 ORDER BY 2";
+    for r in q(client, "access methods", sql).await? {
+        let oid = u(&r, "oid");
+        if is_member(bld, PG_AM, oid) {
+            continue;
+        }
+        let name = s(&r, "name");
+        let typ = if s(&r, "typ") == "t" {
+            "TABLE"
+        } else {
+            "INDEX"
+        };
+        let create = format!(
+            "CREATE ACCESS METHOD {} TYPE {typ} HANDLER {};",
+            ident(&name),
+            s(&r, "handler")
+        );
+        add_simple(
+            bld,
+            (PG_AM, oid),
+            ObjectKind::AccessMethod,
+            "ACCESS METHOD",
+            None,
+            name.clone(),
+            ident(&name),
+            None,
+            create,
+        );
+    }
     Ok(())
 }
 
-async fn read_fdw(_client: &Client, _bld: &mut Builder) -> Result<(), SchemaError> {
+async fn read_transforms(client: &Client, bld: &mut Builder) -> Result<(), SchemaError> {
+    let sql = "SELECT t.oid, pg_catalog.format_type(t.trftype, NULL) AS typ, l.lanname::text AS lang, \
+         CASE WHEN t.trffromsql <> 0 THEN t.trffromsql::pg_catalog.regprocedure::text END AS fromsql, \
+         CASE WHEN t.trftosql <> 0 THEN t.trftosql::pg_catalog.regprocedure::text END AS tosql \
+         FROM pg_catalog.pg_transform t JOIN pg_catalog.pg_language l ON l.oid = t.trflang \
+         WHERE t.oid >= 16384 ORDER BY 2, 3";
+    for r in q(client, "transforms", sql).await? {
+        let oid = u(&r, "oid");
+        if is_member(bld, PG_TRANSFORM, oid) {
+            continue;
+        }
+        let (typ, lang) = (s(&r, "typ"), s(&r, "lang"));
+        let mut parts = Vec::new();
+        if let Some(f) = os(&r, "fromsql") {
+            parts.push(format!("FROM SQL WITH FUNCTION {f}"));
+        }
+        if let Some(f) = os(&r, "tosql") {
+            parts.push(format!("TO SQL WITH FUNCTION {f}"));
+        }
+        let qn = format!("FOR {typ} LANGUAGE {}", ident(&lang));
+        let id = bld.add(
+            Some((PG_TRANSFORM, oid)),
+            New {
+                kind: ObjectKind::Transform,
+                schema: None,
+                name: format!("{typ} {lang}"),
+                identity: format!("transform {qn}"),
+                owner: None,
+                section: Section::PreData,
+                create: format!("CREATE TRANSFORM {qn} ({});", parts.join(", ")),
+                drop: Some(format!("DROP TRANSFORM {qn};")),
+            },
+        );
+        bld.target((PG_TRANSFORM, oid), id, format!("TRANSFORM {qn}"));
+    }
+    Ok(())
+}
+
+async fn read_text_search(client: &Client, bld: &mut Builder) -> Result<(), SchemaError> {
+    let rp = |c: &str| format!("{c}::pg_catalog.regproc::text AS {c}");
+    let sql = format!(
+        "SELECT p.oid, n.nspname::text AS schema, p.prsname::text AS name, {}, {}, {}, {}, \
+         CASE WHEN p.prsheadline <> 0 THEN p.prsheadline::pg_catalog.regproc::text END AS prsheadline \
+         FROM pg_catalog.pg_ts_parser p JOIN pg_catalog.pg_namespace n ON n.oid = p.prsnamespace \
+         WHERE {USER_NS} ORDER BY 2, 3",
+        rp("p.prsstart").replace("AS p.", "AS "),
+        rp("p.prstoken").replace("AS p.", "AS "),
+        rp("p.prsend").replace("AS p.", "AS "),
+        rp("p.prslextype").replace("AS p.", "AS "),
+    );
+    for r in q(client, "text search parsers", &sql).await? {
+        let oid = u(&r, "oid");
+        if is_member(bld, PG_TS_PARSER, oid) {
+            continue;
+        }
+        let (schema, name) = (s(&r, "schema"), s(&r, "name"));
+        let qn = qualify(&schema, &name);
+        let mut opts = vec![
+            format!("START = {}", s(&r, "prsstart")),
+            format!("GETTOKEN = {}", s(&r, "prstoken")),
+            format!("END = {}", s(&r, "prsend")),
+            format!("LEXTYPES = {}", s(&r, "prslextype")),
+        ];
+        if let Some(h) = os(&r, "prsheadline") {
+            opts.push(format!("HEADLINE = {h}"));
+        }
+        let create = format!("CREATE TEXT SEARCH PARSER {qn} ({});", opts.join(", "));
+        add_simple(
+            bld,
+            (PG_TS_PARSER, oid),
+            ObjectKind::TextSearchParser,
+            "TEXT SEARCH PARSER",
+            Some(schema),
+            name,
+            qn,
+            None,
+            create,
+        );
+    }
+    let sql = format!(
+        "SELECT t.oid, n.nspname::text AS schema, t.tmplname::text AS name, \
+         CASE WHEN t.tmplinit <> 0 THEN t.tmplinit::pg_catalog.regproc::text END AS init, \
+         t.tmpllexize::pg_catalog.regproc::text AS lexize \
+         FROM pg_catalog.pg_ts_template t JOIN pg_catalog.pg_namespace n ON n.oid = t.tmplnamespace \
+         WHERE {USER_NS} ORDER BY 2, 3"
+    );
+    for r in q(client, "text search templates", &sql).await? {
+        let oid = u(&r, "oid");
+        if is_member(bld, PG_TS_TEMPLATE, oid) {
+            continue;
+        }
+        let (schema, name) = (s(&r, "schema"), s(&r, "name"));
+        let qn = qualify(&schema, &name);
+        let mut opts = Vec::new();
+        if let Some(i) = os(&r, "init") {
+            opts.push(format!("INIT = {i}"));
+        }
+        opts.push(format!("LEXIZE = {}", s(&r, "lexize")));
+        let create = format!("CREATE TEXT SEARCH TEMPLATE {qn} ({});", opts.join(", "));
+        add_simple(
+            bld,
+            (PG_TS_TEMPLATE, oid),
+            ObjectKind::TextSearchTemplate,
+            "TEXT SEARCH TEMPLATE",
+            Some(schema),
+            name,
+            qn,
+            None,
+            create,
+        );
+    }
+    let sql = format!(
+        "SELECT d.oid, n.nspname::text AS schema, d.dictname::text AS name, \
+         pg_catalog.pg_get_userbyid(d.dictowner)::text AS owner, d.dictinitoption AS init, \
+         (SELECT pg_catalog.quote_ident(tn.nspname) || '.' || pg_catalog.quote_ident(t.tmplname) \
+            FROM pg_catalog.pg_ts_template t JOIN pg_catalog.pg_namespace tn ON tn.oid = t.tmplnamespace \
+            WHERE t.oid = d.dicttemplate) AS template \
+         FROM pg_catalog.pg_ts_dict d JOIN pg_catalog.pg_namespace n ON n.oid = d.dictnamespace \
+         WHERE {USER_NS} ORDER BY 2, 3"
+    );
+    for r in q(client, "text search dictionaries", &sql).await? {
+        let oid = u(&r, "oid");
+        if is_member(bld, PG_TS_DICT, oid) {
+            continue;
+        }
+        let (schema, name) = (s(&r, "schema"), s(&r, "name"));
+        let qn = qualify(&schema, &name);
+        let mut create = format!(
+            "CREATE TEXT SEARCH DICTIONARY {qn} (TEMPLATE = {}",
+            s(&r, "template")
+        );
+        if let Some(i) = os(&r, "init") {
+            create.push_str(&format!(", {i}"));
+        }
+        create.push_str(");");
+        add_simple(
+            bld,
+            (PG_TS_DICT, oid),
+            ObjectKind::TextSearchDictionary,
+            "TEXT SEARCH DICTIONARY",
+            Some(schema),
+            name,
+            qn,
+            Some(s(&r, "owner")),
+            create,
+        );
+    }
+    let sql = format!(
+        "SELECT c.oid, n.nspname::text AS schema, c.cfgname::text AS name, \
+         pg_catalog.pg_get_userbyid(c.cfgowner)::text AS owner, \
+         (SELECT pg_catalog.quote_ident(pn.nspname) || '.' || pg_catalog.quote_ident(p.prsname) \
+            FROM pg_catalog.pg_ts_parser p JOIN pg_catalog.pg_namespace pn ON pn.oid = p.prsnamespace \
+            WHERE p.oid = c.cfgparser) AS parser, \
+         (SELECT pg_catalog.array_agg(x.line ORDER BY x.tok) FROM ( \
+            SELECT m.maptokentype AS tok, 'ADD MAPPING FOR ' || pg_catalog.quote_ident(tt.alias) || ' WITH ' || \
+              pg_catalog.string_agg(pg_catalog.quote_ident(dn.nspname) || '.' || pg_catalog.quote_ident(d.dictname), ', ' \
+                ORDER BY m.mapseqno) AS line \
+            FROM pg_catalog.pg_ts_config_map m \
+            JOIN pg_catalog.ts_token_type(c.cfgparser) tt ON tt.tokid = m.maptokentype \
+            JOIN pg_catalog.pg_ts_dict d ON d.oid = m.mapdict \
+            JOIN pg_catalog.pg_namespace dn ON dn.oid = d.dictnamespace \
+            WHERE m.mapcfg = c.oid GROUP BY m.maptokentype, tt.alias) x) AS mappings \
+         FROM pg_catalog.pg_ts_config c JOIN pg_catalog.pg_namespace n ON n.oid = c.cfgnamespace \
+         WHERE {USER_NS} ORDER BY 2, 3"
+    );
+    for r in q(client, "text search configurations", &sql).await? {
+        let oid = u(&r, "oid");
+        if is_member(bld, PG_TS_CONFIG, oid) {
+            continue;
+        }
+        let (schema, name) = (s(&r, "schema"), s(&r, "name"));
+        let qn = qualify(&schema, &name);
+        let mut create = format!(
+            "CREATE TEXT SEARCH CONFIGURATION {qn} (PARSER = {});",
+            s(&r, "parser")
+        );
+        for m in arr(&r, "mappings") {
+            create.push_str(&format!("\nALTER TEXT SEARCH CONFIGURATION {qn} {m};"));
+        }
+        add_simple(
+            bld,
+            (PG_TS_CONFIG, oid),
+            ObjectKind::TextSearchConfiguration,
+            "TEXT SEARCH CONFIGURATION",
+            Some(schema),
+            name,
+            qn,
+            Some(s(&r, "owner")),
+            create,
+        );
+    }
+    Ok(())
+}
+
+async fn read_fdw(client: &Client, bld: &mut Builder) -> Result<(), SchemaError> {
+    let sql = format!(
+        "SELECT w.oid, w.fdwname::text AS name, pg_catalog.pg_get_userbyid(w.fdwowner)::text AS owner, \
+         CASE WHEN w.fdwhandler <> 0 THEN w.fdwhandler::pg_catalog.regproc::text END AS handler, \
+         CASE WHEN w.fdwvalidator <> 0 THEN w.fdwvalidator::pg_catalog.regproc::text END AS validator, \
+         w.fdwoptions AS options, {} AS acl FROM pg_catalog.pg_foreign_data_wrapper w ORDER BY 2",
+        acl_json_sql("w.fdwacl")
+    );
+    for r in q(client, "foreign data wrappers", &sql).await? {
+        let oid = u(&r, "oid");
+        if is_member(bld, PG_FDW, oid) {
+            continue;
+        }
+        let (name, owner) = (s(&r, "name"), s(&r, "owner"));
+        let qn = ident(&name);
+        let mut create = format!("CREATE FOREIGN DATA WRAPPER {qn}");
+        match os(&r, "handler") {
+            Some(h) => create.push_str(&format!(" HANDLER {h}")),
+            None => create.push_str(" NO HANDLER"),
+        }
+        match os(&r, "validator") {
+            Some(v) => create.push_str(&format!(" VALIDATOR {v}")),
+            None => create.push_str(" NO VALIDATOR"),
+        }
+        let o = arr(&r, "options");
+        if !o.is_empty() {
+            create.push_str(&format!(" {}", fdw_options(&o)));
+        }
+        create.push(';');
+        let id = add_simple(
+            bld,
+            (PG_FDW, oid),
+            ObjectKind::ForeignDataWrapper,
+            "FOREIGN DATA WRAPPER",
+            None,
+            name,
+            qn.clone(),
+            Some(owner.clone()),
+            create,
+        );
+        bld.obj(id).acl_sql = acl_statements(
+            &format!("FOREIGN DATA WRAPPER {qn}"),
+            Some(&owner),
+            &parse_acl(os(&r, "acl").as_deref()),
+        );
+    }
+    let sql = format!(
+        "SELECT s.oid, s.srvname::text AS name, pg_catalog.pg_get_userbyid(s.srvowner)::text AS owner, \
+         s.srvfdw, (SELECT w.fdwname::text FROM pg_catalog.pg_foreign_data_wrapper w WHERE w.oid = s.srvfdw) AS fdw, \
+         s.srvtype AS typ, s.srvversion AS version, s.srvoptions AS options, {} AS acl \
+         FROM pg_catalog.pg_foreign_server s ORDER BY 2",
+        acl_json_sql("s.srvacl")
+    );
+    for r in q(client, "foreign servers", &sql).await? {
+        let oid = u(&r, "oid");
+        if is_member(bld, PG_FOREIGN_SERVER, oid) {
+            continue;
+        }
+        let (name, owner) = (s(&r, "name"), s(&r, "owner"));
+        let qn = ident(&name);
+        let mut create = format!("CREATE SERVER {qn}");
+        if let Some(t) = os(&r, "typ") {
+            create.push_str(&format!(" TYPE {}", literal(&t)));
+        }
+        if let Some(v) = os(&r, "version") {
+            create.push_str(&format!(" VERSION {}", literal(&v)));
+        }
+        create.push_str(&format!(" FOREIGN DATA WRAPPER {}", ident(&s(&r, "fdw"))));
+        let o = arr(&r, "options");
+        if !o.is_empty() {
+            create.push_str(&format!(" {}", fdw_options(&o)));
+        }
+        create.push(';');
+        let id = add_simple(
+            bld,
+            (PG_FOREIGN_SERVER, oid),
+            ObjectKind::ForeignServer,
+            "SERVER",
+            None,
+            name,
+            qn.clone(),
+            Some(owner.clone()),
+            create,
+        );
+        bld.obj(id).acl_sql = acl_statements(
+            &format!("FOREIGN SERVER {qn}"),
+            Some(&owner),
+            &parse_acl(os(&r, "acl").as_deref()),
+        );
+    }
+    for r in q(
+        client,
+        "user mappings",
+        "SELECT m.umid, m.srvid, m.srvname::text AS server, \
+         CASE WHEN m.umuser = 0 THEN NULL ELSE m.usename::text END AS role, m.umoptions AS options \
+         FROM pg_catalog.pg_user_mappings m ORDER BY 3, 4 NULLS FIRST",
+    )
+    .await?
+    {
+        let server = s(&r, "server");
+        let role = os(&r, "role");
+        let who = super::ddl::role(role.as_deref());
+        let mut create = format!("CREATE USER MAPPING FOR {who} SERVER {}", ident(&server));
+        let o = arr(&r, "options");
+        if !o.is_empty() {
+            create.push_str(&format!(" {}", fdw_options(&o)));
+        }
+        create.push(';');
+        let id = bld.add(
+            Some((PG_USER_MAPPING, u(&r, "umid"))),
+            New {
+                kind: ObjectKind::UserMapping,
+                schema: None,
+                name: format!(
+                    "{} {server}",
+                    role.clone().unwrap_or_else(|| "PUBLIC".into())
+                ),
+                identity: format!("user mapping for {who} server {}", ident(&server)),
+                owner: None,
+                section: Section::PreData,
+                create,
+                drop: Some(format!(
+                    "DROP USER MAPPING FOR {who} SERVER {};",
+                    ident(&server)
+                )),
+            },
+        );
+        bld.dep_on(id, (PG_FOREIGN_SERVER, u(&r, "srvid")));
+    }
     Ok(())
 }
 
@@ -1286,7 +1876,13 @@ async fn read_sequences(client: &Client, bld: &mut Builder) -> Result<(), Schema
         let qn = qualify(&schema, &name);
         if let Some(rel) = r.get::<_, Option<u32>>("identity_rel") {
             let col: i16 = r.get::<_, Option<i16>>("identity_col").unwrap_or(0);
-            identity.insert((rel, col), (oid, qn, seq_options(&r, false)));
+            identity.insert((rel, col), (oid, qn.clone(), seq_options(&r, false)));
+            // Its privileges go with the table (the owner is the table's).
+            let acl = parse_acl(os(&r, "acl").as_deref());
+            bld.identity_acl.insert(
+                oid,
+                acl_statements(&format!("SEQUENCE {qn}"), Some(&owner), &acl),
+            );
             bld.sequences.push(SequenceInfo {
                 object_id: u32::MAX, // fixed up when the table is read
                 schema,
@@ -1378,7 +1974,41 @@ struct Check {
     valid: bool,
 }
 
+/// A column default that can be split off its table's CREATE TABLE.
+struct SplitDefault {
+    defoid: u32,
+    column: String,
+    /// The column definition with and without the DEFAULT clause.
+    with: String,
+    without: String,
+    alter: String,
+}
+
 impl Column {
+    fn clone_shallow(&self) -> Column {
+        Column {
+            num: self.num,
+            name: self.name.clone(),
+            typ: self.typ.clone(),
+            notnull: self.notnull,
+            default: self.default.clone(),
+            defoid: self.defoid,
+            identity: self.identity.clone(),
+            generated: self.generated.clone(),
+            dropped: self.dropped,
+            local: self.local,
+            inhcount: self.inhcount,
+            collation: self.collation.clone(),
+            storage: self.storage.clone(),
+            typstorage: self.typstorage.clone(),
+            compression: self.compression.clone(),
+            stattarget: self.stattarget,
+            options: self.options.clone(),
+            fdwoptions: self.fdwoptions.clone(),
+            acl: self.acl.clone(),
+        }
+    }
+
     /// The column's definition in CREATE TABLE. `identity` holds the
     /// identity sequence's name and options.
     fn definition(&self, identity: Option<&(u32, String, String)>, foreign: bool) -> String {
@@ -1462,7 +2092,7 @@ async fn read_relations(client: &Client, bld: &mut Builder) -> Result<(), Schema
             FROM pg_catalog.pg_collation co JOIN pg_catalog.pg_namespace cn ON cn.oid = co.collnamespace \
             WHERE co.oid = a.attcollation) END AS collation, \
          a.attstorage::text AS storage, t.typstorage::text AS typstorage, \
-         a.attcompression::text AS compression, a.attstattarget::int4 AS stattarget, \
+         a.attcompression::text AS compression, COALESCE(a.attstattarget::int4, -1) AS stattarget, \
          a.attoptions::text[] AS options, a.attfdwoptions::text[] AS fdwoptions, {} AS acl \
          FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_class c ON c.oid = a.attrelid \
          JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
@@ -1559,6 +2189,8 @@ async fn read_relations(client: &Client, bld: &mut Builder) -> Result<(), Schema
         let mut kind = ObjectKind::Table;
         let mut after: Vec<String> = Vec::new();
         let mut placeholder: Option<String> = None;
+        let mut split_defaults: Vec<SplitDefault> = Vec::new();
+        let mut split_checks: Vec<SplitDefault> = Vec::new();
         let alter_only = format!("ALTER {kw} ONLY {qn}");
         match relkind.as_str() {
             "v" | "m" => {
@@ -1575,7 +2207,14 @@ async fn read_relations(client: &Client, bld: &mut Builder) -> Result<(), Schema
                     create = format!("CREATE VIEW {qn}{with} AS\n{def};");
                     let cols: Vec<String> = live
                         .iter()
-                        .map(|c| format!("NULL::{} AS {}", c.typ, ident(&c.name)))
+                        .map(|c| {
+                            let coll = c
+                                .collation
+                                .as_ref()
+                                .map(|x| format!(" COLLATE {x}"))
+                                .unwrap_or_default();
+                            format!("NULL::{}{coll} AS {}", c.typ, ident(&c.name))
+                        })
                         .collect();
                     placeholder = Some(format!(
                         "CREATE VIEW {qn} AS\n SELECT {};",
@@ -1621,7 +2260,26 @@ async fn read_relations(client: &Client, bld: &mut Builder) -> Result<(), Schema
                         continue;
                     }
                     let idseq = bld.identity.get(&(oid, c.num));
-                    items.push(c.definition(idseq, foreign));
+                    let def = c.definition(idseq, foreign);
+                    if let (Some(d), Some(defoid), true) =
+                        (&c.default, c.defoid, c.generated.is_empty())
+                    {
+                        let bare = Column {
+                            default: None,
+                            ..c.clone_shallow()
+                        };
+                        split_defaults.push(SplitDefault {
+                            defoid,
+                            with: def.clone(),
+                            without: bare.definition(idseq, foreign),
+                            alter: format!(
+                                "{alter_only} ALTER COLUMN {} SET DEFAULT {d};",
+                                ident(&c.name)
+                            ),
+                            column: c.name.clone(),
+                        });
+                    }
+                    items.push(def);
                 }
                 for ck in mychecks {
                     if !ck.valid {
@@ -1630,7 +2288,19 @@ async fn read_relations(client: &Client, bld: &mut Builder) -> Result<(), Schema
                     if inherits_form && !ck.local {
                         continue;
                     }
-                    items.push(format!("CONSTRAINT {} {}", ident(&ck.name), ck.def));
+                    let item = format!("CONSTRAINT {} {}", ident(&ck.name), ck.def);
+                    split_checks.push(SplitDefault {
+                        defoid: ck.oid,
+                        column: ck.name.clone(),
+                        with: item.clone(),
+                        without: String::new(),
+                        alter: format!(
+                            "ALTER {kw} {qn} ADD CONSTRAINT {} {};",
+                            ident(&ck.name),
+                            ck.def
+                        ),
+                    });
+                    items.push(item);
                 }
                 let persistence = if s(r, "persistence") == "u" {
                     "UNLOGGED "
@@ -1718,7 +2388,20 @@ async fn read_relations(client: &Client, bld: &mut Builder) -> Result<(), Schema
                                 ));
                             }
                         }
-                        a.push_str(&flag_fixes.join("\n"));
+                        if !flag_fixes.is_empty() {
+                            // Catalog updates need a superuser; anyone else
+                            // gets the right column order with the merged
+                            // columns left local, and a warning.
+                            let body = format!(
+                                "BEGIN\n  IF (SELECT r.rolsuper FROM pg_catalog.pg_roles r \
+                                 WHERE r.rolname = CURRENT_USER) THEN\n    {}\n  ELSE\n    \
+                                 RAISE WARNING 'pgsnap: %: inherited columns and constraints stay \
+                                 marked local (restoring them needs a superuser)', {};\n  END IF;\nEND",
+                                flag_fixes.join("\n    "),
+                                literal(&qn)
+                            );
+                            a.push_str(&format!("DO {};", super::ddl::dollar_quote(&body)));
+                        }
                         attach = Some(a.trim_end().to_string());
                     }
                 }
@@ -1788,7 +2471,13 @@ async fn read_relations(client: &Client, bld: &mut Builder) -> Result<(), Schema
                         ));
                     }
                 }
-                match s(r, "replident").as_str() {
+                match if foreign {
+                    String::new()
+                } else {
+                    s(r, "replident")
+                }
+                .as_str()
+                {
                     "f" => after.push(format!("{alter_only} REPLICA IDENTITY FULL;")),
                     "n" => after.push(format!("{alter_only} REPLICA IDENTITY NOTHING;")),
                     _ => {}
@@ -1821,6 +2510,12 @@ async fn read_relations(client: &Client, bld: &mut Builder) -> Result<(), Schema
         if let Some(p) = placeholder {
             bld.view_placeholders.insert(id, p);
         }
+        if !split_defaults.is_empty() {
+            bld.defaults.insert(id, split_defaults);
+        }
+        if !split_checks.is_empty() {
+            bld.inline_checks.insert(id, split_checks);
+        }
         // Column-level pieces.
         let mut acl = acl_statements(
             &format!("TABLE {qn}"),
@@ -1842,6 +2537,9 @@ async fn read_relations(client: &Client, bld: &mut Builder) -> Result<(), Schema
                 &c.acl,
             ));
             if let Some((seq, seqname, _)) = bld.identity.get(&(oid, c.num)).cloned() {
+                if let Some(a) = bld.identity_acl.remove(&seq) {
+                    acl.extend(a);
+                }
                 bld.keys.insert((PG_CLASS, seq), id);
                 bld.target((PG_CLASS, seq), id, format!("SEQUENCE {seqname}"));
                 if let Some(si) = bld
@@ -2047,7 +2745,9 @@ async fn read_constraints(client: &Client, bld: &mut Builder) -> Result<(), Sche
         "SELECT c.oid, c.conrelid, c.conname::text AS name, c.contype::text AS contype, \
          pg_catalog.pg_get_constraintdef(c.oid) AS def, c.conindid, c.confrelid, c.conparentid, \
          t.relkind::text AS relkind, i.indisclustered AS clustered, i.indisreplident AS replident, \
-         (SELECT pg_catalog.quote_ident(ci.relname) FROM pg_catalog.pg_class ci WHERE ci.oid = c.conindid) AS indexname \
+         (SELECT pg_catalog.quote_ident(ci.relname) FROM pg_catalog.pg_class ci WHERE ci.oid = c.conindid) AS indexname, \
+         (SELECT sp.spcname::text FROM pg_catalog.pg_class ci JOIN pg_catalog.pg_tablespace sp \
+            ON sp.oid = ci.reltablespace WHERE ci.oid = c.conindid AND c.contype <> 'f') AS tablespace \
          FROM pg_catalog.pg_constraint c JOIN pg_catalog.pg_class t ON t.oid = c.conrelid \
          LEFT JOIN pg_catalog.pg_index i ON i.indexrelid = c.conindid AND c.contype <> 'f' \
          WHERE c.contype IN ('p', 'u', 'x', 'f') ORDER BY c.conrelid, c.conname",
@@ -2082,6 +2782,9 @@ async fn read_constraints(client: &Client, bld: &mut Builder) -> Result<(), Sche
         if contype != "f" {
             let idx = os(&r, "indexname").unwrap_or_default();
             let idxq = format!("{}.{idx}", ident(schema.as_deref().unwrap_or_default()));
+            if let Some(ts) = os(&r, "tablespace") {
+                create.push_str(&format!("\nALTER INDEX {idxq} SET TABLESPACE {};", ident(&ts)));
+            }
             if r.get::<_, Option<bool>>("clustered") == Some(true) {
                 create.push_str(&format!("\nALTER TABLE {qn} CLUSTER ON {idx};"));
             }
@@ -2090,7 +2793,6 @@ async fn read_constraints(client: &Client, bld: &mut Builder) -> Result<(), Sche
                     "\nALTER TABLE ONLY {qn} REPLICA IDENTITY USING INDEX {idx};"
                 ));
             }
-            let _ = idxq;
         }
         let kind = if contype == "f" {
             ObjectKind::ForeignKey
@@ -2141,6 +2843,7 @@ async fn read_indexes(client: &Client, bld: &mut Builder) -> Result<(), SchemaEr
         "SELECT i.indexrelid, i.indrelid, n.nspname::text AS schema, c.relname::text AS name, \
          pg_catalog.pg_get_indexdef(i.indexrelid) AS def, i.indisclustered AS clustered, \
          i.indisreplident AS replident, t.relkind::text AS relkind, i.indisvalid AS valid, \
+         (SELECT sp.spcname::text FROM pg_catalog.pg_tablespace sp WHERE sp.oid = c.reltablespace) AS tablespace, \
          EXISTS (SELECT 1 FROM pg_catalog.pg_constraint k WHERE k.conindid = i.indexrelid \
                  AND k.contype IN ('p', 'u', 'x')) AS isconstraint, \
          (SELECT pg_catalog.array_agg('ALTER INDEX ' || pg_catalog.quote_ident(n.nspname) || '.' || \
@@ -2173,6 +2876,12 @@ async fn read_indexes(client: &Client, bld: &mut Builder) -> Result<(), SchemaEr
         for st in arr(r, "stats") {
             create.push('\n');
             create.push_str(&st);
+        }
+        if let Some(ts) = os(r, "tablespace") {
+            create.push_str(&format!(
+                "\nALTER INDEX {qn} SET TABLESPACE {};",
+                ident(&ts)
+            ));
         }
         if b(r, "clustered") {
             create.push_str(&format!("\nALTER TABLE {tq} CLUSTER ON {};", ident(&name)));
@@ -2257,8 +2966,12 @@ async fn read_triggers(client: &Client, bld: &mut Builder) -> Result<(), SchemaE
         client,
         "triggers",
         "SELECT t.oid, t.tgrelid, t.tgname::text AS name, pg_catalog.pg_get_triggerdef(t.oid) AS def, \
-         t.tgenabled::text AS enabled FROM pg_catalog.pg_trigger t \
-         WHERE NOT t.tgisinternal AND t.tgparentid = 0 ORDER BY t.tgrelid, t.tgname",
+         t.tgenabled::text AS enabled, t.tgparentid, \
+         (SELECT p.tgenabled::text FROM pg_catalog.pg_trigger p WHERE p.oid = t.tgparentid) AS parent_enabled \
+         FROM pg_catalog.pg_trigger t \
+         WHERE NOT t.tgisinternal AND (t.tgparentid = 0 OR t.tgenabled <> \
+           (SELECT p.tgenabled FROM pg_catalog.pg_trigger p WHERE p.oid = t.tgparentid)) \
+         ORDER BY t.tgrelid, t.tgname",
     )
     .await?
     {
@@ -2272,15 +2985,29 @@ async fn read_triggers(client: &Client, bld: &mut Builder) -> Result<(), SchemaE
         }
         let Some(qn) = rel_qname(bld, rel) else { continue };
         let name = s(&r, "name");
-        let mut create = ensure_semicolon(s(&r, "def"));
+        let parent = u(&r, "tgparentid");
+        // A trigger cloned onto a partition only appears when its enable
+        // state differs from its parent's.
+        let mut create = if parent == 0 {
+            ensure_semicolon(s(&r, "def"))
+        } else {
+            String::new()
+        };
         let en = match s(&r, "enabled").as_str() {
             "D" => "DISABLE TRIGGER",
             "R" => "ENABLE REPLICA TRIGGER",
             "A" => "ENABLE ALWAYS TRIGGER",
+            _ if parent != 0 => "ENABLE TRIGGER",
             _ => "",
         };
         if !en.is_empty() {
-            create.push_str(&format!("\nALTER TABLE {qn} {en} {};", ident(&name)));
+            if !create.is_empty() {
+                create.push('\n');
+            }
+            // On a partitioned table the state recurses to the clones;
+            // a clone's own state is set on it alone.
+            let only = if parent == 0 { "" } else { "ONLY " };
+            create.push_str(&format!("ALTER TABLE {only}{qn} {en} {};", ident(&name)));
         }
         let schema = bld.objects[table as usize].schema.clone();
         let id = bld.add(
@@ -2289,13 +3016,24 @@ async fn read_triggers(client: &Client, bld: &mut Builder) -> Result<(), SchemaE
                 kind: ObjectKind::Trigger,
                 schema,
                 name: name.clone(),
-                identity: format!("trigger {} on {qn}", ident(&name)),
+                identity: format!(
+                    "trigger {} on {qn}{}",
+                    ident(&name),
+                    if parent == 0 { "" } else { " (enable state)" }
+                ),
                 owner: None,
                 section: Section::PostData,
                 create,
-                drop: Some(format!("DROP TRIGGER {} ON {qn};", ident(&name))),
+                drop: if parent == 0 {
+                    Some(format!("DROP TRIGGER {} ON {qn};", ident(&name)))
+                } else {
+                    None
+                },
             },
         );
+        if parent != 0 {
+            bld.dep_on(id, (PG_TRIGGER, parent));
+        }
         bld.obj(id).belongs_to = Some(table);
         bld.dep_obj(id, table);
         bld.target(
@@ -2441,7 +3179,7 @@ async fn read_statistics(client: &Client, bld: &mut Builder) -> Result<(), Schem
         "statistics objects",
         "SELECT s.oid, s.stxrelid, n.nspname::text AS schema, s.stxname::text AS name, \
          pg_catalog.pg_get_userbyid(s.stxowner)::text AS owner, \
-         pg_catalog.pg_get_statisticsobjdef(s.oid) AS def, s.stxstattarget::int4 AS target \
+         pg_catalog.pg_get_statisticsobjdef(s.oid) AS def, COALESCE(s.stxstattarget::int4, -1) AS target \
          FROM pg_catalog.pg_statistic_ext s JOIN pg_catalog.pg_namespace n ON n.oid = s.stxnamespace \
          ORDER BY 3, 4",
     )
@@ -2720,6 +3458,109 @@ async fn read_default_acls(client: &Client, bld: &mut Builder) -> Result<(), Sch
     Ok(())
 }
 
+/// Privileges on extension members changed after the extension was
+/// created: restated in full (the member exists once the extension does).
+async fn read_member_acls(client: &Client, bld: &mut Builder) -> Result<(), SchemaError> {
+    let sql = format!(
+        "SELECT 1259::pg_catalog.oid AS class, c.oid, \
+           CASE c.relkind WHEN 'S' THEN 'SEQUENCE ' ELSE 'TABLE ' END || \
+           pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname) AS target, \
+           pg_catalog.pg_get_userbyid(c.relowner)::text AS owner, {} AS acl \
+         FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+         LEFT JOIN pg_catalog.pg_init_privs ip ON ip.objoid = c.oid AND ip.classoid = 1259 AND ip.objsubid = 0 \
+         WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S') AND c.relacl IS DISTINCT FROM ip.initprivs \
+         UNION ALL \
+         SELECT 1255, p.oid, CASE p.prokind WHEN 'p' THEN 'PROCEDURE ' ELSE 'FUNCTION ' END || \
+           pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(p.proname) || \
+           '(' || pg_catalog.pg_get_function_identity_arguments(p.oid) || ')', \
+           pg_catalog.pg_get_userbyid(p.proowner)::text, {} \
+         FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace \
+         LEFT JOIN pg_catalog.pg_init_privs ip ON ip.objoid = p.oid AND ip.classoid = 1255 AND ip.objsubid = 0 \
+         WHERE p.proacl IS DISTINCT FROM ip.initprivs \
+         UNION ALL \
+         SELECT 1247, t.oid, 'TYPE ' || pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(t.typname), \
+           pg_catalog.pg_get_userbyid(t.typowner)::text, {} \
+         FROM pg_catalog.pg_type t JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace \
+         LEFT JOIN pg_catalog.pg_init_privs ip ON ip.objoid = t.oid AND ip.classoid = 1247 AND ip.objsubid = 0 \
+         WHERE t.typacl IS DISTINCT FROM ip.initprivs \
+         UNION ALL \
+         SELECT 2615, n.oid, 'SCHEMA ' || pg_catalog.quote_ident(n.nspname), \
+           pg_catalog.pg_get_userbyid(n.nspowner)::text, {} \
+         FROM pg_catalog.pg_namespace n \
+         LEFT JOIN pg_catalog.pg_init_privs ip ON ip.objoid = n.oid AND ip.classoid = 2615 AND ip.objsubid = 0 \
+         WHERE n.nspacl IS DISTINCT FROM ip.initprivs ORDER BY 3",
+        acl_json_sql("c.relacl"),
+        acl_json_sql("p.proacl"),
+        acl_json_sql("t.typacl"),
+        acl_json_sql("n.nspacl"),
+    );
+    for r in q(client, "extension member privileges", &sql).await? {
+        let key = (u(&r, "class"), u(&r, "oid"));
+        let Some(&ext) = bld.ext_members.get(&key) else {
+            continue;
+        };
+        let Some(ext_obj) = bld.keys.get(&(PG_EXTENSION, ext)).copied() else {
+            continue;
+        };
+        let target = s(&r, "target");
+        let owner = s(&r, "owner");
+        let acl = parse_acl(os(&r, "acl").as_deref());
+        // A NULL ACL (back to the defaults) after the script set one.
+        let stmts = match acl {
+            Some(_) => acl_statements(&target, Some(&owner), &acl),
+            None => continue,
+        };
+        let id = bld.add(
+            None,
+            New {
+                kind: ObjectKind::ExtensionMemberAcl,
+                schema: bld.objects[ext_obj as usize].schema.clone(),
+                name: target.clone(),
+                identity: format!("privileges on extension member {target}"),
+                owner: None,
+                section: Section::PreData,
+                create: String::new(),
+                drop: None,
+            },
+        );
+        bld.obj(id).acl_sql = stmts;
+        bld.obj(id).belongs_to = Some(ext_obj);
+        bld.dep_obj(id, ext_obj);
+    }
+    Ok(())
+}
+
+async fn read_extension_tables(client: &Client, bld: &mut Builder) -> Result<(), SchemaError> {
+    for r in q(
+        client,
+        "extension configuration tables",
+        "SELECT e.oid AS ext, c.oid, n.nspname::text AS schema, c.relname::text AS name, \
+         NULLIF(x.cond, '') AS condition, \
+         (SELECT pg_catalog.array_agg(a.attname::text ORDER BY a.attnum) FROM pg_catalog.pg_attribute a \
+            WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = '') AS columns \
+         FROM pg_catalog.pg_extension e, \
+         LATERAL ROWS FROM (pg_catalog.unnest(e.extconfig), pg_catalog.unnest(e.extcondition)) AS x(relid, cond) \
+         JOIN pg_catalog.pg_class c ON c.oid = x.relid \
+         JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+         WHERE c.relkind = 'r' ORDER BY 3, 4",
+    )
+    .await?
+    {
+        let Some(ext) = bld.keys.get(&(PG_EXTENSION, u(&r, "ext"))).copied() else {
+            continue;
+        };
+        bld.extension_tables.push(ExtensionTableInfo {
+            extension_object_id: ext,
+            oid: u(&r, "oid"),
+            schema: s(&r, "schema"),
+            name: s(&r, "name"),
+            columns: arr(&r, "columns"),
+            condition: os(&r, "condition"),
+        });
+    }
+    Ok(())
+}
+
 async fn read_large_objects(client: &Client, bld: &mut Builder) -> Result<(), SchemaError> {
     let sql = format!(
         "SELECT l.oid, pg_catalog.pg_get_userbyid(l.lomowner)::text AS owner, {} AS acl \
@@ -2825,7 +3666,9 @@ async fn read_database(
             name: String::new(),
             identity: "database".into(),
             owner: Some(dbowner.to_string()),
-            section: Section::PreData,
+            // Last: settings such as default_transaction_read_only must not
+            // affect the restore's own sessions.
+            section: Section::PostData,
             create: create.join("\n"),
             drop: None,
         },
@@ -2966,6 +3809,7 @@ async fn read_dependencies(client: &Client, bld: &mut Builder) -> Result<(), Sch
             to = r;
         }
         edges.push((from, to));
+        bld.edge_src.push((from_key, from, to));
     }
     let extra = std::mem::take(&mut bld.extra_deps);
     for (from, key) in extra {
@@ -3016,13 +3860,19 @@ async fn read_dependencies(client: &Client, bld: &mut Builder) -> Result<(), Sch
 /// on a cycle is created first as a placeholder with the right columns,
 /// and its real definition follows as `CREATE OR REPLACE VIEW`.
 fn break_cycles(bld: &mut Builder) {
-    for _round in 0..4 {
+    // Every round splits at least one view, default or check (each only
+    // once), so this ends.
+    loop {
         let comps = cycles(&bld.objects);
         if comps.is_empty() {
             return;
         }
         let mut changed = false;
         for comp in comps {
+            if split_defaults_on_cycle(bld, &comp) || split_checks_on_cycle(bld, &comp) {
+                changed = true;
+                continue;
+            }
             let Some(&v) = comp.iter().find(|&&i| {
                 bld.objects[i as usize].kind == ObjectKind::View
                     && bld.view_placeholders.contains_key(&i)
@@ -3066,5 +3916,267 @@ fn break_cycles(bld: &mut Builder) {
         if !changed {
             return;
         }
+    }
+}
+
+/// A table on a cycle through one of its column defaults (a default
+/// calling a function that takes the table's row type, ...): move those
+/// defaults to `ALTER TABLE ... SET DEFAULT` objects after the cycle, as
+/// pg_dump does.
+fn split_defaults_on_cycle(bld: &mut Builder, comp: &[u32]) -> bool {
+    let on_cycle: BTreeSet<u32> = comp.iter().copied().collect();
+    for &t in comp {
+        let Some(defaults) = bld.defaults.get(&t) else {
+            continue;
+        };
+        let defoids: HashSet<u32> = defaults.iter().map(|d| d.defoid).collect();
+        // Defaults whose dependencies reach into the cycle.
+        let cyclic: HashSet<u32> = bld
+            .edge_src
+            .iter()
+            .filter(|(k, from, to)| {
+                *from == t && k.0 == PG_ATTRDEF && defoids.contains(&k.1) && on_cycle.contains(to)
+            })
+            .map(|(k, _, _)| k.1)
+            .collect();
+        if cyclic.is_empty() {
+            continue;
+        }
+        let defaults = bld.defaults.remove(&t).unwrap();
+        let table = bld.objects[t as usize].clone();
+        let mut keep: BTreeSet<u32> = bld
+            .edge_src
+            .iter()
+            .filter(|(k, from, _)| *from == t && !(k.0 == PG_ATTRDEF && cyclic.contains(&k.1)))
+            .map(|(_, _, to)| *to)
+            .collect();
+        // Dependencies not from pg_depend (added directly) stay.
+        let from_depend: BTreeSet<u32> = bld
+            .edge_src
+            .iter()
+            .filter(|(_, from, _)| *from == t)
+            .map(|(_, _, to)| *to)
+            .collect();
+        keep.extend(table.deps.iter().filter(|d| !from_depend.contains(d)));
+        let mut create = table.create.clone();
+        for d in defaults.iter().filter(|d| cyclic.contains(&d.defoid)) {
+            create = create.replacen(&d.with, &d.without, 1);
+            let deps: Vec<u32> = bld
+                .edge_src
+                .iter()
+                .filter(|(k, from, _)| *from == t && k.0 == PG_ATTRDEF && k.1 == d.defoid)
+                .map(|(_, _, to)| *to)
+                .collect();
+            let id = bld.add(
+                Some((PG_ATTRDEF, d.defoid)),
+                New {
+                    kind: ObjectKind::ColumnDefault,
+                    schema: table.schema.clone(),
+                    name: format!("{} {}", table.name, d.column),
+                    identity: format!("default of {}.{}", table.identity, ident(&d.column)),
+                    owner: None,
+                    section: Section::PreData,
+                    create: d.alter.clone(),
+                    drop: None,
+                },
+            );
+            let o = bld.obj(id);
+            o.deps = deps;
+            o.deps.push(t);
+            o.deps.sort_unstable();
+            o.deps.dedup();
+            o.belongs_to = Some(t);
+        }
+        let o = bld.obj(t);
+        o.create = create;
+        o.deps = keep.into_iter().filter(|&d| d != t).collect();
+        return true;
+    }
+    false
+}
+
+/// A pre-data object that depends on a post-data one (a view grouping by
+/// a primary key relies on the constraint) moves to post-data, with every
+/// pre-data object depending on it, as pg_dump postpones such views.
+fn postpone_across_sections(bld: &mut Builder) {
+    loop {
+        let mut moved = false;
+        for i in 0..bld.objects.len() {
+            if bld.objects[i].section != Section::PreData {
+                continue;
+            }
+            let late = bld.objects[i]
+                .deps
+                .iter()
+                .any(|&d| bld.objects[d as usize].section == Section::PostData);
+            if late {
+                bld.objects[i].section = Section::PostData;
+                moved = true;
+            }
+        }
+        if !moved {
+            return;
+        }
+    }
+}
+
+/// A table on a cycle through one of its inline CHECK constraints (a check
+/// calling a function that takes the table's row type): the constraint is
+/// added afterwards by `ALTER TABLE ... ADD CONSTRAINT`, as pg_dump does.
+fn split_checks_on_cycle(bld: &mut Builder, comp: &[u32]) -> bool {
+    let on_cycle: BTreeSet<u32> = comp.iter().copied().collect();
+    for &t in comp {
+        let Some(checks) = bld.inline_checks.get(&t) else {
+            continue;
+        };
+        let oids: HashSet<u32> = checks.iter().map(|d| d.defoid).collect();
+        let cyclic: HashSet<u32> = bld
+            .edge_src
+            .iter()
+            .filter(|(k, from, to)| {
+                *from == t && k.0 == PG_CONSTRAINT && oids.contains(&k.1) && on_cycle.contains(to)
+            })
+            .map(|(k, _, _)| k.1)
+            .collect();
+        if cyclic.is_empty() {
+            continue;
+        }
+        let checks = bld.inline_checks.remove(&t).unwrap();
+        let table = bld.objects[t as usize].clone();
+        let from_depend: BTreeSet<u32> = bld
+            .edge_src
+            .iter()
+            .filter(|(_, from, _)| *from == t)
+            .map(|(_, _, to)| *to)
+            .collect();
+        let mut keep: BTreeSet<u32> = bld
+            .edge_src
+            .iter()
+            .filter(|(k, from, _)| *from == t && !(k.0 == PG_CONSTRAINT && cyclic.contains(&k.1)))
+            .map(|(_, _, to)| *to)
+            .collect();
+        keep.extend(table.deps.iter().filter(|d| !from_depend.contains(d)));
+        let mut create = table.create.clone();
+        for c in checks.iter().filter(|c| cyclic.contains(&c.defoid)) {
+            let item = &c.with;
+            let before = create.clone();
+            for pattern in [
+                format!(",\n    {item}"),
+                format!("{item},\n    "),
+                item.clone(),
+            ] {
+                create = create.replacen(&pattern, "", 1);
+                if create != before {
+                    break;
+                }
+            }
+            let deps: Vec<u32> = bld
+                .edge_src
+                .iter()
+                .filter(|(k, from, _)| *from == t && k.0 == PG_CONSTRAINT && k.1 == c.defoid)
+                .map(|(_, _, to)| *to)
+                .collect();
+            let id = bld.add(
+                Some((PG_CONSTRAINT, c.defoid)),
+                New {
+                    kind: ObjectKind::CheckConstraint,
+                    schema: table.schema.clone(),
+                    name: c.column.clone(),
+                    identity: format!("constraint {} on {}", ident(&c.column), table.identity),
+                    owner: None,
+                    section: Section::PreData,
+                    create: c.alter.clone(),
+                    drop: None,
+                },
+            );
+            // Comments on the constraint go with its new object.
+            let comments: Vec<String> = bld.objects[t as usize]
+                .comment_sql
+                .iter()
+                .filter(|s| {
+                    s.starts_with(&format!("COMMENT ON CONSTRAINT {} ON", ident(&c.column)))
+                })
+                .cloned()
+                .collect();
+            bld.objects[t as usize]
+                .comment_sql
+                .retain(|s| !comments.contains(s));
+            let o = bld.obj(id);
+            o.comment_sql = comments;
+            o.deps = deps;
+            o.deps.push(t);
+            o.deps.sort_unstable();
+            o.deps.dedup();
+            o.belongs_to = Some(t);
+        }
+        let o = bld.obj(t);
+        o.create = create;
+        o.deps = keep.into_iter().filter(|&d| d != t).collect();
+        return true;
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn col(num: i16, name: &str, inhcount: i32) -> Column {
+        Column {
+            num,
+            name: name.into(),
+            typ: "integer".into(),
+            notnull: false,
+            default: None,
+            defoid: None,
+            identity: String::new(),
+            generated: String::new(),
+            dropped: false,
+            local: inhcount == 0,
+            inhcount,
+            collation: None,
+            storage: "p".into(),
+            typstorage: "p".into(),
+            compression: String::new(),
+            stattarget: -1,
+            options: vec![],
+            fdwoptions: vec![],
+            acl: None,
+        }
+    }
+
+    #[test]
+    fn inherits_order() {
+        let mut cols = HashMap::new();
+        cols.insert(1, vec![col(1, "a", 0), col(2, "b", 0)]);
+        cols.insert(2, vec![col(1, "c", 0), col(2, "a", 0)]);
+        // Parents' columns first, merged by name, then the child's own.
+        let child = [
+            col(1, "a", 2),
+            col(2, "b", 1),
+            col(3, "c", 1),
+            col(4, "z", 0),
+        ];
+        let live: Vec<&Column> = child.iter().collect();
+        assert!(inherits_order_matches(&live, &[1, 2], &cols));
+        // A child column before the inherited ones cannot come from INHERITS.
+        let child = [col(1, "z", 0), col(2, "a", 1), col(3, "b", 1)];
+        let live: Vec<&Column> = child.iter().collect();
+        assert!(!inherits_order_matches(&live, &[1], &cols));
+        // Nor can inherited columns in another order.
+        let child = [col(1, "b", 1), col(2, "a", 1)];
+        let live: Vec<&Column> = child.iter().collect();
+        assert!(!inherits_order_matches(&live, &[1], &cols));
+    }
+
+    #[test]
+    fn database_settings() {
+        assert_eq!(set_clause("work_mem=8MB"), "SET work_mem TO '8MB'");
+        assert_eq!(
+            set_clause("search_path=kinds, public, \"$user\""),
+            "SET search_path TO kinds, public, \"$user\""
+        );
+        assert_eq!(set_clause("search_path="), "SET search_path TO ''");
+        assert_eq!(set_clause("x.y=it's"), "SET x.y TO 'it''s'");
     }
 }

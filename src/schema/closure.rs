@@ -148,6 +148,7 @@ mod tests {
             sequences: vec![],
             matviews: vec![],
             large_objects: vec![],
+            extension_tables: vec![],
         }
     }
 
@@ -213,6 +214,42 @@ mod tests {
         assert_eq!(c.skipped[0].object_id, 15);
         let c = m.closure(&[TableRef::new("s", "p1"), TableRef::new("s", "p")]);
         assert_eq!(c.objects, vec![0, 13, 14, 15]);
+    }
+
+    #[test]
+    fn subset_renumbers_consistently() {
+        let m = sample();
+        let c = m.closure(&[TableRef::new("s", "a")]);
+        let keep: BTreeSet<u32> = c.objects.iter().copied().collect();
+        let sub = m.subset(&keep);
+        sub.validate().unwrap();
+        assert_eq!(sub.objects.len(), keep.len());
+        let names: Vec<&str> = sub.objects.iter().map(|o| o.name.as_str()).collect();
+        assert_eq!(names, ["s", "mood", "f", "q", "a", "a_idx", "a_trg", "q"]);
+        // a's dependencies point at the renumbered schema, type, function
+        // and sequence.
+        let a = sub.find_relation("s", "a").unwrap();
+        assert_eq!(a.deps, vec![0, 1, 2, 3]);
+        assert_eq!(sub.objects[5].belongs_to, Some(a.id));
+        let json = sub.to_json().unwrap();
+        assert_eq!(SchemaModel::from_json(&json).unwrap(), sub);
+    }
+
+    #[test]
+    fn damaged_models_are_refused() {
+        let m = sample();
+        let json = m.to_json().unwrap();
+        assert_eq!(SchemaModel::from_json(&json).unwrap(), m);
+        let mut bad = m.clone();
+        bad.objects[3].deps.push(99);
+        assert!(SchemaModel::from_json(&bad.to_json().unwrap()).is_err());
+        let mut bad = m.clone();
+        bad.objects[2].id = 7;
+        assert!(SchemaModel::from_json(&bad.to_json().unwrap()).is_err());
+        let mut bad = m;
+        bad.format = FORMAT_VERSION + 1;
+        let err = SchemaModel::from_json(&bad.to_json().unwrap()).unwrap_err();
+        assert!(err.to_string().contains("not supported"), "{err}");
     }
 
     #[test]

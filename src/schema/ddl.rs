@@ -16,6 +16,15 @@ pub fn literal(text: &str) -> String {
     escape_literal(text)
 }
 
+/// `$tag$text$tag$` with a tag that does not occur in `text`.
+pub fn dollar_quote(text: &str) -> String {
+    let mut tag = String::from("pgsnap");
+    while text.contains(&format!("${tag}$")) {
+        tag.push('_');
+    }
+    format!("${tag}${text}${tag}$")
+}
+
 /// `"schema"."name"`.
 pub fn qualify(schema: &str, name: &str) -> String {
     format!("{}.{}", ident(schema), ident(name))
@@ -235,10 +244,11 @@ pub fn fdw_options(opts: &[String]) -> String {
     format!("OPTIONS ({})", parts.join(", "))
 }
 
-/// `COPY "s"."t" ("a", "b") TO STDOUT` for the data phase.
+/// `COPY "s"."t" ("a", "b") TO STDOUT` for the data phase (always with the
+/// column list, except for a table without columns).
 pub fn copy_out_sql(t: &TableInfo) -> String {
     format!(
-        "COPY {} {} TO STDOUT",
+        "COPY {}{} TO STDOUT",
         qualify(&t.schema, &t.name),
         column_list(&t.columns)
     )
@@ -247,15 +257,20 @@ pub fn copy_out_sql(t: &TableInfo) -> String {
 /// `COPY "s"."t" ("a", "b") FROM STDIN` for the data phase.
 pub fn copy_in_sql(t: &TableInfo) -> String {
     format!(
-        "COPY {} {} FROM STDIN",
+        "COPY {}{} FROM STDIN",
         qualify(&t.schema, &t.name),
         column_list(&t.columns)
     )
 }
 
+/// `("a", "b")`, or nothing for a table without columns (COPY then moves
+/// rows with no columns, which is what the table holds).
 fn column_list(cols: &[String]) -> String {
+    if cols.is_empty() {
+        return String::new();
+    }
     let c: Vec<String> = cols.iter().map(|c| ident(c)).collect();
-    format!("({})", c.join(", "))
+    format!(" ({})", c.join(", "))
 }
 
 #[cfg(test)]
@@ -267,6 +282,12 @@ mod tests {
     fn quoting() {
         assert_eq!(qualify("my \"s\"", "T"), "\"my \"\"s\"\"\".\"T\"");
         assert_eq!(literal("it's"), "'it''s'");
+    }
+
+    #[test]
+    fn dollar_quoting_avoids_the_text() {
+        assert_eq!(dollar_quote("x"), "$pgsnap$x$pgsnap$");
+        assert_eq!(dollar_quote("a$pgsnap$b"), "$pgsnap_$a$pgsnap$b$pgsnap_$");
     }
 
     #[test]
@@ -315,5 +336,10 @@ mod tests {
             copy_in_sql(&t),
             "COPY \"app\".\"Order\" (\"a\", \"b c\") FROM STDIN"
         );
+        let empty = TableInfo {
+            columns: vec![],
+            ..t
+        };
+        assert_eq!(copy_out_sql(&empty), "COPY \"app\".\"Order\" TO STDOUT");
     }
 }

@@ -20,8 +20,8 @@ mod error;
 mod model;
 pub mod order;
 
-pub use apply::{apply, object_sql, ApplyOptions, APPLY_SESSION_SQL};
-pub use catalog::read_schema;
+pub use apply::{apply, object_sql, sql_script, ApplyOptions, APPLY_SESSION_SQL};
+pub use catalog::{read_schema, read_schema_with, ReadOptions};
 pub use ddl::{copy_in_sql, copy_out_sql};
 pub use error::SchemaError;
 pub use model::*;

@@ -30,6 +30,7 @@ pub enum ObjectKind {
     Schema,
     Extension,
     Language,
+    AccessMethod,
     Collation,
     ShellType,
     EnumType,
@@ -58,6 +59,8 @@ pub enum ObjectKind {
     Table,
     /// `ALTER TABLE ... INHERIT` / `ATTACH PARTITION` for a child table.
     TableAttach,
+    /// A column default split off its table to break a dependency cycle.
+    ColumnDefault,
     ForeignTable,
     View,
     MaterializedView,
@@ -80,6 +83,9 @@ pub enum ObjectKind {
     /// `REFRESH MATERIALIZED VIEW` of a populated matview.
     MatviewRefresh,
     DefaultPrivileges,
+    /// Privileges on an extension member that differ from the ones the
+    /// extension script set up (`pg_init_privs`).
+    ExtensionMemberAcl,
     LargeObject,
     /// Database-level settings, comment, ACL (with the name placeholder).
     Database,
@@ -188,6 +194,22 @@ pub struct LargeObjectInfo {
     pub owner: String,
 }
 
+/// A configuration table of an extension (`pg_extension_config_dump`): the
+/// extension creates it, but its rows (those matching `condition`) belong
+/// to the backup, as pg_dump dumps them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExtensionTableInfo {
+    /// The extension's object.
+    pub extension_object_id: u32,
+    pub oid: u32,
+    pub schema: String,
+    pub name: String,
+    /// COPY column list (attnum order, no dropped or generated columns).
+    pub columns: Vec<String>,
+    /// The `WHERE ...` filter registered with the table, if any.
+    pub condition: Option<String>,
+}
+
 /// Everything read from one database.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SchemaModel {
@@ -203,6 +225,9 @@ pub struct SchemaModel {
     pub sequences: Vec<SequenceInfo>,
     pub matviews: Vec<MatviewInfo>,
     pub large_objects: Vec<LargeObjectInfo>,
+    /// Extension configuration tables whose rows the backup saves.
+    #[serde(default)]
+    pub extension_tables: Vec<ExtensionTableInfo>,
 }
 
 /// A table named by schema and name.
@@ -265,13 +290,154 @@ impl SchemaModel {
                 supported: FORMAT_VERSION,
             });
         }
-        serde_json::from_slice(bytes)
-            .map_err(|e| crate::schema::SchemaError::Unsupported(format!("schema model: {e}")))
+        let m: SchemaModel = serde_json::from_slice(bytes)
+            .map_err(|e| crate::schema::SchemaError::Unsupported(format!("schema model: {e}")))?;
+        m.validate()?;
+        Ok(m)
+    }
+
+    /// Check that every id in the model points at an object (ids are
+    /// indexes), so lookups cannot go out of range on a damaged archive.
+    pub fn validate(&self) -> Result<(), crate::schema::SchemaError> {
+        let n = self.objects.len();
+        let bad = |what: String| {
+            Err(crate::schema::SchemaError::Unsupported(format!(
+                "invalid schema model: {what}"
+            )))
+        };
+        for (i, o) in self.objects.iter().enumerate() {
+            if o.id as usize != i {
+                return bad(format!("object {i} has id {}", o.id));
+            }
+            let links = o
+                .deps
+                .iter()
+                .chain(o.belongs_to.iter())
+                .chain(o.references.iter());
+            for &d in links {
+                if d as usize >= n {
+                    return bad(format!("object {i} refers to missing object {d}"));
+                }
+            }
+        }
+        let ids = self
+            .tables
+            .iter()
+            .map(|t| t.object_id)
+            .chain(self.tables.iter().filter_map(|t| t.parent))
+            .chain(self.sequences.iter().map(|s| s.object_id))
+            .chain(self.matviews.iter().map(|m| m.object_id))
+            .chain(self.large_objects.iter().map(|l| l.object_id))
+            .chain(self.extension_tables.iter().map(|e| e.extension_object_id));
+        for id in ids {
+            if id as usize >= n {
+                return bad(format!(
+                    "a table, sequence or large object refers to missing object {id}"
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// The object with this id.
     pub fn object(&self, id: u32) -> &DbObject {
         &self.objects[id as usize]
+    }
+
+    /// A model holding only the objects in `keep` (for instance a closure's
+    /// `objects`), renumbered so ids stay indexes: dependencies, links and
+    /// the data-phase lists are remapped, and entries whose object is gone
+    /// are dropped.
+    pub fn subset(&self, keep: &std::collections::BTreeSet<u32>) -> SchemaModel {
+        let map: std::collections::HashMap<u32, u32> = keep
+            .iter()
+            .filter(|&&id| (id as usize) < self.objects.len())
+            .enumerate()
+            .map(|(new, &old)| (old, new as u32))
+            .collect();
+        let remap = |id: u32| map.get(&id).copied();
+        let mut objects: Vec<DbObject> = Vec::with_capacity(map.len());
+        for &old in keep
+            .iter()
+            .filter(|&&id| (id as usize) < self.objects.len())
+        {
+            let mut o = self.objects[old as usize].clone();
+            o.id = map[&old];
+            o.deps = o.deps.iter().filter_map(|&d| remap(d)).collect();
+            o.belongs_to = o.belongs_to.and_then(remap);
+            o.references = o.references.and_then(remap);
+            objects.push(o);
+        }
+        SchemaModel {
+            format: self.format,
+            server_version_num: self.server_version_num,
+            database: self.database.clone(),
+            encoding: self.encoding.clone(),
+            objects,
+            tables: self
+                .tables
+                .iter()
+                .filter_map(|t| {
+                    let mut t = t.clone();
+                    t.object_id = remap(t.object_id)?;
+                    t.parent = t.parent.and_then(remap);
+                    Some(t)
+                })
+                .collect(),
+            sequences: self
+                .sequences
+                .iter()
+                .filter_map(|s| {
+                    let mut s = s.clone();
+                    s.object_id = remap(s.object_id)?;
+                    Some(s)
+                })
+                .collect(),
+            matviews: self
+                .matviews
+                .iter()
+                .filter_map(|m| {
+                    let mut m = m.clone();
+                    m.object_id = remap(m.object_id)?;
+                    Some(m)
+                })
+                .collect(),
+            large_objects: self
+                .large_objects
+                .iter()
+                .filter_map(|l| {
+                    let mut l = l.clone();
+                    l.object_id = remap(l.object_id)?;
+                    Some(l)
+                })
+                .collect(),
+            extension_tables: self
+                .extension_tables
+                .iter()
+                .filter_map(|e| {
+                    let mut e = e.clone();
+                    e.extension_object_id = remap(e.extension_object_id)?;
+                    Some(e)
+                })
+                .collect(),
+        }
+    }
+
+    /// The partitions and inheritance children of a relation, at every
+    /// level (a closure of a parent does not take them by itself).
+    pub fn descendants(&self, object_id: u32) -> Vec<&TableInfo> {
+        let mut out: Vec<&TableInfo> = Vec::new();
+        let mut frontier = vec![object_id];
+        while let Some(p) = frontier.pop() {
+            for t in self.tables.iter().filter(|t| t.parent == Some(p)) {
+                if !out.iter().any(|o| o.object_id == t.object_id) {
+                    out.push(t);
+                    frontier.push(t.object_id);
+                }
+            }
+        }
+        out.sort_by(|a, b| (&a.schema, &a.name).cmp(&(&b.schema, &b.name)));
+        out
     }
 
     /// The table (or other relation) object by schema and name.

@@ -13,13 +13,16 @@ use std::collections::{BTreeSet, HashMap};
 use super::model::{DbObject, ObjectKind, SchemaModel, Section};
 
 /// Sort priority of a kind inside its section (lower first), modelled on
-/// pg_dump's object type priorities.
+/// pg_dump's object type priorities. Default privileges and database-level
+/// settings come at the very end (they must not affect the restore itself),
+/// event triggers after everything (they must not fire during it).
 pub fn kind_priority(kind: ObjectKind) -> u32 {
     use ObjectKind::*;
     match kind {
         Schema => 1,
         Extension => 2,
         Language => 3,
+        AccessMethod => 3,
         Collation => 4,
         ShellType => 5,
         EnumType | CompositeType | RangeType | BaseType => 6,
@@ -41,9 +44,10 @@ pub fn kind_priority(kind: ObjectKind) -> u32 {
         Sequence => 22,
         Table | ForeignTable | View | MaterializedView => 23,
         TableAttach => 24,
+        ColumnDefault => 24,
         SequenceOwnedBy => 25,
         LargeObject => 26,
-        Database => 27,
+        Database => 51,
         MatviewRefresh => 40,
         Index => 30,
         IndexAttach => 31,
@@ -56,8 +60,9 @@ pub fn kind_priority(kind: ObjectKind) -> u32 {
         StatisticsObject => 38,
         Publication => 41,
         PublicationTable | PublicationSchema => 42,
-        EventTrigger => 43,
+        EventTrigger => 60,
         DefaultPrivileges => 50,
+        ExtensionMemberAcl => 26,
     }
 }
 

@@ -80,3 +80,5 @@ ALTER TABLE app.line ENABLE ROW LEVEL SECURITY;
 ALTER TABLE app.line FORCE ROW LEVEL SECURITY;
 CREATE RULE no_delete AS ON DELETE TO app.scratch DO INSTEAD NOTHING;
 ALTER TABLE app.scratch REPLICA IDENTITY FULL;
+GRANT USAGE ON SEQUENCE app."Order_id_seq" TO fx_basic_reader;
+COMMENT ON SEQUENCE app."Order_id_seq" IS 'identity sequence';
