@@ -94,6 +94,8 @@ pub struct TableMeta {
 #[derive(Debug, Clone)]
 struct WorkItem {
     entry: u32,
+    /// The table, quoted and qualified, for the worker's lock.
+    table: String,
     sql: String,
     pages: i64,
 }
@@ -125,6 +127,7 @@ fn plan_items(tables: &[(u32, &TableInfo)], jobs: usize, tid_ranges: bool) -> Ve
                 };
                 items.push(WorkItem {
                     entry: *entry,
+                    table: q.clone(),
                     sql: format!("COPY (SELECT {cols} FROM ONLY {q} WHERE {cond}) TO STDOUT"),
                     pages: step,
                 });
@@ -132,6 +135,7 @@ fn plan_items(tables: &[(u32, &TableInfo)], jobs: usize, tid_ranges: bool) -> Ve
         } else {
             items.push(WorkItem {
                 entry: *entry,
+                table: q.clone(),
                 sql: schema::copy_out_sql(t),
                 pages,
             });
@@ -191,37 +195,45 @@ async fn run_inner(
     let server_version_num: i32 = ver.get(1);
     let t_connect = t0.elapsed();
 
-    progress.event(Event::Phase("schema"));
-    let mut model = schema::read_schema(client)
-        .await
-        .map_err(|e| Error::Schema(format!("reading the schema: {e}")))?;
-    let all: Vec<(String, String)> = model
-        .tables
-        .iter()
-        .map(|t| (t.schema.clone(), t.name.clone()))
-        .collect();
-    let unmatched = opts.filter.unmatched_includes(&all);
+    // Lock first, as pg_dump does, so the definitions read next cannot
+    // change under the backup; then read the schema without its own locking.
+    progress.event(Event::Phase("lock"));
+    let candidates = list_tables(client).await?;
+    let unmatched = opts.filter.unmatched_includes(
+        &candidates
+            .iter()
+            .map(|(_, s, n)| (s.clone(), n.clone()))
+            .collect::<Vec<_>>(),
+    );
     if !unmatched.is_empty() {
         return Err(Error::Usage(format!(
             "no table matches --table {}",
             unmatched.join(", --table ")
         )));
     }
-    if !opts.filter.is_empty() {
-        model = restrict_model(model, |s, n| opts.filter.table_selected(s, n));
-    }
-    let t_schema = t0.elapsed();
-
-    let dumped: Vec<&TableInfo> = model.tables.iter().collect();
-    preflight(client, &dumped).await?;
-    progress.event(Event::Phase("lock"));
-    let lock_list: Vec<(String, String)> = dumped
+    let selected: Vec<&(u32, String, String)> = candidates
         .iter()
-        .map(|t| (t.schema.clone(), t.name.clone()))
+        .filter(|(_, s, n)| opts.filter.table_selected(s, n))
+        .collect();
+    preflight(client, &selected.iter().map(|t| t.0).collect::<Vec<_>>()).await?;
+    let lock_list: Vec<(String, String)> = selected
+        .iter()
+        .map(|(_, s, n)| (s.clone(), n.clone()))
         .collect();
     coord
         .lock_tables(conn, &lock_list, opts.lock_timeout)
         .await?;
+
+    progress.event(Event::Phase("schema"));
+    let read = schema::ReadOptions { lock_tables: false };
+    let mut model = schema::read_schema_with(client, &read)
+        .await
+        .map_err(|e| Error::Schema(format!("reading the schema: {e}")))?;
+    if !opts.filter.is_empty() {
+        model = restrict_model(&model, |s, n| opts.filter.table_selected(s, n));
+    }
+    let t_schema = t0.elapsed();
+    let dumped: Vec<&TableInfo> = model.tables.iter().collect();
 
     let sequences = read_sequences(client, &model).await?;
 
@@ -259,11 +271,6 @@ async fn run_inner(
             serde_json::json!({"encoding": "json"}),
         ),
     ];
-    let schema_json = serde_json::to_vec(&model)
-        .map_err(|e| Error::Schema(format!("serializing the schema: {e}")))?;
-    submit_blob(&sender, 0, schema_json, opts.chunk_size as usize).await?;
-    let seq_json = serde_json::to_vec(&sequences).expect("sequence states serialize");
-    submit_blob(&sender, 1, seq_json, opts.chunk_size as usize).await?;
 
     let with_data: Vec<(u32, &TableInfo)> = dumped
         .iter()
@@ -300,28 +307,37 @@ async fn run_inner(
 
     progress.event(Event::Phase("data"));
     let t_data0 = t0.elapsed();
-    let names = Arc::new(
-        with_data
-            .iter()
-            .map(|(e, t)| (*e, (t.schema.clone(), t.name.clone())))
-            .collect(),
-    );
-    let data_result = copy_all(
-        names,
-        conn,
-        &coord.snapshot_id,
-        items,
-        jobs,
-        opts,
-        &sender,
-        &progress,
-    )
+    let names = with_data
+        .iter()
+        .map(|(e, t)| (*e, (t.schema.clone(), t.name.clone())))
+        .collect();
+    // Everything that feeds the pipeline; on any error the pipeline is
+    // aborted below, which discards the partial archive.
+    let data_result = async {
+        let schema_json = serde_json::to_vec(&model)
+            .map_err(|e| Error::Schema(format!("serializing the schema: {e}")))?;
+        submit_blob(&sender, 0, schema_json, opts.chunk_size as usize).await?;
+        let seq_json = serde_json::to_vec(&sequences).expect("sequence states serialize");
+        submit_blob(&sender, 1, seq_json, opts.chunk_size as usize).await?;
+        copy_all(
+            client,
+            names,
+            conn,
+            &coord.snapshot_id,
+            items,
+            jobs,
+            opts,
+            &sender,
+            &progress,
+        )
+        .await
+    }
     .await;
     drop(sender);
     // The snapshot is no longer needed; end it before the slow tail.
     let _ = client.batch_execute("COMMIT").await;
     if let Err(e) = data_result {
-        drop(pipeline);
+        let _ = tokio::task::spawn_blocking(move || pipeline.abort()).await;
         return Err(e);
     }
     let t_data = t0.elapsed() - t_data0;
@@ -413,9 +429,8 @@ fn entry_info(id: u32, kind: &str, name: Option<String>, meta: serde_json::Value
 }
 
 /// Keeps only the selected tables and what they need (their closure), so a
-/// filtered backup restores as exactly what was selected. Object ids are
-/// positions in `objects`, so the kept objects are renumbered.
-fn restrict_model(model: SchemaModel, keep: impl Fn(&str, &str) -> bool) -> SchemaModel {
+/// filtered backup restores as exactly what was selected.
+fn restrict_model(model: &SchemaModel, keep: impl Fn(&str, &str) -> bool) -> SchemaModel {
     let refs: Vec<TableRef> = model
         .tables
         .iter()
@@ -423,59 +438,34 @@ fn restrict_model(model: SchemaModel, keep: impl Fn(&str, &str) -> bool) -> Sche
         .map(|t| TableRef::new(t.schema.clone(), t.name.clone()))
         .collect();
     let closure = model.closure(&refs);
-    let mut kept: std::collections::BTreeSet<u32> = closure.objects.iter().copied().collect();
-    // Objects that belong to no table and live in a selected schema's
-    // namespace are kept only when the closure needs them; others go.
-    kept.retain(|&id| (id as usize) < model.objects.len());
-    let map: std::collections::HashMap<u32, u32> = kept
-        .iter()
-        .enumerate()
-        .map(|(new, &old)| (old, new as u32))
-        .collect();
-    let remap = |id: u32| map.get(&id).copied();
-    let mut out = model.clone();
-    out.objects = kept
-        .iter()
-        .map(|&old| {
-            let mut o = model.objects[old as usize].clone();
-            o.id = map[&old];
-            o.deps = o.deps.iter().filter_map(|&d| remap(d)).collect();
-            o.belongs_to = o.belongs_to.and_then(remap);
-            o.references = o.references.and_then(remap);
-            o
-        })
-        .collect();
-    out.tables = model
-        .tables
-        .iter()
-        .filter(|t| keep(&t.schema, &t.name))
-        .filter_map(|t| {
-            let mut t = t.clone();
-            t.object_id = remap(t.object_id)?;
-            t.parent = t.parent.and_then(remap);
-            Some(t)
-        })
-        .collect();
-    out.sequences = model
-        .sequences
-        .iter()
-        .filter_map(|s| {
-            let mut s = s.clone();
-            s.object_id = remap(s.object_id)?;
-            Some(s)
-        })
-        .collect();
-    out.matviews = model
-        .matviews
-        .iter()
-        .filter_map(|m| {
-            let mut m = m.clone();
-            m.object_id = remap(m.object_id)?;
-            Some(m)
-        })
-        .collect();
-    out.large_objects = vec![];
+    let kept: std::collections::BTreeSet<u32> = closure.objects.iter().copied().collect();
+    let mut out = model.subset(&kept);
+    // Relations taken only for their definition carry no data.
+    out.tables.retain(|t| keep(&t.schema, &t.name));
     out
+}
+
+/// Ordinary and partitioned tables in user schemas, not owned by an
+/// extension: what the backup locks.
+async fn list_tables(client: &tokio_postgres::Client) -> Result<Vec<(u32, String, String)>> {
+    let sql = format!(
+        "SELECT c.oid, n.nspname::text, c.relname::text FROM pg_catalog.pg_class c \
+         JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+         WHERE c.relkind IN ('r', 'p') AND {} \
+           AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d \
+                            WHERE d.classid = 'pg_catalog.pg_class'::regclass \
+                              AND d.objid = c.oid AND d.deptype = 'e') \
+         ORDER BY c.oid",
+        schema::catalog::USER_NS
+    );
+    let rows = client
+        .query(&sql, &[])
+        .await
+        .map_err(|e| Error::pg("listing tables", e))?;
+    Ok(rows
+        .iter()
+        .map(|r| (r.get::<_, u32>(0), r.get(1), r.get(2)))
+        .collect())
 }
 
 /// Cuts a serialized blob into chunk-sized pieces for entries that are not
@@ -498,15 +488,14 @@ async fn submit_blob(
 
 /// Fails before any work with the list of tables the role cannot read, and
 /// when the lock table cannot hold a lock per table.
-async fn preflight(client: &tokio_postgres::Client, tables: &[&TableInfo]) -> Result<()> {
-    let oids: Vec<u32> = tables.iter().map(|t| t.oid).collect();
+async fn preflight(client: &tokio_postgres::Client, oids: &[u32]) -> Result<()> {
     let rows = client
         .query(
             "SELECT n.nspname, c.relname FROM pg_class c
                JOIN pg_namespace n ON n.oid = c.relnamespace
               WHERE c.oid = ANY($1) AND NOT has_table_privilege(c.oid, 'SELECT')
               ORDER BY 1, 2",
-            &[&oids],
+            &[&oids.to_vec()],
         )
         .await
         .map_err(|e| Error::pg("checking table privileges", e))?;
@@ -532,13 +521,13 @@ async fn preflight(client: &tokio_postgres::Client, tables: &[&TableInfo]) -> Re
         .await
         .map_err(|e| Error::pg("reading lock settings", e))?;
     let cap: i64 = cap.get(0);
-    if tables.len() as i64 > cap / 2 {
+    if oids.len() as i64 > cap / 2 {
         return Err(Error::Postgres {
             context: "preflight".into(),
             detail: format!(
                 "{} tables to lock but the server's lock table holds about {cap} locks in all; \
                  raise max_locks_per_transaction (needs a restart) or back up fewer tables",
-                tables.len()
+                oids.len()
             ),
         });
     }
@@ -566,10 +555,94 @@ async fn read_sequences(
     Ok(out)
 }
 
-/// Runs the work items on `jobs` snapshot-sharing connections.
+/// Per-table bookkeeping shared by the COPY workers: work items left and
+/// rows so far, to report a table done when its last item ends.
+struct Tally {
+    left: Mutex<std::collections::HashMap<u32, (usize, u64)>>,
+    names: std::collections::HashMap<u32, (String, String)>,
+    progress: Arc<dyn Progress>,
+}
+
+impl Tally {
+    fn item_done(&self, entry: u32, rows: u64) {
+        let finished = {
+            let mut l = self.left.lock().unwrap();
+            let n = l.get_mut(&entry).expect("entry counted");
+            n.0 -= 1;
+            n.1 += rows;
+            (n.0 == 0).then_some(n.1)
+        };
+        if let (Some(rows), Some((schema, name))) = (finished, self.names.get(&entry)) {
+            self.progress.event(Event::TableDone {
+                schema: schema.clone(),
+                name: name.clone(),
+                rows,
+            });
+        }
+    }
+}
+
+/// Streams one work item's COPY into the pipeline; returns its rows.
+async fn copy_item(
+    client: &tokio_postgres::Client,
+    item: &WorkItem,
+    target: usize,
+    sender: &crate::archive::pipeline::ChunkSender,
+    progress: &Arc<dyn Progress>,
+) -> Result<u64> {
+    let entry = item.entry;
+    let rows_done = AtomicU64::new(0);
+    copy::copy_out(client, &item.sql, target, |chunk: RowChunk| {
+        let s = sender.clone();
+        let p = progress.clone();
+        rows_done.fetch_add(chunk.rows, Ordering::Relaxed);
+        async move {
+            let (rows, bytes) = (chunk.rows, chunk.data.len() as u64);
+            tokio::task::spawn_blocking(move || s.submit(entry, rows, chunk.data))
+                .await
+                .map_err(|e| {
+                    Error::io("archive pipeline", std::io::Error::other(e.to_string()))
+                })??;
+            p.event(Event::Rows { rows, bytes });
+            Ok(())
+        }
+    })
+    .await?;
+    Ok(rows_done.load(Ordering::Relaxed))
+}
+
+/// Takes the worker's own ACCESS SHARE lock without waiting. It fails when
+/// another session queued for an exclusive lock (DROP, ALTER) after the
+/// coordinator locked the table: waiting would deadlock (that session waits
+/// for the coordinator, which waits for this worker), so the item goes to
+/// the coordinator, which already holds the lock.
+async fn try_lock(client: &tokio_postgres::Client, table: &str) -> Result<bool> {
+    client
+        .batch_execute("SAVEPOINT pgsnap_lock")
+        .await
+        .map_err(|e| Error::pg("savepoint", e))?;
+    match client
+        .batch_execute(&format!("LOCK TABLE {table} IN ACCESS SHARE MODE NOWAIT"))
+        .await
+    {
+        Ok(()) => Ok(true),
+        Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::LOCK_NOT_AVAILABLE) => {
+            client
+                .batch_execute("ROLLBACK TO SAVEPOINT pgsnap_lock")
+                .await
+                .map_err(|e| Error::pg("rollback to savepoint", e))?;
+            Ok(false)
+        }
+        Err(e) => Err(Error::pg(format!("locking {table}"), e)),
+    }
+}
+
+/// Runs the work items on `jobs` snapshot-sharing connections; items whose
+/// table a worker cannot lock run on the coordinator at the end.
 #[allow(clippy::too_many_arguments)]
 async fn copy_all(
-    names: Arc<std::collections::HashMap<u32, (String, String)>>,
+    coordinator: &tokio_postgres::Client,
+    names: std::collections::HashMap<u32, (String, String)>,
     conn: &ConnInfo,
     snapshot_id: &str,
     items: Vec<WorkItem>,
@@ -578,25 +651,30 @@ async fn copy_all(
     sender: &crate::archive::pipeline::ChunkSender,
     progress: &Arc<dyn Progress>,
 ) -> Result<()> {
-    // Work items left per table, to report a table done when its last ends.
-    let mut left: std::collections::HashMap<u32, (usize, u64)> = std::collections::HashMap::new();
+    let mut left = std::collections::HashMap::new();
     for i in &items {
-        left.entry(i.entry).or_default().0 += 1;
+        left.entry(i.entry).or_insert((0usize, 0u64)).0 += 1;
     }
-    let left = Arc::new(Mutex::new(left));
+    let tally = Arc::new(Tally {
+        left: Mutex::new(left),
+        names,
+        progress: progress.clone(),
+    });
+    let target = opts.chunk_size as usize;
+    let workers = jobs.min(items.len()).max(1);
     let queue = Arc::new(Mutex::new(std::collections::VecDeque::from(items)));
+    let deferred = Arc::new(Mutex::new(Vec::new()));
     let failed = Arc::new(AtomicU64::new(0));
     let mut tasks = tokio::task::JoinSet::new();
-    let workers = jobs.min(queue.lock().unwrap().len()).max(1);
     for _ in 0..workers {
         let session = snapshot::adopt(conn, snapshot_id).await?;
-        let queue = queue.clone();
-        let sender = sender.clone();
-        let progress = progress.clone();
-        let failed = failed.clone();
-        let left = left.clone();
-        let names = names.clone();
-        let target = opts.chunk_size as usize;
+        let (queue, deferred, failed, tally) = (
+            queue.clone(),
+            deferred.clone(),
+            failed.clone(),
+            tally.clone(),
+        );
+        let (sender, progress) = (sender.clone(), progress.clone());
         tasks.spawn(async move {
             loop {
                 if failed.load(Ordering::Relaxed) > 0 {
@@ -604,43 +682,19 @@ async fn copy_all(
                 }
                 let item = queue.lock().unwrap().pop_front();
                 let Some(item) = item else { return Ok(()) };
-                let entry = item.entry;
-                let rows_done = Arc::new(AtomicU64::new(0));
-                let counter = rows_done.clone();
-                let res = copy::copy_out(&session.client, &item.sql, target, |chunk: RowChunk| {
-                    let s = sender.clone();
-                    let p = progress.clone();
-                    counter.fetch_add(chunk.rows, Ordering::Relaxed);
-                    async move {
-                        let (rows, bytes) = (chunk.rows, chunk.data.len() as u64);
-                        tokio::task::spawn_blocking(move || s.submit(entry, rows, chunk.data))
-                            .await
-                            .map_err(|e| {
-                                Error::io("archive pipeline", std::io::Error::other(e.to_string()))
-                            })??;
-                        p.event(Event::Rows { rows, bytes });
-                        Ok(())
+                let res = match try_lock(&session.client, &item.table).await {
+                    Ok(true) => copy_item(&session.client, &item, target, &sender, &progress).await,
+                    Ok(false) => {
+                        deferred.lock().unwrap().push(item);
+                        continue;
                     }
-                })
-                .await;
-                if let Err(e) = res {
-                    failed.fetch_add(1, Ordering::Relaxed);
-                    return Err(e);
-                }
-                let finished = {
-                    let mut l = left.lock().unwrap();
-                    let n = l.get_mut(&entry).expect("entry counted");
-                    n.0 -= 1;
-                    n.1 += rows_done.load(Ordering::Relaxed);
-                    (n.0 == 0).then_some(n.1)
+                    Err(e) => Err(e),
                 };
-                if let Some(rows) = finished {
-                    if let Some((schema, name)) = names.get(&entry) {
-                        progress.event(Event::TableDone {
-                            schema: schema.clone(),
-                            name: name.clone(),
-                            rows,
-                        });
+                match res {
+                    Ok(rows) => tally.item_done(item.entry, rows),
+                    Err(e) => {
+                        failed.fetch_add(1, Ordering::Relaxed);
+                        return Err(e);
                     }
                 }
             }
@@ -661,8 +715,17 @@ async fn copy_all(
             }
         }
     }
-    match first_err {
-        Some(e) => Err(e),
-        None => Ok(()),
+    if let Some(e) = first_err {
+        return Err(e);
     }
+    let deferred = std::mem::take(&mut *deferred.lock().unwrap());
+    for item in deferred {
+        tracing::info!(
+            "{} is wanted by another session; copying it on the coordinator",
+            item.table
+        );
+        let rows = copy_item(coordinator, &item, target, sender, progress).await?;
+        tally.item_done(item.entry, rows);
+    }
+    Ok(())
 }

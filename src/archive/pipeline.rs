@@ -224,6 +224,21 @@ impl<W: Write + Send + 'static> ChunkPipeline<W> {
         self.sender.submit(entry, rows, raw)
     }
 
+    /// Stops without finishing the archive: queued chunks are discarded,
+    /// every thread is joined, and the inner writer is dropped, which for a
+    /// storage writer discards the partial object. Call it on any failure
+    /// before returning: threads left running could outlive the process's
+    /// cleanup.
+    pub fn abort(self) {
+        let shared = Arc::clone(&self.sender.shared);
+        shared.fail(Error::Pipeline("aborted".into()));
+        shared.jobs.lock().unwrap_or_else(|p| p.into_inner()).take();
+        for w in self.workers {
+            let _ = w.join();
+        }
+        drop(self.writer.join());
+    }
+
     /// Waits for every submitted chunk to be written, then seals the index
     /// and footer. All submits must have returned before this is called;
     /// later submits fail. Returns the first error of any thread.

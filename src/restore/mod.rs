@@ -128,6 +128,7 @@ pub async fn run(
 
     progress.event(Event::Phase("check target"));
     let session = Session::open(target).await?;
+    target::prepare_ddl_session(&session.client).await?;
     let checked = target::check(&session.client, &plan, opts).await?;
 
     progress.event(Event::Phase("pre-data"));

@@ -78,6 +78,7 @@ pub async fn run(
     let mut idle = Vec::new();
     for _ in 0..jobs.min(ids.len()) {
         let s = Session::open(target).await?;
+        super::target::prepare_ddl_session(&s.client).await?;
         s.client
             .batch_execute("SET maintenance_work_mem = '256MB'; SET synchronous_commit = off")
             .await

@@ -8,7 +8,7 @@ use tokio_postgres::Client;
 
 use crate::error::{Error, Result};
 use crate::pg::snapshot::qualified;
-use crate::schema::{DbObject, ObjectKind, DATABASE_PLACEHOLDER};
+use crate::schema::{ApplyOptions, DbObject, ObjectKind, APPLY_SESSION_SQL};
 
 use super::plan::Plan;
 use super::RestoreOptions;
@@ -170,29 +170,23 @@ pub async fn check(client: &Client, plan: &Plan, opts: &RestoreOptions) -> Resul
 
 /// The statements that recreate one object under the options.
 pub fn statements(o: &DbObject, opts: &RestoreOptions, target_db: &str) -> Vec<String> {
-    let db = crate::pg::snapshot::ident(target_db);
-    let mut out = vec![o.create.replace(DATABASE_PLACEHOLDER, &db)];
-    if !opts.no_owner {
-        out.extend(
-            o.owner_sql
-                .iter()
-                .map(|s| s.replace(DATABASE_PLACEHOLDER, &db)),
-        );
-    }
-    if !opts.no_acl {
-        out.extend(
-            o.acl_sql
-                .iter()
-                .map(|s| s.replace(DATABASE_PLACEHOLDER, &db)),
-        );
-    }
-    out.extend(
-        o.comment_sql
-            .iter()
-            .map(|s| s.replace(DATABASE_PLACEHOLDER, &db)),
-    );
-    out.retain(|s| !s.trim().is_empty());
-    out
+    let apply = ApplyOptions {
+        no_owner: opts.no_owner,
+        no_acl: opts.no_acl,
+        no_comments: false,
+        target_db_name: target_db.to_string(),
+    };
+    crate::schema::object_sql(o, &apply)
+}
+
+/// Session settings for running DDL: an empty search_path (the DDL is
+/// schema-qualified), no function body checks (bodies may name objects
+/// created later), as pg_dump's scripts set them.
+pub async fn prepare_ddl_session(client: &Client) -> Result<()> {
+    client
+        .batch_execute(APPLY_SESSION_SQL)
+        .await
+        .map_err(|e| Error::pg("setting up the restore session", e))
 }
 
 /// `--clean`: drops exactly the conflicting objects, dependents first.

@@ -55,7 +55,8 @@ pub(crate) const PG_TRANSFORM: u32 = 3576;
 pub(crate) const PG_AM: u32 = 2601;
 
 /// Schemas never dumped.
-const USER_NS: &str = "n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast') \
+pub(crate) const USER_NS: &str =
+    "n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast') \
      AND n.nspname NOT LIKE 'pg\\_temp\\_%' AND n.nspname NOT LIKE 'pg\\_toast\\_temp\\_%'";
 
 type Key = (u32, u32);

@@ -13,7 +13,7 @@
 //! The serialized encoding is described in `docs/schema-model.md`.
 
 mod apply;
-mod catalog;
+pub(crate) mod catalog;
 mod closure;
 pub mod ddl;
 mod error;
