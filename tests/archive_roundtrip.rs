@@ -509,3 +509,37 @@ fn empty_archive_roundtrips() {
         vec![(0, vec![])]
     );
 }
+
+#[test]
+fn shared_types_are_send_and_sync() {
+    fn check<T: Send + Sync>() {}
+    check::<pgsnap::archive::Sealer>();
+    check::<pgsnap::archive::OpenArchive>();
+    check::<pgsnap::archive::ChunkSender>();
+    check::<pgsnap::archive::Index>();
+    check::<ArchiveFile>();
+    check::<Header>();
+    check::<DataKey>();
+    check::<KeyFileKey>();
+    check::<Error>();
+}
+
+#[test]
+fn dropped_pipeline_abandons_the_archive_without_hanging() {
+    let kf = KeyFileKey::generate();
+    let dk = DataKey::generate();
+    let w = ArchiveWriter::new(
+        Vec::new(),
+        ArchiveOptions::default(),
+        &dk,
+        vec![SlotSpec::KeyFile(&kf)],
+    )
+    .unwrap();
+    let p = ChunkPipeline::new(w, 2, 2);
+    let s = p.sender();
+    for i in 0..5 {
+        s.submit(1, i, vec![b'x'; 1000]).unwrap();
+    }
+    drop(p);
+    assert!(s.submit(1, 0, vec![1]).is_err());
+}

@@ -145,7 +145,8 @@ impl ChunkSender {
 pub struct ChunkPipeline<W: Write + Send + 'static> {
     sender: ChunkSender,
     workers: Vec<JoinHandle<()>>,
-    writer: JoinHandle<Option<ArchiveWriter<W>>>,
+    /// `None` only after `finish` took it.
+    writer: Option<JoinHandle<Option<ArchiveWriter<W>>>>,
 }
 
 impl<W: Write + Send + 'static> ChunkPipeline<W> {
@@ -210,7 +211,7 @@ impl<W: Write + Send + 'static> ChunkPipeline<W> {
         ChunkPipeline {
             sender: ChunkSender { shared },
             workers,
-            writer,
+            writer: Some(writer),
         }
     }
 
@@ -228,7 +229,7 @@ impl<W: Write + Send + 'static> ChunkPipeline<W> {
     /// and footer. All submits must have returned before this is called;
     /// later submits fail. Returns the first error of any thread.
     pub fn finish(
-        self,
+        mut self,
         entries: Vec<EntryInfo>,
         meta: serde_json::Value,
     ) -> Result<(W, ArchiveSummary)> {
@@ -236,10 +237,10 @@ impl<W: Write + Send + 'static> ChunkPipeline<W> {
         // Dropping the job sender lets the workers drain the queue and exit.
         shared.jobs.lock().unwrap_or_else(|p| p.into_inner()).take();
         let mut panicked = false;
-        for w in self.workers {
+        for w in std::mem::take(&mut self.workers) {
             panicked |= w.join().is_err();
         }
-        let writer = self.writer.join();
+        let writer = self.writer.take().expect("finish runs once").join();
         if let Some(e) = shared
             .first_error
             .lock()
@@ -252,6 +253,20 @@ impl<W: Write + Send + 'static> ChunkPipeline<W> {
             Ok(Some(w)) if !panicked => w.finish(entries, meta),
             _ => Err(Error::Pipeline("a pipeline thread panicked".into())),
         }
+    }
+}
+
+impl<W: Write + Send + 'static> Drop for ChunkPipeline<W> {
+    /// Dropping a pipeline without `finish` abandons the archive: queued
+    /// chunks are still written, then the threads exit and the inner writer
+    /// is dropped without an index or footer (readers will refuse it).
+    fn drop(&mut self) {
+        self.sender
+            .shared
+            .jobs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
     }
 }
 
