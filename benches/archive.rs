@@ -8,7 +8,7 @@
 //! Set `PGSNAP_BENCH_DUMP=/tmp/sample.copy` to write the synthetic sample (to
 //! compare ratios with `gzip -6`, which is what `pg_dump -Fc` uses), or
 //! `PGSNAP_BENCH_INPUT=file` to benchmark on real COPY output instead.
-//! Compression ratios (stored bytes / raw bytes, 1 MiB chunks) are printed to
+//! Compression ratios (stored bytes / raw bytes, default-size chunks) are printed to
 //! stderr; `cargo bench --bench archive -- --quick nomatch` prints only those.
 
 use std::hint::black_box;
@@ -20,7 +20,8 @@ use pgsnap::archive::{
 };
 use pgsnap::keys::{DataKey, KeyFileKey};
 
-const CHUNK: usize = 1 << 20;
+/// The default chunk size (4 MiB).
+const CHUNK: usize = pgsnap::archive::writer::DEFAULT_CHUNK_SIZE as usize;
 
 /// Something that looks like `COPY ... TO STDOUT` text output: ids, numbers,
 /// timestamps, a few words, an md5 hex column and the occasional NULL.
@@ -134,7 +135,7 @@ fn bench_seal(c: &mut Criterion) {
         std::fs::write(p, &data).unwrap();
     }
     let chunks: Vec<&[u8]> = data.chunks(CHUNK).collect();
-    let mut g = c.benchmark_group("seal_1MiB_chunk_single_thread");
+    let mut g = c.benchmark_group("seal_default_chunk_single_thread");
     g.throughput(Throughput::Bytes(CHUNK as u64));
     let cases = [
         ("zstd1+aes-256-gcm", Cipher::Aes256Gcm, Compression::Zstd(1)),
@@ -176,8 +177,8 @@ fn bench_seal(c: &mut Criterion) {
 }
 
 fn bench_pipeline(c: &mut Criterion) {
-    let data = input(16 * CHUNK);
-    let mut g = c.benchmark_group("pipeline_16MiB");
+    let data = input(8 * CHUNK);
+    let mut g = c.benchmark_group("pipeline_32MiB");
     g.throughput(Throughput::Bytes(data.len() as u64));
     g.sample_size(10);
     let kf = KeyFileKey::generate();
