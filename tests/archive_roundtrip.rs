@@ -165,8 +165,10 @@ proptest! {
             expect[*e as usize].extend_from_slice(raw);
             rows[*e as usize] += 2;
         }
+        let progress = p.sender().progress();
         let (bytes, summary) = p.finish((0..3).map(entry).collect(), serde_json::Value::Null).unwrap();
         prop_assert_eq!(summary.bytes, bytes.len() as u64);
+        prop_assert!(progress.bytes <= summary.bytes && progress.chunks <= summary.chunks);
         let digest: [u8; 32] = <sha2::Sha256 as sha2::Digest>::digest(&bytes).into();
         prop_assert_eq!(summary.sha256, digest);
         let got = open_all(&bytes, &Unlock::KeyFile(&kf)).unwrap();

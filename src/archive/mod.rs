@@ -61,7 +61,7 @@ pub mod writer;
 pub use codec::{Codec, Compression};
 pub use format::{Footer, Header};
 pub use index::{ChunkRef, Entry, Index};
-pub use pipeline::{ChunkPipeline, ChunkSender};
+pub use pipeline::{ChunkPipeline, ChunkSender, Progress};
 pub use reader::{ArchiveFile, OpenArchive, SegmentInfo, StreamSummary};
 pub use seal::{Cipher, SealedChunk, Sealer};
 pub use slots::{Argon2Params, KeySlot, SlotSpec, Unlock};

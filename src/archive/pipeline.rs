@@ -17,7 +17,7 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
@@ -42,6 +42,21 @@ struct Shared {
     first_error: Mutex<Option<Error>>,
     first_error_msg: Mutex<Option<String>>,
     chunk_size: usize,
+    /// Progress counters, updated by the writer thread.
+    written_chunks: AtomicU64,
+    written_bytes: AtomicU64,
+    written_raw_bytes: AtomicU64,
+}
+
+/// Progress of a pipeline (for progress bars); see [`ChunkSender::progress`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Progress {
+    /// Data chunks written to the output.
+    pub chunks: u64,
+    /// Archive bytes written so far (header included).
+    pub bytes: u64,
+    /// Raw (uncompressed) bytes of the chunks written.
+    pub raw_bytes: u64,
 }
 
 impl Shared {
@@ -98,6 +113,16 @@ impl ChunkSender {
             self.submit_one(entry, r, piece.to_vec())?;
         }
         Ok(())
+    }
+
+    /// What the writer thread has written so far.
+    pub fn progress(&self) -> Progress {
+        let s = &self.shared;
+        Progress {
+            chunks: s.written_chunks.load(Ordering::Relaxed),
+            bytes: s.written_bytes.load(Ordering::Relaxed),
+            raw_bytes: s.written_raw_bytes.load(Ordering::Relaxed),
+        }
     }
 
     fn submit_one(&self, entry: u32, rows: u64, raw: Vec<u8>) -> Result<()> {
@@ -170,6 +195,9 @@ impl<W: Write + Send + 'static> ChunkPipeline<W> {
             first_error: Mutex::new(None),
             first_error_msg: Mutex::new(None),
             chunk_size: sealer.chunk_size() as usize,
+            written_chunks: AtomicU64::new(0),
+            written_bytes: AtomicU64::new(writer.bytes_written()),
+            written_raw_bytes: AtomicU64::new(0),
         });
         let workers = (0..threads)
             .map(|i| {
@@ -299,12 +327,20 @@ fn write_loop<W: Write>(
     for chunk in results {
         pending.insert(chunk.counter(), chunk);
         while let Some(c) = pending.remove(&writer.next_counter()) {
+            let raw_len = c.raw_len() as u64;
             if let Err(e) = writer.write_sealed(c) {
                 shared.fail(e);
                 // Returning drops `permits` and `results`: blocked submitters
                 // and workers wake up with an error instead of deadlocking.
                 return None;
             }
+            shared.written_chunks.fetch_add(1, Ordering::Relaxed);
+            shared
+                .written_raw_bytes
+                .fetch_add(raw_len, Ordering::Relaxed);
+            shared
+                .written_bytes
+                .store(writer.bytes_written(), Ordering::Relaxed);
             let _ = permits.try_send(());
         }
         if shared.failed.load(Ordering::SeqCst) {
