@@ -182,36 +182,38 @@ fn bench_pipeline(c: &mut Criterion) {
     g.throughput(Throughput::Bytes(data.len() as u64));
     g.sample_size(10);
     let kf = KeyFileKey::generate();
-    for threads in [1usize, 2] {
-        g.bench_function(
-            BenchmarkId::new("zstd1+aes-256-gcm", format!("{threads}_threads")),
-            |b| {
-                b.iter(|| {
-                    let opts = ArchiveOptions {
-                        compression: Compression::Zstd(1),
-                        ..Default::default()
-                    };
-                    let w = ArchiveWriter::new(
-                        std::io::sink(),
-                        opts,
-                        &DataKey::generate(),
-                        vec![SlotSpec::KeyFile(&kf)],
-                    )
-                    .unwrap();
-                    let p = ChunkPipeline::new(w, threads, 2 * threads + 2);
-                    for ch in data.chunks(CHUNK) {
-                        p.submit(1, 1000, ch.to_vec()).unwrap();
-                    }
-                    let e = EntryInfo {
-                        id: 1,
-                        kind: "table".into(),
-                        name: None,
-                        meta: serde_json::Value::Null,
-                    };
-                    black_box(p.finish(vec![e], serde_json::Value::Null).unwrap().1)
-                })
-            },
-        );
+    let cases = [
+        ("zstd1+aes-256-gcm", Compression::Zstd(1), 1usize),
+        ("zstd1+aes-256-gcm", Compression::Zstd(1), 2),
+        ("default(zstd3)+aes-256-gcm", Compression::default(), 2),
+    ];
+    for (name, compression, threads) in cases {
+        g.bench_function(BenchmarkId::new(name, format!("{threads}_threads")), |b| {
+            b.iter(|| {
+                let opts = ArchiveOptions {
+                    compression,
+                    ..Default::default()
+                };
+                let w = ArchiveWriter::new(
+                    std::io::sink(),
+                    opts,
+                    &DataKey::generate(),
+                    vec![SlotSpec::KeyFile(&kf)],
+                )
+                .unwrap();
+                let p = ChunkPipeline::new(w, threads, 2 * threads + 2);
+                for ch in data.chunks(CHUNK) {
+                    p.submit(1, 1000, ch.to_vec()).unwrap();
+                }
+                let e = EntryInfo {
+                    id: 1,
+                    kind: "table".into(),
+                    name: None,
+                    meta: serde_json::Value::Null,
+                };
+                black_box(p.finish(vec![e], serde_json::Value::Null).unwrap().1)
+            })
+        });
     }
     g.finish();
 }
