@@ -545,3 +545,42 @@ fn dropped_pipeline_abandons_the_archive_without_hanging() {
     drop(p);
     assert!(s.submit(1, 0, vec![1]).is_err());
 }
+
+#[test]
+fn stream_verifier_accepts_any_piece_sizes() {
+    use pgsnap::archive::StreamVerifier;
+    let kf = KeyFileKey::generate();
+    let bytes = sample(&kf, 300, 7);
+    let (h, hlen) = Header::parse(&bytes).unwrap();
+    let open = h.unlock(&Unlock::KeyFile(&kf)).unwrap();
+    let body = &bytes[hlen..];
+    let mut reference = Vec::new();
+    let whole = open
+        .read_stream(body, |i, raw| {
+            reference.push((i, raw.to_vec()));
+            Ok(())
+        })
+        .unwrap();
+    for piece in [1usize, 3, 24, 29, 1000, body.len()] {
+        let mut v = StreamVerifier::new(&open);
+        let mut got = Vec::new();
+        for p in body.chunks(piece) {
+            v.push(p, |i, raw| {
+                got.push((i, raw.to_vec()));
+                Ok(())
+            })
+            .unwrap();
+        }
+        assert_eq!(v.position(), bytes.len() as u64);
+        let s = v.finish().unwrap();
+        assert_eq!(s.index, whole.index);
+        assert_eq!(got, reference, "piece size {piece}");
+    }
+    // Truncated input fails at finish, extra input at push.
+    let mut v = StreamVerifier::new(&open);
+    v.push(&body[..body.len() - 1], |_, _| Ok(())).unwrap();
+    assert!(matches!(v.finish(), Err(Error::Truncated { .. })));
+    let mut v = StreamVerifier::new(&open);
+    v.push(body, |_, _| Ok(())).unwrap();
+    assert!(v.push(b"x", |_, _| Ok(())).is_err());
+}
