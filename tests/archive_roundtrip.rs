@@ -584,3 +584,35 @@ fn stream_verifier_accepts_any_piece_sizes() {
     v.push(body, |_, _| Ok(())).unwrap();
     assert!(v.push(b"x", |_, _| Ok(())).is_err());
 }
+
+#[test]
+fn malformed_prebuilt_slots_are_refused_by_the_writer() {
+    use pgsnap::archive::KeySlot;
+    let dk = DataKey::generate();
+    for slot in [
+        KeySlot::Kms {
+            key_id: "k".repeat(70_000),
+            ciphertext: vec![1],
+        },
+        KeySlot::Kms {
+            key_id: "k".into(),
+            ciphertext: vec![],
+        },
+        KeySlot::Unknown {
+            kind: 1,
+            body: vec![0; 3],
+        },
+        KeySlot::Unknown {
+            kind: 9,
+            body: vec![0; 20_000],
+        },
+    ] {
+        let r = ArchiveWriter::new(
+            Vec::new(),
+            ArchiveOptions::default(),
+            &dk,
+            vec![SlotSpec::Prebuilt(slot)],
+        );
+        assert!(matches!(r, Err(Error::InvalidInput(_))));
+    }
+}

@@ -18,7 +18,7 @@ use crate::archive::codec::Compression;
 use crate::archive::format::*;
 use crate::archive::index::{ChunkRef, Entry, Index};
 use crate::archive::seal::{header_mac, Cipher, SealedChunk, Sealer};
-use crate::archive::slots::SlotSpec;
+use crate::archive::slots::{KeySlot, SlotSpec};
 use crate::error::{Error, Result};
 use crate::keys::DataKey;
 
@@ -183,8 +183,18 @@ impl<W: Write> ArchiveWriter<W> {
             let slot = spec.build(data_key, &archive_id, &aad)?;
             let start = header.len();
             slot.write_to(&mut header);
-            if header.len() - start - SLOT_RECORD_HEADER_LEN > MAX_SLOT_BODY_LEN as usize {
-                return Err(Error::InvalidInput("key slot too large".into()));
+            let body = &header[start + SLOT_RECORD_HEADER_LEN..];
+            // Caller-built slots (`SlotSpec::Prebuilt`) bypass the
+            // constructors' checks: make sure a reader will parse the record
+            // back to the same slot (lengths fit their fields, known kinds are
+            // well-formed) rather than writing an unreadable header.
+            if body.len() > MAX_SLOT_BODY_LEN as usize
+                || KeySlot::parse(slot.kind(), body).ok().as_ref() != Some(&slot)
+            {
+                return Err(Error::InvalidInput(format!(
+                    "key slot {} is malformed or too large",
+                    slot.kind_name()
+                )));
             }
         }
         if header.len() + MAC_LEN > MAX_HEADER_LEN {
