@@ -8,7 +8,7 @@
 //! Set `PGSNAP_BENCH_DUMP=/tmp/sample.copy` to write the synthetic sample (to
 //! compare ratios with `gzip -6`, which is what `pg_dump -Fc` uses), or
 //! `PGSNAP_BENCH_INPUT=file` to benchmark on real COPY output instead.
-//! Compression ratios (stored bytes / raw bytes, 1 MiB chunks) are printed to
+//! Compression ratios (stored bytes / raw bytes, default-size chunks) are printed to
 //! stderr; `cargo bench --bench archive -- --quick nomatch` prints only those.
 
 use std::hint::black_box;
@@ -20,7 +20,8 @@ use pgsnap::archive::{
 };
 use pgsnap::keys::{DataKey, KeyFileKey};
 
-const CHUNK: usize = 1 << 20;
+/// The default chunk size (4 MiB).
+const CHUNK: usize = pgsnap::archive::writer::DEFAULT_CHUNK_SIZE as usize;
 
 /// Something that looks like `COPY ... TO STDOUT` text output: ids, numbers,
 /// timestamps, a few words, an md5 hex column and the occasional NULL.
@@ -134,7 +135,7 @@ fn bench_seal(c: &mut Criterion) {
         std::fs::write(p, &data).unwrap();
     }
     let chunks: Vec<&[u8]> = data.chunks(CHUNK).collect();
-    let mut g = c.benchmark_group("seal_1MiB_chunk_single_thread");
+    let mut g = c.benchmark_group("seal_default_chunk_single_thread");
     g.throughput(Throughput::Bytes(CHUNK as u64));
     let cases = [
         ("zstd1+aes-256-gcm", Cipher::Aes256Gcm, Compression::Zstd(1)),
@@ -176,41 +177,43 @@ fn bench_seal(c: &mut Criterion) {
 }
 
 fn bench_pipeline(c: &mut Criterion) {
-    let data = input(16 * CHUNK);
-    let mut g = c.benchmark_group("pipeline_16MiB");
+    let data = input(8 * CHUNK);
+    let mut g = c.benchmark_group("pipeline_32MiB");
     g.throughput(Throughput::Bytes(data.len() as u64));
     g.sample_size(10);
     let kf = KeyFileKey::generate();
-    for threads in [1usize, 2] {
-        g.bench_function(
-            BenchmarkId::new("zstd1+aes-256-gcm", format!("{threads}_threads")),
-            |b| {
-                b.iter(|| {
-                    let opts = ArchiveOptions {
-                        compression: Compression::Zstd(1),
-                        ..Default::default()
-                    };
-                    let w = ArchiveWriter::new(
-                        std::io::sink(),
-                        opts,
-                        &DataKey::generate(),
-                        vec![SlotSpec::KeyFile(&kf)],
-                    )
-                    .unwrap();
-                    let p = ChunkPipeline::new(w, threads, 2 * threads + 2);
-                    for ch in data.chunks(CHUNK) {
-                        p.submit(1, 1000, ch.to_vec()).unwrap();
-                    }
-                    let e = EntryInfo {
-                        id: 1,
-                        kind: "table".into(),
-                        name: None,
-                        meta: serde_json::Value::Null,
-                    };
-                    black_box(p.finish(vec![e], serde_json::Value::Null).unwrap().1)
-                })
-            },
-        );
+    let cases = [
+        ("zstd1+aes-256-gcm", Compression::Zstd(1), 1usize),
+        ("zstd1+aes-256-gcm", Compression::Zstd(1), 2),
+        ("default(zstd3)+aes-256-gcm", Compression::default(), 2),
+    ];
+    for (name, compression, threads) in cases {
+        g.bench_function(BenchmarkId::new(name, format!("{threads}_threads")), |b| {
+            b.iter(|| {
+                let opts = ArchiveOptions {
+                    compression,
+                    ..Default::default()
+                };
+                let w = ArchiveWriter::new(
+                    std::io::sink(),
+                    opts,
+                    &DataKey::generate(),
+                    vec![SlotSpec::KeyFile(&kf)],
+                )
+                .unwrap();
+                let p = ChunkPipeline::new(w, threads, 2 * threads + 2);
+                for ch in data.chunks(CHUNK) {
+                    p.submit(1, 1000, ch.to_vec()).unwrap();
+                }
+                let e = EntryInfo {
+                    id: 1,
+                    kind: "table".into(),
+                    name: None,
+                    meta: serde_json::Value::Null,
+                };
+                black_box(p.finish(vec![e], serde_json::Value::Null).unwrap().1)
+            })
+        });
     }
     g.finish();
 }

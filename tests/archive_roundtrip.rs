@@ -165,8 +165,10 @@ proptest! {
             expect[*e as usize].extend_from_slice(raw);
             rows[*e as usize] += 2;
         }
+        let progress = p.sender().progress();
         let (bytes, summary) = p.finish((0..3).map(entry).collect(), serde_json::Value::Null).unwrap();
         prop_assert_eq!(summary.bytes, bytes.len() as u64);
+        prop_assert!(progress.bytes <= summary.bytes && progress.chunks <= summary.chunks);
         let digest: [u8; 32] = <sha2::Sha256 as sha2::Digest>::digest(&bytes).into();
         prop_assert_eq!(summary.sha256, digest);
         let got = open_all(&bytes, &Unlock::KeyFile(&kf)).unwrap();
@@ -508,4 +510,109 @@ fn empty_archive_roundtrips() {
         open_all(&bytes, &Unlock::KeyFile(&kf)).unwrap(),
         vec![(0, vec![])]
     );
+}
+
+#[test]
+fn shared_types_are_send_and_sync() {
+    fn check<T: Send + Sync>() {}
+    check::<pgsnap::archive::Sealer>();
+    check::<pgsnap::archive::OpenArchive>();
+    check::<pgsnap::archive::ChunkSender>();
+    check::<pgsnap::archive::Index>();
+    check::<ArchiveFile>();
+    check::<Header>();
+    check::<DataKey>();
+    check::<KeyFileKey>();
+    check::<Error>();
+}
+
+#[test]
+fn dropped_pipeline_abandons_the_archive_without_hanging() {
+    let kf = KeyFileKey::generate();
+    let dk = DataKey::generate();
+    let w = ArchiveWriter::new(
+        Vec::new(),
+        ArchiveOptions::default(),
+        &dk,
+        vec![SlotSpec::KeyFile(&kf)],
+    )
+    .unwrap();
+    let p = ChunkPipeline::new(w, 2, 2);
+    let s = p.sender();
+    for i in 0..5 {
+        s.submit(1, i, vec![b'x'; 1000]).unwrap();
+    }
+    drop(p);
+    assert!(s.submit(1, 0, vec![1]).is_err());
+}
+
+#[test]
+fn stream_verifier_accepts_any_piece_sizes() {
+    use pgsnap::archive::StreamVerifier;
+    let kf = KeyFileKey::generate();
+    let bytes = sample(&kf, 300, 7);
+    let (h, hlen) = Header::parse(&bytes).unwrap();
+    let open = h.unlock(&Unlock::KeyFile(&kf)).unwrap();
+    let body = &bytes[hlen..];
+    let mut reference = Vec::new();
+    let whole = open
+        .read_stream(body, |i, raw| {
+            reference.push((i, raw.to_vec()));
+            Ok(())
+        })
+        .unwrap();
+    for piece in [1usize, 3, 24, 29, 1000, body.len()] {
+        let mut v = StreamVerifier::new(&open);
+        let mut got = Vec::new();
+        for p in body.chunks(piece) {
+            v.push(p, |i, raw| {
+                got.push((i, raw.to_vec()));
+                Ok(())
+            })
+            .unwrap();
+        }
+        assert_eq!(v.position(), bytes.len() as u64);
+        let s = v.finish().unwrap();
+        assert_eq!(s.index, whole.index);
+        assert_eq!(got, reference, "piece size {piece}");
+    }
+    // Truncated input fails at finish, extra input at push.
+    let mut v = StreamVerifier::new(&open);
+    v.push(&body[..body.len() - 1], |_, _| Ok(())).unwrap();
+    assert!(matches!(v.finish(), Err(Error::Truncated { .. })));
+    let mut v = StreamVerifier::new(&open);
+    v.push(body, |_, _| Ok(())).unwrap();
+    assert!(v.push(b"x", |_, _| Ok(())).is_err());
+}
+
+#[test]
+fn malformed_prebuilt_slots_are_refused_by_the_writer() {
+    use pgsnap::archive::KeySlot;
+    let dk = DataKey::generate();
+    for slot in [
+        KeySlot::Kms {
+            key_id: "k".repeat(70_000),
+            ciphertext: vec![1],
+        },
+        KeySlot::Kms {
+            key_id: "k".into(),
+            ciphertext: vec![],
+        },
+        KeySlot::Unknown {
+            kind: 1,
+            body: vec![0; 3],
+        },
+        KeySlot::Unknown {
+            kind: 9,
+            body: vec![0; 20_000],
+        },
+    ] {
+        let r = ArchiveWriter::new(
+            Vec::new(),
+            ArchiveOptions::default(),
+            &dk,
+            vec![SlotSpec::Prebuilt(slot)],
+        );
+        assert!(matches!(r, Err(Error::InvalidInput(_))));
+    }
 }

@@ -47,12 +47,12 @@ impl Codec {
 }
 
 /// Default zstd level. The size target is "no larger than `pg_dump -Fc`",
-/// which compresses with gzip -6. Measured on 1 MiB chunks of COPY-like text
+/// which compresses with gzip -6. Measured on chunks of COPY-like text
 /// (docs/benchmarks.md, "Archive path"), zstd 1 is 10-17% *larger* than
-/// gzip -6 on realistic data, while zstd 3 is within about 2% of it (smaller
-/// on two of three samples) and still compresses at roughly 200 MiB/s per
-/// core, several times faster than gzip -6. Use `zstd:1` when speed matters
-/// more than size, `zstd:5` or more for a clear size margin.
+/// gzip -6 on realistic data, while zstd 3 with the default 4 MiB chunks is
+/// 1-4% smaller and still compresses at roughly 200 MiB/s per core, several
+/// times faster than gzip -6. Use `zstd:1` when speed matters more than
+/// size, `zstd:5` or more for a clear size margin.
 pub const DEFAULT_ZSTD_LEVEL: i32 = 3;
 
 /// How the writer compresses chunks.

@@ -54,8 +54,14 @@ fn parse_archive(data: &[u8]) {
     let Ok(open) = header.unlock(&Unlock::KeyFile(&key)) else {
         return;
     };
-    // Streaming verification over the body.
-    let _ = open.read_stream(&data[header_len..], |_, _| Ok(()));
+    // Streaming verification over the body, in one piece and in small ones.
+    let body = &data[header_len..];
+    let _ = open.read_stream(body, |_, _| Ok(()));
+    let mut v = crate::archive::reader::StreamVerifier::new(&open);
+    let piece = 1 + data.len() % 97;
+    if body.chunks(piece).all(|p| v.push(p, |_, _| Ok(())).is_ok()) {
+        let _ = v.finish();
+    }
     // Random access.
     if data.len() < header_len + FOOTER_LEN {
         return;

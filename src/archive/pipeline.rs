@@ -17,7 +17,7 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
@@ -42,6 +42,21 @@ struct Shared {
     first_error: Mutex<Option<Error>>,
     first_error_msg: Mutex<Option<String>>,
     chunk_size: usize,
+    /// Progress counters, updated by the writer thread.
+    written_chunks: AtomicU64,
+    written_bytes: AtomicU64,
+    written_raw_bytes: AtomicU64,
+}
+
+/// Progress of a pipeline (for progress bars); see [`ChunkSender::progress`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Progress {
+    /// Data chunks written to the output.
+    pub chunks: u64,
+    /// Archive bytes written so far (header included).
+    pub bytes: u64,
+    /// Raw (uncompressed) bytes of the chunks written.
+    pub raw_bytes: u64,
 }
 
 impl Shared {
@@ -100,6 +115,16 @@ impl ChunkSender {
         Ok(())
     }
 
+    /// What the writer thread has written so far.
+    pub fn progress(&self) -> Progress {
+        let s = &self.shared;
+        Progress {
+            chunks: s.written_chunks.load(Ordering::Relaxed),
+            bytes: s.written_bytes.load(Ordering::Relaxed),
+            raw_bytes: s.written_raw_bytes.load(Ordering::Relaxed),
+        }
+    }
+
     fn submit_one(&self, entry: u32, rows: u64, raw: Vec<u8>) -> Result<()> {
         let s = &self.shared;
         if s.failed.load(Ordering::SeqCst) {
@@ -145,7 +170,8 @@ impl ChunkSender {
 pub struct ChunkPipeline<W: Write + Send + 'static> {
     sender: ChunkSender,
     workers: Vec<JoinHandle<()>>,
-    writer: JoinHandle<Option<ArchiveWriter<W>>>,
+    /// `None` only after `finish` took it.
+    writer: Option<JoinHandle<Option<ArchiveWriter<W>>>>,
 }
 
 impl<W: Write + Send + 'static> ChunkPipeline<W> {
@@ -169,6 +195,9 @@ impl<W: Write + Send + 'static> ChunkPipeline<W> {
             first_error: Mutex::new(None),
             first_error_msg: Mutex::new(None),
             chunk_size: sealer.chunk_size() as usize,
+            written_chunks: AtomicU64::new(0),
+            written_bytes: AtomicU64::new(writer.bytes_written()),
+            written_raw_bytes: AtomicU64::new(0),
         });
         let workers = (0..threads)
             .map(|i| {
@@ -210,7 +239,7 @@ impl<W: Write + Send + 'static> ChunkPipeline<W> {
         ChunkPipeline {
             sender: ChunkSender { shared },
             workers,
-            writer,
+            writer: Some(writer),
         }
     }
 
@@ -243,7 +272,7 @@ impl<W: Write + Send + 'static> ChunkPipeline<W> {
     /// and footer. All submits must have returned before this is called;
     /// later submits fail. Returns the first error of any thread.
     pub fn finish(
-        self,
+        mut self,
         entries: Vec<EntryInfo>,
         meta: serde_json::Value,
     ) -> Result<(W, ArchiveSummary)> {
@@ -251,10 +280,10 @@ impl<W: Write + Send + 'static> ChunkPipeline<W> {
         // Dropping the job sender lets the workers drain the queue and exit.
         shared.jobs.lock().unwrap_or_else(|p| p.into_inner()).take();
         let mut panicked = false;
-        for w in self.workers {
+        for w in std::mem::take(&mut self.workers) {
             panicked |= w.join().is_err();
         }
-        let writer = self.writer.join();
+        let writer = self.writer.take().expect("finish runs once").join();
         if let Some(e) = shared
             .first_error
             .lock()
@@ -267,6 +296,20 @@ impl<W: Write + Send + 'static> ChunkPipeline<W> {
             Ok(Some(w)) if !panicked => w.finish(entries, meta),
             _ => Err(Error::Pipeline("a pipeline thread panicked".into())),
         }
+    }
+}
+
+impl<W: Write + Send + 'static> Drop for ChunkPipeline<W> {
+    /// Dropping a pipeline without `finish` abandons the archive: queued
+    /// chunks are still written, then the threads exit and the inner writer
+    /// is dropped without an index or footer (readers will refuse it).
+    fn drop(&mut self) {
+        self.sender
+            .shared
+            .jobs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
     }
 }
 
@@ -299,12 +342,20 @@ fn write_loop<W: Write>(
     for chunk in results {
         pending.insert(chunk.counter(), chunk);
         while let Some(c) = pending.remove(&writer.next_counter()) {
+            let raw_len = c.raw_len() as u64;
             if let Err(e) = writer.write_sealed(c) {
                 shared.fail(e);
                 // Returning drops `permits` and `results`: blocked submitters
                 // and workers wake up with an error instead of deadlocking.
                 return None;
             }
+            shared.written_chunks.fetch_add(1, Ordering::Relaxed);
+            shared
+                .written_raw_bytes
+                .fetch_add(raw_len, Ordering::Relaxed);
+            shared
+                .written_bytes
+                .store(writer.bytes_written(), Ordering::Relaxed);
             let _ = permits.try_send(());
         }
         if shared.failed.load(Ordering::SeqCst) {

@@ -281,129 +281,238 @@ impl OpenArchive {
     /// `on_segment` receives each data segment's plaintext as soon as it is
     /// authenticated. Truncation and a lying index are only detected at the
     /// end, so treat what it received as provisional until this returns `Ok`.
+    /// For async sources use [`StreamVerifier`] directly.
     pub fn read_stream<R: Read>(
         &self,
         mut r: R,
         mut on_segment: impl FnMut(SegmentInfo, &[u8]) -> Result<()>,
     ) -> Result<StreamSummary> {
-        let max_data = self.header.max_data_segment_len();
-        let mut offset = self.header_len();
-        let mut counter: u32 = 0;
-        // (offset, frame_len, entry, raw_len) per data segment, by counter.
-        let mut seen: Vec<(u64, u32, u32, u32)> = Vec::new();
-        let mut buf: Vec<u8> = Vec::new();
+        let mut v = StreamVerifier::new(self);
+        let mut block = vec![0u8; 256 * 1024];
         loop {
-            let mut len_field = [0u8; 4];
-            read_exact_or_truncated(&mut r, &mut len_field, offset + 4)?;
-            let ct_len = u32::from_le_bytes(len_field);
-            if !(MIN_SEGMENT_LEN..=MAX_SEGMENT_LEN).contains(&ct_len) {
-                return Err(Error::format(format!(
-                    "segment {counter}: invalid length {ct_len}"
-                )));
-            }
-            let frame_len = ct_len + FRAME_LEN_FIELD as u32;
-            // Grow the buffer only as bytes actually arrive, so a lying
-            // length on a short stream cannot make us allocate its value.
-            buf.clear();
-            (&mut r).take(ct_len as u64).read_to_end(&mut buf)?;
-            if buf.len() != ct_len as usize {
-                return Err(Error::Truncated {
-                    needed: offset + frame_len as u64,
-                });
-            }
-            let as_data = if ct_len <= max_data {
-                match self.decrypt(counter, false, &mut buf) {
-                    Ok(p) => Some(p),
-                    Err(Error::Auth) => None,
-                    Err(e) => return Err(e),
-                }
-            } else {
-                None
+            let n = match r.read(&mut block) {
+                Ok(0) => return v.finish(),
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e.into()),
             };
-            if let Some(p) = as_data {
-                if p.entry == INDEX_ENTRY_ID || p.raw_len > self.header.chunk_size {
-                    return Err(Error::format(format!(
-                        "segment {counter}: invalid inner header"
-                    )));
-                }
-                let raw = Self::payload(&buf, &p)?;
-                on_segment(
-                    SegmentInfo {
-                        counter,
-                        offset,
-                        frame_len,
-                        entry: p.entry,
-                        codec: p.codec,
-                        raw_len: p.raw_len,
-                    },
-                    &raw,
-                )?;
-                seen.push((offset, frame_len, p.entry, p.raw_len));
-                offset += frame_len as u64;
-                counter = counter
-                    .checked_add(1)
-                    .filter(|c| *c < u32::MAX)
-                    .ok_or_else(|| Error::format("too many segments"))?;
-                continue;
+            v.push(&block[..n], &mut on_segment)?;
+        }
+    }
+}
+
+/// Where a [`StreamVerifier`] is in the archive.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum StreamState {
+    /// Expecting a frame (data segment or the index).
+    Frames,
+    /// The index was read; expecting the 24-byte footer.
+    Footer,
+    /// Footer read; nothing else may follow.
+    Done,
+}
+
+/// Push-based (sans-IO) streaming verifier: feed it the archive bytes that
+/// follow the header, in pieces of any size, then call
+/// [`finish`](Self::finish). Suited to async sources (an S3 GET body, a
+/// socket): it never blocks and buffers at most one frame plus the last
+/// pushed piece. See [`OpenArchive::read_stream`] for what is verified.
+pub struct StreamVerifier<'a> {
+    open: &'a OpenArchive,
+    state: StreamState,
+    /// Unconsumed bytes (at most one frame plus one pushed piece).
+    buf: Vec<u8>,
+    /// Archive offset of `buf[0]`.
+    offset: u64,
+    counter: u32,
+    /// (offset, frame_len, entry, raw_len) of every data segment, by counter.
+    seen: Vec<(u64, u32, u32, u32)>,
+    index: Option<(Index, u64, u32)>,
+    footer: Option<Footer>,
+}
+
+impl std::fmt::Debug for StreamVerifier<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StreamVerifier")
+            .field("state", &self.state)
+            .field("offset", &self.offset)
+            .field("segments", &self.counter)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a> StreamVerifier<'a> {
+    pub fn new(open: &'a OpenArchive) -> Self {
+        StreamVerifier {
+            open,
+            state: StreamState::Frames,
+            buf: Vec::new(),
+            offset: open.header_len(),
+            counter: 0,
+            seen: Vec::new(),
+            index: None,
+            footer: None,
+        }
+    }
+
+    /// Archive offset up to which bytes have been consumed and verified.
+    pub fn position(&self) -> u64 {
+        self.offset
+    }
+
+    /// Feeds the next bytes. Calls `on_segment` for every data segment that
+    /// is complete and authenticated.
+    pub fn push(
+        &mut self,
+        data: &[u8],
+        mut on_segment: impl FnMut(SegmentInfo, &[u8]) -> Result<()>,
+    ) -> Result<()> {
+        if self.state == StreamState::Done {
+            if data.is_empty() {
+                return Ok(());
             }
-            // Not a valid data segment: it must be the index (final segment).
-            let p = self.decrypt(counter, true, &mut buf)?;
-            let index = self.decode_index(&buf, &p, offset, counter)?;
-            let index_offset = offset;
-            offset += frame_len as u64;
-            let mut fbytes = [0u8; FOOTER_LEN];
-            read_exact_or_truncated(&mut r, &mut fbytes, offset + FOOTER_LEN as u64)?;
-            let footer = Footer::parse(&fbytes)?;
-            if footer.index_offset != index_offset
-                || footer.index_frame_len != frame_len
-                || footer.index_counter != counter
-            {
-                return Err(Error::format("footer does not match the index segment"));
-            }
-            offset += FOOTER_LEN as u64;
-            let mut extra = [0u8; 1];
-            if read_some(&mut r, &mut extra)? != 0 {
-                return Err(Error::format(format!(
-                    "unexpected data after the footer at offset {offset}"
-                )));
-            }
-            for e in &index.entries {
-                for c in &e.chunks {
-                    // Index validation guarantees counters 0..counter, all present.
-                    let s = seen[c.counter as usize];
-                    if s != (c.offset, c.len, e.id, c.raw_len) {
+            return Err(Error::format(format!(
+                "unexpected data after the footer at offset {}",
+                self.offset
+            )));
+        }
+        self.buf.extend_from_slice(data);
+        let mut consumed = 0usize;
+        let r = self.process(&mut consumed, &mut on_segment);
+        self.buf.drain(..consumed);
+        r
+    }
+
+    fn process(
+        &mut self,
+        consumed: &mut usize,
+        on_segment: &mut impl FnMut(SegmentInfo, &[u8]) -> Result<()>,
+    ) -> Result<()> {
+        let open = self.open;
+        let max_data = open.header.max_data_segment_len();
+        loop {
+            let avail = &mut self.buf[*consumed..];
+            match self.state {
+                StreamState::Done => {
+                    if !avail.is_empty() {
                         return Err(Error::format(format!(
-                            "index record for segment {} does not match the segment",
-                            c.counter
+                            "unexpected data after the footer at offset {}",
+                            self.offset
                         )));
                     }
+                    return Ok(());
+                }
+                StreamState::Footer => {
+                    if avail.len() < FOOTER_LEN {
+                        return Ok(());
+                    }
+                    let fbytes: [u8; FOOTER_LEN] = avail[..FOOTER_LEN].try_into().expect("len");
+                    let footer = Footer::parse(&fbytes)?;
+                    let (_, index_offset, frame_len) = self.index.as_ref().expect("index read");
+                    if footer.index_offset != *index_offset
+                        || footer.index_frame_len != *frame_len
+                        || footer.index_counter != self.counter
+                    {
+                        return Err(Error::format("footer does not match the index segment"));
+                    }
+                    self.footer = Some(footer);
+                    *consumed += FOOTER_LEN;
+                    self.offset += FOOTER_LEN as u64;
+                    self.state = StreamState::Done;
+                }
+                StreamState::Frames => {
+                    if avail.len() < FRAME_LEN_FIELD {
+                        return Ok(());
+                    }
+                    let ct_len = u32::from_le_bytes(avail[..4].try_into().expect("4 bytes"));
+                    if !(MIN_SEGMENT_LEN..=MAX_SEGMENT_LEN).contains(&ct_len) {
+                        return Err(Error::format(format!(
+                            "segment {}: invalid length {ct_len}",
+                            self.counter
+                        )));
+                    }
+                    let frame_len = ct_len + FRAME_LEN_FIELD as u32;
+                    if avail.len() < frame_len as usize {
+                        return Ok(());
+                    }
+                    let ct = &mut avail[FRAME_LEN_FIELD..frame_len as usize];
+                    let as_data = if ct_len <= max_data {
+                        match open.decrypt(self.counter, false, ct) {
+                            Ok(p) => Some(p),
+                            Err(Error::Auth) => None,
+                            Err(e) => return Err(e),
+                        }
+                    } else {
+                        None
+                    };
+                    if let Some(p) = as_data {
+                        if p.entry == INDEX_ENTRY_ID || p.raw_len > open.header.chunk_size {
+                            return Err(Error::format(format!(
+                                "segment {}: invalid inner header",
+                                self.counter
+                            )));
+                        }
+                        let raw = OpenArchive::payload(ct, &p)?;
+                        on_segment(
+                            SegmentInfo {
+                                counter: self.counter,
+                                offset: self.offset,
+                                frame_len,
+                                entry: p.entry,
+                                codec: p.codec,
+                                raw_len: p.raw_len,
+                            },
+                            &raw,
+                        )?;
+                        self.seen.push((self.offset, frame_len, p.entry, p.raw_len));
+                        self.counter = self
+                            .counter
+                            .checked_add(1)
+                            .filter(|c| *c < u32::MAX)
+                            .ok_or_else(|| Error::format("too many segments"))?;
+                    } else {
+                        // Not a valid data segment: it must be the index.
+                        let p = open.decrypt(self.counter, true, ct)?;
+                        let index = open.decode_index(ct, &p, self.offset, self.counter)?;
+                        self.index = Some((index, self.offset, frame_len));
+                        self.state = StreamState::Footer;
+                    }
+                    *consumed += frame_len as usize;
+                    self.offset += frame_len as u64;
                 }
             }
-            return Ok(StreamSummary {
-                index,
-                footer,
-                bytes: offset,
-                segments: counter as u64,
-            });
         }
     }
-}
 
-fn read_exact_or_truncated<R: Read>(r: &mut R, buf: &mut [u8], needed: u64) -> Result<()> {
-    match r.read_exact(buf) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Err(Error::Truncated { needed }),
-        Err(e) => Err(e.into()),
-    }
-}
-
-fn read_some<R: Read>(r: &mut R, buf: &mut [u8]) -> Result<usize> {
-    loop {
-        match r.read(buf) {
-            Ok(n) => return Ok(n),
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e.into()),
+    /// Call at end of input. Fails if the archive was truncated; otherwise
+    /// cross-checks the index against the segments seen and returns it.
+    pub fn finish(self) -> Result<StreamSummary> {
+        if self.state != StreamState::Done || !self.buf.is_empty() {
+            let needed = match self.state {
+                StreamState::Footer => self.offset + FOOTER_LEN as u64,
+                _ => self.offset + self.buf.len() as u64 + 1,
+            };
+            return Err(Error::Truncated { needed });
         }
+        let (index, _, _) = self.index.expect("done implies index");
+        for e in &index.entries {
+            for c in &e.chunks {
+                // Index validation guarantees counters 0..N, all present.
+                let s = self.seen[c.counter as usize];
+                if s != (c.offset, c.len, e.id, c.raw_len) {
+                    return Err(Error::format(format!(
+                        "index record for segment {} does not match the segment",
+                        c.counter
+                    )));
+                }
+            }
+        }
+        Ok(StreamSummary {
+            index,
+            footer: self.footer.expect("done implies footer"),
+            bytes: self.offset,
+            segments: self.counter as u64,
+        })
     }
 }
 
