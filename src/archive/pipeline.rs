@@ -258,14 +258,16 @@ impl<W: Write + Send + 'static> ChunkPipeline<W> {
     /// storage writer discards the partial object. Call it on any failure
     /// before returning: threads left running could outlive the process's
     /// cleanup.
-    pub fn abort(self) {
+    pub fn abort(mut self) {
         let shared = Arc::clone(&self.sender.shared);
         shared.fail(Error::Pipeline("aborted".into()));
         shared.jobs.lock().unwrap_or_else(|p| p.into_inner()).take();
-        for w in self.workers {
+        for w in std::mem::take(&mut self.workers) {
             let _ = w.join();
         }
-        drop(self.writer.join());
+        if let Some(w) = self.writer.take() {
+            drop(w.join());
+        }
     }
 
     /// Waits for every submitted chunk to be written, then seals the index
