@@ -347,3 +347,96 @@ fn dry_run_changes_nothing_and_prints_the_plan() {
     assert_eq!(v["ok"], true);
     assert_eq!(v["rows"], 300112);
 }
+
+#[test]
+fn accidental_delete_restore_into_a_new_schema_of_the_live_database() {
+    let pg = pg();
+    let live = pg.create_db("into_schema");
+    pg.psql(
+        &live,
+        "CREATE SCHEMA app;
+         CREATE TABLE app.users (id serial PRIMARY KEY, email text UNIQUE, n int CHECK (n >= 0));
+         CREATE INDEX users_n ON app.users (n);
+         CREATE TABLE app.orders (id int PRIMARY KEY, user_id int REFERENCES app.users(id) ON DELETE CASCADE);
+         CREATE FUNCTION app.touch() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN RETURN NEW; END$$;
+         CREATE TRIGGER users_touch BEFORE UPDATE ON app.users FOR EACH ROW EXECUTE FUNCTION app.touch();
+         INSERT INTO app.users (email, n) SELECT 'u' || g, g FROM generate_series(1, 1000) g;
+         INSERT INTO app.orders SELECT g, g FROM generate_series(1, 1000) g;",
+    );
+    let w = Workdir::new();
+    pgsnap_ok(&[
+        "backup",
+        "--db",
+        &pg.url(&live),
+        "--repo",
+        &w.repo(),
+        "--key-file",
+        &w.key(),
+    ]);
+    // The accident.
+    pg.psql(&live, "DELETE FROM app.users WHERE id > 400");
+    let out = pgsnap(&[
+        "restore",
+        "--repo",
+        &w.repo(),
+        "--key-file",
+        &w.key(),
+        "latest",
+        "--db",
+        &pg.url(&live),
+        "--table",
+        "app.users",
+        "--into-schema",
+        "restored",
+        "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: serde_json::Value =
+        serde_json::from_str(String::from_utf8_lossy(&out.stdout).lines().last().unwrap()).unwrap();
+    assert!(r["skipped"].to_string().contains("users_touch"), "{r}");
+    assert_eq!(
+        pg.psql(&live, "SELECT count(*) FROM restored.users").trim(),
+        "1000"
+    );
+    assert_eq!(
+        pg.psql(&live, "SELECT count(*) FROM app.users").trim(),
+        "400"
+    );
+    // Indexes and constraints came along, into the new schema.
+    assert_eq!(
+        pg.psql(
+            &live,
+            "SELECT count(*) FROM pg_indexes WHERE schemaname = 'restored'"
+        )
+        .trim(),
+        "3"
+    );
+    // Copy the lost rows back.
+    pg.psql(
+        &live,
+        "INSERT INTO app.users SELECT * FROM restored.users r WHERE NOT EXISTS \
+         (SELECT 1 FROM app.users u WHERE u.id = r.id)",
+    );
+    assert_eq!(
+        pg.psql(&live, "SELECT count(*) FROM app.users").trim(),
+        "1000"
+    );
+    // Without a table selection the flag is a usage error.
+    let out = pgsnap(&[
+        "restore",
+        "--repo",
+        &w.repo(),
+        "--key-file",
+        &w.key(),
+        "latest",
+        "--db",
+        &pg.url(&live),
+        "--into-schema",
+        "x",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+}

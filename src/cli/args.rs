@@ -46,7 +46,9 @@ pub enum Command {
         pgsnap restore --repo /backups --key-file backup.key latest --db postgres:///scratch \\\n      \
         --table app.orders\n  \
         pgsnap restore --repo /backups --key-file backup.key 20261125T020000Z-3f9a \\\n      \
-        --db postgres:///app --dry-run\n\n\
+        --db postgres:///app --dry-run\n  \
+        pgsnap restore --repo /backups --key-file backup.key latest --db postgres:///app \\\n      \
+        --table app.orders --into-schema restored   # next to the live table, to compare\n\n\
         Before changing anything, restore authenticates every chunk it will use, refuses\n\
         objects that already exist (unless --clean) and missing owner roles (unless\n\
         --no-owner). After loading, it compares every table's row count with the backup.")]
@@ -210,6 +212,7 @@ pub struct BackupArgs {
 }
 
 #[derive(Args, Debug)]
+#[command(group = clap::ArgGroup::new("selection").multiple(true).args(["tables", "schemas"]))]
 pub struct RestoreArgs {
     #[command(flatten)]
     pub repo: RepoArg,
@@ -242,6 +245,9 @@ pub struct RestoreArgs {
     /// Rows only, into existing tables.
     #[arg(long)]
     pub data_only: bool,
+    /// Create the chosen tables in this (new) schema, next to the live ones.
+    #[arg(long, value_name = "NAME", requires = "selection")]
+    pub into_schema: Option<String>,
     /// Drop the objects this restore would create when they exist in the target.
     #[arg(long)]
     pub clean: bool,

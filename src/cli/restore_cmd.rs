@@ -63,6 +63,7 @@ pub async fn restore(a: RestoreArgs, quiet: bool) -> anyhow::Result<ExitCode> {
         schemas: a.schemas.clone(),
         schema_only: a.schema_only,
         data_only: a.data_only,
+        into_schema: a.into_schema.clone(),
         clean: a.clean,
         dry_run: a.dry_run,
         no_owner: a.no_owner,
@@ -83,6 +84,9 @@ pub async fn restore(a: RestoreArgs, quiet: bool) -> anyhow::Result<ExitCode> {
     } else {
         for s in &report.skipped_foreign_keys {
             eprintln!("pgsnap: skipped foreign key {s}");
+        }
+        for s in &report.skipped {
+            eprintln!("pgsnap: skipped {s}");
         }
         println!(
             "restored backup {} into {}: {} tables, {} rows, read {} of {} in {:.1}s; row counts \

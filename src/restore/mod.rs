@@ -39,6 +39,8 @@ pub struct RestoreOptions {
     pub schemas: Vec<String>,
     pub schema_only: bool,
     pub data_only: bool,
+    /// Create the chosen tables in this schema instead of their own.
+    pub into_schema: Option<String>,
     pub clean: bool,
     pub dry_run: bool,
     pub no_owner: bool,
@@ -67,6 +69,8 @@ pub struct RestoreReport {
     pub seconds: f64,
     pub objects: usize,
     pub skipped_foreign_keys: Vec<String>,
+    /// Objects left out with --into-schema (triggers, policies, ...).
+    pub skipped: Vec<String>,
     pub reused: Vec<String>,
     pub dropped: Vec<String>,
     pub checks: Vec<TableCheck>,
@@ -110,6 +114,7 @@ pub async fn run(
         seconds: 0.0,
         objects: plan.pre_data.len() + plan.post_data.len(),
         skipped_foreign_keys: plan.skipped_fks.clone(),
+        skipped: plan.skipped.clone(),
         reused: vec![],
         dropped: vec![],
         checks: vec![],

@@ -43,6 +43,75 @@ pub struct PlannedTable {
     pub entry: Option<u32>,
 }
 
+/// `--into-schema`: the selected tables (and their sequences, indexes and
+/// constraints) are created in another schema; everything they depend on
+/// (types, functions, ...) stays where it is and is reused when present.
+#[derive(Debug, Clone, Default)]
+pub struct Retarget {
+    pub schema: String,
+    /// Objects whose statements are rewritten into `schema`.
+    pub moved: BTreeSet<u32>,
+    /// `(schema, name)` of every moved relation.
+    pub relations: Vec<(String, String)>,
+}
+
+impl Retarget {
+    /// Rewrites references to the moved relations in one statement, in the
+    /// two spellings the server's deparsers use: always quoted
+    /// (`"app"."users"`) and quoted only where needed (`app.users`).
+    pub fn rewrite(&self, sql: &str) -> String {
+        let mut out = sql.to_string();
+        let to_schema = crate::pg::snapshot::ident(&self.schema);
+        for (schema, name) in &self.relations {
+            let quoted_to = format!("{to_schema}.{}", crate::pg::snapshot::ident(name));
+            for from in [
+                crate::pg::snapshot::qualified(schema, name),
+                format!("{}.{}", minimal_quote(schema), minimal_quote(name)),
+            ] {
+                out = replace_word(&out, &from, &quoted_to);
+            }
+        }
+        out
+    }
+}
+
+/// An identifier quoted only when it must be (as `quote_ident` does).
+fn minimal_quote(s: &str) -> String {
+    let plain = s
+        .chars()
+        .next()
+        .map(|c| c.is_ascii_lowercase() || c == '_')
+        .unwrap_or(false)
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if plain {
+        s.to_string()
+    } else {
+        crate::pg::snapshot::ident(s)
+    }
+}
+
+/// Replaces `from` where it is not part of a longer identifier.
+fn replace_word(text: &str, from: &str, to: &str) -> String {
+    let ident_char = |c: char| c.is_alphanumeric() || c == '_' || c == '$';
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(pos) = rest.find(from) {
+        let before = out.chars().last().or_else(|| rest[..pos].chars().last());
+        let before = rest[..pos].chars().last().or(before);
+        let after = rest[pos + from.len()..].chars().next();
+        let bounded = !before.map(ident_char).unwrap_or(false)
+            && !after.map(|c| ident_char(c) || c == '"').unwrap_or(false)
+            && before != Some('"')
+            && before != Some('.');
+        out.push_str(&rest[..pos]);
+        out.push_str(if bounded { to } else { from });
+        rest = &rest[pos + from.len()..];
+    }
+    out.push_str(rest);
+    out
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Plan {
     pub pre_data: Vec<PlannedObject>,
@@ -56,12 +125,95 @@ pub struct Plan {
     pub model: SchemaModel,
     #[serde(skip)]
     pub full: bool,
+    #[serde(skip)]
+    pub retarget: Option<Retarget>,
+    /// With --into-schema: objects of the tables left out (foreign keys,
+    /// triggers, policies, rules), reported.
+    pub skipped: Vec<String>,
 }
 
 impl Plan {
     pub fn object(&self, id: u32) -> &DbObject {
         self.model.object(id)
     }
+
+    /// The schema an object is created in.
+    pub fn target_schema<'a>(&'a self, o: &'a DbObject) -> Option<&'a str> {
+        match &self.retarget {
+            Some(r) if r.moved.contains(&o.id) => Some(r.schema.as_str()),
+            _ => o.schema.as_deref(),
+        }
+    }
+
+    /// The statements for an object, rewritten for --into-schema.
+    pub fn sql(&self, o: &DbObject, apply: &crate::schema::ApplyOptions) -> Vec<String> {
+        let stmts = crate::schema::object_sql(o, apply);
+        match &self.retarget {
+            Some(r) if r.moved.contains(&o.id) => stmts.iter().map(|s| r.rewrite(s)).collect(),
+            _ => stmts,
+        }
+    }
+}
+
+/// Decides what moves into `--into-schema`'s schema: the selected tables,
+/// their own sequences, indexes and key/check constraints. Foreign keys,
+/// triggers, rules and policies of those tables are left out and reported
+/// (a copy next to the live table must not fire the application's triggers
+/// or tie itself to live rows).
+fn retarget(
+    model: &SchemaModel,
+    tables: &[&crate::schema::TableInfo],
+    schema: &str,
+) -> (Retarget, BTreeSet<u32>, Vec<String>) {
+    let table_ids: BTreeSet<u32> = tables.iter().map(|t| t.object_id).collect();
+    let mut moved: BTreeSet<u32> = table_ids.clone();
+    let mut drop_ids = BTreeSet::new();
+    let mut skipped = Vec::new();
+    for o in &model.objects {
+        let Some(owner) = o.belongs_to else { continue };
+        if !table_ids.contains(&owner) {
+            continue;
+        }
+        match o.kind {
+            ObjectKind::Index
+            | ObjectKind::Constraint
+            | ObjectKind::CheckConstraint
+            | ObjectKind::SequenceOwnedBy => {
+                moved.insert(o.id);
+                if o.kind == ObjectKind::SequenceOwnedBy {
+                    for d in &o.deps {
+                        if model.object(*d).kind == ObjectKind::Sequence {
+                            moved.insert(*d);
+                        }
+                    }
+                }
+            }
+            _ => {
+                drop_ids.insert(o.id);
+                skipped.push(format!("{} (not copied with --into-schema)", o.identity));
+            }
+        }
+    }
+    let relations = moved
+        .iter()
+        .map(|id| model.object(*id))
+        .filter(|o| {
+            matches!(
+                o.kind,
+                ObjectKind::Table | ObjectKind::Sequence | ObjectKind::Index
+            )
+        })
+        .filter_map(|o| o.schema.clone().map(|s| (s, o.name.clone())))
+        .collect();
+    (
+        Retarget {
+            schema: schema.to_string(),
+            moved,
+            relations,
+        },
+        drop_ids,
+        skipped,
+    )
 }
 
 /// Edit distance, for "did you mean" lists.
@@ -216,11 +368,28 @@ pub async fn make(
             })
             .collect()
     };
-    let pre_data = pick(Section::PreData);
-    let post_data = pick(Section::PostData);
+    let mut pre_data = pick(Section::PreData);
+    let mut post_data = pick(Section::PostData);
+    let mut retarget_plan = None;
+    let mut skipped = Vec::new();
+    if let Some(into) = &opts.into_schema {
+        if full {
+            return Err(Error::Usage(
+                "--into-schema needs --table or --schema: it copies chosen tables next to the \
+                 live ones"
+                    .into(),
+            ));
+        }
+        let (r, left_out, why) = retarget(&model, &chosen_tables, into);
+        pre_data.retain(|p| !left_out.contains(&p.id));
+        post_data.retain(|p| !left_out.contains(&p.id));
+        skipped = why;
+        retarget_plan = Some(r);
+    }
 
     let mut tables = Vec::new();
     let mut bytes_to_read = 0;
+    let into = opts.into_schema.clone();
     for t in &chosen_tables {
         let entry = data.get(&(t.schema.clone(), t.name.clone()));
         let load = !opts.schema_only && entry.is_some();
@@ -243,7 +412,7 @@ pub async fn make(
             bytes_to_read += stored;
         }
         tables.push(PlannedTable {
-            schema: t.schema.clone(),
+            schema: into.clone().unwrap_or_else(|| t.schema.clone()),
             name: t.name.clone(),
             rows,
             raw_bytes: raw,
@@ -267,12 +436,29 @@ pub async fn make(
             .map(|s| (s.schema.clone(), s.name.clone()))
             .collect(),
     };
+    let moved_seqs: BTreeSet<(String, String)> = match &retarget_plan {
+        Some(r) => model
+            .sequences
+            .iter()
+            .filter(|s| r.moved.contains(&s.object_id))
+            .map(|s| (s.schema.clone(), s.name.clone()))
+            .collect(),
+        None => BTreeSet::new(),
+    };
     let sequences = if opts.schema_only {
         vec![]
     } else {
         sequences
             .into_iter()
             .filter(|s| wanted.contains(&(s.schema.clone(), s.name.clone())))
+            .map(|mut s| {
+                if let Some(into) = &opts.into_schema {
+                    if moved_seqs.contains(&(s.schema.clone(), s.name.clone())) {
+                        s.schema = into.clone();
+                    }
+                }
+                s
+            })
             .collect()
     };
     Ok(Plan {
@@ -284,12 +470,38 @@ pub async fn make(
         bytes_to_read,
         model,
         full,
+        retarget: retarget_plan,
+        skipped,
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn retarget_rewrites_both_spellings_and_only_whole_names() {
+        let r = Retarget {
+            schema: "Restored".into(),
+            moved: BTreeSet::new(),
+            relations: vec![
+                ("app".into(), "users".into()),
+                ("app".into(), "users_id_seq".into()),
+            ],
+        };
+        assert_eq!(
+            r.rewrite("CREATE INDEX i ON app.users USING btree (x);"),
+            "CREATE INDEX i ON \"Restored\".\"users\" USING btree (x);"
+        );
+        assert_eq!(
+            r.rewrite("ALTER TABLE \"app\".\"users\" ALTER id SET DEFAULT nextval('app.users_id_seq'::regclass);"),
+            "ALTER TABLE \"Restored\".\"users\" ALTER id SET DEFAULT nextval('\"Restored\".\"users_id_seq\"'::regclass);"
+        );
+        assert_eq!(
+            r.rewrite("SELECT myapp.users2, app.users_x"),
+            "SELECT myapp.users2, app.users_x"
+        );
+    }
 
     #[test]
     fn close_matches_suggest_near_names() {

@@ -109,7 +109,7 @@ pub async fn run(
             waiting.remove(&id);
             let session = idle.pop().expect("checked non-empty");
             let o = plan.object(id);
-            let stmts = statements(o, opts, target_db);
+            let stmts = statements(plan, o, opts, target_db);
             let identity = o.identity.clone();
             running.spawn(async move {
                 let mut res = Ok(());

@@ -85,7 +85,7 @@ pub async fn check(client: &Client, plan: &Plan, opts: &RestoreOptions) -> Resul
         .chain(plan.post_data.iter())
         .map(|p| plan.object(p.id));
     for o in objects {
-        let Some(schema) = &o.schema else {
+        let Some(schema) = plan.target_schema(o) else {
             if o.kind == ObjectKind::Schema || o.kind == ObjectKind::Extension {
                 let sql = if o.kind == ObjectKind::Schema {
                     "SELECT 1 FROM pg_namespace WHERE nspname = $1"
@@ -169,14 +169,19 @@ pub async fn check(client: &Client, plan: &Plan, opts: &RestoreOptions) -> Resul
 }
 
 /// The statements that recreate one object under the options.
-pub fn statements(o: &DbObject, opts: &RestoreOptions, target_db: &str) -> Vec<String> {
+pub fn statements(
+    plan: &Plan,
+    o: &DbObject,
+    opts: &RestoreOptions,
+    target_db: &str,
+) -> Vec<String> {
     let apply = ApplyOptions {
         no_owner: opts.no_owner,
         no_acl: opts.no_acl,
         no_comments: false,
         target_db_name: target_db.to_string(),
     };
-    crate::schema::object_sql(o, &apply)
+    plan.sql(o, &apply)
 }
 
 /// Session settings for running DDL: an empty search_path (the DDL is
@@ -218,7 +223,7 @@ async fn drop_conflicts(client: &Client, plan: &Plan, checked: &Checked) -> Resu
         }
         let names: Vec<String> = objs
             .iter()
-            .map(|o| qualified(o.schema.as_deref().unwrap_or("public"), &o.name))
+            .map(|o| qualified(plan.target_schema(o).unwrap_or("public"), &o.name))
             .collect();
         // IF EXISTS: dropping a table already took its indexes and sequences.
         client
@@ -251,6 +256,13 @@ pub async fn apply_pre_data(
         .await
         .map_err(|e| Error::pg("starting the pre-data transaction", e))?;
     let res = async {
+        if let Some(r) = &plan.retarget {
+            let q = crate::pg::snapshot::ident(&r.schema);
+            client
+                .batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {q}"))
+                .await
+                .map_err(|e| Error::pg(format!("creating schema {q}"), e))?;
+        }
         let dropped = drop_conflicts(client, plan, checked).await?;
         let mut reused = Vec::new();
         for p in &plan.pre_data {
@@ -259,7 +271,7 @@ pub async fn apply_pre_data(
                 reused.push(o.identity.clone());
                 continue;
             }
-            let stmts = statements(o, opts, &checked.target_db);
+            let stmts = statements(plan, o, opts, &checked.target_db);
             if stmts.is_empty() {
                 continue;
             }
