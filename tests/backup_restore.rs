@@ -16,7 +16,13 @@ INSERT INTO app.orders (user_id, total, tags, payload, blob)
   SELECT 1 + g % 5000, g * 1.25, ARRAY['a', 'b"c'], jsonb_build_object('n', g), decode(md5(g::text), 'hex')
   FROM generate_series(1, 20000) g;
 SELECT setval('app.orders_id_seq', 25000);
+SELECT lo_from_bytea(424242, 'hello');
+SELECT lo_from_bytea(0, decode(repeat(md5('x'), 40000), 'hex'));
 "#;
+
+const LARGE_OBJECTS: &str =
+    "SELECT string_agg(md5(lo_get(oid)) || ':' || length(lo_get(oid)), ',' ORDER BY md5(lo_get(oid))) \
+     FROM pg_largeobject_metadata";
 
 #[test]
 fn backup_list_show_verify_restore_roundtrip() {
@@ -90,6 +96,12 @@ fn backup_list_show_verify_restore_roundtrip() {
 
     assert_eq!(table_contents(pg, &src), table_contents(pg, &dst));
     assert_eq!(sequence_states(pg, &src), sequence_states(pg, &dst));
+    assert_eq!(pg.psql(&src, LARGE_OBJECTS), pg.psql(&dst, LARGE_OBJECTS));
+    assert_eq!(
+        pg.psql(&dst, "SELECT convert_from(lo_get(424242), 'UTF8')")
+            .trim(),
+        "hello"
+    );
     assert_eq!(
         pg.schema_dump(&src).replace(&src, "DB"),
         pg.schema_dump(&dst).replace(&dst, "DB")

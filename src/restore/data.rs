@@ -65,6 +65,11 @@ pub async fn authenticate(archive: &StoredArchive, plan: &Plan, jobs: usize) -> 
             batches.push((entry, group.to_vec()));
         }
     }
+    if let Some((entry, chunks)) = &plan.large_objects {
+        for group in chunks.chunks(16) {
+            batches.push((*entry, group.to_vec()));
+        }
+    }
     let parallel = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(2)
@@ -233,4 +238,64 @@ fn tokio_stream_from<T: Send + 'static>(
     mut rx: mpsc::Receiver<T>,
 ) -> impl futures::Stream<Item = T> {
     futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
+}
+
+/// Writes the large objects' contents (created empty by pre-data) from the
+/// `large_objects` entry's `oid \t offset \t hex` lines, in one transaction.
+pub async fn load_large_objects(
+    archive: &StoredArchive,
+    plan: &Plan,
+    client: &tokio_postgres::Client,
+) -> Result<()> {
+    let Some((entry, chunks)) = &plan.large_objects else {
+        return Ok(());
+    };
+    client
+        .batch_execute("BEGIN")
+        .await
+        .map_err(|e| Error::pg("starting the large object transaction", e))?;
+    let put = client
+        .prepare("SELECT pg_catalog.lo_put($1, $2, $3)")
+        .await
+        .map_err(|e| Error::pg("preparing lo_put", e))?;
+    let mut carry: Vec<u8> = Vec::new();
+    for group in chunks.chunks(FETCH_BATCH) {
+        for raw in open_batch(archive, *entry, group).await? {
+            carry.extend_from_slice(&raw);
+            let Some(end) = memchr::memrchr(b'\n', &carry) else {
+                continue;
+            };
+            let rest = carry.split_off(end + 1);
+            for line in carry.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+                let (oid, offset, data) = parse_lo_line(line)?;
+                client
+                    .execute(&put, &[&oid, &offset, &data])
+                    .await
+                    .map_err(|e| Error::pg(format!("writing large object {oid}"), e))?;
+            }
+            carry = rest;
+        }
+    }
+    if !carry.is_empty() {
+        return Err(Error::Format("large object data ends inside a line".into()));
+    }
+    client
+        .batch_execute("COMMIT")
+        .await
+        .map_err(|e| Error::pg("committing large objects", e))
+}
+
+fn parse_lo_line(line: &[u8]) -> Result<(u32, i64, Vec<u8>)> {
+    let bad = || Error::Format("malformed large object line".into());
+    let mut parts = line.splitn(3, |&b| b == b'\t');
+    let oid = std::str::from_utf8(parts.next().ok_or_else(bad)?)
+        .ok()
+        .and_then(|s| s.parse::<u32>().ok())
+        .ok_or_else(bad)?;
+    let offset = std::str::from_utf8(parts.next().ok_or_else(bad)?)
+        .ok()
+        .and_then(|s| s.parse::<i64>().ok())
+        .ok_or_else(bad)?;
+    let data = hex::decode(parts.next().ok_or_else(bad)?).map_err(|_| bad())?;
+    Ok((oid, offset, data))
 }

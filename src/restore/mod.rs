@@ -149,6 +149,7 @@ pub async fn run(
     progress.event(Event::Phase("data"));
     let archive = Arc::new(archive);
     data::load(&archive, &plan, target, opts.jobs, &progress).await?;
+    data::load_large_objects(&archive, &plan, &session.client).await?;
 
     progress.event(Event::Phase("post-data"));
     postdata::run(&plan, target, opts, &checked.target_db).await?;

@@ -127,6 +127,9 @@ pub struct Plan {
     pub full: bool,
     #[serde(skip)]
     pub retarget: Option<Retarget>,
+    /// The large objects' contents (full restores): entry and chunks.
+    #[serde(skip)]
+    pub large_objects: Option<(u32, Vec<ChunkRef>)>,
     /// With --into-schema: objects of the tables left out (foreign keys,
     /// triggers, policies, rules), reported.
     pub skipped: Vec<String>,
@@ -436,6 +439,17 @@ pub async fn make(
             .map(|s| (s.schema.clone(), s.name.clone()))
             .collect(),
     };
+    let large_objects = if full && !opts.schema_only {
+        archive
+            .entries_of_kind(kind::LARGE_OBJECTS)
+            .next()
+            .map(|e| (e.id, e.chunks.clone()))
+    } else {
+        None
+    };
+    if let Some((_, chunks)) = &large_objects {
+        bytes_to_read += chunks.iter().map(|c| c.len as u64).sum::<u64>();
+    }
     let moved_seqs: BTreeSet<(String, String)> = match &retarget_plan {
         Some(r) => model
             .sequences
@@ -472,6 +486,7 @@ pub async fn make(
         full,
         retarget: retarget_plan,
         skipped,
+        large_objects,
     })
 }
 
