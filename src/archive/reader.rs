@@ -260,6 +260,23 @@ impl OpenArchive {
         Ok((p.entry, Self::payload(&ct, &p)?))
     }
 
+    /// Authenticates a data segment (AEAD and its index record) without
+    /// decompressing it; returns its entry id. What authenticates was sealed
+    /// by the key holder, so this is the cheap check to run over every chunk
+    /// before a restore touches anything.
+    pub fn authenticate_chunk(&self, chunk: &ChunkRef, frame: &[u8]) -> Result<u32> {
+        Self::check_frame(frame, chunk.len, self.header.max_data_segment_len())?;
+        let mut ct = frame[FRAME_LEN_FIELD..].to_vec();
+        let p = self.decrypt(chunk.counter, false, &mut ct)?;
+        if p.raw_len != chunk.raw_len
+            || p.raw_len > self.header.chunk_size
+            || p.entry == INDEX_ENTRY_ID
+        {
+            return Err(Error::format("segment does not match its index record"));
+        }
+        Ok(p.entry)
+    }
+
     /// Like [`open_chunk`](Self::open_chunk) but also checks the entry id.
     pub fn open_entry_chunk(&self, entry: u32, chunk: &ChunkRef, frame: &[u8]) -> Result<Vec<u8>> {
         let (got, raw) = self.open_chunk(chunk, frame)?;

@@ -18,10 +18,8 @@ use crate::repo::reader::StoredArchive;
 
 use super::plan::{Plan, PlannedTable};
 
-/// Bounds of the raw bytes per COPY stream: a table gets up to `jobs`
-/// streams at once, none smaller than the minimum (a stream has a cost).
+/// The smallest piece of a table worth its own COPY stream.
 const MIN_UNIT_RAW_BYTES: u64 = 4 * 1024 * 1024;
-const MAX_UNIT_RAW_BYTES: u64 = 64 * 1024 * 1024;
 /// Chunks fetched per ranged read while loading.
 const FETCH_BATCH: usize = 8;
 
@@ -75,7 +73,20 @@ pub async fn authenticate(archive: &StoredArchive, plan: &Plan, jobs: usize) -> 
         .unwrap_or(2)
         .max(jobs);
     let results = futures::stream::iter(batches)
-        .map(|(entry, refs)| async move { open_batch(archive, entry, &refs).await.map(|_| ()) })
+        .map(|(entry, refs)| async move {
+            let frames = archive.fetch(&refs).await?;
+            let open = archive.open.clone();
+            tokio::task::spawn_blocking(move || {
+                for (c, frame) in frames {
+                    if open.authenticate_chunk(&c, &frame)? != entry {
+                        return Err(Error::Auth);
+                    }
+                }
+                Ok(())
+            })
+            .await
+            .map_err(join_err)?
+        })
         .buffer_unordered(parallel);
     futures::pin_mut!(results);
     while let Some(r) = results.next().await {
@@ -94,14 +105,24 @@ struct Unit {
 /// Cuts each table's chunks into units for parallel COPY streams. A unit may
 /// end only after a chunk shorter than the archive's chunk size: only those
 /// are sure to end at a row boundary (see `pg::copy::Chunker`).
+///
+/// Tables are split only where one is bigger than a job's fair share of all
+/// the data: concurrent COPY streams into one table contend for its
+/// extension lock, so whole tables on separate jobs load faster whenever
+/// there are enough of them.
 fn units(plan: &Plan, chunk_size: u32, jobs: usize) -> VecDeque<Unit> {
+    let total: u64 = plan
+        .tables
+        .iter()
+        .filter(|t| t.load_data)
+        .map(|t| t.raw_bytes)
+        .sum();
+    let unit_bytes = (total / jobs.max(1) as u64).max(MIN_UNIT_RAW_BYTES);
     let mut out = Vec::new();
     for (i, t) in plan.tables.iter().enumerate() {
         if !t.load_data || t.chunk_refs.is_empty() {
             continue;
         }
-        let unit_bytes =
-            (t.raw_bytes / jobs.max(1) as u64).clamp(MIN_UNIT_RAW_BYTES, MAX_UNIT_RAW_BYTES);
         let entry = t.entry.expect("loaded tables have an entry");
         let mut cur = Vec::new();
         let mut raw = 0;

@@ -74,6 +74,8 @@ pub struct RestoreReport {
     pub reused: Vec<String>,
     pub dropped: Vec<String>,
     pub checks: Vec<TableCheck>,
+    /// Seconds spent in each phase, in order.
+    pub phases: Vec<(String, f64)>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub plan: Option<Plan>,
 }
@@ -118,8 +120,17 @@ pub async fn run(
         reused: vec![],
         dropped: vec![],
         checks: vec![],
+        phases: vec![],
         plan: None,
     };
+    let mut mark = Instant::now();
+    let mut phase = |name: &str, report: &mut RestoreReport| {
+        report
+            .phases
+            .push((name.to_string(), mark.elapsed().as_secs_f64()));
+        mark = Instant::now();
+    };
+    phase("open", &mut report);
     if opts.dry_run {
         report.bytes_read = archive.bytes_read();
         report.seconds = t0.elapsed().as_secs_f64();
@@ -130,6 +141,7 @@ pub async fn run(
     // Nothing below may change the target until every chunk authenticated.
     progress.event(Event::Phase("authenticate"));
     data::authenticate(&archive, &plan, opts.jobs).await?;
+    phase("authenticate", &mut report);
 
     progress.event(Event::Phase("check target"));
     let session = Session::open(target).await?;
@@ -140,6 +152,7 @@ pub async fn run(
     let (dropped, reused) = target::apply_pre_data(&session.client, &plan, &checked, opts).await?;
     report.dropped = dropped;
     report.reused = reused;
+    phase("pre-data", &mut report);
 
     progress.event(Event::Planned {
         tables: plan.tables.len(),
@@ -150,13 +163,16 @@ pub async fn run(
     let archive = Arc::new(archive);
     data::load(&archive, &plan, target, opts.jobs, &progress).await?;
     data::load_large_objects(&archive, &plan, &session.client).await?;
+    phase("data", &mut report);
 
     progress.event(Event::Phase("post-data"));
     postdata::run(&plan, target, opts, &checked.target_db).await?;
     target::set_sequences(&session.client, &plan).await?;
+    phase("post-data", &mut report);
 
     progress.event(Event::Phase("check"));
     report.checks = check_rows(&session.client, &plan).await?;
+    phase("check", &mut report);
     report.bytes_read = archive.bytes_read();
     report.seconds = t0.elapsed().as_secs_f64();
     if let Some(bad) = report.checks.iter().find(|c| !c.ok) {
