@@ -75,6 +75,7 @@ impl Read for StorageRead {
 pub async fn run(repo: &Repository, m: &Manifest, creds: &Credentials) -> Result<VerifyReport> {
     let t0 = std::time::Instant::now();
     let storage = repo.storage().clone();
+    repo.check_archive_readable(m).await?;
     let size = storage
         .head(&m.archive.key)
         .await?
@@ -99,7 +100,7 @@ pub async fn run(repo: &Repository, m: &Manifest, creds: &Credentials) -> Result
             }
             head.truncate(filled);
             let (header, len) = crate::archive::format::Header::parse(&head)?;
-            let open = creds.unlock(&header)?;
+            let open = r.rt.clone().block_on(creds.unlock(&header))?;
             Ok((open, head.split_off(len)))
         };
         let storage2 = storage.clone();
