@@ -651,34 +651,42 @@ async fn kms_refusals_are_one_line_and_leave_nothing_complete() {
     );
     assert!(err.contains("NotFound"), "{err}");
 
-    // Disabled key.
-    let key = kms_key(None).await;
-    kms_client()
-        .disable_key()
-        .key_id(&key)
-        .send()
-        .await
-        .unwrap();
-    let err = one_line_failure(&aws_pgsnap(
-        &[
-            "backup",
-            "--db",
-            &pg.url(&src),
-            "--repo",
-            &repo,
-            "--kms-key-id",
-            &key,
-        ],
-        &[],
-    ));
-    assert!(
-        err.contains("KMS GenerateDataKey") && err.contains("Disabled"),
-        "{err}"
-    );
-    assert!(
-        !err.contains("testing"),
-        "no credentials in messages: {err}"
-    );
+    // A disabled key and a key these credentials may not use. moto does not
+    // enforce key states or policies, so a stand-in KMS endpoint answers as
+    // AWS KMS does for those.
+    for (code, msg) in [
+        (
+            "DisabledException",
+            "arn:aws:kms:us-east-1:123456789012:key/k is disabled.",
+        ),
+        (
+            "AccessDeniedException",
+            "User is not authorized to perform: kms:GenerateDataKey",
+        ),
+    ] {
+        let kms = refusing_kms(code, msg);
+        let key = kms_key(None).await;
+        let err = one_line_failure(&aws_pgsnap(
+            &[
+                "backup",
+                "--db",
+                &pg.url(&src),
+                "--repo",
+                &repo,
+                "--kms-key-id",
+                &key,
+            ],
+            &[("AWS_ENDPOINT_URL_KMS", &kms)],
+        ));
+        assert!(
+            err.contains("KMS GenerateDataKey") && err.contains(code) && err.contains(&key),
+            "{err}"
+        );
+        assert!(
+            !err.contains("testing"),
+            "no credentials in messages: {err}"
+        );
+    }
 
     // Nothing that looks like a backup: no archive, no manifest, no upload.
     let keys = object_keys(&bucket).await;
@@ -851,4 +859,82 @@ async fn upload_options_are_refused_for_local_repositories() {
     assert_eq!(out.status.code(), Some(2), "{out:?}");
     let _ = pgsnap_ok;
     let _ = UploadOptions::default();
+}
+
+/// A stand-in KMS endpoint on 127.0.0.1 that refuses every request with
+/// `code` the way AWS KMS does (HTTP 400, JSON error body).
+fn refusing_kms(code: &str, message: &str) -> String {
+    use std::io::{BufRead, BufReader, Read};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let body = serde_json::json!({ "__type": code, "message": message }).to_string();
+    let code = code.to_string();
+    std::thread::spawn(move || {
+        // Bounded: a test makes a handful of requests (with SDK retries).
+        for conn in listener.incoming().take(50) {
+            let Ok(mut conn) = conn else { break };
+            let mut r = BufReader::new(conn.try_clone().unwrap());
+            let mut len = 0usize;
+            loop {
+                let mut line = String::new();
+                if r.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    len = v.trim().parse().unwrap_or(0);
+                }
+            }
+            let mut sink = vec![0u8; len];
+            let _ = r.read_exact(&mut sink);
+            let _ = write!(
+                conn,
+                "HTTP/1.1 400 Bad Request\r\nContent-Type: application/x-amz-json-1.1\r\n\
+                 x-amzn-ErrorType: {code}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    url
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kms_refusal_on_reading_names_the_slots() {
+    let pg = pg();
+    let src = pg.create_db("s3_kms_read");
+    pg.psql(
+        &src,
+        "CREATE TABLE t AS SELECT g FROM generate_series(1, 100) g",
+    );
+    let bucket = new_bucket(false).await;
+    let repo = format!("s3://{bucket}/r");
+    let key = kms_key(None).await;
+    aws_pgsnap_ok(
+        &[
+            "backup",
+            "--db",
+            &pg.url(&src),
+            "--repo",
+            &repo,
+            "--kms-key-id",
+            &key,
+        ],
+        &[],
+    );
+    // The key was disabled since: verify and restore fail in one line.
+    let kms = refusing_kms("DisabledException", "the key is disabled.");
+    let err = one_line_failure(&aws_pgsnap(
+        &["verify", "--repo", &repo, "latest"],
+        &[("AWS_ENDPOINT_URL_KMS", &kms)],
+    ));
+    assert!(
+        err.contains("KMS Decrypt") && err.contains("DisabledException") && err.contains("aws kms"),
+        "{err}"
+    );
+    let dst = pg.create_db("s3_kms_read_dst");
+    let err = one_line_failure(&aws_pgsnap(
+        &["restore", "--repo", &repo, "latest", "--db", &pg.url(&dst)],
+        &[("AWS_ENDPOINT_URL_KMS", &kms)],
+    ));
+    assert!(err.contains("DisabledException"), "{err}");
+    assert!(table_contents(pg, &dst).is_empty());
 }
