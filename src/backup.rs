@@ -180,9 +180,19 @@ pub async fn run(
     opts: &BackupOptions,
     progress: Arc<dyn Progress>,
 ) -> Result<Manifest> {
-    let res = run_with_deadline(repo, conn, keys, opts, progress).await;
+    let started_at = Utc::now();
+    let id = repo::new_backup_id(started_at);
+    let key = repo.archive_key(&id)?;
+    let run = Run {
+        started_at,
+        id: &id,
+        key: &key,
+    };
+    let res = run_with_deadline(repo, conn, keys, opts, progress, run).await;
     if res.is_err() {
-        match repo.storage().abort_unfinished().await {
+        // Wherever the archive writer is (even if still running), its upload
+        // is gone when the error is reported.
+        match repo.storage().abort_unfinished(&key).await {
             Ok(0) => {}
             Ok(n) => tracing::info!("discarded {n} unfinished upload(s) of the failed backup"),
             Err(e) => tracing::warn!("could not discard the failed backup's upload: {e}"),
@@ -191,15 +201,25 @@ pub async fn run(
     res
 }
 
+/// What names one backup run.
+#[derive(Clone, Copy)]
+struct Run<'a> {
+    started_at: chrono::DateTime<Utc>,
+    id: &'a str,
+    /// The archive's key.
+    key: &'a str,
+}
+
 async fn run_with_deadline(
     repo: &Repository,
     conn: &ConnInfo,
     keys: &Credentials,
     opts: &BackupOptions,
     progress: Arc<dyn Progress>,
+    run: Run<'_>,
 ) -> Result<Manifest> {
     match opts.max_duration {
-        Some(d) => tokio::time::timeout(d, run_inner(repo, conn, keys, opts, progress))
+        Some(d) => tokio::time::timeout(d, run_inner(repo, conn, keys, opts, progress, run))
             .await
             .map_err(|_| Error::Postgres {
                 context: "backup".into(),
@@ -208,7 +228,7 @@ async fn run_with_deadline(
                     d.as_secs()
                 ),
             })?,
-        None => run_inner(repo, conn, keys, opts, progress).await,
+        None => run_inner(repo, conn, keys, opts, progress, run).await,
     }
 }
 
@@ -218,10 +238,11 @@ async fn run_inner(
     keys: &Credentials,
     opts: &BackupOptions,
     progress: Arc<dyn Progress>,
+    run: Run<'_>,
 ) -> Result<Manifest> {
     let t0 = Instant::now();
-    let started_at = Utc::now();
-    let id = repo::new_backup_id(started_at);
+    let started_at = run.started_at;
+    let id = run.id.to_string();
     // Keys first: a KMS refusal (access denied, disabled or unknown key)
     // ends the run before the database or the repository is touched.
     let archive_id = new_archive_id();
@@ -292,7 +313,7 @@ async fn run_inner(
         compression: opts.compression,
         chunk_size: opts.chunk_size,
     };
-    let key = repo.archive_key(&id)?;
+    let key = run.key.to_string();
     let object = repo.storage().writer(&key)?;
     let writer = ArchiveWriter::new_with_id(object, aopts, &data_key, archive_id, slots)?;
     drop(data_key);

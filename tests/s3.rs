@@ -344,7 +344,11 @@ async fn s3_unfinished_uploads_are_swept_and_aborted() {
     .await
     .unwrap();
     assert_eq!(s3.multipart_uploads().await.unwrap().len(), 1);
-    assert_eq!(s3.abort_unfinished().await.unwrap(), 1);
+    assert_eq!(s3.abort_unfinished("2026-11-25/other").await.unwrap(), 0);
+    assert_eq!(
+        s3.abort_unfinished("2026-11-25/y/y.pgsnap").await.unwrap(),
+        1
+    );
     assert!(s3.multipart_uploads().await.unwrap().is_empty());
     tokio::task::spawn_blocking(move || drop(w)).await.unwrap();
     assert!(s3.head("2026-11-25/y/y.pgsnap").await.unwrap().is_none());
@@ -764,6 +768,28 @@ async fn killed_backup_leaves_no_complete_object_and_its_upload_is_swept() {
     assert_eq!(repo_handle.sweep_stale(later).await.unwrap(), 1);
     let s3 = S3Storage::new(s3_client(), &bucket, "k");
     assert!(s3.multipart_uploads().await.unwrap().is_empty());
+
+    // A run stopped mid-upload (--max-duration) discards its upload before
+    // it reports the failure.
+    let out = aws_pgsnap(
+        &[
+            "backup",
+            "--db",
+            &pg.url(&src),
+            "--repo",
+            &repo,
+            "--key-file",
+            &w.key(),
+            "--max-duration",
+            "1s",
+        ],
+        &[("PGSNAP_S3_PART_SIZE", &MIN_PART_SIZE.to_string())],
+    );
+    let err = one_line_failure(&out);
+    assert!(err.contains("max-duration"), "{err}");
+    assert!(s3.multipart_uploads().await.unwrap().is_empty());
+    let keys = object_keys(&bucket).await;
+    assert!(keys.iter().all(|k| k == "k/config"), "{keys:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

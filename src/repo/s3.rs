@@ -248,6 +248,9 @@ struct Shared {
     tuning: S3Tuning,
     /// Multipart uploads started and not yet completed or aborted, by writer.
     open_uploads: Registry,
+    /// Keys whose uploads were abandoned (`abort_unfinished`): writers for
+    /// them fail instead of uploading.
+    abandoned: Mutex<std::collections::HashSet<String>>,
     next_writer: AtomicU64,
 }
 
@@ -364,6 +367,7 @@ impl S3Storage {
                 upload: UploadOptions::default(),
                 tuning: S3Tuning::default(),
                 open_uploads: Arc::default(),
+                abandoned: Mutex::default(),
                 next_writer: AtomicU64::new(1),
             }),
         }
@@ -651,14 +655,25 @@ impl Storage for S3Storage {
         Ok(n)
     }
 
-    async fn abort_unfinished(&self) -> Result<usize> {
+    async fn abort_unfinished(&self, key: &str) -> Result<usize> {
+        let full = self.s.full(key);
         let open: Vec<(String, String)> = {
+            self.s
+                .abandoned
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(full.clone());
             let mut m = self
                 .s
                 .open_uploads
                 .lock()
                 .unwrap_or_else(|p| p.into_inner());
-            m.drain().map(|(_, v)| v).collect()
+            let ids: Vec<u64> = m
+                .iter()
+                .filter(|(_, (k, _))| *k == full)
+                .map(|(id, _)| *id)
+                .collect();
+            ids.iter().filter_map(|id| m.remove(id)).collect()
         };
         for (key, id) in &open {
             self.s.abort_upload(key, id).await?;
@@ -751,10 +766,27 @@ impl S3Writer {
         self.s.tuning.part_size_of(self.next_part)
     }
 
+    fn check_not_abandoned(&self) -> Result<()> {
+        let abandoned = self
+            .s
+            .abandoned
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(&self.full_key);
+        if abandoned {
+            return Err(Error::Storage(format!(
+                "the upload of {} was abandoned",
+                self.s.url(&self.full_key)
+            )));
+        }
+        Ok(())
+    }
+
     fn ensure_upload(&mut self) -> Result<String> {
         if let Some(id) = &self.upload_id {
             return Ok(id.clone());
         }
+        self.check_not_abandoned()?;
         let s = self.s.clone();
         let (sse, kms) = s.sse();
         let r = block(
@@ -874,6 +906,7 @@ impl S3Writer {
                 )));
             }
         }
+        self.check_not_abandoned()?;
         let meta = Self::metadata_map(metadata);
         let s = self.s.clone();
         let (sse, kms) = s.sse();

@@ -113,10 +113,12 @@ pub trait Storage: Send + Sync {
         Ok(0)
     }
 
-    /// Discards the unfinished uploads this storage value started and has not
-    /// finished or aborted yet (a failed run's clean-up, awaited before it
-    /// reports the failure). Returns how many.
-    async fn abort_unfinished(&self) -> Result<usize> {
+    /// Discards the unfinished uploads to `key` that this storage value
+    /// started (a failed run's clean-up, awaited before the failure is
+    /// reported, wherever its writer is); a writer for `key` still alive then
+    /// fails rather than start a new upload. Returns how many.
+    async fn abort_unfinished(&self, key: &str) -> Result<usize> {
+        let _ = key;
         Ok(0)
     }
 
