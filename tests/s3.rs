@@ -964,3 +964,17 @@ async fn kms_refusal_on_reading_names_the_slots() {
     assert!(err.contains("DisabledException"), "{err}");
     assert!(table_contents(pg, &dst).is_empty());
 }
+
+#[test]
+fn unreachable_s3_is_one_short_line() {
+    let out = aws_pgsnap(
+        &["list", "--repo", "s3://nobucket/p"],
+        &[("AWS_ENDPOINT_URL", "http://127.0.0.1:9")],
+    );
+    let err = one_line_failure(&out);
+    assert!(
+        err.contains("S3 HeadObject s3://nobucket/p/config"),
+        "{err}"
+    );
+    assert!(err.len() < 400 && !err.contains("Some("), "{err}");
+}

@@ -40,7 +40,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{
     ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart, GlacierJobParameters,
@@ -174,7 +174,20 @@ where
                 _ => code.to_string(),
             }
         }
-        _ => DisplayErrorContext(e).to_string(),
+        // No answer: the causes, each once (the SDK's own Display of
+        // these is terse and its Debug is pages long).
+        _ => {
+            let mut parts: Vec<String> = vec![e.to_string()];
+            let mut src = std::error::Error::source(e);
+            while let Some(x) = src {
+                let t = x.to_string();
+                if !parts.iter().any(|p| p.contains(&t)) {
+                    parts.push(t);
+                }
+                src = x.source();
+            }
+            parts.join(": ")
+        }
     };
     s.replace(['\n', '\r'], " ")
 }
