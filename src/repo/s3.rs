@@ -779,14 +779,16 @@ impl S3Writer {
         self.s.tuning.part_size_of(self.next_part)
     }
 
-    fn check_not_abandoned(&self) -> Result<()> {
-        let abandoned = self
-            .s
+    fn abandoned(&self) -> bool {
+        self.s
             .abandoned
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .contains(&self.full_key);
-        if abandoned {
+            .contains(&self.full_key)
+    }
+
+    fn check_not_abandoned(&self) -> Result<()> {
+        if self.abandoned() {
             return Err(Error::Storage(format!(
                 "the upload of {} was abandoned",
                 self.s.url(&self.full_key)
@@ -1163,10 +1165,17 @@ impl S3Writer {
         let s = self.s.clone();
         let key = self.full_key.clone();
         let upload_id = self.upload_id.take();
-        s.open_uploads
+        let registered = s
+            .open_uploads
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .remove(&self.id);
+            .remove(&self.id)
+            .is_some();
+        if self.abandoned() && !registered && !created {
+            // `abort_unfinished` already discarded the upload, and the run
+            // that did so may be shutting the runtime down: no more calls.
+            return;
+        }
         let rt = self.rt.clone();
         let mut tasks = std::mem::take(&mut self.tasks);
         let res = block(&rt, async move {
@@ -1195,6 +1204,10 @@ impl Write for S3Writer {
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
         if let Some(e) = &self.failed {
             return Err(io::Error::other(e.clone()));
+        }
+        if let Err(e) = self.check_not_abandoned() {
+            self.failed = Some(e.to_string());
+            return Err(io::Error::other(e.to_string()));
         }
         if self.closed {
             return Err(io::Error::other("write after the upload was finished"));
