@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use crate::archive::codec::Compression;
 use crate::archive::pipeline::ChunkPipeline;
 use crate::archive::seal::Cipher;
-use crate::archive::writer::{ArchiveOptions, ArchiveWriter, EntryInfo};
+use crate::archive::writer::{new_archive_id, ArchiveOptions, ArchiveWriter, EntryInfo};
 use crate::credentials::Credentials;
 use crate::error::{Error, Result};
 use crate::filter::TableFilter;
@@ -54,6 +54,30 @@ pub struct BackupOptions {
     pub tags: BTreeMap<String, String>,
     pub lock_timeout: Duration,
     pub max_duration: Option<Duration>,
+    pub verify_upload: VerifyUpload,
+}
+
+/// How the stored archive is checked after its upload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum VerifyUpload {
+    /// Size (everywhere) and the SHA-256 in the object's metadata (S3)
+    /// equal what was written.
+    #[default]
+    Basic,
+    /// Also read the stored archive back and authenticate every chunk
+    /// (`pgsnap verify` before the manifest is committed).
+    Full,
+}
+
+impl std::str::FromStr for VerifyUpload {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "basic" => Ok(VerifyUpload::Basic),
+            "full" => Ok(VerifyUpload::Full),
+            _ => Err(format!("`{s}` is not basic or full")),
+        }
+    }
 }
 
 impl Default for BackupOptions {
@@ -68,6 +92,7 @@ impl Default for BackupOptions {
             tags: BTreeMap::new(),
             lock_timeout: Duration::from_secs(60),
             max_duration: None,
+            verify_upload: VerifyUpload::Basic,
         }
     }
 }
@@ -145,7 +170,9 @@ fn plan_items(tables: &[(u32, &TableInfo)], jobs: usize, tid_ranges: bool) -> Ve
     items
 }
 
-/// Runs a backup into `repo` and returns its committed manifest.
+/// Runs a backup into `repo` and returns its committed manifest. On any
+/// failure nothing that looks complete is left: the archive's upload is
+/// discarded before the error returns.
 pub async fn run(
     repo: &Repository,
     conn: &ConnInfo,
@@ -153,8 +180,46 @@ pub async fn run(
     opts: &BackupOptions,
     progress: Arc<dyn Progress>,
 ) -> Result<Manifest> {
+    let started_at = Utc::now();
+    let id = repo::new_backup_id(started_at);
+    let key = repo.archive_key(&id)?;
+    let run = Run {
+        started_at,
+        id: &id,
+        key: &key,
+    };
+    let res = run_with_deadline(repo, conn, keys, opts, progress, run).await;
+    if res.is_err() {
+        // Wherever the archive writer is (even if still running), its upload
+        // is gone when the error is reported.
+        match repo.storage().abort_unfinished(&key).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!("discarded {n} unfinished upload(s) of the failed backup"),
+            Err(e) => tracing::warn!("could not discard the failed backup's upload: {e}"),
+        }
+    }
+    res
+}
+
+/// What names one backup run.
+#[derive(Clone, Copy)]
+struct Run<'a> {
+    started_at: chrono::DateTime<Utc>,
+    id: &'a str,
+    /// The archive's key.
+    key: &'a str,
+}
+
+async fn run_with_deadline(
+    repo: &Repository,
+    conn: &ConnInfo,
+    keys: &Credentials,
+    opts: &BackupOptions,
+    progress: Arc<dyn Progress>,
+    run: Run<'_>,
+) -> Result<Manifest> {
     match opts.max_duration {
-        Some(d) => tokio::time::timeout(d, run_inner(repo, conn, keys, opts, progress))
+        Some(d) => tokio::time::timeout(d, run_inner(repo, conn, keys, opts, progress, run))
             .await
             .map_err(|_| Error::Postgres {
                 context: "backup".into(),
@@ -163,7 +228,7 @@ pub async fn run(
                     d.as_secs()
                 ),
             })?,
-        None => run_inner(repo, conn, keys, opts, progress).await,
+        None => run_inner(repo, conn, keys, opts, progress, run).await,
     }
 }
 
@@ -173,10 +238,15 @@ async fn run_inner(
     keys: &Credentials,
     opts: &BackupOptions,
     progress: Arc<dyn Progress>,
+    run: Run<'_>,
 ) -> Result<Manifest> {
     let t0 = Instant::now();
-    let started_at = Utc::now();
-    let id = repo::new_backup_id(started_at);
+    let started_at = run.started_at;
+    let id = run.id.to_string();
+    // Keys first: a KMS refusal (access denied, disabled or unknown key)
+    // ends the run before the database or the repository is touched.
+    let archive_id = new_archive_id();
+    let (data_key, slots) = keys.new_archive_keys(&archive_id).await?;
     if let Err(e) = repo.sweep_stale(started_at).await {
         tracing::warn!("could not sweep stale temporary files: {e}");
     }
@@ -243,11 +313,10 @@ async fn run_inner(
         compression: opts.compression,
         chunk_size: opts.chunk_size,
     };
-    let key = repo::archive_key(&id)?;
+    let key = run.key.to_string();
     let object = repo.storage().writer(&key)?;
-    let (data_key, slots) = keys.new_archive_keys()?;
-    let writer = ArchiveWriter::new(object, aopts, &data_key, slots)?;
-    let archive_id = writer.archive_id();
+    let writer = ArchiveWriter::new_with_id(object, aopts, &data_key, archive_id, slots)?;
+    drop(data_key);
     let jobs = opts.jobs.max(1);
     let threads = std::thread::available_parallelism()
         .map(|n| n.get())
@@ -368,13 +437,36 @@ async fn run_inner(
     let (object, summary) = tokio::task::spawn_blocking(move || pipeline.finish(entries, meta))
         .await
         .map_err(|e| Error::io("archive writer", std::io::Error::other(e.to_string())))??;
-    let stored = tokio::task::spawn_blocking(move || object.finish())
+    let sha256 = hex::encode(summary.sha256);
+    // The archive object's user metadata (S3): set once the hash is known.
+    let object_meta: BTreeMap<String, String> = [
+        ("sha256", sha256.clone()),
+        ("size", summary.bytes.to_string()),
+        ("backup-id", id.clone()),
+        ("archive-id", hex::encode(archive_id)),
+        ("database", conn.dbname().to_string()),
+        ("server-version", server_version.clone()),
+        ("pgsnap-version", env!("CARGO_PKG_VERSION").to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    let stored = tokio::task::spawn_blocking(move || object.finish(&object_meta))
         .await
         .map_err(|e| Error::io("archive writer", std::io::Error::other(e.to_string())))??;
-    if stored.size != summary.bytes {
+    // The integrity check after upload: what the storage holds is what was
+    // written (the S3 writer also compared its own hash and the metadata).
+    let stored_sha = stored.metadata.get("sha256");
+    if stored.size != summary.bytes || stored_sha.is_some_and(|s| *s != sha256) {
+        let _ = repo.storage().delete(&key).await;
         return Err(Error::Integrity(format!(
-            "archive {key} is {} bytes after writing {} bytes",
-            stored.size, summary.bytes
+            "archive {key} does not match what was written: {} bytes{} stored, {} bytes, \
+             sha256 {sha256} written; the backup was discarded",
+            stored.size,
+            stored_sha
+                .map(|s| format!(", sha256 {s}"))
+                .unwrap_or_default(),
+            summary.bytes
         )));
     }
 
@@ -410,7 +502,7 @@ async fn run_inner(
         archive: ArchiveRecord {
             key: key.clone(),
             size_bytes: summary.bytes,
-            sha256: hex::encode(summary.sha256),
+            sha256: sha256.clone(),
             archive_id: hex::encode(archive_id),
             format_version: crate::archive::format::VERSION,
             cipher: opts.cipher.to_string(),
@@ -431,6 +523,28 @@ async fn run_inner(
         tags: opts.tags.clone(),
         jobs: jobs as u32,
     };
+    if opts.verify_upload == VerifyUpload::Full {
+        progress.event(Event::Phase("verify upload"));
+        let report = crate::verify::run(repo, &manifest, keys).await;
+        let failed = match report {
+            Ok(r) if r.ok => None,
+            Ok(r) => Some(
+                r.checks
+                    .iter()
+                    .filter(|c| !c.ok)
+                    .map(|c| c.what.clone())
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            ),
+            Err(e) => Some(e.to_string()),
+        };
+        if let Some(why) = failed {
+            let _ = repo.storage().delete(&key).await;
+            return Err(Error::Integrity(format!(
+                "the uploaded archive {key} failed verification ({why}); the backup was discarded"
+            )));
+        }
+    }
     repo.commit(&manifest).await?;
     Ok(manifest)
 }

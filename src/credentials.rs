@@ -1,67 +1,158 @@
 //! The keys one run holds, and how they become key slots of a new archive or
 //! open an existing one.
 //!
-//! A backup makes a fresh random data key per archive and wraps it once per
-//! credential (key file, passphrase, later AWS KMS); any one of them opens
-//! the archive again. Nothing here ever formats key material.
+//! A backup makes one data key per archive and wraps it once per credential:
+//! with `--kms-key-id` the data key itself comes from AWS KMS
+//! (GenerateDataKey) and its KMS-encrypted copy is a KMS slot; every key file
+//! adds a key-file slot around the same data key (a break-glass key for when
+//! KMS is unavailable). Any one slot opens the archive. Opening tries the key
+//! files first, then the archive's KMS slots through KMS Decrypt (credentials
+//! from the AWS SDK's default chain, created only when needed). Nothing here
+//! ever formats key material.
 
 use std::path::Path;
 
-use crate::archive::format::Header;
+use tokio::sync::OnceCell;
+
+use crate::archive::format::{Header, ARCHIVE_ID_LEN};
 use crate::archive::reader::OpenArchive;
-use crate::archive::slots::{SlotSpec, Unlock};
+use crate::archive::slots::{KeySlot, SlotSpec, Unlock};
 use crate::error::{Error, Result};
 use crate::keys::{DataKey, KeyFileKey};
+use crate::kms::Kms;
 
 #[derive(Default)]
 pub struct Credentials {
     key_files: Vec<KeyFileKey>,
+    /// The KMS key new archives get their data key from.
+    kms_key_id: Option<String>,
+    /// The KMS client, given or made from the default chain on first use.
+    kms: OnceCell<Kms>,
 }
 
 impl Credentials {
     pub fn from_key_file(path: &Path) -> Result<Credentials> {
         Ok(Credentials {
             key_files: vec![KeyFileKey::load(path)?],
+            ..Default::default()
         })
+    }
+
+    /// Key files and a KMS key, as the command line gives them (either may
+    /// be absent).
+    pub fn from_args(key_file: Option<&Path>, kms_key_id: Option<&str>) -> Result<Credentials> {
+        let mut c = match key_file {
+            Some(p) => Credentials::from_key_file(p)?,
+            None => Credentials::default(),
+        };
+        c.kms_key_id = kms_key_id.map(str::to_string);
+        Ok(c)
     }
 
     pub fn add_key_file(&mut self, key: KeyFileKey) {
         self.key_files.push(key);
     }
 
-    /// A new archive's data key and the slots that wrap it.
-    pub fn new_archive_keys(&self) -> Result<(DataKey, Vec<SlotSpec<'_>>)> {
-        if self.key_files.is_empty() {
-            return Err(Error::Usage(
-                "no key to encrypt the backup with: give --key-file".into(),
-            ));
-        }
-        let specs = self.key_files.iter().map(SlotSpec::KeyFile).collect();
-        Ok((DataKey::generate(), specs))
+    /// New archives get their data key from this KMS key (id, alias/NAME or ARN).
+    pub fn with_kms_key(mut self, key_id: impl Into<String>) -> Credentials {
+        self.kms_key_id = Some(key_id.into());
+        self
+    }
+
+    /// Use this KMS client instead of one from the default chain.
+    pub fn with_kms_client(self, kms: Kms) -> Credentials {
+        let _ = self.kms.set(kms);
+        self
+    }
+
+    pub fn kms_key_id(&self) -> Option<&str> {
+        self.kms_key_id.as_deref()
+    }
+
+    async fn kms(&self) -> Result<&Kms> {
+        self.kms.get_or_try_init(Kms::from_env).await
+    }
+
+    /// A new archive's data key and the slots that wrap it, for the archive
+    /// `archive_id` (the KMS encryption context names it). KMS errors
+    /// (access denied, disabled key, unknown key) surface here, before any
+    /// byte is written.
+    pub async fn new_archive_keys(
+        &self,
+        archive_id: &[u8; ARCHIVE_ID_LEN],
+    ) -> Result<(DataKey, Vec<SlotSpec<'_>>)> {
+        let mut specs: Vec<SlotSpec<'_>> = Vec::new();
+        let data_key = match &self.kms_key_id {
+            Some(id) => {
+                let k = self.kms().await?.generate_data_key(id, archive_id).await?;
+                specs.push(SlotSpec::Kms {
+                    key_id: k.key_id,
+                    ciphertext: k.ciphertext,
+                });
+                k.data_key
+            }
+            None if self.key_files.is_empty() => {
+                return Err(Error::Usage(
+                    "no key to encrypt the backup with: give --key-file or --kms-key-id".into(),
+                ))
+            }
+            None => DataKey::generate(),
+        };
+        specs.extend(self.key_files.iter().map(SlotSpec::KeyFile));
+        Ok((data_key, specs))
     }
 
     /// The slot kinds a new archive gets, for the manifest.
     pub fn slot_kinds(&self) -> Vec<String> {
-        self.key_files
+        let mut v: Vec<String> = self
+            .kms_key_id
             .iter()
-            .map(|_| "key-file".to_string())
-            .collect()
+            .map(|_| "aws-kms".to_string())
+            .collect();
+        v.extend(self.key_files.iter().map(|_| "key-file".to_string()));
+        v
     }
 
-    /// Opens an archive's header with the first credential that fits.
-    pub fn unlock(&self, header: &Header) -> Result<OpenArchive> {
-        let mut last = None;
+    /// Opens an archive's header with the first credential that fits: the
+    /// key files, then KMS for the archive's KMS slots. When none does, the
+    /// error is one line naming what was tried and the slots the archive has.
+    pub async fn unlock(&self, header: &Header) -> Result<OpenArchive> {
+        let mut why = Vec::new();
         for k in &self.key_files {
             match header.unlock(&Unlock::KeyFile(k)) {
                 Ok(open) => return Ok(open),
-                Err(e) => last = Some(e),
+                // Tampering is not a wrong key: say so at once.
+                Err(Error::Auth) => return Err(Error::Auth),
+                Err(_) => why.push(format!(
+                    "the key file (key id {}) fits no slot",
+                    hex::encode(k.key_id())
+                )),
             }
         }
-        Err(last.unwrap_or_else(|| {
-            Error::WrongKey(format!(
-                "no key given to open the archive; it has key slots: {}",
-                header.slot_kinds()
-            ))
-        }))
+        for slot in &header.slots {
+            let KeySlot::Kms { key_id, ciphertext } = slot else {
+                continue;
+            };
+            let kms = match self.kms().await {
+                Ok(k) => k,
+                Err(e) => {
+                    why.push(format!("KMS is not available: {e}"));
+                    break;
+                }
+            };
+            match kms.decrypt(key_id, ciphertext, &header.archive_id).await {
+                Ok(dk) => return header.unlock(&Unlock::DataKey(dk)),
+                Err(e) => why.push(e.to_string()),
+            }
+        }
+        if why.is_empty() {
+            why.push("no key file was given".into());
+        }
+        Err(Error::WrongKey(format!(
+            "no key opens this archive ({}); its key slots: {}; give --key-file with a key file \
+             it was made with, or AWS credentials allowed to use its KMS key",
+            why.join("; "),
+            header.slot_kinds()
+        )))
     }
 }

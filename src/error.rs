@@ -97,6 +97,15 @@ pub enum Error {
     #[error("{0}")]
     Refused(String),
 
+    /// A storage service (S3) refused or failed a request; the message names
+    /// the operation, the object and the service's error code.
+    #[error("{0}")]
+    Storage(String),
+
+    /// AWS KMS refused or failed (access denied, disabled key, wrong key id).
+    #[error("{0}")]
+    Kms(String),
+
     /// A check after the work failed (row counts, checksums, sizes).
     #[error("{0}")]
     Integrity(String),

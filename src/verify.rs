@@ -36,8 +36,10 @@ pub struct VerifyReport {
     pub checks: Vec<Check>,
 }
 
-/// Blocking `Read` over an object in storage, in large ranged reads; runs on
-/// a blocking thread and drives the async storage through the runtime.
+/// Blocking `Read` over an object in storage, in large ranged reads with a
+/// few fetched ahead (remote storage answers with latency, not bandwidth);
+/// runs on a blocking thread and drives the async storage through the
+/// runtime. Memory: `READ_AHEAD` blocks.
 struct StorageRead {
     storage: Arc<dyn Storage>,
     key: String,
@@ -46,9 +48,42 @@ struct StorageRead {
     buf: bytes::Bytes,
     rt: tokio::runtime::Handle,
     hasher: Sha256,
+    /// Ranged reads in flight, in order.
+    ahead: std::collections::VecDeque<tokio::task::JoinHandle<Result<bytes::Bytes>>>,
+    next_fetch: u64,
 }
 
 const READ_BLOCK: u64 = 8 * 1024 * 1024;
+const READ_AHEAD: usize = 4;
+
+impl StorageRead {
+    fn new(
+        storage: Arc<dyn Storage>,
+        key: String,
+        size: u64,
+        rt: tokio::runtime::Handle,
+    ) -> StorageRead {
+        StorageRead {
+            storage,
+            key,
+            size,
+            pos: 0,
+            buf: bytes::Bytes::new(),
+            rt,
+            hasher: Sha256::new(),
+            ahead: Default::default(),
+            next_fetch: 0,
+        }
+    }
+}
+
+impl Drop for StorageRead {
+    fn drop(&mut self) {
+        for h in &self.ahead {
+            h.abort();
+        }
+    }
+}
 
 impl Read for StorageRead {
     fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
@@ -56,10 +91,18 @@ impl Read for StorageRead {
             if self.pos >= self.size {
                 return Ok(0);
             }
-            let end = (self.pos + READ_BLOCK).min(self.size);
+            while self.ahead.len() < READ_AHEAD && self.next_fetch < self.size {
+                let end = (self.next_fetch + READ_BLOCK).min(self.size);
+                let (s, k, range) = (self.storage.clone(), self.key.clone(), self.next_fetch..end);
+                self.ahead
+                    .push_back(self.rt.spawn(async move { s.get_range(&k, range).await }));
+                self.next_fetch = end;
+            }
+            let next = self.ahead.pop_front().expect("a read is in flight");
             let data = self
                 .rt
-                .block_on(self.storage.get_range(&self.key, self.pos..end))
+                .block_on(next)
+                .map_err(|e| std::io::Error::other(e.to_string()))?
                 .map_err(|e| std::io::Error::other(e.to_string()))?;
             self.hasher.update(&data);
             self.pos += data.len() as u64;
@@ -75,6 +118,7 @@ impl Read for StorageRead {
 pub async fn run(repo: &Repository, m: &Manifest, creds: &Credentials) -> Result<VerifyReport> {
     let t0 = std::time::Instant::now();
     let storage = repo.storage().clone();
+    repo.check_archive_readable(m).await?;
     let size = storage
         .head(&m.archive.key)
         .await?
@@ -99,22 +143,14 @@ pub async fn run(repo: &Repository, m: &Manifest, creds: &Credentials) -> Result
             }
             head.truncate(filled);
             let (header, len) = crate::archive::format::Header::parse(&head)?;
-            let open = creds.unlock(&header)?;
+            let open = r.rt.clone().block_on(creds.unlock(&header))?;
             Ok((open, head.split_off(len)))
         };
         let storage2 = storage.clone();
         let creds_ptr: &Credentials = creds;
         let _ = creds_ptr;
         tokio::task::block_in_place(|| {
-            let mut r = StorageRead {
-                storage: storage2,
-                key,
-                size,
-                pos: 0,
-                buf: bytes::Bytes::new(),
-                rt,
-                hasher: Sha256::new(),
-            };
+            let mut r = StorageRead::new(storage2, key, size, rt);
             let (open, rest) = creds_unlock(&mut r)?;
             let mut counted: HashMap<u32, (u64, u64)> = HashMap::new();
             let res = open.read_stream(std::io::Cursor::new(rest).chain(&mut r), |seg, data| {

@@ -29,6 +29,7 @@ pub struct Cli {
 }
 
 #[derive(Subcommand, Debug)]
+#[allow(clippy::large_enum_variant)] // parsed once per run
 pub enum Command {
     /// Back up a database into a repository.
     #[command(after_help = "Examples:\n  \
@@ -75,8 +76,9 @@ pub enum Command {
 
 #[derive(Args, Debug)]
 pub struct RepoArg {
-    /// Repository location: a directory.
-    #[arg(long, value_name = "PATH", env = "PGSNAP_REPO")]
+    /// Repository location: a directory, or s3://BUCKET/PREFIX (AWS credentials, region and
+    /// endpoint from the SDK's default chain: AWS_* variables, profile, instance role).
+    #[arg(long, value_name = "PATH|s3://BUCKET/PREFIX", env = "PGSNAP_REPO")]
     pub repo: String,
 }
 
@@ -150,9 +152,36 @@ fn parse_tag(s: &str) -> Result<(String, String), String> {
 
 #[derive(Args, Debug)]
 pub struct KeyFileArg {
-    /// Key file (made by `pgsnap key generate`) that wraps the archive key.
+    /// Key file (made by `pgsnap key generate`) that wraps the archive key. Not needed for
+    /// archives with an AWS KMS slot when these AWS credentials may use its key.
     #[arg(long, value_name = "FILE", env = "PGSNAP_KEY_FILE")]
-    pub key_file: std::path::PathBuf,
+    pub key_file: Option<std::path::PathBuf>,
+}
+
+fn parse_storage_class(s: &str) -> Result<String, String> {
+    let known = aws_sdk_s3::types::StorageClass::values();
+    if known.contains(&s) {
+        Ok(s.to_string())
+    } else {
+        Err(format!(
+            "`{s}` is not an S3 storage class ({})",
+            known.join(", ")
+        ))
+    }
+}
+
+fn parse_retention_class(s: &str) -> Result<String, String> {
+    let ok = !s.is_empty()
+        && s.len() <= 64
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+    if ok {
+        Ok(s.to_string())
+    } else {
+        Err(format!(
+            "`{s}` is not a retention class (letters, digits, - _ .)"
+        ))
+    }
 }
 
 #[derive(Args, Debug)]
@@ -170,6 +199,25 @@ pub struct BackupArgs {
     pub repo: RepoArg,
     #[command(flatten)]
     pub key: KeyFileArg,
+    /// AWS KMS key (key id, alias/NAME or ARN) the archive's data key comes from (KMS
+    /// GenerateDataKey); restore and verify then need no key file. With --key-file as well,
+    /// the key file is a second, break-glass way in.
+    #[arg(long, value_name = "KEY_ID", env = "PGSNAP_KMS_KEY_ID")]
+    pub kms_key_id: Option<String>,
+    /// S3 server-side encryption of the archive with this KMS key (default: --kms-key-id).
+    #[arg(long, value_name = "KEY_ID")]
+    pub sse_kms_key_id: Option<String>,
+    /// S3 storage class of the archive object (STANDARD_IA, GLACIER_IR, ...).
+    #[arg(long, value_name = "CLASS", value_parser = parse_storage_class)]
+    pub storage_class: Option<String>,
+    /// Tag the S3 archive object `pgsnap-retention=CLASS` (daily, weekly, ...) for
+    /// lifecycle rules.
+    #[arg(long, value_name = "CLASS", value_parser = parse_retention_class)]
+    pub retention_class: Option<String>,
+    /// After the upload, check size and SHA-256 (basic), or also read the archive back and
+    /// authenticate every chunk (full).
+    #[arg(long, value_name = "basic|full", default_value = "basic")]
+    pub verify_upload: String,
     /// Parallel COPY connections.
     #[arg(long, short = 'j', default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub jobs: u16,
@@ -260,6 +308,11 @@ pub struct RestoreArgs {
     /// Do not restore grants.
     #[arg(long)]
     pub no_acl: bool,
+    /// If the archive sits in S3 Glacier Flexible Retrieval or Deep Archive, request a
+    /// 7-day restored copy (RestoreObject, Standard tier) and stop; run the restore again
+    /// once the thaw completed (hours).
+    #[arg(long)]
+    pub request_thaw: bool,
     /// One JSON object as the last line on stdout.
     #[arg(long)]
     pub json: bool,

@@ -9,7 +9,7 @@ use pgsnap::credentials::Credentials;
 use pgsnap::filter::{Pattern, TableFilter};
 use pgsnap::pg::ConnInfo;
 use pgsnap::repo::manifest::rfc3339;
-use pgsnap::repo::{self, Repository};
+use pgsnap::repo::{self, Repository, UploadOptions};
 use pgsnap::Error;
 use serde_json::json;
 
@@ -55,9 +55,33 @@ pub async fn run(a: BackupArgs, quiet: bool) -> anyhow::Result<ExitCode> {
     if let Some(s) = a.chunk_size {
         opts.chunk_size = s;
     }
+    opts.verify_upload = a
+        .verify_upload
+        .parse()
+        .map_err(|e| Error::Usage(format!("--verify-upload: {e}")))?;
+    if a.key.key_file.is_none() && a.kms_key_id.is_none() {
+        return Err(Error::Usage(
+            "no key to encrypt the backup with: give --key-file or --kms-key-id (or both)".into(),
+        )
+        .into());
+    }
     let conn = ConnInfo::parse(&a.db)?;
-    let creds = Credentials::from_key_file(&a.key.key_file)?;
-    let repo = Repository::open_or_init(repo::storage_for(&a.repo.repo).await?)
+    let creds = Credentials::from_args(a.key.key_file.as_deref(), a.kms_key_id.as_deref())?;
+    let s3 = repo::is_s3(&a.repo.repo);
+    let upload = UploadOptions {
+        // SSE-KMS under the data key's KMS key unless told otherwise.
+        sse_kms_key_id: a
+            .sse_kms_key_id
+            .clone()
+            .or(if s3 { a.kms_key_id.clone() } else { None }),
+        storage_class: a.storage_class.clone(),
+        tags: a
+            .retention_class
+            .iter()
+            .map(|c| ("pgsnap-retention".to_string(), c.clone()))
+            .collect(),
+    };
+    let repo = Repository::open_or_init(repo::storage_for_upload(&a.repo.repo, upload).await?)
         .await
         .context("opening the repository")?;
     let reporter = Arc::new(Reporter::new("backup", quiet));

@@ -10,7 +10,13 @@ pub fn init_logging(verbose: u8, quiet: bool) {
         _ => "debug",
     };
     let filter = EnvFilter::try_from_env("PGSNAP_LOG")
-        .unwrap_or_else(|_| EnvFilter::new(format!("pgsnap={level},warn")));
+        // The AWS SDK logs its retries and credential-chain probes at warn,
+        // in many lines; what matters reaches the user as the error.
+        .unwrap_or_else(|_| {
+            EnvFilter::new(format!(
+                "pgsnap={level},warn,aws_config=error,aws_smithy_runtime=error,aws_runtime=error"
+            ))
+        });
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

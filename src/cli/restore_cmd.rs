@@ -70,9 +70,25 @@ pub async fn restore(a: RestoreArgs, quiet: bool) -> anyhow::Result<ExitCode> {
         no_acl: a.no_acl,
     };
     let target = ConnInfo::parse(&a.db)?;
-    let creds = Credentials::from_key_file(&a.key.key_file)?;
+    let creds = Credentials::from_args(a.key.key_file.as_deref(), None)?;
     let repo = open(&a.repo.repo).await?;
     let manifest = repo.resolve(&a.id).await?;
+    if a.request_thaw {
+        let head = repo.storage().head(&manifest.archive.key).await?;
+        if head.as_ref().is_some_and(|h| h.needs_thaw()) {
+            repo.storage()
+                .request_thaw(&manifest.archive.key, 7)
+                .await
+                .context("requesting the thaw")?;
+            return Err(Error::Refused(format!(
+                "backup {}'s archive is in storage class {}: a 7-day thaw was requested; nothing \
+                 was restored; run the restore again once the thaw completed (minutes to hours)",
+                manifest.id,
+                head.and_then(|h| h.storage_class).unwrap_or_default()
+            ))
+            .into());
+        }
+    }
     let reporter = Arc::new(Reporter::new("restore", quiet || a.dry_run));
     let result = restore::run(&repo, &manifest, &creds, &target, &opts, reporter.clone()).await;
     reporter.finish();
@@ -104,7 +120,7 @@ pub async fn restore(a: RestoreArgs, quiet: bool) -> anyhow::Result<ExitCode> {
 }
 
 pub async fn verify(a: VerifyArgs) -> anyhow::Result<ExitCode> {
-    let creds = Credentials::from_key_file(&a.key.key_file)?;
+    let creds = Credentials::from_args(a.key.key_file.as_deref(), None)?;
     let repo = open(&a.repo.repo).await?;
     let manifest = repo.resolve(&a.id).await?;
     let report = verify::run(&repo, &manifest, &creds).await?;

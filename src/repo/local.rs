@@ -4,6 +4,7 @@
 //! fsynced, renamed into place, and the directory fsynced: after a crash the
 //! key either holds the whole object or does not exist.
 
+use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::ops::Range;
@@ -77,6 +78,7 @@ fn meta_of(key: String, m: &fs::Metadata) -> ObjectMeta {
         key,
         size: m.len(),
         modified: m.modified().ok().map(DateTime::<Utc>::from),
+        ..Default::default()
     }
 }
 
@@ -103,7 +105,9 @@ impl Write for LocalWriter {
 }
 
 impl ObjectWriter for LocalWriter {
-    fn finish(mut self: Box<Self>) -> Result<ObjectMeta> {
+    /// A local file has no user metadata: `metadata` is not stored (the
+    /// manifest beside the archive holds the same facts).
+    fn finish(mut self: Box<Self>, _metadata: &BTreeMap<String, String>) -> Result<ObjectMeta> {
         let file = self.file.take().expect("finish called twice");
         let res = (|| {
             file.sync_all()?;

@@ -1,20 +1,22 @@
 //! The repository: where backups live, how they are named, and which of them
 //! count as complete.
 //!
-//! Layout (keys relative to the repository root):
+//! Layout (keys relative to the repository root; `BASE` is `backups/` in a
+//! local directory and empty on S3, see [`Storage::backups_base`]):
 //! ```text
-//! config                                        repository id and format version
-//! backups/YYYY-MM-DD/<id>/<id>.pgsnap           the archive
-//! backups/YYYY-MM-DD/<id>/<id>.manifest.json    written last; its presence makes the backup exist
+//! config                                     repository id and format version
+//! BASE/YYYY-MM-DD/<id>/<id>.pgsnap           the archive
+//! BASE/YYYY-MM-DD/<id>/<id>.manifest.json    written last; its presence makes the backup exist
 //! ```
 //! A backup's objects share a directory (an S3 prefix), so one date and one
 //! id are one listing away, and a per-environment repository prefix gives
-//! `{environment}/.../{date}/` paths.
+//! `s3://bucket/{environment}/{date}/<id>/` paths.
 //! Backup ids sort by time: `20261125T020000Z-3f9a` (UTC start, 16 random bits).
 
 pub mod local;
 pub mod manifest;
 pub mod reader;
+pub mod s3;
 pub mod storage;
 
 use std::sync::Arc;
@@ -26,11 +28,11 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 pub use local::LocalStorage;
 pub use manifest::{Manifest, TableRecord};
-pub use storage::{ObjectMeta, ObjectWriter, Storage, TEMP_MARKER};
+pub use s3::S3Storage;
+pub use storage::{ObjectMeta, ObjectWriter, Storage, UploadOptions, TEMP_MARKER};
 
 const CONFIG_KEY: &str = "config";
 const CONFIG_TYPE: &str = "pgsnap-repository";
-const BACKUPS: &str = "backups/";
 const MANIFEST_SUFFIX: &str = ".manifest.json";
 const ARCHIVE_SUFFIX: &str = ".pgsnap";
 /// Temporary objects older than this are left-overs of killed runs.
@@ -88,33 +90,45 @@ fn id_date(id: &str) -> Result<String> {
     Ok(format!("{}-{}-{}", &id[..4], &id[4..6], &id[6..8]))
 }
 
-pub fn archive_key(id: &str) -> Result<String> {
-    Ok(format!(
-        "{BACKUPS}{}/{id}/{id}{ARCHIVE_SUFFIX}",
-        id_date(id)?
-    ))
+fn archive_key_in(base: &str, id: &str) -> Result<String> {
+    Ok(format!("{base}{}/{id}/{id}{ARCHIVE_SUFFIX}", id_date(id)?))
 }
 
-pub fn manifest_key(id: &str) -> Result<String> {
-    Ok(format!(
-        "{BACKUPS}{}/{id}/{id}{MANIFEST_SUFFIX}",
-        id_date(id)?
-    ))
+fn manifest_key_in(base: &str, id: &str) -> Result<String> {
+    Ok(format!("{base}{}/{id}/{id}{MANIFEST_SUFFIX}", id_date(id)?))
 }
 
-/// Opens the storage a `--repo` argument names.
+/// True when a `--repo` argument names an S3 repository.
+pub fn is_s3(spec: &str) -> bool {
+    spec.starts_with("s3://")
+}
+
+/// Opens the storage a `--repo` argument names: a directory, or
+/// `s3://BUCKET/PREFIX` (credentials, region and endpoint from the AWS SDK's
+/// default chain).
 pub async fn storage_for(spec: &str) -> Result<Arc<dyn Storage>> {
-    if let Some(rest) = spec.strip_prefix("s3://") {
-        let _ = rest;
-        return Err(Error::Usage(
-            "S3 repositories (s3://) are not available in this build yet; use a local directory"
-                .into(),
+    storage_for_upload(spec, UploadOptions::default()).await
+}
+
+/// Like [`storage_for`], with the way new archives are stored (SSE-KMS,
+/// storage class, tags: S3 only).
+pub async fn storage_for_upload(spec: &str, upload: UploadOptions) -> Result<Arc<dyn Storage>> {
+    if is_s3(spec) {
+        return Ok(Arc::new(
+            S3Storage::from_url(spec).await?.with_upload_options(upload),
         ));
     }
     if spec.contains("://") {
         return Err(Error::Usage(format!(
-            "unknown repository scheme in `{spec}`: use a directory path"
+            "unknown repository scheme in `{spec}`: use a directory path or s3://BUCKET/PREFIX"
         )));
+    }
+    if upload != UploadOptions::default() {
+        return Err(Error::Usage(
+            "--sse-kms-key-id, --storage-class and --retention-class apply to s3:// \
+             repositories only"
+                .into(),
+        ));
     }
     Ok(Arc::new(LocalStorage::new(spec)))
 }
@@ -184,9 +198,44 @@ impl Repository {
         self.storage.location()
     }
 
+    /// The key of backup `id`'s archive.
+    pub fn archive_key(&self, id: &str) -> Result<String> {
+        archive_key_in(self.storage.backups_base(), id)
+    }
+
+    /// The key of backup `id`'s manifest.
+    pub fn manifest_key(&self, id: &str) -> Result<String> {
+        manifest_key_in(self.storage.backups_base(), id)
+    }
+
+    /// Fails, before anything is changed, when the archive of `m` cannot be
+    /// read now: it sits in an archive storage class (S3 Glacier Flexible
+    /// Retrieval, Deep Archive) without a restored copy.
+    pub async fn check_archive_readable(&self, m: &Manifest) -> Result<()> {
+        let Some(h) = self.storage.head(&m.archive.key).await? else {
+            return Err(Error::Integrity(format!(
+                "backup `{}` is damaged: its archive {} is missing",
+                m.id, m.archive.key
+            )));
+        };
+        if h.needs_thaw() {
+            return Err(Error::Refused(format!(
+                "backup `{}`'s archive {}/{} is in storage class {} and must be thawed before \
+                 it can be read (thaw {}); request it with `pgsnap restore ... --request-thaw` \
+                 (or `aws s3api restore-object`) and retry when it completes (minutes to hours)",
+                m.id,
+                self.location(),
+                m.archive.key,
+                h.storage_class.as_deref().unwrap_or("?"),
+                h.thaw_state()
+            )));
+        }
+        Ok(())
+    }
+
     /// Every backup with a manifest, oldest first, with its status.
     pub async fn list(&self) -> Result<Vec<BackupEntry>> {
-        let objects = self.storage.list(BACKUPS).await?;
+        let objects = self.storage.list(self.storage.backups_base()).await?;
         let sizes: std::collections::HashMap<&str, u64> =
             objects.iter().map(|o| (o.key.as_str(), o.size)).collect();
         let mut out = Vec::new();
@@ -230,7 +279,7 @@ impl Repository {
                 .map(|b| b.manifest)
                 .ok_or_else(|| Error::Repo(format!("no complete backup in {}", self.location())));
         }
-        let key = manifest_key(id)?;
+        let key = self.manifest_key(id)?;
         if self.storage.head(&key).await?.is_none() {
             return Err(Error::Repo(format!(
                 "no backup `{id}` in {} (see `pgsnap list`)",
@@ -257,15 +306,19 @@ impl Repository {
     /// Writes a manifest; the backup becomes visible to `list` here.
     pub async fn commit(&self, m: &Manifest) -> Result<()> {
         self.storage
-            .put(&manifest_key(&m.id)?, Bytes::from(m.to_json()))
+            .put(&self.manifest_key(&m.id)?, Bytes::from(m.to_json()))
             .await
     }
 
-    /// Removes temporary objects of runs that died, older than a day (the
-    /// age keeps a concurrent run's files safe). Returns how many.
+    /// Removes temporary objects and unfinished (multipart) uploads of runs
+    /// that died, older than a day (the age keeps a concurrent run's uploads
+    /// safe). Returns how many.
     pub async fn sweep_stale(&self, now: DateTime<Utc>) -> Result<usize> {
-        let mut n = 0;
-        for o in self.storage.list(BACKUPS).await? {
+        let mut n = self
+            .storage
+            .sweep_uploads(now - Duration::hours(STALE_AFTER_HOURS))
+            .await?;
+        for o in self.storage.list(self.storage.backups_base()).await? {
             let old = o
                 .modified
                 .map(|m| now - m > Duration::hours(STALE_AFTER_HOURS))
@@ -292,10 +345,14 @@ mod tests {
         assert!(id.starts_with("20261125T020000Z-"), "{id}");
         assert_eq!(id.len(), "20261125T020000Z-3f9a".len());
         assert_eq!(
-            archive_key(&id).unwrap(),
+            archive_key_in("backups/", &id).unwrap(),
             format!("backups/2026-11-25/{id}/{id}.pgsnap")
         );
-        assert!(archive_key("../etc").is_err());
+        assert_eq!(
+            manifest_key_in("", &id).unwrap(),
+            format!("2026-11-25/{id}/{id}.manifest.json")
+        );
+        assert!(archive_key_in("", "../etc").is_err());
         assert!(new_backup_id(t) < new_backup_id(t + Duration::seconds(1)));
     }
 }

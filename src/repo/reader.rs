@@ -69,7 +69,7 @@ impl StoredArchive {
                 Err(e) => return Err(e),
             }
         };
-        let open = creds.unlock(&header)?;
+        let open = creds.unlock(&header).await?;
         let foot = storage
             .get_range(key, size - Footer::LEN as u64..size)
             .await?;

@@ -7,6 +7,7 @@
 //! something that looks complete. Readers fetch by range, so one table can be
 //! read out of a large archive without downloading it.
 
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::ops::Range;
 
@@ -16,18 +17,68 @@ use chrono::{DateTime, Utc};
 
 use crate::error::Result;
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct ObjectMeta {
     pub key: String,
     pub size: u64,
     pub modified: Option<DateTime<Utc>>,
+    /// User metadata where the storage keeps it (S3: `x-amz-meta-*`, from
+    /// `head`); empty for local directories and in listings.
+    pub metadata: BTreeMap<String, String>,
+    /// The storage class where the storage has them (S3: `STANDARD`,
+    /// `GLACIER`, ...).
+    pub storage_class: Option<String>,
+    /// S3's `x-amz-restore` of an archived object (`ongoing-request="false",
+    /// expiry-date=...` once a thaw completed).
+    pub restore: Option<String>,
+}
+
+impl ObjectMeta {
+    /// True when the object sits in an archive storage class (S3 Glacier
+    /// Flexible Retrieval or Deep Archive) and no restored copy is available:
+    /// reading it fails until a thaw is requested and completes.
+    pub fn needs_thaw(&self) -> bool {
+        let archived = matches!(
+            self.storage_class.as_deref(),
+            Some("GLACIER") | Some("DEEP_ARCHIVE")
+        );
+        let restored = self
+            .restore
+            .as_deref()
+            .is_some_and(|r| r.contains("ongoing-request=\"false\""));
+        archived && !restored
+    }
+
+    /// The thaw state for messages: `not requested` or `in progress`.
+    pub fn thaw_state(&self) -> &'static str {
+        match self.restore.as_deref() {
+            Some(r) if r.contains("ongoing-request=\"true\"") => "in progress",
+            Some(r) if r.contains("ongoing-request=\"false\"") => "done",
+            _ => "not requested",
+        }
+    }
+}
+
+/// How new archive objects are stored, where the storage has such choices
+/// (S3); a local directory accepts only the default.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UploadOptions {
+    /// SSE-KMS key for server-side encryption (key id, alias or ARN).
+    pub sse_kms_key_id: Option<String>,
+    /// S3 storage class of archive objects (`STANDARD_IA`, `GLACIER_IR`, ...).
+    pub storage_class: Option<String>,
+    /// Object tags of archive objects (lifecycle rules select on them).
+    pub tags: BTreeMap<String, String>,
 }
 
 /// A streamed upload. `Write` is blocking: it runs on the archive writer
 /// thread, never on the async runtime.
 pub trait ObjectWriter: Write + Send {
-    /// Makes the object durable and visible under its key.
-    fn finish(self: Box<Self>) -> Result<ObjectMeta>;
+    /// Makes the object durable and visible under its key, with `metadata`
+    /// as its user metadata (known only now: it holds the archive's SHA-256).
+    /// Storages without user metadata ignore it. The returned meta is the
+    /// stored object's, checked against what was written.
+    fn finish(self: Box<Self>, metadata: &BTreeMap<String, String>) -> Result<ObjectMeta>;
     /// Discards everything written; the key stays absent.
     fn abort(self: Box<Self>);
 }
@@ -46,6 +97,39 @@ pub trait Storage: Send + Sync {
     /// contain [`TEMP_MARKER`]).
     async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>>;
     async fn delete(&self, key: &str) -> Result<()>;
+
+    /// Where backups go under the repository root: `backups/` in a local
+    /// directory (beside `config`), nothing on S3, whose prefix already names
+    /// the place (`PREFIX/YYYY-MM-DD/<id>/`).
+    fn backups_base(&self) -> &'static str {
+        "backups/"
+    }
+
+    /// Discards unfinished uploads (S3 multipart uploads) under the
+    /// repository that started before `before`: left-overs of killed runs.
+    /// Returns how many.
+    async fn sweep_uploads(&self, before: DateTime<Utc>) -> Result<usize> {
+        let _ = before;
+        Ok(0)
+    }
+
+    /// Discards the unfinished uploads to `key` that this storage value
+    /// started (a failed run's clean-up, awaited before the failure is
+    /// reported, wherever its writer is); a writer for `key` still alive then
+    /// fails rather than start a new upload. Returns how many.
+    async fn abort_unfinished(&self, key: &str) -> Result<usize> {
+        let _ = key;
+        Ok(0)
+    }
+
+    /// Asks for a readable copy of an object in an archive storage class
+    /// (S3 RestoreObject) for `days`. Storages without archive classes refuse.
+    async fn request_thaw(&self, key: &str, days: i32) -> Result<()> {
+        let _ = days;
+        Err(crate::error::Error::Usage(format!(
+            "{key}: this repository has no archive storage classes to thaw"
+        )))
+    }
 }
 
 /// Part of the name of an object that is still being written.

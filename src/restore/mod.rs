@@ -96,6 +96,7 @@ pub async fn run(
         ));
     }
     progress.event(Event::Phase("open"));
+    repo.check_archive_readable(manifest).await?;
     let archive = StoredArchive::open(repo.storage().clone(), &manifest.archive.key, creds).await?;
     if archive.size() != manifest.archive.size_bytes {
         return Err(Error::Integrity(format!(
