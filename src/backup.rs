@@ -436,7 +436,7 @@ async fn run_inner(
     });
     let (object, summary) = tokio::task::spawn_blocking(move || pipeline.finish(entries, meta))
         .await
-        .map_err(|e| Error::io("archive writer", std::io::Error::other(e.to_string())))??;
+        .map_err(|e| Error::task("archive writer", e))??;
     let sha256 = hex::encode(summary.sha256);
     // The archive object's user metadata (S3): set once the hash is known.
     let object_meta: BTreeMap<String, String> = [
@@ -453,7 +453,7 @@ async fn run_inner(
     .collect();
     let stored = tokio::task::spawn_blocking(move || object.finish(&object_meta))
         .await
-        .map_err(|e| Error::io("archive writer", std::io::Error::other(e.to_string())))??;
+        .map_err(|e| Error::task("archive writer", e))??;
     // The integrity check after upload: what the storage holds is what was
     // written (the S3 writer also compared its own hash and the metadata).
     let stored_sha = stored.metadata.get("sha256");
@@ -612,14 +612,6 @@ async fn copy_large_objects(
     chunk_size: usize,
 ) -> Result<()> {
     let mut chunker = copy::Chunker::new(chunk_size);
-    let submit = |c: RowChunk| {
-        let s = sender.clone();
-        async move {
-            tokio::task::spawn_blocking(move || s.submit(entry, c.rows, c.data))
-                .await
-                .map_err(|e| Error::io("archive pipeline", std::io::Error::other(e.to_string())))?
-        }
-    };
     for lo in &model.large_objects {
         let mut offset: i64 = 0;
         loop {
@@ -636,7 +628,7 @@ async fn copy_large_objects(
             }
             let line = format!("{}\t{offset}\t{}\n", lo.oid, hex::encode(&data));
             for c in chunker.push(line.as_bytes()) {
-                submit(c).await?;
+                submit_chunk(sender, entry, c.rows, c.data).await?;
             }
             offset += data.len() as i64;
             if data.len() < LO_PIECE as usize {
@@ -645,9 +637,23 @@ async fn copy_large_objects(
         }
     }
     if let Some(c) = chunker.finish()? {
-        submit(c).await?;
+        submit_chunk(sender, entry, c.rows, c.data).await?;
     }
     Ok(())
+}
+
+/// Hands one chunk to the pipeline from a blocking thread: `submit` blocks
+/// while the pipeline is full, which is the backpressure on COPY.
+async fn submit_chunk(
+    sender: &crate::archive::pipeline::ChunkSender,
+    entry: u32,
+    rows: u64,
+    data: Vec<u8>,
+) -> Result<()> {
+    let s = sender.clone();
+    tokio::task::spawn_blocking(move || s.submit(entry, rows, data))
+        .await
+        .map_err(|e| Error::task("archive pipeline", e))?
 }
 
 /// Cuts a serialized blob into chunk-sized pieces for entries that are not
@@ -659,11 +665,7 @@ async fn submit_blob(
     chunk_size: usize,
 ) -> Result<()> {
     for piece in data.chunks(chunk_size.max(1)) {
-        let s = sender.clone();
-        let piece = piece.to_vec();
-        tokio::task::spawn_blocking(move || s.submit(entry, 0, piece))
-            .await
-            .map_err(|e| Error::io("archive pipeline", std::io::Error::other(e.to_string())))??;
+        submit_chunk(sender, entry, 0, piece.to_vec()).await?;
     }
     Ok(())
 }
@@ -775,17 +777,11 @@ async fn copy_item(
     let entry = item.entry;
     let rows_done = AtomicU64::new(0);
     copy::copy_out(client, &item.sql, target, |chunk: RowChunk| {
-        let s = sender.clone();
-        let p = progress.clone();
         rows_done.fetch_add(chunk.rows, Ordering::Relaxed);
         async move {
             let (rows, bytes) = (chunk.rows, chunk.data.len() as u64);
-            tokio::task::spawn_blocking(move || s.submit(entry, rows, chunk.data))
-                .await
-                .map_err(|e| {
-                    Error::io("archive pipeline", std::io::Error::other(e.to_string()))
-                })??;
-            p.event(Event::Rows { rows, bytes });
+            submit_chunk(sender, entry, rows, chunk.data).await?;
+            progress.event(Event::Rows { rows, bytes });
             Ok(())
         }
     })
@@ -884,12 +880,7 @@ async fn copy_all(
     }
     let mut first_err = None;
     while let Some(r) = tasks.join_next().await {
-        let r = r.unwrap_or_else(|e| {
-            Err(Error::io(
-                "copy worker",
-                std::io::Error::other(e.to_string()),
-            ))
-        });
+        let r = r.unwrap_or_else(|e| Err(Error::task("copy worker", e)));
         if let Err(e) = r {
             if first_err.is_none() {
                 first_err = Some(e);

@@ -126,6 +126,11 @@ impl Error {
         }
     }
 
+    /// A blocking or spawned task that panicked or was cancelled.
+    pub fn task(context: &str, e: tokio::task::JoinError) -> Error {
+        Error::io(context, std::io::Error::other(e.to_string()))
+    }
+
     pub fn io_path(what: &str, path: &std::path::Path, source: std::io::Error) -> Error {
         Error::io(format!("{what} {}", path.display()), source)
     }

@@ -128,29 +128,19 @@ pub async fn run(repo: &Repository, m: &Manifest, creds: &Credentials) -> Result
     let key = m.archive.key.clone();
     let (summary_res, sha, counted) = {
         let creds_unlock = |r: &mut StorageRead| -> Result<_> {
-            let mut head =
-                vec![0u8; (crate::archive::format::MAX_HEADER_LEN as u64).min(size) as usize];
-            // The header is parsed from a peek; the hasher sees each byte once.
-            let mut filled = 0;
-            while filled < head.len() {
-                let n = r
-                    .read(&mut head[filled..])
-                    .map_err(|e| Error::io("reading the archive", e))?;
-                if n == 0 {
-                    break;
-                }
-                filled += n;
-            }
-            head.truncate(filled);
+            // The header is parsed from a prefix; the hasher sees each byte once.
+            let limit = (crate::archive::format::MAX_HEADER_LEN as u64).min(size);
+            let mut head = Vec::new();
+            r.by_ref()
+                .take(limit)
+                .read_to_end(&mut head)
+                .map_err(|e| Error::io("reading the archive", e))?;
             let (header, len) = crate::archive::format::Header::parse(&head)?;
             let open = r.rt.clone().block_on(creds.unlock(&header))?;
             Ok((open, head.split_off(len)))
         };
-        let storage2 = storage.clone();
-        let creds_ptr: &Credentials = creds;
-        let _ = creds_ptr;
         tokio::task::block_in_place(|| {
-            let mut r = StorageRead::new(storage2, key, size, rt);
+            let mut r = StorageRead::new(storage.clone(), key, size, rt);
             let (open, rest) = creds_unlock(&mut r)?;
             let mut counted: HashMap<u32, (u64, u64)> = HashMap::new();
             let res = open.read_stream(std::io::Cursor::new(rest).chain(&mut r), |seg, data| {

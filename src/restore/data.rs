@@ -24,7 +24,7 @@ const MIN_UNIT_RAW_BYTES: u64 = 4 * 1024 * 1024;
 const FETCH_BATCH: usize = 8;
 
 fn join_err(e: tokio::task::JoinError) -> Error {
-    Error::io("worker", std::io::Error::other(e.to_string()))
+    Error::task("restore worker", e)
 }
 
 /// Opens every chunk of `refs` (authenticate + decompress) and returns the

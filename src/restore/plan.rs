@@ -97,8 +97,7 @@ fn replace_word(text: &str, from: &str, to: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(pos) = rest.find(from) {
-        let before = out.chars().last().or_else(|| rest[..pos].chars().last());
-        let before = rest[..pos].chars().last().or(before);
+        let before = rest[..pos].chars().last().or(out.chars().last());
         let after = rest[pos + from.len()..].chars().next();
         let bounded = !before.map(ident_char).unwrap_or(false)
             && !after.map(|c| ident_char(c) || c == '"').unwrap_or(false)

@@ -133,8 +133,7 @@ pub async fn run(
                 stuck.join(", ")
             )));
         };
-        let (id, session, res) = joined
-            .map_err(|e| Error::io("post-data worker", std::io::Error::other(e.to_string())))?;
+        let (id, session, res) = joined.map_err(|e| Error::task("post-data worker", e))?;
         if let Err(e) = res {
             running.abort_all();
             return Err(e);

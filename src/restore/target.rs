@@ -85,26 +85,15 @@ pub async fn check(client: &Client, plan: &Plan, opts: &RestoreOptions) -> Resul
         .chain(plan.post_data.iter())
         .map(|p| plan.object(p.id));
     for o in objects {
-        let Some(schema) = plan.target_schema(o) else {
-            if o.kind == ObjectKind::Schema || o.kind == ObjectKind::Extension {
-                let sql = if o.kind == ObjectKind::Schema {
-                    "SELECT 1 FROM pg_namespace WHERE nspname = $1"
-                } else {
-                    "SELECT 1 FROM pg_extension WHERE extname = $1"
-                };
-                let hit = client
-                    .query_opt(sql, &[&o.name])
-                    .await
-                    .map_err(|e| Error::pg("checking the target", e))?;
-                if hit.is_some() {
-                    existing.insert(o.id);
-                }
-            }
-            continue;
+        // Shared objects found by name are reused; relations must be absent.
+        let probe = match o.kind {
+            ObjectKind::Schema => Some("SELECT 1 FROM pg_namespace WHERE nspname = $1"),
+            ObjectKind::Extension => Some("SELECT 1 FROM pg_extension WHERE extname = $1"),
+            _ => None,
         };
-        if o.kind == ObjectKind::Extension {
+        if let Some(sql) = probe {
             let hit = client
-                .query_opt("SELECT 1 FROM pg_extension WHERE extname = $1", &[&o.name])
+                .query_opt(sql, &[&o.name])
                 .await
                 .map_err(|e| Error::pg("checking the target", e))?;
             if hit.is_some() {
@@ -112,6 +101,9 @@ pub async fn check(client: &Client, plan: &Plan, opts: &RestoreOptions) -> Resul
             }
             continue;
         }
+        let Some(schema) = plan.target_schema(o) else {
+            continue;
+        };
         if creates_relation(o.kind) {
             let q = qualified(schema, &o.name);
             let hit = client
