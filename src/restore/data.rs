@@ -2,7 +2,7 @@
 //! parallel `COPY ... FROM STDIN`, several streams into one big table.
 
 use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use futures::StreamExt;
@@ -10,7 +10,7 @@ use tokio::sync::mpsc;
 
 use crate::archive::index::ChunkRef;
 use crate::error::{Error, Result};
-use crate::pg::conn::{ConnInfo, Session};
+use crate::pg::conn::Session;
 use crate::pg::copy;
 use crate::pg::snapshot::{ident, qualified};
 use crate::progress::{Event, Progress};
@@ -95,22 +95,27 @@ pub async fn authenticate(archive: &StoredArchive, plan: &Plan, jobs: usize) -> 
     Ok(())
 }
 
-struct Unit {
-    table: usize,
+/// One COPY stream's share of a table: a run of its chunks.
+pub(super) struct Unit {
+    /// Index into `Plan::tables`.
+    pub table: usize,
     entry: u32,
     chunks: Vec<ChunkRef>,
-    raw: u64,
+    /// The unit is the whole table and this restore created the table: the
+    /// load may TRUNCATE it and COPY FREEZE in one transaction.
+    freeze: bool,
 }
 
 /// Cuts each table's chunks into units for parallel COPY streams. A unit may
 /// end only after a chunk shorter than the archive's chunk size: only those
 /// are sure to end at a row boundary (see `pg::copy::Chunker`).
 ///
-/// Tables are split only where one is bigger than a job's fair share of all
-/// the data: concurrent COPY streams into one table contend for its
-/// extension lock, so whole tables on separate jobs load faster whenever
-/// there are enough of them.
-fn units(plan: &Plan, chunk_size: u32, jobs: usize) -> VecDeque<Unit> {
+/// A table is split only when it is well beyond a job's fair share of all
+/// the data (one table dominating the database): concurrent COPY streams
+/// into one table contend for its extension lock, and a table loaded whole
+/// can be loaded frozen (see `load_unit`), which saves its index builds and
+/// the first VACUUM a pass over the table.
+pub(super) fn units(plan: &Plan, chunk_size: u32, jobs: usize) -> VecDeque<Unit> {
     let total: u64 = plan
         .tables
         .iter()
@@ -124,29 +129,28 @@ fn units(plan: &Plan, chunk_size: u32, jobs: usize) -> VecDeque<Unit> {
             continue;
         }
         let entry = t.entry.expect("loaded tables have an entry");
+        let split = t.raw_bytes > unit_bytes.saturating_mul(3) / 2;
+        let mut pieces = Vec::new();
         let mut cur = Vec::new();
         let mut raw = 0;
         for c in &t.chunk_refs {
             cur.push(*c);
             raw += c.raw_len as u64;
-            if raw >= unit_bytes && c.raw_len < chunk_size {
-                out.push(Unit {
-                    table: i,
-                    entry,
-                    chunks: std::mem::take(&mut cur),
-                    raw,
-                });
+            if split && raw >= unit_bytes && c.raw_len < chunk_size {
+                pieces.push(std::mem::take(&mut cur));
                 raw = 0;
             }
         }
         if !cur.is_empty() {
-            out.push(Unit {
-                table: i,
-                entry,
-                chunks: cur,
-                raw,
-            });
+            pieces.push(cur);
         }
+        let whole = pieces.len() == 1;
+        out.extend(pieces.into_iter().map(|chunks| Unit {
+            table: i,
+            entry,
+            chunks,
+            freeze: whole && t.created_here,
+        }));
     }
     // Largest tables first, so the long streams start early.
     out.sort_by_key(|u| std::cmp::Reverse(plan.tables[u.table].raw_bytes));
@@ -163,63 +167,29 @@ pub fn copy_in_sql(t: &PlannedTable) -> String {
     }
 }
 
-/// Loads every planned table's rows with `jobs` connections.
-pub async fn load(
-    archive: &Arc<StoredArchive>,
-    plan: &Plan,
-    target: &ConnInfo,
-    jobs: usize,
-    progress: &Arc<dyn Progress>,
-) -> Result<()> {
-    let queue = Arc::new(Mutex::new(units(plan, archive.header.chunk_size, jobs)));
-    let n = jobs.max(1).min(queue.lock().unwrap().len());
-    let sqls: Arc<Vec<String>> = Arc::new(plan.tables.iter().map(copy_in_sql).collect());
-    let mut set = tokio::task::JoinSet::new();
-    for _ in 0..n {
-        let session = Session::open(target).await?;
-        session
-            .client
-            .batch_execute("SET synchronous_commit = off")
-            .await
-            .map_err(|e| Error::pg("setting up a load session", e))?;
-        let queue = queue.clone();
-        let archive = archive.clone();
-        let sqls = sqls.clone();
-        let progress = progress.clone();
-        set.spawn(async move {
-            loop {
-                let unit = queue.lock().unwrap().pop_front();
-                let Some(unit) = unit else {
-                    return Ok::<(), Error>(());
-                };
-                load_unit(&session, &archive, &sqls[unit.table], unit, &progress).await?;
-            }
-        });
-    }
-    let mut first = None;
-    while let Some(r) = set.join_next().await {
-        if let Err(e) = r.map_err(join_err).and_then(|r| r) {
-            if first.is_none() {
-                first = Some(e);
-                set.abort_all();
-            }
-        }
-    }
-    first.map_or(Ok(()), Err)
-}
-
-async fn load_unit(
+/// Streams one unit into the table; returns the rows the server took (the
+/// COPY command tag), which the post-restore check compares with the
+/// manifest.
+///
+/// A whole table this restore created is loaded as
+/// `BEGIN; TRUNCATE ONLY t; COPY t FROM STDIN (FREEZE); COMMIT`: the
+/// truncate is of an empty table, and makes the rows eligible to be written
+/// frozen and all-visible, so the index builds that follow and the first
+/// VACUUM need not set hint bits on (rewrite) every page. Visible content is
+/// the same either way.
+pub(super) async fn load_unit(
     session: &Session,
     archive: &Arc<StoredArchive>,
+    table: &str,
     sql: &str,
-    unit: Unit,
+    unit: &Unit,
     progress: &Arc<dyn Progress>,
-) -> Result<()> {
+) -> Result<u64> {
     // A producer fetches and opens the next batches while COPY consumes.
     let (tx, rx) = mpsc::channel::<Result<Bytes>>(2 * FETCH_BATCH);
     let producer = {
         let archive = archive.clone();
-        let chunks = unit.chunks;
+        let chunks = unit.chunks.clone();
         let entry = unit.entry;
         tokio::spawn(async move {
             for group in chunks.chunks(FETCH_BATCH) {
@@ -249,10 +219,31 @@ async fn load_unit(
         }
         r
     });
-    let res = copy::copy_in(&session.client, sql, stream).await;
+    let res = if unit.freeze {
+        load_frozen(session, table, sql, stream).await
+    } else {
+        copy::copy_in(&session.client, sql, stream).await
+    };
     producer.abort();
-    let _ = unit.raw;
-    res.map(|_| ())
+    res
+}
+
+async fn load_frozen<S>(session: &Session, table: &str, sql: &str, stream: S) -> Result<u64>
+where
+    S: futures::Stream<Item = Result<Bytes>>,
+{
+    let begin = format!("BEGIN; TRUNCATE ONLY {table}");
+    session
+        .client
+        .batch_execute(&begin)
+        .await
+        .map_err(|e| Error::pg(format!("truncating {table} before its load"), e))?;
+    let n = copy::copy_in(&session.client, &format!("{sql} (FREEZE)"), stream).await;
+    let end = if n.is_ok() { "COMMIT" } else { "ROLLBACK" };
+    let ended = session.client.batch_execute(end).await;
+    let n = n?;
+    ended.map_err(|e| Error::pg(format!("committing the load of {table}"), e))?;
+    Ok(n)
 }
 
 fn tokio_stream_from<T: Send + 'static>(

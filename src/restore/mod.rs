@@ -7,13 +7,15 @@
 //! wrong key changes nothing, see docs/restore-safety.md), no object the
 //! restore creates already exists (unless `--clean`), and every role named
 //! as owner exists (unless `--no-owner`). Then: pre-data DDL in one
-//! transaction, table data over parallel `COPY ... FROM STDIN`, post-data
-//! (indexes, constraints, triggers, ...) on a dependency-aware parallel
-//! scheduler, sequence states, and a row count check against the manifest.
+//! transaction; table data over parallel `COPY ... FROM STDIN` and post-data
+//! (indexes, constraints, triggers, ...) on one dependency-aware parallel
+//! scheduler, so a table's indexes build while others still load; sequence
+//! states; and a check of every table's rows (as the server counted them in
+//! the COPY command tags) against the manifest.
 
 mod data;
 mod plan;
-mod postdata;
+mod schedule;
 mod target;
 
 use std::collections::BTreeMap;
@@ -162,18 +164,19 @@ pub async fn run(
     });
     progress.event(Event::Phase("data"));
     let archive = Arc::new(archive);
-    data::load(&archive, &plan, target, opts.jobs, &progress).await?;
+    let started = Instant::now();
+    let outcome =
+        schedule::run(&archive, &plan, target, opts, &checked.target_db, &progress).await?;
     data::load_large_objects(&archive, &plan, &session.client).await?;
-    phase("data", &mut report);
-
-    progress.event(Event::Phase("post-data"));
-    postdata::run(&plan, target, opts, &checked.target_db).await?;
     target::set_sequences(&session.client, &plan).await?;
-    phase("post-data", &mut report);
-
-    progress.event(Event::Phase("check"));
-    report.checks = check_rows(&session.client, &plan).await?;
-    phase("check", &mut report);
+    // Data and post-data overlap (see `schedule`): "data" ends when the last
+    // row is in, "post-data" when the last index or constraint is.
+    report.phases.push(("data".into(), outcome.data_seconds));
+    report.phases.push((
+        "post-data".into(),
+        (started.elapsed().as_secs_f64() - outcome.data_seconds).max(0.0),
+    ));
+    report.checks = check_rows(&plan, &outcome.rows);
     report.bytes_read = archive.bytes_read();
     report.seconds = t0.elapsed().as_secs_f64();
     if let Some(bad) = report.checks.iter().find(|c| !c.ok) {
@@ -187,27 +190,21 @@ pub async fn run(
     Ok(report)
 }
 
-async fn check_rows(client: &tokio_postgres::Client, plan: &Plan) -> Result<Vec<TableCheck>> {
-    let mut out = Vec::new();
-    for t in &plan.tables {
-        if !t.load_data {
-            continue;
-        }
-        let q = qualified(&t.schema, &t.name);
-        let row = client
-            .query_one(&format!("SELECT count(*) FROM ONLY {q}"), &[])
-            .await
-            .map_err(|e| Error::pg(format!("counting rows of {q}"), e))?;
-        let n: i64 = row.get(0);
-        out.push(TableCheck {
+/// The post-restore check: the rows the server took for each table, from
+/// the COPY command tags of its streams, against the manifest's count.
+fn check_rows(plan: &Plan, restored: &[u64]) -> Vec<TableCheck> {
+    plan.tables
+        .iter()
+        .zip(restored)
+        .filter(|(t, _)| t.load_data)
+        .map(|(t, &n)| TableCheck {
             schema: t.schema.clone(),
             name: t.name.clone(),
             expected_rows: t.rows,
-            restored_rows: n as u64,
-            ok: n as u64 == t.rows,
-        });
-    }
-    Ok(out)
+            restored_rows: n,
+            ok: n == t.rows,
+        })
+        .collect()
 }
 
 /// Per-table row counts from a manifest, for checks.

@@ -41,6 +41,13 @@ pub struct PlannedTable {
     pub chunk_refs: Vec<ChunkRef>,
     #[serde(skip)]
     pub entry: Option<u32>,
+    /// The table's object in the schema model.
+    #[serde(skip)]
+    pub object_id: u32,
+    /// Whether this restore creates the table (a plain table whose CREATE is
+    /// in the pre-data), so its load may TRUNCATE it first and COPY FREEZE.
+    #[serde(skip)]
+    pub created_here: bool,
 }
 
 /// `--into-schema`: the selected tables (and their sequences, indexes and
@@ -389,6 +396,7 @@ pub async fn make(
         retarget_plan = Some(r);
     }
 
+    let created: BTreeSet<u32> = pre_data.iter().map(|p| p.id).collect();
     let mut tables = Vec::new();
     let mut bytes_to_read = 0;
     let into = opts.into_schema.clone();
@@ -424,6 +432,10 @@ pub async fn make(
             columns,
             chunk_refs: refs,
             entry: id,
+            object_id: t.object_id,
+            created_here: !opts.data_only
+                && t.kind == crate::schema::RelKind::Ordinary
+                && created.contains(&t.object_id),
         });
     }
     let wanted: BTreeSet<(String, String)> = match &selected {

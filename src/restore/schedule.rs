@@ -1,0 +1,277 @@
+//! The data and post-data phases on one dependency-aware scheduler, over
+//! `jobs` connections.
+//!
+//! Tasks are the data units (COPY streams, see `data::units`) and the
+//! post-data objects (indexes, constraints, triggers, ...). A post-data
+//! object runs once the objects it depends on are done and the rows of its
+//! table (and of the table a foreign key references) are in: so the index
+//! builds of a table that finished loading overlap the load of the others,
+//! as pg_restore's scheduler does, instead of waiting for the whole data
+//! phase. Objects whose tables cannot be told apart that simply (on a view,
+//! a partitioned or inheritance tree, a domain, ...) wait for all the data.
+//!
+//! Two tasks never run on one table at once (they would queue on its lock
+//! or deadlock, as pg_restore also avoids). Data goes first, biggest first,
+//! since every post-data object waits for some; post-data objects follow in
+//! the order of their table's size, so the longest index builds start early.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio::task::JoinSet;
+
+use crate::error::{Error, Result};
+use crate::pg::conn::{ConnInfo, Session};
+use crate::pg::snapshot::qualified;
+use crate::progress::{Event, Progress};
+use crate::repo::reader::StoredArchive;
+use crate::schema::{RelKind, APPLY_SESSION_SQL};
+
+use super::data::{self, Unit};
+use super::plan::Plan;
+use super::target::statements;
+use super::RestoreOptions;
+
+/// What the scheduler ran: rows the server took per planned table (from the
+/// COPY command tags) and when the last row was in.
+pub struct Outcome {
+    pub rows: Vec<u64>,
+    pub data_seconds: f64,
+}
+
+enum Task {
+    Data(Unit),
+    Post(u32),
+}
+
+/// The tables an object locks: its own table and one it references.
+fn lock_keys(plan: &Plan, id: u32) -> Vec<u32> {
+    let o = plan.object(id);
+    o.belongs_to.into_iter().chain(o.references).collect()
+}
+
+/// Plain tables outside any partition or inheritance tree: an object on one
+/// of them touches that table's rows only.
+fn simple_tables(plan: &Plan) -> HashSet<u32> {
+    let parents: HashSet<u32> = plan.model.tables.iter().filter_map(|t| t.parent).collect();
+    plan.model
+        .tables
+        .iter()
+        .filter(|t| t.kind == RelKind::Ordinary && t.parent.is_none())
+        .filter(|t| !parents.contains(&t.object_id))
+        .map(|t| t.object_id)
+        .collect()
+}
+
+pub async fn run(
+    archive: &Arc<StoredArchive>,
+    plan: &Plan,
+    target: &ConnInfo,
+    opts: &RestoreOptions,
+    target_db: &str,
+    progress: &Arc<dyn Progress>,
+) -> Result<Outcome> {
+    let t0 = Instant::now();
+    let mut units: VecDeque<Unit> = data::units(plan, archive.header.chunk_size, opts.jobs);
+    // Rows still to load, per table object: the data a post-data object waits for.
+    let mut pending_units: HashMap<u32, usize> = HashMap::new();
+    for u in &units {
+        *pending_units
+            .entry(plan.tables[u.table].object_id)
+            .or_default() += 1;
+    }
+    let in_plan: HashSet<u32> = plan.tables.iter().map(|t| t.object_id).collect();
+    let simple = simple_tables(plan);
+
+    let ids: Vec<u32> = plan.post_data.iter().map(|p| p.id).collect();
+    let in_set: HashSet<u32> = ids.iter().copied().collect();
+    // Remaining in-set dependencies of each object.
+    let mut waiting: HashMap<u32, HashSet<u32>> = ids
+        .iter()
+        .map(|&id| {
+            let deps = plan
+                .object(id)
+                .deps
+                .iter()
+                .copied()
+                .filter(|d| in_set.contains(d) && *d != id)
+                .collect();
+            (id, deps)
+        })
+        .collect();
+    let mut dependents: HashMap<u32, Vec<u32>> = HashMap::new();
+    for (&id, deps) in &waiting {
+        for &d in deps {
+            dependents.entry(d).or_default().push(id);
+        }
+    }
+    // The tables whose rows an object waits for; None: all of them.
+    let data_wait: HashMap<u32, Option<Vec<u32>>> = ids
+        .iter()
+        .map(|&id| {
+            let keys = lock_keys(plan, id);
+            let narrow = !keys.is_empty()
+                && keys
+                    .iter()
+                    .all(|k| in_plan.contains(k) && simple.contains(k));
+            (id, narrow.then_some(keys))
+        })
+        .collect();
+    let size_of: HashMap<u32, u64> = plan
+        .tables
+        .iter()
+        .map(|t| (t.object_id, t.raw_bytes))
+        .collect();
+    let position: HashMap<u32, usize> = ids.iter().enumerate().map(|(i, &id)| (id, i)).collect();
+    let prio = |id: u32| {
+        let size = plan
+            .object(id)
+            .belongs_to
+            .and_then(|t| size_of.get(&t))
+            .copied()
+            .unwrap_or(0);
+        (std::cmp::Reverse(size), position[&id])
+    };
+
+    let tasks = units.len() + ids.len();
+    let jobs = opts.jobs.max(1).min(tasks.max(1));
+    let mut idle = Vec::new();
+    for _ in 0..jobs {
+        idle.push(open_session(target).await?);
+    }
+    let copies: Arc<Vec<(String, String)>> = Arc::new(
+        plan.tables
+            .iter()
+            .map(|t| (qualified(&t.schema, &t.name), data::copy_in_sql(t)))
+            .collect(),
+    );
+    let mut rows = vec![0u64; plan.tables.len()];
+    let mut data_seconds = if units.is_empty() { Some(0.0) } else { None };
+    if data_seconds.is_some() {
+        progress.event(Event::Phase("post-data"));
+    }
+    let mut locked: HashSet<u32> = HashSet::new();
+    let mut running: JoinSet<(Task, Session, Result<u64>)> = JoinSet::new();
+    let mut done = 0usize;
+    while done < tasks {
+        // Data first. Units need no lock of their own: several COPY streams
+        // into one table is the point of splitting it, and no post-data
+        // object on a table starts before all its units are done.
+        while !idle.is_empty() {
+            let Some(unit) = units.pop_front() else {
+                break;
+            };
+            let session = idle.pop().expect("checked non-empty");
+            let (archive, copies, progress) = (archive.clone(), copies.clone(), progress.clone());
+            running.spawn(async move {
+                let (table, sql) = &copies[unit.table];
+                let res = data::load_unit(&session, &archive, table, sql, &unit, &progress).await;
+                (Task::Data(unit), session, res)
+            });
+        }
+        // Then whatever post-data is ready.
+        let mut ready: Vec<u32> = waiting
+            .iter()
+            .filter(|(_, d)| d.is_empty())
+            .map(|(&id, _)| id)
+            .filter(|id| match &data_wait[id] {
+                None => pending_units.is_empty(),
+                Some(keys) => keys.iter().all(|k| !pending_units.contains_key(k)),
+            })
+            .collect();
+        ready.sort_by_key(|&id| prio(id));
+        for id in ready {
+            if idle.is_empty() {
+                break;
+            }
+            let keys = lock_keys(plan, id);
+            if keys.iter().any(|k| locked.contains(k)) {
+                continue;
+            }
+            locked.extend(keys.iter().copied());
+            waiting.remove(&id);
+            let session = idle.pop().expect("checked non-empty");
+            let o = plan.object(id);
+            let stmts = statements(plan, o, opts, target_db);
+            let identity = o.identity.clone();
+            running.spawn(async move {
+                let mut res = Ok(0);
+                for s in &stmts {
+                    if let Err(e) = session.client.batch_execute(s).await {
+                        res = Err(Error::pg(format!("restoring {identity}"), e));
+                        break;
+                    }
+                }
+                (Task::Post(id), session, res)
+            });
+        }
+        let Some(joined) = running.join_next().await else {
+            let stuck: Vec<String> = waiting
+                .keys()
+                .take(5)
+                .map(|id| plan.object(*id).identity.clone())
+                .collect();
+            return Err(Error::Schema(format!(
+                "post-data dependencies cannot be satisfied (a cycle?): {}",
+                stuck.join(", ")
+            )));
+        };
+        let (task, session, res) = joined.map_err(|e| Error::task("restore worker", e))?;
+        let n = match res {
+            Ok(n) => n,
+            Err(e) => {
+                running.abort_all();
+                return Err(e);
+            }
+        };
+        idle.push(session);
+        done += 1;
+        match task {
+            Task::Data(unit) => {
+                let table = plan.tables[unit.table].object_id;
+                rows[unit.table] += n;
+                let left = pending_units.get_mut(&table).expect("counted above");
+                *left -= 1;
+                if *left == 0 {
+                    pending_units.remove(&table);
+                }
+                if pending_units.is_empty() && data_seconds.is_none() {
+                    data_seconds = Some(t0.elapsed().as_secs_f64());
+                    progress.event(Event::Phase("post-data"));
+                }
+            }
+            Task::Post(id) => {
+                for k in lock_keys(plan, id) {
+                    locked.remove(&k);
+                }
+                for d in dependents.get(&id).into_iter().flatten() {
+                    if let Some(w) = waiting.get_mut(d) {
+                        w.remove(&id);
+                    }
+                }
+            }
+        }
+    }
+    Ok(Outcome {
+        rows,
+        data_seconds: data_seconds.unwrap_or_else(|| t0.elapsed().as_secs_f64()),
+    })
+}
+
+/// One connection for both kinds of task: DDL settings (schema-qualified
+/// names, no body checks), memory for index builds, and no waiting on the
+/// WAL flush at each commit (a failed restore is redone from scratch).
+async fn open_session(target: &ConnInfo) -> Result<Session> {
+    let s = Session::open(target).await?;
+    s.client
+        .batch_execute(APPLY_SESSION_SQL)
+        .await
+        .and(
+            s.client
+                .batch_execute("SET maintenance_work_mem = '256MB'; SET synchronous_commit = off")
+                .await,
+        )
+        .map_err(|e| Error::pg("setting up a restore session", e))?;
+    Ok(s)
+}
