@@ -41,6 +41,9 @@ pub struct PlannedTable {
     pub chunk_refs: Vec<ChunkRef>,
     #[serde(skip)]
     pub entry: Option<u32>,
+    /// The relation's object in the model.
+    #[serde(skip)]
+    pub object_id: u32,
 }
 
 /// `--into-schema`: the selected tables (and their sequences, indexes and
@@ -129,9 +132,14 @@ pub struct Plan {
     /// The large objects' contents (full restores): entry and chunks.
     #[serde(skip)]
     pub large_objects: Option<(u32, Vec<ChunkRef>)>,
-    /// With --into-schema: objects of the tables left out (foreign keys,
-    /// triggers, policies, rules), reported.
+    /// Objects left out, and why: with --into-schema the tables' foreign
+    /// keys, triggers, policies and rules; provider-managed names the
+    /// target lacks (see `super::provider`).
     pub skipped: Vec<String>,
+    /// Provider-managed roles the target lacks: statements naming them are
+    /// left out (see `super::provider`).
+    #[serde(skip)]
+    pub skip_roles: BTreeSet<String>,
 }
 
 impl Plan {
@@ -424,6 +432,7 @@ pub async fn make(
             columns,
             chunk_refs: refs,
             entry: id,
+            object_id: t.object_id,
         });
     }
     let wanted: BTreeSet<(String, String)> = match &selected {
@@ -486,6 +495,7 @@ pub async fn make(
         retarget: retarget_plan,
         skipped,
         large_objects,
+        skip_roles: BTreeSet::new(),
     })
 }
 
