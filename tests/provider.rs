@@ -1,5 +1,6 @@
 //! Backups of a managed database (roles, schemas and grants the platform
-//! made, with their real names) restore onto a plain server without flags,
+//! made, with their real names), taken as a non-superuser with read access,
+//! restore onto a plain server without flags,
 //! and come back exactly where the platform's roles exist; an ordinary
 //! missing role still refuses the restore before any change.
 //!
@@ -53,11 +54,16 @@ fn drop_roles(pg: &Cluster, names: &[&str]) {
     );
 }
 
-fn backup(w: &Workdir, db: &str) -> String {
+/// Backs `db` up as `user` (`None`: the superuser).
+fn backup(w: &Workdir, db: &str, user: Option<&str>) -> String {
+    let url = match user {
+        Some(u) => pg().url(db).replacen("postgres@", &format!("{u}@"), 1),
+        None => pg().url(db),
+    };
     let out = pgsnap_ok(&[
         "backup",
         "--db",
-        &pg().url(db),
+        &url,
         "--repo",
         &w.repo(),
         "--key-file",
@@ -109,9 +115,15 @@ fn security(pg: &Cluster, db: &str) -> String {
 fn provider_names_restore_on_a_plain_server_and_back_on_the_platform() {
     let pg = pg();
     let provider = ["rdsadmin", "rds_superuser"];
-    let ordinary = ["prov_app", "prov_reader"];
+    let ordinary = ["prov_app", "prov_reader", "prov_master"];
     create_roles(pg, &provider);
     create_roles(pg, &ordinary);
+    // The backup runs as a managed database's master user would: no
+    // superuser, read access to everything.
+    pg.psql(
+        "postgres",
+        "ALTER ROLE prov_master LOGIN; GRANT pg_read_all_data TO prov_master",
+    );
     let src = pg.create_db("prov_src");
     pg.psql(&src, SOURCE);
     pg.psql(
@@ -119,7 +131,7 @@ fn provider_names_restore_on_a_plain_server_and_back_on_the_platform() {
         &format!("ALTER ROLE rdsadmin IN DATABASE \"{src}\" SET work_mem = '2MB'"),
     );
     let w = Workdir::new();
-    let id = backup(&w, &src);
+    let id = backup(&w, &src, Some("prov_master"));
     let data = table_contents(pg, &src);
     let dump = pg.schema_dump(&src);
     let sec = security(pg, &src).replace(&src, "DB");
@@ -197,7 +209,10 @@ fn provider_names_restore_on_a_plain_server_and_back_on_the_platform() {
     );
 
     pg.drop_db(&plain);
-    pg.psql("postgres", "DROP OWNED BY prov_app, prov_reader");
+    pg.psql(
+        "postgres",
+        "DROP OWNED BY prov_app, prov_reader, prov_master",
+    );
     drop_roles(pg, &ordinary);
 }
 
@@ -213,7 +228,7 @@ fn an_ordinary_missing_role_still_refuses_before_any_change() {
          ALTER TABLE t OWNER TO prov_gone_owner; GRANT SELECT ON t TO prov_gone_reader;",
     );
     let w = Workdir::new();
-    let id = backup(&w, &src);
+    let id = backup(&w, &src, None);
     pg.drop_db(&src);
     drop_roles(pg, &roles);
 
