@@ -6,7 +6,9 @@
 //! every chunk the restore will use authenticates (so a tampered archive or a
 //! wrong key changes nothing, see docs/restore-safety.md), no object the
 //! restore creates already exists (unless `--clean`), and every role named
-//! as owner exists (unless `--no-owner`). Then: pre-data DDL in one
+//! as owner (unless `--no-owner`) or in privileges (unless `--no-acl`)
+//! exists; provider-managed roles, extensions and schemas the target lacks
+//! are left out and reported instead (`provider`). Then: pre-data DDL in one
 //! transaction; table data over parallel `COPY ... FROM STDIN` and post-data
 //! (indexes, constraints, triggers, ...) on one dependency-aware parallel
 //! scheduler, so a table's indexes build while others still load; sequence
@@ -15,6 +17,7 @@
 
 mod data;
 mod plan;
+mod provider;
 mod schedule;
 mod target;
 
@@ -71,7 +74,9 @@ pub struct RestoreReport {
     pub seconds: f64,
     pub objects: usize,
     pub skipped_foreign_keys: Vec<String>,
-    /// Objects left out with --into-schema (triggers, policies, ...).
+    /// Objects and statements left out, with why: with --into-schema
+    /// (triggers, policies, ...); provider-managed roles, extensions and
+    /// schemas the target lacks (ownership falls back to the restoring role).
     pub skipped: Vec<String>,
     pub reused: Vec<String>,
     pub dropped: Vec<String>,
@@ -149,6 +154,13 @@ pub async fn run(
     progress.event(Event::Phase("check target"));
     let session = Session::open(target).await?;
     target::prepare_ddl_session(&session.client).await?;
+    let mut plan = plan;
+    report
+        .skipped
+        .extend(provider::adapt(&session.client, &mut plan, opts).await?);
+    report.tables = plan.tables.len();
+    report.rows = plan.tables.iter().map(|t| t.rows).sum();
+    report.objects = plan.pre_data.len() + plan.post_data.len();
     let checked = target::check(&session.client, &plan, opts).await?;
 
     progress.event(Event::Phase("pre-data"));

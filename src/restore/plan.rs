@@ -136,9 +136,14 @@ pub struct Plan {
     /// The large objects' contents (full restores): entry and chunks.
     #[serde(skip)]
     pub large_objects: Option<(u32, Vec<ChunkRef>)>,
-    /// With --into-schema: objects of the tables left out (foreign keys,
-    /// triggers, policies, rules), reported.
+    /// Objects left out, and why: with --into-schema the tables' foreign
+    /// keys, triggers, policies and rules; provider-managed names the
+    /// target lacks (see `super::provider`).
     pub skipped: Vec<String>,
+    /// Provider-managed roles the target lacks: statements naming them are
+    /// left out (see `super::provider`).
+    #[serde(skip)]
+    pub skip_roles: BTreeSet<String>,
 }
 
 impl Plan {
@@ -498,6 +503,7 @@ pub async fn make(
         retarget: retarget_plan,
         skipped,
         large_objects,
+        skip_roles: BTreeSet::new(),
     })
 }
 

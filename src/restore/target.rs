@@ -1,13 +1,15 @@
 //! The target database: checks made before any change (conflicts, roles),
 //! `--clean`, the pre-data transaction, and sequence states.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use tokio_postgres::error::SqlState;
 use tokio_postgres::Client;
 
 use crate::error::{Error, Result};
 use crate::pg::snapshot::qualified;
+use crate::schema::ddl::roles_named;
+use crate::schema::provider::setting_role;
 use crate::schema::{ApplyOptions, DbObject, ObjectKind, APPLY_SESSION_SQL};
 
 use super::plan::Plan;
@@ -128,36 +130,78 @@ pub async fn check(client: &Client, plan: &Plan, opts: &RestoreOptions) -> Resul
             names.join(", ")
         )));
     }
-    if !opts.no_owner {
-        let owners: BTreeSet<&str> = plan
-            .pre_data
-            .iter()
-            .chain(plan.post_data.iter())
-            .filter_map(|p| plan.object(p.id).owner.as_deref())
-            .collect();
-        let owners: Vec<&str> = owners.into_iter().collect();
-        let rows = client
-            .query(
-                "SELECT r FROM unnest($1::text[]) r WHERE NOT EXISTS
-                   (SELECT 1 FROM pg_roles WHERE rolname = r) ORDER BY 1",
-                &[&owners],
-            )
-            .await
-            .map_err(|e| Error::pg("checking roles in the target", e))?;
-        if !rows.is_empty() {
-            let missing: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
-            return Err(Error::Refused(format!(
-                "role(s) owning objects in the backup do not exist in the target: {}; nothing was \
-                 changed (create them, or pass --no-owner to leave ownership to the restoring role)",
-                missing.join(", ")
-            )));
-        }
+    let missing = missing_roles(client, plan, opts).await?;
+    if !missing.is_empty() {
+        return Err(Error::Refused(format!(
+            "role(s) named in the backup do not exist in the target: {}; nothing was changed \
+             (create them, or pass --no-owner to leave ownership to the restoring role and \
+             --no-acl to leave privileges out)",
+            missing.join(", ")
+        )));
     }
     Ok(Checked {
         conflicts,
         existing,
         target_db,
     })
+}
+
+/// Roles the restore would name that the target lacks, each with what
+/// names it (`owner`, `privileges`, `settings`). Provider-managed roles the
+/// plan already leaves out (`Plan::skip_roles`) are not counted.
+async fn missing_roles(client: &Client, plan: &Plan, opts: &RestoreOptions) -> Result<Vec<String>> {
+    let mut uses: BTreeMap<String, BTreeSet<&str>> = BTreeMap::new();
+    for p in plan.pre_data.iter().chain(plan.post_data.iter()) {
+        let o = plan.object(p.id);
+        let mut named: Vec<(String, &str)> = Vec::new();
+        if !opts.no_owner {
+            named.extend(o.owner.iter().map(|r| (r.clone(), "owner")));
+            named.extend(
+                o.owner_sql
+                    .iter()
+                    .flat_map(|s| roles_named(s))
+                    .map(|r| (r, "owner")),
+            );
+        }
+        if !opts.no_acl {
+            named.extend(
+                o.acl_sql
+                    .iter()
+                    .flat_map(|s| roles_named(s))
+                    .map(|r| (r, "privileges")),
+            );
+        }
+        if o.kind == ObjectKind::Database {
+            named.extend(
+                o.create
+                    .lines()
+                    .filter_map(setting_role)
+                    .map(|r| (r, "settings")),
+            );
+        }
+        for (role, what) in named {
+            if !plan.skip_roles.contains(&role) {
+                uses.entry(role).or_default().insert(what);
+            }
+        }
+    }
+    let names: Vec<&str> = uses.keys().map(String::as_str).collect();
+    let rows = client
+        .query(
+            "SELECT r FROM unnest($1::text[]) r WHERE NOT EXISTS
+               (SELECT 1 FROM pg_roles WHERE rolname = r) ORDER BY 1",
+            &[&names],
+        )
+        .await
+        .map_err(|e| Error::pg("checking roles in the target", e))?;
+    Ok(rows
+        .iter()
+        .map(|r| {
+            let role: String = r.get(0);
+            let what: Vec<&str> = uses[&role].iter().copied().collect();
+            format!("{role} ({})", what.join(", "))
+        })
+        .collect())
 }
 
 /// The statements that recreate one object under the options.
@@ -172,6 +216,7 @@ pub fn statements(
         no_acl: opts.no_acl,
         no_comments: false,
         target_db_name: target_db.to_string(),
+        skip_roles: plan.skip_roles.clone(),
     };
     plan.sql(o, &apply)
 }

@@ -1,10 +1,13 @@
 //! Running a model's DDL on a target database.
 
+use std::collections::BTreeSet;
+
 use tokio_postgres::Client;
 
-use super::ddl::ident;
+use super::ddl::{ident, roles_named};
 use super::error::SchemaError;
 use super::model::{DbObject, ObjectKind, SchemaModel, DATABASE_PLACEHOLDER};
+use super::provider::setting_role;
 
 /// How to apply.
 #[derive(Debug, Clone, Default)]
@@ -17,6 +20,33 @@ pub struct ApplyOptions {
     pub no_comments: bool,
     /// Name of the target database, for database-level statements.
     pub target_db_name: String,
+    /// Roles the target lacks whose ownership, privilege and per-role
+    /// setting statements are left out (provider-managed roles, see
+    /// [`crate::schema::provider`]): ownership then stays with the
+    /// restoring role.
+    pub skip_roles: BTreeSet<String>,
+}
+
+impl ApplyOptions {
+    fn keeps(&self, stmt: &str) -> bool {
+        self.skip_roles.is_empty()
+            || !roles_named(stmt)
+                .iter()
+                .any(|r| self.skip_roles.contains(r))
+    }
+
+    /// The create statement without per-role database settings of skipped
+    /// roles (those are single lines of the database object).
+    fn create_sql(&self, o: &DbObject) -> String {
+        if o.kind != ObjectKind::Database || self.skip_roles.is_empty() {
+            return o.create.clone();
+        }
+        o.create
+            .split('\n')
+            .filter(|l| !setting_role(l).is_some_and(|r| self.skip_roles.contains(&r)))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
 }
 
 /// Session settings for applying DDL: an empty search_path (every name in
@@ -29,14 +59,15 @@ pub const APPLY_SESSION_SQL: &str = "SELECT pg_catalog.set_config('search_path',
 /// The statements applying one object, in order.
 pub fn object_sql(o: &DbObject, opts: &ApplyOptions) -> Vec<String> {
     let mut out = Vec::new();
-    if !o.create.trim().is_empty() {
-        out.push(o.create.clone());
+    let create = opts.create_sql(o);
+    if !create.trim().is_empty() {
+        out.push(create);
     }
     if !opts.no_owner {
-        out.extend(o.owner_sql.iter().cloned());
+        out.extend(o.owner_sql.iter().filter(|s| opts.keeps(s)).cloned());
     }
     if !opts.no_acl {
-        out.extend(o.acl_sql.iter().cloned());
+        out.extend(o.acl_sql.iter().filter(|s| opts.keeps(s)).cloned());
     }
     if !opts.no_comments {
         out.extend(o.comment_sql.iter().cloned());

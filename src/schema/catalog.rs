@@ -140,6 +140,7 @@ impl Builder {
             deps: Vec::new(),
             belongs_to: None,
             references: None,
+            provider: None,
         });
         if let Some(k) = key {
             self.keys.insert(k, id);
@@ -363,8 +364,17 @@ async fn read_all(client: &Client) -> Result<SchemaModel, SchemaError> {
     postpone_across_sections(&mut bld);
     // Identity sequences of tables not in the model (extension members).
     bld.sequences.retain(|s| s.object_id != u32::MAX);
+    let source_roles = q(
+        client,
+        "roles",
+        "SELECT rolname::text FROM pg_catalog.pg_roles",
+    )
+    .await?
+    .iter()
+    .map(|r| r.get::<_, String>(0))
+    .collect();
     let b = bld;
-    Ok(SchemaModel {
+    let mut model = SchemaModel {
         format: FORMAT_VERSION,
         server_version_num: info.get::<_, i32>("ver"),
         database: s(info, "db"),
@@ -375,7 +385,10 @@ async fn read_all(client: &Client) -> Result<SchemaModel, SchemaError> {
         matviews: b.matviews,
         large_objects: b.large_objects,
         extension_tables: b.extension_tables,
-    })
+        managed: Vec::new(),
+    };
+    super::provider::mark(&mut model, &source_roles);
+    Ok(model)
 }
 
 async fn read_ext_members(client: &Client, bld: &mut Builder) -> Result<(), SchemaError> {

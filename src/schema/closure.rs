@@ -149,6 +149,7 @@ mod tests {
             matviews: vec![],
             large_objects: vec![],
             extension_tables: vec![],
+            managed: vec![],
         }
     }
 

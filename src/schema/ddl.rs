@@ -273,6 +273,59 @@ fn column_list(cols: &[String]) -> String {
     format!(" ({})", c.join(", "))
 }
 
+/// The roles a privilege or ownership statement built here names: the
+/// quoted identifier right after `TO`, `FROM` or `ROLE` (grantee, revokee,
+/// new owner, `SET ROLE` grantor, `FOR ROLE` of default privileges). Object
+/// names are quoted too, so keywords are only looked for outside quotes,
+/// and a name like `"x TO ""y"""` cannot be mistaken for a role.
+pub fn roles_named(sql: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut word = String::new();
+    // The last word when nothing but spaces followed it.
+    let mut keyword = false;
+    let mut chars = sql.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c.is_alphanumeric() || c == '_' {
+            word.push(c);
+            continue;
+        }
+        if !word.is_empty() {
+            keyword = matches!(word.to_ascii_uppercase().as_str(), "TO" | "FROM" | "ROLE");
+            word.clear();
+        }
+        match c {
+            '"' => {
+                let mut name = String::new();
+                while let Some(q) = chars.next() {
+                    if q == '"' {
+                        if chars.peek() == Some(&'"') {
+                            chars.next();
+                        } else {
+                            break;
+                        }
+                    }
+                    name.push(q);
+                }
+                if keyword {
+                    out.push(name);
+                }
+                keyword = false;
+            }
+            '\'' => {
+                while let Some(q) = chars.next() {
+                    if q == '\'' && chars.next_if_eq(&'\'').is_none() {
+                        break;
+                    }
+                }
+                keyword = false;
+            }
+            c if c.is_whitespace() => {}
+            _ => keyword = false,
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -341,5 +394,49 @@ mod tests {
             ..t
         };
         assert_eq!(copy_out_sql(&empty), "COPY \"app\".\"Order\" TO STDOUT");
+    }
+
+    #[test]
+    fn roles_named_finds_grantees_owners_grantors_only() {
+        let on = "TABLE \"s\".\"x TO \"\"evil\"\"\"";
+        let owner = Some("own");
+        let entries = vec![
+            AclEntry(
+                Some("rds_superuser".into()),
+                "own".into(),
+                "SELECT".into(),
+                false,
+            ),
+            AclEntry(Some("app".into()), "rdsadmin".into(), "UPDATE".into(), true),
+            AclEntry(None, "own".into(), "SELECT".into(), false),
+        ];
+        let stmts = acl_statements(on, owner, &Some(entries));
+        let named: Vec<Vec<String>> = stmts.iter().map(|s| roles_named(s)).collect();
+        assert_eq!(
+            named,
+            vec![
+                vec![],
+                vec!["own".to_string()],
+                vec!["rds_superuser".to_string()],
+                vec!["rdsadmin".to_string(), "app".to_string()],
+                vec![],
+            ]
+        );
+        assert_eq!(roles_named(&owner_to(on, "o\"x")), vec!["o\"x".to_string()]);
+        let d = default_acl_statements(
+            "rdsadmin",
+            Some("s"),
+            "TABLES",
+            &[AclEntry(
+                Some("g".into()),
+                "rdsadmin".into(),
+                "SELECT".into(),
+                false,
+            )],
+        );
+        assert_eq!(
+            roles_named(&d[0]),
+            vec!["rdsadmin".to_string(), "g".to_string()]
+        );
     }
 }

@@ -19,6 +19,7 @@ pub mod ddl;
 mod error;
 mod model;
 pub mod order;
+pub mod provider;
 
 pub use apply::{apply, object_sql, sql_script, ApplyOptions, APPLY_SESSION_SQL};
 pub use catalog::{read_schema, read_schema_with, ReadOptions};

@@ -134,6 +134,10 @@ pub struct DbObject {
     pub belongs_to: Option<u32>,
     /// For foreign keys: the referenced table's object id.
     pub references: Option<u32>,
+    /// The managed-database platform that made this object (an extension
+    /// or schema of [`crate::schema::provider`]'s table), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider: Option<String>,
 }
 
 /// What a relation is, for the data phase.
@@ -228,6 +232,10 @@ pub struct SchemaModel {
     /// Extension configuration tables whose rows the backup saves.
     #[serde(default)]
     pub extension_tables: Vec<ExtensionTableInfo>,
+    /// Provider-managed roles, extensions and schemas the database uses
+    /// (see [`crate::schema::provider`]); absent in older archives.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub managed: Vec<crate::schema::provider::ManagedName>,
 }
 
 /// A table named by schema and name.
@@ -420,6 +428,7 @@ impl SchemaModel {
                     Some(e)
                 })
                 .collect(),
+            managed: self.managed.clone(),
         }
     }
 

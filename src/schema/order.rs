@@ -273,6 +273,7 @@ pub(crate) mod tests {
             deps: deps.to_vec(),
             belongs_to: None,
             references: None,
+            provider: None,
         }
     }
 
