@@ -5,6 +5,7 @@
 //! independent oracle) and every table's columns in attnum order (what
 //! pg_dump cannot see).
 mod common;
+use common::{diff, fixture_rows, normalise};
 
 use std::path::{Path, PathBuf};
 
@@ -45,45 +46,6 @@ async fn read_with(url: &str, lock_tables: bool) -> SchemaModel {
     assert_eq!(sp, "");
     c.batch_execute("COMMIT").await.unwrap();
     m
-}
-
-/// A line diff good enough to read: the differing region with context.
-fn diff(a: &str, b: &str) -> String {
-    let la: Vec<&str> = a.lines().collect();
-    let lb: Vec<&str> = b.lines().collect();
-    let mut start = 0;
-    while start < la.len() && start < lb.len() && la[start] == lb[start] {
-        start += 1;
-    }
-    let (mut ea, mut eb) = (la.len(), lb.len());
-    while ea > start && eb > start && la[ea - 1] == lb[eb - 1] {
-        ea -= 1;
-        eb -= 1;
-    }
-    let mut out = format!(
-        "@@ source line {} / restored line {} @@\n",
-        start + 1,
-        start + 1
-    );
-    for l in &la[start.saturating_sub(3)..start] {
-        out.push_str(&format!("  {l}\n"));
-    }
-    for l in &la[start..ea.min(start + 60)] {
-        out.push_str(&format!("- {l}\n"));
-    }
-    for l in &lb[start..eb.min(start + 60)] {
-        out.push_str(&format!("+ {l}\n"));
-    }
-    out
-}
-
-/// Only the database name and pg_dump's per-run `\restrict` key differ.
-fn normalise(dump: &str, db: &str) -> String {
-    dump.lines()
-        .filter(|l| !l.starts_with("\\restrict") && !l.starts_with("\\unrestrict"))
-        .map(|l| l.replace(db, "DBNAME"))
-        .collect::<Vec<_>>()
-        .join("\n")
 }
 
 const COLUMNS_SQL: &str = "SELECT attrelid::regclass::text || ' ' || attname || ' ' || \
@@ -441,33 +403,14 @@ fn extension_config_tables_are_listed() {
 /// column order of inheritance children that pg_dump gets wrong.
 #[test]
 fn data_roundtrip_keeps_row_text() {
-    data_roundtrip(
-        "inheritance.sql",
-        "INSERT INTO inh.parent VALUES (1, 'p', '2021-01-01', 1.5); \
-         INSERT INTO inh.child_reordered (c, x, b, a, e) VALUES ('2022-02-02', 7, 'r', 2, 2.5); \
-         INSERT INTO inh.child_natural (a, d) VALUES (3, 4); \
-         INSERT INTO inh2.kid (x, a, b, c, e) VALUES (9, 5, 'k', '2023-03-03', NULL); \
-         INSERT INTO inh.tenant VALUES (1); \
-         INSERT INTO inh.events VALUES (1, '2025-05-05', 'login', '{\"a\": 1}', 1), \
-           (2, '2026-06-06', 'x', '{\"id\": \"q\"}', NULL), (3, '2030-01-01', 'y', NULL, 1); \
-         INSERT INTO inh.refs VALUES (1, '2025-05-05', 'login'); \
-         INSERT INTO inh.gchild (a, c, t) VALUES (21, 'g', 'tt'); \
-         INSERT INTO inh.people VALUES ('ann', 30);",
-    );
+    data_roundtrip("inheritance.sql", fixture_rows("inheritance.sql"));
 }
 
 /// Identity ALWAYS and generated columns, forced RLS, triggers and NOT
 /// VALID constraints around the data.
 #[test]
 fn data_roundtrip_basics() {
-    data_roundtrip(
-        "basics.sql",
-        "INSERT INTO app.\"Order\" (code, n, price, qty, note) VALUES ('a', 2, 1.5, 2, 'x'), ('b', 3, 2, 1, NULL); \
-         INSERT INTO app.line (order_id, label) SELECT id, 'l' || id FROM app.\"Order\"; \
-         INSERT INTO app.line (order_id, label) VALUES (NULL, repeat('long', 20)); \
-         INSERT INTO app.scratch VALUES ('k', '{\"v\": [1, 2]}'); \
-         REFRESH MATERIALIZED VIEW app.order_mv;",
-    );
+    data_roundtrip("basics.sql", fixture_rows("basics.sql"));
 }
 
 fn data_roundtrip(fixture_file: &str, inserts: &str) {

@@ -340,6 +340,7 @@ mod tests {
             chunk_refs: vec![],
             entry: None,
             object_id: id,
+            created_here: true,
         };
         Plan {
             pre_data: planned(Section::PreData),

@@ -26,7 +26,7 @@ use crate::pg::conn::{ConnInfo, Session};
 use crate::pg::snapshot::qualified;
 use crate::progress::{Event, Progress};
 use crate::repo::reader::StoredArchive;
-use crate::schema::{RelKind, APPLY_SESSION_SQL};
+use crate::schema::{ObjectKind, RelKind, APPLY_SESSION_SQL};
 
 use super::data::{self, Unit};
 use super::plan::Plan;
@@ -49,6 +49,53 @@ enum Task {
 fn lock_keys(plan: &Plan, id: u32) -> Vec<u32> {
     let o = plan.object(id);
     o.belongs_to.into_iter().chain(o.references).collect()
+}
+
+/// A unique index on a partitioned table is valid, and a foreign key can
+/// reference it, only once every partition's index is attached to it (down
+/// the whole tree): so each foreign key waits for the attachments below the
+/// indexes and constraints of the table it references, as pg_dump orders
+/// them. A sequential run gets this from the section order; the parallel
+/// one needs it spelled out.
+fn attachments_before_foreign_keys(plan: &Plan, in_set: &HashSet<u32>) -> Vec<(u32, Vec<u32>)> {
+    // Attachments by the parent index they attach to.
+    let mut below: HashMap<u32, Vec<(u32, u32)>> = HashMap::new();
+    for &id in in_set {
+        let o = plan.object(id);
+        if let (ObjectKind::IndexAttach, Some(child), Some(parent)) =
+            (o.kind, o.belongs_to, o.references)
+        {
+            below.entry(parent).or_default().push((id, child));
+        }
+    }
+    if below.is_empty() {
+        return vec![];
+    }
+    let mut indexes_of: HashMap<u32, Vec<u32>> = HashMap::new();
+    for x in &plan.model.objects {
+        if let (ObjectKind::Constraint | ObjectKind::Index, Some(t)) = (x.kind, x.belongs_to) {
+            indexes_of.entry(t).or_default().push(x.id);
+        }
+    }
+    let mut out = Vec::new();
+    for &id in in_set {
+        let o = plan.object(id);
+        let (ObjectKind::ForeignKey, Some(referenced)) = (o.kind, o.references) else {
+            continue;
+        };
+        let mut stack = indexes_of.get(&referenced).cloned().unwrap_or_default();
+        let mut deps = Vec::new();
+        while let Some(index) = stack.pop() {
+            for &(attach, child) in below.get(&index).into_iter().flatten() {
+                deps.push(attach);
+                stack.push(child);
+            }
+        }
+        if !deps.is_empty() {
+            out.push((id, deps));
+        }
+    }
+    out
 }
 
 /// Plain tables outside any partition or inheritance tree: an object on one
@@ -100,6 +147,9 @@ pub async fn run(
             (id, deps)
         })
         .collect();
+    for (fk, deps) in attachments_before_foreign_keys(plan, &in_set) {
+        waiting.entry(fk).or_default().extend(deps);
+    }
     let mut dependents: HashMap<u32, Vec<u32>> = HashMap::new();
     for (&id, deps) in &waiting {
         for &d in deps {

@@ -592,7 +592,8 @@ pub fn table_contents(pg: &Cluster, db: &str) -> Vec<(String, Vec<String>)> {
         db,
         "SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c \
          JOIN pg_namespace n ON n.oid = c.relnamespace \
-         WHERE c.relkind IN ('r','m') AND n.nspname NOT IN ('pg_catalog','information_schema') \
+         WHERE (c.relkind = 'r' OR (c.relkind = 'm' AND c.relispopulated)) \
+           AND n.nspname NOT IN ('pg_catalog','information_schema') \
            AND n.nspname NOT LIKE 'pg_toast%' ORDER BY 1",
     );
     tables
@@ -617,4 +618,69 @@ pub fn sequence_states(pg: &Cluster, db: &str) -> String {
         "SELECT string_agg(format('%s=%s', s, pg_sequence_last_value(s::regclass)), ',' ORDER BY s) \
          FROM (SELECT format('%I.%I', schemaname, sequencename) s FROM pg_sequences) q",
     )
+}
+
+/// A line diff good enough to read: the differing region with context.
+pub fn diff(a: &str, b: &str) -> String {
+    let la: Vec<&str> = a.lines().collect();
+    let lb: Vec<&str> = b.lines().collect();
+    let mut start = 0;
+    while start < la.len() && start < lb.len() && la[start] == lb[start] {
+        start += 1;
+    }
+    let (mut ea, mut eb) = (la.len(), lb.len());
+    while ea > start && eb > start && la[ea - 1] == lb[eb - 1] {
+        ea -= 1;
+        eb -= 1;
+    }
+    let mut out = format!(
+        "@@ source line {} / restored line {} @@\n",
+        start + 1,
+        start + 1
+    );
+    for l in &la[start.saturating_sub(3)..start] {
+        out.push_str(&format!("  {l}\n"));
+    }
+    for l in &la[start..ea.min(start + 60)] {
+        out.push_str(&format!("- {l}\n"));
+    }
+    for l in &lb[start..eb.min(start + 60)] {
+        out.push_str(&format!("+ {l}\n"));
+    }
+    out
+}
+
+/// Only the database name and pg_dump's per-run `\restrict` key differ.
+pub fn normalise(dump: &str, db: &str) -> String {
+    dump.lines()
+        .filter(|l| !l.starts_with("\\restrict") && !l.starts_with("\\unrestrict"))
+        .map(|l| l.replace(db, "DBNAME"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Rows for the schema fixtures whose tables start empty (tests/schema_fixtures).
+pub fn fixture_rows(fixture: &str) -> &'static str {
+    match fixture {
+        "inheritance.sql" => {
+        "INSERT INTO inh.parent VALUES (1, 'p', '2021-01-01', 1.5); \
+         INSERT INTO inh.child_reordered (c, x, b, a, e) VALUES ('2022-02-02', 7, 'r', 2, 2.5); \
+         INSERT INTO inh.child_natural (a, d) VALUES (3, 4); \
+         INSERT INTO inh2.kid (x, a, b, c, e) VALUES (9, 5, 'k', '2023-03-03', NULL); \
+         INSERT INTO inh.tenant VALUES (1); \
+         INSERT INTO inh.events VALUES (1, '2025-05-05', 'login', '{\"a\": 1}', 1), \
+           (2, '2026-06-06', 'x', '{\"id\": \"q\"}', NULL), (3, '2030-01-01', 'y', NULL, 1); \
+         INSERT INTO inh.refs VALUES (1, '2025-05-05', 'login'); \
+         INSERT INTO inh.gchild (a, c, t) VALUES (21, 'g', 'tt'); \
+         INSERT INTO inh.people VALUES ('ann', 30);"
+        }
+        "basics.sql" => {
+        "INSERT INTO app.\"Order\" (code, n, price, qty, note) VALUES ('a', 2, 1.5, 2, 'x'), ('b', 3, 2, 1, NULL); \
+         INSERT INTO app.line (order_id, label) SELECT id, 'l' || id FROM app.\"Order\"; \
+         INSERT INTO app.line (order_id, label) VALUES (NULL, repeat('long', 20)); \
+         INSERT INTO app.scratch VALUES ('k', '{\"v\": [1, 2]}'); \
+         REFRESH MATERIALIZED VIEW app.order_mv;"
+        }
+        _ => "",
+    }
 }
