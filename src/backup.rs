@@ -50,6 +50,9 @@ pub struct BackupOptions {
     pub compression: Compression,
     pub cipher: Cipher,
     pub chunk_size: u32,
+    /// Tables bigger than twice this are copied as ctid ranges of about
+    /// this size, on parallel jobs.
+    pub split_size: u64,
     pub filter: TableFilter,
     pub tags: BTreeMap<String, String>,
     pub lock_timeout: Duration,
@@ -88,6 +91,7 @@ impl Default for BackupOptions {
             compression: a.compression,
             cipher: a.cipher,
             chunk_size: a.chunk_size,
+            split_size: SPLIT_PAGES as u64 * 8192,
             filter: TableFilter::default(),
             tags: BTreeMap::new(),
             lock_timeout: Duration::from_secs(60),
@@ -125,7 +129,13 @@ struct WorkItem {
     pages: i64,
 }
 
-fn plan_items(tables: &[(u32, &TableInfo)], jobs: usize, tid_ranges: bool) -> Vec<WorkItem> {
+fn plan_items(
+    tables: &[(u32, &TableInfo)],
+    jobs: usize,
+    tid_ranges: bool,
+    split_size: u64,
+) -> Vec<WorkItem> {
+    let split_pages = (split_size / 8192).max(1) as i64;
     let mut items = Vec::new();
     for (entry, t) in tables {
         let cols = t
@@ -136,8 +146,8 @@ fn plan_items(tables: &[(u32, &TableInfo)], jobs: usize, tid_ranges: bool) -> Ve
             .join(", ");
         let q = qualified(&t.schema, &t.name);
         let pages = t.relpages.max(0);
-        if tid_ranges && jobs > 1 && pages > 2 * SPLIT_PAGES && !t.columns.is_empty() {
-            let parts = (pages / SPLIT_PAGES).clamp(2, 64);
+        if tid_ranges && jobs > 1 && pages > 2 * split_pages && !t.columns.is_empty() {
+            let parts = (pages / split_pages).clamp(2, 64);
             let step = pages / parts + 1;
             for i in 0..parts {
                 let lo = i * step;
@@ -373,7 +383,12 @@ async fn run_inner(
         ));
         id
     });
-    let items = plan_items(&with_data, jobs, server_version_num >= 140000);
+    let items = plan_items(
+        &with_data,
+        jobs,
+        server_version_num >= 140000,
+        opts.split_size,
+    );
     progress.event(Event::Planned {
         tables: with_data.len(),
         rows_estimate: with_data
@@ -766,6 +781,30 @@ impl Tally {
     }
 }
 
+/// Per-table locks for tables copied as several ctid ranges at once.
+///
+/// Chunks of whole rows may reach the archive in any order, but the pieces
+/// of a row longer than a chunk (see `copy::Chunker`) must follow each other
+/// within the table's entry, or a restore would splice another range's rows
+/// into the middle of that row. A worker holds its table's lock from a long
+/// row's first piece to its last; every other worker on that table takes
+/// the lock for each chunk it hands over.
+type EntryLocks = Arc<std::collections::HashMap<u32, Arc<tokio::sync::Mutex<()>>>>;
+
+fn entry_locks(items: &[WorkItem]) -> EntryLocks {
+    let mut count = std::collections::HashMap::<u32, usize>::new();
+    for i in items {
+        *count.entry(i.entry).or_default() += 1;
+    }
+    Arc::new(
+        count
+            .into_iter()
+            .filter(|&(_, n)| n > 1)
+            .map(|(e, _)| (e, Arc::new(tokio::sync::Mutex::new(()))))
+            .collect(),
+    )
+}
+
 /// Streams one work item's COPY into the pipeline; returns its rows.
 async fn copy_item(
     client: &tokio_postgres::Client,
@@ -773,14 +812,28 @@ async fn copy_item(
     target: usize,
     sender: &crate::archive::pipeline::ChunkSender,
     progress: &Arc<dyn Progress>,
+    locks: &EntryLocks,
 ) -> Result<u64> {
     let entry = item.entry;
     let rows_done = AtomicU64::new(0);
+    let lock = locks.get(&entry).cloned();
+    let held: Mutex<Option<tokio::sync::OwnedMutexGuard<()>>> = Mutex::new(None);
     copy::copy_out(client, &item.sql, target, |chunk: RowChunk| {
         rows_done.fetch_add(chunk.rows, Ordering::Relaxed);
+        let (lock, held) = (lock.clone(), &held);
         async move {
+            let holding = held.lock().unwrap_or_else(|p| p.into_inner()).is_some();
+            if let (Some(lock), false) = (lock, holding) {
+                let guard = lock.lock_owned().await;
+                *held.lock().unwrap_or_else(|p| p.into_inner()) = Some(guard);
+            }
             let (rows, bytes) = (chunk.rows, chunk.data.len() as u64);
             submit_chunk(sender, entry, rows, chunk.data).await?;
+            // A chunk with no row ending in it is a piece of a long row:
+            // keep the table until the row's last piece is handed over.
+            if rows > 0 {
+                held.lock().unwrap_or_else(|p| p.into_inner()).take();
+            }
             progress.event(Event::Rows { rows, bytes });
             Ok(())
         }
@@ -839,6 +892,7 @@ async fn copy_all(
         progress: progress.clone(),
     });
     let target = opts.chunk_size as usize;
+    let locks = entry_locks(&items);
     let workers = jobs.min(items.len()).max(1);
     let queue = Arc::new(Mutex::new(std::collections::VecDeque::from(items)));
     let deferred = Arc::new(Mutex::new(Vec::new()));
@@ -852,7 +906,7 @@ async fn copy_all(
             failed.clone(),
             tally.clone(),
         );
-        let (sender, progress) = (sender.clone(), progress.clone());
+        let (sender, progress, locks) = (sender.clone(), progress.clone(), locks.clone());
         tasks.spawn(async move {
             loop {
                 if failed.load(Ordering::Relaxed) > 0 {
@@ -861,7 +915,9 @@ async fn copy_all(
                 let item = queue.lock().unwrap().pop_front();
                 let Some(item) = item else { return Ok(()) };
                 let res = match try_lock(&session.client, &item.table).await {
-                    Ok(true) => copy_item(&session.client, &item, target, &sender, &progress).await,
+                    Ok(true) => {
+                        copy_item(&session.client, &item, target, &sender, &progress, &locks).await
+                    }
                     Ok(false) => {
                         deferred.lock().unwrap().push(item);
                         continue;
@@ -897,7 +953,7 @@ async fn copy_all(
             "{} is wanted by another session; copying it on the coordinator",
             item.table
         );
-        let rows = copy_item(coordinator, &item, target, sender, progress).await?;
+        let rows = copy_item(coordinator, &item, target, sender, progress, &locks).await?;
         tally.item_done(item.entry, rows);
     }
     Ok(())

@@ -103,10 +103,12 @@ pub struct ShowArgs {
     pub json: bool,
 }
 
-/// `[K]iB`/`MiB` sizes and `s`/`m`/`h` durations on the command line.
-pub fn parse_size(s: &str) -> Result<u32, String> {
+/// `[K]iB`/`MiB`/`GiB` sizes on the command line.
+fn parse_bytes(s: &str) -> Result<u64, String> {
     let t = s.trim();
-    let (num, mult) = if let Some(n) = t.strip_suffix("MiB").or(t.strip_suffix("M")) {
+    let (num, mult) = if let Some(n) = t.strip_suffix("GiB").or(t.strip_suffix("G")) {
+        (n, 1024 * 1024 * 1024)
+    } else if let Some(n) = t.strip_suffix("MiB").or(t.strip_suffix("M")) {
         (n, 1024 * 1024)
     } else if let Some(n) = t.strip_suffix("KiB").or(t.strip_suffix("K")) {
         (n, 1024)
@@ -117,13 +119,30 @@ pub fn parse_size(s: &str) -> Result<u32, String> {
         .trim()
         .parse()
         .map_err(|_| format!("`{s}` is not a size (like 1MiB or 512KiB)"))?;
-    let v = n * mult;
+    n.checked_mul(mult)
+        .ok_or_else(|| format!("`{s}` is too large"))
+}
+
+/// A chunk size: 64KiB..64MiB.
+pub fn parse_size(s: &str) -> Result<u32, String> {
+    let v = parse_bytes(s)?;
     if !(64 * 1024..=64 * 1024 * 1024).contains(&v) {
         return Err(format!(
             "chunk size must be between 64KiB and 64MiB, not {s}"
         ));
     }
     Ok(v as u32)
+}
+
+/// A ctid range size: 64KiB..64GiB.
+pub fn parse_split_size(s: &str) -> Result<u64, String> {
+    let v = parse_bytes(s)?;
+    if !(64 * 1024..=64 * 1024 * 1024 * 1024).contains(&v) {
+        return Err(format!(
+            "split size must be between 64KiB and 64GiB, not {s}"
+        ));
+    }
+    Ok(v)
 }
 
 pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
@@ -230,6 +249,10 @@ pub struct BackupArgs {
     /// Plaintext bytes per archive chunk (64KiB..64MiB).
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     pub chunk_size: Option<u32>,
+    /// Copy tables bigger than twice SIZE as ctid ranges of about SIZE, on
+    /// parallel jobs (default 128MiB).
+    #[arg(long, value_name = "SIZE", value_parser = parse_split_size)]
+    pub split_size: Option<u64>,
     /// Only tables matching PATTERN ([schema.]name, * and ? wildcards); repeatable.
     #[arg(long = "table", short = 't', value_name = "PATTERN")]
     pub tables: Vec<String>,

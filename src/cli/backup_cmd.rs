@@ -55,6 +55,9 @@ pub async fn run(a: BackupArgs, quiet: bool) -> anyhow::Result<ExitCode> {
     if let Some(s) = a.chunk_size {
         opts.chunk_size = s;
     }
+    if let Some(s) = a.split_size {
+        opts.split_size = s;
+    }
     opts.verify_upload = a
         .verify_upload
         .parse()
