@@ -3,8 +3,9 @@
 //! what makes a one-table restore from a large archive cheap, locally or on
 //! S3. Every byte fetched is counted (`bytes_read`).
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 
@@ -33,6 +34,9 @@ pub struct StoredArchive {
     pub footer: Footer,
     pub index: Index,
     bytes_read: AtomicU64,
+    /// Authenticated frames kept for their one later use, by counter (see
+    /// [`StoredArchive::keep`]).
+    kept: Mutex<HashMap<u32, Bytes>>,
 }
 
 impl StoredArchive {
@@ -95,6 +99,7 @@ impl StoredArchive {
             footer,
             index,
             bytes_read: counter,
+            kept: Mutex::new(HashMap::new()),
         })
     }
 
@@ -114,9 +119,49 @@ impl StoredArchive {
         self.index.entries.iter().filter(move |e| e.kind == kind)
     }
 
-    /// Fetches the frames of `chunks` (sorted by offset) in coalesced ranges.
-    /// Returns each chunk with its frame bytes, still sealed.
+    /// Keeps fetched frames for one later [`fetch`](Self::fetch) of the same
+    /// chunks, so a restore that authenticates its chunks before touching
+    /// the target reads them from storage once, not twice (and loads exactly
+    /// the bytes it authenticated). The caller bounds the memory.
+    pub fn keep(&self, frames: impl IntoIterator<Item = (ChunkRef, Bytes)>) {
+        let mut kept = self.kept.lock().unwrap_or_else(|p| p.into_inner());
+        kept.extend(frames.into_iter().map(|(c, f)| (c.counter, f)));
+    }
+
+    /// Fetches the frames of `chunks` (sorted by offset) in coalesced ranges,
+    /// or takes them from those kept. Returns each chunk with its frame
+    /// bytes, still sealed.
     pub async fn fetch(&self, chunks: &[ChunkRef]) -> Result<Vec<(ChunkRef, Bytes)>> {
+        let mut kept: HashMap<u32, Bytes> = {
+            let mut all = self.kept.lock().unwrap_or_else(|p| p.into_inner());
+            chunks
+                .iter()
+                .filter_map(|c| all.remove(&c.counter).map(|f| (c.counter, f)))
+                .collect()
+        };
+        let missing: Vec<ChunkRef> = chunks
+            .iter()
+            .filter(|c| !kept.contains_key(&c.counter))
+            .copied()
+            .collect();
+        let mut fetched: HashMap<u32, Bytes> = self
+            .fetch_ranges(&missing)
+            .await?
+            .into_iter()
+            .map(|(c, f)| (c.counter, f))
+            .collect();
+        chunks
+            .iter()
+            .map(|c| {
+                kept.remove(&c.counter)
+                    .or_else(|| fetched.remove(&c.counter))
+                    .map(|f| (*c, f))
+                    .ok_or_else(|| Error::Format(format!("chunk {} listed twice", c.counter)))
+            })
+            .collect()
+    }
+
+    async fn fetch_ranges(&self, chunks: &[ChunkRef]) -> Result<Vec<(ChunkRef, Bytes)>> {
         let mut out = Vec::with_capacity(chunks.len());
         let mut i = 0;
         while i < chunks.len() {

@@ -20,6 +20,10 @@ use super::plan::{Plan, PlannedTable};
 
 /// The smallest piece of a table worth its own COPY stream.
 const MIN_UNIT_RAW_BYTES: u64 = 4 * 1024 * 1024;
+/// Up to this many archive bytes to load, the authentication pass keeps
+/// the frames it fetched for the load: a selective restore from S3 reads its
+/// chunks once. Beyond it they are fetched again (memory stays bounded).
+const KEEP_BYTES: u64 = 128 * 1024 * 1024;
 /// Chunks fetched per ranged read while loading.
 const FETCH_BATCH: usize = 8;
 
@@ -72,20 +76,25 @@ pub async fn authenticate(archive: &StoredArchive, plan: &Plan, jobs: usize) -> 
         .map(|n| n.get())
         .unwrap_or(2)
         .max(jobs);
+    let keep = plan.bytes_to_read <= KEEP_BYTES;
     let results = futures::stream::iter(batches)
         .map(|(entry, refs)| async move {
             let frames = archive.fetch(&refs).await?;
             let open = archive.open.clone();
-            tokio::task::spawn_blocking(move || {
-                for (c, frame) in frames {
-                    if open.authenticate_chunk(&c, &frame)? != entry {
+            let frames = tokio::task::spawn_blocking(move || {
+                for (c, frame) in &frames {
+                    if open.authenticate_chunk(c, frame)? != entry {
                         return Err(Error::Auth);
                     }
                 }
-                Ok(())
+                Ok(frames)
             })
             .await
-            .map_err(join_err)?
+            .map_err(join_err)??;
+            if keep {
+                archive.keep(frames);
+            }
+            Ok::<(), Error>(())
         })
         .buffer_unordered(parallel);
     futures::pin_mut!(results);
