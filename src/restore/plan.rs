@@ -5,7 +5,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use serde::Serialize;
 
-use crate::archive::index::ChunkRef;
+use crate::archive::index::{ChunkRef, Entry};
 use crate::backup::{kind, SequenceState, TableMeta};
 use crate::error::{Error, Result};
 use crate::filter::Pattern;
@@ -233,7 +233,7 @@ fn distance(a: &str, b: &str) -> usize {
     prev[b.len()]
 }
 
-fn close_matches(wanted: &str, names: &[String]) -> Vec<String> {
+pub(super) fn close_matches(wanted: &str, names: &[String]) -> Vec<String> {
     let w = wanted.to_lowercase().replace('"', "");
     let mut scored: Vec<(usize, &String)> = names
         .iter()
@@ -260,20 +260,55 @@ pub async fn make(
         .next()
         .map(|e| e.id)
         .ok_or_else(|| Error::Format("archive has no schema section".into()))?;
-    let model = SchemaModel::from_json(&archive.read_entry(schema_entry).await?)
+    let schema = archive.read_entry(schema_entry).await?;
+    let sequences = match archive.entries_of_kind(kind::SEQUENCES).next() {
+        Some(e) => Some(archive.read_entry(e.id).await?),
+        None => None,
+    };
+    let sections = Sections {
+        schema: &schema,
+        sequences: sequences.as_deref(),
+        entries: &archive.index.entries,
+    };
+    build(&sections, &manifest.id, opts)
+}
+
+/// The sum of sizes or row counts an archive claims, saturating: per entry
+/// they are checked against the chunks, but across entries a hostile index
+/// could still make a plain `sum()` overflow (a panic in debug builds).
+pub(crate) fn total(values: impl Iterator<Item = u64>) -> u64 {
+    values.fold(0, u64::saturating_add)
+}
+
+/// What a plan is made of, as read (and authenticated) from the archive.
+/// Every part is untrusted content: parsing and planning return errors on
+/// anything malformed and must not panic (fuzzed by `restore::fuzz`).
+pub(crate) struct Sections<'a> {
+    /// The schema section (the model's JSON).
+    pub schema: &'a [u8],
+    /// The sequence section's JSON, when the archive has one.
+    pub sequences: Option<&'a [u8]>,
+    /// The index entries.
+    pub entries: &'a [Entry],
+}
+
+/// The plan for `opts` from an archive's sections, without I/O.
+pub(crate) fn build(sections: &Sections, backup_id: &str, opts: &RestoreOptions) -> Result<Plan> {
+    let model = SchemaModel::from_json(sections.schema)
         .map_err(|e| Error::Format(format!("schema section: {e}")))?;
-    let sequences: Vec<SequenceState> = match archive.entries_of_kind(kind::SEQUENCES).next() {
-        Some(e) => serde_json::from_slice(&archive.read_entry(e.id).await?)
+    let sequences: Vec<SequenceState> = match sections.sequences {
+        Some(json) => serde_json::from_slice(json)
             .map_err(|e| Error::Format(format!("sequence section: {e}")))?,
         None => vec![],
     };
+    let entries_of_kind = |k: &'static str| sections.entries.iter().filter(move |e| e.kind == k);
 
     // Table data entries by (schema, name).
-    let mut data: HashMap<(String, String), (u32, TableMeta)> = HashMap::new();
-    for e in archive.entries_of_kind(kind::TABLE) {
+    let mut data: HashMap<(String, String), (&Entry, TableMeta)> = HashMap::new();
+    for e in entries_of_kind(kind::TABLE) {
         let meta: TableMeta = serde_json::from_value(e.meta.clone())
             .map_err(|err| Error::Format(format!("index entry {}: {err}", e.id)))?;
-        data.insert((meta.schema.clone(), meta.name.clone()), (e.id, meta));
+        data.insert((meta.schema.clone(), meta.name.clone()), (e, meta));
     }
 
     let full = opts.tables.is_empty() && opts.schemas.is_empty();
@@ -298,12 +333,11 @@ pub async fn make(
             if hits.is_empty() {
                 let near = close_matches(p.as_str(), &all_names);
                 return Err(Error::Usage(if near.is_empty() {
-                    format!("no table `{}` in backup {}", p.as_str(), manifest.id)
+                    format!("no table `{}` in backup {backup_id}", p.as_str())
                 } else {
                     format!(
-                        "no table `{}` in backup {}; close matches: {}",
+                        "no table `{}` in backup {backup_id}; close matches: {}",
                         p.as_str(),
-                        manifest.id,
                         near.join(", ")
                     )
                 }));
@@ -324,8 +358,7 @@ pub async fn make(
                     .any(|o| o.kind == ObjectKind::Schema && p.matches(&o.name, ""))
             {
                 return Err(Error::Usage(format!(
-                    "no schema `{s}` in backup {}",
-                    manifest.id
+                    "no schema `{s}` in backup {backup_id}"
                 )));
             }
             chosen_tables.extend(hits);
@@ -396,22 +429,23 @@ pub async fn make(
         let entry = data.get(&(t.schema.clone(), t.name.clone()));
         let load = !opts.schema_only && entry.is_some();
         let (rows, raw, stored, refs, id, columns) = match entry {
-            Some((id, meta)) => {
-                let e = archive.entry(*id).expect("entry listed by the index");
+            Some((e, meta)) => {
                 let stored: u64 = e.chunks.iter().map(|c| c.len as u64).sum();
                 (
                     e.rows,
                     e.raw_bytes,
                     stored,
                     e.chunks.clone(),
-                    Some(*id),
+                    Some(e.id),
                     meta.columns.clone(),
                 )
             }
             None => (0, 0, 0, vec![], None, t.columns.clone()),
         };
         if load {
-            bytes_to_read += stored;
+            // Saturating: the sizes are the archive's claims, and a sum
+            // that overflowed would panic in debug builds.
+            bytes_to_read = u64::saturating_add(bytes_to_read, stored);
         }
         tables.push(PlannedTable {
             schema: into.clone().unwrap_or_else(|| t.schema.clone()),
@@ -439,15 +473,16 @@ pub async fn make(
             .collect(),
     };
     let large_objects = if full && !opts.schema_only {
-        archive
-            .entries_of_kind(kind::LARGE_OBJECTS)
+        entries_of_kind(kind::LARGE_OBJECTS)
             .next()
             .map(|e| (e.id, e.chunks.clone()))
     } else {
         None
     };
     if let Some((_, chunks)) = &large_objects {
-        bytes_to_read += chunks.iter().map(|c| c.len as u64).sum::<u64>();
+        bytes_to_read = chunks
+            .iter()
+            .fold(bytes_to_read, |n, c| n.saturating_add(c.len as u64));
     }
     let moved_seqs: BTreeSet<(String, String)> = match &retarget_plan {
         Some(r) => model
