@@ -12,6 +12,8 @@
 //! scheduler, sequence states, and a row count check against the manifest.
 
 mod data;
+#[doc(hidden)]
+pub mod fuzz;
 mod plan;
 mod postdata;
 mod target;
