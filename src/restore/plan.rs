@@ -235,16 +235,30 @@ fn distance(a: &str, b: &str) -> usize {
 
 pub(super) fn close_matches(wanted: &str, names: &[String]) -> Vec<String> {
     let w = wanted.to_lowercase().replace('"', "");
+    let limit = 3.max(w.len() / 3);
+    let w_chars = w.chars().count();
+    // The distance is at least the difference in length, so names whose
+    // length is too different are out without computing it: the names come
+    // from the archive, and a quadratic distance over a hostile model's huge
+    // names made `--table` with a typo take minutes (found by fuzzing).
+    let near = |name: &str| {
+        let n = name.chars().count();
+        (n.abs_diff(w_chars) <= limit).then(|| distance(&w, name))
+    };
     let mut scored: Vec<(usize, &String)> = names
         .iter()
         .map(|n| {
             let l = n.to_lowercase();
-            let short = l.rsplit('.').next().unwrap_or(&l).to_string();
-            let d = distance(&w, &l).min(distance(&w, &short));
+            let short = l.rsplit('.').next().unwrap_or(&l);
+            let d = near(&l)
+                .into_iter()
+                .chain(near(short))
+                .min()
+                .unwrap_or(usize::MAX);
             let d = if l.contains(&w) { d.min(1) } else { d };
             (d, n)
         })
-        .filter(|(d, _)| *d <= 3.max(w.len() / 3))
+        .filter(|(d, _)| *d <= limit)
         .collect();
     scored.sort();
     scored.into_iter().take(5).map(|(_, n)| n.clone()).collect()
@@ -294,6 +308,12 @@ pub(crate) struct Sections<'a> {
 
 /// The plan for `opts` from an archive's sections, without I/O.
 pub(crate) fn build(sections: &Sections, backup_id: &str, opts: &RestoreOptions) -> Result<Plan> {
+    let (model, sequences) = parse_sections(sections)?;
+    build_parsed(model, sequences, sections.entries, backup_id, opts)
+}
+
+/// The schema model and sequence states of an archive's sections.
+pub(crate) fn parse_sections(sections: &Sections) -> Result<(SchemaModel, Vec<SequenceState>)> {
     let model = SchemaModel::from_json(sections.schema)
         .map_err(|e| Error::Format(format!("schema section: {e}")))?;
     let sequences: Vec<SequenceState> = match sections.sequences {
@@ -301,7 +321,18 @@ pub(crate) fn build(sections: &Sections, backup_id: &str, opts: &RestoreOptions)
             .map_err(|e| Error::Format(format!("sequence section: {e}")))?,
         None => vec![],
     };
-    let entries_of_kind = |k: &'static str| sections.entries.iter().filter(move |e| e.kind == k);
+    Ok((model, sequences))
+}
+
+/// [`build`] from sections already parsed.
+pub(crate) fn build_parsed(
+    model: SchemaModel,
+    sequences: Vec<SequenceState>,
+    entries: &[Entry],
+    backup_id: &str,
+    opts: &RestoreOptions,
+) -> Result<Plan> {
+    let entries_of_kind = |k: &'static str| entries.iter().filter(move |e| e.kind == k);
 
     // Table data entries by (schema, name).
     let mut data: HashMap<(String, String), (&Entry, TableMeta)> = HashMap::new();
@@ -562,5 +593,24 @@ mod tests {
         let m = close_matches("app.usres", &names);
         assert_eq!(m.first().map(String::as_str), Some("app.users"));
         assert!(close_matches("zzzzzzzz", &names).is_empty());
+        // A name containing the wanted one is close however long it is.
+        let long = vec![format!("app.{}users", "x".repeat(50))];
+        assert_eq!(close_matches("users", &long), long);
+    }
+
+    #[test]
+    fn close_matches_skip_names_of_very_different_length() {
+        // A hostile schema section with huge names: no quadratic distance
+        // over each of them (this took minutes before).
+        let names: Vec<String> = (0..200)
+            .map(|i| format!("s.{i}{}", "y".repeat(20_000)))
+            .collect();
+        let t = std::time::Instant::now();
+        assert!(close_matches(&"q".repeat(300), &names).is_empty());
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(2),
+            "{:?}",
+            t.elapsed()
+        );
     }
 }
