@@ -198,7 +198,11 @@ pub async fn run(
         id: &id,
         key: &key,
     };
-    let res = run_with_deadline(repo, conn, keys, opts, progress, run).await;
+    let res = run_with_deadline(repo, conn, keys, opts, progress, run)
+        .await
+        // The archive writer sees only an `io::Error`; name the archive when
+        // it is a full disk. Nothing else in a backup writes.
+        .map_err(|e| e.on_write(|| format!("writing the archive {}/{key}", repo.location())));
     if res.is_err() {
         // Wherever the archive writer is (even if still running), its upload
         // is gone when the error is reported.
@@ -437,8 +441,17 @@ async fn run_inner(
     // The snapshot is no longer needed; end it before the slow tail.
     let _ = client.batch_execute("COMMIT").await;
     if let Err(e) = data_result {
-        let _ = tokio::task::spawn_blocking(move || pipeline.abort()).await;
-        return Err(e);
+        let cause = tokio::task::spawn_blocking(move || pipeline.abort())
+            .await
+            .ok()
+            .flatten();
+        // A COPY that stopped because the archive writer failed reports only
+        // the writer's message (`Error::Pipeline`); the writer's own error
+        // keeps its errno, which tells a full disk apart.
+        return Err(match (e, cause) {
+            (Error::Pipeline(_), Some(cause)) => cause,
+            (e, _) => e,
+        });
     }
     let t_data = t0.elapsed() - t_data0;
 
@@ -560,7 +573,20 @@ async fn run_inner(
             )));
         }
     }
-    repo.commit(&manifest).await?;
+    if let Err(e) = repo.commit(&manifest).await {
+        // Without its manifest the archive is invisible to `list` but keeps
+        // its space, and the usual reason for a failed manifest write is a
+        // full disk: remove it rather than leave an orphan behind. (The
+        // manifest too, in case only the directory sync after its rename
+        // failed: a manifest without its archive would list as broken.)
+        if let Ok(mkey) = repo.manifest_key(&id) {
+            let _ = repo.storage().delete(&mkey).await;
+        }
+        if let Err(d) = repo.storage().delete(&key).await {
+            tracing::warn!("could not remove the archive of the failed backup: {d}");
+        }
+        return Err(e);
+    }
     Ok(manifest)
 }
 

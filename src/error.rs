@@ -36,6 +36,18 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    /// A write failed because the file system is full (or the user's quota
+    /// is used up). Its own variant because the fix is not in pgsnap's
+    /// input but on the machine, and the message says so.
+    #[error("{context}: {reason}; free space there or use another repository")]
+    NoSpace {
+        context: String,
+        /// `no space left on device` or `disk quota exceeded`.
+        reason: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+
     #[error("cannot connect to {target}: {detail} ({hint})")]
     Connect {
         target: String,
@@ -111,6 +123,17 @@ pub enum Error {
     Integrity(String),
 }
 
+/// Why a write failed when it failed for lack of space, by errno: the
+/// `io::ErrorKind`s for these (`StorageFull`, `QuotaExceeded`) are newer than
+/// the crate's minimum Rust version.
+fn no_space_reason(e: &std::io::Error) -> Option<&'static str> {
+    match e.raw_os_error() {
+        Some(libc::ENOSPC) => Some("no space left on device"),
+        Some(libc::EDQUOT) => Some("disk quota exceeded"),
+        _ => None,
+    }
+}
+
 /// `Result` with the library [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -120,9 +143,34 @@ impl Error {
     }
 
     pub fn io(context: impl Into<String>, source: std::io::Error) -> Error {
-        Error::IoContext {
-            context: context.into(),
-            source,
+        match no_space_reason(&source) {
+            Some(reason) => Error::NoSpace {
+                context: context.into(),
+                reason,
+                source,
+            },
+            None => Error::IoContext {
+                context: context.into(),
+                source,
+            },
+        }
+    }
+
+    /// `self`, or [`Error::NoSpace`] naming `context` when `self` is a bare
+    /// I/O error from a full file system. Writers behind a `Write` (the
+    /// archive writer) only have an `io::Error` and no path to name; their
+    /// caller knows what was being written.
+    pub fn on_write(self, context: impl FnOnce() -> String) -> Error {
+        match self {
+            Error::Io(source) => match no_space_reason(&source) {
+                Some(reason) => Error::NoSpace {
+                    context: context(),
+                    reason,
+                    source,
+                },
+                None => Error::Io(source),
+            },
+            e => e,
         }
     }
 

@@ -356,3 +356,223 @@ fn no_password_in_output_or_repository() {
     let show = pgsnap_ok(&["show", "--repo", &w.repo(), "latest", "--json"]);
     assert!(!show.contains(PW_SECRET));
 }
+
+/// A small tmpfs over a directory, mounted in a private mount namespace so
+/// nothing is visible to (or left on) the host: a `sleep` holds the
+/// namespace, commands run inside it with `nsenter`, and killing the holder
+/// unmounts the tmpfs with the namespace.
+struct SmallFs {
+    holder: std::process::Child,
+    dir: String,
+    /// `nsenter` flags for the holder's namespaces.
+    enter: Vec<String>,
+}
+
+impl SmallFs {
+    /// Mounts a tmpfs of `size` (`mount -o size=`) over `dir`. As root a
+    /// mount namespace is enough; otherwise a user namespace (`unshare
+    /// -Urm`) may allow it. `Err` says why neither could mount.
+    fn mount(dir: &str, size: &str) -> Result<SmallFs, String> {
+        let mut why = Vec::new();
+        for (unshare, enter) in [
+            (&["-m"][..], &["-m"][..]),
+            (
+                &["-U", "-r", "-m"][..],
+                &["-U", "-m", "--preserve-credentials"][..],
+            ),
+        ] {
+            let mut cmd = Command::new("unshare");
+            cmd.args(unshare)
+                .args(["--propagation", "private", "sh", "-c"])
+                .arg("mount -t tmpfs -o size=\"$1\" tmpfs \"$0\" && echo ready && exec sleep 3600")
+                .args([dir, size])
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped());
+            unsafe {
+                std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
+                    // The namespace and its tmpfs die with the test process.
+                    libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                    Ok(())
+                });
+            }
+            let mut holder = match cmd.spawn() {
+                Ok(c) => c,
+                Err(e) => panic!("cannot run unshare (util-linux): {e}"),
+            };
+            let mut line = String::new();
+            use std::io::BufRead;
+            let _ = std::io::BufReader::new(holder.stdout.take().unwrap()).read_line(&mut line);
+            if line.trim() == "ready" {
+                return Ok(SmallFs {
+                    holder,
+                    dir: dir.to_string(),
+                    enter: enter.iter().map(|s| s.to_string()).collect(),
+                });
+            }
+            let _ = holder.kill();
+            let out = holder.wait_with_output().unwrap();
+            why.push(format!(
+                "unshare {}: {}",
+                unshare.join(" "),
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
+        }
+        Err(why.join("; "))
+    }
+
+    /// A command run inside the namespace.
+    fn command(&self, program: &str) -> Command {
+        let mut cmd = Command::new("nsenter");
+        cmd.arg("-t")
+            .arg(self.holder.id().to_string())
+            .args(&self.enter)
+            .arg("--")
+            .arg(program);
+        cmd
+    }
+
+    /// `pgsnap ARGS` inside the namespace, with no PG* variables leaking in
+    /// (as `common::pgsnap`).
+    fn pgsnap(&self, args: &[&str]) -> std::process::Output {
+        self.command(env!("CARGO_BIN_EXE_pgsnap"))
+            .args(args)
+            .env_remove("PGPASSWORD")
+            .env_remove("PGHOST")
+            .env_remove("PGPORT")
+            .env_remove("PGUSER")
+            .env_remove("PGDATABASE")
+            .env_remove("PGSNAP_REPO")
+            .env_remove("PGSNAP_KEY_FILE")
+            .env_remove("PGSNAP_DB")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    }
+
+    /// Every file under the tmpfs, relative to it, sorted.
+    fn files(&self) -> Vec<String> {
+        let out = self
+            .command("find")
+            .args([&self.dir, "-type", "f", "-printf", "%P\\n"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        let mut v: Vec<String> = String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(str::to_string)
+            .collect();
+        v.sort();
+        v
+    }
+
+    fn resize(&self, size: &str) {
+        let out = self
+            .command("mount")
+            .args(["-o", &format!("remount,size={size}"), &self.dir])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "remount: {out:?}");
+    }
+}
+
+impl Drop for SmallFs {
+    fn drop(&mut self) {
+        let _ = self.holder.kill();
+        let _ = self.holder.wait();
+    }
+}
+
+/// The `list --json` entries of a repository.
+fn listed(out: &std::process::Output) -> Vec<serde_json::Value> {
+    assert!(
+        out.status.success(),
+        "list failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice::<serde_json::Value>(&out.stdout)
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+#[test]
+fn full_disk_fails_fast_with_one_line_and_the_next_backup_works() {
+    let pg = pg();
+    let db = pg.create_db("fault_full");
+    // About 10 MB of md5 hex text: zstd gets it to half at best, far more
+    // than the 1 MiB file system holds.
+    pg.psql(
+        &db,
+        "CREATE TABLE noise AS SELECT g AS id, \
+           md5(g::text) || md5((g * 7)::text) || md5((g * 13)::text) AS t \
+           FROM generate_series(1, 100000) g",
+    );
+    let w = Workdir::new();
+    std::fs::create_dir_all(w.repo()).unwrap();
+    let fs = match SmallFs::mount(&w.repo(), "1m") {
+        Ok(fs) => fs,
+        Err(why) if why.contains("not permitted") || why.contains("Permission denied") => {
+            eprintln!("SKIPPED full_disk test: this sandbox cannot mount a tmpfs ({why})");
+            return;
+        }
+        Err(why) => panic!("cannot mount a small tmpfs for the test: {why}"),
+    };
+    let url = pg.url(&db);
+    let backup = [
+        "backup",
+        "--db",
+        &url,
+        "--repo",
+        &w.repo(),
+        "--key-file",
+        &w.key(),
+    ];
+
+    let started = Instant::now();
+    let out = fs.pgsnap(&backup);
+    let took = started.elapsed();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(took < Duration::from_secs(20), "took {took:?}: {err}");
+    let errors: Vec<&str> = err
+        .lines()
+        .filter(|l| l.starts_with("pgsnap: error: "))
+        .collect();
+    assert_eq!(errors.len(), 1, "{err}");
+    let line = errors[0];
+    assert!(
+        line.contains("writing the archive")
+            && line.contains("no space left on device")
+            && line.contains("free space there or use another repository"),
+        "{line}"
+    );
+    // Once, in words: not followed by the OS error's own text again.
+    assert!(!line.contains("os error"), "{line}");
+    assert!(!err.contains("panicked"), "{err}");
+
+    // Nothing listed, nothing but the repository's config left.
+    assert!(listed(&fs.pgsnap(&["list", "--repo", &w.repo(), "--json"])).is_empty());
+    assert_eq!(fs.files(), vec!["config".to_string()]);
+
+    // With space again, the next backup works and is the only one listed.
+    fs.resize("64m");
+    let out = fs.pgsnap(&backup);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let list = listed(&fs.pgsnap(&["list", "--repo", &w.repo(), "--json"]));
+    assert_eq!(list.len(), 1, "{list:?}");
+    assert_eq!(list[0]["status"], "complete", "{list:?}");
+    let files = fs.files();
+    assert_eq!(files.len(), 3, "{files:?}");
+    assert!(files.iter().any(|f| f.ends_with(".pgsnap")), "{files:?}");
+    assert!(
+        files.iter().any(|f| f.ends_with(".manifest.json")),
+        "{files:?}"
+    );
+}

@@ -258,9 +258,15 @@ impl<W: Write + Send + 'static> ChunkPipeline<W> {
     /// storage writer discards the partial object. Call it on any failure
     /// before returning: threads left running could outlive the process's
     /// cleanup.
-    pub fn abort(mut self) {
+    ///
+    /// Returns the error that stopped a pipeline thread, if one did: a
+    /// submitter only sees `Error::Pipeline` with its text, and the caller
+    /// wants the original (an I/O error keeps its errno, e.g. a full disk).
+    pub fn abort(mut self) -> Option<Error> {
         let shared = Arc::clone(&self.sender.shared);
-        shared.fail(Error::Pipeline("aborted".into()));
+        // Stop without recording an error of our own, so that what is left
+        // in `first_error` afterwards is a real cause.
+        shared.failed.store(true, Ordering::SeqCst);
         shared.jobs.lock().unwrap_or_else(|p| p.into_inner()).take();
         for w in std::mem::take(&mut self.workers) {
             let _ = w.join();
@@ -268,6 +274,12 @@ impl<W: Write + Send + 'static> ChunkPipeline<W> {
         if let Some(w) = self.writer.take() {
             drop(w.join());
         }
+        let cause = shared
+            .first_error
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        cause
     }
 
     /// Waits for every submitted chunk to be written, then seals the index

@@ -42,11 +42,24 @@ pub fn main() -> ExitCode {
                 .downcast_ref::<pgsnap::Error>()
                 .map(|e| e.is_usage())
                 .unwrap_or(false);
-            let msg = format!("{e:#}").replace('\n', " ");
-            eprintln!("pgsnap: error: {msg}");
+            eprintln!("pgsnap: error: {}", one_line(&e));
             ExitCode::from(if usage { EXIT_USAGE } else { EXIT_FAILURE })
         }
     }
+}
+
+/// The error and its causes on one line, outermost first. The chain stops at
+/// the first library error: its message already carries its source's text
+/// (`{path}: {source}`), so `{e:#}` would print the OS error twice.
+fn one_line(e: &anyhow::Error) -> String {
+    let mut parts = Vec::new();
+    for cause in e.chain() {
+        parts.push(cause.to_string());
+        if cause.downcast_ref::<pgsnap::Error>().is_some() {
+            break;
+        }
+    }
+    parts.join(": ").replace('\n', " ")
 }
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {

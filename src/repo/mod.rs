@@ -77,7 +77,7 @@ pub fn new_backup_id(t: DateTime<Utc>) -> String {
 }
 
 /// The date directory of a backup id (`20261125T...` -> `2026-11-25`).
-fn id_date(id: &str) -> Result<String> {
+pub(crate) fn id_date(id: &str) -> Result<String> {
     let ok = id.len() >= 17
         && id.is_ascii()
         && id[..8].bytes().all(|b| b.is_ascii_digit())

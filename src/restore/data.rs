@@ -125,12 +125,12 @@ pub(super) struct Unit {
 /// can be loaded frozen (see `load_unit`), which saves its index builds and
 /// the first VACUUM a pass over the table.
 pub(super) fn units(plan: &Plan, chunk_size: u32, jobs: usize) -> VecDeque<Unit> {
-    let total: u64 = plan
-        .tables
-        .iter()
-        .filter(|t| t.load_data)
-        .map(|t| t.raw_bytes)
-        .sum();
+    let total = super::plan::total(
+        plan.tables
+            .iter()
+            .filter(|t| t.load_data)
+            .map(|t| t.raw_bytes),
+    );
     let unit_bytes = (total / jobs.max(1) as u64).max(MIN_UNIT_RAW_BYTES);
     let mut out = Vec::new();
     for (i, t) in plan.tables.iter().enumerate() {
@@ -306,7 +306,7 @@ pub async fn load_large_objects(
         .map_err(|e| Error::pg("committing large objects", e))
 }
 
-fn parse_lo_line(line: &[u8]) -> Result<(u32, i64, Vec<u8>)> {
+pub(super) fn parse_lo_line(line: &[u8]) -> Result<(u32, i64, Vec<u8>)> {
     let bad = || Error::Format("malformed large object line".into());
     let mut parts = line.splitn(3, |&b| b == b'\t');
     let oid = std::str::from_utf8(parts.next().ok_or_else(bad)?)

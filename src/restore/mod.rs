@@ -16,6 +16,8 @@
 //! the COPY command tags) against the manifest.
 
 mod data;
+#[doc(hidden)]
+pub mod fuzz;
 mod plan;
 mod provider;
 mod schedule;
@@ -118,7 +120,7 @@ pub async fn run(
         database: target.dbname().to_string(),
         dry_run: opts.dry_run,
         tables: plan.tables.len(),
-        rows: plan.tables.iter().map(|t| t.rows).sum(),
+        rows: plan::total(plan.tables.iter().map(|t| t.rows)),
         bytes_read: 0,
         archive_bytes: archive.size(),
         seconds: 0.0,
@@ -172,7 +174,7 @@ pub async fn run(
     progress.event(Event::Planned {
         tables: plan.tables.len(),
         rows_estimate: report.rows,
-        bytes_estimate: plan.tables.iter().map(|t| t.raw_bytes).sum(),
+        bytes_estimate: plan::total(plan.tables.iter().map(|t| t.raw_bytes)),
     });
     progress.event(Event::Phase("data"));
     let archive = Arc::new(archive);

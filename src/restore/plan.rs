@@ -5,7 +5,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use serde::Serialize;
 
-use crate::archive::index::ChunkRef;
+use crate::archive::index::{ChunkRef, Entry};
 use crate::backup::{kind, SequenceState, TableMeta};
 use crate::error::{Error, Result};
 use crate::filter::Pattern;
@@ -245,18 +245,32 @@ fn distance(a: &str, b: &str) -> usize {
     prev[b.len()]
 }
 
-fn close_matches(wanted: &str, names: &[String]) -> Vec<String> {
+pub(super) fn close_matches(wanted: &str, names: &[String]) -> Vec<String> {
     let w = wanted.to_lowercase().replace('"', "");
+    let limit = 3.max(w.len() / 3);
+    let w_chars = w.chars().count();
+    // The distance is at least the difference in length, so names whose
+    // length is too different are out without computing it: the names come
+    // from the archive, and a quadratic distance over a hostile model's huge
+    // names made `--table` with a typo take minutes (found by fuzzing).
+    let near = |name: &str| {
+        let n = name.chars().count();
+        (n.abs_diff(w_chars) <= limit).then(|| distance(&w, name))
+    };
     let mut scored: Vec<(usize, &String)> = names
         .iter()
         .map(|n| {
             let l = n.to_lowercase();
-            let short = l.rsplit('.').next().unwrap_or(&l).to_string();
-            let d = distance(&w, &l).min(distance(&w, &short));
+            let short = l.rsplit('.').next().unwrap_or(&l);
+            let d = near(&l)
+                .into_iter()
+                .chain(near(short))
+                .min()
+                .unwrap_or(usize::MAX);
             let d = if l.contains(&w) { d.min(1) } else { d };
             (d, n)
         })
-        .filter(|(d, _)| *d <= 3.max(w.len() / 3))
+        .filter(|(d, _)| *d <= limit)
         .collect();
     scored.sort();
     scored.into_iter().take(5).map(|(_, n)| n.clone()).collect()
@@ -272,20 +286,72 @@ pub async fn make(
         .next()
         .map(|e| e.id)
         .ok_or_else(|| Error::Format("archive has no schema section".into()))?;
-    let model = SchemaModel::from_json(&archive.read_entry(schema_entry).await?)
+    let schema = archive.read_entry(schema_entry).await?;
+    let sequences = match archive.entries_of_kind(kind::SEQUENCES).next() {
+        Some(e) => Some(archive.read_entry(e.id).await?),
+        None => None,
+    };
+    let sections = Sections {
+        schema: &schema,
+        sequences: sequences.as_deref(),
+        entries: &archive.index.entries,
+    };
+    build(&sections, &manifest.id, opts)
+}
+
+/// The sum of sizes or row counts an archive claims, saturating: per entry
+/// they are checked against the chunks, but across entries a hostile index
+/// could still make a plain `sum()` overflow (a panic in debug builds).
+pub(crate) fn total(values: impl Iterator<Item = u64>) -> u64 {
+    values.fold(0, u64::saturating_add)
+}
+
+/// What a plan is made of, as read (and authenticated) from the archive.
+/// Every part is untrusted content: parsing and planning return errors on
+/// anything malformed and must not panic (fuzzed by `restore::fuzz`).
+pub(crate) struct Sections<'a> {
+    /// The schema section (the model's JSON).
+    pub schema: &'a [u8],
+    /// The sequence section's JSON, when the archive has one.
+    pub sequences: Option<&'a [u8]>,
+    /// The index entries.
+    pub entries: &'a [Entry],
+}
+
+/// The plan for `opts` from an archive's sections, without I/O.
+pub(crate) fn build(sections: &Sections, backup_id: &str, opts: &RestoreOptions) -> Result<Plan> {
+    let (model, sequences) = parse_sections(sections)?;
+    build_parsed(model, sequences, sections.entries, backup_id, opts)
+}
+
+/// The schema model and sequence states of an archive's sections.
+pub(crate) fn parse_sections(sections: &Sections) -> Result<(SchemaModel, Vec<SequenceState>)> {
+    let model = SchemaModel::from_json(sections.schema)
         .map_err(|e| Error::Format(format!("schema section: {e}")))?;
-    let sequences: Vec<SequenceState> = match archive.entries_of_kind(kind::SEQUENCES).next() {
-        Some(e) => serde_json::from_slice(&archive.read_entry(e.id).await?)
+    let sequences: Vec<SequenceState> = match sections.sequences {
+        Some(json) => serde_json::from_slice(json)
             .map_err(|e| Error::Format(format!("sequence section: {e}")))?,
         None => vec![],
     };
+    Ok((model, sequences))
+}
+
+/// [`build`] from sections already parsed.
+pub(crate) fn build_parsed(
+    model: SchemaModel,
+    sequences: Vec<SequenceState>,
+    entries: &[Entry],
+    backup_id: &str,
+    opts: &RestoreOptions,
+) -> Result<Plan> {
+    let entries_of_kind = |k: &'static str| entries.iter().filter(move |e| e.kind == k);
 
     // Table data entries by (schema, name).
-    let mut data: HashMap<(String, String), (u32, TableMeta)> = HashMap::new();
-    for e in archive.entries_of_kind(kind::TABLE) {
+    let mut data: HashMap<(String, String), (&Entry, TableMeta)> = HashMap::new();
+    for e in entries_of_kind(kind::TABLE) {
         let meta: TableMeta = serde_json::from_value(e.meta.clone())
             .map_err(|err| Error::Format(format!("index entry {}: {err}", e.id)))?;
-        data.insert((meta.schema.clone(), meta.name.clone()), (e.id, meta));
+        data.insert((meta.schema.clone(), meta.name.clone()), (e, meta));
     }
 
     let full = opts.tables.is_empty() && opts.schemas.is_empty();
@@ -310,12 +376,11 @@ pub async fn make(
             if hits.is_empty() {
                 let near = close_matches(p.as_str(), &all_names);
                 return Err(Error::Usage(if near.is_empty() {
-                    format!("no table `{}` in backup {}", p.as_str(), manifest.id)
+                    format!("no table `{}` in backup {backup_id}", p.as_str())
                 } else {
                     format!(
-                        "no table `{}` in backup {}; close matches: {}",
+                        "no table `{}` in backup {backup_id}; close matches: {}",
                         p.as_str(),
-                        manifest.id,
                         near.join(", ")
                     )
                 }));
@@ -336,8 +401,7 @@ pub async fn make(
                     .any(|o| o.kind == ObjectKind::Schema && p.matches(&o.name, ""))
             {
                 return Err(Error::Usage(format!(
-                    "no schema `{s}` in backup {}",
-                    manifest.id
+                    "no schema `{s}` in backup {backup_id}"
                 )));
             }
             chosen_tables.extend(hits);
@@ -409,22 +473,23 @@ pub async fn make(
         let entry = data.get(&(t.schema.clone(), t.name.clone()));
         let load = !opts.schema_only && entry.is_some();
         let (rows, raw, stored, refs, id, columns) = match entry {
-            Some((id, meta)) => {
-                let e = archive.entry(*id).expect("entry listed by the index");
+            Some((e, meta)) => {
                 let stored: u64 = e.chunks.iter().map(|c| c.len as u64).sum();
                 (
                     e.rows,
                     e.raw_bytes,
                     stored,
                     e.chunks.clone(),
-                    Some(*id),
+                    Some(e.id),
                     meta.columns.clone(),
                 )
             }
             None => (0, 0, 0, vec![], None, t.columns.clone()),
         };
         if load {
-            bytes_to_read += stored;
+            // Saturating: the sizes are the archive's claims, and a sum
+            // that overflowed would panic in debug builds.
+            bytes_to_read = u64::saturating_add(bytes_to_read, stored);
         }
         tables.push(PlannedTable {
             schema: into.clone().unwrap_or_else(|| t.schema.clone()),
@@ -456,15 +521,16 @@ pub async fn make(
             .collect(),
     };
     let large_objects = if full && !opts.schema_only {
-        archive
-            .entries_of_kind(kind::LARGE_OBJECTS)
+        entries_of_kind(kind::LARGE_OBJECTS)
             .next()
             .map(|e| (e.id, e.chunks.clone()))
     } else {
         None
     };
     if let Some((_, chunks)) = &large_objects {
-        bytes_to_read += chunks.iter().map(|c| c.len as u64).sum::<u64>();
+        bytes_to_read = chunks
+            .iter()
+            .fold(bytes_to_read, |n, c| n.saturating_add(c.len as u64));
     }
     let moved_seqs: BTreeSet<(String, String)> = match &retarget_plan {
         Some(r) => model
@@ -545,5 +611,24 @@ mod tests {
         let m = close_matches("app.usres", &names);
         assert_eq!(m.first().map(String::as_str), Some("app.users"));
         assert!(close_matches("zzzzzzzz", &names).is_empty());
+        // A name containing the wanted one is close however long it is.
+        let long = vec![format!("app.{}users", "x".repeat(50))];
+        assert_eq!(close_matches("users", &long), long);
+    }
+
+    #[test]
+    fn close_matches_skip_names_of_very_different_length() {
+        // A hostile schema section with huge names: no quadratic distance
+        // over each of them (this took minutes before).
+        let names: Vec<String> = (0..200)
+            .map(|i| format!("s.{i}{}", "y".repeat(20_000)))
+            .collect();
+        let t = std::time::Instant::now();
+        assert!(close_matches(&"q".repeat(300), &names).is_empty());
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(2),
+            "{:?}",
+            t.elapsed()
+        );
     }
 }
