@@ -4,7 +4,7 @@
 //! schema section alone: which objects in which order, which chunks. Before
 //! the first statement runs on the target, three things are checked:
 //! every chunk the restore will use authenticates (so a tampered archive or a
-//! wrong key changes nothing, see docs/restore-safety.md), no object the
+//! wrong key changes nothing, see docs/design.md, "Restore safety"), no object the
 //! restore creates already exists (unless `--clean`), and every role named
 //! as owner (unless `--no-owner`) or in privileges (unless `--no-acl`)
 //! exists; provider-managed roles, extensions and schemas the target lacks
