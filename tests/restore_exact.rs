@@ -9,7 +9,8 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use common::{
-    diff, fixture_rows, normalise, pg, pgsnap_ok, sequence_states, table_contents, Workdir,
+    backup, diff, fixture_rows, normalise, pg, restore_json, sequence_states, table_contents,
+    Workdir,
 };
 
 const LARGE_OBJECTS_SQL: &str = "SELECT l.oid, l.lomowner::regrole, l.lomacl, md5(lo_get(l.oid)), \
@@ -29,40 +30,9 @@ fn exact(stem: &str, file: &Path, vars: &[(&str, &str)], rows: &str) {
         pg.psql(&src, rows);
     }
     let w = Workdir::new();
-    let (repo, key) = (w.repo(), w.key());
-    pgsnap_ok(&[
-        "backup",
-        "--db",
-        &pg.url(&src),
-        "--repo",
-        &repo,
-        "--key-file",
-        &key,
-        "--jobs",
-        "3",
-        "-q",
-    ]);
+    backup(pg, &src, &w, &["--jobs", "3"]);
     let dst = pg.create_db(&format!("ex_{stem}_r"));
-    let report: serde_json::Value = serde_json::from_str(
-        pgsnap_ok(&[
-            "restore",
-            "--repo",
-            &repo,
-            "--key-file",
-            &key,
-            "latest",
-            "--db",
-            &pg.url(&dst),
-            "--jobs",
-            "3",
-            "--json",
-            "-q",
-        ])
-        .lines()
-        .last()
-        .unwrap(),
-    )
-    .unwrap();
+    let report = restore_json(pg, &w, "latest", &dst, &["--jobs", "3"]);
     for c in report["checks"].as_array().unwrap() {
         assert_eq!(c["ok"], true, "{stem}: {c}");
     }
@@ -147,35 +117,21 @@ fn long_rows_in_a_table_split_into_ranges() {
     );
     pg.psql(&src, "VACUUM ANALYZE docs");
     let w = Workdir::new();
-    let (repo, key) = (w.repo(), w.key());
-    pgsnap_ok(&[
-        "backup",
-        "--db",
-        &pg.url(&src),
-        "--repo",
-        &repo,
-        "--key-file",
-        &key,
-        "--jobs",
-        "4",
-        "--chunk-size",
-        "64KiB",
-        "--split-size",
-        "64KiB",
-        "-q",
-    ]);
+    backup(
+        pg,
+        &src,
+        &w,
+        &[
+            "--jobs",
+            "4",
+            "--chunk-size",
+            "64KiB",
+            "--split-size",
+            "64KiB",
+        ],
+    );
     let dst = pg.create_db("ex_long_r");
-    pgsnap_ok(&[
-        "restore",
-        "--repo",
-        &repo,
-        "--key-file",
-        &key,
-        "latest",
-        "--db",
-        &pg.url(&dst),
-        "-q",
-    ]);
+    restore_json(pg, &w, "latest", &dst, &[]);
     assert!(
         table_contents(pg, &src) == table_contents(pg, &dst),
         "rows differ"

@@ -45,10 +45,62 @@ enum Task {
     Post(u32),
 }
 
-/// The tables an object locks: its own table and one it references.
-fn lock_keys(plan: &Plan, id: u32) -> Vec<u32> {
-    let o = plan.object(id);
-    o.belongs_to.into_iter().chain(o.references).collect()
+/// What the scheduler locks for an object: the tables it is on and
+/// references (through an index, for an index attachment), each taken as
+/// the root of its partition or inheritance tree. DDL on a parent takes
+/// locks on every child and DDL on a child on its parent, in orders two
+/// sessions may not agree on (a deadlock, seen in tests), so one tree runs
+/// one object at a time.
+struct Locks {
+    root: HashMap<u32, u32>,
+}
+
+impl Locks {
+    fn new(plan: &Plan) -> Locks {
+        let parent: HashMap<u32, u32> = plan
+            .model
+            .tables
+            .iter()
+            .filter_map(|t| t.parent.map(|p| (t.object_id, p)))
+            .collect();
+        let root = plan
+            .model
+            .tables
+            .iter()
+            .map(|t| {
+                let mut r = t.object_id;
+                // Bounded: a hostile archive could claim a cycle.
+                for _ in 0..parent.len() {
+                    match parent.get(&r) {
+                        Some(&p) => r = p,
+                        None => break,
+                    }
+                }
+                (t.object_id, r)
+            })
+            .collect();
+        Locks { root }
+    }
+
+    fn keys(&self, plan: &Plan, id: u32) -> Vec<u32> {
+        let o = plan.object(id);
+        let mut keys: Vec<u32> = o
+            .belongs_to
+            .into_iter()
+            .chain(o.references)
+            .map(|x| {
+                // An index or constraint stands for its table.
+                let t = match plan.object(x) {
+                    r if r.kind.is_relation() => x,
+                    other => other.belongs_to.unwrap_or(x),
+                };
+                self.root.get(&t).copied().unwrap_or(t)
+            })
+            .collect();
+        keys.sort_unstable();
+        keys.dedup();
+        keys
+    }
 }
 
 /// A unique index on a partitioned table is valid, and a foreign key can
@@ -129,6 +181,7 @@ pub async fn run(
             .or_default() += 1;
     }
     let in_plan: HashSet<u32> = plan.tables.iter().map(|t| t.object_id).collect();
+    let locks = Locks::new(plan);
     let simple = simple_tables(plan);
 
     let ids: Vec<u32> = plan.post_data.iter().map(|p| p.id).collect();
@@ -160,7 +213,7 @@ pub async fn run(
     let data_wait: HashMap<u32, Option<Vec<u32>>> = ids
         .iter()
         .map(|&id| {
-            let keys = lock_keys(plan, id);
+            let keys = locks.keys(plan, id);
             let narrow = !keys.is_empty()
                 && keys
                     .iter()
@@ -235,7 +288,7 @@ pub async fn run(
             if idle.is_empty() {
                 break;
             }
-            let keys = lock_keys(plan, id);
+            let keys = locks.keys(plan, id);
             if keys.iter().any(|k| locked.contains(k)) {
                 continue;
             }
@@ -292,7 +345,7 @@ pub async fn run(
                 }
             }
             Task::Post(id) => {
-                for k in lock_keys(plan, id) {
+                for k in locks.keys(plan, id) {
                     locked.remove(&k);
                 }
                 for d in dependents.get(&id).into_iter().flatten() {

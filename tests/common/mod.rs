@@ -684,3 +684,49 @@ pub fn fixture_rows(fixture: &str) -> &'static str {
         _ => "",
     }
 }
+
+/// `pgsnap backup -q` of `db` into the workdir's repository with its key;
+/// returns the new backup's id (the last stdout line).
+pub fn backup(pg: &Cluster, db: &str, w: &Workdir, extra: &[&str]) -> String {
+    let (url, repo, key) = (pg.url(db), w.repo(), w.key());
+    let mut args = vec![
+        "backup",
+        "--db",
+        &url,
+        "--repo",
+        &repo,
+        "--key-file",
+        &key,
+        "-q",
+    ];
+    args.extend_from_slice(extra);
+    let out = pgsnap_ok(&args);
+    out.lines().last().unwrap_or_default().trim().to_string()
+}
+
+/// `pgsnap restore --json -q` of backup `id` (or `latest`) from the
+/// workdir's repository into `db`; returns the report.
+pub fn restore_json(
+    pg: &Cluster,
+    w: &Workdir,
+    id: &str,
+    db: &str,
+    extra: &[&str],
+) -> serde_json::Value {
+    let (url, repo, key) = (pg.url(db), w.repo(), w.key());
+    let mut args = vec![
+        "restore",
+        "--repo",
+        &repo,
+        "--key-file",
+        &key,
+        id,
+        "--db",
+        &url,
+        "--json",
+        "-q",
+    ];
+    args.extend_from_slice(extra);
+    let out = pgsnap_ok(&args);
+    serde_json::from_str(out.lines().last().unwrap_or_default()).expect("one JSON report line")
+}
