@@ -240,7 +240,7 @@ pub struct BackupArgs {
     /// Parallel COPY connections.
     #[arg(long, short = 'j', default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub jobs: u16,
-    /// zstd[:LEVEL] (default zstd:1), lz4 or none.
+    /// zstd[:LEVEL] (default zstd:3), lz4 or none.
     #[arg(long, value_name = "ALGO")]
     pub compression: Option<String>,
     /// aes-256-gcm (default) or chacha20-poly1305.
