@@ -452,9 +452,20 @@ impl SmallFs {
 
     /// Every file under the tmpfs, relative to it, sorted.
     fn files(&self) -> Vec<String> {
+        self.find(&["-type", "f"])
+    }
+
+    /// Every file and folder under the tmpfs, relative to it, sorted.
+    fn entries(&self) -> Vec<String> {
+        self.find(&["-mindepth", "1"])
+    }
+
+    fn find(&self, tests: &[&str]) -> Vec<String> {
         let out = self
             .command("find")
-            .args([&self.dir, "-type", "f", "-printf", "%P\\n"])
+            .arg(&self.dir)
+            .args(tests)
+            .args(["-printf", "%P\\n"])
             .output()
             .unwrap();
         assert!(out.status.success(), "{out:?}");
@@ -556,6 +567,13 @@ fn full_disk_fails_fast_with_one_line_and_the_next_backup_works() {
     // Nothing listed, nothing but the repository's config left.
     assert!(listed(&fs.pgsnap(&["list", "--repo", &w.repo(), "--json"])).is_empty());
     assert_eq!(fs.files(), vec!["config".to_string()]);
+    // Nor the folders made for the failed run.
+    let under_backups: Vec<String> = fs
+        .entries()
+        .into_iter()
+        .filter(|e| e.starts_with("backups/"))
+        .collect();
+    assert!(under_backups.is_empty(), "left behind: {under_backups:?}");
 
     // With space again, the next backup works and is the only one listed.
     fs.resize("64m");

@@ -276,6 +276,32 @@ impl Storage for LocalStorage {
         .await
     }
 
+    /// A failed run's writer removes its temporary file when it is dropped;
+    /// the directories made for the run go too, as far up as they are empty
+    /// (never the repository's top-level folders), so nothing of the run is
+    /// left. Returns 0: local writes leave no pending uploads to count.
+    async fn abort_unfinished(&self, key: &str) -> Result<usize> {
+        let path = self.path(key)?;
+        let root = self.root.clone();
+        blocking(move || {
+            let mut dir = path.parent();
+            while let Some(d) = dir {
+                if !d
+                    .parent()
+                    .is_some_and(|p| p.starts_with(&root) && p != root)
+                {
+                    break;
+                }
+                if fs::remove_dir(d).is_err() {
+                    break;
+                }
+                dir = d.parent();
+            }
+            Ok(0)
+        })
+        .await
+    }
+
     async fn delete(&self, key: &str) -> Result<()> {
         let path = self.path(key)?;
         blocking(move || match fs::remove_file(&path) {
