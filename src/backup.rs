@@ -9,7 +9,7 @@
 //! the archive is durable, so a backup that failed anywhere never appears in
 //! `list`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -25,7 +25,7 @@ use crate::credentials::Credentials;
 use crate::error::{Error, Result};
 use crate::filter::TableFilter;
 use crate::pg::conn::ConnInfo;
-use crate::pg::copy::{self, RowChunk};
+use crate::pg::copy::{self, CopyFormat, RowChunk};
 use crate::pg::snapshot::{self, qualified, Coordinator};
 use crate::progress::{Event, Progress};
 use crate::repo::manifest::{ArchiveRecord, Timings, MANIFEST_TYPE, MANIFEST_VERSION};
@@ -53,6 +53,9 @@ pub struct BackupOptions {
     /// Tables bigger than twice this are copied as ctid ranges of about
     /// this size, on parallel jobs.
     pub split_size: u64,
+    /// The COPY format of table data; binary falls back to text per table
+    /// where a column's type has no binary I/O of PostgreSQL's own.
+    pub copy_format: CopyFormat,
     pub filter: TableFilter,
     pub tags: BTreeMap<String, String>,
     pub lock_timeout: Duration,
@@ -92,6 +95,7 @@ impl Default for BackupOptions {
             cipher: a.cipher,
             chunk_size: a.chunk_size,
             split_size: SPLIT_PAGES as u64 * 8192,
+            copy_format: CopyFormat::Text,
             filter: TableFilter::default(),
             tags: BTreeMap::new(),
             lock_timeout: Duration::from_secs(60),
@@ -126,18 +130,23 @@ struct WorkItem {
     /// The table, quoted and qualified, for the worker's lock.
     table: String,
     sql: String,
+    format: CopyFormat,
     pages: i64,
 }
 
 fn plan_items(
-    tables: &[(u32, &TableInfo)],
+    tables: &[(u32, &TableInfo, CopyFormat)],
     jobs: usize,
     tid_ranges: bool,
     split_size: u64,
 ) -> Vec<WorkItem> {
     let split_pages = (split_size / 8192).max(1) as i64;
     let mut items = Vec::new();
-    for (entry, t) in tables {
+    for &(entry, t, format) in tables {
+        let with = match format.options() {
+            [] => String::new(),
+            opts => format!(" ({})", opts.join(", ")),
+        };
         let cols = t
             .columns
             .iter()
@@ -161,17 +170,19 @@ fn plan_items(
                     )
                 };
                 items.push(WorkItem {
-                    entry: *entry,
+                    entry,
                     table: q.clone(),
-                    sql: format!("COPY (SELECT {cols} FROM ONLY {q} WHERE {cond}) TO STDOUT"),
+                    sql: format!("COPY (SELECT {cols} FROM ONLY {q} WHERE {cond}) TO STDOUT{with}"),
+                    format,
                     pages: step,
                 });
             }
         } else {
             items.push(WorkItem {
-                entry: *entry,
+                entry,
                 table: q.clone(),
-                sql: schema::copy_out_sql(t),
+                sql: format!("{}{with}", schema::copy_out_sql(t)),
+                format,
                 pages,
             });
         }
@@ -355,13 +366,24 @@ async fn run_inner(
         ),
     ];
 
-    let with_data: Vec<(u32, &TableInfo)> = dumped
+    let text_only = match opts.copy_format {
+        CopyFormat::Binary => text_only_tables(client, &dumped).await?,
+        CopyFormat::Text => HashSet::new(),
+    };
+    let with_data: Vec<(u32, &TableInfo, CopyFormat)> = dumped
         .iter()
         .filter(|t| t.has_data && opts.filter.data_selected(&t.schema, &t.name))
         .enumerate()
-        .map(|(i, t)| (2 + i as u32, *t))
+        .map(|(i, t)| {
+            let format = if text_only.contains(&t.oid) {
+                CopyFormat::Text
+            } else {
+                opts.copy_format
+            };
+            (2 + i as u32, *t, format)
+        })
         .collect();
-    for (entry, t) in &with_data {
+    for (entry, t, format) in &with_data {
         entries.push(entry_info(
             *entry,
             kind::TABLE,
@@ -370,7 +392,7 @@ async fn run_inner(
                 schema: t.schema.clone(),
                 name: t.name.clone(),
                 columns: t.columns.clone(),
-                copy_format: "text".into(),
+                copy_format: format.name().into(),
             })
             .expect("table meta serializes"),
         ));
@@ -397,11 +419,11 @@ async fn run_inner(
         tables: with_data.len(),
         rows_estimate: with_data
             .iter()
-            .map(|(_, t)| t.reltuples.max(0.0) as u64)
+            .map(|(_, t, _)| t.reltuples.max(0.0) as u64)
             .sum(),
         bytes_estimate: with_data
             .iter()
-            .map(|(_, t)| t.bytes_estimate.max(0) as u64)
+            .map(|(_, t, _)| t.bytes_estimate.max(0) as u64)
             .sum(),
     });
 
@@ -409,7 +431,7 @@ async fn run_inner(
     let t_data0 = t0.elapsed();
     let names = with_data
         .iter()
-        .map(|(e, t)| (*e, (t.schema.clone(), t.name.clone())))
+        .map(|(e, t, _)| (*e, (t.schema.clone(), t.name.clone())))
         .collect();
     // Everything that feeds the pipeline; on any error the pipeline is
     // aborted below, which discards the partial archive.
@@ -500,7 +522,7 @@ async fn run_inner(
 
     let mut tables = Vec::new();
     let (mut rows, mut data_bytes) = (0, 0);
-    for (entry, t) in &with_data {
+    for (entry, t, _) in &with_data {
         let s = summary
             .entries
             .iter()
@@ -637,6 +659,32 @@ async fn list_tables(client: &tokio_postgres::Client) -> Result<Vec<(u32, String
         .iter()
         .map(|r| (r.get::<_, u32>(0), r.get(1), r.get(2)))
         .collect())
+}
+
+/// Tables with a column whose type, or array element type, is not one of
+/// PostgreSQL's own with binary send/receive functions: an extension's or
+/// a user's type may have none, or a binary form that another build of it
+/// would not read back. Those tables stay in text format.
+async fn text_only_tables(
+    client: &tokio_postgres::Client,
+    tables: &[&TableInfo],
+) -> Result<HashSet<u32>> {
+    let oids: Vec<u32> = tables.iter().map(|t| t.oid).collect();
+    let rows = client
+        .query(
+            "SELECT DISTINCT a.attrelid FROM pg_catalog.pg_attribute a \
+             JOIN pg_catalog.pg_type t ON t.oid = a.atttypid \
+             LEFT JOIN pg_catalog.pg_type e ON e.oid = t.typelem AND t.typlen = -1 \
+             WHERE a.attrelid = ANY($1) AND a.attnum > 0 AND NOT a.attisdropped \
+               AND a.attgenerated = '' \
+               AND (t.oid >= 16384 OR t.typsend::oid = 0 OR t.typreceive::oid = 0 \
+                    OR (e.oid IS NOT NULL AND (e.oid >= 16384 OR e.typsend::oid = 0 \
+                                              OR e.typreceive::oid = 0)))",
+            &[&oids],
+        )
+        .await
+        .map_err(|e| Error::pg("checking column types for binary COPY", e))?;
+    Ok(rows.iter().map(|r| r.get::<_, u32>(0)).collect())
 }
 
 /// Bytes of a large object per line of the `large_objects` entry.
@@ -844,7 +892,7 @@ async fn copy_item(
     let rows_done = AtomicU64::new(0);
     let lock = locks.get(&entry).cloned();
     let held: Mutex<Option<tokio::sync::OwnedMutexGuard<()>>> = Mutex::new(None);
-    copy::copy_out(client, &item.sql, target, |chunk: RowChunk| {
+    copy::copy_out(client, &item.sql, item.format, target, |chunk: RowChunk| {
         rows_done.fetch_add(chunk.rows, Ordering::Relaxed);
         let (lock, held) = (lock.clone(), &held);
         async move {

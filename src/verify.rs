@@ -15,6 +15,7 @@ use sha2::{Digest, Sha256};
 use crate::backup::{kind, TableMeta};
 use crate::credentials::Credentials;
 use crate::error::{Error, Result};
+use crate::pg::copy::TupleFramer;
 use crate::repo::{Manifest, Repository, Storage};
 
 #[derive(Debug, Clone, Serialize)]
@@ -115,6 +116,25 @@ impl Read for StorageRead {
     }
 }
 
+/// Rows of one table entry as the data streams by: `\n` terminators for
+/// COPY text, tuples for binary (which format applies is known only from
+/// the index, at the end).
+struct Counted {
+    lines: u64,
+    tuples: u64,
+    framer: TupleFramer,
+}
+
+impl Counted {
+    fn new() -> Counted {
+        Counted {
+            lines: 0,
+            tuples: 0,
+            framer: TupleFramer::tuples(),
+        }
+    }
+}
+
 pub async fn run(repo: &Repository, m: &Manifest, creds: &Credentials) -> Result<VerifyReport> {
     let t0 = std::time::Instant::now();
     let storage = repo.storage().clone();
@@ -142,11 +162,13 @@ pub async fn run(repo: &Repository, m: &Manifest, creds: &Credentials) -> Result
         tokio::task::block_in_place(|| {
             let mut r = StorageRead::new(storage.clone(), key, size, rt);
             let (open, rest) = creds_unlock(&mut r)?;
-            let mut counted: HashMap<u32, (u64, u64)> = HashMap::new();
+            let mut counted: HashMap<u32, Counted> = HashMap::new();
+            let mut ends = Vec::new();
             let res = open.read_stream(std::io::Cursor::new(rest).chain(&mut r), |seg, data| {
-                let e = counted.entry(seg.entry).or_default();
-                e.0 += memchr::memchr_iter(b'\n', data).count() as u64;
-                e.1 += data.len() as u64;
+                let e = counted.entry(seg.entry).or_insert_with(Counted::new);
+                e.lines += memchr::memchr_iter(b'\n', data).count() as u64;
+                e.tuples += e.framer.feed(data, None, &mut ends);
+                ends.clear();
                 Ok(())
             });
             // Drain whatever the stream left (it refuses trailing bytes, but
@@ -220,7 +242,21 @@ pub async fn run(repo: &Repository, m: &Manifest, creds: &Credentials) -> Result
                     continue;
                 }
             };
-            let (counted_rows, _) = counted.get(&e.id).copied().unwrap_or_default();
+            // The index says how to count (it comes last in the archive,
+            // so the data was counted both ways as it streamed by).
+            let counted_rows = match (counted.get(&e.id), meta.copy_format.as_str()) {
+                (None, _) => 0,
+                (Some(c), "binary") if c.framer.at_boundary() => c.tuples,
+                (Some(c), "binary") => {
+                    let why = c.framer.error().unwrap_or("the data ends inside a row");
+                    checks.push(Check {
+                        what: format!("table {}.{}: {why}", meta.schema, meta.name),
+                        ok: false,
+                    });
+                    continue;
+                }
+                (Some(c), _) => c.lines,
+            };
             let expected = by_name
                 .get(&(meta.schema.clone(), meta.name.clone()))
                 .copied();

@@ -9,8 +9,8 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use common::{
-    backup, diff, fixture_rows, normalise, pg, restore_json, sequence_states, table_contents,
-    Workdir,
+    backup, diff, fixture_rows, normalise, pg, pgsnap_ok, restore_json, sequence_states,
+    table_contents, Workdir,
 };
 
 const LARGE_OBJECTS_SQL: &str = "SELECT l.oid, l.lomowner::regrole, l.lomacl, md5(lo_get(l.oid)), \
@@ -22,6 +22,7 @@ fn fixture(name: &str) -> PathBuf {
         .join(name)
 }
 
+/// Loads the fixture, then checks a round trip in each COPY format.
 fn exact(stem: &str, file: &Path, vars: &[(&str, &str)], rows: &str) {
     let pg = pg();
     let src = pg.create_db(&format!("ex_{stem}"));
@@ -29,37 +30,53 @@ fn exact(stem: &str, file: &Path, vars: &[(&str, &str)], rows: &str) {
     if !rows.is_empty() {
         pg.psql(&src, rows);
     }
+    for format in ["text", "binary"] {
+        round_trip(&format!("{stem} ({format})"), &src, format);
+    }
+    pg.drop_db(&src);
+}
+
+fn round_trip(stem: &str, src: &str, format: &str) {
+    let pg = pg();
     let w = Workdir::new();
-    backup(pg, &src, &w, &["--jobs", "3"]);
-    let dst = pg.create_db(&format!("ex_{stem}_r"));
+    backup(pg, src, &w, &["--jobs", "3", "--copy-format", format]);
+    let verified = pgsnap_ok(&[
+        "verify",
+        "--repo",
+        &w.repo(),
+        "--key-file",
+        &w.key(),
+        "latest",
+    ]);
+    assert!(!verified.is_empty(), "{stem}: verify printed nothing");
+    let dst = pg.create_db("ex_r");
     let report = restore_json(pg, &w, "latest", &dst, &["--jobs", "3"]);
     for c in report["checks"].as_array().unwrap() {
         assert_eq!(c["ok"], true, "{stem}: {c}");
     }
 
     let (a, b) = (
-        normalise(&pg.schema_dump(&src), &src),
+        normalise(&pg.schema_dump(src), src),
         normalise(&pg.schema_dump(&dst), &dst),
     );
     if a != b {
         panic!("{stem}: pg_dump --schema-only differs:\n{}", diff(&a, &b));
     }
-    let (ta, tb) = (table_contents(pg, &src), table_contents(pg, &dst));
+    let (ta, tb) = (table_contents(pg, src), table_contents(pg, &dst));
     assert_eq!(ta.len(), tb.len(), "{stem}: table lists differ");
     for ((name, ra), (_, rb)) in ta.iter().zip(&tb) {
         assert!(ra == rb, "{stem}: rows of {name} differ");
     }
     assert_eq!(
-        sequence_states(pg, &src),
+        sequence_states(pg, src),
         sequence_states(pg, &dst),
         "{stem}: sequences"
     );
     assert_eq!(
-        pg.psql(&src, LARGE_OBJECTS_SQL),
+        pg.psql(src, LARGE_OBJECTS_SQL),
         pg.psql(&dst, LARGE_OBJECTS_SQL),
         "{stem}: large objects"
     );
-    pg.drop_db(&src);
     pg.drop_db(&dst);
 }
 
@@ -116,26 +133,30 @@ fn long_rows_in_a_table_split_into_ranges() {
            FROM generate_series(1, 6000) g;",
     );
     pg.psql(&src, "VACUUM ANALYZE docs");
-    let w = Workdir::new();
-    backup(
-        pg,
-        &src,
-        &w,
-        &[
-            "--jobs",
-            "4",
-            "--chunk-size",
-            "64KiB",
-            "--split-size",
-            "64KiB",
-        ],
-    );
-    let dst = pg.create_db("ex_long_r");
-    restore_json(pg, &w, "latest", &dst, &[]);
-    assert!(
-        table_contents(pg, &src) == table_contents(pg, &dst),
-        "rows differ"
-    );
+    for format in ["text", "binary"] {
+        let w = Workdir::new();
+        backup(
+            pg,
+            &src,
+            &w,
+            &[
+                "--jobs",
+                "4",
+                "--chunk-size",
+                "64KiB",
+                "--split-size",
+                "64KiB",
+                "--copy-format",
+                format,
+            ],
+        );
+        let dst = pg.create_db("ex_long_r");
+        restore_json(pg, &w, "latest", &dst, &[]);
+        assert!(
+            table_contents(pg, &src) == table_contents(pg, &dst),
+            "{format}: rows differ"
+        );
+        pg.drop_db(&dst);
+    }
     pg.drop_db(&src);
-    pg.drop_db(&dst);
 }

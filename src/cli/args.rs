@@ -253,6 +253,11 @@ pub struct BackupArgs {
     /// parallel jobs (default 128MiB).
     #[arg(long, value_name = "SIZE", value_parser = parse_split_size)]
     pub split_size: Option<u64>,
+    /// COPY format of the table data: text (default: smaller archives,
+    /// portable) or binary (restores load faster; tables with a column of
+    /// an extension's or user-defined type stay text).
+    #[arg(long, value_name = "FORMAT", default_value = "text")]
+    pub copy_format: String,
     /// Only tables matching PATTERN ([schema.]name, * and ? wildcards); repeatable.
     #[arg(long = "table", short = 't', value_name = "PATTERN")]
     pub tables: Vec<String>,

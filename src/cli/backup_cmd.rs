@@ -58,6 +58,10 @@ pub async fn run(a: BackupArgs, quiet: bool) -> anyhow::Result<ExitCode> {
     if let Some(s) = a.split_size {
         opts.split_size = s;
     }
+    opts.copy_format = a
+        .copy_format
+        .parse()
+        .map_err(|e| Error::Usage(format!("--copy-format: {e}")))?;
     opts.verify_upload = a
         .verify_upload
         .parse()

@@ -11,7 +11,7 @@ use tokio::sync::mpsc;
 use crate::archive::index::ChunkRef;
 use crate::error::{Error, Result};
 use crate::pg::conn::Session;
-use crate::pg::copy;
+use crate::pg::copy::{self, CopyFormat};
 use crate::pg::snapshot::{ident, qualified};
 use crate::progress::{Event, Progress};
 use crate::repo::reader::StoredArchive;
@@ -112,7 +112,8 @@ pub(super) struct Unit {
     chunks: Vec<ChunkRef>,
     /// The unit is the whole table and this restore created the table: the
     /// load may TRUNCATE it and COPY FREEZE in one transaction.
-    freeze: bool,
+    pub freeze: bool,
+    format: CopyFormat,
 }
 
 /// Cuts each table's chunks into units for parallel COPY streams. A unit may
@@ -159,6 +160,7 @@ pub(super) fn units(plan: &Plan, chunk_size: u32, jobs: usize) -> VecDeque<Unit>
             entry,
             chunks,
             freeze: whole && t.created_here,
+            format: t.copy_format,
         }));
     }
     // Largest tables first, so the long streams start early.
@@ -166,14 +168,26 @@ pub(super) fn units(plan: &Plan, chunk_size: u32, jobs: usize) -> VecDeque<Unit>
     out.into()
 }
 
-pub fn copy_in_sql(t: &PlannedTable) -> String {
+/// `COPY ... FROM STDIN` for a table, in its entry's format, with FREEZE
+/// when asked (see [`load_unit`]).
+pub fn copy_in_sql(t: &PlannedTable, freeze: bool) -> String {
     let q = qualified(&t.schema, &t.name);
-    if t.columns.is_empty() {
-        format!("COPY {q} FROM STDIN")
+    let cols = if t.columns.is_empty() {
+        String::new()
     } else {
         let cols: Vec<String> = t.columns.iter().map(|c| ident(c)).collect();
-        format!("COPY {q} ({}) FROM STDIN", cols.join(", "))
+        format!(" ({})", cols.join(", "))
+    };
+    let mut options: Vec<&str> = t.copy_format.options().to_vec();
+    if freeze {
+        options.push("FREEZE");
     }
+    let with = if options.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", options.join(", "))
+    };
+    format!("COPY {q}{cols} FROM STDIN{with}")
 }
 
 /// Streams one unit into the table; returns the rows the server took (the
@@ -195,7 +209,7 @@ pub(super) async fn load_unit(
     progress: &Arc<dyn Progress>,
 ) -> Result<u64> {
     // A producer fetches and opens the next batches while COPY consumes.
-    let (tx, rx) = mpsc::channel::<Result<Bytes>>(2 * FETCH_BATCH);
+    let (tx, rx) = mpsc::channel::<Result<(u64, Bytes)>>(2 * FETCH_BATCH);
     let producer = {
         let archive = archive.clone();
         let chunks = unit.chunks.clone();
@@ -204,8 +218,8 @@ pub(super) async fn load_unit(
             for group in chunks.chunks(FETCH_BATCH) {
                 match open_batch(&archive, entry, group).await {
                     Ok(raws) => {
-                        for raw in raws {
-                            if tx.send(Ok(Bytes::from(raw))).await.is_err() {
+                        for (c, raw) in group.iter().zip(raws) {
+                            if tx.send(Ok((c.rows, Bytes::from(raw)))).await.is_err() {
                                 return;
                             }
                         }
@@ -219,15 +233,25 @@ pub(super) async fn load_unit(
         })
     };
     let p = progress.clone();
-    let stream = tokio_stream_from(rx).map(move |r| {
-        if let Ok(b) = &r {
+    let chunks = tokio_stream_from(rx).map(move |r| {
+        r.map(|(rows, b)| {
             p.event(Event::Rows {
-                rows: memchr::memchr_iter(b'\n', b).count() as u64,
+                rows,
                 bytes: b.len() as u64,
             });
-        }
-        r
+            b
+        })
     });
+    // A binary stream is framed by its header and trailer; the entry holds
+    // the tuples only (format-spec.md, 5.1).
+    let (head, tail): (&'static [u8], &'static [u8]) = match unit.format {
+        CopyFormat::Binary => (copy::BINARY_HEADER, copy::BINARY_TRAILER),
+        CopyFormat::Text => (b"", b""),
+    };
+    let frame = |b: &'static [u8]| {
+        futures::stream::iter((!b.is_empty()).then(|| Ok(Bytes::from_static(b))))
+    };
+    let stream = frame(head).chain(chunks).chain(frame(tail));
     let res = if unit.freeze {
         load_frozen(session, table, sql, stream).await
     } else {
@@ -247,7 +271,7 @@ where
         .batch_execute(&begin)
         .await
         .map_err(|e| Error::pg(format!("truncating {table} before its load"), e))?;
-    let n = copy::copy_in(&session.client, &format!("{sql} (FREEZE)"), stream).await;
+    let n = copy::copy_in(&session.client, sql, stream).await;
     let end = if n.is_ok() { "COMMIT" } else { "ROLLBACK" };
     let ended = session.client.batch_execute(end).await;
     let n = n?;

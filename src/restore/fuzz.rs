@@ -66,11 +66,34 @@ pub fn parse_untrusted(data: &[u8]) {
         MODE_SECTIONS => {
             let _ = serde_json::from_slice::<Vec<SequenceState>>(rest);
             let _ = serde_json::from_slice::<TableMeta>(rest);
+            binary_copy(rest);
         }
         _ => {
             plan_bytes(rest);
         }
     }
+}
+
+/// Binary COPY data as verify counts it (a table entry's tuples) and as the
+/// backup's chunker cuts it (a whole stream), fed in two pieces: the chunks
+/// must give back exactly the tuple bytes.
+fn binary_copy(data: &[u8]) {
+    let mut ends = Vec::new();
+    let mut framer = crate::pg::copy::TupleFramer::tuples();
+    framer.feed(data, None, &mut ends);
+    let cut = data.len() / 3;
+    let mut chunker = crate::pg::copy::Chunker::for_format(crate::pg::copy::CopyFormat::Binary, 64);
+    let mut out: Vec<u8> = Vec::new();
+    for piece in [&data[..cut], &data[cut..]] {
+        for c in chunker.push(piece) {
+            assert!(c.data.len() <= 64);
+            out.extend_from_slice(&c.data);
+        }
+    }
+    if let Ok(Some(last)) = chunker.finish() {
+        out.extend_from_slice(&last.data);
+    }
+    assert!(out.len() <= data.len());
 }
 
 /// How many restore plans a plan input (mode 0-3) produced: lets a test
@@ -201,7 +224,8 @@ fn use_plan(plan: &Plan, opts: &RestoreOptions) {
         },
     );
     for t in &plan.tables {
-        let _ = data::copy_in_sql(t);
+        let _ = data::copy_in_sql(t, false);
+        let _ = data::copy_in_sql(t, true);
     }
     for jobs in [1, 3] {
         let _ = data::units(plan, 1 << 20, jobs);

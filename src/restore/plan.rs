@@ -9,6 +9,7 @@ use crate::archive::index::{ChunkRef, Entry};
 use crate::backup::{kind, SequenceState, TableMeta};
 use crate::error::{Error, Result};
 use crate::filter::Pattern;
+use crate::pg::copy::CopyFormat;
 use crate::repo::reader::StoredArchive;
 use crate::repo::Manifest;
 use crate::schema::{DbObject, ObjectKind, SchemaModel, Section, TableRef};
@@ -44,6 +45,9 @@ pub struct PlannedTable {
     /// The table's object in the schema model.
     #[serde(skip)]
     pub object_id: u32,
+    /// The COPY format of the table's entry.
+    #[serde(skip)]
+    pub copy_format: CopyFormat,
     /// Whether this restore creates the table (a plain table whose CREATE is
     /// in the pre-data), so its load may TRUNCATE it first and COPY FREEZE.
     #[serde(skip)]
@@ -351,6 +355,9 @@ pub(crate) fn build_parsed(
     for e in entries_of_kind(kind::TABLE) {
         let meta: TableMeta = serde_json::from_value(e.meta.clone())
             .map_err(|err| Error::Format(format!("index entry {}: {err}", e.id)))?;
+        meta.copy_format
+            .parse::<CopyFormat>()
+            .map_err(|err| Error::Format(format!("index entry {}: copy_format {err}", e.id)))?;
         data.insert((meta.schema.clone(), meta.name.clone()), (e, meta));
     }
 
@@ -472,7 +479,7 @@ pub(crate) fn build_parsed(
     for t in &chosen_tables {
         let entry = data.get(&(t.schema.clone(), t.name.clone()));
         let load = !opts.schema_only && entry.is_some();
-        let (rows, raw, stored, refs, id, columns) = match entry {
+        let (rows, raw, stored, refs, id, columns, format) = match entry {
             Some((e, meta)) => {
                 let stored: u64 = e.chunks.iter().map(|c| c.len as u64).sum();
                 (
@@ -482,9 +489,10 @@ pub(crate) fn build_parsed(
                     e.chunks.clone(),
                     Some(e.id),
                     meta.columns.clone(),
+                    meta.copy_format.parse().unwrap_or_default(),
                 )
             }
-            None => (0, 0, 0, vec![], None, t.columns.clone()),
+            None => (0, 0, 0, vec![], None, t.columns.clone(), CopyFormat::Text),
         };
         if load {
             // Saturating: the sizes are the archive's claims, and a sum
@@ -503,6 +511,7 @@ pub(crate) fn build_parsed(
             chunk_refs: refs,
             entry: id,
             object_id: t.object_id,
+            copy_format: format,
             created_here: !opts.data_only
                 && t.kind == crate::schema::RelKind::Ordinary
                 && created.contains(&t.object_id),

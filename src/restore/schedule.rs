@@ -243,10 +243,14 @@ pub async fn run(
     for _ in 0..jobs {
         idle.push(open_session(target).await?);
     }
-    let copies: Arc<Vec<(String, String)>> = Arc::new(
+    // Per table: its name, and COPY without and with FREEZE.
+    let copies: Arc<Vec<(String, [String; 2])>> = Arc::new(
         plan.tables
             .iter()
-            .map(|t| (qualified(&t.schema, &t.name), data::copy_in_sql(t)))
+            .map(|t| {
+                let sql = [data::copy_in_sql(t, false), data::copy_in_sql(t, true)];
+                (qualified(&t.schema, &t.name), sql)
+            })
             .collect(),
     );
     let mut rows = vec![0u64; plan.tables.len()];
@@ -269,6 +273,7 @@ pub async fn run(
             let (archive, copies, progress) = (archive.clone(), copies.clone(), progress.clone());
             running.spawn(async move {
                 let (table, sql) = &copies[unit.table];
+                let sql = &sql[usize::from(unit.freeze)];
                 let res = data::load_unit(&session, &archive, table, sql, &unit, &progress).await;
                 (Task::Data(unit), session, res)
             });
