@@ -3933,6 +3933,62 @@ fn break_cycles(bld: &mut Builder) {
     }
 }
 
+/// What the two cycle splitters below share: a table's parts (column
+/// defaults, inline checks) are addressed in `catalog` by their own oids,
+/// and their pg_depend edges were recorded against the table.
+impl Builder {
+    /// The parts among `oids` whose dependencies reach into the cycle.
+    fn cyclic_parts(
+        &self,
+        t: u32,
+        catalog: u32,
+        oids: &HashSet<u32>,
+        on_cycle: &BTreeSet<u32>,
+    ) -> HashSet<u32> {
+        self.edge_src
+            .iter()
+            .filter(|(k, from, to)| {
+                *from == t && k.0 == catalog && oids.contains(&k.1) && on_cycle.contains(to)
+            })
+            .map(|(k, _, _)| k.1)
+            .collect()
+    }
+
+    /// The table's dependencies once the `cyclic` parts are split off: every
+    /// pg_depend edge but theirs, and every dependency added directly.
+    fn deps_without_parts(
+        &self,
+        t: u32,
+        catalog: u32,
+        cyclic: &HashSet<u32>,
+        deps: &[u32],
+    ) -> Vec<u32> {
+        let from_depend: BTreeSet<u32> = self
+            .edge_src
+            .iter()
+            .filter(|(_, from, _)| *from == t)
+            .map(|(_, _, to)| *to)
+            .collect();
+        let mut keep: BTreeSet<u32> = self
+            .edge_src
+            .iter()
+            .filter(|(k, from, _)| *from == t && !(k.0 == catalog && cyclic.contains(&k.1)))
+            .map(|(_, _, to)| *to)
+            .collect();
+        keep.extend(deps.iter().filter(|d| !from_depend.contains(d)));
+        keep.into_iter().collect()
+    }
+
+    /// The pg_depend dependencies of one part.
+    fn part_deps(&self, t: u32, catalog: u32, oid: u32) -> Vec<u32> {
+        self.edge_src
+            .iter()
+            .filter(|(k, from, _)| *from == t && k.0 == catalog && k.1 == oid)
+            .map(|(_, _, to)| *to)
+            .collect()
+    }
+}
+
 /// A table on a cycle through one of its column defaults (a default
 /// calling a function that takes the table's row type, ...): move those
 /// defaults to `ALTER TABLE ... SET DEFAULT` objects after the cycle, as
@@ -3945,42 +4001,17 @@ fn split_defaults_on_cycle(bld: &mut Builder, comp: &[u32]) -> bool {
         };
         let defoids: HashSet<u32> = defaults.iter().map(|d| d.defoid).collect();
         // Defaults whose dependencies reach into the cycle.
-        let cyclic: HashSet<u32> = bld
-            .edge_src
-            .iter()
-            .filter(|(k, from, to)| {
-                *from == t && k.0 == PG_ATTRDEF && defoids.contains(&k.1) && on_cycle.contains(to)
-            })
-            .map(|(k, _, _)| k.1)
-            .collect();
+        let cyclic = bld.cyclic_parts(t, PG_ATTRDEF, &defoids, &on_cycle);
         if cyclic.is_empty() {
             continue;
         }
         let defaults = bld.defaults.remove(&t).unwrap();
         let table = bld.objects[t as usize].clone();
-        let mut keep: BTreeSet<u32> = bld
-            .edge_src
-            .iter()
-            .filter(|(k, from, _)| *from == t && !(k.0 == PG_ATTRDEF && cyclic.contains(&k.1)))
-            .map(|(_, _, to)| *to)
-            .collect();
-        // Dependencies not from pg_depend (added directly) stay.
-        let from_depend: BTreeSet<u32> = bld
-            .edge_src
-            .iter()
-            .filter(|(_, from, _)| *from == t)
-            .map(|(_, _, to)| *to)
-            .collect();
-        keep.extend(table.deps.iter().filter(|d| !from_depend.contains(d)));
+        let keep = bld.deps_without_parts(t, PG_ATTRDEF, &cyclic, &table.deps);
         let mut create = table.create.clone();
         for d in defaults.iter().filter(|d| cyclic.contains(&d.defoid)) {
             create = create.replacen(&d.with, &d.without, 1);
-            let deps: Vec<u32> = bld
-                .edge_src
-                .iter()
-                .filter(|(k, from, _)| *from == t && k.0 == PG_ATTRDEF && k.1 == d.defoid)
-                .map(|(_, _, to)| *to)
-                .collect();
+            let deps = bld.part_deps(t, PG_ATTRDEF, d.defoid);
             let id = bld.add(
                 Some((PG_ATTRDEF, d.defoid)),
                 New {
@@ -4044,32 +4075,13 @@ fn split_checks_on_cycle(bld: &mut Builder, comp: &[u32]) -> bool {
             continue;
         };
         let oids: HashSet<u32> = checks.iter().map(|d| d.defoid).collect();
-        let cyclic: HashSet<u32> = bld
-            .edge_src
-            .iter()
-            .filter(|(k, from, to)| {
-                *from == t && k.0 == PG_CONSTRAINT && oids.contains(&k.1) && on_cycle.contains(to)
-            })
-            .map(|(k, _, _)| k.1)
-            .collect();
+        let cyclic = bld.cyclic_parts(t, PG_CONSTRAINT, &oids, &on_cycle);
         if cyclic.is_empty() {
             continue;
         }
         let checks = bld.inline_checks.remove(&t).unwrap();
         let table = bld.objects[t as usize].clone();
-        let from_depend: BTreeSet<u32> = bld
-            .edge_src
-            .iter()
-            .filter(|(_, from, _)| *from == t)
-            .map(|(_, _, to)| *to)
-            .collect();
-        let mut keep: BTreeSet<u32> = bld
-            .edge_src
-            .iter()
-            .filter(|(k, from, _)| *from == t && !(k.0 == PG_CONSTRAINT && cyclic.contains(&k.1)))
-            .map(|(_, _, to)| *to)
-            .collect();
-        keep.extend(table.deps.iter().filter(|d| !from_depend.contains(d)));
+        let keep = bld.deps_without_parts(t, PG_CONSTRAINT, &cyclic, &table.deps);
         let mut create = table.create.clone();
         for c in checks.iter().filter(|c| cyclic.contains(&c.defoid)) {
             let item = &c.with;
@@ -4084,12 +4096,7 @@ fn split_checks_on_cycle(bld: &mut Builder, comp: &[u32]) -> bool {
                     break;
                 }
             }
-            let deps: Vec<u32> = bld
-                .edge_src
-                .iter()
-                .filter(|(k, from, _)| *from == t && k.0 == PG_CONSTRAINT && k.1 == c.defoid)
-                .map(|(_, _, to)| *to)
-                .collect();
+            let deps = bld.part_deps(t, PG_CONSTRAINT, c.defoid);
             let id = bld.add(
                 Some((PG_CONSTRAINT, c.defoid)),
                 New {
