@@ -10,8 +10,9 @@
 //! phase. Objects whose tables cannot be told apart that simply (on a view,
 //! a partitioned or inheritance tree, a domain, ...) wait for all the data.
 //!
-//! Two tasks never run on one table at once (they would queue on its lock
-//! or deadlock, as pg_restore also avoids). Data goes first, biggest first,
+//! Two post-data objects never run on one table (or partition tree) at once
+//! (they would queue on its lock or deadlock, as pg_restore also avoids);
+//! the data units of a split table do run together. Data goes first, biggest first,
 //! since every post-data object waits for some; post-data objects follow in
 //! the order of their table's size, so the longest index builds start early.
 
@@ -209,17 +210,19 @@ pub async fn run(
             dependents.entry(d).or_default().push(id);
         }
     }
-    // The tables whose rows an object waits for; None: all of them.
-    let data_wait: HashMap<u32, Option<Vec<u32>>> = ids
+    // Each object's lock keys, once: they are asked for at every turn.
+    let keys_of: HashMap<u32, Vec<u32>> =
+        ids.iter().map(|&id| (id, locks.keys(plan, id))).collect();
+    // Whether an object waits only for its own keys' rows (else for all).
+    let narrow: HashSet<u32> = keys_of
         .iter()
-        .map(|&id| {
-            let keys = locks.keys(plan, id);
-            let narrow = !keys.is_empty()
+        .filter(|(_, keys)| {
+            !keys.is_empty()
                 && keys
                     .iter()
-                    .all(|k| in_plan.contains(k) && simple.contains(k));
-            (id, narrow.then_some(keys))
+                    .all(|k| in_plan.contains(k) && simple.contains(k))
         })
+        .map(|(&id, _)| id)
         .collect();
     let size_of: HashMap<u32, u64> = plan
         .tables
@@ -283,9 +286,12 @@ pub async fn run(
             .iter()
             .filter(|(_, d)| d.is_empty())
             .map(|(&id, _)| id)
-            .filter(|id| match &data_wait[id] {
-                None => pending_units.is_empty(),
-                Some(keys) => keys.iter().all(|k| !pending_units.contains_key(k)),
+            .filter(|id| {
+                if narrow.contains(id) {
+                    keys_of[id].iter().all(|k| !pending_units.contains_key(k))
+                } else {
+                    pending_units.is_empty()
+                }
             })
             .collect();
         ready.sort_by_key(|&id| prio(id));
@@ -293,7 +299,7 @@ pub async fn run(
             if idle.is_empty() {
                 break;
             }
-            let keys = locks.keys(plan, id);
+            let keys = &keys_of[&id];
             if keys.iter().any(|k| locked.contains(k)) {
                 continue;
             }
@@ -350,8 +356,8 @@ pub async fn run(
                 }
             }
             Task::Post(id) => {
-                for k in locks.keys(plan, id) {
-                    locked.remove(&k);
+                for k in &keys_of[&id] {
+                    locked.remove(k);
                 }
                 for d in dependents.get(&id).into_iter().flatten() {
                     if let Some(w) = waiting.get_mut(d) {
