@@ -3979,13 +3979,32 @@ impl Builder {
         keep.into_iter().collect()
     }
 
-    /// The pg_depend dependencies of one part.
-    fn part_deps(&self, t: u32, catalog: u32, oid: u32) -> Vec<u32> {
-        self.edge_src
+    /// Adds a part split off table `t` as an object of its own: it depends
+    /// on the table and on the part's own pg_depend edges, and belongs to
+    /// the table.
+    fn add_part(&mut self, t: u32, catalog: u32, oid: u32, new: New) -> u32 {
+        let mut deps: Vec<u32> = self
+            .edge_src
             .iter()
             .filter(|(k, from, _)| *from == t && k.0 == catalog && k.1 == oid)
             .map(|(_, _, to)| *to)
-            .collect()
+            .collect();
+        deps.push(t);
+        deps.sort_unstable();
+        deps.dedup();
+        let id = self.add(Some((catalog, oid)), new);
+        let o = self.obj(id);
+        o.deps = deps;
+        o.belongs_to = Some(t);
+        id
+    }
+
+    /// The table once its parts are split off: its CREATE without them and
+    /// the dependencies left.
+    fn finish_split(&mut self, t: u32, create: String, keep: Vec<u32>) {
+        let o = self.obj(t);
+        o.create = create;
+        o.deps = keep.into_iter().filter(|&d| d != t).collect();
     }
 }
 
@@ -4011,9 +4030,10 @@ fn split_defaults_on_cycle(bld: &mut Builder, comp: &[u32]) -> bool {
         let mut create = table.create.clone();
         for d in defaults.iter().filter(|d| cyclic.contains(&d.defoid)) {
             create = create.replacen(&d.with, &d.without, 1);
-            let deps = bld.part_deps(t, PG_ATTRDEF, d.defoid);
-            let id = bld.add(
-                Some((PG_ATTRDEF, d.defoid)),
+            bld.add_part(
+                t,
+                PG_ATTRDEF,
+                d.defoid,
                 New {
                     kind: ObjectKind::ColumnDefault,
                     schema: table.schema.clone(),
@@ -4025,16 +4045,8 @@ fn split_defaults_on_cycle(bld: &mut Builder, comp: &[u32]) -> bool {
                     drop: None,
                 },
             );
-            let o = bld.obj(id);
-            o.deps = deps;
-            o.deps.push(t);
-            o.deps.sort_unstable();
-            o.deps.dedup();
-            o.belongs_to = Some(t);
         }
-        let o = bld.obj(t);
-        o.create = create;
-        o.deps = keep.into_iter().filter(|&d| d != t).collect();
+        bld.finish_split(t, create, keep);
         return true;
     }
     false
@@ -4096,9 +4108,10 @@ fn split_checks_on_cycle(bld: &mut Builder, comp: &[u32]) -> bool {
                     break;
                 }
             }
-            let deps = bld.part_deps(t, PG_CONSTRAINT, c.defoid);
-            let id = bld.add(
-                Some((PG_CONSTRAINT, c.defoid)),
+            let id = bld.add_part(
+                t,
+                PG_CONSTRAINT,
+                c.defoid,
                 New {
                     kind: ObjectKind::CheckConstraint,
                     schema: table.schema.clone(),
@@ -4122,17 +4135,9 @@ fn split_checks_on_cycle(bld: &mut Builder, comp: &[u32]) -> bool {
             bld.objects[t as usize]
                 .comment_sql
                 .retain(|s| !comments.contains(s));
-            let o = bld.obj(id);
-            o.comment_sql = comments;
-            o.deps = deps;
-            o.deps.push(t);
-            o.deps.sort_unstable();
-            o.deps.dedup();
-            o.belongs_to = Some(t);
+            bld.obj(id).comment_sql = comments;
         }
-        let o = bld.obj(t);
-        o.create = create;
-        o.deps = keep.into_iter().filter(|&d| d != t).collect();
+        bld.finish_split(t, create, keep);
         return true;
     }
     false
