@@ -435,17 +435,7 @@ impl SmallFs {
     /// `pgsnap ARGS` inside the namespace, with no PG* variables leaking in
     /// (as `common::pgsnap`).
     fn pgsnap(&self, args: &[&str]) -> std::process::Output {
-        self.command(env!("CARGO_BIN_EXE_pgsnap"))
-            .args(args)
-            .env_remove("PGPASSWORD")
-            .env_remove("PGHOST")
-            .env_remove("PGPORT")
-            .env_remove("PGUSER")
-            .env_remove("PGDATABASE")
-            .env_remove("PGSNAP_REPO")
-            .env_remove("PGSNAP_KEY_FILE")
-            .env_remove("PGSNAP_DB")
-            .stdin(Stdio::null())
+        common::scrubbed(self.command(env!("CARGO_BIN_EXE_pgsnap")).args(args))
             .output()
             .unwrap()
     }

@@ -535,20 +535,31 @@ pub fn moto() -> &'static Moto {
     })
 }
 
+/// The variables a test run of pgsnap must not inherit from the
+/// developer's environment.
+pub const SCRUBBED_ENV: [&str; 8] = [
+    "PGPASSWORD",
+    "PGHOST",
+    "PGPORT",
+    "PGUSER",
+    "PGDATABASE",
+    "PGSNAP_REPO",
+    "PGSNAP_KEY_FILE",
+    "PGSNAP_DB",
+];
+
+/// `cmd` without [`SCRUBBED_ENV`] and with no stdin.
+pub fn scrubbed(cmd: &mut Command) -> &mut Command {
+    for v in SCRUBBED_ENV {
+        cmd.env_remove(v);
+    }
+    cmd.stdin(Stdio::null())
+}
+
 /// Runs the `pgsnap` binary with `args`; no PG* or AWS variables leak in
 /// from the developer's environment.
 pub fn pgsnap(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_pgsnap"))
-        .args(args)
-        .env_remove("PGPASSWORD")
-        .env_remove("PGHOST")
-        .env_remove("PGPORT")
-        .env_remove("PGUSER")
-        .env_remove("PGDATABASE")
-        .env_remove("PGSNAP_REPO")
-        .env_remove("PGSNAP_KEY_FILE")
-        .env_remove("PGSNAP_DB")
-        .stdin(Stdio::null())
+    scrubbed(Command::new(env!("CARGO_BIN_EXE_pgsnap")).args(args))
         .output()
         .expect("run pgsnap")
 }
