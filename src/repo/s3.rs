@@ -268,6 +268,24 @@ struct Shared {
 }
 
 impl Shared {
+    /// GetObject of a whole object, or of `range` (an HTTP Range value).
+    async fn get_object(&self, full: &str, range: Option<String>) -> Result<Bytes> {
+        let r = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(full)
+            .set_range(range)
+            .send()
+            .await
+            .map_err(|e| self.err("GetObject", full, e))?;
+        Ok(r.body
+            .collect()
+            .await
+            .map_err(|e| Error::Storage(format!("S3 GetObject {}: {e}", self.url(full))))?
+            .into_bytes())
+    }
+
     fn full(&self, key: &str) -> String {
         format!("{}{key}", self.prefix)
     }
@@ -558,22 +576,7 @@ impl Storage for S3Storage {
     }
 
     async fn get(&self, key: &str) -> Result<Bytes> {
-        let s = &self.s;
-        let full = s.full(key);
-        let r = s
-            .client
-            .get_object()
-            .bucket(&s.bucket)
-            .key(&full)
-            .send()
-            .await
-            .map_err(|e| s.err("GetObject", &full, e))?;
-        let body = r
-            .body
-            .collect()
-            .await
-            .map_err(|e| Error::Storage(format!("S3 GetObject {}: {e}", s.url(&full))))?;
-        Ok(body.into_bytes())
+        self.s.get_object(&self.s.full(key), None).await
     }
 
     async fn get_range(&self, key: &str, range: Range<u64>) -> Result<Bytes> {
@@ -582,21 +585,8 @@ impl Storage for S3Storage {
         }
         let s = &self.s;
         let full = s.full(key);
-        let r = s
-            .client
-            .get_object()
-            .bucket(&s.bucket)
-            .key(&full)
-            .range(format!("bytes={}-{}", range.start, range.end - 1))
-            .send()
-            .await
-            .map_err(|e| s.err("GetObject", &full, e))?;
-        let body = r
-            .body
-            .collect()
-            .await
-            .map_err(|e| Error::Storage(format!("S3 GetObject {}: {e}", s.url(&full))))?
-            .into_bytes();
+        let bytes = format!("bytes={}-{}", range.start, range.end - 1);
+        let body = s.get_object(&full, Some(bytes)).await?;
         if body.len() as u64 != range.end - range.start {
             return Err(Error::Storage(format!(
                 "S3 GetObject {}: asked for bytes {}..{}, got {} bytes",
