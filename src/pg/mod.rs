@@ -5,5 +5,6 @@ pub mod conn;
 pub mod copy;
 pub mod snapshot;
 pub mod tls;
+pub mod unpad;
 
 pub use conn::{ConnInfo, Session};

@@ -13,6 +13,7 @@ use crate::error::{Error, Result};
 use crate::pg::conn::Session;
 use crate::pg::copy::{self, CopyFormat};
 use crate::pg::snapshot::{ident, qualified};
+use crate::pg::unpad::Unpadder;
 use crate::progress::{Event, Progress};
 use crate::repo::reader::StoredArchive;
 
@@ -38,19 +39,40 @@ async fn open_batch(
     entry: u32,
     refs: &[ChunkRef],
 ) -> Result<Vec<Vec<u8>>> {
+    let (raws, _) = open_batch_unpadded(archive, entry, refs, None).await?;
+    Ok(raws.into_iter().map(|(_, raw)| raw).collect())
+}
+
+/// [`open_batch`], with each chunk's `character(n)` padding trimmed on the
+/// same worker thread when `unpad` is given (handed back for the next
+/// batch: a row may span chunks). Each chunk comes with its length before
+/// trimming, which is what progress counts.
+async fn open_batch_unpadded(
+    archive: &StoredArchive,
+    entry: u32,
+    refs: &[ChunkRef],
+    mut unpad: Option<Unpadder>,
+) -> Result<(Vec<(usize, Vec<u8>)>, Option<Unpadder>)> {
     let frames = archive.fetch(refs).await?;
     let open = archive.open.clone();
     tokio::task::spawn_blocking(move || {
-        frames
-            .into_iter()
-            .map(|(c, frame)| {
-                let (eid, raw) = open.open_chunk(&c, &frame)?;
-                if eid != entry {
-                    return Err(Error::Auth);
+        let mut out = Vec::with_capacity(frames.len());
+        for (c, frame) in frames {
+            let (eid, raw) = open.open_chunk(&c, &frame)?;
+            if eid != entry {
+                return Err(Error::Auth);
+            }
+            let len = raw.len();
+            match unpad.as_mut() {
+                Some(u) => {
+                    let mut trimmed = Vec::with_capacity(len);
+                    u.feed(&raw, &mut trimmed);
+                    out.push((len, trimmed));
                 }
-                Ok(raw)
-            })
-            .collect()
+                None => out.push((len, raw)),
+            }
+        }
+        Ok((out, unpad))
     })
     .await
     .map_err(join_err)?
@@ -114,6 +136,8 @@ pub(super) struct Unit {
     /// load may TRUNCATE it and COPY FREEZE in one transaction.
     pub freeze: bool,
     format: CopyFormat,
+    /// `PlannedTable::unpad`.
+    unpad: Vec<usize>,
 }
 
 /// Cuts each table's chunks into units for parallel COPY streams. A unit may
@@ -161,6 +185,7 @@ pub(super) fn units(plan: &Plan, chunk_size: u32, jobs: usize) -> VecDeque<Unit>
             chunks,
             freeze: whole && t.created_here,
             format: t.copy_format,
+            unpad: t.unpad.clone(),
         }));
     }
     // Largest tables first, so the long streams start early.
@@ -209,17 +234,19 @@ pub(super) async fn load_unit(
     progress: &Arc<dyn Progress>,
 ) -> Result<u64> {
     // A producer fetches and opens the next batches while COPY consumes.
-    let (tx, rx) = mpsc::channel::<Result<(u64, Bytes)>>(2 * FETCH_BATCH);
+    let (tx, rx) = mpsc::channel::<Result<(u64, usize, Bytes)>>(2 * FETCH_BATCH);
     let producer = {
         let archive = archive.clone();
         let chunks = unit.chunks.clone();
         let entry = unit.entry;
+        let mut unpad = Unpadder::new(unit.format, &unit.unpad);
         tokio::spawn(async move {
             for group in chunks.chunks(FETCH_BATCH) {
-                match open_batch(&archive, entry, group).await {
-                    Ok(raws) => {
-                        for (c, raw) in group.iter().zip(raws) {
-                            if tx.send(Ok((c.rows, Bytes::from(raw)))).await.is_err() {
+                match open_batch_unpadded(&archive, entry, group, unpad.take()).await {
+                    Ok((raws, u)) => {
+                        unpad = u;
+                        for (c, (len, data)) in group.iter().zip(raws) {
+                            if tx.send(Ok((c.rows, len, Bytes::from(data)))).await.is_err() {
                                 return;
                             }
                         }
@@ -230,18 +257,27 @@ pub(super) async fn load_unit(
                     }
                 }
             }
+            if let Some(u) = unpad {
+                let mut rest = Vec::new();
+                u.finish(&mut rest);
+                if !rest.is_empty() {
+                    let _ = tx.send(Ok((0, 0, Bytes::from(rest)))).await;
+                }
+            }
         })
     };
     let p = progress.clone();
-    let chunks = tokio_stream_from(rx).map(move |r| {
-        r.map(|(rows, b)| {
-            p.event(Event::Rows {
-                rows,
-                bytes: b.len() as u64,
-            });
-            b
+    let chunks = tokio_stream_from(rx)
+        .map(move |r| {
+            r.map(|(rows, len, b)| {
+                p.event(Event::Rows {
+                    rows,
+                    bytes: len as u64,
+                });
+                b
+            })
         })
-    });
+        .filter(|r| futures::future::ready(!matches!(r, Ok(b) if b.is_empty())));
     // A binary stream is framed by its header and trailer; the entry holds
     // the tuples only (format-spec.md, 5.1).
     let (head, tail): (&'static [u8], &'static [u8]) = match unit.format {

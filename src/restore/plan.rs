@@ -52,6 +52,11 @@ pub struct PlannedTable {
     /// in the pre-data), so its load may TRUNCATE it first and COPY FREEZE.
     #[serde(skip)]
     pub created_here: bool,
+    /// Indexes in `columns` of the `character(n)` columns whose blank
+    /// padding the load leaves for the server to restore (`pg::unpad`):
+    /// only in tables this restore creates, whose types are known.
+    #[serde(skip)]
+    pub unpad: Vec<usize>,
 }
 
 /// `--into-schema`: the selected tables (and their sequences, indexes and
@@ -499,6 +504,19 @@ pub(crate) fn build_parsed(
             // that overflowed would panic in debug builds.
             bytes_to_read = u64::saturating_add(bytes_to_read, stored);
         }
+        let created_here = !opts.data_only
+            && t.kind == crate::schema::RelKind::Ordinary
+            && created.contains(&t.object_id);
+        let unpad = if created_here {
+            columns
+                .iter()
+                .enumerate()
+                .filter(|(_, c)| t.blank_padded.contains(c))
+                .map(|(i, _)| i)
+                .collect()
+        } else {
+            vec![]
+        };
         tables.push(PlannedTable {
             schema: into.clone().unwrap_or_else(|| t.schema.clone()),
             name: t.name.clone(),
@@ -512,9 +530,8 @@ pub(crate) fn build_parsed(
             entry: id,
             object_id: t.object_id,
             copy_format: format,
-            created_here: !opts.data_only
-                && t.kind == crate::schema::RelKind::Ordinary
-                && created.contains(&t.object_id),
+            created_here,
+            unpad,
         });
     }
     let wanted: BTreeSet<(String, String)> = match &selected {

@@ -341,6 +341,7 @@ mod tests {
             entry: None,
             object_id: id,
             created_here: true,
+            unpad: vec![],
             copy_format: Default::default(),
         };
         Plan {

@@ -1961,6 +1961,8 @@ struct Column {
     num: i16,
     name: String,
     typ: String,
+    /// `character(n)` with a length: stored blank-padded (see `pg::unpad`).
+    blank_padded: bool,
     notnull: bool,
     default: Option<String>,
     defoid: Option<u32>,
@@ -2004,6 +2006,7 @@ impl Column {
             num: self.num,
             name: self.name.clone(),
             typ: self.typ.clone(),
+            blank_padded: self.blank_padded,
             notnull: self.notnull,
             default: self.default.clone(),
             defoid: self.defoid,
@@ -2098,6 +2101,7 @@ async fn read_relations(client: &Client, bld: &mut Builder) -> Result<(), Schema
     let colsql = format!(
         "SELECT a.attrelid, a.attnum, a.attname::text AS name, \
          pg_catalog.format_type(a.atttypid, a.atttypmod) AS typ, a.attnotnull, \
+         (a.atttypid = 'pg_catalog.bpchar'::pg_catalog.regtype AND a.atttypmod > 4) AS blank_padded, \
          pg_catalog.pg_get_expr(d.adbin, d.adrelid) AS def, d.oid AS defoid, \
          a.attidentity::text AS identity, a.attgenerated::text AS generated, a.attisdropped, \
          a.attislocal, a.attinhcount, \
@@ -2122,6 +2126,7 @@ async fn read_relations(client: &Client, bld: &mut Builder) -> Result<(), Schema
             num: r.get("attnum"),
             name: s(&r, "name"),
             typ: os(&r, "typ").unwrap_or_default(),
+            blank_padded: b(&r, "blank_padded"),
             notnull: b(&r, "attnotnull"),
             default: os(&r, "def"),
             defoid: r.get("defoid"),
@@ -2670,6 +2675,11 @@ async fn read_relations(client: &Client, bld: &mut Builder) -> Result<(), Schema
                 columns: live
                     .iter()
                     .filter(|c| c.generated.is_empty())
+                    .map(|c| c.name.clone())
+                    .collect(),
+                blank_padded: live
+                    .iter()
+                    .filter(|c| c.generated.is_empty() && c.blank_padded)
                     .map(|c| c.name.clone())
                     .collect(),
                 unlogged: s(r, "persistence") == "u",
@@ -4152,6 +4162,7 @@ mod tests {
             num,
             name: name.into(),
             typ: "integer".into(),
+            blank_padded: false,
             notnull: false,
             default: None,
             defoid: None,

@@ -374,6 +374,7 @@ mod tests {
             name: "Order".into(),
             kind: RelKind::Ordinary,
             columns: vec!["a".into(), "b c".into()],
+            blank_padded: vec![],
             unlogged: false,
             has_data: true,
             relpages: 0,

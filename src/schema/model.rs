@@ -161,6 +161,10 @@ pub struct TableInfo {
     pub kind: RelKind,
     /// The COPY column list: attnum order, without dropped and generated columns.
     pub columns: Vec<String>,
+    /// Those of `columns` of type `character(n)`: their blank padding need
+    /// not be sent on restore (`pg::unpad`). Absent from older archives.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub blank_padded: Vec<String>,
     pub unlogged: bool,
     /// Whether the relation stores rows of its own.
     pub has_data: bool,
