@@ -55,6 +55,11 @@ pub enum Error {
         hint: String,
     },
 
+    /// Restore could not convert a table's text rows to binary COPY; the
+    /// load then sends the text instead, so this never ends a restore.
+    #[error("{0}")]
+    Transcode(#[from] crate::pg::transcode::TranscodeError),
+
     /// A statement failed on the server.
     #[error("{context}: {detail}")]
     Postgres { context: String, detail: String },

@@ -120,6 +120,19 @@ fn values() {
     );
 }
 
+/// With bytea written in the old escape format, which restore does not
+/// convert to binary itself: those tables load as the stored text.
+#[test]
+fn values_with_escaped_bytea() {
+    exact_in(
+        "values_esc",
+        &fixture("values.sql"),
+        &[],
+        "",
+        "bytea_output = 'escape'",
+    );
+}
+
 #[test]
 fn inheritance_and_partitions() {
     let f = "inheritance.sql";

@@ -5,6 +5,7 @@ pub mod conn;
 pub mod copy;
 pub mod snapshot;
 pub mod tls;
+pub mod transcode;
 pub mod unpad;
 
 pub use conn::{ConnInfo, Session};

@@ -156,7 +156,7 @@ impl Unpadder {
 }
 
 /// The length of `value` without its trailing spaces.
-fn trim_spaces(value: &[u8]) -> usize {
+pub(crate) fn trim_spaces(value: &[u8]) -> usize {
     const SPACES: u64 = u64::from_ne_bytes([b' '; 8]);
     let mut end = value.len();
     // Eight bytes at a time: padding is most of a filler column.

@@ -13,6 +13,7 @@ use crate::error::{Error, Result};
 use crate::pg::conn::Session;
 use crate::pg::copy::{self, CopyFormat};
 use crate::pg::snapshot::{ident, qualified};
+use crate::pg::transcode::{Kind, Transcoder};
 use crate::pg::unpad::Unpadder;
 use crate::progress::{Event, Progress};
 use crate::repo::reader::StoredArchive;
@@ -39,20 +40,51 @@ async fn open_batch(
     entry: u32,
     refs: &[ChunkRef],
 ) -> Result<Vec<Vec<u8>>> {
-    let (raws, _) = open_batch_unpadded(archive, entry, refs, None).await?;
+    let (raws, _) = open_batch_rewritten(archive, entry, refs, None).await?;
     Ok(raws.into_iter().map(|(_, raw)| raw).collect())
 }
 
-/// [`open_batch`], with each chunk's `character(n)` padding trimmed on the
-/// same worker thread when `unpad` is given (handed back for the next
-/// batch: a row may span chunks). Each chunk comes with its length before
-/// trimming, which is what progress counts.
-async fn open_batch_unpadded(
+/// What a load does to a unit's rows on their way to the server, on the
+/// worker thread that opens the chunks. It keeps state across chunks: a row
+/// may span them.
+enum Rewrite {
+    /// Text or binary as stored, `character(n)` padding trimmed.
+    Unpad(Unpadder),
+    /// Text converted to binary COPY (padding trimmed too).
+    Transcode(Transcoder),
+}
+
+impl Rewrite {
+    fn feed(&mut self, data: &[u8], out: &mut Vec<u8>) -> Result<()> {
+        match self {
+            Rewrite::Unpad(u) => {
+                u.feed(data, out);
+                Ok(())
+            }
+            Rewrite::Transcode(t) => Ok(t.feed(data, out)?),
+        }
+    }
+
+    fn finish(self, out: &mut Vec<u8>) -> Result<()> {
+        match self {
+            Rewrite::Unpad(u) => {
+                u.finish(out);
+                Ok(())
+            }
+            Rewrite::Transcode(t) => Ok(t.finish()?),
+        }
+    }
+}
+
+/// [`open_batch`], with each chunk rewritten on the same worker thread when
+/// `rewrite` is given (handed back for the next batch). Each chunk comes
+/// with its stored length, which is what progress counts.
+async fn open_batch_rewritten(
     archive: &StoredArchive,
     entry: u32,
     refs: &[ChunkRef],
-    mut unpad: Option<Unpadder>,
-) -> Result<(Vec<(usize, Vec<u8>)>, Option<Unpadder>)> {
+    mut rewrite: Option<Rewrite>,
+) -> Result<(Vec<(usize, Vec<u8>)>, Option<Rewrite>)> {
     let frames = archive.fetch(refs).await?;
     let open = archive.open.clone();
     tokio::task::spawn_blocking(move || {
@@ -63,16 +95,16 @@ async fn open_batch_unpadded(
                 return Err(Error::Auth);
             }
             let len = raw.len();
-            match unpad.as_mut() {
-                Some(u) => {
-                    let mut trimmed = Vec::with_capacity(len);
-                    u.feed(&raw, &mut trimmed);
-                    out.push((len, trimmed));
+            match rewrite.as_mut() {
+                Some(r) => {
+                    let mut rewritten = Vec::with_capacity(len);
+                    r.feed(&raw, &mut rewritten)?;
+                    out.push((len, rewritten));
                 }
                 None => out.push((len, raw)),
             }
         }
-        Ok((out, unpad))
+        Ok((out, rewrite))
     })
     .await
     .map_err(join_err)?
@@ -138,6 +170,8 @@ pub(super) struct Unit {
     format: CopyFormat,
     /// `PlannedTable::unpad`.
     unpad: Vec<usize>,
+    /// `PlannedTable::transcode`.
+    transcode: Vec<Kind>,
 }
 
 /// Cuts each table's chunks into units for parallel COPY streams. A unit may
@@ -186,6 +220,7 @@ pub(super) fn units(plan: &Plan, chunk_size: u32, jobs: usize) -> VecDeque<Unit>
             freeze: whole && t.created_here,
             format: t.copy_format,
             unpad: t.unpad.clone(),
+            transcode: t.transcode.clone(),
         }));
     }
     // Largest tables first, so the long streams start early.
@@ -193,9 +228,9 @@ pub(super) fn units(plan: &Plan, chunk_size: u32, jobs: usize) -> VecDeque<Unit>
     out.into()
 }
 
-/// `COPY ... FROM STDIN` for a table, in its entry's format, with FREEZE
-/// when asked (see [`load_unit`]).
-pub fn copy_in_sql(t: &PlannedTable, freeze: bool) -> String {
+/// `COPY ... FROM STDIN` for a table, in `format`, with FREEZE when asked
+/// (see [`load_unit`]).
+pub fn copy_in_sql(t: &PlannedTable, format: CopyFormat, freeze: bool) -> String {
     let q = qualified(&t.schema, &t.name);
     let cols = if t.columns.is_empty() {
         String::new()
@@ -203,7 +238,7 @@ pub fn copy_in_sql(t: &PlannedTable, freeze: bool) -> String {
         let cols: Vec<String> = t.columns.iter().map(|c| ident(c)).collect();
         format!(" ({})", cols.join(", "))
     };
-    let mut options: Vec<&str> = t.copy_format.options().to_vec();
+    let mut options: Vec<&str> = format.options().to_vec();
     if freeze {
         options.push("FREEZE");
     }
@@ -215,22 +250,97 @@ pub fn copy_in_sql(t: &PlannedTable, freeze: bool) -> String {
     format!("COPY {q}{cols} FROM STDIN{with}")
 }
 
+/// A table's name and the COPY statements its units may use: by format on
+/// the wire, without and with FREEZE.
+pub(super) struct CopySql {
+    pub table: String,
+    text: [String; 2],
+    binary: [String; 2],
+}
+
+impl CopySql {
+    pub fn new(t: &PlannedTable) -> CopySql {
+        let both = |f| [copy_in_sql(t, f, false), copy_in_sql(t, f, true)];
+        CopySql {
+            table: qualified(&t.schema, &t.name),
+            text: both(CopyFormat::Text),
+            binary: both(CopyFormat::Binary),
+        }
+    }
+
+    fn get(&self, format: CopyFormat, freeze: bool) -> &str {
+        let sql = match format {
+            CopyFormat::Text => &self.text,
+            CopyFormat::Binary => &self.binary,
+        };
+        &sql[usize::from(freeze)]
+    }
+}
+
 /// Streams one unit into the table; returns the rows the server took (the
 /// COPY command tag), which the post-restore check compares with the
 /// manifest.
 ///
-/// A whole table this restore created is loaded as
-/// `BEGIN; TRUNCATE ONLY t; COPY t FROM STDIN (FREEZE); COMMIT`: the
-/// truncate is of an empty table, and makes the rows eligible to be written
-/// frozen and all-visible, so the index builds that follow and the first
-/// VACUUM need not set hint bits on (rewrite) every page. Visible content is
-/// the same either way.
+/// A text unit of a table whose column types [`Transcoder`] knows goes to
+/// the server as binary COPY, converted here: the server's text input
+/// functions (dates, numbers, bytea's hex) are a large part of a load, and
+/// this side's conversion is cheaper. A value it cannot convert (a form it
+/// does not know) abandons that attempt, which loads nothing, and the unit
+/// is loaded again as the stored text.
 pub(super) async fn load_unit(
+    session: &Session,
+    archive: &Arc<StoredArchive>,
+    sql: &CopySql,
+    unit: &Unit,
+    progress: &Arc<dyn Progress>,
+) -> Result<u64> {
+    if !unit.transcode.is_empty() {
+        let rewrite = Rewrite::Transcode(Transcoder::new(unit.transcode.clone(), &unit.unpad));
+        let stmt = sql.get(CopyFormat::Binary, unit.freeze);
+        match load_stream(
+            session,
+            archive,
+            &sql.table,
+            stmt,
+            unit,
+            CopyFormat::Binary,
+            Some(rewrite),
+            progress,
+        )
+        .await
+        {
+            Err(Error::Transcode(e)) => {
+                tracing::info!("{}: loading as text: {e}", sql.table);
+            }
+            done => return done,
+        }
+    }
+    let rewrite = Unpadder::new(unit.format, &unit.unpad).map(Rewrite::Unpad);
+    let stmt = sql.get(unit.format, unit.freeze);
+    load_stream(
+        session,
+        archive,
+        &sql.table,
+        stmt,
+        unit,
+        unit.format,
+        rewrite,
+        progress,
+    )
+    .await
+}
+
+/// One attempt at a unit: its chunks, rewritten by `rewrite`, as a COPY
+/// stream in `wire` format.
+#[allow(clippy::too_many_arguments)]
+async fn load_stream(
     session: &Session,
     archive: &Arc<StoredArchive>,
     table: &str,
     sql: &str,
     unit: &Unit,
+    wire: CopyFormat,
+    mut rewrite: Option<Rewrite>,
     progress: &Arc<dyn Progress>,
 ) -> Result<u64> {
     // A producer fetches and opens the next batches while COPY consumes.
@@ -239,12 +349,11 @@ pub(super) async fn load_unit(
         let archive = archive.clone();
         let chunks = unit.chunks.clone();
         let entry = unit.entry;
-        let mut unpad = Unpadder::new(unit.format, &unit.unpad);
         tokio::spawn(async move {
             for group in chunks.chunks(FETCH_BATCH) {
-                match open_batch_unpadded(&archive, entry, group, unpad.take()).await {
-                    Ok((raws, u)) => {
-                        unpad = u;
+                match open_batch_rewritten(&archive, entry, group, rewrite.take()).await {
+                    Ok((raws, r)) => {
+                        rewrite = r;
                         for (c, (len, data)) in group.iter().zip(raws) {
                             if tx.send(Ok((c.rows, len, Bytes::from(data)))).await.is_err() {
                                 return;
@@ -257,12 +366,10 @@ pub(super) async fn load_unit(
                     }
                 }
             }
-            if let Some(u) = unpad {
+            if let Some(r) = rewrite {
                 let mut rest = Vec::new();
-                u.finish(&mut rest);
-                if !rest.is_empty() {
-                    let _ = tx.send(Ok((0, 0, Bytes::from(rest)))).await;
-                }
+                let item = r.finish(&mut rest).map(|()| (0, 0, Bytes::from(rest)));
+                let _ = tx.send(item).await;
             }
         })
     };
@@ -280,7 +387,7 @@ pub(super) async fn load_unit(
         .filter(|r| futures::future::ready(!matches!(r, Ok(b) if b.is_empty())));
     // A binary stream is framed by its header and trailer; the entry holds
     // the tuples only (format-spec.md, 5.1).
-    let (head, tail): (&'static [u8], &'static [u8]) = match unit.format {
+    let (head, tail): (&'static [u8], &'static [u8]) = match wire {
         CopyFormat::Binary => (copy::BINARY_HEADER, copy::BINARY_TRAILER),
         CopyFormat::Text => (b"", b""),
     };

@@ -160,6 +160,7 @@ pub async fn run(
     report
         .skipped
         .extend(provider::adapt(&session.client, &mut plan, opts).await?);
+    keep_transcoding_if_exact(&session.client, &mut plan).await?;
     report.tables = plan.tables.len();
     report.rows = plan.tables.iter().map(|t| t.rows).sum();
     report.objects = plan.pre_data.len() + plan.post_data.len();
@@ -227,4 +228,27 @@ pub fn manifest_rows(m: &Manifest) -> BTreeMap<(String, String), u64> {
         .iter()
         .map(|t| ((t.schema.clone(), t.name.clone()), t.rows))
         .collect()
+}
+
+/// Text rows go to the server as binary COPY only where the binary forms
+/// mean what the text does: from PostgreSQL 12 on, float4's input rounds
+/// the decimal once, as this side's conversion does (before, it rounded
+/// through a double, which can differ in rare halfway cases).
+async fn keep_transcoding_if_exact(
+    client: &tokio_postgres::Client,
+    plan: &mut plan::Plan,
+) -> Result<()> {
+    let row = client
+        .query_one(
+            "SELECT pg_catalog.current_setting('server_version_num')::int4",
+            &[],
+        )
+        .await
+        .map_err(|e| Error::pg("reading the target's server version", e))?;
+    if row.get::<_, i32>(0) < 120000 {
+        for t in &mut plan.tables {
+            t.transcode.clear();
+        }
+    }
+    Ok(())
 }

@@ -10,9 +10,10 @@ use crate::backup::{kind, SequenceState, TableMeta};
 use crate::error::{Error, Result};
 use crate::filter::Pattern;
 use crate::pg::copy::CopyFormat;
+use crate::pg::transcode::Kind;
 use crate::repo::reader::StoredArchive;
 use crate::repo::Manifest;
-use crate::schema::{DbObject, ObjectKind, SchemaModel, Section, TableRef};
+use crate::schema::{DbObject, ObjectKind, SchemaModel, Section, TableInfo, TableRef};
 
 use super::RestoreOptions;
 
@@ -57,6 +58,11 @@ pub struct PlannedTable {
     /// only in tables this restore creates, whose types are known.
     #[serde(skip)]
     pub unpad: Vec<usize>,
+    /// The kind of each column when the load converts the table's text
+    /// rows to binary COPY itself (`pg::transcode`): only in tables this
+    /// restore creates, of known built-in types. Empty: sent as stored.
+    #[serde(skip)]
+    pub transcode: Vec<Kind>,
 }
 
 /// `--into-schema`: the selected tables (and their sequences, indexes and
@@ -89,6 +95,26 @@ impl Retarget {
         }
         out
     }
+}
+
+/// The kinds of `columns` (the entry's COPY list) when every one is of a
+/// type the transcoder converts; empty otherwise, and for archives made
+/// before `column_types` was recorded.
+fn transcode_kinds(t: &TableInfo, columns: &[String]) -> Vec<Kind> {
+    if columns.is_empty() || t.column_types.len() != t.columns.len() {
+        return vec![];
+    }
+    let mut kinds = Vec::with_capacity(columns.len());
+    for c in columns {
+        let Some(i) = t.columns.iter().position(|n| n == c) else {
+            return vec![];
+        };
+        let Some(k) = Kind::from_type_oid(t.column_types[i]) else {
+            return vec![];
+        };
+        kinds.push(k);
+    }
+    kinds
 }
 
 /// An identifier quoted only when it must be (as `quote_ident` does).
@@ -517,6 +543,11 @@ pub(crate) fn build_parsed(
         } else {
             vec![]
         };
+        let transcode = if created_here && format == CopyFormat::Text {
+            transcode_kinds(t, &columns)
+        } else {
+            vec![]
+        };
         tables.push(PlannedTable {
             schema: into.clone().unwrap_or_else(|| t.schema.clone()),
             name: t.name.clone(),
@@ -532,6 +563,7 @@ pub(crate) fn build_parsed(
             copy_format: format,
             created_here,
             unpad,
+            transcode,
         });
     }
     let wanted: BTreeSet<(String, String)> = match &selected {

@@ -342,6 +342,7 @@ mod tests {
             object_id: id,
             created_here: true,
             unpad: vec![],
+            transcode: vec![],
             copy_format: Default::default(),
         };
         Plan {

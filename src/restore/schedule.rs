@@ -24,7 +24,6 @@ use tokio::task::JoinSet;
 
 use crate::error::{Error, Result};
 use crate::pg::conn::{ConnInfo, Session};
-use crate::pg::snapshot::qualified;
 use crate::progress::{Event, Progress};
 use crate::repo::reader::StoredArchive;
 use crate::schema::{ObjectKind, RelKind, APPLY_SESSION_SQL};
@@ -246,16 +245,9 @@ pub async fn run(
     for _ in 0..jobs {
         idle.push(open_session(target).await?);
     }
-    // Per table: its name, and COPY without and with FREEZE.
-    let copies: Arc<Vec<(String, [String; 2])>> = Arc::new(
-        plan.tables
-            .iter()
-            .map(|t| {
-                let sql = [data::copy_in_sql(t, false), data::copy_in_sql(t, true)];
-                (qualified(&t.schema, &t.name), sql)
-            })
-            .collect(),
-    );
+    // Per table: its name and COPY statements.
+    let copies: Arc<Vec<data::CopySql>> =
+        Arc::new(plan.tables.iter().map(data::CopySql::new).collect());
     let mut rows = vec![0u64; plan.tables.len()];
     let mut data_seconds = if units.is_empty() { Some(0.0) } else { None };
     if data_seconds.is_some() {
@@ -275,9 +267,8 @@ pub async fn run(
             let session = idle.pop().expect("checked non-empty");
             let (archive, copies, progress) = (archive.clone(), copies.clone(), progress.clone());
             running.spawn(async move {
-                let (table, sql) = &copies[unit.table];
-                let sql = &sql[usize::from(unit.freeze)];
-                let res = data::load_unit(&session, &archive, table, sql, &unit, &progress).await;
+                let sql = &copies[unit.table];
+                let res = data::load_unit(&session, &archive, sql, &unit, &progress).await;
                 (Task::Data(unit), session, res)
             });
         }
@@ -307,7 +298,21 @@ pub async fn run(
             waiting.remove(&id);
             let session = idle.pop().expect("checked non-empty");
             let o = plan.object(id);
-            let stmts = statements(plan, o, opts, target_db);
+            let mut stmts = statements(plan, o, opts, target_db);
+            // While other jobs still load data, an index build keeps to its
+            // own core: parallel workers would only take CPU from the COPY
+            // streams, which are the longest tasks. Once the loads are done
+            // (the last, biggest tables' indexes), idle cores are the
+            // workers'. Sent with the first statement: no extra round trip.
+            let builds = matches!(o.kind, ObjectKind::Index | ObjectKind::Constraint);
+            if let (true, Some(first)) = (builds, stmts.first_mut()) {
+                let workers = if pending_units.is_empty() {
+                    "RESET max_parallel_maintenance_workers"
+                } else {
+                    "SET max_parallel_maintenance_workers = 0"
+                };
+                *first = format!("{workers}; {first}");
+            }
             let identity = o.identity.clone();
             running.spawn(async move {
                 let mut res = Ok(0);

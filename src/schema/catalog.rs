@@ -1961,6 +1961,8 @@ struct Column {
     num: i16,
     name: String,
     typ: String,
+    /// `atttypid`.
+    typid: u32,
     /// `character(n)` with a length: stored blank-padded (see `pg::unpad`).
     blank_padded: bool,
     notnull: bool,
@@ -2006,6 +2008,7 @@ impl Column {
             num: self.num,
             name: self.name.clone(),
             typ: self.typ.clone(),
+            typid: self.typid,
             blank_padded: self.blank_padded,
             notnull: self.notnull,
             default: self.default.clone(),
@@ -2101,7 +2104,7 @@ async fn read_relations(client: &Client, bld: &mut Builder) -> Result<(), Schema
     let colsql = format!(
         "SELECT a.attrelid, a.attnum, a.attname::text AS name, \
          pg_catalog.format_type(a.atttypid, a.atttypmod) AS typ, a.attnotnull, \
-         (a.atttypid = 'pg_catalog.bpchar'::pg_catalog.regtype AND a.atttypmod > 4) AS blank_padded, \
+         a.atttypid, (a.atttypid = 'pg_catalog.bpchar'::pg_catalog.regtype AND a.atttypmod > 4) AS blank_padded, \
          pg_catalog.pg_get_expr(d.adbin, d.adrelid) AS def, d.oid AS defoid, \
          a.attidentity::text AS identity, a.attgenerated::text AS generated, a.attisdropped, \
          a.attislocal, a.attinhcount, \
@@ -2126,6 +2129,7 @@ async fn read_relations(client: &Client, bld: &mut Builder) -> Result<(), Schema
             num: r.get("attnum"),
             name: s(&r, "name"),
             typ: os(&r, "typ").unwrap_or_default(),
+            typid: u(&r, "atttypid"),
             blank_padded: b(&r, "blank_padded"),
             notnull: b(&r, "attnotnull"),
             default: os(&r, "def"),
@@ -2676,6 +2680,11 @@ async fn read_relations(client: &Client, bld: &mut Builder) -> Result<(), Schema
                     .iter()
                     .filter(|c| c.generated.is_empty())
                     .map(|c| c.name.clone())
+                    .collect(),
+                column_types: live
+                    .iter()
+                    .filter(|c| c.generated.is_empty())
+                    .map(|c| c.typid)
                     .collect(),
                 blank_padded: live
                     .iter()
@@ -4162,6 +4171,7 @@ mod tests {
             num,
             name: name.into(),
             typ: "integer".into(),
+            typid: 23,
             blank_padded: false,
             notnull: false,
             default: None,

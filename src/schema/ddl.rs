@@ -374,6 +374,7 @@ mod tests {
             name: "Order".into(),
             kind: RelKind::Ordinary,
             columns: vec!["a".into(), "b c".into()],
+            column_types: vec![],
             blank_padded: vec![],
             unlogged: false,
             has_data: true,

@@ -161,6 +161,11 @@ pub struct TableInfo {
     pub kind: RelKind,
     /// The COPY column list: attnum order, without dropped and generated columns.
     pub columns: Vec<String>,
+    /// The type OID of each of `columns`: restore converts the rows of a
+    /// table whose types are all built-in ones it knows to binary COPY
+    /// itself (`pg::transcode`). Absent from older archives.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub column_types: Vec<u32>,
     /// Those of `columns` of type `character(n)`: their blank padding need
     /// not be sent on restore (`pg::unpad`). Absent from older archives.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
