@@ -23,7 +23,7 @@ if [ -f "$cluster/data/PG_VERSION" ]; then
   ensure_postgres
   port=$(cat "$cluster/port" 2>/dev/null || echo 0)
   if ! pg_isready -q -h 127.0.0.1 -p "$port" 2>/dev/null; then
-    start_cluster "$cluster" shared_buffers=512MB max_wal_size=4GB checkpoint_timeout=30min
+    resume_cluster "$cluster" shared_buffers=512MB max_wal_size=4GB checkpoint_timeout=30min
     echo "$PGPORT" > "$cluster/port"
   else
     export PGHOST=127.0.0.1 PGPORT=$port PGUSER=postgres PATH="$bindir:$PATH"
@@ -50,7 +50,17 @@ run() {
 best() { sort -n "$work/$1.times" | head -n 1 | cut -d' ' -f1; }
 peak() { sort -n -k2 "$work/$1.times" | tail -n 1 | cut -d' ' -f2; }
 
-fresh() { dropdb --if-exists "$1"; createdb "$1"; }
+# A fresh target, after a checkpoint and once autovacuum is done with the
+# last run's tables: each restore starts on a quiet server, not in the
+# previous one's write-back.
+fresh() {
+  dropdb --if-exists "$1"; createdb "$1"
+  psql -X -q -c CHECKPOINT
+  while [ "$(psql -X -At -c "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'autovacuum worker'")" != 0 ]; do
+    sleep 0.5
+  done
+  sleep 1
+}
 
 # The floor: raw COPY TO STDOUT of every table, two at a time, to /dev/null.
 tables=$(psql -X -At -d "$db" -c "SELECT format('%I.%I', schemaname, tablename) FROM pg_tables WHERE schemaname='public'")

@@ -2,6 +2,7 @@
 # cluster in a directory, on a free loopback port. initdb refuses root, so
 # as root the server runs as the `postgres` OS user.
 #   start_cluster DIR [extra postgres -c settings...]   exports PGHOST PGPORT PGUSER, sets $bindir
+#   resume_cluster DIR [settings...]   the same for a cluster DIR already holds
 #   stop_cluster DIR
 
 ensure_postgres() {
@@ -24,6 +25,20 @@ start_cluster() {
   local port
   port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
   _as_pg "$bindir/initdb" -D "$dir/data" -U postgres --auth=trust -E UTF8 --locale=C.UTF-8 >/dev/null
+  local opts="-p $port -c listen_addresses=127.0.0.1 -c unix_socket_directories=$dir"
+  for s in "$@"; do opts="$opts -c $s"; done
+  _as_pg "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -o "$opts" start >/dev/null
+  export PGHOST=127.0.0.1 PGPORT=$port PGUSER=postgres
+  export PATH="$bindir:$PATH"
+}
+
+# resume_cluster DIR [settings...]: starts the cluster already in DIR (kept
+# data) on a new free port; same exports as start_cluster.
+resume_cluster() {
+  local dir; dir=$(realpath -m "$1"); shift
+  ensure_postgres
+  local port
+  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
   local opts="-p $port -c listen_addresses=127.0.0.1 -c unix_socket_directories=$dir"
   for s in "$@"; do opts="$opts -c $s"; done
   _as_pg "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -o "$opts" start >/dev/null

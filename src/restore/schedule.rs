@@ -26,7 +26,7 @@ use crate::error::{Error, Result};
 use crate::pg::conn::{ConnInfo, Session};
 use crate::progress::{Event, Progress};
 use crate::repo::reader::StoredArchive;
-use crate::schema::{ObjectKind, RelKind, APPLY_SESSION_SQL};
+use crate::schema::{DbObject, ObjectKind, RelKind, APPLY_SESSION_SQL};
 
 use super::data::{self, Unit};
 use super::plan::Plan;
@@ -150,6 +150,93 @@ fn attachments_before_foreign_keys(plan: &Plan, in_set: &HashSet<u32>) -> Vec<(u
     out
 }
 
+/// How a post-data task holds its tables. Two `CREATE INDEX` on one table
+/// run at once (their SHARE locks do not conflict), so a big table's
+/// indexes build side by side. A task that then asks, in the same
+/// transaction, for a stronger lock (a key's `ADD CONSTRAINT ... USING
+/// INDEX`, an index's `CLUSTER ON`) waits for the other builds to end; two
+/// such at once would wait for each other, so there is one at a time per
+/// table. Everything else takes its tables alone: it would only queue on
+/// their locks, or deadlock (pg_restore avoids it the same way).
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Mode {
+    Share,
+    ShareThenMore,
+    Alone,
+}
+
+fn mode(o: &DbObject) -> Mode {
+    // Anything after the first line is another statement (or, rarely, an
+    // expression's line break: then the safer mode).
+    let more = o.create.trim_end().contains('\n');
+    match o.kind {
+        ObjectKind::Index if !more => Mode::Share,
+        ObjectKind::Index => Mode::ShareThenMore,
+        ObjectKind::Constraint if o.create.starts_with("CREATE UNIQUE INDEX ") => {
+            Mode::ShareThenMore
+        }
+        _ => Mode::Alone,
+    }
+}
+
+/// What the running post-data tasks hold, per lock key (a table, or a
+/// partition or inheritance tree's root); a key with nothing held has no
+/// entry.
+#[derive(Default)]
+struct TableLocks(HashMap<u32, Held>);
+
+#[derive(Default)]
+struct Held {
+    shares: usize,
+    more: bool,
+    alone: bool,
+}
+
+impl TableLocks {
+    /// Takes `keys` in `mode` if that is compatible with what is held.
+    fn take(&mut self, keys: &[u32], mode: Mode) -> bool {
+        let free = keys.iter().all(|k| match self.0.get(k) {
+            None => true,
+            Some(h) => match mode {
+                Mode::Alone => false,
+                Mode::ShareThenMore => !h.alone && !h.more,
+                Mode::Share => !h.alone,
+            },
+        });
+        if free {
+            for &k in keys {
+                let h = self.0.entry(k).or_default();
+                match mode {
+                    Mode::Alone => h.alone = true,
+                    Mode::ShareThenMore => {
+                        h.more = true;
+                        h.shares += 1;
+                    }
+                    Mode::Share => h.shares += 1,
+                }
+            }
+        }
+        free
+    }
+
+    fn release(&mut self, keys: &[u32], mode: Mode) {
+        for k in keys {
+            let Some(h) = self.0.get_mut(k) else { continue };
+            match mode {
+                Mode::Alone => h.alone = false,
+                Mode::ShareThenMore => {
+                    h.more = false;
+                    h.shares = h.shares.saturating_sub(1);
+                }
+                Mode::Share => h.shares = h.shares.saturating_sub(1),
+            }
+            if !h.alone && !h.more && h.shares == 0 {
+                self.0.remove(k);
+            }
+        }
+    }
+}
+
 /// Plain tables outside any partition or inheritance tree: an object on one
 /// of them touches that table's rows only.
 fn simple_tables(plan: &Plan) -> HashSet<u32> {
@@ -253,7 +340,8 @@ pub async fn run(
     if data_seconds.is_some() {
         progress.event(Event::Phase("post-data"));
     }
-    let mut locked: HashSet<u32> = HashSet::new();
+    let mut locked = TableLocks::default();
+    let mode_of: HashMap<u32, Mode> = ids.iter().map(|&id| (id, mode(plan.object(id)))).collect();
     let mut running: JoinSet<(Task, Session, Result<u64>)> = JoinSet::new();
     let mut done = 0usize;
     while done < tasks {
@@ -290,11 +378,9 @@ pub async fn run(
             if idle.is_empty() {
                 break;
             }
-            let keys = &keys_of[&id];
-            if keys.iter().any(|k| locked.contains(k)) {
+            if !locked.take(&keys_of[&id], mode_of[&id]) {
                 continue;
             }
-            locked.extend(keys.iter().copied());
             waiting.remove(&id);
             let session = idle.pop().expect("checked non-empty");
             let o = plan.object(id);
@@ -361,9 +447,7 @@ pub async fn run(
                 }
             }
             Task::Post(id) => {
-                for k in &keys_of[&id] {
-                    locked.remove(k);
-                }
+                locked.release(&keys_of[&id], mode_of[&id]);
                 for d in dependents.get(&id).into_iter().flatten() {
                     if let Some(w) = waiting.get_mut(d) {
                         w.remove(&id);
@@ -393,4 +477,33 @@ async fn open_session(target: &ConnInfo) -> Result<Session> {
         )
         .map_err(|e| Error::pg("setting up a restore session", e))?;
     Ok(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn index_builds_share_a_table_and_one_may_upgrade() {
+        let mut l = TableLocks::default();
+        assert!(l.take(&[1], Mode::Share));
+        assert!(l.take(&[1], Mode::Share));
+        assert!(l.take(&[1], Mode::ShareThenMore));
+        assert!(
+            !l.take(&[1], Mode::ShareThenMore),
+            "two upgrades could deadlock"
+        );
+        assert!(!l.take(&[1], Mode::Alone));
+        assert!(l.take(&[2], Mode::Alone));
+        assert!(!l.take(&[2], Mode::Share));
+        assert!(!l.take(&[1, 3], Mode::Alone));
+        l.release(&[1], Mode::ShareThenMore);
+        assert!(l.take(&[1], Mode::ShareThenMore));
+        l.release(&[1], Mode::ShareThenMore);
+        l.release(&[1], Mode::Share);
+        l.release(&[1], Mode::Share);
+        assert!(l.take(&[1, 3], Mode::Alone));
+        l.release(&[2], Mode::Alone);
+        assert!(l.take(&[2], Mode::Share));
+    }
 }

@@ -2771,6 +2771,54 @@ fn rel_qname(bld: &Builder, relid: u32) -> Option<String> {
     bld.qnames.get(&relid).cloned()
 }
 
+/// A primary key or unique constraint of a plain table as two statements:
+/// `CREATE UNIQUE INDEX` (its index, as `pg_get_indexdef` gives it), then
+/// `ADD CONSTRAINT ... USING INDEX`. The catalog ends the same as with a
+/// plain `ADD CONSTRAINT`, but the index build takes only a SHARE lock, so
+/// restore can build it beside the table's other indexes (the last table's
+/// indexes are a restore's tail); the ACCESS EXCLUSIVE step that follows is
+/// short. Partitioned tables, and an index not named as its constraint,
+/// keep the one statement.
+fn unique_in_two_steps(r: &Row, contype: &str, name: &str, qn: &str) -> Option<String> {
+    let keyword = match contype {
+        "p" => "PRIMARY KEY",
+        "u" => "UNIQUE",
+        _ => return None,
+    };
+    if s(r, "relkind") != "r" || r.get::<_, Option<bool>>("named_as_index") != Some(true) {
+        return None;
+    }
+    let indexdef = os(r, "indexdef")?;
+    if !indexdef.starts_with("CREATE UNIQUE INDEX ") {
+        return None;
+    }
+    let defer = match (b(r, "deferrable"), b(r, "deferred")) {
+        (true, true) => " DEFERRABLE INITIALLY DEFERRED",
+        (true, false) => " DEFERRABLE",
+        _ => "",
+    };
+    Some(format!(
+        "{indexdef};\nALTER TABLE ONLY {qn} ADD CONSTRAINT {n} {keyword} USING INDEX {n}{defer};",
+        n = ident(name)
+    ))
+}
+
+/// A key constraint's definition with its index's storage options, which
+/// `pg_get_constraintdef` leaves out: `WITH (...)` goes before the
+/// DEFERRABLE clause.
+fn with_index_options(def: &str, opts: &[String]) -> String {
+    if opts.is_empty() {
+        return def.to_string();
+    }
+    let with = format!(" WITH {}", options_list(opts));
+    for tail in [" DEFERRABLE INITIALLY DEFERRED", " DEFERRABLE"] {
+        if let Some(head) = def.strip_suffix(tail) {
+            return format!("{head}{with}{tail}");
+        }
+    }
+    format!("{def}{with}")
+}
+
 async fn read_constraints(client: &Client, bld: &mut Builder) -> Result<(), SchemaError> {
     for r in q(
         client,
@@ -2779,6 +2827,10 @@ async fn read_constraints(client: &Client, bld: &mut Builder) -> Result<(), Sche
          pg_catalog.pg_get_constraintdef(c.oid) AS def, c.conindid, c.confrelid, c.conparentid, \
          t.relkind::text AS relkind, i.indisclustered AS clustered, i.indisreplident AS replident, \
          (SELECT pg_catalog.quote_ident(ci.relname) FROM pg_catalog.pg_class ci WHERE ci.oid = c.conindid) AS indexname, \
+         CASE WHEN c.contype IN ('p', 'u') THEN pg_catalog.pg_get_indexdef(c.conindid) END AS indexdef, \
+         (SELECT ci.relname = c.conname FROM pg_catalog.pg_class ci WHERE ci.oid = c.conindid) AS named_as_index, \
+         (SELECT ci.reloptions::text[] FROM pg_catalog.pg_class ci WHERE ci.oid = c.conindid AND c.contype IN ('p', 'u')) AS indexopts, \
+         c.condeferrable AS deferrable, c.condeferred AS deferred, \
          (SELECT sp.spcname::text FROM pg_catalog.pg_class ci JOIN pg_catalog.pg_tablespace sp \
             ON sp.oid = ci.reltablespace WHERE ci.oid = c.conindid AND c.contype <> 'f') AS tablespace \
          FROM pg_catalog.pg_constraint c JOIN pg_catalog.pg_class t ON t.oid = c.conrelid \
@@ -2807,11 +2859,14 @@ async fn read_constraints(client: &Client, bld: &mut Builder) -> Result<(), Sche
         } else {
             "ONLY "
         };
-        let mut create = format!(
-            "ALTER TABLE {only}{qn} ADD CONSTRAINT {} {};",
-            ident(&name),
-            s(&r, "def")
-        );
+        let mut create = match unique_in_two_steps(&r, &contype, &name, &qn) {
+            Some(two) => two,
+            None => format!(
+                "ALTER TABLE {only}{qn} ADD CONSTRAINT {} {};",
+                ident(&name),
+                with_index_options(&s(&r, "def"), &arr(&r, "indexopts"))
+            ),
+        };
         if contype != "f" {
             let idx = os(&r, "indexname").unwrap_or_default();
             let idxq = format!("{}.{idx}", ident(schema.as_deref().unwrap_or_default()));

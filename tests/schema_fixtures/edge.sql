@@ -99,3 +99,24 @@ CREATE TABLE edge.bounds (k int) PARTITION BY RANGE (k);
 CREATE TABLE edge.bounds_lo PARTITION OF edge.bounds FOR VALUES FROM (MINVALUE) TO (0);
 CREATE TABLE edge.bounds_hi PARTITION OF edge.bounds FOR VALUES FROM (0) TO (MAXVALUE);
 CREATE INDEX bounds_k ON edge.bounds (k);
+-- Keys that restore builds as a unique index, then attaches with
+-- ADD CONSTRAINT ... USING INDEX: index options, included columns,
+-- deferrable, an index renamed (its constraint follows), a comment and
+-- CLUSTER ON the key's index, and plain indexes beside them.
+CREATE TABLE edge.keyed (a int, b text, c int, d int,
+  CONSTRAINT keyed_pk PRIMARY KEY (a) INCLUDE (b) WITH (fillfactor = 60),
+  CONSTRAINT keyed_bc UNIQUE (b, c) DEFERRABLE,
+  CONSTRAINT keyed_d UNIQUE NULLS NOT DISTINCT (d) DEFERRABLE INITIALLY IMMEDIATE);
+ALTER INDEX edge.keyed_bc RENAME TO keyed_bc_renamed;
+CREATE INDEX keyed_c ON edge.keyed (c);
+CREATE INDEX keyed_cd ON edge.keyed (c, d DESC);
+COMMENT ON INDEX edge.keyed_pk IS 'the key''s index';
+ALTER TABLE edge.keyed CLUSTER ON keyed_pk;
+INSERT INTO edge.keyed SELECT g, 'b' || g, g % 7, g FROM generate_series(1, 500) g;
+-- The same options on a partitioned table's keys, which stay one
+-- ADD CONSTRAINT statement.
+CREATE TABLE edge.keyed_p (a int, b int,
+  CONSTRAINT keyed_p_pk PRIMARY KEY (a) WITH (fillfactor = 70),
+  CONSTRAINT keyed_p_ab UNIQUE (a, b) WITH (fillfactor = 80) DEFERRABLE INITIALLY DEFERRED)
+  PARTITION BY RANGE (a);
+CREATE TABLE edge.keyed_p1 PARTITION OF edge.keyed_p FOR VALUES FROM (0) TO (100);
