@@ -152,6 +152,21 @@ impl Builder {
         self.targets.insert(key, Target { object, on });
     }
 
+    /// Gives object `id` its `ALTER ... OWNER TO`, and makes it the target
+    /// of comments and labels on `key`. `on` names the object as those
+    /// statements do (`SCHEMA "s"`, `FUNCTION "s"."f"(int)`, ...).
+    fn owned(&mut self, id: u32, key: Key, on: String, owner: &str) {
+        self.obj(id).owner_sql.push(owner_to(&on, owner));
+        self.target(key, id, on);
+    }
+
+    /// [`Builder::owned`], and its privileges from `acl` (the catalog's
+    /// ACL as [`acl_json_sql`] gives it).
+    fn owned_with_acl(&mut self, id: u32, key: Key, on: String, owner: &str, acl: Option<&str>) {
+        self.obj(id).acl_sql = acl_statements(&on, Some(owner), &parse_acl(acl));
+        self.owned(id, key, on, owner);
+    }
+
     fn obj(&mut self, id: u32) -> &mut DbObject {
         &mut self.objects[id as usize]
     }
@@ -457,10 +472,13 @@ async fn read_schemas(client: &Client, bld: &mut Builder) -> Result<(), SchemaEr
                 drop: Some(format!("DROP SCHEMA {};", ident(&name))),
             },
         );
-        let o = bld.obj(id);
-        o.owner_sql.push(owner_to(&on, &owner));
-        o.acl_sql = acl_statements(&on, Some(&owner), &parse_acl(os(&r, "acl").as_deref()));
-        bld.target((PG_NAMESPACE, oid), id, on);
+        bld.owned_with_acl(
+            id,
+            (PG_NAMESPACE, oid),
+            on,
+            &owner,
+            os(&r, "acl").as_deref(),
+        );
     }
     Ok(())
 }
@@ -548,10 +566,7 @@ async fn read_languages(client: &Client, bld: &mut Builder) -> Result<(), Schema
                 drop: Some(format!("DROP LANGUAGE {};", ident(&name))),
             },
         );
-        let o = bld.obj(id);
-        o.owner_sql.push(owner_to(&on, &owner));
-        o.acl_sql = acl_statements(&on, Some(&owner), &parse_acl(os(&r, "acl").as_deref()));
-        bld.target((PG_LANGUAGE, oid), id, on);
+        bld.owned_with_acl(id, (PG_LANGUAGE, oid), on, &owner, os(&r, "acl").as_deref());
     }
     Ok(())
 }
@@ -616,8 +631,7 @@ async fn read_collations(client: &Client, bld: &mut Builder) -> Result<(), Schem
                 drop: Some(format!("DROP COLLATION {qn};")),
             },
         );
-        bld.obj(id).owner_sql.push(owner_to(&on, &owner));
-        bld.target((PG_COLLATION, oid), id, on);
+        bld.owned(id, (PG_COLLATION, oid), on, &owner);
     }
     Ok(())
 }
@@ -1039,10 +1053,7 @@ async fn read_functions(client: &Client, bld: &mut Builder) -> Result<(), Schema
                 drop: Some(format!("DROP {kw} {sig};")),
             },
         );
-        let o = bld.obj(id);
-        o.owner_sql.push(owner_to(&on, &owner));
-        o.acl_sql = acl_statements(&on, Some(&owner), &parse_acl(os(&r, "acl").as_deref()));
-        bld.target((PG_PROC, oid), id, on);
+        bld.owned_with_acl(id, (PG_PROC, oid), on, &owner, os(&r, "acl").as_deref());
     }
     Ok(())
 }
@@ -1266,8 +1277,7 @@ async fn read_operators(client: &Client, bld: &mut Builder) -> Result<(), Schema
                 drop: Some(format!("DROP OPERATOR {sig};")),
             },
         );
-        bld.obj(id).owner_sql.push(owner_to(&on, &owner));
-        bld.target((PG_OPERATOR, oid), id, on);
+        bld.owned(id, (PG_OPERATOR, oid), on, &owner);
     }
     Ok(())
 }
@@ -1923,10 +1933,7 @@ async fn read_sequences(client: &Client, bld: &mut Builder) -> Result<(), Schema
                 drop: Some(format!("DROP SEQUENCE {qn};")),
             },
         );
-        let o = bld.obj(id);
-        o.owner_sql.push(owner_to(&on, &owner));
-        o.acl_sql = acl_statements(&on, Some(&owner), &parse_acl(os(&r, "acl").as_deref()));
-        bld.target((PG_CLASS, oid), id, on);
+        bld.owned_with_acl(id, (PG_CLASS, oid), on, &owner, os(&r, "acl").as_deref());
         bld.sequences.push(SequenceInfo {
             object_id: id,
             schema: schema.clone(),
@@ -3302,8 +3309,7 @@ async fn read_statistics(client: &Client, bld: &mut Builder) -> Result<(), Schem
             },
         );
         bld.obj(id).belongs_to = Some(table);
-        bld.obj(id).owner_sql.push(owner_to(&on, &owner));
-        bld.target((PG_STATISTIC_EXT, oid), id, on);
+        bld.owned(id, (PG_STATISTIC_EXT, oid), on, &owner);
     }
     Ok(())
 }
@@ -3353,8 +3359,7 @@ async fn read_event_triggers(client: &Client, bld: &mut Builder) -> Result<(), S
                 drop: Some(format!("DROP EVENT TRIGGER {};", ident(&name))),
             },
         );
-        bld.obj(id).owner_sql.push(owner_to(&on, &owner));
-        bld.target((PG_EVENT_TRIGGER, oid), id, on);
+        bld.owned(id, (PG_EVENT_TRIGGER, oid), on, &owner);
     }
     Ok(())
 }
@@ -3407,8 +3412,7 @@ async fn read_publications(client: &Client, bld: &mut Builder) -> Result<(), Sch
                 drop: Some(format!("DROP PUBLICATION {};", ident(&name))),
             },
         );
-        bld.obj(id).owner_sql.push(owner_to(&on, &owner));
-        bld.target((PG_PUBLICATION, oid), id, on);
+        bld.owned(id, (PG_PUBLICATION, oid), on, &owner);
     }
     for r in q(
         client,
@@ -3672,10 +3676,13 @@ async fn read_large_objects(client: &Client, bld: &mut Builder) -> Result<(), Sc
                 drop: Some(format!("SELECT pg_catalog.lo_unlink('{oid}');")),
             },
         );
-        let o = bld.obj(id);
-        o.owner_sql.push(owner_to(&on, &owner));
-        o.acl_sql = acl_statements(&on, Some(&owner), &parse_acl(os(&r, "acl").as_deref()));
-        bld.target((PG_LARGEOBJECT_METADATA, oid), id, on);
+        bld.owned_with_acl(
+            id,
+            (PG_LARGEOBJECT_METADATA, oid),
+            on,
+            &owner,
+            os(&r, "acl").as_deref(),
+        );
         bld.large_objects.push(LargeObjectInfo {
             object_id: id,
             oid,
