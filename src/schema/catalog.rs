@@ -2833,15 +2833,14 @@ async fn read_constraints(client: &Client, bld: &mut Builder) -> Result<(), Sche
         "SELECT c.oid, c.conrelid, c.conname::text AS name, c.contype::text AS contype, \
          pg_catalog.pg_get_constraintdef(c.oid) AS def, c.conindid, c.confrelid, c.conparentid, \
          t.relkind::text AS relkind, i.indisclustered AS clustered, i.indisreplident AS replident, \
-         (SELECT pg_catalog.quote_ident(ci.relname) FROM pg_catalog.pg_class ci WHERE ci.oid = c.conindid) AS indexname, \
-         CASE WHEN c.contype IN ('p', 'u') THEN pg_catalog.pg_get_indexdef(c.conindid) END AS indexdef, \
-         (SELECT ci.relname = c.conname FROM pg_catalog.pg_class ci WHERE ci.oid = c.conindid) AS named_as_index, \
-         (SELECT ci.reloptions::text[] FROM pg_catalog.pg_class ci WHERE ci.oid = c.conindid AND c.contype IN ('p', 'u')) AS indexopts, \
-         c.condeferrable AS deferrable, c.condeferred AS deferred, \
-         (SELECT sp.spcname::text FROM pg_catalog.pg_class ci JOIN pg_catalog.pg_tablespace sp \
-            ON sp.oid = ci.reltablespace WHERE ci.oid = c.conindid AND c.contype <> 'f') AS tablespace \
+         pg_catalog.quote_ident(ci.relname) AS indexname, ci.relname = c.conname AS named_as_index, \
+         CASE WHEN c.contype IN ('p', 'u') THEN pg_catalog.pg_get_indexdef(ci.oid) END AS indexdef, \
+         CASE WHEN c.contype IN ('p', 'u') THEN ci.reloptions::text[] END AS indexopts, \
+         c.condeferrable AS deferrable, c.condeferred AS deferred, sp.spcname::text AS tablespace \
          FROM pg_catalog.pg_constraint c JOIN pg_catalog.pg_class t ON t.oid = c.conrelid \
          LEFT JOIN pg_catalog.pg_index i ON i.indexrelid = c.conindid AND c.contype <> 'f' \
+         LEFT JOIN pg_catalog.pg_class ci ON ci.oid = i.indexrelid \
+         LEFT JOIN pg_catalog.pg_tablespace sp ON sp.oid = ci.reltablespace \
          WHERE c.contype IN ('p', 'u', 'x', 'f') ORDER BY c.conrelid, c.conname",
     )
     .await?
