@@ -167,11 +167,6 @@ pub(super) struct Unit {
     /// The unit is the whole table and this restore created the table: the
     /// load may TRUNCATE it and COPY FREEZE in one transaction.
     pub freeze: bool,
-    format: CopyFormat,
-    /// `PlannedTable::unpad`.
-    unpad: Vec<usize>,
-    /// `PlannedTable::transcode`.
-    transcode: Vec<Kind>,
 }
 
 /// Cuts each table's chunks into units for parallel COPY streams. A unit may
@@ -218,9 +213,6 @@ pub(super) fn units(plan: &Plan, chunk_size: u32, jobs: usize) -> VecDeque<Unit>
             entry,
             chunks,
             freeze: whole && t.created_here,
-            format: t.copy_format,
-            unpad: t.unpad.clone(),
-            transcode: t.transcode.clone(),
         }));
     }
     // Largest tables first, so the long streams start early.
@@ -250,26 +242,37 @@ pub fn copy_in_sql(t: &PlannedTable, format: CopyFormat, freeze: bool) -> String
     format!("COPY {q}{cols} FROM STDIN{with}")
 }
 
-/// A table's name and the COPY statements its units may use: by format on
-/// the wire, without and with FREEZE.
-pub(super) struct CopySql {
+/// How a table's units go to the server: its name, its COPY statements by
+/// format on the wire (without and with FREEZE), and what the load does to
+/// its rows on the way (see [`load_unit`]). One per table, shared by its
+/// units.
+pub(super) struct TableLoad {
     pub table: String,
     text: [String; 2],
     binary: [String; 2],
+    /// The entry's stored format.
+    format: CopyFormat,
+    /// `PlannedTable::unpad`.
+    unpad: Vec<usize>,
+    /// `PlannedTable::transcode`.
+    transcode: Vec<Kind>,
 }
 
-impl CopySql {
-    pub fn new(t: &PlannedTable) -> CopySql {
+impl TableLoad {
+    pub fn new(t: &PlannedTable) -> TableLoad {
         let both = |f| [copy_in_sql(t, f, false), copy_in_sql(t, f, true)];
-        CopySql {
+        TableLoad {
             table: qualified(&t.schema, &t.name),
             text: both(CopyFormat::Text),
             binary: both(CopyFormat::Binary),
+            format: t.copy_format,
+            unpad: t.unpad.clone(),
+            transcode: t.transcode.clone(),
         }
     }
 
-    fn get(&self, format: CopyFormat, freeze: bool) -> &str {
-        let sql = match format {
+    fn sql(&self, wire: CopyFormat, freeze: bool) -> &str {
+        let sql = match wire {
             CopyFormat::Text => &self.text,
             CopyFormat::Binary => &self.binary,
         };
@@ -290,59 +293,38 @@ impl CopySql {
 pub(super) async fn load_unit(
     session: &Session,
     archive: &Arc<StoredArchive>,
-    sql: &CopySql,
+    load: &TableLoad,
     unit: &Unit,
     progress: &Arc<dyn Progress>,
 ) -> Result<u64> {
-    if !unit.transcode.is_empty() {
-        let rewrite = Rewrite::Transcode(Transcoder::new(unit.transcode.clone(), &unit.unpad));
-        let stmt = sql.get(CopyFormat::Binary, unit.freeze);
-        match load_stream(
-            session,
-            archive,
-            &sql.table,
-            stmt,
-            unit,
-            CopyFormat::Binary,
-            Some(rewrite),
-            progress,
-        )
-        .await
-        {
+    if !load.transcode.is_empty() {
+        let rewrite = Rewrite::Transcode(Transcoder::new(load.transcode.clone(), &load.unpad));
+        match load_stream(session, archive, load, unit, Some(rewrite), progress).await {
             Err(Error::Transcode(e)) => {
-                tracing::info!("{}: loading as text: {e}", sql.table);
+                tracing::info!("{}: loading as text: {e}", load.table);
             }
             done => return done,
         }
     }
-    let rewrite = Unpadder::new(unit.format, &unit.unpad).map(Rewrite::Unpad);
-    let stmt = sql.get(unit.format, unit.freeze);
-    load_stream(
-        session,
-        archive,
-        &sql.table,
-        stmt,
-        unit,
-        unit.format,
-        rewrite,
-        progress,
-    )
-    .await
+    let rewrite = Unpadder::new(load.format, &load.unpad).map(Rewrite::Unpad);
+    load_stream(session, archive, load, unit, rewrite, progress).await
 }
 
 /// One attempt at a unit: its chunks, rewritten by `rewrite`, as a COPY
-/// stream in `wire` format.
-#[allow(clippy::too_many_arguments)]
+/// stream (binary when the rewrite converts to it, else as stored).
 async fn load_stream(
     session: &Session,
     archive: &Arc<StoredArchive>,
-    table: &str,
-    sql: &str,
+    load: &TableLoad,
     unit: &Unit,
-    wire: CopyFormat,
     mut rewrite: Option<Rewrite>,
     progress: &Arc<dyn Progress>,
 ) -> Result<u64> {
+    let wire = match rewrite {
+        Some(Rewrite::Transcode(_)) => CopyFormat::Binary,
+        _ => load.format,
+    };
+    let sql = load.sql(wire, unit.freeze);
     // A producer fetches and opens the next batches while COPY consumes.
     let (tx, rx) = mpsc::channel::<Result<(u64, usize, Bytes)>>(2 * FETCH_BATCH);
     let producer = {
@@ -396,7 +378,7 @@ async fn load_stream(
     };
     let stream = frame(head).chain(chunks).chain(frame(tail));
     let res = if unit.freeze {
-        load_frozen(session, table, sql, stream).await
+        load_frozen(session, &load.table, sql, stream).await
     } else {
         copy::copy_in(&session.client, sql, stream).await
     };

@@ -332,9 +332,9 @@ pub async fn run(
     for _ in 0..jobs {
         idle.push(open_session(target).await?);
     }
-    // Per table: its name and COPY statements.
-    let copies: Arc<Vec<data::CopySql>> =
-        Arc::new(plan.tables.iter().map(data::CopySql::new).collect());
+    // Per table: how its units load.
+    let loads: Arc<Vec<data::TableLoad>> =
+        Arc::new(plan.tables.iter().map(data::TableLoad::new).collect());
     let mut rows = vec![0u64; plan.tables.len()];
     let mut data_seconds = if units.is_empty() { Some(0.0) } else { None };
     if data_seconds.is_some() {
@@ -353,10 +353,10 @@ pub async fn run(
                 break;
             };
             let session = idle.pop().expect("checked non-empty");
-            let (archive, copies, progress) = (archive.clone(), copies.clone(), progress.clone());
+            let (archive, loads, progress) = (archive.clone(), loads.clone(), progress.clone());
             running.spawn(async move {
-                let sql = &copies[unit.table];
-                let res = data::load_unit(&session, &archive, sql, &unit, &progress).await;
+                let load = &loads[unit.table];
+                let res = data::load_unit(&session, &archive, load, &unit, &progress).await;
                 (Task::Data(unit), session, res)
             });
         }
