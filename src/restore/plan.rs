@@ -382,14 +382,15 @@ pub(crate) fn build_parsed(
     let entries_of_kind = |k: &'static str| entries.iter().filter(move |e| e.kind == k);
 
     // Table data entries by (schema, name).
-    let mut data: HashMap<(String, String), (&Entry, TableMeta)> = HashMap::new();
+    let mut data: HashMap<(String, String), (&Entry, TableMeta, CopyFormat)> = HashMap::new();
     for e in entries_of_kind(kind::TABLE) {
         let meta: TableMeta = serde_json::from_value(e.meta.clone())
             .map_err(|err| Error::Format(format!("index entry {}: {err}", e.id)))?;
-        meta.copy_format
+        let format = meta
+            .copy_format
             .parse::<CopyFormat>()
             .map_err(|err| Error::Format(format!("index entry {}: copy_format {err}", e.id)))?;
-        data.insert((meta.schema.clone(), meta.name.clone()), (e, meta));
+        data.insert((meta.schema.clone(), meta.name.clone()), (e, meta, format));
     }
 
     let full = opts.tables.is_empty() && opts.schemas.is_empty();
@@ -511,7 +512,7 @@ pub(crate) fn build_parsed(
         let entry = data.get(&(t.schema.clone(), t.name.clone()));
         let load = !opts.schema_only && entry.is_some();
         let (rows, raw, stored, refs, id, columns, format) = match entry {
-            Some((e, meta)) => {
+            Some((e, meta, format)) => {
                 let stored: u64 = e.chunks.iter().map(|c| c.len as u64).sum();
                 (
                     e.rows,
@@ -520,7 +521,7 @@ pub(crate) fn build_parsed(
                     e.chunks.clone(),
                     Some(e.id),
                     meta.columns.clone(),
-                    meta.copy_format.parse().unwrap_or_default(),
+                    *format,
                 )
             }
             None => (0, 0, 0, vec![], None, t.columns.clone(), CopyFormat::Text),
