@@ -115,7 +115,7 @@ impl Unpadder {
         // inside values.
         let mut start = 0;
         let mut copied = 0;
-        for (field, &padded) in self.padded.iter().enumerate() {
+        for &padded in &self.padded {
             let end = memchr::memchr2(b'\t', b'\n', &row[start..])
                 .map(|i| start + i)
                 .unwrap_or(row.len());
@@ -126,7 +126,6 @@ impl Unpadder {
             }
             if end >= row.len() || row[end] == b'\n' {
                 // Fewer fields than columns: COPY will say so.
-                let _ = field;
                 break;
             }
             start = end + 1;
