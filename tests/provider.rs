@@ -8,7 +8,7 @@
 //! and the provider roles live only inside `provider_names_*` below.
 mod common;
 
-use common::{pg, pgsnap, pgsnap_ok, table_contents, Cluster, Workdir};
+use common::{backup_url, pg, restore_output, table_contents, Cluster, Workdir};
 
 /// A source database as an RDS master user's would look: the application
 /// role owns most things, the platform's roles own or are granted some.
@@ -60,34 +60,7 @@ fn backup(w: &Workdir, db: &str, user: Option<&str>) -> String {
         Some(u) => pg().url(db).replacen("postgres@", &format!("{u}@"), 1),
         None => pg().url(db),
     };
-    let out = pgsnap_ok(&[
-        "backup",
-        "--db",
-        &url,
-        "--repo",
-        &w.repo(),
-        "--key-file",
-        &w.key(),
-    ]);
-    out.lines().last().unwrap_or_default().trim().to_string()
-}
-
-fn restore(w: &Workdir, id: &str, db: &str, extra: &[&str]) -> std::process::Output {
-    let url = pg().url(db);
-    let (repo, key) = (w.repo(), w.key());
-    let mut args = vec![
-        "restore",
-        "--repo",
-        &repo,
-        "--key-file",
-        &key,
-        id,
-        "--db",
-        &url,
-        "--json",
-    ];
-    args.extend_from_slice(extra);
-    pgsnap(&args)
+    backup_url(&url, w, &[])
 }
 
 /// Owner and ACL of the app objects, the default privileges and the
@@ -138,7 +111,7 @@ fn provider_names_restore_on_a_plain_server_and_back_on_the_platform() {
 
     // Back onto the "platform": the roles exist, everything is as it was.
     let same = pg.create_db("prov_same");
-    let out = restore(&w, &id, &same, &[]);
+    let out = restore_output(pg, &w, &id, &same, &[]);
     assert!(
         out.status.success(),
         "{}",
@@ -156,7 +129,7 @@ fn provider_names_restore_on_a_plain_server_and_back_on_the_platform() {
     pg.drop_db(&same);
     drop_roles(pg, &provider);
     let plain = pg.create_db("prov_plain");
-    let out = restore(&w, &id, &plain, &[]);
+    let out = restore_output(pg, &w, &id, &plain, &[]);
     let stderr = String::from_utf8_lossy(&out.stderr).to_string();
     assert!(out.status.success(), "{stderr}");
     assert_eq!(table_contents(pg, &plain), data);
@@ -233,7 +206,7 @@ fn an_ordinary_missing_role_still_refuses_before_any_change() {
     drop_roles(pg, &roles);
 
     let dst = pg.create_db("prov_gone_dst");
-    let out = restore(&w, &id, &dst, &[]);
+    let out = restore_output(pg, &w, &id, &dst, &[]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(
@@ -249,7 +222,7 @@ fn an_ordinary_missing_role_still_refuses_before_any_change() {
 
     // Ownership left out: the privileges still name both roles (the ACL
     // is restated with a REVOKE from the old owner).
-    let out = restore(&w, &id, &dst, &["--no-owner"]);
+    let out = restore_output(pg, &w, &id, &dst, &["--no-owner"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(
@@ -258,7 +231,7 @@ fn an_ordinary_missing_role_still_refuses_before_any_change() {
         "{stderr}"
     );
 
-    let out = restore(&w, &id, &dst, &["--no-owner", "--no-acl"]);
+    let out = restore_output(pg, &w, &id, &dst, &["--no-owner", "--no-acl"]);
     assert!(
         out.status.success(),
         "{}",

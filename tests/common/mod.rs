@@ -699,11 +699,16 @@ pub fn fixture_rows(fixture: &str) -> &'static str {
 /// `pgsnap backup -q` of `db` into the workdir's repository with its key;
 /// returns the new backup's id (the last stdout line).
 pub fn backup(pg: &Cluster, db: &str, w: &Workdir, extra: &[&str]) -> String {
-    let (url, repo, key) = (pg.url(db), w.repo(), w.key());
+    backup_url(&pg.url(db), w, extra)
+}
+
+/// [`backup`] of the database at `url` (another role, say).
+pub fn backup_url(url: &str, w: &Workdir, extra: &[&str]) -> String {
+    let (repo, key) = (w.repo(), w.key());
     let mut args = vec![
         "backup",
         "--db",
-        &url,
+        url,
         "--repo",
         &repo,
         "--key-file",
@@ -724,6 +729,25 @@ pub fn restore_json(
     db: &str,
     extra: &[&str],
 ) -> serde_json::Value {
+    let out = restore_output(pg, w, id, db, extra);
+    assert!(
+        out.status.success(),
+        "pgsnap restore {id} into {db} {extra:?} failed ({}):\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(stdout.lines().last().unwrap_or_default()).expect("one JSON report line")
+}
+
+/// The run of [`restore_json`]'s command, whatever its outcome.
+pub fn restore_output(
+    pg: &Cluster,
+    w: &Workdir,
+    id: &str,
+    db: &str,
+    extra: &[&str],
+) -> std::process::Output {
     let (url, repo, key) = (pg.url(db), w.repo(), w.key());
     let mut args = vec![
         "restore",
@@ -738,6 +762,5 @@ pub fn restore_json(
         "-q",
     ];
     args.extend_from_slice(extra);
-    let out = pgsnap_ok(&args);
-    serde_json::from_str(out.lines().last().unwrap_or_default()).expect("one JSON report line")
+    pgsnap(&args)
 }
