@@ -273,8 +273,8 @@ fn drop_from_plan(plan: &mut Plan, skipped: &BTreeMap<u32, String>) {
 mod tests {
     use super::*;
     use crate::restore::plan::{PlannedObject, PlannedTable};
-    use crate::schema::order::tests::obj;
-    use crate::schema::{SchemaModel, Section, FORMAT_VERSION};
+    use crate::schema::order::tests::{model, obj};
+    use crate::schema::Section;
 
     fn managed(kind: ManagedKind, name: &str) -> ManagedName {
         ManagedName {
@@ -300,22 +300,11 @@ mod tests {
         objects[0].provider = Some("Amazon RDS / Aurora".into());
         objects[1].schema = Some("aws_s3".into());
         objects[1].provider = Some("Amazon RDS / Aurora".into());
-        let model = SchemaModel {
-            format: FORMAT_VERSION,
-            server_version_num: 150000,
-            database: "d".into(),
-            encoding: "UTF8".into(),
-            objects,
-            tables: vec![],
-            sequences: vec![],
-            matviews: vec![],
-            large_objects: vec![],
-            extension_tables: vec![],
-            managed: vec![
-                managed(ManagedKind::Extension, "aws_s3"),
-                managed(ManagedKind::Schema, "aws_s3"),
-            ],
-        };
+        let mut model = model(objects);
+        model.managed = vec![
+            managed(ManagedKind::Extension, "aws_s3"),
+            managed(ManagedKind::Schema, "aws_s3"),
+        ];
         let planned = |section: Section| {
             model
                 .objects

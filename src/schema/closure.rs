@@ -135,23 +135,7 @@ impl SchemaModel {
 mod tests {
     use super::*;
     use crate::schema::model::{DbObject, Section, FORMAT_VERSION};
-    use crate::schema::order::tests::obj;
-
-    fn model(objects: Vec<DbObject>) -> SchemaModel {
-        SchemaModel {
-            format: FORMAT_VERSION,
-            server_version_num: 150000,
-            database: "d".into(),
-            encoding: "UTF8".into(),
-            objects,
-            tables: vec![],
-            sequences: vec![],
-            matviews: vec![],
-            large_objects: vec![],
-            extension_tables: vec![],
-            managed: vec![],
-        }
-    }
+    use crate::schema::order::tests::{model, obj};
 
     fn owned(mut o: DbObject, by: u32, references: Option<u32>) -> DbObject {
         o.belongs_to = Some(by);

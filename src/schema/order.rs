@@ -252,6 +252,23 @@ impl SchemaModel {
 pub(crate) mod tests {
     use super::*;
 
+    /// A model of just `objects`.
+    pub(crate) fn model(objects: Vec<DbObject>) -> crate::schema::SchemaModel {
+        crate::schema::SchemaModel {
+            format: crate::schema::FORMAT_VERSION,
+            server_version_num: 150000,
+            database: "d".into(),
+            encoding: "UTF8".into(),
+            objects,
+            tables: vec![],
+            sequences: vec![],
+            matviews: vec![],
+            large_objects: vec![],
+            extension_tables: vec![],
+            managed: vec![],
+        }
+    }
+
     pub(crate) fn obj(id: u32, kind: ObjectKind, name: &str, deps: &[u32]) -> DbObject {
         DbObject {
             id,
