@@ -616,3 +616,74 @@ fn malformed_prebuilt_slots_are_refused_by_the_writer() {
         assert!(matches!(r, Err(Error::InvalidInput(_))));
     }
 }
+
+/// What restore reads an archive with: chunks opened from storage by range,
+/// or taken from those its authentication pass kept (read and decrypted
+/// once), each checked to belong to the entry asked for.
+#[tokio::test]
+async fn stored_archive_opens_kept_and_fetched_chunks_alike() {
+    use pgsnap::credentials::Credentials;
+    use pgsnap::repo::reader::StoredArchive;
+    use pgsnap::repo::{LocalStorage, Storage};
+    use std::sync::Arc;
+
+    let dir = tempfile::tempdir().unwrap();
+    let kp = dir.path().join("backup.key");
+    KeyFileKey::generate_file(&kp).unwrap();
+    let bytes = sample(&KeyFileKey::load(&kp).unwrap(), 100, 9);
+    std::fs::write(dir.path().join("a.pgsnap"), &bytes).unwrap();
+    let storage: Arc<dyn Storage> = Arc::new(LocalStorage::new(dir.path()));
+    let creds = Credentials::from_key_file(&kp).unwrap();
+    let a = StoredArchive::open(storage, "a.pgsnap", &creds)
+        .await
+        .unwrap();
+    let expected = open_all(&bytes, &Unlock::KeyFile(&KeyFileKey::load(&kp).unwrap())).unwrap();
+    let chunks = |id: u32| a.entry(id).unwrap().chunks.clone();
+    let contents = |opened: Vec<pgsnap::archive::OpenedChunk>| {
+        opened
+            .iter()
+            .flat_map(|o| o.decompress().unwrap())
+            .collect::<Vec<u8>>()
+    };
+
+    // Fetched: read from storage in coalesced ranges (the other entry's
+    // chunks between them come along), every byte counted.
+    let before = a.bytes_read();
+    let fetched = a.open_chunks(0, &chunks(0)).await.unwrap();
+    assert_eq!(contents(fetched), expected[0].1);
+    let (first, last) = (chunks(0)[0], *chunks(0).last().unwrap());
+    assert_eq!(
+        a.bytes_read() - before,
+        last.offset + last.len as u64 - first.offset
+    );
+
+    // Kept: the authentication pass's results, used once, nothing read again.
+    let frames = a.fetch(&chunks(1)).await.unwrap();
+    let opened: Vec<_> = frames
+        .iter()
+        .map(|(c, f)| (*c, a.open.authenticate_chunk(c, f).unwrap()))
+        .collect();
+    a.keep(opened);
+    let before = a.bytes_read();
+    assert_eq!(
+        contents(a.open_chunks(1, &chunks(1)).await.unwrap()),
+        expected[1].1
+    );
+    assert_eq!(a.bytes_read(), before);
+
+    // Chunks of another entry are refused, kept or not.
+    assert!(matches!(
+        a.open_chunks(1, &chunks(0)).await,
+        Err(Error::Auth)
+    ));
+    let frames = a.fetch(&chunks(0)).await.unwrap();
+    a.keep(
+        frames
+            .iter()
+            .map(|(c, f)| (*c, a.open.authenticate_chunk(c, f).unwrap())),
+    );
+    assert!(matches!(
+        a.open_chunks(1, &chunks(0)).await,
+        Err(Error::Auth)
+    ));
+}

@@ -177,16 +177,17 @@ pub(crate) fn decompress_exact(codec: Codec, payload: &[u8], raw_len: usize) -> 
             Ok(payload.to_vec())
         }
         Codec::Zstd => {
-            let mut out = vec![0u8; raw_len];
+            // Into spare capacity: no pass zeroing 4 MiB that zstd overwrites.
+            let mut out = Vec::with_capacity(raw_len);
             let n = ZSTD_DCTX.with(|cell| {
                 let mut slot = cell.borrow_mut();
                 if slot.is_none() {
                     *slot = Some(zstd::bulk::Decompressor::new().map_err(Error::Io)?);
                 }
                 let d = slot.as_mut().expect("just set");
-                // Writes into the fixed-size slice: output beyond raw_len is an
-                // error from zstd, not a reallocation.
-                d.decompress_to_buffer(payload, &mut out[..])
+                // Writes into the capacity, never reallocating: output beyond
+                // it is an error from zstd (and beyond raw_len, below).
+                d.decompress_to_buffer(payload, &mut out)
                     .map_err(|_| bad("is corrupt or larger than raw_len"))
             })?;
             if n != raw_len {

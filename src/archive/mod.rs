@@ -62,7 +62,9 @@ pub use codec::{Codec, Compression};
 pub use format::{Footer, Header};
 pub use index::{ChunkRef, Entry, Index};
 pub use pipeline::{ChunkPipeline, ChunkSender, Progress};
-pub use reader::{ArchiveFile, OpenArchive, SegmentInfo, StreamSummary, StreamVerifier};
+pub use reader::{
+    ArchiveFile, OpenArchive, OpenedChunk, SegmentInfo, StreamSummary, StreamVerifier,
+};
 pub use seal::{Cipher, SealedChunk, Sealer};
 pub use slots::{Argon2Params, KeySlot, SlotSpec, Unlock};
 pub use writer::{ArchiveOptions, ArchiveSummary, ArchiveWriter, EntryInfo, EntrySummary};

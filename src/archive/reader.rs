@@ -153,6 +153,32 @@ struct Plain {
     raw_len: u32,
 }
 
+/// A data segment that authenticated, decrypted but still compressed (see
+/// [`OpenArchive::authenticate_chunk`]).
+pub struct OpenedChunk {
+    /// The entry the segment says it belongs to.
+    pub entry: u32,
+    plain: Plain,
+    /// The decrypted segment: inner header, payload, and the tag's room.
+    buf: Vec<u8>,
+}
+
+impl OpenedChunk {
+    /// Its raw contents.
+    pub fn decompress(&self) -> Result<Vec<u8>> {
+        OpenArchive::payload(&self.buf, &self.plain)
+    }
+
+    /// Bytes held.
+    pub fn len(&self) -> usize {
+        self.buf.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.buf.is_empty()
+    }
+}
+
 impl OpenArchive {
     pub fn header(&self) -> &Header {
         &self.header
@@ -248,23 +274,16 @@ impl OpenArchive {
     /// `chunk.len` bytes at `chunk.offset`. Returns the entry id stored inside
     /// the segment (check it against the entry you expected) and the raw bytes.
     pub fn open_chunk(&self, chunk: &ChunkRef, frame: &[u8]) -> Result<(u32, Vec<u8>)> {
-        Self::check_frame(frame, chunk.len, self.header.max_data_segment_len())?;
-        let mut ct = frame[FRAME_LEN_FIELD..].to_vec();
-        let p = self.decrypt(chunk.counter, false, &mut ct)?;
-        if p.raw_len != chunk.raw_len
-            || p.raw_len > self.header.chunk_size
-            || p.entry == INDEX_ENTRY_ID
-        {
-            return Err(Error::format("segment does not match its index record"));
-        }
-        Ok((p.entry, Self::payload(&ct, &p)?))
+        let opened = self.authenticate_chunk(chunk, frame)?;
+        Ok((opened.entry, opened.decompress()?))
     }
 
-    /// Authenticates a data segment (AEAD and its index record) without
-    /// decompressing it; returns its entry id. What authenticates was sealed
-    /// by the key holder, so this is the cheap check to run over every chunk
-    /// before a restore touches anything.
-    pub fn authenticate_chunk(&self, chunk: &ChunkRef, frame: &[u8]) -> Result<u32> {
+    /// Authenticates and decrypts a data segment (AEAD and its index record)
+    /// without decompressing it. What authenticates was sealed by the key
+    /// holder, so this is the cheap check to run over every chunk before a
+    /// restore touches anything; the result is kept for the load, which
+    /// then only decompresses (one AEAD pass per chunk, not two).
+    pub fn authenticate_chunk(&self, chunk: &ChunkRef, frame: &[u8]) -> Result<OpenedChunk> {
         Self::check_frame(frame, chunk.len, self.header.max_data_segment_len())?;
         let mut ct = frame[FRAME_LEN_FIELD..].to_vec();
         let p = self.decrypt(chunk.counter, false, &mut ct)?;
@@ -274,7 +293,11 @@ impl OpenArchive {
         {
             return Err(Error::format("segment does not match its index record"));
         }
-        Ok(p.entry)
+        Ok(OpenedChunk {
+            entry: p.entry,
+            plain: p,
+            buf: ct,
+        })
     }
 
     /// Like [`open_chunk`](Self::open_chunk) but also checks the entry id.

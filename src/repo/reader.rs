@@ -11,7 +11,7 @@ use bytes::Bytes;
 
 use crate::archive::format::{Footer, Header, MAX_HEADER_LEN};
 use crate::archive::index::{ChunkRef, Entry, Index};
-use crate::archive::reader::OpenArchive;
+use crate::archive::reader::{OpenArchive, OpenedChunk};
 use crate::credentials::Credentials;
 use crate::error::{Error, Result};
 use crate::repo::Storage;
@@ -34,9 +34,9 @@ pub struct StoredArchive {
     pub footer: Footer,
     pub index: Index,
     bytes_read: AtomicU64,
-    /// Authenticated frames kept for their one later use, by counter (see
+    /// Authenticated chunks kept for their one later use, by counter (see
     /// [`StoredArchive::keep`]).
-    kept: Mutex<HashMap<u32, Bytes>>,
+    kept: Mutex<HashMap<u32, OpenedChunk>>,
 }
 
 impl StoredArchive {
@@ -119,24 +119,31 @@ impl StoredArchive {
         self.index.entries.iter().filter(move |e| e.kind == kind)
     }
 
-    /// Keeps fetched frames for one later [`fetch`](Self::fetch) of the same
-    /// chunks, so a restore that authenticates its chunks before touching
-    /// the target reads them from storage once, not twice (and loads exactly
-    /// the bytes it authenticated). The caller bounds the memory.
-    pub fn keep(&self, frames: impl IntoIterator<Item = (ChunkRef, Bytes)>) {
+    /// Keeps authenticated chunks for one later [`open_chunks`](Self::open_chunks) of the
+    /// same chunks, so a restore that authenticates its chunks before
+    /// touching the target reads them from storage, and decrypts them, once
+    /// (and loads exactly the bytes it authenticated). The caller bounds the
+    /// memory.
+    pub fn keep(&self, opened: impl IntoIterator<Item = (ChunkRef, OpenedChunk)>) {
         let mut kept = self.kept.lock().unwrap_or_else(|p| p.into_inner());
-        kept.extend(frames.into_iter().map(|(c, f)| (c.counter, f)));
+        kept.extend(opened.into_iter().map(|(c, o)| (c.counter, o)));
     }
 
-    /// Fetches the frames of `chunks` (sorted by offset) in coalesced ranges,
-    /// or takes them from those kept. Returns each chunk with its frame
-    /// bytes, still sealed.
+    /// Fetches the frames of `chunks` (sorted by offset) in coalesced
+    /// ranges. Returns each chunk with its frame bytes, still sealed.
     pub async fn fetch(&self, chunks: &[ChunkRef]) -> Result<Vec<(ChunkRef, Bytes)>> {
-        let mut kept: HashMap<u32, Bytes> = {
+        self.fetch_ranges(chunks).await
+    }
+
+    /// `chunks` (sorted by offset) authenticated and decrypted, from those
+    /// kept or else fetched and opened on a blocking thread (AEAD is CPU
+    /// work); each checked to belong to `entry`.
+    pub async fn open_chunks(&self, entry: u32, chunks: &[ChunkRef]) -> Result<Vec<OpenedChunk>> {
+        let mut kept: HashMap<u32, OpenedChunk> = {
             let mut all = self.kept.lock().unwrap_or_else(|p| p.into_inner());
             chunks
                 .iter()
-                .filter_map(|c| all.remove(&c.counter).map(|f| (c.counter, f)))
+                .filter_map(|c| all.remove(&c.counter).map(|o| (c.counter, o)))
                 .collect()
         };
         let missing: Vec<ChunkRef> = chunks
@@ -144,19 +151,29 @@ impl StoredArchive {
             .filter(|c| !kept.contains_key(&c.counter))
             .copied()
             .collect();
-        let mut fetched: HashMap<u32, Bytes> = self
-            .fetch_ranges(&missing)
-            .await?
-            .into_iter()
-            .map(|(c, f)| (c.counter, f))
-            .collect();
+        if !missing.is_empty() {
+            let frames = self.fetch_ranges(&missing).await?;
+            let open = self.open.clone();
+            let opened = tokio::task::spawn_blocking(move || {
+                frames
+                    .iter()
+                    .map(|(c, f)| Ok((c.counter, open.authenticate_chunk(c, f)?)))
+                    .collect::<Result<Vec<_>>>()
+            })
+            .await
+            .map_err(|e| Error::task("opening chunks", e))??;
+            kept.extend(opened);
+        }
         chunks
             .iter()
             .map(|c| {
-                kept.remove(&c.counter)
-                    .or_else(|| fetched.remove(&c.counter))
-                    .map(|f| (*c, f))
-                    .ok_or_else(|| Error::Format(format!("chunk {} listed twice", c.counter)))
+                let o = kept
+                    .remove(&c.counter)
+                    .ok_or_else(|| Error::Format(format!("chunk {} listed twice", c.counter)))?;
+                if o.entry != entry {
+                    return Err(Error::Auth);
+                }
+                Ok(o)
             })
             .collect()
     }

@@ -23,8 +23,10 @@ use super::plan::{Plan, PlannedTable};
 /// The smallest piece of a table worth its own COPY stream.
 const MIN_UNIT_RAW_BYTES: u64 = 4 * 1024 * 1024;
 /// Up to this many archive bytes to load, the authentication pass keeps
-/// the frames it fetched for the load: a selective restore from S3 reads its
-/// chunks once. Beyond it they are fetched again (memory stays bounded).
+/// the chunks it fetched and decrypted for the load: a selective restore
+/// from S3 reads its chunks once, and every restore that size decrypts them
+/// once. Beyond it they are fetched and decrypted again (memory stays
+/// bounded).
 const KEEP_BYTES: u64 = 128 * 1024 * 1024;
 /// Chunks fetched per ranged read while loading.
 const FETCH_BATCH: usize = 8;
@@ -85,15 +87,12 @@ async fn open_batch_rewritten(
     refs: &[ChunkRef],
     mut rewrite: Option<Rewrite>,
 ) -> Result<(Vec<(usize, Vec<u8>)>, Option<Rewrite>)> {
-    let frames = archive.fetch(refs).await?;
-    let open = archive.open.clone();
+    let opened = archive.open_chunks(entry, refs).await?;
     tokio::task::spawn_blocking(move || {
-        let mut out = Vec::with_capacity(frames.len());
-        for (c, frame) in frames {
-            let (eid, raw) = open.open_chunk(&c, &frame)?;
-            if eid != entry {
-                return Err(Error::Auth);
-            }
+        let mut out = Vec::with_capacity(opened.len());
+        for o in opened {
+            let raw = o.decompress()?;
+            drop(o);
             let len = raw.len();
             match rewrite.as_mut() {
                 Some(r) => {
@@ -110,9 +109,9 @@ async fn open_batch_rewritten(
     .map_err(join_err)?
 }
 
-/// Authenticates every chunk the plan will load, on all cores, keeping
-/// nothing: a tampered chunk or a wrong key fails the restore before the
-/// target is touched.
+/// Authenticates every chunk the plan will load, on all cores: a tampered
+/// chunk or a wrong key fails the restore before the target is touched.
+/// Up to `KEEP_BYTES`, the decrypted chunks are kept for the load.
 pub async fn authenticate(archive: &StoredArchive, plan: &Plan, jobs: usize) -> Result<()> {
     let mut batches: Vec<(u32, Vec<ChunkRef>)> = Vec::new();
     for t in plan.tables.iter().filter(|t| t.load_data) {
@@ -135,18 +134,21 @@ pub async fn authenticate(archive: &StoredArchive, plan: &Plan, jobs: usize) -> 
         .map(|(entry, refs)| async move {
             let frames = archive.fetch(&refs).await?;
             let open = archive.open.clone();
-            let frames = tokio::task::spawn_blocking(move || {
+            let opened = tokio::task::spawn_blocking(move || {
+                let mut opened = Vec::with_capacity(frames.len());
                 for (c, frame) in &frames {
-                    if open.authenticate_chunk(c, frame)? != entry {
+                    let o = open.authenticate_chunk(c, frame)?;
+                    if o.entry != entry {
                         return Err(Error::Auth);
                     }
+                    opened.push((*c, o));
                 }
-                Ok(frames)
+                Ok(opened)
             })
             .await
             .map_err(join_err)??;
             if keep {
-                archive.keep(frames);
+                archive.keep(opened);
             }
             Ok::<(), Error>(())
         })
@@ -163,7 +165,7 @@ pub(super) struct Unit {
     /// Index into `Plan::tables`.
     pub table: usize,
     entry: u32,
-    chunks: Vec<ChunkRef>,
+    pub chunks: Vec<ChunkRef>,
     /// The unit is the whole table and this restore created the table: the
     /// load may TRUNCATE it and COPY FREEZE in one transaction.
     pub freeze: bool,
