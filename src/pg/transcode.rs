@@ -26,7 +26,7 @@
     clippy::cast_sign_loss
 )]
 
-use memchr::{memchr, memchr2};
+use memchr::{memchr, memchr2, memchr3};
 
 /// A column type the transcoder can convert, by built-in type OID.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -334,6 +334,12 @@ fn convert_value(
 /// (the session's client_encoding): the receive function converts it to the
 /// server encoding just as COPY converts its text input.
 fn text(raw: &[u8], out: &mut Vec<u8>) -> Result<(), &'static str> {
+    // Most fields have no escape: one search, then the copy.
+    if memchr3(b'\\', b'\0', b'\r', raw).is_none() {
+        std::str::from_utf8(raw).map_err(|_| "text that is not valid UTF-8")?;
+        out.extend_from_slice(raw);
+        return Ok(());
+    }
     // A raw CR ends a line for COPY FROM (or is an error there), and NUL is
     // never valid text; COPY TO escapes the one and cannot hold the other.
     if memchr2(b'\0', b'\r', raw).is_some() {

@@ -354,6 +354,12 @@ pub async fn run(
             };
             let session = idle.pop().expect("checked non-empty");
             let (archive, loads, progress) = (archive.clone(), loads.clone(), progress.clone());
+            tracing::debug!(
+                "{:.2}s: loading {} ({} chunks)",
+                t0.elapsed().as_secs_f64(),
+                loads[unit.table].table,
+                unit.chunks.len()
+            );
             running.spawn(async move {
                 let load = &loads[unit.table];
                 let res = data::load_unit(&session, &archive, load, &unit, &progress).await;
@@ -400,6 +406,7 @@ pub async fn run(
                 *first = format!("{workers}; {first}");
             }
             let identity = o.identity.clone();
+            tracing::debug!("{:.2}s: building {identity}", t0.elapsed().as_secs_f64());
             running.spawn(async move {
                 let mut res = Ok(0);
                 for s in &stmts {
@@ -432,6 +439,14 @@ pub async fn run(
         };
         idle.push(session);
         done += 1;
+        tracing::debug!(
+            "{:.2}s: {} done",
+            t0.elapsed().as_secs_f64(),
+            match &task {
+                Task::Data(unit) => loads[unit.table].table.clone(),
+                Task::Post(id) => plan.object(*id).identity.clone(),
+            }
+        );
         match task {
             Task::Data(unit) => {
                 let table = plan.tables[unit.table].object_id;
