@@ -103,3 +103,14 @@ Benchmark database: $db, $(mib "$dbsize") MiB on disk; best of $rounds rounds, a
 | restore time, --jobs 2 vs pg_restore -j 2 | $(best pgsnap_restore_j2) s | $(best pg_restore_j2) s | $(ratio "$(best pgsnap_restore_j2)" "$(best pg_restore_j2)") (<= 0.75) |
 | restore time, --jobs 1 vs pg_restore -j 1 | $(best pgsnap_restore_j1) s | $(best pg_restore_j1) s | $(ratio "$(best pgsnap_restore_j1)" "$(best pg_restore_j1)") |
 EOT
+
+# Every round, in order: the machine is shared and noisy, so the per-round
+# pairs (each pgsnap run next to the pg_restore run before it) say more than
+# the best of each alone.
+rounds_of() { cut -d' ' -f1 "$work/$1.times" | paste -sd' '; }
+per_round() {
+  paste -d' ' <(cut -d' ' -f1 "$work/$1.times") <(cut -d' ' -f1 "$work/$2.times") |
+    awk '{printf "%s%.2f", (NR>1?" ":""), $1/$2} END {print ""}'
+}
+echo
+echo "Every round (s): restore --jobs 2 $(rounds_of pgsnap_restore_j2) against pg_restore -j 2 $(rounds_of pg_restore_j2) (ratios $(per_round pgsnap_restore_j2 pg_restore_j2)); --jobs 1 $(rounds_of pgsnap_restore_j1) against $(rounds_of pg_restore_j1) (ratios $(per_round pgsnap_restore_j1 pg_restore_j1))."
