@@ -6,7 +6,7 @@ mod common;
 
 use std::io::{Read, Seek, SeekFrom, Write};
 
-use common::{pg, pgsnap, pgsnap_ok, table_contents, Cluster, Workdir};
+use common::{backup, pg, pgsnap, pgsnap_ok, table_contents, Cluster, Workdir};
 
 const DATA: &str = r#"
 CREATE SCHEMA app;
@@ -44,19 +44,7 @@ fn setup(prefix: &str) -> Setup {
     let src = pg.create_db(prefix);
     pg.psql(&src, DATA);
     let w = Workdir::new();
-    let id = pgsnap_ok(&[
-        "backup",
-        "--db",
-        &pg.url(&src),
-        "--repo",
-        &w.repo(),
-        "--key-file",
-        &w.key(),
-        "--chunk-size",
-        "256KiB",
-    ])
-    .trim()
-    .to_string();
+    let id = backup(pg, &src, &w, &["--chunk-size", "256KiB"]);
     Setup { w, src, id }
 }
 
@@ -159,19 +147,7 @@ fn chunk_from_another_archive_is_refused() {
     let s = setup("tamper_swap");
     // A second backup of the same data with the same key: same layout,
     // different data key and nonces.
-    let id2 = pgsnap_ok(&[
-        "backup",
-        "--db",
-        &pg.url(&s.src),
-        "--repo",
-        &s.w.repo(),
-        "--key-file",
-        &s.w.key(),
-        "--chunk-size",
-        "256KiB",
-    ])
-    .trim()
-    .to_string();
+    let id2 = backup(pg, &s.src, &s.w, &["--chunk-size", "256KiB"]);
     let a = archive_path(&s);
     let b = archive_of(&s.w.repo(), &id2);
     let mut abytes = std::fs::read(&a).unwrap();
@@ -385,15 +361,7 @@ fn accidental_delete_restore_into_a_new_schema_of_the_live_database() {
          INSERT INTO app.orders SELECT g, g FROM generate_series(1, 1000) g;",
     );
     let w = Workdir::new();
-    pgsnap_ok(&[
-        "backup",
-        "--db",
-        &pg.url(&live),
-        "--repo",
-        &w.repo(),
-        "--key-file",
-        &w.key(),
-    ]);
+    backup(pg, &live, &w, &[]);
     // The accident.
     pg.psql(&live, "DELETE FROM app.users WHERE id > 400");
     let out = pgsnap(&[
