@@ -5,7 +5,7 @@ mod cli;
 /// A restore allocates and frees chunk-sized buffers (4 MiB: decompressed,
 /// converted) at a high rate on several threads. glibc's malloc hands many of
 /// them back to the kernel and takes them again, page-faulting and zeroing
-/// every page each time: a fifth of the client's CPU in a restore. mimalloc,
+/// every page each time: some 15% of the client's CPU in a restore. mimalloc,
 /// told to keep freed memory for 10 s before giving it back, reuses them
 /// (docs/benchmarks.md). The library leaves the choice to the application.
 #[global_allocator]

@@ -156,26 +156,20 @@ struct Plain {
 /// A data segment that authenticated, decrypted but still compressed (see
 /// [`OpenArchive::authenticate_chunk`]).
 pub struct OpenedChunk {
-    /// The entry the segment says it belongs to.
-    pub entry: u32,
     plain: Plain,
     /// The decrypted segment: inner header, payload, and the tag's room.
     buf: Vec<u8>,
 }
 
 impl OpenedChunk {
+    /// The entry the segment says it belongs to.
+    pub fn entry(&self) -> u32 {
+        self.plain.entry
+    }
+
     /// Its raw contents.
     pub fn decompress(&self) -> Result<Vec<u8>> {
         OpenArchive::payload(&self.buf, &self.plain)
-    }
-
-    /// Bytes held.
-    pub fn len(&self) -> usize {
-        self.buf.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.buf.is_empty()
     }
 }
 
@@ -275,7 +269,7 @@ impl OpenArchive {
     /// the segment (check it against the entry you expected) and the raw bytes.
     pub fn open_chunk(&self, chunk: &ChunkRef, frame: &[u8]) -> Result<(u32, Vec<u8>)> {
         let opened = self.authenticate_chunk(chunk, frame)?;
-        Ok((opened.entry, opened.decompress()?))
+        Ok((opened.entry(), opened.decompress()?))
     }
 
     /// Authenticates and decrypts a data segment (AEAD and its index record)
@@ -293,11 +287,7 @@ impl OpenArchive {
         {
             return Err(Error::format("segment does not match its index record"));
         }
-        Ok(OpenedChunk {
-            entry: p.entry,
-            plain: p,
-            buf: ct,
-        })
+        Ok(OpenedChunk { plain: p, buf: ct })
     }
 
     /// Like [`open_chunk`](Self::open_chunk) but also checks the entry id.

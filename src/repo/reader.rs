@@ -129,12 +129,6 @@ impl StoredArchive {
         kept.extend(opened.into_iter().map(|(c, o)| (c.counter, o)));
     }
 
-    /// Fetches the frames of `chunks` (sorted by offset) in coalesced
-    /// ranges. Returns each chunk with its frame bytes, still sealed.
-    pub async fn fetch(&self, chunks: &[ChunkRef]) -> Result<Vec<(ChunkRef, Bytes)>> {
-        self.fetch_ranges(chunks).await
-    }
-
     /// `chunks` (sorted by offset) authenticated and decrypted, from those
     /// kept or else fetched and opened on a blocking thread (AEAD is CPU
     /// work); each checked to belong to `entry`.
@@ -152,7 +146,7 @@ impl StoredArchive {
             .copied()
             .collect();
         if !missing.is_empty() {
-            let frames = self.fetch_ranges(&missing).await?;
+            let frames = self.fetch(&missing).await?;
             let open = self.open.clone();
             let opened = tokio::task::spawn_blocking(move || {
                 frames
@@ -170,7 +164,7 @@ impl StoredArchive {
                 let o = kept
                     .remove(&c.counter)
                     .ok_or_else(|| Error::Format(format!("chunk {} listed twice", c.counter)))?;
-                if o.entry != entry {
+                if o.entry() != entry {
                     return Err(Error::Auth);
                 }
                 Ok(o)
@@ -178,7 +172,9 @@ impl StoredArchive {
             .collect()
     }
 
-    async fn fetch_ranges(&self, chunks: &[ChunkRef]) -> Result<Vec<(ChunkRef, Bytes)>> {
+    /// Fetches the frames of `chunks` (sorted by offset) in coalesced
+    /// ranges. Returns each chunk with its frame bytes, still sealed.
+    pub async fn fetch(&self, chunks: &[ChunkRef]) -> Result<Vec<(ChunkRef, Bytes)>> {
         let mut out = Vec::with_capacity(chunks.len());
         let mut i = 0;
         while i < chunks.len() {

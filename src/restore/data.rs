@@ -132,23 +132,9 @@ pub async fn authenticate(archive: &StoredArchive, plan: &Plan, jobs: usize) -> 
     let keep = plan.bytes_to_read <= KEEP_BYTES;
     let results = futures::stream::iter(batches)
         .map(|(entry, refs)| async move {
-            let frames = archive.fetch(&refs).await?;
-            let open = archive.open.clone();
-            let opened = tokio::task::spawn_blocking(move || {
-                let mut opened = Vec::with_capacity(frames.len());
-                for (c, frame) in &frames {
-                    let o = open.authenticate_chunk(c, frame)?;
-                    if o.entry != entry {
-                        return Err(Error::Auth);
-                    }
-                    opened.push((*c, o));
-                }
-                Ok(opened)
-            })
-            .await
-            .map_err(join_err)??;
+            let opened = archive.open_chunks(entry, &refs).await?;
             if keep {
-                archive.keep(opened);
+                archive.keep(refs.iter().copied().zip(opened));
             }
             Ok::<(), Error>(())
         })
