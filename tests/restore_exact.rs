@@ -198,3 +198,46 @@ fn long_rows_in_a_table_split_into_ranges() {
     }
     pg.drop_db(&src);
 }
+
+/// One table in many chunks, restored with jobs to spare: the idle jobs open
+/// more COPY streams into it, each taking whole rows (some span chunks)
+/// from the same queue, and every row arrives once.
+#[test]
+fn idle_jobs_join_the_load_of_a_shared_table() {
+    let pg = pg();
+    let src = pg.create_db("ex_shared");
+    pg.psql(
+        &src,
+        "CREATE TABLE t (id int PRIMARY KEY, at timestamptz, note text); \
+         INSERT INTO t SELECT g, timestamptz '2026-01-01' + g * interval '1 minute', \
+           repeat('n', CASE WHEN g % 5000 = 0 THEN 150000 ELSE 40 END) || g \
+           FROM generate_series(1, 40000) g;",
+    );
+    let w = Workdir::new();
+    backup(pg, &src, &w, &["--chunk-size", "64KiB"]);
+    let dst = pg.create_db("ex_shared_r");
+    let (url, repo, key) = (pg.url(&dst), w.repo(), w.key());
+    let out = common::scrubbed(&mut std::process::Command::new(env!(
+        "CARGO_BIN_EXE_pgsnap"
+    )))
+    .env("PGSNAP_LOG", "pgsnap=debug")
+    .args(["restore", "--repo", &repo, "--key-file", &key, "latest"])
+    .args(["--db", &url, "--jobs", "3", "--json", "-q"])
+    .output()
+    .expect("run pgsnap");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "restore failed:\n{stderr}");
+    // The scheduler's log says how many streams loaded the table.
+    let streams = stderr.matches("loading \"public\".\"t\"").count();
+    assert!(streams >= 2, "one stream only:\n{stderr}");
+    let report: serde_json::Value =
+        serde_json::from_str(String::from_utf8_lossy(&out.stdout).lines().last().unwrap())
+            .expect("one JSON report line");
+    assert_eq!(report["rows"], 40000, "{report}");
+    assert!(
+        table_contents(pg, &src) == table_contents(pg, &dst),
+        "rows differ"
+    );
+    pg.drop_db(&src);
+    pg.drop_db(&dst);
+}

@@ -1,7 +1,6 @@
 //! The data phase: authenticate every chunk first, then load tables over
 //! parallel `COPY ... FROM STDIN`, several streams into one big table.
 
-use std::collections::VecDeque;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -19,9 +18,8 @@ use crate::progress::{Event, Progress};
 use crate::repo::reader::StoredArchive;
 
 use super::plan::{Plan, PlannedTable};
+use super::units::{Source, Unit};
 
-/// The smallest piece of a table worth its own COPY stream.
-const MIN_UNIT_RAW_BYTES: u64 = 4 * 1024 * 1024;
 /// Up to this many archive bytes to load, the authentication pass keeps
 /// the chunks it fetched and decrypted for the load: a selective restore
 /// from S3 reads its chunks once, and every restore that size decrypts them
@@ -30,6 +28,9 @@ const MIN_UNIT_RAW_BYTES: u64 = 4 * 1024 * 1024;
 const KEEP_BYTES: u64 = 128 * 1024 * 1024;
 /// Chunks fetched per ranged read while loading.
 const FETCH_BATCH: usize = 8;
+/// Chunks a stream into a shared table takes at a time: what it holds
+/// ahead of its COPY is what a joining stream cannot have.
+const SHARED_BATCH: usize = 2;
 
 fn join_err(e: tokio::task::JoinError) -> Error {
     Error::task("restore worker", e)
@@ -146,68 +147,6 @@ pub async fn authenticate(archive: &StoredArchive, plan: &Plan, jobs: usize) -> 
     Ok(())
 }
 
-/// One COPY stream's share of a table: a run of its chunks.
-pub(super) struct Unit {
-    /// Index into `Plan::tables`.
-    pub table: usize,
-    entry: u32,
-    pub chunks: Vec<ChunkRef>,
-    /// The unit is the whole table and this restore created the table: the
-    /// load may TRUNCATE it and COPY FREEZE in one transaction.
-    pub freeze: bool,
-}
-
-/// Cuts each table's chunks into units for parallel COPY streams. A unit may
-/// end only after a chunk shorter than the archive's chunk size: only those
-/// are sure to end at a row boundary (see `pg::copy::Chunker`).
-///
-/// A table is split only when it is well beyond a job's fair share of all
-/// the data (one table dominating the database): concurrent COPY streams
-/// into one table contend for its extension lock, and a table loaded whole
-/// can be loaded frozen (see `load_unit`), which saves its index builds and
-/// the first VACUUM a pass over the table.
-pub(super) fn units(plan: &Plan, chunk_size: u32, jobs: usize) -> VecDeque<Unit> {
-    let total = super::plan::total(
-        plan.tables
-            .iter()
-            .filter(|t| t.load_data)
-            .map(|t| t.raw_bytes),
-    );
-    let unit_bytes = (total / jobs.max(1) as u64).max(MIN_UNIT_RAW_BYTES);
-    let mut out = Vec::new();
-    for (i, t) in plan.tables.iter().enumerate() {
-        if !t.load_data || t.chunk_refs.is_empty() {
-            continue;
-        }
-        let entry = t.entry.expect("loaded tables have an entry");
-        let split = t.raw_bytes > unit_bytes.saturating_mul(3) / 2;
-        let mut pieces = Vec::new();
-        let mut cur = Vec::new();
-        let mut raw = 0;
-        for c in &t.chunk_refs {
-            cur.push(*c);
-            raw += c.raw_len as u64;
-            if split && raw >= unit_bytes && c.raw_len < chunk_size {
-                pieces.push(std::mem::take(&mut cur));
-                raw = 0;
-            }
-        }
-        if !cur.is_empty() {
-            pieces.push(cur);
-        }
-        let whole = pieces.len() == 1;
-        out.extend(pieces.into_iter().map(|chunks| Unit {
-            table: i,
-            entry,
-            chunks,
-            freeze: whole && t.created_here,
-        }));
-    }
-    // Largest tables first, so the long streams start early.
-    out.sort_by_key(|u| std::cmp::Reverse(plan.tables[u.table].raw_bytes));
-    out.into()
-}
-
 /// `COPY ... FROM STDIN` for a table, in `format`, with FREEZE when asked
 /// (see [`load_unit`]).
 pub fn copy_in_sql(t: &PlannedTable, format: CopyFormat, freeze: bool) -> String {
@@ -276,8 +215,8 @@ impl TableLoad {
 /// the server as binary COPY, converted here: the server's text input
 /// functions (dates, numbers, bytea's hex) are a large part of a load, and
 /// this side's conversion is cheaper. A value it cannot convert (a form it
-/// does not know) abandons that attempt, which loads nothing, and the unit
-/// is loaded again as the stored text.
+/// does not know) abandons that attempt, which loads nothing, and the
+/// stream starts over as the stored text with the chunks it had taken.
 pub(super) async fn load_unit(
     session: &Session,
     archive: &Arc<StoredArchive>,
@@ -285,54 +224,78 @@ pub(super) async fn load_unit(
     unit: &Unit,
     progress: &Arc<dyn Progress>,
 ) -> Result<u64> {
+    let batch = if unit.shared {
+        SHARED_BATCH
+    } else {
+        FETCH_BATCH
+    };
+    let mut source = Source::new(unit, batch);
     if !load.transcode.is_empty() {
         let rewrite = Rewrite::Transcode(Transcoder::new(load.transcode.clone(), &load.unpad));
-        match load_stream(session, archive, load, unit, Some(rewrite), progress).await {
-            Err(Error::Transcode(e)) => {
+        match load_stream(
+            session,
+            archive,
+            load,
+            unit,
+            source,
+            Some(rewrite),
+            progress,
+        )
+        .await
+        {
+            (Err(Error::Transcode(e)), Some(s)) => {
                 tracing::info!("{}: loading as text: {e}", load.table);
+                source = s.restart();
             }
-            done => return done,
+            (done, _) => return done,
         }
     }
     let rewrite = Unpadder::new(load.format, &load.unpad).map(Rewrite::Unpad);
-    load_stream(session, archive, load, unit, rewrite, progress).await
+    load_stream(session, archive, load, unit, source, rewrite, progress)
+        .await
+        .0
 }
 
 /// One attempt at a unit: its chunks, rewritten by `rewrite`, as a COPY
-/// stream (binary when the rewrite converts to it, else as stored).
+/// stream (binary when the rewrite converts to it, else as stored). When
+/// the rewrite gave up, the source comes back for a retry.
 async fn load_stream(
     session: &Session,
     archive: &Arc<StoredArchive>,
     load: &TableLoad,
     unit: &Unit,
+    mut source: Source,
     mut rewrite: Option<Rewrite>,
     progress: &Arc<dyn Progress>,
-) -> Result<u64> {
+) -> (Result<u64>, Option<Source>) {
     let wire = match rewrite {
         Some(Rewrite::Transcode(_)) => CopyFormat::Binary,
         _ => load.format,
     };
     let sql = load.sql(wire, unit.freeze);
     // A producer fetches and opens the next batches while COPY consumes.
-    let (tx, rx) = mpsc::channel::<Result<(u64, usize, Bytes)>>(2 * FETCH_BATCH);
-    let producer = {
+    let (tx, rx) = mpsc::channel::<Result<(u64, usize, Bytes)>>(2 * source.batch_len());
+    let mut producer = {
         let archive = archive.clone();
-        let chunks = unit.chunks.clone();
         let entry = unit.entry;
         tokio::spawn(async move {
-            for group in chunks.chunks(FETCH_BATCH) {
-                match open_batch_rewritten(&archive, entry, group, rewrite.take()).await {
+            loop {
+                let group = source.next_batch();
+                if group.is_empty() {
+                    break;
+                }
+                match open_batch_rewritten(&archive, entry, &group, rewrite.take()).await {
                     Ok((raws, r)) => {
                         rewrite = r;
                         for (c, (len, data)) in group.iter().zip(raws) {
                             if tx.send(Ok((c.rows, len, Bytes::from(data)))).await.is_err() {
-                                return;
+                                return source;
                             }
                         }
                     }
                     Err(e) => {
                         let _ = tx.send(Err(e)).await;
-                        return;
+                        return source;
                     }
                 }
             }
@@ -341,6 +304,7 @@ async fn load_stream(
                 let item = r.finish(&mut rest).map(|()| (0, 0, Bytes::from(rest)));
                 let _ = tx.send(item).await;
             }
+            source
         })
     };
     let p = progress.clone();
@@ -370,8 +334,15 @@ async fn load_stream(
     } else {
         copy::copy_in(&session.client, sql, stream).await
     };
+    if matches!(res, Err(Error::Transcode(_))) {
+        // Only the producer gives up on a conversion, and it ends when it
+        // has said so: its source is all that is left of the attempt.
+        if let Ok(source) = (&mut producer).await {
+            return (res, Some(source));
+        }
+    }
     producer.abort();
-    res
+    (res, None)
 }
 
 async fn load_frozen<S>(session: &Session, table: &str, sql: &str, stream: S) -> Result<u64>

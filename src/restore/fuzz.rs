@@ -17,7 +17,7 @@ use crate::repo::manifest::{rfc3339, Manifest};
 use crate::schema::{self, ApplyOptions, SchemaModel, TableRef};
 
 use super::plan::{self, Plan, Sections};
-use super::{data, target, RestoreOptions};
+use super::{data, target, units, RestoreOptions};
 
 /// Separates the parts of a plan input: never part of valid UTF-8, so no
 /// JSON document contains it.
@@ -261,7 +261,7 @@ fn use_plan(plan: &Plan, opts: &RestoreOptions) {
         let _ = data::TableLoad::new(t);
     }
     for jobs in [1, 3] {
-        let _ = data::units(plan, 1 << 20, jobs);
+        let _ = units::units(plan, 1 << 20, jobs);
     }
     let _ = serde_json::to_vec(plan);
 }

@@ -22,6 +22,7 @@ mod plan;
 mod provider;
 mod schedule;
 mod target;
+mod units;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -1,7 +1,7 @@
 //! The data and post-data phases on one dependency-aware scheduler, over
 //! `jobs` connections.
 //!
-//! Tasks are the data units (COPY streams, see `data::units`) and the
+//! Tasks are the data units (COPY streams, see `units`) and the
 //! post-data objects (indexes, constraints, triggers, ...). A post-data
 //! object runs once the objects it depends on are done and the rows of its
 //! table (and of the table a foreign key references) are in: so the index
@@ -12,9 +12,12 @@
 //!
 //! Two post-data objects never run on one table (or partition tree) at once
 //! (they would queue on its lock or deadlock, as pg_restore also avoids);
-//! the data units of a split table do run together. Data goes first, biggest first,
-//! since every post-data object waits for some; post-data objects follow in
-//! the order of their table's size, so the longest index builds start early.
+//! the streams of a shared table do run together. Data goes first, biggest
+//! first, since every post-data object waits for some; post-data objects
+//! follow in the order of their table's size, so the longest index builds
+//! start early. A job with neither opens another stream into the shared
+//! table with the most chunks left, so the last loads end together instead
+//! of one stream holding up its table's indexes while a core idles.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
@@ -28,9 +31,10 @@ use crate::progress::{Event, Progress};
 use crate::repo::reader::StoredArchive;
 use crate::schema::{DbObject, ObjectKind, RelKind, APPLY_SESSION_SQL};
 
-use super::data::{self, Unit};
+use super::data;
 use super::plan::Plan;
 use super::target::statements;
+use super::units::{self, Unit, JOIN_MIN_CHUNKS};
 use super::RestoreOptions;
 
 /// What the scheduler ran: rows the server took per planned table (from the
@@ -259,7 +263,7 @@ pub async fn run(
     progress: &Arc<dyn Progress>,
 ) -> Result<Outcome> {
     let t0 = Instant::now();
-    let mut units: VecDeque<Unit> = data::units(plan, archive.header.chunk_size, opts.jobs);
+    let mut units: VecDeque<Unit> = units::units(plan, archive.header.chunk_size, opts.jobs);
     // Rows still to load, per table object: the data a post-data object waits for.
     let mut pending_units: HashMap<u32, usize> = HashMap::new();
     for u in &units {
@@ -326,7 +330,7 @@ pub async fn run(
         (std::cmp::Reverse(size), position[&id])
     };
 
-    let tasks = units.len() + ids.len();
+    let mut tasks = units.len() + ids.len();
     let jobs = opts.jobs.max(1).min(tasks.max(1));
     let mut idle = Vec::new();
     for _ in 0..jobs {
@@ -344,6 +348,8 @@ pub async fn run(
     let mode_of: HashMap<u32, Mode> = ids.iter().map(|&id| (id, mode(plan.object(id)))).collect();
     let mut running: JoinSet<(Task, Session, Result<u64>)> = JoinSet::new();
     let mut done = 0usize;
+    // Shared tables whose load has started: templates for more streams.
+    let mut joinable: Vec<Unit> = Vec::new();
     while done < tasks {
         // Data first. Units need no lock of their own: several COPY streams
         // into one table is the point of splitting it, and no post-data
@@ -352,19 +358,11 @@ pub async fn run(
             let Some(unit) = units.pop_front() else {
                 break;
             };
+            if unit.shared {
+                joinable.push(unit.helper());
+            }
             let session = idle.pop().expect("checked non-empty");
-            let (archive, loads, progress) = (archive.clone(), loads.clone(), progress.clone());
-            tracing::debug!(
-                "{:.2}s: loading {} ({} chunks)",
-                t0.elapsed().as_secs_f64(),
-                loads[unit.table].table,
-                unit.chunks.len()
-            );
-            running.spawn(async move {
-                let load = &loads[unit.table];
-                let res = data::load_unit(&session, &archive, load, &unit, &progress).await;
-                (Task::Data(unit), session, res)
-            });
+            spawn_load(&mut running, unit, session, t0, (archive, &loads, progress));
         }
         // Then whatever post-data is ready.
         let mut ready: Vec<u32> = waiting
@@ -417,6 +415,24 @@ pub async fn run(
                 }
                 (Task::Post(id), session, res)
             });
+        }
+        // Then, with nothing else to do, a hand with the shared table that
+        // has the most chunks left.
+        while !idle.is_empty() {
+            let Some(template) = joinable
+                .iter()
+                .filter(|u| u.queue.remaining() >= JOIN_MIN_CHUNKS)
+                .max_by_key(|u| u.queue.remaining())
+            else {
+                break;
+            };
+            let unit = template.helper();
+            *pending_units
+                .get_mut(&plan.tables[unit.table].object_id)
+                .expect("a table with chunks left is still loading") += 1;
+            tasks += 1;
+            let session = idle.pop().expect("checked non-empty");
+            spawn_load(&mut running, unit, session, t0, (archive, &loads, progress));
         }
         let Some(joined) = running.join_next().await else {
             let stuck: Vec<String> = waiting
@@ -475,6 +491,33 @@ pub async fn run(
         rows,
         data_seconds: data_seconds.unwrap_or_else(|| t0.elapsed().as_secs_f64()),
     })
+}
+
+/// Starts a unit's COPY stream on `session`.
+fn spawn_load(
+    running: &mut JoinSet<(Task, Session, Result<u64>)>,
+    unit: Unit,
+    session: Session,
+    t0: Instant,
+    (archive, loads, progress): (
+        &Arc<StoredArchive>,
+        &Arc<Vec<data::TableLoad>>,
+        &Arc<dyn Progress>,
+    ),
+) {
+    let (archive, loads, progress) = (archive.clone(), loads.clone(), progress.clone());
+    tracing::debug!(
+        "{:.2}s: loading {} ({} chunks left{})",
+        t0.elapsed().as_secs_f64(),
+        loads[unit.table].table,
+        unit.queue.remaining(),
+        if unit.shared { ", shared" } else { "" }
+    );
+    running.spawn(async move {
+        let load = &loads[unit.table];
+        let res = data::load_unit(&session, &archive, load, &unit, &progress).await;
+        (Task::Data(unit), session, res)
+    });
 }
 
 /// Memory for a session's index builds: what the server gives its shared
