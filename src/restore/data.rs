@@ -215,8 +215,8 @@ impl TableLoad {
 /// the server as binary COPY, converted here: the server's text input
 /// functions (dates, numbers, bytea's hex) are a large part of a load, and
 /// this side's conversion is cheaper. A value it cannot convert (a form it
-/// does not know) abandons that attempt, which loads nothing, and the
-/// stream starts over as the stored text with the chunks it had taken.
+/// does not know) abandons that COPY, which loads nothing, and the stream
+/// starts it over as the stored text with the chunks it had taken.
 pub(super) async fn load_unit(
     session: &Session,
     archive: &Arc<StoredArchive>,
@@ -229,55 +229,89 @@ pub(super) async fn load_unit(
     } else {
         FETCH_BATCH
     };
+    if !unit.freeze {
+        unit.queue.free().await;
+    }
     let mut source = Source::new(unit, batch);
+    // A frozen stream of a shared table ends its COPY when another stream
+    // asks to join, commits, and goes on unfrozen (see `units`).
+    source.set_yields(unit.freeze && unit.shared);
+    let first = load_copy(session, archive, load, source, unit.freeze, progress).await;
+    if !unit.freeze {
+        return first.map(|(rows, _)| rows);
+    }
+    unit.queue.release();
+    let (rows, mut source) = first?;
+    if !unit.shared || unit.queue.remaining() == 0 {
+        return Ok(rows);
+    }
+    tracing::debug!("{}: {rows} rows loaded frozen; the rest shared", load.table);
+    source.committed();
+    source.set_yields(false);
+    let (more, _) = load_copy(session, archive, load, source, false, progress).await?;
+    Ok(rows + more)
+}
+
+/// One COPY of a stream (frozen or not), converted to binary where the
+/// table's types allow, else, or when a value defeats the conversion, as
+/// the stored text; hands the source back for the stream's next COPY.
+async fn load_copy(
+    session: &Session,
+    archive: &Arc<StoredArchive>,
+    load: &TableLoad,
+    mut source: Source,
+    freeze: bool,
+    progress: &Arc<dyn Progress>,
+) -> Result<(u64, Source)> {
     if !load.transcode.is_empty() {
         let rewrite = Rewrite::Transcode(Transcoder::new(load.transcode.clone(), &load.unpad));
-        match load_stream(
+        let attempt = load_stream(
             session,
             archive,
             load,
-            unit,
             source,
+            freeze,
             Some(rewrite),
             progress,
-        )
-        .await
-        {
-            (Err(Error::Transcode(e)), Some(s)) => {
+        );
+        match attempt.await {
+            Ok(done) => return Ok(done),
+            Err((Error::Transcode(e), Some(s))) => {
                 tracing::info!("{}: loading as text: {e}", load.table);
                 source = s.restart();
             }
-            (done, _) => return done,
+            Err((e, _)) => return Err(e),
         }
     }
     let rewrite = Unpadder::new(load.format, &load.unpad).map(Rewrite::Unpad);
-    load_stream(session, archive, load, unit, source, rewrite, progress)
+    load_stream(session, archive, load, source, freeze, rewrite, progress)
         .await
-        .0
+        .map_err(|(e, _)| e)
 }
 
-/// One attempt at a unit: its chunks, rewritten by `rewrite`, as a COPY
-/// stream (binary when the rewrite converts to it, else as stored). When
-/// the rewrite gave up, the source comes back for a retry.
+/// One COPY statement of a stream: the chunks `source` hands out, rewritten
+/// by `rewrite`, binary when the rewrite converts to it, else as stored.
+/// The source comes back after the COPY, and after a failed conversion for
+/// the retry.
 async fn load_stream(
     session: &Session,
     archive: &Arc<StoredArchive>,
     load: &TableLoad,
-    unit: &Unit,
     mut source: Source,
+    freeze: bool,
     mut rewrite: Option<Rewrite>,
     progress: &Arc<dyn Progress>,
-) -> (Result<u64>, Option<Source>) {
+) -> std::result::Result<(u64, Source), (Error, Option<Source>)> {
     let wire = match rewrite {
         Some(Rewrite::Transcode(_)) => CopyFormat::Binary,
         _ => load.format,
     };
-    let sql = load.sql(wire, unit.freeze);
+    let sql = load.sql(wire, freeze);
     // A producer fetches and opens the next batches while COPY consumes.
     let (tx, rx) = mpsc::channel::<Result<(u64, usize, Bytes)>>(2 * source.batch_len());
-    let mut producer = {
+    let producer = {
         let archive = archive.clone();
-        let entry = unit.entry;
+        let entry = source.entry;
         tokio::spawn(async move {
             loop {
                 let group = source.next_batch();
@@ -329,20 +363,25 @@ async fn load_stream(
         futures::stream::iter((!b.is_empty()).then(|| Ok(Bytes::from_static(b))))
     };
     let stream = frame(head).chain(chunks).chain(frame(tail));
-    let res = if unit.freeze {
+    let res = if freeze {
         load_frozen(session, &load.table, sql, stream).await
     } else {
         copy::copy_in(&session.client, sql, stream).await
     };
-    if matches!(res, Err(Error::Transcode(_))) {
-        // Only the producer gives up on a conversion, and it ends when it
-        // has said so: its source is all that is left of the attempt.
-        if let Ok(source) = (&mut producer).await {
-            return (res, Some(source));
+    // The producer has ended when the COPY did (the channel closed) or
+    // when it gave up on a conversion (it ends once it has said so); either
+    // way its source is what the stream goes on with.
+    match res {
+        Ok(rows) => match producer.await {
+            Ok(source) => Ok((rows, source)),
+            Err(e) => Err((join_err(e), None)),
+        },
+        Err(e @ Error::Transcode(_)) => Err((e, producer.await.ok())),
+        Err(e) => {
+            producer.abort();
+            Err((e, None))
         }
     }
-    producer.abort();
-    (res, None)
 }
 
 async fn load_frozen<S>(session: &Session, table: &str, sql: &str, stream: S) -> Result<u64>

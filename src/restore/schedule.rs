@@ -427,6 +427,8 @@ pub async fn run(
                 break;
             };
             let unit = template.helper();
+            // A frozen stream on the table ends its COPY to let this one in.
+            unit.queue.ask();
             *pending_units
                 .get_mut(&plan.tables[unit.table].object_id)
                 .expect("a table with chunks left is still loading") += 1;

@@ -10,12 +10,18 @@
 //! front by bytes cannot know: on the benchmark database `events` costs
 //! about twice what `pgbench_accounts` does per byte (jsonb).
 //!
-//! A table loaded by one stream alone can be loaded frozen (TRUNCATE and
-//! COPY FREEZE in one transaction, see `data::load_unit`); a shared one
-//! cannot, since the TRUNCATE would lock the other streams out.
+//! A table this restore created is loaded frozen (TRUNCATE and COPY FREEZE
+//! in one transaction, see `data::load_unit`), which holds its lock to the
+//! commit. So a shared table's first stream loads frozen until another
+//! stream asks to join: it then ends its COPY at the next run of rows,
+//! commits, and goes on unfrozen beside the newcomer, which waits for that
+//! commit. Most of the table stays frozen, as a table loaded alone is.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+
+use tokio::sync::watch;
 
 use crate::archive::index::ChunkRef;
 
@@ -25,18 +31,43 @@ use super::plan::Plan;
 /// chunks are left: fewer would end before a new COPY got going.
 pub(super) const JOIN_MIN_CHUNKS: usize = 4;
 
-/// The chunks of a table's load that no stream has taken yet.
+/// The chunks of a table's load that no stream has taken yet, and whether
+/// a frozen stream holds the table.
 pub(super) struct ChunkQueue {
     chunks: Mutex<VecDeque<ChunkRef>>,
     chunk_size: u32,
+    /// Another stream wants in: a frozen stream ends its COPY.
+    asked: AtomicBool,
+    /// True while a frozen stream's transaction holds the table.
+    held: watch::Sender<bool>,
 }
 
 impl ChunkQueue {
-    pub fn new(chunks: &[ChunkRef], chunk_size: u32) -> Arc<ChunkQueue> {
+    /// `held`: the table's first stream loads it frozen.
+    pub fn new(chunks: &[ChunkRef], chunk_size: u32, held: bool) -> Arc<ChunkQueue> {
         Arc::new(ChunkQueue {
             chunks: Mutex::new(chunks.iter().copied().collect()),
             chunk_size,
+            asked: AtomicBool::new(false),
+            held: watch::Sender::new(held),
         })
+    }
+
+    /// Asks a frozen stream to let the table go (see the module's doc).
+    pub fn ask(&self) {
+        self.asked.store(true, Ordering::Release);
+    }
+
+    /// The frozen stream committed: others may load the table now.
+    pub fn release(&self) {
+        self.held.send_replace(false);
+    }
+
+    /// Waits until no frozen stream holds the table.
+    pub async fn free(&self) {
+        let mut rx = self.held.subscribe();
+        // The sender lives as long as `self`: the wait cannot fail.
+        let _ = rx.wait_for(|held| !*held).await;
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<ChunkRef>> {
@@ -71,8 +102,9 @@ pub(super) struct Unit {
     pub table: usize,
     pub entry: u32,
     pub queue: Arc<ChunkQueue>,
-    /// The table is loaded by this stream alone and this restore created
-    /// it: the load may TRUNCATE it and COPY FREEZE in one transaction.
+    /// This restore created the table and this is its first stream: the
+    /// load may TRUNCATE it and COPY FREEZE in one transaction (until
+    /// another stream asks to join, if it is shared).
     pub freeze: bool,
     /// Other streams may join the table's load (see [`Unit::helper`]).
     pub shared: bool,
@@ -114,8 +146,8 @@ pub(super) fn units(plan: &Plan, chunk_size: u32, jobs: usize) -> VecDeque<Unit>
             Unit {
                 table: i,
                 entry: t.entry.expect("loaded tables have an entry"),
-                queue: ChunkQueue::new(&t.chunk_refs, chunk_size),
-                freeze: !shared && t.created_here,
+                queue: ChunkQueue::new(&t.chunk_refs, chunk_size, t.created_here),
+                freeze: t.created_here,
                 shared,
             }
         })
@@ -128,20 +160,37 @@ pub(super) fn units(plan: &Plan, chunk_size: u32, jobs: usize) -> VecDeque<Unit>
 /// of the same stream had taken, then the table's queue. What it hands out
 /// is recorded, so a retry can load exactly that again.
 pub(super) struct Source {
+    /// The table's entry, which every chunk must belong to.
+    pub entry: u32,
     replay: VecDeque<ChunkRef>,
     queue: Arc<ChunkQueue>,
     taken: Vec<ChunkRef>,
     batch: usize,
+    /// End (hand out nothing more from the queue) once another stream asks
+    /// to join: this stream holds the table frozen.
+    yields: bool,
 }
 
 impl Source {
     pub fn new(unit: &Unit, batch: usize) -> Source {
         Source {
+            entry: unit.entry,
             replay: VecDeque::new(),
             queue: unit.queue.clone(),
             taken: Vec::new(),
             batch,
+            yields: false,
         }
+    }
+
+    /// Whether this stream gives way to one that asks to join.
+    pub fn set_yields(&mut self, yields: bool) {
+        self.yields = yields;
+    }
+
+    /// A new COPY of the same stream: what it took so far is loaded.
+    pub fn committed(&mut self) {
+        self.taken.clear();
     }
 
     /// How many chunks [`Source::next_batch`] hands out at a time, at least
@@ -153,6 +202,9 @@ impl Source {
     /// The next chunks in this stream's order; empty when all are out.
     pub fn next_batch(&mut self) -> Vec<ChunkRef> {
         let group: Vec<ChunkRef> = if self.replay.is_empty() {
+            if self.yields && self.queue.asked.load(Ordering::Acquire) {
+                return Vec::new();
+            }
             self.queue.take(self.batch)
         } else {
             let n = self.batch.min(self.replay.len());
@@ -167,10 +219,12 @@ impl Source {
         let mut replay: VecDeque<ChunkRef> = self.taken.into();
         replay.extend(self.replay);
         Source {
+            entry: self.entry,
             replay,
             queue: self.queue,
             taken: Vec::new(),
             batch: self.batch,
+            yields: self.yields,
         }
     }
 }
@@ -205,6 +259,7 @@ mod tests {
                 chunk(4, 10),
             ],
             10,
+            false,
         );
         assert_eq!(counters(&q.take(1)), vec![0, 1, 2]);
         assert_eq!(counters(&q.take(1)), vec![3]);
@@ -220,7 +275,7 @@ mod tests {
         let unit = Unit {
             table: 0,
             entry: 1,
-            queue: ChunkQueue::new(&all, 10),
+            queue: ChunkQueue::new(&all, 10, false),
             freeze: false,
             shared: true,
         };
@@ -241,5 +296,38 @@ mod tests {
         }
         assert_eq!(seen, vec![0, 1, 2, 6, 7, 8, 9]);
         assert!(b.next_batch().is_empty());
+    }
+
+    #[test]
+    fn a_frozen_stream_ends_when_asked_and_goes_on_unfrozen() {
+        let all: Vec<ChunkRef> = (0..6).map(|i| chunk(i, 5)).collect();
+        let unit = Unit {
+            table: 0,
+            entry: 1,
+            queue: ChunkQueue::new(&all, 10, true),
+            freeze: true,
+            shared: true,
+        };
+        let mut first = Source::new(&unit, 2);
+        first.set_yields(true);
+        assert_eq!(counters(&first.next_batch()), vec![0, 1]);
+        unit.queue.ask();
+        assert!(first.next_batch().is_empty(), "a frozen stream gives way");
+        first.committed();
+        first.set_yields(false);
+        assert_eq!(counters(&first.next_batch()), vec![2, 3]);
+        // A restart replays only what it took since the commit.
+        let mut first = first.restart();
+        assert_eq!(counters(&first.next_batch()), vec![2, 3]);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        let waiting = rt.block_on(async {
+            tokio::time::timeout(std::time::Duration::from_millis(10), unit.queue.free()).await
+        });
+        assert!(waiting.is_err(), "the table is held until the commit");
+        unit.queue.release();
+        rt.block_on(unit.queue.free());
     }
 }
