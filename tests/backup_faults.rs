@@ -6,7 +6,7 @@ mod common;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{pg, pgsnap, pgsnap_ok, Cluster, Workdir, PW_SECRET, PW_USER};
+use common::{backup, pg, pgsnap, pgsnap_ok, Cluster, Workdir, PW_SECRET, PW_USER};
 
 fn complete_backups(repo: &str) -> usize {
     let out = pgsnap(&["list", "--repo", repo, "--json"]);
@@ -95,15 +95,7 @@ fn backend_terminated_mid_copy() {
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
     // The next backup works.
-    pgsnap_ok(&[
-        "backup",
-        "--db",
-        &pg.url(&db),
-        "--repo",
-        &w.repo(),
-        "--key-file",
-        &w.key(),
-    ]);
+    backup(pg, &db, &w, &[]);
     assert_eq!(complete_backups(&w.repo()), 1);
 }
 
@@ -134,15 +126,7 @@ fn kill_9_leaves_nothing_listed_and_the_next_backup_works() {
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
     assert_eq!(complete_backups(&w.repo()), 0);
-    pgsnap_ok(&[
-        "backup",
-        "--db",
-        &pg.url(&db),
-        "--repo",
-        &w.repo(),
-        "--key-file",
-        &w.key(),
-    ]);
+    backup(pg, &db, &w, &[]);
     assert_eq!(complete_backups(&w.repo()), 1);
     let list: serde_json::Value =
         serde_json::from_str(&pgsnap_ok(&["list", "--repo", &w.repo(), "--json"])).unwrap();
