@@ -216,23 +216,15 @@ fn idle_jobs_join_the_load_of_a_shared_table() {
     let w = Workdir::new();
     backup(pg, &src, &w, &["--chunk-size", "64KiB"]);
     let dst = pg.create_db("ex_shared_r");
-    let (url, repo, key) = (pg.url(&dst), w.repo(), w.key());
-    let out = common::scrubbed(&mut std::process::Command::new(env!(
-        "CARGO_BIN_EXE_pgsnap"
-    )))
-    .env("PGSNAP_LOG", "pgsnap=debug")
-    .args(["restore", "--repo", &repo, "--key-file", &key, "latest"])
-    .args(["--db", &url, "--jobs", "3", "--json", "-q"])
-    .output()
-    .expect("run pgsnap");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "restore failed:\n{stderr}");
+    let out = common::restore_command(pg, &w, "latest", &dst, &["--jobs", "3"])
+        .env("PGSNAP_LOG", "pgsnap=debug")
+        .output()
+        .expect("run pgsnap");
+    let report = common::restore_report(&out, "with --jobs 3");
     // The scheduler's log says how many streams loaded the table.
+    let stderr = String::from_utf8_lossy(&out.stderr);
     let streams = stderr.matches("loading \"public\".\"t\"").count();
     assert!(streams >= 2, "one stream only:\n{stderr}");
-    let report: serde_json::Value =
-        serde_json::from_str(String::from_utf8_lossy(&out.stdout).lines().last().unwrap())
-            .expect("one JSON report line");
     assert_eq!(report["rows"], 40000, "{report}");
     assert!(
         table_contents(pg, &src) == table_contents(pg, &dst),

@@ -232,10 +232,9 @@ pub(super) async fn load_unit(
     if !unit.freeze {
         unit.queue.free().await;
     }
-    let mut source = Source::new(unit, batch);
     // A frozen stream of a shared table ends its COPY when another stream
     // asks to join, commits, and goes on unfrozen (see `units`).
-    source.set_yields(unit.freeze && unit.shared);
+    let source = Source::new(unit, batch);
     let first = load_copy(session, archive, load, source, unit.freeze, progress).await;
     if !unit.freeze {
         return first.map(|(rows, _)| rows);
@@ -246,8 +245,7 @@ pub(super) async fn load_unit(
         return Ok(rows);
     }
     tracing::debug!("{}: {rows} rows loaded frozen; the rest shared", load.table);
-    source.committed();
-    source.set_yields(false);
+    source.unfrozen();
     let (more, _) = load_copy(session, archive, load, source, false, progress).await?;
     Ok(rows + more)
 }

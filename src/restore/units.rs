@@ -167,7 +167,7 @@ pub(super) struct Source {
     taken: Vec<ChunkRef>,
     batch: usize,
     /// End (hand out nothing more from the queue) once another stream asks
-    /// to join: this stream holds the table frozen.
+    /// to join: this is a shared table's first stream, holding it frozen.
     yields: bool,
 }
 
@@ -179,18 +179,15 @@ impl Source {
             queue: unit.queue.clone(),
             taken: Vec::new(),
             batch,
-            yields: false,
+            yields: unit.freeze && unit.shared,
         }
     }
 
-    /// Whether this stream gives way to one that asks to join.
-    pub fn set_yields(&mut self, yields: bool) {
-        self.yields = yields;
-    }
-
-    /// A new COPY of the same stream: what it took so far is loaded.
-    pub fn committed(&mut self) {
+    /// The stream's frozen COPY committed: what it took is loaded, and its
+    /// next COPY, unfrozen, no longer gives way.
+    pub fn unfrozen(&mut self) {
         self.taken.clear();
+        self.yields = false;
     }
 
     /// How many chunks [`Source::next_batch`] hands out at a time, at least
@@ -243,6 +240,19 @@ mod tests {
         }
     }
 
+    /// A shared table's first unit over `n` chunks that each end a row
+    /// (chunk size 10), loaded frozen or not.
+    fn shared_unit(n: u32, frozen: bool) -> Unit {
+        let all: Vec<ChunkRef> = (0..n).map(|i| chunk(i, 5)).collect();
+        Unit {
+            table: 0,
+            entry: 1,
+            queue: ChunkQueue::new(&all, 10, frozen),
+            freeze: frozen,
+            shared: true,
+        }
+    }
+
     fn counters(c: &[ChunkRef]) -> Vec<u32> {
         c.iter().map(|c| c.counter).collect()
     }
@@ -271,14 +281,7 @@ mod tests {
 
     #[test]
     fn streams_on_one_queue_take_each_chunk_once_and_a_restart_replays_its_own() {
-        let all: Vec<ChunkRef> = (0..10).map(|i| chunk(i, 5)).collect();
-        let unit = Unit {
-            table: 0,
-            entry: 1,
-            queue: ChunkQueue::new(&all, 10, false),
-            freeze: false,
-            shared: true,
-        };
+        let unit = shared_unit(10, false);
         let mut a = Source::new(&unit, 3);
         let mut b = Source::new(&unit.helper(), 3);
         assert_eq!(counters(&a.next_batch()), vec![0, 1, 2]);
@@ -300,21 +303,12 @@ mod tests {
 
     #[test]
     fn a_frozen_stream_ends_when_asked_and_goes_on_unfrozen() {
-        let all: Vec<ChunkRef> = (0..6).map(|i| chunk(i, 5)).collect();
-        let unit = Unit {
-            table: 0,
-            entry: 1,
-            queue: ChunkQueue::new(&all, 10, true),
-            freeze: true,
-            shared: true,
-        };
+        let unit = shared_unit(6, true);
         let mut first = Source::new(&unit, 2);
-        first.set_yields(true);
         assert_eq!(counters(&first.next_batch()), vec![0, 1]);
         unit.queue.ask();
         assert!(first.next_batch().is_empty(), "a frozen stream gives way");
-        first.committed();
-        first.set_yields(false);
+        first.unfrozen();
         assert_eq!(counters(&first.next_batch()), vec![2, 3]);
         // A restart replays only what it took since the commit.
         let mut first = first.restart();

@@ -730,9 +730,15 @@ pub fn restore_json(
     extra: &[&str],
 ) -> serde_json::Value {
     let out = restore_output(pg, w, id, db, extra);
+    restore_report(&out, &format!("{id} into {db} {extra:?}"))
+}
+
+/// The JSON report of a restore run that must have succeeded (`what` names
+/// the run in the failure message).
+pub fn restore_report(out: &std::process::Output, what: &str) -> serde_json::Value {
     assert!(
         out.status.success(),
-        "pgsnap restore {id} into {db} {extra:?} failed ({}):\n{}",
+        "pgsnap restore {what} failed ({}):\n{}",
         out.status,
         String::from_utf8_lossy(&out.stderr)
     );
@@ -748,19 +754,18 @@ pub fn restore_output(
     db: &str,
     extra: &[&str],
 ) -> std::process::Output {
+    restore_command(pg, w, id, db, extra)
+        .output()
+        .expect("run pgsnap")
+}
+
+/// [`restore_json`]'s command, not yet run (to add to its environment).
+pub fn restore_command(pg: &Cluster, w: &Workdir, id: &str, db: &str, extra: &[&str]) -> Command {
     let (url, repo, key) = (pg.url(db), w.repo(), w.key());
-    let mut args = vec![
-        "restore",
-        "--repo",
-        &repo,
-        "--key-file",
-        &key,
-        id,
-        "--db",
-        &url,
-        "--json",
-        "-q",
-    ];
-    args.extend_from_slice(extra);
-    pgsnap(&args)
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_pgsnap"));
+    scrubbed(&mut cmd)
+        .args(["restore", "--repo", &repo, "--key-file", &key, id])
+        .args(["--db", &url, "--json", "-q"])
+        .args(extra);
+    cmd
 }
