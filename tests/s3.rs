@@ -354,6 +354,35 @@ async fn s3_unfinished_uploads_are_swept_and_aborted() {
     assert!(s3.head("2026-11-25/y/y.pgsnap").await.unwrap().is_none());
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_abandoned_while_being_created_is_aborted_too() {
+    // A run that hits --max-duration while its writer's
+    // CreateMultipartUpload is in flight: abort_unfinished must wait for that
+    // upload to exist and abort it, since the process exits right after.
+    let bucket = new_bucket(false).await;
+    let tuning = S3Tuning {
+        create_delay: Some(Duration::from_millis(800)),
+        ..small_parts()
+    };
+    let s3 = Arc::new(S3Storage::new(s3_client(), &bucket, "p").with_tuning(tuning));
+    let s2 = s3.clone();
+    let w = tokio::task::spawn_blocking(move || {
+        let mut w = s2.writer("2026-11-25/z/z.pgsnap").unwrap();
+        let r = w.write_all(&pattern(MIN_PART_SIZE + 1, 2));
+        (w, r.is_ok())
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        s3.abort_unfinished("2026-11-25/z/z.pgsnap").await.unwrap(),
+        1
+    );
+    assert!(s3.multipart_uploads().await.unwrap().is_empty());
+    let (w, _) = w.await.unwrap();
+    tokio::task::spawn_blocking(move || drop(w)).await.unwrap();
+    assert!(s3.multipart_uploads().await.unwrap().is_empty());
+    assert!(s3.head("2026-11-25/z/z.pgsnap").await.unwrap().is_none());
+}
+
 // ---------------------------------------------------------------------------
 // The binary against S3 and KMS.
 

@@ -21,8 +21,11 @@
 //! is read back with HeadObject: its size and its `sha256` metadata must
 //! equal what went through the writer. Any failure before that point aborts
 //! the multipart upload; any failure after it deletes the object, so a
-//! failed run never leaves a complete-looking archive. Uploads of killed runs
-//! are swept at the start of the next backup once a day old.
+//! failed run never leaves a complete-looking archive. A run stopped from
+//! outside its writer (`--max-duration`, a failure elsewhere) aborts the
+//! archive's upload before it exits, waiting for one still being created.
+//! Uploads of killed runs are swept at the start of the next backup once a
+//! day old.
 //!
 //! Credentials, region and endpoint come from the AWS SDK's default chain
 //! (environment, shared config/profile, ECS/EC2 roles); with an endpoint URL
@@ -85,6 +88,10 @@ pub struct S3Tuning {
     /// out of order).
     #[doc(hidden)]
     pub part_delay: Option<Arc<dyn Fn(i32) -> Duration + Send + Sync>>,
+    /// Test hook: a delay before CreateMultipartUpload (to abandon an
+    /// upload while it is being created).
+    #[doc(hidden)]
+    pub create_delay: Option<Duration>,
 }
 
 impl Default for S3Tuning {
@@ -97,6 +104,7 @@ impl Default for S3Tuning {
             copy_part_threshold: COPY_OBJECT_LIMIT,
             copy_part_size: 1024 * MIB as u64,
             part_delay: None,
+            create_delay: None,
         }
     }
 }
@@ -251,7 +259,24 @@ where
     })
 }
 
-type Registry = Arc<Mutex<HashMap<u64, (String, String)>>>;
+/// What a writer is doing in S3 that could leave something behind.
+enum Upload {
+    /// Its CreateMultipartUpload is in flight.
+    Creating,
+    /// A multipart upload is open: whoever takes this entry aborts it.
+    Open(String),
+    /// Completing or cleaning up (the writer sees it through).
+    Busy,
+}
+
+/// Writer -> (full key, what it is doing). `abort_unfinished` aborts the
+/// open uploads of a key and waits for the rest, so that nothing is left
+/// once it returns, even if the process exits then.
+type Registry = Arc<Mutex<HashMap<u64, (String, Upload)>>>;
+
+/// How long `abort_unfinished` waits for writers creating or cleaning up an
+/// upload of the key.
+const PENDING_UPLOAD_WAIT: Duration = Duration::from_secs(30);
 
 struct Shared {
     client: Client,
@@ -259,8 +284,8 @@ struct Shared {
     prefix: String,
     upload: UploadOptions,
     tuning: S3Tuning,
-    /// Multipart uploads started and not yet completed or aborted, by writer.
-    open_uploads: Registry,
+    /// Writers' uploads not yet completed and checked, or cleaned up.
+    uploads: Registry,
     /// Keys whose uploads were abandoned (`abort_unfinished`): writers for
     /// them fail instead of uploading.
     abandoned: Mutex<std::collections::HashSet<String>>,
@@ -268,6 +293,10 @@ struct Shared {
 }
 
 impl Shared {
+    fn lock_uploads(&self) -> std::sync::MutexGuard<'_, HashMap<u64, (String, Upload)>> {
+        self.uploads.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// GetObject of a whole object, or of `range` (an HTTP Range value).
     async fn get_object(&self, full: &str, range: Option<String>) -> Result<Bytes> {
         let r = self
@@ -397,7 +426,7 @@ impl S3Storage {
                 },
                 upload: UploadOptions::default(),
                 tuning: S3Tuning::default(),
-                open_uploads: Arc::default(),
+                uploads: Arc::default(),
                 abandoned: Mutex::default(),
                 next_writer: AtomicU64::new(1),
             }),
@@ -660,28 +689,46 @@ impl Storage for S3Storage {
 
     async fn abort_unfinished(&self, key: &str) -> Result<usize> {
         let full = self.s.full(key);
-        let open: Vec<(String, String)> = {
-            self.s
-                .abandoned
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .insert(full.clone());
-            let mut m = self
-                .s
-                .open_uploads
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
-            let ids: Vec<u64> = m
-                .iter()
-                .filter(|(_, (k, _))| *k == full)
-                .map(|(id, _)| *id)
-                .collect();
-            ids.iter().filter_map(|id| m.remove(id)).collect()
-        };
-        for (key, id) in &open {
-            self.s.abort_upload(key, id).await?;
+        self.s
+            .abandoned
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(full.clone());
+        // A writer registers before it checks `abandoned` and sends its
+        // CreateMultipartUpload, so every upload that can still come into
+        // being is in the registry now: abort the open ones, and wait for
+        // those being created or cleaned up (the caller may exit next).
+        let started = tokio::time::Instant::now();
+        let mut n = 0;
+        loop {
+            let (mut open, mut pending) = (Vec::new(), 0);
+            self.s.lock_uploads().retain(|_, (k, st)| match st {
+                _ if *k != full => true,
+                Upload::Open(id) => {
+                    open.push((k.clone(), std::mem::take(id)));
+                    false
+                }
+                _ => {
+                    pending += 1;
+                    true
+                }
+            });
+            for (key, id) in &open {
+                self.s.abort_upload(key, id).await?;
+            }
+            n += open.len();
+            if pending == 0 {
+                return Ok(n);
+            }
+            if started.elapsed() > PENDING_UPLOAD_WAIT {
+                tracing::warn!(
+                    "{}: an upload still being created or cleaned up was left to the sweep",
+                    self.s.url(&full)
+                );
+                return Ok(n);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        Ok(open.len())
     }
 
     async fn request_thaw(&self, key: &str, days: i32) -> Result<()> {
@@ -779,21 +826,67 @@ impl S3Writer {
 
     fn check_not_abandoned(&self) -> Result<()> {
         if self.abandoned() {
-            return Err(Error::Storage(format!(
-                "the upload of {} was abandoned",
-                self.s.url(&self.full_key)
-            )));
+            return Err(self.abandoned_error());
         }
         Ok(())
+    }
+
+    fn abandoned_error(&self) -> Error {
+        Error::Storage(format!(
+            "the upload of {} was abandoned",
+            self.s.url(&self.full_key)
+        ))
+    }
+
+    /// Makes this writer's open upload its own to complete or clean up;
+    /// false when `abort_unfinished` took it.
+    fn claim_upload(&self) -> bool {
+        match self.s.lock_uploads().get_mut(&self.id) {
+            Some((_, st @ Upload::Open(_))) => {
+                *st = Upload::Busy;
+                true
+            }
+            _ => false,
+        }
     }
 
     fn ensure_upload(&mut self) -> Result<String> {
         if let Some(id) = &self.upload_id {
             return Ok(id.clone());
         }
+        // Registered as being created before the abandoned check: an
+        // `abort_unfinished` either sees this entry and waits for the upload
+        // to exist, or marked the key abandoned before the check.
+        self.set_state(Upload::Creating);
+        let id = match self.create_upload() {
+            Ok(id) => id,
+            Err(e) => {
+                self.s.lock_uploads().remove(&self.id);
+                return Err(e);
+            }
+        };
+        self.set_state(Upload::Open(id.clone()));
+        self.upload_id = Some(id.clone());
+        // Abandoned while creating: `abort_unfinished` is waiting to abort
+        // this upload, and the runtime may go once it has; no more calls.
         self.check_not_abandoned()?;
-        let s = self.s.clone();
+        Ok(id)
+    }
+
+    fn set_state(&self, state: Upload) {
+        self.s
+            .lock_uploads()
+            .insert(self.id, (self.full_key.clone(), state));
+    }
+
+    /// Checks the key is not abandoned and sends CreateMultipartUpload.
+    fn create_upload(&self) -> Result<String> {
+        self.check_not_abandoned()?;
+        let s = &self.s;
         let (sse, kms) = s.sse();
+        if let Some(d) = s.tuning.create_delay {
+            std::thread::sleep(d);
+        }
         let r = block(
             &self.rt,
             s.client
@@ -809,18 +902,12 @@ impl S3Writer {
                 .send(),
         )
         .map_err(|e| s.err("CreateMultipartUpload", &self.full_key, e))?;
-        let id = r.upload_id().map(str::to_string).ok_or_else(|| {
+        r.upload_id().map(str::to_string).ok_or_else(|| {
             Error::Storage(format!(
                 "S3 CreateMultipartUpload {}: no upload id in the answer",
                 s.url(&self.full_key)
             ))
-        })?;
-        s.open_uploads
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(self.id, (self.full_key.clone(), id.clone()));
-        self.upload_id = Some(id.clone());
-        Ok(id)
+        })
     }
 
     fn take_result(
@@ -918,6 +1005,9 @@ impl S3Writer {
         if self.upload_id.is_none() {
             // Smaller than one part: one PutObject with the final metadata.
             let data = Bytes::from(std::mem::take(&mut self.buf));
+            // Registered before the check, as in `ensure_upload`.
+            self.set_state(Upload::Busy);
+            self.check_not_abandoned()?;
             *created = true;
             block(
                 &self.rt,
@@ -944,6 +1034,9 @@ impl S3Writer {
             }
             self.reap(0)?;
             let upload_id = self.upload_id.clone().expect("upload started");
+            if !self.claim_upload() {
+                return Err(self.abandoned_error());
+            }
             let mut parts = std::mem::take(&mut self.done);
             parts.sort_by_key(|p| p.part_number());
             let done = block(
@@ -962,10 +1055,6 @@ impl S3Writer {
             )
             .map_err(|e| s.err("CompleteMultipartUpload", &self.full_key, e))?;
             *created = true;
-            s.open_uploads
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .remove(&self.id);
             let version = done.version_id().map(str::to_string);
             block(&self.rt, self.replace_metadata(meta.clone(), version))?;
         }
@@ -993,6 +1082,9 @@ impl S3Writer {
                 )));
             }
         }
+        // Stopped from outside meanwhile (`abort_unfinished` waits for this
+        // writer): the run is failing, so the object goes.
+        self.check_not_abandoned()?;
         Ok(head)
     }
 
@@ -1152,38 +1244,42 @@ impl S3Writer {
         }
         self.closed = true;
         self.tasks.abort_all();
+        // Without an entry there is nothing of ours to discard: none was
+        // started, or `abort_unfinished` took the upload, and the run that
+        // did so may be shutting the runtime down: no more calls.
+        let upload_id = match self.s.lock_uploads().get_mut(&self.id) {
+            None => return,
+            Some((_, st)) => match std::mem::replace(st, Upload::Busy) {
+                Upload::Open(id) => Some(id),
+                _ if created => None,
+                _ => self.upload_id.clone(),
+            },
+        };
         let s = self.s.clone();
         let key = self.full_key.clone();
-        let upload_id = self.upload_id.take();
-        let registered = s
-            .open_uploads
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&self.id)
-            .is_some();
-        if self.abandoned() && !registered && !created {
-            // `abort_unfinished` already discarded the upload, and the run
-            // that did so may be shutting the runtime down: no more calls.
-            return;
-        }
         let rt = self.rt.clone();
         let mut tasks = std::mem::take(&mut self.tasks);
-        let res = block(&rt, async move {
-            while tasks.join_next().await.is_some() {}
-            if let Some(id) = upload_id {
-                s.abort_upload(&key, &id).await?;
-            }
-            if created {
-                s.client
-                    .delete_object()
-                    .bucket(&s.bucket)
-                    .key(&key)
-                    .send()
-                    .await
-                    .map_err(|e| s.err("DeleteObject", &key, e))?;
-            }
-            Ok::<_, Error>(())
-        });
+        let res = if upload_id.is_none() && !created {
+            Ok(())
+        } else {
+            block(&rt, async move {
+                while tasks.join_next().await.is_some() {}
+                if let Some(id) = upload_id {
+                    s.abort_upload(&key, &id).await?;
+                }
+                if created {
+                    s.client
+                        .delete_object()
+                        .bucket(&s.bucket)
+                        .key(&key)
+                        .send()
+                        .await
+                        .map_err(|e| s.err("DeleteObject", &key, e))?;
+                }
+                Ok::<_, Error>(())
+            })
+        };
+        self.s.lock_uploads().remove(&self.id);
         if let Err(e) = res {
             tracing::warn!("cleaning up a failed upload: {e}");
         }
@@ -1232,6 +1328,7 @@ impl ObjectWriter for S3Writer {
         match self.finish_inner(metadata, &mut created) {
             Ok(m) => {
                 self.closed = true;
+                self.s.lock_uploads().remove(&self.id);
                 Ok(m)
             }
             Err(e) => {
