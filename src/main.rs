@@ -16,8 +16,13 @@ static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 
 fn main() -> std::process::ExitCode {
-    // SAFETY: sets a plain option of the allocator, before any thread
-    // starts; MIMALLOC_PURGE_DELAY in the environment still wins.
-    unsafe { libmimalloc_sys::mi_option_set_default(MI_OPTION_PURGE_DELAY, 10_000) };
+    // mimalloc reads its options when it starts, before `main`: a default
+    // set here would come too late, so the value is set outright unless
+    // the environment gives one.
+    if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
+        // SAFETY: sets a plain option of the allocator, before any thread
+        // starts.
+        unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 10_000) };
+    }
     cli::main()
 }
