@@ -24,7 +24,7 @@ use crate::archive::writer::{new_archive_id, ArchiveOptions, ArchiveWriter, Entr
 use crate::credentials::Credentials;
 use crate::error::{Error, Result};
 use crate::filter::TableFilter;
-use crate::pg::conn::ConnInfo;
+use crate::pg::conn::{copy_encoding, set_client_encoding, ConnInfo};
 use crate::pg::copy::{self, CopyFormat, RowChunk};
 use crate::pg::snapshot::{self, qualified, Coordinator};
 use crate::progress::{Event, Progress};
@@ -444,6 +444,7 @@ async fn run_inner(
         copy_all(
             client,
             names,
+            &model.encoding,
             conn,
             &coord.snapshot_id,
             items,
@@ -948,6 +949,7 @@ async fn try_lock(client: &tokio_postgres::Client, table: &str) -> Result<bool> 
 async fn copy_all(
     coordinator: &tokio_postgres::Client,
     names: std::collections::HashMap<u32, (String, String)>,
+    encoding: &str,
     conn: &ConnInfo,
     snapshot_id: &str,
     items: Vec<WorkItem>,
@@ -974,6 +976,7 @@ async fn copy_all(
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..workers {
         let session = snapshot::adopt(conn, snapshot_id).await?;
+        session.set_copy_encoding(encoding).await?;
         let (queue, deferred, failed, tally) = (
             queue.clone(),
             deferred.clone(),
@@ -1022,6 +1025,11 @@ async fn copy_all(
         return Err(e);
     }
     let deferred = std::mem::take(&mut *deferred.lock().unwrap());
+    let enc = copy_encoding(encoding);
+    let raw = enc != "UTF8" && !deferred.is_empty();
+    if raw {
+        set_client_encoding(coordinator, enc).await?;
+    }
     for item in deferred {
         tracing::info!(
             "{} is wanted by another session; copying it on the coordinator",
@@ -1029,6 +1037,10 @@ async fn copy_all(
         );
         let rows = copy_item(coordinator, &item, target, sender, progress, &locks).await?;
         tally.item_done(item.entry, rows);
+    }
+    if raw {
+        // The coordinator goes on to read names (sequences) as strings.
+        set_client_encoding(coordinator, "UTF8").await?;
     }
     Ok(())
 }

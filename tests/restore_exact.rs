@@ -133,6 +133,47 @@ fn values_with_escaped_bytea() {
     );
 }
 
+/// A SQL_ASCII database holds bytes of no encoding: text that is not UTF-8
+/// must come back byte for byte, in either COPY format (the server refuses
+/// to send such bytes as UTF8, so data sessions take the database's own
+/// encoding).
+#[test]
+fn sql_ascii_bytes_of_no_encoding() {
+    const SQL_ASCII: &str = "ENCODING 'SQL_ASCII' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0";
+    // md5 of the rows as text: psql would hand the bytes back as they are,
+    // and they are not a Rust string.
+    const ROWS: &str = "SELECT count(*), md5(string_agg(t::text, '|' ORDER BY t::text)), \
+        md5(string_agg(octet_length(t.c::text)::text, ',' ORDER BY id)) FROM bytes t";
+    let pg = pg();
+    let src = pg.create_db_with("ex_ascii", SQL_ASCII);
+    pg.psql(
+        &src,
+        "CREATE TABLE bytes (id int PRIMARY KEY, v text, c char(6), w varchar(20));
+         INSERT INTO bytes SELECT g, E'caf\\xe9 \\xff\\x80 ' || g || E' \\xc3\\xa9',
+                E'\\xe9' || (g % 10), CASE WHEN g % 2 = 0 THEN E'x\\xfe\\x01' END
+           FROM generate_series(1, 3000) g;",
+    );
+    let before = pg.psql(&src, ROWS);
+    assert!(before.starts_with("3000|"), "{before}");
+    for format in ["text", "binary"] {
+        let w = Workdir::new();
+        backup(pg, &src, &w, &["--jobs", "2", "--copy-format", format]);
+        let dst = pg.create_db_with("ex_ascii_r", SQL_ASCII);
+        let report = restore_json(pg, &w, "latest", &dst, &["--jobs", "2"]);
+        for c in report["checks"].as_array().unwrap() {
+            assert_eq!(c["ok"], true, "{format}: {c}");
+        }
+        assert_eq!(pg.psql(&dst, ROWS), before, "{format}: rows differ");
+        assert_eq!(
+            normalise(&pg.schema_dump(&src), &src),
+            normalise(&pg.schema_dump(&dst), &dst),
+            "{format}: schema differs"
+        );
+        pg.drop_db(&dst);
+    }
+    pg.drop_db(&src);
+}
+
 #[test]
 fn inheritance_and_partitions() {
     let f = "inheritance.sql";

@@ -478,6 +478,39 @@ impl Session {
             .map_err(|e| Error::pg("setting up the session", e))?;
         Ok(Session { client })
     }
+
+    /// Gives the session the client_encoding COPY needs for the data of a
+    /// database in `db_encoding` (`pg_encoding_to_char`); see
+    /// [`copy_encoding`]. Nothing to do for any encoding but SQL_ASCII.
+    pub async fn set_copy_encoding(&self, db_encoding: &str) -> Result<()> {
+        match copy_encoding(db_encoding) {
+            "UTF8" => Ok(()),
+            enc => set_client_encoding(&self.client, enc).await,
+        }
+    }
+}
+
+/// `SET client_encoding` to `enc`, one of [`copy_encoding`]'s answers.
+pub async fn set_client_encoding(client: &Client, enc: &'static str) -> Result<()> {
+    client
+        .batch_execute(&format!("SET client_encoding = '{enc}'"))
+        .await
+        .map_err(|e| Error::pg("setting the client encoding for COPY", e))
+}
+
+/// The client_encoding of COPY data for a database in `db_encoding`. A
+/// SQL_ASCII database stores bytes of no encoding: the server refuses to
+/// send those that are not UTF-8 as UTF8, and stores them back unchanged
+/// only from SQL_ASCII. Its data moves as SQL_ASCII, byte for byte, as
+/// pg_dump moves it; every other encoding converts to and from UTF8
+/// exactly. Everything but COPY data stays UTF8: the schema and names are
+/// read as Rust strings.
+pub fn copy_encoding(db_encoding: &str) -> &'static str {
+    if db_encoding.eq_ignore_ascii_case("SQL_ASCII") {
+        "SQL_ASCII"
+    } else {
+        "UTF8"
+    }
 }
 
 #[cfg(test)]

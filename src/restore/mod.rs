@@ -32,7 +32,7 @@ use serde::Serialize;
 
 use crate::credentials::Credentials;
 use crate::error::{Error, Result};
-use crate::pg::conn::{ConnInfo, Session};
+use crate::pg::conn::{copy_encoding, ConnInfo, Session};
 use crate::pg::snapshot::qualified;
 use crate::progress::{Event, Progress};
 use crate::repo::reader::StoredArchive;
@@ -234,7 +234,8 @@ pub fn manifest_rows(m: &Manifest) -> BTreeMap<(String, String), u64> {
 /// Text rows go to the server as binary COPY only where the binary forms
 /// mean what the text does: from PostgreSQL 12 on, float4's input rounds
 /// the decimal once, as this side's conversion does (before, it rounded
-/// through a double, which can differ in rare halfway cases).
+/// through a double, which can differ in rare halfway cases); and for text
+/// in UTF-8 only: a SQL_ASCII database's bytes load as the stored text.
 async fn keep_transcoding_if_exact(
     client: &tokio_postgres::Client,
     plan: &mut plan::Plan,
@@ -246,7 +247,7 @@ async fn keep_transcoding_if_exact(
         )
         .await
         .map_err(|e| Error::pg("reading the target's server version", e))?;
-    if row.get::<_, i32>(0) < 120000 {
+    if row.get::<_, i32>(0) < 120000 || copy_encoding(&plan.model.encoding) != "UTF8" {
         for t in &mut plan.tables {
             t.transcode.clear();
         }

@@ -334,7 +334,7 @@ pub async fn run(
     let jobs = opts.jobs.max(1).min(tasks.max(1));
     let mut idle = Vec::new();
     for _ in 0..jobs {
-        idle.push(open_session(target).await?);
+        idle.push(open_session(target, &plan.model.encoding).await?);
     }
     // Per table: how its units load.
     let loads: Arc<Vec<data::TableLoad>> =
@@ -533,9 +533,10 @@ const MAINTENANCE_WORK_MEM_SQL: &str = "SELECT pg_catalog.set_config('maintenanc
         pg_catalog.pg_size_bytes(pg_catalog.current_setting('shared_buffers'))))) / 1024)::text || 'kB', false)";
 
 /// One connection for both kinds of task: DDL settings (schema-qualified
-/// names, no body checks), memory for index builds, and no waiting on the
-/// WAL flush at each commit (a failed restore is redone from scratch).
-async fn open_session(target: &ConnInfo) -> Result<Session> {
+/// names, no body checks), memory for index builds, no waiting on the WAL
+/// flush at each commit (a failed restore is redone from scratch), and the
+/// client encoding of the archive's COPY data (`pg::conn::copy_encoding`).
+async fn open_session(target: &ConnInfo, encoding: &str) -> Result<Session> {
     let s = Session::open(target).await?;
     s.client
         .batch_execute(APPLY_SESSION_SQL)
@@ -548,6 +549,7 @@ async fn open_session(target: &ConnInfo) -> Result<Session> {
                 .await,
         )
         .map_err(|e| Error::pg("setting up a restore session", e))?;
+    s.set_copy_encoding(encoding).await?;
     Ok(s)
 }
 

@@ -377,13 +377,19 @@ impl Cluster {
 
     /// A new, empty database with a unique name starting with `prefix`.
     pub fn create_db(&self, prefix: &str) -> String {
+        self.create_db_with(prefix, "")
+    }
+
+    /// [`Cluster::create_db`] with `CREATE DATABASE` options (`ENCODING
+    /// ...`).
+    pub fn create_db_with(&self, prefix: &str, options: &str) -> String {
         let name = format!(
             "{}_{}_{}",
             prefix,
             std::process::id(),
             DB_SEQ.fetch_add(1, Ordering::SeqCst)
         );
-        self.psql("postgres", &format!("CREATE DATABASE \"{name}\""));
+        self.psql("postgres", &format!("CREATE DATABASE \"{name}\" {options}"));
         name
     }
 
