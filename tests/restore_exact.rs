@@ -245,26 +245,49 @@ fn long_rows_in_a_table_split_into_ranges() {
 /// from the same queue, and every row arrives once.
 #[test]
 fn idle_jobs_join_the_load_of_a_shared_table() {
+    let log = shared_table_round_trip("ex_shared", "");
+    assert!(!log.contains("loading as text"), "{log}");
+}
+
+/// As above, with bytea in the escape format, which the conversion to
+/// binary refuses: each stream on the shared table starts over as text with
+/// the chunks it took, the first one after giving up its frozen load.
+#[test]
+fn shared_streams_fall_back_to_text_each_with_its_own_chunks() {
+    let log = shared_table_round_trip("ex_shared_esc", "bytea_output = 'escape'");
+    let fallbacks = log.matches("\"public\".\"t\": loading as text").count();
+    assert!(fallbacks >= 2, "{fallbacks} stream(s) fell back:\n{log}");
+}
+
+/// Restores one table of 64 KiB chunks, some rows longer than a chunk,
+/// with `--jobs 3`; checks that more than one stream loaded it and that
+/// every row arrived once. `settings` apply to the source database. Returns
+/// the restore's debug log.
+fn shared_table_round_trip(stem: &str, settings: &str) -> String {
     let pg = pg();
-    let src = pg.create_db("ex_shared");
+    let src = pg.create_db(stem);
+    if !settings.is_empty() {
+        pg.psql(&src, &format!("ALTER DATABASE \"{src}\" SET {settings}"));
+    }
     pg.psql(
         &src,
-        "CREATE TABLE t (id int PRIMARY KEY, at timestamptz, note text); \
+        "CREATE TABLE t (id int PRIMARY KEY, at timestamptz, note text, b bytea); \
          INSERT INTO t SELECT g, timestamptz '2026-01-01' + g * interval '1 minute', \
-           repeat('n', CASE WHEN g % 5000 = 0 THEN 150000 ELSE 40 END) || g \
+           repeat('n', CASE WHEN g % 5000 = 0 THEN 150000 ELSE 40 END) || g, \
+           decode(md5(g::text), 'hex') \
            FROM generate_series(1, 40000) g;",
     );
     let w = Workdir::new();
     backup(pg, &src, &w, &["--chunk-size", "64KiB"]);
-    let dst = pg.create_db("ex_shared_r");
+    let dst = pg.create_db(&format!("{stem}_r"));
     let out = common::restore_command(pg, &w, "latest", &dst, &["--jobs", "3"])
         .env("PGSNAP_LOG", "pgsnap=debug")
         .output()
         .expect("run pgsnap");
     let report = common::restore_report(&out, "with --jobs 3");
     // The scheduler's log says how many streams loaded the table.
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let streams = stderr.matches("loading \"public\".\"t\"").count();
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    let streams = stderr.matches("loading \"public\".\"t\" (").count();
     assert!(streams >= 2, "one stream only:\n{stderr}");
     assert_eq!(report["rows"], 40000, "{report}");
     assert!(
@@ -273,4 +296,5 @@ fn idle_jobs_join_the_load_of_a_shared_table() {
     );
     pg.drop_db(&src);
     pg.drop_db(&dst);
+    stderr
 }
