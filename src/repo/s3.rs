@@ -293,6 +293,18 @@ struct Shared {
 }
 
 impl Shared {
+    /// DeleteObject of a full key.
+    async fn delete_full(&self, full: &str) -> Result<()> {
+        self.client
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(full)
+            .send()
+            .await
+            .map_err(|e| self.err("DeleteObject", full, e))?;
+        Ok(())
+    }
+
     fn lock_uploads(&self) -> std::sync::MutexGuard<'_, HashMap<u64, (String, Upload)>> {
         self.uploads.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -664,16 +676,7 @@ impl Storage for S3Storage {
     }
 
     async fn delete(&self, key: &str) -> Result<()> {
-        let s = &self.s;
-        let full = s.full(key);
-        s.client
-            .delete_object()
-            .bucket(&s.bucket)
-            .key(&full)
-            .send()
-            .await
-            .map_err(|e| s.err("DeleteObject", &full, e))?;
-        Ok(())
+        self.s.delete_full(&self.s.full(key)).await
     }
 
     async fn sweep_uploads(&self, before: DateTime<Utc>) -> Result<usize> {
@@ -1268,13 +1271,7 @@ impl S3Writer {
                     s.abort_upload(&key, &id).await?;
                 }
                 if created {
-                    s.client
-                        .delete_object()
-                        .bucket(&s.bucket)
-                        .key(&key)
-                        .send()
-                        .await
-                        .map_err(|e| s.err("DeleteObject", &key, e))?;
+                    s.delete_full(&key).await?;
                 }
                 Ok::<_, Error>(())
             })
