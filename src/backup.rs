@@ -213,7 +213,8 @@ pub async fn run(
         .await
         // The archive writer sees only an `io::Error`; name the archive when
         // it is a full disk. Nothing else in a backup writes.
-        .map_err(|e| e.on_write(|| format!("writing the archive {}/{key}", repo.location())));
+        .map_err(|e| e.on_write(|| format!("writing the archive {}/{key}", repo.location())))
+        .map_err(explain_not_utf8);
     if res.is_err() {
         // Wherever the archive writer is (even if still running), its upload
         // is gone when the error is reported.
@@ -224,6 +225,27 @@ pub async fn run(
         }
     }
     res
+}
+
+/// Table data moves in the database's own bytes where it must (SQL_ASCII,
+/// `pg::conn::copy_encoding`), so a backup meets bytes that are not UTF-8
+/// only in names and definitions, which pgsnap reads as Rust strings: say
+/// so, and what to do.
+fn explain_not_utf8(e: Error) -> Error {
+    match e {
+        Error::Postgres { context, detail }
+            if detail.contains("invalid byte sequence for encoding \"UTF8\"") =>
+        {
+            Error::Postgres {
+                context,
+                detail: format!(
+                    "{detail}; pgsnap reads names and definitions as UTF-8: in a SQL_ASCII \
+                     database, rename the objects whose names or definitions are not UTF-8"
+                ),
+            }
+        }
+        e => e,
+    }
 }
 
 /// What names one backup run.
