@@ -177,17 +177,7 @@ fn sql_ascii_bytes_of_no_encoding() {
         "DO $$ BEGIN EXECUTE format('CREATE TABLE %I (a int)', \
            convert_from('\\x636166e9'::bytea, 'SQL_ASCII')); END $$",
     );
-    let w = Workdir::new();
-    let out = common::pgsnap(&[
-        "backup",
-        "--db",
-        &pg.url(&src),
-        "--repo",
-        &w.repo(),
-        "--key-file",
-        &w.key(),
-        "-q",
-    ]);
+    let out = common::backup_output(&pg.url(&src), &Workdir::new(), &[]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("rename the objects whose names"), "{err}");

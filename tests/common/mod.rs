@@ -572,10 +572,15 @@ pub fn pgsnap(args: &[&str]) -> std::process::Output {
 
 /// Like [`pgsnap`], but fails the test with pgsnap's stderr unless it exits 0.
 pub fn pgsnap_ok(args: &[&str]) -> String {
-    let out = pgsnap(args);
+    success_stdout(pgsnap(args), &format!("{args:?}"))
+}
+
+/// The stdout of a pgsnap run that must have exited 0 (`what` names the
+/// run in the failure message, with pgsnap's stderr).
+pub fn success_stdout(out: std::process::Output, what: &str) -> String {
     assert!(
         out.status.success(),
-        "pgsnap {args:?} failed ({}):\n{}",
+        "pgsnap {what} failed ({}):\n{}",
         out.status,
         String::from_utf8_lossy(&out.stderr)
     );
@@ -710,6 +715,12 @@ pub fn backup(pg: &Cluster, db: &str, w: &Workdir, extra: &[&str]) -> String {
 
 /// [`backup`] of the database at `url` (another role, say).
 pub fn backup_url(url: &str, w: &Workdir, extra: &[&str]) -> String {
+    let out = success_stdout(backup_output(url, w, extra), &format!("backup {extra:?}"));
+    out.lines().last().unwrap_or_default().trim().to_string()
+}
+
+/// [`backup_url`]'s run, whether it succeeded or not.
+pub fn backup_output(url: &str, w: &Workdir, extra: &[&str]) -> std::process::Output {
     let (repo, key) = (w.repo(), w.key());
     let mut args = vec![
         "backup",
@@ -722,8 +733,7 @@ pub fn backup_url(url: &str, w: &Workdir, extra: &[&str]) -> String {
         "-q",
     ];
     args.extend_from_slice(extra);
-    let out = pgsnap_ok(&args);
-    out.lines().last().unwrap_or_default().trim().to_string()
+    pgsnap(&args)
 }
 
 /// `pgsnap restore --json -q` of backup `id` (or `latest`) from the
