@@ -203,7 +203,7 @@ fn convert_row(
         let Some(line) = rest else {
             return Err(error(column, "a row with fewer fields than columns"));
         };
-        let field = match memchr(b'\t', line).and_then(|at| line.split_at_checked(at)) {
+        let field = match field_end(kind, line).and_then(|at| line.split_at_checked(at)) {
             Some((field, tail)) => {
                 rest = tail.get(1..);
                 field
@@ -222,6 +222,16 @@ fn convert_row(
     }
 }
 
+/// Where the field at the start of `line` ends (its tab), if not at the
+/// end of the line. Values of the scalar kinds are a few bytes long, which
+/// a plain loop passes faster than a call to memchr.
+fn field_end(kind: Kind, line: &[u8]) -> Option<usize> {
+    match kind {
+        Kind::Text | Kind::Json | Kind::Jsonb | Kind::Bytea => memchr(b'\t', line),
+        _ => line.iter().position(|&b| b == b'\t'),
+    }
+}
+
 /// Appends one field: its length, then its value in the type's binary
 /// (send) format.
 fn convert_field(
@@ -236,10 +246,19 @@ fn convert_field(
         out.extend_from_slice(&(-1i32).to_be_bytes());
         return Ok(());
     }
+    // A blank-padded value's padding is most of it: drop it before the
+    // conversion rather than convert it and drop it after.
+    let raw = if trim {
+        raw.get(..crate::pg::unpad::trim_text(raw)).unwrap_or(raw)
+    } else {
+        raw
+    };
     let len_at = out.len();
     out.extend_from_slice(&[0; 4]);
     let start = out.len();
     convert_value(kind, raw, scratch, out)?;
+    // An escaped blank (`\ `, which COPY never writes) survives the raw
+    // trim; the value's trailing blanks go all the same.
     if trim {
         let kept = out.get(start..).map_or(0, crate::pg::unpad::trim_spaces);
         out.truncate(start.saturating_add(kept));
@@ -272,15 +291,24 @@ fn convert_value(
         Kind::Bytea => return bytea(raw, scratch, out),
         _ => {}
     }
-    // The remaining types never need escapes in COPY output, but undo any
-    // as the server would.
-    let value = if memchr(b'\\', raw).is_none() {
-        raw
-    } else {
+    // The remaining types never need escapes in COPY output, and none of
+    // their parsers takes a backslash: convert the raw field, and only if
+    // that fails and it holds an escape, undo the escapes as the server
+    // would and try again.
+    let at = out.len();
+    let first = scalar(kind, raw, out);
+    if first.is_err() && memchr(b'\\', raw).is_some() {
+        out.truncate(at);
         scratch.clear();
         unescape(raw, scratch)?;
-        scratch.as_slice()
-    };
+        return scalar(kind, scratch, out);
+    }
+    first
+}
+
+/// Appends the binary form of a value of a kind without escapes (all but
+/// text, json, jsonb and bytea).
+fn scalar(kind: Kind, value: &[u8], out: &mut Vec<u8>) -> Result<(), &'static str> {
     match kind {
         Kind::Bool => out.push(match value {
             b"t" => 1,
@@ -325,7 +353,7 @@ fn convert_value(
             let us = timestamp(value, true).ok_or("an invalid or out-of-range timestamptz")?;
             out.extend_from_slice(&us.to_be_bytes());
         }
-        Kind::Text | Kind::Json | Kind::Jsonb | Kind::Bytea => {}
+        Kind::Text | Kind::Json | Kind::Jsonb | Kind::Bytea => return Err("a value with escapes"),
     }
     Ok(())
 }
@@ -372,12 +400,25 @@ fn bytea(raw: &[u8], scratch: &mut Vec<u8>, out: &mut Vec<u8>) -> Result<(), &'s
     if !pairs.remainder().is_empty() {
         return Err("a bytea with an odd number of hex digits");
     }
-    out.reserve(pairs.len());
-    for pair in pairs {
-        match pair {
-            [hi, lo] => out.push(hex_pair(*hi, *lo, true).ok_or("a bytea with a non-hex digit")?),
-            _ => return Err("a bytea with an odd number of hex digits"),
+    // Decoded in place, with one check at the end: a non-digit's table
+    // entry has its top bit set, and so does the OR of all entries.
+    let start = out.len();
+    out.resize(start.saturating_add(pairs.len()), 0);
+    let mut seen = 0u8;
+    for (byte, pair) in out
+        .get_mut(start..)
+        .unwrap_or_default()
+        .iter_mut()
+        .zip(pairs)
+    {
+        if let [hi, lo] = pair {
+            let (hi, lo) = (hex_value(*hi), hex_value(*lo));
+            seen |= hi | lo;
+            *byte = ((hi & 0x0f) << 4) | (lo & 0x0f);
         }
+    }
+    if seen & NOT_HEX_BIT != 0 {
+        return Err("a bytea with a non-hex digit");
     }
     Ok(())
 }
@@ -453,12 +494,47 @@ fn escaped_byte(value: u32) -> Result<u8, &'static str> {
     }
 }
 
-fn hex_digit(b: u8, upper_too: bool) -> Option<u8> {
-    let d = char::from(b).to_digit(16)?;
-    if !upper_too && b.is_ascii_uppercase() {
-        return None;
+/// Each byte's value as a hex digit; `NOT_HEX` for a byte that is none,
+/// `UPPER` marked on `A`-`F`. A table: a restore decodes every byte of
+/// every bytea through it.
+// Built at compile time, where an index out of range or a truncating cast
+// fails the build rather than a restore.
+#[allow(
+    clippy::indexing_slicing,
+    clippy::cast_possible_truncation,
+    clippy::arithmetic_side_effects
+)]
+const HEX: [u8; 256] = {
+    let mut table = [NOT_HEX; 256];
+    let mut i = 0;
+    while i < 10 {
+        table[b'0' as usize + i] = i as u8;
+        i += 1;
     }
-    u8::try_from(d).ok()
+    let mut i = 0;
+    while i < 6 {
+        table[b'a' as usize + i] = 10 + i as u8;
+        table[b'A' as usize + i] = UPPER | (10 + i as u8);
+        i += 1;
+    }
+    table
+};
+const NOT_HEX: u8 = 0xff;
+const NOT_HEX_BIT: u8 = 0x80;
+const UPPER: u8 = 0x10;
+
+/// `b`'s entry in [`HEX`].
+fn hex_value(b: u8) -> u8 {
+    HEX.get(usize::from(b)).copied().unwrap_or(NOT_HEX)
+}
+
+fn hex_digit(b: u8, upper_too: bool) -> Option<u8> {
+    match hex_value(b) {
+        NOT_HEX => None,
+        d if d & UPPER == 0 => Some(d),
+        d if upper_too => Some(d & 0x0f),
+        _ => None,
+    }
 }
 
 fn hex_pair(hi: u8, lo: u8, upper_too: bool) -> Option<u8> {
@@ -1328,6 +1404,42 @@ mod tests {
         assert_eq!(ok(Kind::Bool, r"\164"), [1]);
         assert_eq!(ok(Kind::Date, r"2000\-01-01"), [0; 4]);
         assert_rejected(Kind::Bool, r"\t");
+    }
+
+    #[test]
+    fn no_scalar_parser_takes_a_backslash() {
+        // convert_value converts a scalar's raw field first and undoes
+        // escapes only when that fails: a raw field holding a backslash
+        // must never convert as it is.
+        let samples = [
+            (Kind::Bool, "t"),
+            (Kind::Int2, "-12"),
+            (Kind::Int4, "123"),
+            (Kind::Int8, "-9000"),
+            (Kind::Oid, "42"),
+            (Kind::Float4, "1.5e-07"),
+            (Kind::Float8, "-Infinity"),
+            (Kind::Float8, "NaN"),
+            (Kind::Date, "2000-01-01 BC"),
+            (Kind::Date, "infinity"),
+            (Kind::Timestamp, "2000-01-01 12:34:56.789"),
+            (Kind::Timestamptz, "2000-01-01 12:34:56+05:30"),
+            (Kind::Uuid, "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"),
+        ];
+        for (kind, value) in samples {
+            assert!(
+                scalar(kind, value.as_bytes(), &mut Vec::new()).is_ok(),
+                "{kind:?} {value}"
+            );
+            for at in 0..=value.len() {
+                for (insert, replace) in [(&b"\\"[..], 0), (b"\\\\", 0), (b"\\", 1)] {
+                    let mut v = value.as_bytes().to_vec();
+                    let end = (at + replace).min(v.len());
+                    v.splice(at..end, insert.iter().copied());
+                    assert!(scalar(kind, &v, &mut Vec::new()).is_err(), "{kind:?} {v:?}");
+                }
+            }
+        }
     }
 
     #[test]

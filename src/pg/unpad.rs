@@ -174,7 +174,7 @@ pub(crate) fn trim_spaces(value: &[u8]) -> usize {
 
 /// Like [`trim_spaces`] for a text-format value, keeping a space that a
 /// backslash escapes (COPY never writes one, but it would be a space).
-fn trim_text(value: &[u8]) -> usize {
+pub(crate) fn trim_text(value: &[u8]) -> usize {
     let end = trim_spaces(value);
     if end == value.len() {
         return end;
