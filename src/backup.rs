@@ -233,17 +233,20 @@ pub async fn run(
 /// so, and what to do.
 fn explain_not_utf8(e: Error) -> Error {
     match e {
-        Error::Postgres { context, detail }
-            if detail.contains("invalid byte sequence for encoding \"UTF8\"") =>
-        {
-            Error::Postgres {
-                context,
-                detail: format!(
-                    "{detail}; pgsnap reads names and definitions as UTF-8: in a SQL_ASCII \
-                     database, rename the objects whose names or definitions are not UTF-8"
-                ),
-            }
-        }
+        // character_not_in_repertoire: the server's "invalid byte sequence
+        // for encoding", in whatever language its messages are in.
+        Error::Postgres {
+            context,
+            detail,
+            code,
+        } if code.as_deref() == Some("22021") => Error::Postgres {
+            context,
+            detail: format!(
+                "{detail}; pgsnap reads names and definitions as UTF-8: in a SQL_ASCII \
+                 database, rename the objects whose names or definitions are not UTF-8"
+            ),
+            code,
+        },
         e => e,
     }
 }
@@ -274,6 +277,7 @@ async fn run_with_deadline(
                     "exceeded --max-duration of {}s and was stopped; nothing was kept",
                     d.as_secs()
                 ),
+                code: None,
             })?,
         None => run_inner(repo, conn, keys, opts, progress, run).await,
     }
@@ -805,6 +809,7 @@ async fn preflight(client: &tokio_postgres::Client, oids: &[u32]) -> Result<()> 
                 names.len(),
                 names.join(", ")
             ),
+            code: None,
         });
     }
     let cap = client
@@ -825,6 +830,7 @@ async fn preflight(client: &tokio_postgres::Client, oids: &[u32]) -> Result<()> 
                  raise max_locks_per_transaction (needs a restart) or back up fewer tables",
                 oids.len()
             ),
+            code: None,
         });
     }
     Ok(())

@@ -60,9 +60,16 @@ pub enum Error {
     #[error("{0}")]
     Transcode(#[from] crate::pg::transcode::TranscodeError),
 
-    /// A statement failed on the server.
+    /// A statement failed on the server, or a check pgsnap makes of it.
+    /// `code` is the SQLSTATE when the server reported the error, for
+    /// callers that act on the kind of failure rather than its words (the
+    /// server's messages follow its `lc_messages`).
     #[error("{context}: {detail}")]
-    Postgres { context: String, detail: String },
+    Postgres {
+        context: String,
+        detail: String,
+        code: Option<String>,
+    },
 
     /// The repository is missing, malformed or holds no such backup.
     #[error("{0}")]
@@ -214,6 +221,7 @@ impl Error {
         Error::Postgres {
             context: context.into(),
             detail: detail.replace('\n', " "),
+            code: e.code().map(|c| c.code().to_string()),
         }
     }
 

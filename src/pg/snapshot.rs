@@ -8,6 +8,7 @@
 
 use std::time::Duration;
 
+use tokio_postgres::error::SqlState;
 use tokio_postgres::Client;
 
 use crate::error::{Error, Result};
@@ -74,7 +75,7 @@ impl Coordinator {
                 .batch_execute(&format!("LOCK TABLE {q} IN ACCESS SHARE MODE"))
                 .await
             {
-                if e.code() == Some(&tokio_postgres::error::SqlState::LOCK_NOT_AVAILABLE) {
+                if e.code() == Some(&SqlState::LOCK_NOT_AVAILABLE) {
                     let who = blockers(info, schema, name).await.unwrap_or_default();
                     return Err(Error::Postgres {
                         context: format!("locking table {q}"),
@@ -88,6 +89,7 @@ impl Coordinator {
                                 who
                             }
                         ),
+                        code: Some(SqlState::LOCK_NOT_AVAILABLE.code().to_string()),
                     });
                 }
                 return Err(Error::pg(format!("locking table {q}"), e));
