@@ -131,10 +131,13 @@ impl Transcoder {
         if !self.partial.is_empty() {
             // Only the new data is searched for the newline: a value of
             // hundreds of MB arrives over many calls.
-            let Some((head, tail)) = split_line(rest) else {
+            let Some(end) = memchr(b'\n', rest) else {
                 self.partial.extend_from_slice(rest);
                 return Ok(());
             };
+            let (head, tail) = rest
+                .split_at_checked(end.saturating_add(1))
+                .unwrap_or((rest, &[]));
             self.partial.extend_from_slice(head);
             let row = std::mem::take(&mut self.partial);
             let result = convert_row(&self.kinds, &self.padded, &mut self.scratch, &row, out);
@@ -142,12 +145,16 @@ impl Transcoder {
                 self.partial = row;
                 self.partial.clear();
             }
-            result?;
+            // The row's one newline is its last byte: it converts whole or
+            // fails.
+            if result?.is_none() {
+                return Err(error(0, "a row cut off at the end of the data"));
+            }
             rest = tail;
         }
-        while let Some((row, tail)) = split_line(rest) {
-            convert_row(&self.kinds, &self.padded, &mut self.scratch, row, out)?;
-            rest = tail;
+        while let Some(used) = convert_row(&self.kinds, &self.padded, &mut self.scratch, rest, out)?
+        {
+            rest = rest.get(used..).unwrap_or_default();
         }
         self.partial.extend_from_slice(rest);
         if self.scratch.capacity() > KEEP_CAPACITY {
@@ -173,62 +180,65 @@ fn error(column: usize, what: &str) -> TranscodeError {
     }
 }
 
-/// The row before the first newline and the data after that newline.
-fn split_line(data: &[u8]) -> Option<(&[u8], &[u8])> {
-    let end = memchr(b'\n', data)?;
-    let (row, tail) = data.split_at_checked(end)?;
-    Some((row, tail.get(1..).unwrap_or_default()))
-}
-
-/// Appends the tuple for one row (without its newline).
+/// Appends the tuple for the row at the start of `data` and returns its
+/// length with its newline; None, with `out` as it was, if the row's newline
+/// is not in `data`. Each field is found by one search for the tab or
+/// newline that ends it, so a row's bytes are scanned once.
 fn convert_row(
     kinds: &[Kind],
     padded: &[bool],
     scratch: &mut Vec<u8>,
-    row: &[u8],
+    data: &[u8],
     out: &mut Vec<u8>,
-) -> Result<(), TranscodeError> {
+) -> Result<Option<usize>, TranscodeError> {
     let count = i16::try_from(kinds.len()).map_err(|_| error(0, "a row of over 32767 columns"))?;
-    out.extend_from_slice(&count.to_be_bytes());
     // A table without columns has an empty line per row, not one empty field.
     if kinds.is_empty() {
-        return if row.is_empty() {
-            Ok(())
-        } else {
-            Err(error(0, "a row with more fields than columns"))
+        return match memchr(b'\n', data) {
+            None => Ok(None),
+            Some(0) => {
+                out.extend_from_slice(&count.to_be_bytes());
+                Ok(Some(1))
+            }
+            Some(_) => Err(error(0, "a row with more fields than columns")),
         };
     }
-    let mut rest = Some(row);
+    let at = out.len();
+    out.extend_from_slice(&count.to_be_bytes());
+    let last = kinds.len().saturating_sub(1);
+    let mut used = 0usize;
     for (column, &kind) in kinds.iter().enumerate() {
-        let Some(line) = rest else {
-            return Err(error(column, "a row with fewer fields than columns"));
+        let line = data.get(used..).unwrap_or_default();
+        let Some(end) = field_end(kind, line) else {
+            out.truncate(at);
+            return Ok(None);
         };
-        let field = match field_end(kind, line).and_then(|at| line.split_at_checked(at)) {
-            Some((field, tail)) => {
-                rest = tail.get(1..);
-                field
-            }
-            None => {
-                rest = None;
-                line
-            }
-        };
+        let (field, tail) = line.split_at_checked(end).unwrap_or((line, &[]));
+        let newline = tail.first() == Some(&b'\n');
+        if newline && column < last {
+            // Named by the first column without a field.
+            return Err(error(
+                column.saturating_add(1),
+                "a row with fewer fields than columns",
+            ));
+        }
+        if !newline && column == last {
+            return Err(error(kinds.len(), "a row with more fields than columns"));
+        }
         let trim = padded.get(column).copied().unwrap_or(false);
         convert_field(kind, trim, field, scratch, out).map_err(|what| error(column, what))?;
+        used = used.saturating_add(end).saturating_add(1);
     }
-    match rest {
-        Some(_) => Err(error(kinds.len(), "a row with more fields than columns")),
-        None => Ok(()),
-    }
+    Ok(Some(used))
 }
 
-/// Where the field at the start of `line` ends (its tab), if not at the
-/// end of the line. Values of the scalar kinds are a few bytes long, which
-/// a plain loop passes faster than a call to memchr.
+/// Where the field at the start of `line` ends: its tab or the row's
+/// newline (None if `line` holds neither). Values of the scalar kinds are a
+/// few bytes long, which a plain loop passes faster than a call to memchr.
 fn field_end(kind: Kind, line: &[u8]) -> Option<usize> {
     match kind {
-        Kind::Text | Kind::Json | Kind::Jsonb | Kind::Bytea => memchr(b'\t', line),
-        _ => line.iter().position(|&b| b == b'\t'),
+        Kind::Text | Kind::Json | Kind::Jsonb | Kind::Bytea => memchr2(b'\t', b'\n', line),
+        _ => line.iter().position(|&b| b == b'\t' || b == b'\n'),
     }
 }
 
