@@ -363,7 +363,10 @@ fn scalar(kind: Kind, value: &[u8], out: &mut Vec<u8>) -> Result<(), &'static st
             let us = timestamp(value, true).ok_or("an invalid or out-of-range timestamptz")?;
             out.extend_from_slice(&us.to_be_bytes());
         }
-        Kind::Text | Kind::Json | Kind::Jsonb | Kind::Bytea => return Err("a value with escapes"),
+        // Converted by convert_value itself; never passed here.
+        Kind::Text | Kind::Json | Kind::Jsonb | Kind::Bytea => {
+            return Err("a kind that is not a scalar")
+        }
     }
     Ok(())
 }
