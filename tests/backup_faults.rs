@@ -23,7 +23,12 @@ fn complete_backups(repo: &str) -> usize {
 
 /// A database with one big table, so a backup runs long enough to be hit.
 fn big_db(pg: &Cluster, prefix: &str) -> String {
-    let db = pg.create_db(prefix);
+    big_db_with(pg, prefix, "")
+}
+
+/// [`big_db`] made with `CREATE DATABASE` options (an encoding, say).
+fn big_db_with(pg: &Cluster, prefix: &str, options: &str) -> String {
+    let db = pg.create_db_with(prefix, options);
     pg.psql(
         &db,
         "CREATE TABLE big (id int, a text, b text); \
@@ -34,7 +39,9 @@ fn big_db(pg: &Cluster, prefix: &str) -> String {
     db
 }
 
-fn spawn_backup(url: &str, w: &Workdir) -> std::process::Child {
+/// A one-job backup of `url` in the background, with `extra` arguments: one
+/// job, so a table other than `big` waits until `big`'s COPY is done.
+fn spawn_backup(url: &str, w: &Workdir, extra: &[&str]) -> std::process::Child {
     Command::new(env!("CARGO_BIN_EXE_pgsnap"))
         .args([
             "backup",
@@ -47,6 +54,7 @@ fn spawn_backup(url: &str, w: &Workdir) -> std::process::Child {
             "--jobs",
             "1",
         ])
+        .args(extra)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -72,12 +80,25 @@ fn wait_for_copy(pg: &Cluster, db: &str) -> i32 {
     }
 }
 
+/// `sql` run by psql in the background as application `app`, its output
+/// dropped: a session that waits for a lock, or holds one.
+fn psql_in_background(pg: &Cluster, db: &str, sql: &str, app: &str) -> std::process::Child {
+    Command::new(pg.bindir.join("psql"))
+        .args(["-X", "-h", "127.0.0.1", "-p", &pg.port.to_string()])
+        .args(["-U", "postgres", "-d", db, "-c", sql])
+        .env("PGAPPNAME", app)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
 #[test]
 fn backend_terminated_mid_copy() {
     let pg = pg();
     let db = big_db(pg, "fault_term");
     let w = Workdir::new();
-    let child = spawn_backup(&pg.url(&db), &w);
+    let child = spawn_backup(&pg.url(&db), &w, &[]);
     let pid = wait_for_copy(pg, &db);
     pg.psql("postgres", &format!("SELECT pg_terminate_backend({pid})"));
     let out = child.wait_with_output().unwrap();
@@ -120,7 +141,7 @@ fn kill_9_leaves_nothing_listed_and_the_next_backup_works() {
     let pg = pg();
     let db = big_db(pg, "fault_kill");
     let w = Workdir::new();
-    let mut child = spawn_backup(&pg.url(&db), &w);
+    let mut child = spawn_backup(&pg.url(&db), &w, &[]);
     wait_for_copy(pg, &db);
     std::thread::sleep(Duration::from_millis(200));
     child.kill().unwrap(); // SIGKILL
@@ -189,27 +210,12 @@ fn lock_timeout_names_the_blocking_session() {
     let db = pg.create_db("fault_lock");
     pg.psql(&db, "CREATE TABLE t (x int)");
     // A session holding ACCESS EXCLUSIVE on t for a while.
-    let mut holder = Command::new(pg.bindir.join("psql"))
-        .args([
-            "-X",
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &pg.port.to_string(),
-            "-U",
-            "postgres",
-            "-d",
-            &db,
-        ])
-        .args([
-            "-c",
-            "BEGIN; LOCK TABLE t IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(20); COMMIT;",
-        ])
-        .env("PGAPPNAME", "the_blocker")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut holder = psql_in_background(
+        pg,
+        &db,
+        "BEGIN; LOCK TABLE t IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(20); COMMIT;",
+        "the_blocker",
+    );
     let t = Instant::now();
     while pg
         .psql("postgres", &format!("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'the_blocker' AND datname = '{db}' AND query LIKE '%pg_sleep%'"))
@@ -247,30 +253,14 @@ fn tables_created_and_dropped_during_the_backup_do_not_break_it() {
     let pg = pg();
     let db = big_db(pg, "fault_ddl");
     let w = Workdir::new();
-    let child = spawn_backup(&pg.url(&db), &w);
+    let child = spawn_backup(&pg.url(&db), &w, &[]);
     wait_for_copy(pg, &db);
     pg.psql(
         &db,
         "CREATE TABLE added_later (x int); INSERT INTO added_later VALUES (1)",
     );
     // DROP waits for the backup's lock; run it in the background.
-    let dropper = Command::new(pg.bindir.join("psql"))
-        .args([
-            "-X",
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &pg.port.to_string(),
-            "-U",
-            "postgres",
-            "-d",
-            &db,
-        ])
-        .args(["-c", "DROP TABLE small"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let dropper = psql_in_background(pg, &db, "DROP TABLE small", "the_dropper");
     let out = child.wait_with_output().unwrap();
     assert!(
         out.status.success(),
@@ -296,6 +286,46 @@ fn tables_created_and_dropped_during_the_backup_do_not_break_it() {
         names.contains(&"small") && !names.contains(&"added_later"),
         "{names:?}"
     );
+}
+
+/// The coordinator copies a table that a worker could not lock (a DROP was
+/// queued behind the backup's lock). In a SQL_ASCII database it must take
+/// the database's own encoding for that COPY, as the workers do, or the
+/// server refuses bytes that are not UTF-8.
+#[test]
+fn a_table_wanted_by_another_session_in_a_sql_ascii_database_keeps_its_bytes() {
+    const SQL_ASCII: &str = "ENCODING 'SQL_ASCII' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0";
+    const ROWS: &str = "SELECT count(*), md5(string_agg(t::text, '|' ORDER BY id)) FROM odd t";
+    let pg = pg();
+    let db = big_db_with(pg, "fault_ascii", SQL_ASCII);
+    pg.psql(
+        &db,
+        "CREATE TABLE odd (id int PRIMARY KEY, v text); \
+         INSERT INTO odd SELECT g, E'caf\\xe9 \\xff' || g FROM generate_series(1, 100) g;",
+    );
+    let before = pg.psql(&db, ROWS);
+    assert!(before.starts_with("100|"), "{before}");
+    let w = Workdir::new();
+    let child = spawn_backup(&pg.url(&db), &w, &["-v"]);
+    wait_for_copy(pg, &db);
+    let dropper = psql_in_background(pg, &db, "DROP TABLE odd", "the_dropper");
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("\"odd\" is wanted by another session; copying it on the coordinator"),
+        "the worker was not kept from odd: {err}"
+    );
+    assert!(
+        !err.contains('\u{1b}'),
+        "colour codes in a log that is not a terminal: {err}"
+    );
+    dropper.wait_with_output().unwrap();
+    let dst = pg.create_db_with("fault_ascii_r", SQL_ASCII);
+    common::restore_json(pg, &w, "latest", &dst, &["--table", "public.odd"]);
+    assert_eq!(pg.psql(&dst, ROWS), before, "odd's bytes differ");
+    pg.drop_db(&dst);
+    pg.drop_db(&db);
 }
 
 #[test]

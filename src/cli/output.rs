@@ -1,5 +1,7 @@
 //! Logging and human-readable formatting shared by the commands.
 
+use std::io::IsTerminal;
+
 use tracing_subscriber::EnvFilter;
 
 pub fn init_logging(verbose: u8, quiet: bool) {
@@ -17,9 +19,13 @@ pub fn init_logging(verbose: u8, quiet: bool) {
                 "pgsnap={level},warn,aws_config=error,aws_smithy_runtime=error,aws_runtime=error"
             ))
         });
+    // Colour only for a person at a terminal: logs that go to a file or a
+    // scheduler's capture must not carry escape codes.
+    let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(colour)
         .with_target(false)
         .without_time()
         .try_init();
