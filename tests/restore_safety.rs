@@ -141,6 +141,49 @@ fn truncated_archive_is_refused_and_the_target_untouched() {
     assert_ne!(list[0]["status"], "complete");
 }
 
+/// `latest` with a damaged newest backup: `verify latest` fails naming it
+/// (a nightly check must not pass on an older backup); restore takes the
+/// newest complete one and warns about the damaged one.
+#[test]
+fn a_damaged_newest_backup_fails_verify_latest_and_restore_warns() {
+    let pg = pg();
+    let s = setup("latest_damaged");
+    let newest = backup(pg, &s.src, &s.w, &["--chunk-size", "256KiB"]);
+    let path = archive_of(&s.w.repo(), &newest);
+    let len = std::fs::metadata(&path).unwrap().len();
+    let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+    f.set_len(len / 2).unwrap();
+    let (repo, key) = (s.w.repo(), s.w.key());
+    let v = pgsnap(&["verify", "--repo", &repo, "--key-file", &key, "latest"]);
+    let err = String::from_utf8_lossy(&v.stderr);
+    assert_eq!(v.status.code(), Some(1), "{err}");
+    assert!(err.contains(&newest) && err.contains("damaged"), "{err}");
+    let dst = pg.create_db("latest_damaged_dst");
+    let url = pg.url(&dst);
+    let out = pgsnap(&[
+        "restore",
+        "--repo",
+        &repo,
+        "--key-file",
+        &key,
+        "latest",
+        "--db",
+        &url,
+        "--dry-run",
+        "--json",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains(&newest) && err.contains("damaged"), "{err}");
+    let report: serde_json::Value =
+        serde_json::from_str(String::from_utf8_lossy(&out.stdout).lines().last().unwrap()).unwrap();
+    assert_eq!(report["backup_id"], s.id.as_str());
+    // No --db: a usage error, not a restore into the default database.
+    let out = pgsnap(&["restore", "--repo", &repo, "--key-file", &key, "latest"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(relations(pg, &dst), 0, "target was changed");
+}
+
 #[test]
 fn chunk_from_another_archive_is_refused() {
     let pg = pg();

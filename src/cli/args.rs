@@ -294,17 +294,13 @@ pub struct RestoreArgs {
     pub repo: RepoArg,
     #[command(flatten)]
     pub key: KeyFileArg,
-    /// Backup id, or `latest`.
+    /// Backup id, or `latest` (the newest complete backup; a warning names
+    /// any newer one that is damaged).
     #[arg(value_name = "ID|latest")]
     pub id: String,
     /// Target database: URL or key=value connection string (PG* variables fill the rest).
-    #[arg(
-        long,
-        value_name = "URL",
-        env = "PGSNAP_TARGET_DB",
-        default_value = "",
-        hide_default_value = true
-    )]
+    /// Required: a restore never falls back to the database PG* variables name.
+    #[arg(long, value_name = "URL", env = "PGSNAP_TARGET_DB")]
     pub db: String,
     /// Parallel connections for data and index builds.
     #[arg(long, short = 'j', default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=64))]
@@ -352,7 +348,8 @@ pub struct VerifyArgs {
     pub repo: RepoArg,
     #[command(flatten)]
     pub key: KeyFileArg,
-    /// Backup id, or `latest`.
+    /// Backup id, or `latest`: the newest backup, which fails the check if
+    /// it is damaged (restore and show take the newest complete one).
     #[arg(value_name = "ID|latest")]
     pub id: String,
     /// One JSON object on stdout.

@@ -122,7 +122,7 @@ pub async fn restore(a: RestoreArgs, quiet: bool) -> anyhow::Result<ExitCode> {
 pub async fn verify(a: VerifyArgs) -> anyhow::Result<ExitCode> {
     let creds = Credentials::from_args(a.key.key_file.as_deref(), None)?;
     let repo = open(&a.repo.repo).await?;
-    let manifest = repo.resolve(&a.id).await?;
+    let manifest = repo.resolve_newest(&a.id).await?;
     let report = verify::run(&repo, &manifest, &creds).await?;
     if a.json {
         println!("{}", serde_json::to_string(&report)?);

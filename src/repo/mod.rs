@@ -268,16 +268,29 @@ impl Repository {
     }
 
     /// The manifest of `id`, or of the newest complete backup for `latest`.
+    /// A newer backup that is damaged is passed over with a warning naming
+    /// it: a restore wants the newest backup that can be restored, and the
+    /// operator must still hear that the newest one cannot.
     pub async fn resolve(&self, id: &str) -> Result<Manifest> {
         if id == "latest" {
-            return self
-                .list()
-                .await?
-                .into_iter()
-                .rev()
-                .find(|b| b.is_complete())
-                .map(|b| b.manifest)
-                .ok_or_else(|| Error::Repo(format!("no complete backup in {}", self.location())));
+            let mut passed_over = Vec::new();
+            for b in self.list().await?.into_iter().rev() {
+                if b.is_complete() {
+                    if !passed_over.is_empty() {
+                        tracing::warn!(
+                            "`latest` is {}: newer backup(s) are damaged: {}",
+                            b.manifest.id,
+                            passed_over.join("; ")
+                        );
+                    }
+                    return Ok(b.manifest);
+                }
+                passed_over.push(format!("{} ({})", b.manifest.id, b.status));
+            }
+            return Err(Error::Repo(format!(
+                "no complete backup in {}",
+                self.location()
+            )));
         }
         let key = self.manifest_key(id)?;
         if self.storage.head(&key).await?.is_none() {
@@ -299,6 +312,23 @@ impl Repository {
             None => Err(Error::Integrity(format!(
                 "backup `{id}` is damaged: its archive {} is missing",
                 m.archive.key
+            ))),
+        }
+    }
+
+    /// Like [`Repository::resolve`], but `latest` is the newest backup
+    /// whatever its state: a check (`verify latest` every night) must fail
+    /// when the newest backup is damaged, not pass on an older one.
+    pub async fn resolve_newest(&self, id: &str) -> Result<Manifest> {
+        if id != "latest" {
+            return self.resolve(id).await;
+        }
+        match self.list().await?.pop() {
+            None => Err(Error::Repo(format!("no backups in {}", self.location()))),
+            Some(b) if b.is_complete() => Ok(b.manifest),
+            Some(b) => Err(Error::Integrity(format!(
+                "the newest backup `{}` is damaged: {}",
+                b.manifest.id, b.status
             ))),
         }
     }
