@@ -107,7 +107,8 @@ async fn blockers(info: &ConnInfo, schema: &str, name: &str) -> Result<String> {
         .client
         .query(
             "SELECT a.pid, coalesce(a.usename::text, '?'), coalesce(a.application_name, ''),
-                    left(coalesce(a.query, ''), 80)
+                    coalesce(a.state, '?'),
+                    coalesce(extract(epoch FROM now() - a.xact_start)::int, 0)
                FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
               WHERE l.granted AND l.mode = 'AccessExclusiveLock'
                 AND l.relation = (SELECT c.oid FROM pg_class c JOIN pg_namespace n
@@ -120,12 +121,16 @@ async fn blockers(info: &ConnInfo, schema: &str, name: &str) -> Result<String> {
     Ok(rows
         .iter()
         .map(|r| {
+            // Not the session's query text: it may carry a secret (ALTER
+            // ROLE ... PASSWORD), and pid, user and state are enough to
+            // find it in pg_stat_activity.
             format!(
-                "pid {} (user {}, application '{}', query '{}')",
+                "pid {} (user {}, application '{}', {}, transaction open {} s)",
                 r.get::<_, i32>(0),
                 r.get::<_, String>(1),
                 r.get::<_, String>(2),
-                r.get::<_, String>(3).replace('\n', " ")
+                r.get::<_, String>(3),
+                r.get::<_, i32>(4)
             )
         })
         .collect::<Vec<_>>()
