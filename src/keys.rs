@@ -142,6 +142,7 @@ impl KeyFileKey {
         if !meta.is_file() {
             return Err(err("not a regular file".into()));
         }
+        warn_if_shared(path, &meta);
         if meta.len() > MAX_KEY_FILE_LEN {
             return Err(err(format!(
                 "not a pgsnap key file ({} bytes; a key file is 45 bytes)",
@@ -221,6 +222,24 @@ impl fmt::Debug for Passphrase {
         f.write_str("Passphrase(<redacted>)")
     }
 }
+
+/// A key file others can read is a leaked key waiting to happen: warn, as
+/// ssh does for private keys, but go on (refusing would break a restore in
+/// an emergency over a mode bit).
+#[cfg(unix)]
+fn warn_if_shared(path: &Path, meta: &std::fs::Metadata) {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        tracing::warn!(
+            "key file {} can be read by other users (mode {mode:04o}); chmod 600 it",
+            path.display()
+        );
+    }
+}
+
+#[cfg(not(unix))]
+fn warn_if_shared(_: &Path, _: &std::fs::Metadata) {}
 
 #[cfg(test)]
 mod tests {

@@ -72,6 +72,18 @@ fn backup_list_show_verify_restore_roundtrip() {
     ]))
     .unwrap();
     assert_eq!(v["ok"], true, "{v}");
+    // A key file others can read still works, with a warning saying so.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let shared = format!("{key}.shared");
+        std::fs::copy(&key, &shared).unwrap();
+        std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let out = pgsnap(&["verify", "--repo", &repo, "--key-file", &shared, &id]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{err}");
+        assert!(err.contains("chmod 600"), "{err}");
+    }
 
     let dst = pg.create_db("br_dst");
     let out = pgsnap_ok(&[
