@@ -107,6 +107,30 @@ fn unreachable_server_and_missing_database() {
     );
 }
 
+/// Each failure's hint fits it: an unknown role is not a password problem,
+/// a missing password is not an unreachable server, and a bad option in the
+/// connection string is named.
+#[test]
+fn connection_hints_fit_the_failure() {
+    let pg = pg();
+    let w = Workdir::new();
+    let url = format!("postgres://no_such_role@127.0.0.1:{}/postgres", pg.port);
+    let err = String::from_utf8_lossy(&list_tables_via_backup(&url, &w).stderr).to_string();
+    assert!(
+        err.contains("pg_hba.conf") && !err.contains("password"),
+        "{err}"
+    );
+    assert_one_error_line(&err);
+    let url = format!("postgres://{PW_USER}@127.0.0.1:{}/postgres", pg.port);
+    let err = String::from_utf8_lossy(&list_tables_via_backup(&url, &w).stderr).to_string();
+    assert!(err.contains("give a password"), "{err}");
+    assert_one_error_line(&err);
+    let out = list_tables_via_backup("host=127.0.0.1 bogus=1", &w);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("unknown option `bogus`"), "{err}");
+}
+
 #[test]
 fn bad_flags_exit_2() {
     let out = pgsnap(&[

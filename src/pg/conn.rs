@@ -54,6 +54,18 @@ fn env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
 }
 
+/// An error with its causes, `outer: inner: ...`: tokio-postgres keeps the
+/// useful part ("unknown option `bogus`") in the source, not in its Display.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(inner) = src {
+        s = format!("{s}: {inner}");
+        src = inner.source();
+    }
+    s
+}
+
 /// Removes the password from a connection string so it can appear in a
 /// message: `postgres://u:secret@h/db` -> `postgres://u:***@h/db`,
 /// `password=secret` -> `password=***`.
@@ -232,7 +244,8 @@ impl ConnInfo {
                 Error::Usage(format!(
                     "invalid connection string `{}`: {}",
                     redact(conn),
-                    redact(&e.to_string())
+                    // The cause alone: the outer text is this message's start.
+                    redact(&std::error::Error::source(&e).map_or_else(|| e.to_string(), chain))
                 ))
             })?
         };
@@ -358,23 +371,24 @@ impl ConnInfo {
     fn connect_error(&self, e: tokio_postgres::Error) -> Error {
         let detail = match e.as_db_error() {
             Some(db) => db.message().to_string(),
-            None => {
-                let mut s = e.to_string();
-                let mut src = std::error::Error::source(&e);
-                while let Some(inner) = src {
-                    s = format!("{s}: {inner}");
-                    src = inner.source();
-                }
-                s
-            }
+            None => chain(&e),
         };
         let code = e.code().map(|c| c.code().to_string());
+        let password_hint = || match self.password_source {
+            Some(src) => format!("check the password given in {src}"),
+            None => "give a password in the URL, PGPASSWORD or ~/.pgpass".into(),
+        };
         let hint = match code.as_deref() {
-            Some("28P01") | Some("28000") => match self.password_source {
-                Some(src) => format!("check the password given in {src}"),
-                None => "give a password in the URL, PGPASSWORD or ~/.pgpass".into(),
-            },
+            Some("28P01") => password_hint(),
+            // An unknown role, or no pg_hba.conf line for this user, host
+            // and database.
+            Some("28000") => "check the user name, and that the server's pg_hba.conf lets it \
+                              connect to this database from here"
+                .into(),
             Some("3D000") => "check the database name".into(),
+            // The server asked for a password and none was given: a client
+            // error, so it has no SQLSTATE, only tokio-postgres' own words.
+            None if detail.contains("password missing") => password_hint(),
             _ => "check that the server is running and reachable".into(),
         };
         Error::Connect {
