@@ -227,7 +227,9 @@ fn an_ordinary_missing_role_still_refuses_before_any_change() {
     assert!(!out.status.success());
     assert!(
         stderr.contains("prov_gone_owner (privileges)")
-            && stderr.contains("prov_gone_reader (privileges)"),
+            && stderr.contains("prov_gone_reader (privileges)")
+            && stderr.contains("--no-acl")
+            && !stderr.contains("--no-owner"),
         "{stderr}"
     );
 

@@ -457,6 +457,36 @@ fn accidental_delete_restore_into_a_new_schema_of_the_live_database() {
         pg.psql(&live, "SELECT count(*) FROM app.users").trim(),
         "1000"
     );
+    // Again: refused, and the conflicts named are the copies in the new
+    // schema, not the live table (which --clean would never touch).
+    let again = |extra: &[&str]| {
+        let (repo, key, url) = (w.repo(), w.key(), pg.url(&live));
+        let mut args = vec!["restore", "--repo", &repo, "--key-file", &key, "latest"];
+        args.extend([
+            "--db",
+            &url,
+            "--table",
+            "app.users",
+            "--into-schema",
+            "restored",
+        ]);
+        args.extend_from_slice(extra);
+        pgsnap(&args)
+    };
+    let out = again(&[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("table \"restored\".\"users\"") && !err.contains("app.users"),
+        "{err}"
+    );
+    let out = again(&["--clean", "--dry-run"]);
+    let plan = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{plan}");
+    assert!(
+        plan.contains("table \"restored\".\"users\"") && !plan.contains("table app.users"),
+        "{plan}"
+    );
     // Without a table selection the flag is a usage error.
     let out = pgsnap(&[
         "restore",

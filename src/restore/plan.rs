@@ -194,6 +194,16 @@ impl Plan {
         }
     }
 
+    /// How an object is named where it is created: with --into-schema, a
+    /// moved object's identity names the new schema, so messages about the
+    /// target (conflicts, the plan) never name the live object instead.
+    pub fn target_identity(&self, o: &DbObject) -> String {
+        match &self.retarget {
+            Some(r) if r.moved.contains(&o.id) => r.rewrite(&o.identity),
+            _ => o.identity.clone(),
+        }
+    }
+
     /// The statements for an object, rewritten for --into-schema.
     pub fn sql(&self, o: &DbObject, apply: &crate::schema::ApplyOptions) -> Vec<String> {
         let stmts = crate::schema::object_sql(o, apply);
@@ -500,6 +510,11 @@ pub(crate) fn build_parsed(
         let (r, left_out, why) = retarget(&model, &chosen_tables, into);
         pre_data.retain(|p| !left_out.contains(&p.id));
         post_data.retain(|p| !left_out.contains(&p.id));
+        for p in pre_data.iter_mut().chain(post_data.iter_mut()) {
+            if r.moved.contains(&p.id) {
+                p.identity = r.rewrite(&p.identity);
+            }
+        }
         skipped = why;
         retarget_plan = Some(r);
     }

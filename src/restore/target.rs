@@ -120,7 +120,7 @@ pub async fn check(client: &Client, plan: &Plan, opts: &RestoreOptions) -> Resul
     if !conflicts.is_empty() && !opts.clean {
         let names: Vec<String> = conflicts
             .iter()
-            .map(|id| plan.object(*id).identity.clone())
+            .map(|id| plan.target_identity(plan.object(*id)))
             .collect();
         return Err(Error::Refused(format!(
             "the target database {target_db} already has {} object(s) this restore would create: \
@@ -132,11 +132,25 @@ pub async fn check(client: &Client, plan: &Plan, opts: &RestoreOptions) -> Resul
     }
     let missing = missing_roles(client, plan, opts).await?;
     if !missing.is_empty() {
+        // Offer only the flags that would help: a role still missing under
+        // --no-owner is named by grants, which only --no-acl leaves out.
+        let mut ways = vec!["create them".to_string()];
+        let named_by = |what| missing.iter().any(|(_, uses)| uses.contains(&what));
+        if named_by("owner") {
+            ways.push("pass --no-owner to leave ownership to the restoring role".into());
+        }
+        if named_by("privileges") {
+            ways.push("pass --no-acl to leave privileges out".into());
+        }
         return Err(Error::Refused(format!(
             "role(s) named in the backup do not exist in the target: {}; nothing was changed \
-             (create them, or pass --no-owner to leave ownership to the restoring role and \
-             --no-acl to leave privileges out)",
-            missing.join(", ")
+             ({})",
+            missing
+                .iter()
+                .map(|(role, uses)| format!("{role} ({})", uses.join(", ")))
+                .collect::<Vec<_>>()
+                .join(", "),
+            ways.join(", or ")
         )));
     }
     Ok(Checked {
@@ -149,11 +163,15 @@ pub async fn check(client: &Client, plan: &Plan, opts: &RestoreOptions) -> Resul
 /// Roles the restore would name that the target lacks, each with what
 /// names it (`owner`, `privileges`, `settings`). Provider-managed roles the
 /// plan already leaves out (`Plan::skip_roles`) are not counted.
-async fn missing_roles(client: &Client, plan: &Plan, opts: &RestoreOptions) -> Result<Vec<String>> {
-    let mut uses: BTreeMap<String, BTreeSet<&str>> = BTreeMap::new();
+async fn missing_roles(
+    client: &Client,
+    plan: &Plan,
+    opts: &RestoreOptions,
+) -> Result<Vec<(String, Vec<&'static str>)>> {
+    let mut uses: BTreeMap<String, BTreeSet<&'static str>> = BTreeMap::new();
     for p in plan.pre_data.iter().chain(plan.post_data.iter()) {
         let o = plan.object(p.id);
-        let mut named: Vec<(String, &str)> = Vec::new();
+        let mut named: Vec<(String, &'static str)> = Vec::new();
         if !opts.no_owner {
             named.extend(o.owner.iter().map(|r| (r.clone(), "owner")));
             named.extend(
@@ -198,8 +216,8 @@ async fn missing_roles(client: &Client, plan: &Plan, opts: &RestoreOptions) -> R
         .iter()
         .map(|r| {
             let role: String = r.get(0);
-            let what: Vec<&str> = uses[&role].iter().copied().collect();
-            format!("{role} ({})", what.join(", "))
+            let what = uses[&role].iter().copied().collect();
+            (role, what)
         })
         .collect())
 }
