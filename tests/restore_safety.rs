@@ -371,6 +371,28 @@ fn dry_run_changes_nothing_and_prints_the_plan() {
         "{text}"
     );
     assert_eq!(relations(pg, &dst), 0);
+    // The dry run checks the target as the restore would: a database that
+    // already holds the tables is refused, and --clean says what it drops.
+    assert!(restore(&s, &s.w.key(), &dst, &[]).status.success());
+    let before = table_contents(pg, &dst);
+    let out = restore(&s, &s.w.key(), &dst, &["--dry-run"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("already has"), "{err}");
+    let out = restore(&s, &s.w.key(), &dst, &["--dry-run", "--clean"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("--clean would drop: table \"app\".\"big\""),
+        "{text}"
+    );
+    assert_eq!(
+        table_contents(pg, &dst),
+        before,
+        "the dry run changed the target"
+    );
+    let out = restore(&s, &s.w.key(), "no_such_db_for_dry_run", &["--dry-run"]);
+    assert_eq!(out.status.code(), Some(1));
     let v: serde_json::Value = serde_json::from_slice(
         &pgsnap(&[
             "verify",
@@ -477,14 +499,14 @@ fn accidental_delete_restore_into_a_new_schema_of_the_live_database() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(
-        err.contains("table \"restored\".\"users\"") && !err.contains("app.users"),
+        err.contains("table \"restored\".\"users\"") && !err.contains("\"app\".\"users\""),
         "{err}"
     );
     let out = again(&["--clean", "--dry-run"]);
     let plan = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{plan}");
     assert!(
-        plan.contains("table \"restored\".\"users\"") && !plan.contains("table app.users"),
+        plan.contains("table \"restored\".\"users\"") && !plan.contains("table \"app\".\"users\""),
         "{plan}"
     );
     // Without a table selection the flag is a usage error.

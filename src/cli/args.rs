@@ -323,7 +323,8 @@ pub struct RestoreArgs {
     /// Drop the objects this restore would create when they exist in the target.
     #[arg(long)]
     pub clean: bool,
-    /// Check the key and the archive, print the plan, change nothing.
+    /// Check the key, the archive's index and the target (conflicts, roles), print the plan,
+    /// change nothing. Chunks are not read: `pgsnap verify` authenticates them.
     #[arg(long)]
     pub dry_run: bool,
     /// Do not restore ownership: objects belong to the restoring role.

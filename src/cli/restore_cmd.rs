@@ -44,10 +44,25 @@ fn print_plan(r: &RestoreReport) {
     for s in &plan.skipped_fks {
         println!("skipped foreign key: {s}");
     }
+    for s in &r.skipped {
+        println!("skipped: {s}");
+    }
+    for d in &r.dropped {
+        println!("--clean would drop: {d}");
+    }
     println!(
         "estimated archive bytes to read: {} of {}",
         bytes(plan.bytes_to_read),
         bytes(r.archive_bytes)
+    );
+    println!(
+        "target checked: no object in the way{}, every role it names exists; the chunks are \
+         authenticated when the restore runs (or by `pgsnap verify`)",
+        if r.dropped.is_empty() {
+            ""
+        } else {
+            " but those --clean drops"
+        }
     );
 }
 

@@ -142,7 +142,22 @@ pub async fn run(
         mark = Instant::now();
     };
     phase("open", &mut report);
+    let mut plan = plan;
     if opts.dry_run {
+        // The target's checks only read: a dry run fails wherever the
+        // restore would be refused (no such database, objects already
+        // there without --clean, missing roles). It reads no chunk: the
+        // restore authenticates them, `pgsnap verify` too.
+        progress.event(Event::Phase("check target"));
+        let session = Session::open(target).await?;
+        let checked = check_target(&session.client, &mut plan, opts, &mut report).await?;
+        if opts.clean {
+            report.dropped = checked
+                .conflicts
+                .iter()
+                .map(|id| plan.target_identity(plan.object(*id)))
+                .collect();
+        }
         report.bytes_read = archive.bytes_read();
         report.seconds = t0.elapsed().as_secs_f64();
         report.plan = Some(plan);
@@ -156,16 +171,7 @@ pub async fn run(
 
     progress.event(Event::Phase("check target"));
     let session = Session::open(target).await?;
-    target::prepare_ddl_session(&session.client).await?;
-    let mut plan = plan;
-    report
-        .skipped
-        .extend(provider::adapt(&session.client, &mut plan, opts).await?);
-    keep_transcoding_if_exact(&session.client, &mut plan).await?;
-    report.tables = plan.tables.len();
-    report.rows = plan.tables.iter().map(|t| t.rows).sum();
-    report.objects = plan.pre_data.len() + plan.post_data.len();
-    let checked = target::check(&session.client, &plan, opts).await?;
+    let checked = check_target(&session.client, &mut plan, opts, &mut report).await?;
 
     progress.event(Event::Phase("pre-data"));
     let (dropped, reused) = target::apply_pre_data(&session.client, &plan, &checked, opts).await?;
@@ -204,6 +210,26 @@ pub async fn run(
         )));
     }
     Ok(report)
+}
+
+/// Fits the plan to the target (provider-managed objects it lacks, whether
+/// rows may go as binary) and checks it, changing nothing: the same for a
+/// restore and its dry run.
+async fn check_target(
+    client: &tokio_postgres::Client,
+    plan: &mut Plan,
+    opts: &RestoreOptions,
+    report: &mut RestoreReport,
+) -> Result<target::Checked> {
+    target::prepare_ddl_session(client).await?;
+    report
+        .skipped
+        .extend(provider::adapt(client, plan, opts).await?);
+    keep_transcoding_if_exact(client, plan).await?;
+    report.tables = plan.tables.len();
+    report.rows = plan.tables.iter().map(|t| t.rows).sum();
+    report.objects = plan.pre_data.len() + plan.post_data.len();
+    target::check(client, plan, opts).await
 }
 
 /// The post-restore check: the rows the server took for each table, from
