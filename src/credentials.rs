@@ -124,7 +124,7 @@ impl Credentials {
                 // Tampering is not a wrong key: say so at once.
                 Err(Error::Auth) => return Err(Error::Auth),
                 Err(_) => why.push(format!(
-                    "the key file (key id {}) fits no slot",
+                    "the key file with key id {} fits no slot",
                     hex::encode(k.key_id())
                 )),
             }
@@ -148,11 +148,30 @@ impl Credentials {
         if why.is_empty() {
             why.push("no key file was given".into());
         }
+        // Name only the ways this archive can be opened.
+        let mut ways = Vec::new();
+        if header
+            .slots
+            .iter()
+            .any(|s| matches!(s, KeySlot::KeyFile { .. }))
+        {
+            ways.push("give --key-file with a key file it was made with");
+        }
+        if header
+            .slots
+            .iter()
+            .any(|s| matches!(s, KeySlot::Kms { .. }))
+        {
+            ways.push("use AWS credentials allowed to use its KMS key");
+        }
+        if ways.is_empty() {
+            ways.push("this version opens only key-file and AWS KMS slots");
+        }
         Err(Error::WrongKey(format!(
-            "no key opens this archive ({}); its key slots: {}; give --key-file with a key file \
-             it was made with, or AWS credentials allowed to use its KMS key",
+            "no key opens this archive: {}; its key slots: {}; {}",
             why.join("; "),
-            header.slot_kinds()
+            header.slot_kinds(),
+            ways.join(", or ")
         )))
     }
 }

@@ -217,8 +217,19 @@ fn wrong_key_is_refused_and_the_target_untouched() {
     let out = restore(&s, other.to_str().unwrap(), &dst, &[]);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("key"), "{err}");
+    // A key-file archive: the way out is the right key file, not KMS.
+    assert!(
+        err.contains("fits no slot") && err.contains("give --key-file") && !err.contains("KMS"),
+        "{err}"
+    );
     assert_eq!(relations(pg, &dst), 0, "target was changed");
+    let v = pgsnap(&["verify", "--repo", &s.w.repo(), &s.id]);
+    let err = String::from_utf8_lossy(&v.stderr);
+    assert_eq!(v.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("no key file was given") && !err.contains("KMS"),
+        "{err}"
+    );
     let v = pgsnap(&[
         "verify",
         "--repo",
