@@ -124,10 +124,10 @@ pub async fn run(a: BackupArgs, quiet: bool) -> anyhow::Result<ExitCode> {
     } else {
         if !quiet {
             eprintln!(
-                "pgsnap: backup {} complete: {} tables, {} rows, {} in {:.1}s",
+                "pgsnap: backup {} complete: {}, {}, {} in {:.1}s",
                 m.id,
-                m.tables.len(),
-                m.rows,
+                super::output::count(m.tables.len() as u64, "table"),
+                super::output::count(m.rows, "row"),
                 super::output::bytes(m.archive.size_bytes),
                 m.timings.total_seconds
             );

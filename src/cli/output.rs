@@ -31,6 +31,14 @@ pub fn init_logging(verbose: u8, quiet: bool) {
         .try_init();
 }
 
+/// `1 table`, `3 tables`: a count with its noun, plural but for one.
+pub fn count(n: impl Into<u64>, noun: &str) -> String {
+    match n.into() {
+        1 => format!("1 {noun}"),
+        n => format!("{n} {noun}s"),
+    }
+}
+
 /// `1.2 GiB`-style sizes.
 pub fn bytes(n: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];

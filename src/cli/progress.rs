@@ -84,7 +84,11 @@ impl Reporter {
         if let Some(b) = &self.bar {
             b.finish_and_clear();
         }
-        self.line(true);
+        // A last figure only when data moved: a run that failed before its
+        // first row ends with its error, not "0 rows, 0 B".
+        if self.bytes.load(Ordering::Relaxed) > 0 {
+            self.line(true);
+        }
     }
 }
 
@@ -109,9 +113,22 @@ impl Progress for Reporter {
                     b.set_length(bytes_estimate);
                 }
                 if self.plain {
+                    // A backup's estimate is the catalog's (0 rows for tables
+                    // never analysed: say nothing rather than "about 0");
+                    // a restore's is the backup's own count of data bytes.
+                    let rows = match rows_estimate {
+                        0 if self.verb == "backup" => String::new(),
+                        n => format!(", about {n} rows"),
+                    };
+                    let size = if self.verb == "backup" {
+                        "on disk"
+                    } else {
+                        "of data"
+                    };
                     eprintln!(
-                        "pgsnap: {}: {tables} tables, about {rows_estimate} rows, {} on disk",
+                        "pgsnap: {}: {tables} {}{rows}, {} {size}",
                         self.verb,
+                        if tables == 1 { "table" } else { "tables" },
                         bytes(bytes_estimate)
                     );
                 }

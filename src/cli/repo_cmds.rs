@@ -7,7 +7,7 @@ use pgsnap::repo::{self, BackupEntry, Repository};
 use serde_json::json;
 
 use super::args::{ListArgs, ShowArgs};
-use super::output::bytes;
+use super::output::{bytes, count};
 
 pub async fn open(spec: &str) -> anyhow::Result<Repository> {
     Ok(Repository::open(repo::storage_for(spec).await?).await?)
@@ -102,9 +102,9 @@ pub async fn show(a: ShowArgs) -> anyhow::Result<ExitCode> {
         m.key_slots.join(", ")
     );
     println!(
-        "data        {} tables, {} rows, {} uncompressed",
-        m.tables.len(),
-        m.rows,
+        "data        {}, {}, {} uncompressed",
+        count(m.tables.len() as u64, "table"),
+        count(m.rows, "row"),
         bytes(m.data_bytes)
     );
     for (k, v) in &m.tags {

@@ -12,7 +12,7 @@ use pgsnap::verify;
 use pgsnap::Error;
 
 use super::args::{KeyCommand, RestoreArgs, VerifyArgs};
-use super::output::bytes;
+use super::output::{bytes, count};
 use super::progress::Reporter;
 use super::repo_cmds::open;
 
@@ -27,12 +27,12 @@ fn print_plan(r: &RestoreReport) {
     println!("tables:");
     for t in &plan.tables {
         println!(
-            "  {}.{}  {} rows  {}  ({} chunks, {} to read){}",
+            "  {}.{}  {}  {}  ({}, {} to read){}",
             t.schema,
             t.name,
-            t.rows,
+            count(t.rows, "row"),
             bytes(t.raw_bytes),
-            t.chunks,
+            count(t.chunks as u64, "chunk"),
             bytes(t.stored_bytes),
             if t.load_data { "" } else { "  [no data]" }
         );
@@ -120,12 +120,12 @@ pub async fn restore(a: RestoreArgs, quiet: bool) -> anyhow::Result<ExitCode> {
             eprintln!("pgsnap: skipped {s}");
         }
         println!(
-            "restored backup {} into {}: {} tables, {} rows, read {} of {} in {:.1}s; row counts \
-             match the backup",
+            "restored backup {} into {}: {}, {}, read {} of {} in {:.1}s; row counts match the \
+             backup",
             report.backup_id,
             report.database,
-            report.tables,
-            report.rows,
+            count(report.tables as u64, "table"),
+            count(report.rows, "row"),
             bytes(report.bytes_read),
             bytes(report.archive_bytes),
             report.seconds
@@ -146,14 +146,14 @@ pub async fn verify(a: VerifyArgs) -> anyhow::Result<ExitCode> {
             println!("{}  {}", if c.ok { "ok    " } else { "FAILED" }, c.what);
         }
         println!(
-            "{}: backup {} ({} chunks, {})",
+            "{}: backup {} ({}, {})",
             if report.ok {
                 "verified"
             } else {
                 "verification FAILED"
             },
             report.backup_id,
-            report.chunks,
+            count(report.chunks as u64, "chunk"),
             bytes(report.archive_bytes)
         );
     }
