@@ -3,6 +3,29 @@
 //! an unquoted name is folded to lower case, a double-quoted part keeps case,
 //! spaces and dots, and `schema.table` restricts the schema.
 
+/// How to write one name so a pattern (and SQL) reads it back exactly:
+/// as it is when it is all lower case letters, digits and underscores not
+/// starting with a digit, double-quoted (inner quotes doubled) otherwise.
+pub fn quote_part(s: &str) -> String {
+    let plain = s
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if plain {
+        s.to_string()
+    } else {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    }
+}
+
+/// A table's name as `--table` takes it: `app.users`, `app."Order"`,
+/// `"Weird Schema"."Order"`.
+pub fn spell(schema: &str, name: &str) -> String {
+    format!("{}.{}", quote_part(schema), quote_part(name))
+}
+
 /// One name part of a pattern.
 #[derive(Debug, Clone, PartialEq)]
 enum Part {
@@ -216,6 +239,33 @@ impl TableFilter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn spelled_names_select_exactly_themselves() {
+        let names = [
+            ("app", "users"),
+            ("app", "Order"),
+            ("Weird Schema", "Order"),
+            ("s", "has.dot"),
+            ("s", "star*and?"),
+            ("s", "quote\"inside"),
+            ("s", "1starts_with_digit"),
+            ("s", "ünïcode"),
+        ];
+        for (schema, name) in names {
+            let spelled = spell(schema, name);
+            let p = Pattern::table(&spelled).unwrap();
+            for (s2, n2) in names {
+                assert_eq!(
+                    p.matches(s2, n2),
+                    (s2, n2) == (schema, name),
+                    "{spelled} against {s2}.{n2}"
+                );
+            }
+        }
+        assert_eq!(spell("app", "users"), "app.users");
+        assert_eq!(spell("app", "Order"), "app.\"Order\"");
+    }
 
     #[test]
     fn patterns_fold_case_unless_quoted() {

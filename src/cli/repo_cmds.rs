@@ -2,11 +2,13 @@
 
 use std::process::ExitCode;
 
+use pgsnap::filter::spell;
 use pgsnap::repo::manifest::rfc3339;
 use pgsnap::repo::{self, BackupEntry, Repository};
 use serde_json::json;
 
 use super::args::{ListArgs, ShowArgs};
+
 use super::output::{bytes, count};
 
 pub async fn open(spec: &str) -> anyhow::Result<Repository> {
@@ -111,14 +113,22 @@ pub async fn show(a: ShowArgs) -> anyhow::Result<ExitCode> {
         println!("tag         {k}={v}");
     }
     println!();
+    // Names as --table takes them; the column as wide as the longest.
+    let names: Vec<String> = m.tables.iter().map(|t| spell(&t.schema, &t.name)).collect();
+    let w = names
+        .iter()
+        .map(|n| n.chars().count())
+        .max()
+        .unwrap_or(0)
+        .max(5);
     println!(
-        "{:<48}  {:>12}  {:>10}  {:>10}",
+        "{:<w$}  {:>12}  {:>10}  {:>10}",
         "TABLE", "ROWS", "DATA", "STORED"
     );
-    for t in &m.tables {
+    for (t, name) in m.tables.iter().zip(&names) {
         println!(
-            "{:<48}  {:>12}  {:>10}  {:>10}",
-            format!("{}.{}", t.schema, t.name),
+            "{:<w$}  {:>12}  {:>10}  {:>10}",
+            name,
             t.rows,
             bytes(t.bytes),
             bytes(t.stored_bytes)

@@ -27,9 +27,8 @@ fn print_plan(r: &RestoreReport) {
     println!("tables:");
     for t in &plan.tables {
         println!(
-            "  {}.{}  {}  {}  ({}, {} to read){}",
-            t.schema,
-            t.name,
+            "  {}  {}  {}  ({}, {} to read){}",
+            pgsnap::filter::spell(&t.schema, &t.name),
             count(t.rows, "row"),
             bytes(t.raw_bytes),
             count(t.chunks as u64, "chunk"),

@@ -88,7 +88,7 @@ impl Retarget {
             let quoted_to = format!("{to_schema}.{}", crate::pg::snapshot::ident(name));
             for from in [
                 crate::pg::snapshot::qualified(schema, name),
-                format!("{}.{}", minimal_quote(schema), minimal_quote(name)),
+                crate::filter::spell(schema, name),
             ] {
                 out = replace_word(&out, &from, &quoted_to);
             }
@@ -115,22 +115,6 @@ fn transcode_kinds(t: &TableInfo, columns: &[String]) -> Vec<Kind> {
         kinds.push(k);
     }
     kinds
-}
-
-/// An identifier quoted only when it must be (as `quote_ident` does).
-fn minimal_quote(s: &str) -> String {
-    let plain = s
-        .chars()
-        .next()
-        .map(|c| c.is_ascii_lowercase() || c == '_')
-        .unwrap_or(false)
-        && s.chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
-    if plain {
-        s.to_string()
-    } else {
-        crate::pg::snapshot::ident(s)
-    }
 }
 
 /// Replaces `from` where it is not part of a longer identifier.
@@ -305,7 +289,7 @@ pub(super) fn close_matches(wanted: &str, names: &[String]) -> Vec<String> {
     let mut scored: Vec<(usize, &String)> = names
         .iter()
         .map(|n| {
-            let l = n.to_lowercase();
+            let l = n.to_lowercase().replace('"', "");
             let short = l.rsplit('.').next().unwrap_or(&l);
             let d = near(&l)
                 .into_iter()
@@ -411,10 +395,11 @@ pub(crate) fn build_parsed(
         selected = None;
         chosen_tables.extend(model.tables.iter());
     } else {
+        // Spelled as --table takes them, so a suggestion can be pasted back.
         let all_names: Vec<String> = model
             .tables
             .iter()
-            .map(|t| format!("{}.{}", t.schema, t.name))
+            .map(|t| crate::filter::spell(&t.schema, &t.name))
             .collect();
         for p in &opts.tables {
             let hits: Vec<_> = model
@@ -449,9 +434,21 @@ pub(crate) fn build_parsed(
                     .iter()
                     .any(|o| o.kind == ObjectKind::Schema && p.matches(&o.name, ""))
             {
-                return Err(Error::Usage(format!(
-                    "no schema `{s}` in backup {backup_id}"
-                )));
+                let schemas: Vec<String> = model
+                    .objects
+                    .iter()
+                    .filter(|o| o.kind == ObjectKind::Schema)
+                    .map(|o| crate::filter::quote_part(&o.name))
+                    .collect();
+                let near = close_matches(s, &schemas);
+                return Err(Error::Usage(if near.is_empty() {
+                    format!("no schema `{s}` in backup {backup_id}")
+                } else {
+                    format!(
+                        "no schema `{s}` in backup {backup_id}; close matches: {}",
+                        near.join(", ")
+                    )
+                }));
             }
             chosen_tables.extend(hits);
         }
