@@ -3,6 +3,29 @@
 //! an unquoted name is folded to lower case, a double-quoted part keeps case,
 //! spaces and dots, and `schema.table` restricts the schema.
 
+/// One name as SQL reads it (`--into-schema`): folded to lower case unless
+/// double-quoted; a dot or wildcard outside quotes is an error, since this
+/// names something to create, not a pattern.
+pub fn identifier(s: &str) -> Result<String, String> {
+    let parts = parse_parts(s)?;
+    let [part] = parts.as_slice() else {
+        return Err(format!(
+            "`{s}` is not one name: quote it if the dot is part of it"
+        ));
+    };
+    let mut out = String::new();
+    for t in part {
+        match t {
+            Tok::Lit(c) => out.push(*c),
+            _ => return Err(format!("`{s}` is not a name: quote `*` and `?`")),
+        }
+    }
+    if out.is_empty() {
+        return Err("the name is empty".into());
+    }
+    Ok(out)
+}
+
 /// How to write one name so a pattern (and SQL) reads it back exactly:
 /// as it is when it is all lower case letters, digits and underscores not
 /// starting with a digit, double-quoted (inner quotes doubled) otherwise.
@@ -239,6 +262,16 @@ impl TableFilter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn identifiers_fold_unless_quoted() {
+        assert_eq!(identifier("Restored").unwrap(), "restored");
+        assert_eq!(identifier("\"Weird Schema\"").unwrap(), "Weird Schema");
+        assert_eq!(identifier("\"a.b\"").unwrap(), "a.b");
+        assert!(identifier("a.b").is_err());
+        assert!(identifier("a*").is_err());
+        assert!(identifier("\"\"").is_err());
+    }
 
     #[test]
     fn spelled_names_select_exactly_themselves() {

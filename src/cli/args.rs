@@ -317,7 +317,8 @@ pub struct RestoreArgs {
     /// Rows only, into existing tables.
     #[arg(long)]
     pub data_only: bool,
-    /// Create the chosen tables in this (new) schema, next to the live ones.
+    /// Create the chosen tables in this (new) schema, next to the live ones (SQL quoting:
+    /// unquoted names fold to lower case).
     #[arg(long, value_name = "NAME", requires = "selection")]
     pub into_schema: Option<String>,
     /// Drop the objects this restore would create when they exist in the target.

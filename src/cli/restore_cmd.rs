@@ -77,7 +77,12 @@ pub async fn restore(a: RestoreArgs, quiet: bool) -> anyhow::Result<ExitCode> {
         schemas: a.schemas.clone(),
         schema_only: a.schema_only,
         data_only: a.data_only,
-        into_schema: a.into_schema.clone(),
+        into_schema: a
+            .into_schema
+            .as_deref()
+            .map(pgsnap::filter::identifier)
+            .transpose()
+            .map_err(|e| Error::Usage(format!("--into-schema: {e}")))?,
         clean: a.clean,
         dry_run: a.dry_run,
         no_owner: a.no_owner,
