@@ -97,6 +97,28 @@ fn unreachable_server_and_missing_database() {
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("cannot connect"), "{err}");
+    // With --json the failure is an object on stdout's last line too.
+    let url = "postgres://postgres@127.0.0.1:1/postgres";
+    let (repo, key) = (w.repo(), w.key());
+    let out = pgsnap(&[
+        "backup",
+        "--db",
+        url,
+        "--repo",
+        &repo,
+        "--key-file",
+        &key,
+        "--json",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let v: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    assert_eq!(v["ok"], false, "{v}");
+    assert_eq!(v["exit_code"], 1, "{v}");
+    assert!(
+        v["error"].as_str().unwrap().contains("cannot connect"),
+        "{v}"
+    );
     let out = list_tables_via_backup(&pg.url("no_such_db_here"), &w);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);

@@ -74,6 +74,20 @@ pub enum Command {
     Show(ShowArgs),
 }
 
+impl Command {
+    /// Whether the command was asked for JSON on stdout.
+    pub fn json(&self) -> bool {
+        match self {
+            Command::Backup(a) => a.json,
+            Command::Restore(a) => a.json,
+            Command::Verify(a) => a.json,
+            Command::List(a) => a.json,
+            Command::Show(a) => a.json,
+            Command::Key(_) => false,
+        }
+    }
+}
+
 #[derive(Args, Debug)]
 pub struct RepoArg {
     /// Repository location: a directory, or s3://BUCKET/PREFIX (AWS credentials, region and

@@ -1,7 +1,8 @@
 //! Command-line interface: flags (clap), output shapes, exit codes.
 //!
 //! Exit codes: 0 success, 1 failure, 2 usage error. Errors print as one line
-//! on stderr: `pgsnap: error: <what failed>: <why> (<what to do>)`.
+//! on stderr: `pgsnap: error: <what failed>: <why> (<what to do>)`; with
+//! `--json`, stdout's last line is then `{"ok":false,"error":...,"exit_code":N}`.
 
 mod args;
 mod backup_cmd;
@@ -33,6 +34,7 @@ pub fn main() -> ExitCode {
             return ExitCode::from(EXIT_FAILURE);
         }
     };
+    let json = cli.command.json();
     let result = runtime.block_on(run(cli));
     runtime.shutdown_timeout(std::time::Duration::from_secs(2));
     match result {
@@ -42,8 +44,18 @@ pub fn main() -> ExitCode {
                 .downcast_ref::<pgsnap::Error>()
                 .map(|e| e.is_usage())
                 .unwrap_or(false);
-            eprintln!("pgsnap: error: {}", one_line(&e));
-            ExitCode::from(if usage { EXIT_USAGE } else { EXIT_FAILURE })
+            let code = if usage { EXIT_USAGE } else { EXIT_FAILURE };
+            let line = one_line(&e);
+            eprintln!("pgsnap: error: {line}");
+            if json {
+                // A script reading the last stdout line gets an object on
+                // failure too, not an empty line.
+                println!(
+                    "{}",
+                    serde_json::json!({ "ok": false, "error": line, "exit_code": code })
+                );
+            }
+            ExitCode::from(code)
         }
     }
 }
