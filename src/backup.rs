@@ -61,6 +61,10 @@ pub struct BackupOptions {
     pub lock_timeout: Duration,
     pub max_duration: Option<Duration>,
     pub verify_upload: VerifyUpload,
+    /// When this turns true the backup stops as it would on an error:
+    /// its archive is discarded and nothing is listed ([`Error::Stopped`]).
+    /// The binary sends it on SIGINT and SIGTERM.
+    pub stop: Option<tokio::sync::watch::Receiver<bool>>,
 }
 
 /// How the stored archive is checked after its upload.
@@ -101,6 +105,7 @@ impl Default for BackupOptions {
             lock_timeout: Duration::from_secs(60),
             max_duration: None,
             verify_upload: VerifyUpload::Basic,
+            stop: None,
         }
     }
 }
@@ -268,18 +273,31 @@ async fn run_with_deadline(
     progress: Arc<dyn Progress>,
     run: Run<'_>,
 ) -> Result<Manifest> {
-    match opts.max_duration {
-        Some(d) => tokio::time::timeout(d, run_inner(repo, conn, keys, opts, progress, run))
-            .await
-            .map_err(|_| Error::Postgres {
-                context: "backup".into(),
-                detail: format!(
-                    "exceeded --max-duration of {}s and was stopped; nothing was kept",
-                    d.as_secs()
-                ),
-                code: None,
-            })?,
-        None => run_inner(repo, conn, keys, opts, progress, run).await,
+    let inner = run_inner(repo, conn, keys, opts, progress, run);
+    let bounded = async {
+        match opts.max_duration {
+            Some(d) => tokio::time::timeout(d, inner)
+                .await
+                .map_err(|_| Error::Postgres {
+                    context: "backup".into(),
+                    detail: format!(
+                        "exceeded --max-duration of {}s and was stopped; nothing was kept",
+                        d.as_secs()
+                    ),
+                    code: None,
+                })?,
+            None => inner.await,
+        }
+    };
+    let Some(mut stop) = opts.stop.clone() else {
+        return bounded.await;
+    };
+    tokio::select! {
+        r = bounded => r,
+        // A closed channel never stops the run.
+        Ok(_) = stop.wait_for(|s| *s) => Err(Error::Stopped(
+            "backup stopped on request; its archive was discarded, nothing was kept".into(),
+        )),
     }
 }
 

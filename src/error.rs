@@ -121,6 +121,11 @@ pub enum Error {
     #[error("{0}")]
     Refused(String),
 
+    /// The run was asked to stop (`BackupOptions::stop`: Ctrl-C, SIGTERM);
+    /// the message says what was left.
+    #[error("{0}")]
+    Stopped(String),
+
     /// A storage service (S3) refused or failed a request; the message names
     /// the operation, the object and the service's error code.
     #[error("{0}")]

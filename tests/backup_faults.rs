@@ -158,6 +158,40 @@ fn kill_9_leaves_nothing_listed_and_the_next_backup_works() {
     );
 }
 
+/// SIGINT (Ctrl-C) or SIGTERM mid-backup: the run stops with one error line
+/// and the signal's exit status, and cleans up first: no temporary archive
+/// left in the repository, nothing listed.
+#[test]
+fn sigint_and_sigterm_stop_a_backup_and_leave_nothing() {
+    let pg = pg();
+    let db = big_db(pg, "fault_sig");
+    for (signal, status) in [("INT", 130), ("TERM", 143)] {
+        let w = Workdir::new();
+        let child = spawn_backup(&pg.url(&db), &w, &[]);
+        wait_for_copy(pg, &db);
+        let sent = Command::new("kill")
+            .args([&format!("-{signal}"), &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+        let out = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(status), "{signal}: {err}");
+        assert!(err.contains(&format!("SIG{signal} received")), "{err}");
+        assert_eq!(
+            err.lines().filter(|l| l.contains("error")).count(),
+            1,
+            "{err}"
+        );
+        let left: Vec<String> = walk(&w.repo())
+            .into_iter()
+            .filter(|f| f.contains(".pgsnap") || f.contains(".manifest"))
+            .collect();
+        assert!(left.is_empty(), "{signal}: left behind: {left:?}");
+        assert_eq!(complete_backups(&w.repo()), 0);
+    }
+}
+
 #[test]
 fn permission_denied_is_listed_before_the_dump_and_exclude_gets_past_it() {
     let pg = pg();

@@ -263,7 +263,21 @@ impl<W: Write + Send + 'static> ChunkPipeline<W> {
     /// submitter only sees `Error::Pipeline` with its text, and the caller
     /// wants the original (an I/O error keeps its errno, e.g. a full disk).
     pub fn abort(mut self) -> Option<Error> {
-        let shared = Arc::clone(&self.sender.shared);
+        self.stop_and_join();
+        let cause = self
+            .sender
+            .shared
+            .first_error
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        cause
+    }
+
+    /// Stops every thread and waits for them; the inner writer is dropped
+    /// unfinished.
+    fn stop_and_join(&mut self) {
+        let shared = &self.sender.shared;
         // Stop without recording an error of our own, so that what is left
         // in `first_error` afterwards is a real cause.
         shared.failed.store(true, Ordering::SeqCst);
@@ -274,12 +288,6 @@ impl<W: Write + Send + 'static> ChunkPipeline<W> {
         if let Some(w) = self.writer.take() {
             drop(w.join());
         }
-        let cause = shared
-            .first_error
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take();
-        cause
     }
 
     /// Waits for every submitted chunk to be written, then seals the index
@@ -314,16 +322,27 @@ impl<W: Write + Send + 'static> ChunkPipeline<W> {
 }
 
 impl<W: Write + Send + 'static> Drop for ChunkPipeline<W> {
-    /// Dropping a pipeline without `finish` abandons the archive: queued
-    /// chunks are still written, then the threads exit and the inner writer
-    /// is dropped without an index or footer (readers will refuse it).
+    /// Dropping a pipeline without `finish` or `abort` (a backup future
+    /// cancelled: a deadline, Ctrl-C) abandons the archive like `abort`,
+    /// and waits for the threads so the inner writer is dropped (its
+    /// partial object discarded) before the caller goes on, and before a
+    /// process that is about to exit does. Inside a current-thread runtime
+    /// it cannot wait (a storage writer may need that thread to finish), so
+    /// there the threads finish on their own.
     fn drop(&mut self) {
-        self.sender
-            .shared
-            .jobs
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take();
+        if self.writer.is_none() {
+            return; // finished or aborted
+        }
+        use tokio::runtime::{Handle, RuntimeFlavor};
+        match Handle::try_current().map(|h| h.runtime_flavor()) {
+            Err(_) => self.stop_and_join(),
+            Ok(RuntimeFlavor::CurrentThread) => {
+                let shared = &self.sender.shared;
+                shared.failed.store(true, Ordering::SeqCst);
+                shared.jobs.lock().unwrap_or_else(|p| p.into_inner()).take();
+            }
+            Ok(_) => tokio::task::block_in_place(|| self.stop_and_join()),
+        }
     }
 }
 

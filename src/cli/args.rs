@@ -75,6 +75,18 @@ pub enum Command {
 }
 
 impl Command {
+    /// The subcommand's name, for messages.
+    pub fn verb(&self) -> &'static str {
+        match self {
+            Command::Backup(_) => "backup",
+            Command::Restore(_) => "restore",
+            Command::Verify(_) => "verify",
+            Command::List(_) => "list",
+            Command::Show(_) => "show",
+            Command::Key(_) => "key",
+        }
+    }
+
     /// Whether the command was asked for JSON on stdout.
     pub fn json(&self) -> bool {
         match self {

@@ -26,7 +26,11 @@ fn patterns(
         .collect()
 }
 
-pub async fn run(a: BackupArgs, quiet: bool) -> anyhow::Result<ExitCode> {
+pub async fn run(
+    a: BackupArgs,
+    quiet: bool,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<ExitCode> {
     let filter = TableFilter {
         include_tables: patterns(&a.tables, "table", Pattern::table)?,
         exclude_tables: patterns(&a.exclude_tables, "exclude-table", Pattern::table)?,
@@ -40,6 +44,7 @@ pub async fn run(a: BackupArgs, quiet: bool) -> anyhow::Result<ExitCode> {
         tags: a.tags.into_iter().collect(),
         lock_timeout: a.lock_timeout,
         max_duration: a.max_duration,
+        stop: Some(stop),
         ..Default::default()
     };
     if let Some(c) = &a.compression {

@@ -35,7 +35,7 @@ pub fn main() -> ExitCode {
         }
     };
     let json = cli.command.json();
-    let result = runtime.block_on(run(cli));
+    let (result, signal) = runtime.block_on(run_until_signalled(cli));
     runtime.shutdown_timeout(std::time::Duration::from_secs(2));
     match result {
         Ok(code) => code,
@@ -44,7 +44,11 @@ pub fn main() -> ExitCode {
                 .downcast_ref::<pgsnap::Error>()
                 .map(|e| e.is_usage())
                 .unwrap_or(false);
-            let code = if usage { EXIT_USAGE } else { EXIT_FAILURE };
+            let code = match signal {
+                Some(s) => s.exit_code(),
+                None if usage => EXIT_USAGE,
+                None => EXIT_FAILURE,
+            };
             let line = one_line(&e);
             eprintln!("pgsnap: error: {line}");
             if json {
@@ -74,10 +78,90 @@ fn one_line(e: &anyhow::Error) -> String {
     parts.join(": ").replace('\n', " ")
 }
 
-async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+/// SIGINT (Ctrl-C) and SIGTERM (systemd, Kubernetes, a scheduler's
+/// timeout) end a run with a message instead of killing it mid-write.
+#[derive(Clone, Copy)]
+enum Signal {
+    Interrupt,
+    Terminate,
+}
+
+impl Signal {
+    fn name(self) -> &'static str {
+        match self {
+            Signal::Interrupt => "SIGINT",
+            Signal::Terminate => "SIGTERM",
+        }
+    }
+
+    /// 128 + the signal's number, as shells report a process it ended.
+    fn exit_code(self) -> u8 {
+        match self {
+            Signal::Interrupt => 130,
+            Signal::Terminate => 143,
+        }
+    }
+}
+
+/// The next SIGINT or SIGTERM. Once this has been polled, those signals no
+/// longer end the process by themselves.
+async fn signalled() -> Signal {
+    use tokio::signal::unix::{signal, SignalKind};
+    match (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) {
+        (Ok(mut int), Ok(mut term)) => tokio::select! {
+            _ = int.recv() => Signal::Interrupt,
+            _ = term.recv() => Signal::Terminate,
+        },
+        // No handlers: the signals keep their default action.
+        _ => std::future::pending().await,
+    }
+}
+
+/// Runs the command; on a signal a backup is told to stop and cleans up
+/// (its archive discarded, nothing listed) before the error returns; other
+/// commands stop where they are. A second signal stops at once.
+async fn run_until_signalled(cli: Cli) -> (anyhow::Result<ExitCode>, Option<Signal>) {
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let verb = cli.command.verb();
+    let fut = run(cli, stop_rx);
+    tokio::pin!(fut);
+    let sig = tokio::select! {
+        r = &mut fut => return (r, None),
+        s = signalled() => s,
+    };
+    let stopped = |what: String| -> anyhow::Error {
+        anyhow::Error::from(pgsnap::Error::Stopped(what))
+            .context(format!("{} received", sig.name()))
+    };
+    if verb == "backup" {
+        let _ = stop_tx.send(true);
+        let r = tokio::select! {
+            r = &mut fut => r,
+            _ = signalled() => Err(stopped(
+                "backup stopped before its cleanup finished; a temporary archive may be left, \
+                 which the next backup removes after a day"
+                    .into(),
+            )),
+        };
+        let r = r.map_err(|e| e.context(format!("{} received", sig.name())));
+        return (r, Some(sig));
+    }
+    let what = match verb {
+        "restore" => "restore stopped; the target may hold part of it: run the restore again \
+                      with --clean, or drop the database"
+            .to_string(),
+        v => format!("{v} stopped"),
+    };
+    (Err(stopped(what)), Some(sig))
+}
+
+async fn run(cli: Cli, stop: tokio::sync::watch::Receiver<bool>) -> anyhow::Result<ExitCode> {
     let quiet = cli.quiet;
     match cli.command {
-        Command::Backup(a) => backup_cmd::run(a, quiet).await,
+        Command::Backup(a) => backup_cmd::run(a, quiet, stop).await,
         Command::Restore(a) => restore_cmd::restore(a, quiet).await,
         Command::Verify(a) => restore_cmd::verify(a).await,
         Command::Key(k) => restore_cmd::key(k),
