@@ -15,6 +15,7 @@
 //! states; and a check of every table's rows (as the server counted them in
 //! the COPY command tags) against the manifest.
 
+mod clean;
 mod data;
 #[doc(hidden)]
 pub mod fuzz;
