@@ -6,7 +6,10 @@ mod common;
 
 use std::io::{Read, Seek, SeekFrom, Write};
 
-use common::{backup, pg, pgsnap, pgsnap_ok, table_contents, Cluster, Workdir};
+use common::{
+    backup, normalise, pg, pgsnap, pgsnap_ok, restore_json, restore_output, table_contents,
+    Cluster, Workdir,
+};
 
 const DATA: &str = r#"
 CREATE SCHEMA app;
@@ -282,6 +285,68 @@ fn conflicts_refused_without_clean_and_tampered_clean_keeps_the_good_copy() {
     let out = restore(&s, &s.w.key(), &dst, &["--clean"]);
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(table_contents(pg, &dst), good);
+}
+
+/// `--clean` drops, with the relations it replaces, the backup's objects
+/// that depend on them (a function taking a view's row type, a view calling
+/// it) and recreates them; an object of the target's own that depends on
+/// them refuses the restore before any change, named on the one line.
+#[test]
+fn clean_takes_the_backups_dependents_along_and_refuses_others() {
+    let pg = pg();
+    let src = pg.create_db("clean_deps");
+    pg.psql(
+        &src,
+        "CREATE SCHEMA app;
+         CREATE TABLE app.users (id int PRIMARY KEY, name text NOT NULL);
+         INSERT INTO app.users SELECT g, 'user ' || g FROM generate_series(1, 50) g;
+         CREATE VIEW app.active AS SELECT id, name FROM app.users WHERE id % 2 = 0;
+         CREATE FUNCTION app.label(app.active) RETURNS text LANGUAGE sql AS 'SELECT $1.name';
+         CREATE VIEW app.labels AS SELECT app.label(a) FROM app.active a;",
+    );
+    let w = Workdir::new();
+    backup(pg, &src, &w, &[]);
+    let dst = pg.create_db("clean_deps_dst");
+    restore_json(pg, &w, "latest", &dst, &[]);
+    let good = table_contents(pg, &dst);
+
+    // The target's own objects on the backup's: --clean would drop them.
+    pg.psql(
+        &dst,
+        "CREATE SCHEMA mine;
+         CREATE VIEW mine.names AS SELECT name FROM app.users;
+         CREATE FUNCTION mine.greet(app.active) RETURNS text LANGUAGE sql AS 'SELECT $1.name';",
+    );
+    let before = pg.schema_dump(&dst);
+    let out = restore_output(pg, &w, "latest", &dst, &["--clean"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.lines().any(|l| l.contains("view \"mine\".\"names\"")
+            && l.contains("function \"mine\".\"greet\"(\"app\".\"active\")")
+            && l.contains("nothing was changed")),
+        "{err}"
+    );
+    assert_eq!(pg.schema_dump(&dst), before, "the target was changed");
+    assert_eq!(table_contents(pg, &dst), good);
+
+    // Without them: dropped, recreated, the same again.
+    pg.psql(&dst, "DROP SCHEMA mine CASCADE");
+    let r = restore_json(pg, &w, "latest", &dst, &["--clean"]);
+    let dropped = r["dropped"].to_string();
+    for name in [
+        r#"view \"app\".\"labels\""#,
+        r#"function \"app\".\"label\"(\"app\".\"active\")"#,
+        r#"view \"app\".\"active\""#,
+        r#"table \"app\".\"users\""#,
+    ] {
+        assert!(dropped.contains(name), "{name} not in {dropped}");
+    }
+    assert_eq!(table_contents(pg, &dst), good);
+    assert_eq!(
+        normalise(&pg.schema_dump(&src), &src),
+        normalise(&pg.schema_dump(&dst), &dst)
+    );
 }
 
 #[test]

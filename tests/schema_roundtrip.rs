@@ -319,22 +319,7 @@ fn edge_roundtrip() {
 /// access methods.
 #[test]
 fn storage_roundtrip() {
-    use std::os::unix::fs::MetadataExt;
-    let pg = common::pg();
-    let exists = pg.psql(
-        "postgres",
-        "SELECT count(*) FROM pg_tablespace WHERE spcname = 'fx_space'",
-    );
-    if exists.trim() == "0" {
-        let dir = pg.dir.join("fx_space");
-        std::fs::create_dir_all(&dir).unwrap();
-        let meta = std::fs::metadata(&pg.dir).unwrap();
-        std::os::unix::fs::chown(&dir, Some(meta.uid()), Some(meta.gid())).unwrap();
-        pg.psql(
-            "postgres",
-            &format!("CREATE TABLESPACE fx_space LOCATION '{}'", dir.display()),
-        );
-    }
+    common::pg().ensure_tablespace("fx_space");
     roundtrip(&fixture("storage.sql"), &[]);
 }
 

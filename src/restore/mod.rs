@@ -15,6 +15,7 @@
 //! states; and a check of every table's rows (as the server counted them in
 //! the COPY command tags) against the manifest.
 
+mod clean;
 mod data;
 #[doc(hidden)]
 pub mod fuzz;
@@ -151,12 +152,10 @@ pub async fn run(
         progress.event(Event::Phase("check target"));
         let session = Session::open(target).await?;
         let checked = check_target(&session.client, &mut plan, opts, &mut report).await?;
-        if opts.clean {
-            report.dropped = checked
-                .conflicts
-                .iter()
-                .map(|id| plan.target_identity(plan.object(*id)))
-                .collect();
+        if opts.clean && !checked.conflicts.is_empty() {
+            report.dropped = clean::drops(&session.client, &plan, &checked.conflicts)
+                .await?
+                .dropped;
         }
         report.bytes_read = archive.bytes_read();
         report.seconds = t0.elapsed().as_secs_f64();

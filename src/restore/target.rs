@@ -12,6 +12,7 @@ use crate::schema::ddl::roles_named;
 use crate::schema::provider::setting_role;
 use crate::schema::{ApplyOptions, DbObject, ObjectKind, APPLY_SESSION_SQL};
 
+use super::clean;
 use super::plan::Plan;
 use super::RestoreOptions;
 
@@ -33,6 +34,7 @@ fn shareable(kind: ObjectKind) -> bool {
         Schema
             | Extension
             | Language
+            | AccessMethod
             | Collation
             | ShellType
             | EnumType
@@ -60,19 +62,6 @@ fn shareable(kind: ObjectKind) -> bool {
     )
 }
 
-/// Relations the restore creates: these must not exist (or go with --clean).
-fn creates_relation(kind: ObjectKind) -> bool {
-    matches!(
-        kind,
-        ObjectKind::Table
-            | ObjectKind::ForeignTable
-            | ObjectKind::View
-            | ObjectKind::MaterializedView
-            | ObjectKind::Sequence
-            | ObjectKind::Index
-    )
-}
-
 pub async fn check(client: &Client, plan: &Plan, opts: &RestoreOptions) -> Result<Checked> {
     let target_db: String = client
         .query_one("SELECT current_database()", &[])
@@ -80,14 +69,28 @@ pub async fn check(client: &Client, plan: &Plan, opts: &RestoreOptions) -> Resul
         .map_err(|e| Error::pg("reading the target database name", e))?
         .get(0);
     let mut conflicts = Vec::new();
+    // A view on a dependency cycle is two objects of the plan (its
+    // placeholder and its definition): one relation, one conflict.
+    let mut conflicting = HashSet::new();
     let mut existing = HashSet::new();
-    let objects = plan
+    let objects: Vec<&DbObject> = plan
         .pre_data
         .iter()
         .chain(plan.post_data.iter())
-        .map(|p| plan.object(p.id));
+        .map(|p| plan.object(p.id))
+        .collect();
+    // Relations (and the other kinds of `clean::conflict_kind`) must be
+    // absent.
+    for (o, addr) in objects
+        .iter()
+        .zip(clean::find(client, plan, &objects).await?)
+    {
+        if addr.is_some_and(|a| conflicting.insert(a)) {
+            conflicts.push(o.id);
+        }
+    }
     for o in objects {
-        // Shared objects found by name are reused; relations must be absent.
+        // Shared objects found by name are reused.
         let probe = match o.kind {
             ObjectKind::Schema => Some("SELECT 1 FROM pg_namespace WHERE nspname = $1"),
             ObjectKind::Extension => Some("SELECT 1 FROM pg_extension WHERE extname = $1"),
@@ -101,20 +104,6 @@ pub async fn check(client: &Client, plan: &Plan, opts: &RestoreOptions) -> Resul
             if hit.is_some() {
                 existing.insert(o.id);
             }
-            continue;
-        }
-        let Some(schema) = plan.target_schema(o) else {
-            continue;
-        };
-        if creates_relation(o.kind) {
-            let q = qualified(schema, &o.name);
-            let hit = client
-                .query_one("SELECT to_regclass($1) IS NOT NULL", &[&q])
-                .await
-                .map_err(|e| Error::pg("checking the target", e))?;
-            if hit.get::<_, bool>(0) {
-                conflicts.push(o.id);
-            }
         }
     }
     if !conflicts.is_empty() && !opts.clean {
@@ -125,10 +114,15 @@ pub async fn check(client: &Client, plan: &Plan, opts: &RestoreOptions) -> Resul
         return Err(Error::Refused(format!(
             "the target database {target_db} already has {} object(s) this restore would create: \
              {}; nothing was changed (restore into an empty database, or pass --clean to drop \
-             exactly these objects first)",
+             these objects, and the backup's objects that depend on them, first)",
             names.len(),
             names.join(", ")
         )));
+    }
+    if !conflicts.is_empty() {
+        // Refused here, before any change, when the drops would reach
+        // beyond the objects this restore recreates.
+        clean::drops(client, plan, &conflicts).await?;
     }
     let missing = missing_roles(client, plan, opts).await?;
     if !missing.is_empty() {
@@ -249,53 +243,22 @@ pub async fn prepare_ddl_session(client: &Client) -> Result<()> {
         .map_err(|e| Error::pg("setting up the restore session", e))
 }
 
-/// `--clean`: drops exactly the conflicting objects, dependents first.
-/// Runs inside the pre-data transaction (see `apply_pre_data`).
+/// `--clean`: drops exactly the conflicting objects and the backup's
+/// objects that depend on them, dependents first (see `super::clean`).
+/// Runs inside the pre-data transaction (see `apply_pre_data`), and works
+/// the drops out again there: they must match the target as it is now.
 async fn drop_conflicts(client: &Client, plan: &Plan, checked: &Checked) -> Result<Vec<String>> {
-    // One DROP per kind, dependents' kinds first: objects that depend on
-    // each other inside one statement go together (two tables joined by a
-    // foreign key), while a dependent outside the set makes the statement
-    // fail and the transaction roll back: nothing beyond the conflicting
-    // objects is ever dropped.
-    const ORDER: [(ObjectKind, &str); 6] = [
-        (ObjectKind::View, "VIEW"),
-        (ObjectKind::MaterializedView, "MATERIALIZED VIEW"),
-        (ObjectKind::ForeignTable, "FOREIGN TABLE"),
-        (ObjectKind::Table, "TABLE"),
-        (ObjectKind::Sequence, "SEQUENCE"),
-        (ObjectKind::Index, "INDEX"),
-    ];
-    let mut dropped = Vec::new();
-    for (kind, kw) in ORDER {
-        let objs: Vec<&DbObject> = checked
-            .conflicts
-            .iter()
-            .map(|id| plan.object(*id))
-            .filter(|o| o.kind == kind)
-            .collect();
-        if objs.is_empty() {
-            continue;
-        }
-        let names: Vec<String> = objs
-            .iter()
-            .map(|o| qualified(plan.target_schema(o).unwrap_or("public"), &o.name))
-            .collect();
-        // IF EXISTS: dropping a table already took its indexes and sequences.
-        client
-            .batch_execute(&format!("DROP {kw} IF EXISTS {}", names.join(", ")))
-            .await
-            .map_err(|e| {
-                Error::pg(
-                    format!(
-                        "--clean: dropping {}; nothing was changed",
-                        names.join(", ")
-                    ),
-                    e,
-                )
-            })?;
-        dropped.extend(objs.iter().map(|o| o.identity.clone()));
+    if checked.conflicts.is_empty() {
+        return Ok(vec![]);
     }
-    Ok(dropped)
+    let drops = clean::drops(client, plan, &checked.conflicts).await?;
+    for stmt in &drops.statements {
+        client
+            .batch_execute(stmt)
+            .await
+            .map_err(|e| Error::pg(format!("--clean: {stmt}; nothing was changed"), e))?;
+    }
+    Ok(drops.dropped)
 }
 
 /// Runs `--clean` drops and the pre-data DDL in one transaction: if any of
@@ -380,13 +343,21 @@ pub async fn apply_pre_data(
     }
 }
 
+/// Whether creating a shareable object failed because the target has one
+/// of that name. `CREATE TEXT SEARCH PARSER`, `... TEMPLATE` and `...
+/// DICTIONARY` do not look first: a catalog's unique index finds the name
+/// taken.
 fn is_duplicate(e: &tokio_postgres::Error) -> bool {
+    let in_catalog = e
+        .as_db_error()
+        .is_some_and(|d| d.schema() == Some("pg_catalog"));
     matches!(
         e.code(),
         Some(c) if *c == SqlState::DUPLICATE_OBJECT
             || *c == SqlState::DUPLICATE_FUNCTION
             || *c == SqlState::DUPLICATE_SCHEMA
             || *c == SqlState::DUPLICATE_TABLE
+            || (*c == SqlState::UNIQUE_VIOLATION && in_catalog)
     )
 }
 

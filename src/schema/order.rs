@@ -161,8 +161,17 @@ fn on_cycle(start: usize, nodes: &[&DbObject], index: &HashMap<u32, usize>, done
 /// Strongly connected components with more than one member (or a self
 /// loop), as lists of object ids; used by the reader to break cycles.
 pub fn cycles(objects: &[DbObject]) -> Vec<Vec<u32>> {
+    components(objects.len(), |v| &objects[v].deps)
+        .into_iter()
+        .filter(|c| c.len() > 1 || objects[c[0] as usize].deps.contains(&c[0]))
+        .collect()
+}
+
+/// Every strongly connected component of the graph of `n` nodes whose
+/// edges from node `v` are `deps(v)` (targets `>= n` are ignored), members
+/// sorted; a component comes after every component it has edges to.
+pub fn components<'a>(n: usize, deps: impl Fn(usize) -> &'a [u32]) -> Vec<Vec<u32>> {
     // Tarjan's algorithm, iterative.
-    let n = objects.len();
     let mut idx = vec![usize::MAX; n];
     let mut low = vec![0usize; n];
     let mut on_stack = vec![false; n];
@@ -180,7 +189,7 @@ pub fn cycles(objects: &[DbObject]) -> Vec<Vec<u32>> {
         stack.push(root);
         on_stack[root] = true;
         while let Some(&mut (v, ref mut ei)) = call.last_mut() {
-            let deps = &objects[v].deps;
+            let deps = deps(v);
             if *ei < deps.len() {
                 let w = deps[*ei] as usize;
                 *ei += 1;
@@ -212,11 +221,8 @@ pub fn cycles(objects: &[DbObject]) -> Vec<Vec<u32>> {
                             break;
                         }
                     }
-                    let self_loop = comp.len() == 1 && objects[v].deps.contains(&(v as u32));
-                    if comp.len() > 1 || self_loop {
-                        comp.sort_unstable();
-                        out.push(comp);
-                    }
+                    comp.sort_unstable();
+                    out.push(comp);
                 }
             }
         }

@@ -473,6 +473,26 @@ impl Cluster {
             &format!("DROP DATABASE IF EXISTS \"{db}\" WITH (FORCE)"),
         );
     }
+
+    /// Creates the tablespace `name` (in the cluster's directory) unless it
+    /// exists: tests/schema_fixtures/storage.sql uses `fx_space`.
+    pub fn ensure_tablespace(&self, name: &str) {
+        use std::os::unix::fs::MetadataExt;
+        let exists = self.psql(
+            "postgres",
+            &format!("SELECT count(*) FROM pg_tablespace WHERE spcname = '{name}'"),
+        );
+        if exists.trim() == "0" {
+            let dir = self.dir.join(name);
+            std::fs::create_dir_all(&dir).unwrap();
+            let meta = std::fs::metadata(&self.dir).unwrap();
+            std::os::unix::fs::chown(&dir, Some(meta.uid()), Some(meta.gid())).unwrap();
+            self.psql(
+                "postgres",
+                &format!("CREATE TABLESPACE {name} LOCATION '{}'", dir.display()),
+            );
+        }
+    }
 }
 
 /// Path of a file in ../shared (the sample application data and bench tools).

@@ -1,0 +1,777 @@
+//! `--clean`: which objects to drop, and in what order.
+//!
+//! The conflicts are the objects this restore creates that the target
+//! already has: relations, publications, event triggers and large objects
+//! (see [`conflict_kind`]). Dropping one takes along, in the server, what
+//! depends on it automatically or internally (a table's indexes,
+//! constraints, rules, triggers, row type, owned sequences, partitions,
+//! publication memberships): its *part*, found here by
+//! walking the target's `pg_depend` the way `DROP ... RESTRICT` does. Any
+//! other object that depends on a part blocks the drop. When the backup has
+//! that object too (a function taking a view's row type, say, recognised by
+//! the identity `schema::catalog` gives it), this restore recreates it, so
+//! it joins the set and the walk goes on from it; when not, the restore is
+//! refused before any change, naming it. Nothing outside the set is dropped.
+//!
+//! The set is dropped dependents first, each run of objects of one kind in
+//! one statement (objects that depend on each other inside one statement go
+//! together, as two tables joined by foreign keys). Objects of different
+//! kinds on one dependency cycle (a view calling a function that takes the
+//! view's row type) cannot go one after the other: that cycle is dropped
+//! with CASCADE, which then reaches only the cycle's own parts, since every
+//! other dependent of them is in the set and dropped before.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+
+use tokio_postgres::Client;
+
+use crate::error::{Error, Result};
+use crate::pg::snapshot::{ident, qualified};
+use crate::schema::catalog::{
+    PG_CLASS, PG_EVENT_TRIGGER, PG_LARGEOBJECT_METADATA, PG_PROC, PG_PUBLICATION, PG_TYPE,
+};
+use crate::schema::order::components;
+use crate::schema::{DbObject, ObjectKind};
+
+use super::plan::Plan;
+
+/// A catalog address as `pg_depend` has it: (catalog OID, object OID).
+pub type Addr = (u32, u32);
+
+/// One object of the set: the plan's object and the target's.
+struct Member {
+    /// The plan object the restore recreates.
+    id: u32,
+    addr: Addr,
+    /// `DROP <keyword>`.
+    keyword: &'static str,
+    /// The name as `DROP` takes it (with the arguments of a function).
+    name: String,
+}
+
+/// A `deptype = 'n'` edge of `pg_depend` into the closure of the set.
+struct Dep {
+    from: Addr,
+    from_sub: i32,
+    to: Addr,
+    to_sub: i32,
+}
+
+/// What `--clean` runs, and reports.
+pub struct Drops {
+    /// `DROP` statements, in the order they run.
+    pub statements: Vec<String>,
+    /// Identities of the plan objects dropped, once each.
+    pub dropped: Vec<String>,
+}
+
+/// The drops that clear `conflicts` (plan ids of objects the target has,
+/// see [`find`]) out of the way, with the objects of the backup that depend
+/// on them; refused when something else in the target depends on them.
+pub async fn drops(client: &Client, plan: &Plan, conflicts: &[u32]) -> Result<Drops> {
+    let mut members = existing_conflicts(client, plan, conflicts).await?;
+    let recreated = recreated(plan);
+    loop {
+        let parts = parts(client, &members).await?;
+        let deps = normal_deps(client, &parts).await?;
+        let mut seen = HashSet::new();
+        let blockers: Vec<&Dep> = deps
+            .iter()
+            .filter(|d| !parts.contains_key(&d.from) && seen.insert(d.from))
+            .collect();
+        if blockers.is_empty() {
+            let (statements, order) = ordered(&members, &parts, &deps);
+            let mut seen = HashSet::new();
+            let dropped = order
+                .into_iter()
+                .map(|m| members[m].id)
+                .filter(|id| seen.insert(*id))
+                .map(|id| plan.target_identity(plan.object(id)))
+                .collect();
+            return Ok(Drops {
+                statements,
+                dropped,
+            });
+        }
+        let mut outside = Vec::new();
+        let known: HashSet<Addr> = members.iter().map(|m| m.addr).collect();
+        let mut added = HashSet::new();
+        for b in owners(client, &blockers).await? {
+            match b.member.filter(|_| !known.contains(&b.owner)) {
+                Some((keyword, name, identity)) if recreated.contains_key(&identity) => {
+                    if added.insert(b.owner) {
+                        members.push(Member {
+                            id: recreated[&identity],
+                            addr: b.owner,
+                            keyword,
+                            name,
+                        });
+                    }
+                }
+                _ => {
+                    let line = format!("{} (depends on {})", b.what, b.on);
+                    if !outside.contains(&line) {
+                        outside.push(line);
+                    }
+                }
+            }
+        }
+        if !outside.is_empty() {
+            return Err(Error::Refused(format!(
+                "--clean would have to drop {} object(s) in the target that this restore does \
+                 not recreate, which depend on objects it replaces: {}; nothing was changed \
+                 (drop or change them first, or restore into an empty database)",
+                outside.len(),
+                outside.join(", ")
+            )));
+        }
+    }
+}
+
+/// The conflicts as the target has them now (one gone meanwhile needs no
+/// drop).
+async fn existing_conflicts(
+    client: &Client,
+    plan: &Plan,
+    conflicts: &[u32],
+) -> Result<Vec<Member>> {
+    let objects: Vec<&DbObject> = conflicts.iter().map(|id| plan.object(*id)).collect();
+    let found = find(client, plan, &objects).await?;
+    Ok(objects
+        .iter()
+        .zip(found)
+        .filter_map(|(o, addr)| {
+            Some(Member {
+                id: o.id,
+                addr: addr?,
+                keyword: conflict_kind(o.kind)?.1,
+                name: drop_name(plan, o),
+            })
+        })
+        .collect())
+}
+
+/// The kinds this restore creates that must not be in the target already
+/// (refused, or dropped by `--clean`), with their catalog and `DROP`
+/// keyword: relations, and the objects that are not shared (publications,
+/// event triggers, large objects). Schemas, types, functions and the other
+/// shared kinds found there are reused instead.
+pub fn conflict_kind(kind: ObjectKind) -> Option<(u32, &'static str)> {
+    Some(match kind {
+        ObjectKind::View => (PG_CLASS, "VIEW"),
+        ObjectKind::MaterializedView => (PG_CLASS, "MATERIALIZED VIEW"),
+        ObjectKind::ForeignTable => (PG_CLASS, "FOREIGN TABLE"),
+        ObjectKind::Table => (PG_CLASS, "TABLE"),
+        ObjectKind::Sequence => (PG_CLASS, "SEQUENCE"),
+        ObjectKind::Index => (PG_CLASS, "INDEX"),
+        ObjectKind::Publication => (PG_PUBLICATION, "PUBLICATION"),
+        ObjectKind::EventTrigger => (PG_EVENT_TRIGGER, "EVENT TRIGGER"),
+        ObjectKind::LargeObject => (PG_LARGEOBJECT_METADATA, LARGE_OBJECT),
+        _ => return None,
+    })
+}
+
+/// Large objects have no `DROP`: `lo_unlink` (see `statement`).
+const LARGE_OBJECT: &str = "LARGE OBJECT";
+
+/// The target's objects that `objects` would collide with, one for each
+/// (`None`: no collision, or not a [`conflict_kind`]); one query per
+/// catalog, as a database may hold very many large objects.
+pub async fn find(
+    client: &Client,
+    plan: &Plan,
+    objects: &[&DbObject],
+) -> Result<Vec<Option<Addr>>> {
+    let mut found = vec![None; objects.len()];
+    for (catalog, lookup) in [
+        (PG_CLASS, "pg_catalog.to_regclass(n)::oid"),
+        (
+            PG_PUBLICATION,
+            "(SELECT oid FROM pg_catalog.pg_publication WHERE pubname = n)",
+        ),
+        (
+            PG_EVENT_TRIGGER,
+            "(SELECT oid FROM pg_catalog.pg_event_trigger WHERE evtname = n)",
+        ),
+        (
+            PG_LARGEOBJECT_METADATA,
+            "(SELECT oid FROM pg_catalog.pg_largeobject_metadata WHERE oid = n::oid)",
+        ),
+    ] {
+        let (at, names): (Vec<usize>, Vec<String>) = objects
+            .iter()
+            .enumerate()
+            .filter(|(_, o)| conflict_kind(o.kind).is_some_and(|k| k.0 == catalog))
+            // A relation is looked up where the restore would create it.
+            .filter(|(_, o)| catalog != PG_CLASS || plan.target_schema(o).is_some())
+            .map(|(i, o)| (i, lookup_name(plan, o)))
+            .unzip();
+        if names.is_empty() {
+            continue;
+        }
+        let rows = client
+            .query(
+                &format!(
+                    "SELECT {lookup} FROM unnest($1::text[]) WITH ORDINALITY u(n, i) ORDER BY i"
+                ),
+                &[&names],
+            )
+            .await
+            .map_err(|e| Error::pg("checking the target", e))?;
+        for (i, row) in at.into_iter().zip(rows) {
+            found[i] = row.get::<_, Option<u32>>(0).map(|oid| (catalog, oid));
+        }
+    }
+    Ok(found)
+}
+
+/// The name [`find`] looks `o` up by.
+fn lookup_name(plan: &Plan, o: &DbObject) -> String {
+    match o.kind {
+        ObjectKind::Publication | ObjectKind::EventTrigger | ObjectKind::LargeObject => {
+            o.name.clone()
+        }
+        _ => drop_name(plan, o),
+    }
+}
+
+/// How `DROP` (or `lo_unlink`) names the target's copy of `o`.
+fn drop_name(plan: &Plan, o: &DbObject) -> String {
+    match o.kind {
+        ObjectKind::Publication | ObjectKind::EventTrigger => ident(&o.name),
+        ObjectKind::LargeObject => o.name.clone(),
+        _ => qualified(plan.target_schema(o).unwrap_or("public"), &o.name),
+    }
+}
+
+/// The plan's objects that may join the set, by identity: the kinds that
+/// can depend on a relation's row type (or on each other) and that the
+/// pre-data recreates when they are missing.
+fn recreated(plan: &Plan) -> HashMap<String, u32> {
+    use ObjectKind::*;
+    plan.pre_data
+        .iter()
+        .filter(|p| {
+            matches!(
+                p.kind,
+                Function
+                    | Procedure
+                    | Aggregate
+                    | EnumType
+                    | CompositeType
+                    | RangeType
+                    | BaseType
+                    | Domain
+            )
+        })
+        .map(|p| (plan.object(p.id).identity.clone(), p.id))
+        .collect()
+}
+
+/// Every object dropping the members takes along, with the members whose
+/// part it is: each member and what depends on it automatically,
+/// internally or as a partition, transitively.
+async fn parts(client: &Client, members: &[Member]) -> Result<HashMap<Addr, Vec<usize>>> {
+    let seeds: Vec<i32> = (0..members.len() as i32).collect();
+    let classes: Vec<u32> = members.iter().map(|m| m.addr.0).collect();
+    let oids: Vec<u32> = members.iter().map(|m| m.addr.1).collect();
+    let rows = client
+        .query(
+            "WITH RECURSIVE part(seed, classid, objid) AS ( \
+                 SELECT * FROM unnest($1::int4[], $2::oid[], $3::oid[]) \
+               UNION \
+                 SELECT p.seed, d.classid, d.objid FROM part p \
+                 JOIN pg_catalog.pg_depend d ON d.refclassid = p.classid AND d.refobjid = p.objid \
+                 WHERE d.deptype IN ('a', 'i', 'P', 'S')) \
+             SELECT seed, classid, objid FROM part",
+            &[&seeds, &classes, &oids],
+        )
+        .await
+        .map_err(|e| Error::pg("--clean: reading the target's dependencies", e))?;
+    let mut parts: HashMap<Addr, Vec<usize>> = HashMap::new();
+    for r in rows {
+        let seed = r.get::<_, i32>(0) as usize;
+        parts.entry((r.get(1), r.get(2))).or_default().push(seed);
+    }
+    Ok(parts)
+}
+
+/// The ordinary dependencies on objects of the parts: between members
+/// they order the drops; from anywhere else they block them.
+async fn normal_deps(client: &Client, parts: &HashMap<Addr, Vec<usize>>) -> Result<Vec<Dep>> {
+    let (classes, oids): (Vec<u32>, Vec<u32>) = parts.keys().copied().unzip();
+    let rows = client
+        .query(
+            "SELECT DISTINCT ON (d.classid, d.objid, d.refclassid, d.refobjid) \
+                    d.classid, d.objid, d.objsubid, d.refclassid, d.refobjid, d.refobjsubid \
+             FROM unnest($1::oid[], $2::oid[]) c(classid, objid) \
+             JOIN pg_catalog.pg_depend d ON d.refclassid = c.classid AND d.refobjid = c.objid \
+             WHERE d.deptype = 'n' AND (d.classid, d.objid) <> (d.refclassid, d.refobjid) \
+             ORDER BY d.classid, d.objid, d.refclassid, d.refobjid, d.objsubid, d.refobjsubid",
+            &[&classes, &oids],
+        )
+        .await
+        .map_err(|e| Error::pg("--clean: reading the target's dependencies", e))?;
+    Ok(rows
+        .iter()
+        .map(|r| Dep {
+            from: (r.get(0), r.get(1)),
+            from_sub: r.get(2),
+            to: (r.get(3), r.get(4)),
+            to_sub: r.get(5),
+        })
+        .collect())
+}
+
+/// A blocking object, resolved to the object that owns it.
+struct Blocker {
+    /// `pg_describe_object` of the blocker (of its owner when it is an
+    /// internal part of it, as a view's rule) and of what it depends on.
+    what: String,
+    on: String,
+    /// The object a `DROP` names: the blocker, or the object it is an
+    /// internal or automatic part of (a view for its rule, a table for its
+    /// trigger or default, a type for its array type).
+    owner: Addr,
+    /// The owner's `DROP` keyword, name and identity as `schema::catalog`
+    /// writes them, for the kinds that may join the set (functions and
+    /// types outside extensions).
+    member: Option<(&'static str, String, String)>,
+}
+
+async fn owners(client: &Client, blockers: &[&Dep]) -> Result<Vec<Blocker>> {
+    let col = |f: fn(&Dep) -> u32| blockers.iter().map(|d| f(d)).collect::<Vec<u32>>();
+    let sub = |f: fn(&Dep) -> i32| blockers.iter().map(|d| f(d)).collect::<Vec<i32>>();
+    let sql = format!(
+        "WITH RECURSIVE b AS ( \
+             SELECT * FROM unnest($1::oid[], $2::oid[], $3::int4[], $4::oid[], $5::oid[], $6::int4[]) \
+               WITH ORDINALITY b(c, o, s, rc, ro, rs, i)), \
+         up(i, classid, objid, depth) AS ( \
+             SELECT i, c, o, 0 FROM b \
+           UNION ALL \
+             SELECT up.i, d.refclassid, d.refobjid, up.depth + 1 FROM up \
+             JOIN pg_catalog.pg_depend d ON d.classid = up.classid AND d.objid = up.objid \
+             WHERE d.deptype IN ('i', 'a') AND up.depth < 8 \
+               AND (d.refclassid, d.refobjid) <> (up.classid, up.objid)), \
+         top AS (SELECT DISTINCT ON (i) i, classid, objid FROM up ORDER BY i, depth DESC) \
+         SELECT CASE WHEN EXISTS (SELECT 1 FROM pg_catalog.pg_depend x \
+                       WHERE x.classid = b.c AND x.objid = b.o AND x.deptype = 'i') \
+                     THEN pg_catalog.pg_describe_object(top.classid, top.objid, 0) \
+                     ELSE pg_catalog.pg_describe_object(b.c, b.o, b.s) END AS what, \
+                pg_catalog.pg_describe_object(b.rc, b.ro, b.rs) AS on_what, \
+                top.classid, top.objid, n.nspname::text AS schema, \
+                coalesce(p.proname, t.typname)::text AS name, p.prokind::text AS prokind, \
+                pg_catalog.pg_get_function_identity_arguments(p.oid) AS args, \
+                t.typtype::text AS typtype, \
+                EXISTS (SELECT 1 FROM pg_catalog.pg_depend e WHERE e.classid = top.classid \
+                        AND e.objid = top.objid AND e.deptype = 'e') AS in_extension \
+         FROM b JOIN top ON top.i = b.i \
+         LEFT JOIN pg_catalog.pg_proc p ON top.classid = {PG_PROC} AND p.oid = top.objid \
+         LEFT JOIN pg_catalog.pg_type t ON top.classid = {PG_TYPE} AND t.oid = top.objid \
+         LEFT JOIN pg_catalog.pg_namespace n ON n.oid = coalesce(p.pronamespace, t.typnamespace) \
+         ORDER BY b.i"
+    );
+    let context = "--clean: reading the target's dependencies";
+    // The function arguments spelled as `schema::catalog` read them.
+    let saved: String = client
+        .query_one(
+            "SELECT pg_catalog.current_setting('quote_all_identifiers')",
+            &[],
+        )
+        .await
+        .map_err(|e| Error::pg(context, e))?
+        .get(0);
+    client
+        .batch_execute("SET quote_all_identifiers = on")
+        .await
+        .map_err(|e| Error::pg(context, e))?;
+    let rows = client
+        .query(
+            &sql,
+            &[
+                &col(|d| d.from.0),
+                &col(|d| d.from.1),
+                &sub(|d| d.from_sub),
+                &col(|d| d.to.0),
+                &col(|d| d.to.1),
+                &sub(|d| d.to_sub),
+            ],
+        )
+        .await
+        .map_err(|e| Error::pg(context, e))?;
+    client
+        .execute(
+            "SELECT pg_catalog.set_config('quote_all_identifiers', $1, false)",
+            &[&saved],
+        )
+        .await
+        .map_err(|e| Error::pg(context, e))?;
+    Ok(rows
+        .iter()
+        .map(|r| {
+            let described = |c: &str| r.get::<_, Option<String>>(c).unwrap_or_default();
+            let owner: Addr = (r.get("classid"), r.get("objid"));
+            let member = if r.get::<_, bool>("in_extension") {
+                None
+            } else {
+                member_name(
+                    owner.0,
+                    r.get("schema"),
+                    r.get("name"),
+                    r.get("prokind"),
+                    r.get("args"),
+                    r.get("typtype"),
+                )
+            };
+            Blocker {
+                what: described("what"),
+                on: described("on_what"),
+                owner,
+                member,
+            }
+        })
+        .collect())
+}
+
+/// `DROP` keyword, name and plan identity of a function or type, spelled
+/// as `schema::catalog` spells them (`function "s"."f"(integer)`, `type
+/// "s"."t"`), so that the backup's objects can be recognised.
+fn member_name(
+    class: u32,
+    schema: Option<String>,
+    name: Option<String>,
+    prokind: Option<String>,
+    args: Option<String>,
+    typtype: Option<String>,
+) -> Option<(&'static str, String, String)> {
+    let qn = qualified(&schema?, &name?);
+    let (keyword, name) = match (class, prokind.as_deref(), typtype.as_deref()) {
+        (PG_PROC, Some(kind), _) => {
+            let args = args.unwrap_or_default();
+            let (keyword, args) = match kind {
+                "p" => ("PROCEDURE", args),
+                // As the catalog has it: no arguments is `*`.
+                "a" if args.is_empty() => ("AGGREGATE", "*".to_string()),
+                "a" => ("AGGREGATE", args),
+                _ => ("FUNCTION", args),
+            };
+            (keyword, format!("{qn}({args})"))
+        }
+        (PG_TYPE, _, Some("d")) => ("DOMAIN", qn),
+        (PG_TYPE, _, Some("b" | "c" | "e" | "r")) => ("TYPE", qn),
+        _ => return None,
+    };
+    let identity = format!("{} {name}", keyword.to_lowercase());
+    Some((keyword, name, identity))
+}
+
+/// The set's `DROP` statements, dependents first (see the module comment),
+/// and the members in the order they go (those dropped with another last).
+fn ordered(
+    members: &[Member],
+    parts: &HashMap<Addr, Vec<usize>>,
+    deps: &[Dep],
+) -> (Vec<String>, Vec<usize>) {
+    let covered = covered(members, parts);
+    // Edge a -> b: something of a's part depends on b's part, so a first.
+    let mut edges: Vec<BTreeSet<u32>> = vec![BTreeSet::new(); members.len()];
+    for d in deps {
+        let (Some(from), Some(to)) = (parts.get(&d.from), parts.get(&d.to)) else {
+            continue;
+        };
+        for &a in from.iter().filter(|a| !covered[**a]) {
+            for &b in to.iter().filter(|b| !covered[**b] && **b != a) {
+                edges[a].insert(b as u32);
+            }
+        }
+    }
+    let edges: Vec<Vec<u32>> = edges.into_iter().map(|e| e.into_iter().collect()).collect();
+    let comps: Vec<Vec<u32>> = components(members.len(), |v| &edges[v])
+        .into_iter()
+        .filter(|c| !covered[c[0] as usize])
+        .collect();
+    let mut statements = Vec::new();
+    let mut run: (&str, Vec<&str>) = ("", Vec::new());
+    let flush = |run: &mut (&str, Vec<&str>), statements: &mut Vec<String>| {
+        if !run.1.is_empty() {
+            statements.push(statement(run.0, &run.1, false));
+            run.1.clear();
+        }
+    };
+    let mut order = Vec::new();
+    for c in dependents_first(&comps, &edges, members) {
+        let comp = &comps[c];
+        order.extend(comp.iter().map(|&m| m as usize));
+        let kinds = by_keyword(comp, members);
+        if let [(keyword, names)] = kinds.as_slice() {
+            if run.0 != *keyword {
+                flush(&mut run, &mut statements);
+                run.0 = *keyword;
+            }
+            run.1.extend(names.iter().copied());
+            continue;
+        }
+        // A cycle through objects of different kinds.
+        flush(&mut run, &mut statements);
+        for (keyword, names) in kinds {
+            statements.push(statement(keyword, &names, true));
+        }
+    }
+    flush(&mut run, &mut statements);
+    order.extend((0..members.len()).filter(|&m| covered[m]));
+    (statements, order)
+}
+
+/// One statement dropping `names`, all of one kind, if they exist.
+fn statement(keyword: &str, names: &[&str], cascade: bool) -> String {
+    if keyword == LARGE_OBJECT {
+        // Nothing depends on a large object: never a cascade.
+        return format!(
+            "SELECT pg_catalog.lo_unlink(oid) FROM pg_catalog.pg_largeobject_metadata \
+             WHERE oid IN ({})",
+            names.join(", ")
+        );
+    }
+    let cascade = if cascade { " CASCADE" } else { "" };
+    format!("DROP {keyword} IF EXISTS {}{cascade}", names.join(", "))
+}
+
+/// Members that are part of another member (an index of a table, a
+/// table's owned sequence): dropping that one takes them along, and
+/// dropping them first may not be allowed (an index a constraint uses).
+fn covered(members: &[Member], parts: &HashMap<Addr, Vec<usize>>) -> Vec<bool> {
+    let part_of = |m: usize| -> &[usize] { parts.get(&members[m].addr).map_or(&[], |v| v) };
+    (0..members.len())
+        .map(|m| {
+            part_of(m)
+                .iter()
+                .any(|&n| n != m && !part_of(n).contains(&m))
+        })
+        .collect()
+}
+
+/// The order of `comps` (indexes into it) in which each comes before the
+/// components it has edges to. Among those free to go, one of the kind
+/// just dropped comes first (fewer statements), then by kind and by the
+/// plan's order.
+fn dependents_first(comps: &[Vec<u32>], edges: &[Vec<u32>], members: &[Member]) -> Vec<usize> {
+    let mut comp_of = vec![usize::MAX; members.len()];
+    for (c, comp) in comps.iter().enumerate() {
+        for &m in comp {
+            comp_of[m as usize] = c;
+        }
+    }
+    let mut after: Vec<BTreeSet<usize>> = vec![BTreeSet::new(); comps.len()];
+    let mut waiting = vec![0usize; comps.len()];
+    for (a, comp) in comps.iter().enumerate() {
+        for &m in comp {
+            for &b in &edges[m as usize] {
+                let b = comp_of[b as usize];
+                if b != a && b != usize::MAX && after[a].insert(b) {
+                    waiting[b] += 1;
+                }
+            }
+        }
+    }
+    let rank = |c: usize| {
+        let m = &members[comps[c][0] as usize];
+        (keyword_rank(m.keyword), comps[c][0])
+    };
+    let mut ready: BTreeSet<usize> = (0..comps.len()).filter(|&c| waiting[c] == 0).collect();
+    let mut out = Vec::with_capacity(comps.len());
+    let mut last = "";
+    while !ready.is_empty() {
+        let same = ready
+            .iter()
+            .copied()
+            .filter(|&c| comps[c].len() == 1 && members[comps[c][0] as usize].keyword == last)
+            .min_by_key(|&c| rank(c));
+        let c = same.unwrap_or_else(|| ready.iter().copied().min_by_key(|&c| rank(c)).unwrap());
+        ready.remove(&c);
+        last = members[comps[c][0] as usize].keyword;
+        out.push(c);
+        for &b in &after[c] {
+            waiting[b] -= 1;
+            if waiting[b] == 0 {
+                ready.insert(b);
+            }
+        }
+    }
+    out
+}
+
+/// A component's members grouped by `DROP` keyword, in kind order.
+fn by_keyword<'a>(comp: &[u32], members: &'a [Member]) -> Vec<(&'static str, Vec<&'a str>)> {
+    let mut groups: Vec<(&'static str, Vec<&str>)> = Vec::new();
+    let mut sorted: Vec<&Member> = comp.iter().map(|&m| &members[m as usize]).collect();
+    sorted.sort_by_key(|m| keyword_rank(m.keyword));
+    for m in sorted {
+        match groups.last_mut() {
+            Some((k, names)) if *k == m.keyword => names.push(&m.name),
+            _ => groups.push((m.keyword, vec![&m.name])),
+        }
+    }
+    groups
+}
+
+/// Dependents' kinds first, where nothing else decides.
+fn keyword_rank(keyword: &str) -> usize {
+    const ORDER: [&str; 14] = [
+        "EVENT TRIGGER",
+        "PUBLICATION",
+        LARGE_OBJECT,
+        "VIEW",
+        "MATERIALIZED VIEW",
+        "FOREIGN TABLE",
+        "TABLE",
+        "SEQUENCE",
+        "INDEX",
+        "AGGREGATE",
+        "PROCEDURE",
+        "FUNCTION",
+        "DOMAIN",
+        "TYPE",
+    ];
+    ORDER
+        .iter()
+        .position(|k| *k == keyword)
+        .unwrap_or(ORDER.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PG_REWRITE: u32 = 2618;
+
+    fn member(keyword: &'static str, name: &str, addr: Addr) -> Member {
+        Member {
+            id: 0,
+            addr,
+            keyword,
+            name: name.into(),
+        }
+    }
+
+    fn dep(from: Addr, to: Addr) -> Dep {
+        Dep {
+            from,
+            from_sub: 0,
+            to,
+            to_sub: 0,
+        }
+    }
+
+    fn parts(of: &[(Addr, &[usize])]) -> HashMap<Addr, Vec<usize>> {
+        of.iter().map(|(a, m)| (*a, m.to_vec())).collect()
+    }
+
+    #[test]
+    fn dependents_first_and_cycles_of_two_kinds_together() {
+        // v2 selects from v; v calls f, which takes v's row type; v selects
+        // from t, whose index goes with it.
+        let members = [
+            member("VIEW", "v", (PG_CLASS, 10)),
+            member("VIEW", "v2", (PG_CLASS, 11)),
+            member("FUNCTION", "f(v)", (PG_PROC, 20)),
+            member("TABLE", "t", (PG_CLASS, 30)),
+            member("INDEX", "t_i", (PG_CLASS, 31)),
+        ];
+        let parts = parts(&[
+            ((PG_CLASS, 10), &[0]),
+            ((PG_TYPE, 12), &[0]),
+            ((PG_REWRITE, 13), &[0]),
+            ((PG_CLASS, 11), &[1]),
+            ((PG_REWRITE, 14), &[1]),
+            ((PG_PROC, 20), &[2]),
+            ((PG_CLASS, 30), &[3]),
+            ((PG_CLASS, 31), &[3, 4]),
+        ]);
+        let deps = [
+            dep((PG_REWRITE, 14), (PG_CLASS, 10)),
+            dep((PG_PROC, 20), (PG_TYPE, 12)),
+            dep((PG_REWRITE, 13), (PG_PROC, 20)),
+            dep((PG_REWRITE, 13), (PG_CLASS, 30)),
+        ];
+        let (statements, order) = ordered(&members, &parts, &deps);
+        assert_eq!(
+            statements,
+            [
+                "DROP VIEW IF EXISTS v2",
+                "DROP VIEW IF EXISTS v CASCADE",
+                "DROP FUNCTION IF EXISTS f(v) CASCADE",
+                "DROP TABLE IF EXISTS t",
+            ]
+        );
+        assert_eq!(order, [1, 0, 2, 3, 4]);
+    }
+
+    #[test]
+    fn a_cycle_of_one_kind_is_one_statement_without_cascade() {
+        // Two tables whose foreign keys reference each other, and a view on
+        // one of them.
+        let members = [
+            member("TABLE", "a", (PG_CLASS, 1)),
+            member("TABLE", "b", (PG_CLASS, 2)),
+            member("VIEW", "w", (PG_CLASS, 3)),
+        ];
+        let parts = parts(&[
+            ((PG_CLASS, 1), &[0]),
+            ((PG_CLASS, 2), &[1]),
+            ((PG_CLASS, 3), &[2]),
+            ((PG_REWRITE, 4), &[2]),
+        ]);
+        let deps = [
+            dep((PG_CLASS, 1), (PG_CLASS, 2)),
+            dep((PG_CLASS, 2), (PG_CLASS, 1)),
+            dep((PG_REWRITE, 4), (PG_CLASS, 2)),
+        ];
+        let (statements, _) = ordered(&members, &parts, &deps);
+        assert_eq!(
+            statements,
+            ["DROP VIEW IF EXISTS w", "DROP TABLE IF EXISTS a, b"]
+        );
+    }
+
+    #[test]
+    fn names_spelled_as_the_catalog_spells_them() {
+        let s = |v: &str| Some(v.to_string());
+        assert_eq!(
+            member_name(PG_PROC, s("k"), s("f"), s("f"), s("\"k\".\"v\""), None),
+            Some((
+                "FUNCTION",
+                "\"k\".\"f\"(\"k\".\"v\")".into(),
+                "function \"k\".\"f\"(\"k\".\"v\")".into()
+            ))
+        );
+        assert_eq!(
+            member_name(PG_PROC, s("k"), s("n"), s("a"), s(""), None).map(|m| m.2),
+            s("aggregate \"k\".\"n\"(*)")
+        );
+        assert_eq!(
+            member_name(PG_PROC, s("k"), s("p"), s("p"), s("a integer"), None).map(|m| m.2),
+            s("procedure \"k\".\"p\"(a integer)")
+        );
+        assert_eq!(
+            member_name(PG_TYPE, s("k"), s("d"), None, None, s("d")).map(|m| m.2),
+            s("domain \"k\".\"d\"")
+        );
+        assert_eq!(
+            member_name(PG_TYPE, s("k"), s("c"), None, None, s("c")).map(|m| m.2),
+            s("type \"k\".\"c\"")
+        );
+        assert_eq!(
+            member_name(PG_CLASS, s("k"), s("t"), None, None, None),
+            None
+        );
+    }
+
+    #[test]
+    fn large_objects_are_unlinked() {
+        assert_eq!(
+            statement(LARGE_OBJECT, &["7", "9"], false),
+            "SELECT pg_catalog.lo_unlink(oid) FROM pg_catalog.pg_largeobject_metadata \
+             WHERE oid IN (7, 9)"
+        );
+    }
+}
