@@ -92,6 +92,12 @@ pub enum Error {
     #[error("decryption failed: wrong key or tampered data")]
     Auth,
 
+    /// Part of an archive did not authenticate although its key opened the
+    /// archive: it was altered or damaged after it was written. The message
+    /// names the part (table, segment, archive bytes).
+    #[error("{0}")]
+    Tampered(String),
+
     /// No key slot of the archive can be opened with the key that was given.
     #[error("wrong key: {0}")]
     WrongKey(String),

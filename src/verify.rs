@@ -164,13 +164,14 @@ pub async fn run(repo: &Repository, m: &Manifest, creds: &Credentials) -> Result
             let (open, rest) = creds_unlock(&mut r)?;
             let mut counted: HashMap<u32, Counted> = HashMap::new();
             let mut ends = Vec::new();
-            let res = open.read_stream(std::io::Cursor::new(rest).chain(&mut r), |seg, data| {
-                let e = counted.entry(seg.entry).or_insert_with(Counted::new);
-                e.lines += memchr::memchr_iter(b'\n', data).count() as u64;
-                e.tuples += e.framer.feed(data, None, &mut ends);
-                ends.clear();
-                Ok(())
-            });
+            let res =
+                open.read_stream_located(std::io::Cursor::new(rest).chain(&mut r), |seg, data| {
+                    let e = counted.entry(seg.entry).or_insert_with(Counted::new);
+                    e.lines += memchr::memchr_iter(b'\n', data).count() as u64;
+                    e.tuples += e.framer.feed(data, None, &mut ends);
+                    ends.clear();
+                    Ok(())
+                });
             // Drain whatever the stream left (it refuses trailing bytes, but
             // the hash must cover every byte on the success path).
             let mut sink = Vec::new();
@@ -191,9 +192,21 @@ pub async fn run(repo: &Repository, m: &Manifest, creds: &Credentials) -> Result
             });
             Some(s)
         }
-        Err(e) => {
+        // The key opened the header, so a part that does not authenticate
+        // was altered or damaged, not read with a wrong key: say where.
+        Err((Error::Auth, at)) => {
             checks.push(Check {
-                what: format!("archive content: {e}"),
+                what: format!(
+                    "archive content: the segment at archive byte {at} does not authenticate: \
+                     the archive was altered or damaged after it was written"
+                ),
+                ok: false,
+            });
+            None
+        }
+        Err((e, at)) => {
+            checks.push(Check {
+                what: format!("archive content, at archive byte {at}: {e}"),
                 ok: false,
             });
             None

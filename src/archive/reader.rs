@@ -314,19 +314,35 @@ impl OpenArchive {
     /// For async sources use [`StreamVerifier`] directly.
     pub fn read_stream<R: Read>(
         &self,
+        r: R,
+        on_segment: impl FnMut(SegmentInfo, &[u8]) -> Result<()>,
+    ) -> Result<StreamSummary> {
+        self.read_stream_located(r, on_segment).map_err(|(e, _)| e)
+    }
+
+    /// [`read_stream`](Self::read_stream), whose error also gives the
+    /// archive offset of the frame (or footer) where reading stopped: what
+    /// a report of a damaged archive should name.
+    pub fn read_stream_located<R: Read>(
+        &self,
         mut r: R,
         mut on_segment: impl FnMut(SegmentInfo, &[u8]) -> Result<()>,
-    ) -> Result<StreamSummary> {
+    ) -> std::result::Result<StreamSummary, (Error, u64)> {
         let mut v = StreamVerifier::new(self);
         let mut block = vec![0u8; 256 * 1024];
         loop {
             let n = match r.read(&mut block) {
-                Ok(0) => return v.finish(),
+                Ok(0) => {
+                    let at = v.position();
+                    return v.finish().map_err(|e| (e, at));
+                }
                 Ok(n) => n,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e.into()),
+                Err(e) => return Err((e.into(), v.position())),
             };
-            v.push(&block[..n], &mut on_segment)?;
+            if let Err(e) = v.push(&block[..n], &mut on_segment) {
+                return Err((e, v.position()));
+            }
         }
     }
 }

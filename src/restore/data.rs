@@ -114,16 +114,20 @@ async fn open_batch_rewritten(
 /// chunk or a wrong key fails the restore before the target is touched.
 /// Up to `KEEP_BYTES`, the decrypted chunks are kept for the load.
 pub async fn authenticate(archive: &StoredArchive, plan: &Plan, jobs: usize) -> Result<()> {
-    let mut batches: Vec<(u32, Vec<ChunkRef>)> = Vec::new();
+    let mut batches: Vec<(u32, Vec<ChunkRef>, String)> = Vec::new();
     for t in plan.tables.iter().filter(|t| t.load_data) {
         let entry = t.entry.expect("loaded tables have an entry");
         for group in t.chunk_refs.chunks(16) {
-            batches.push((entry, group.to_vec()));
+            batches.push((
+                entry,
+                group.to_vec(),
+                format!("table {}", qualified(&t.schema, &t.name)),
+            ));
         }
     }
     if let Some((entry, chunks)) = &plan.large_objects {
         for group in chunks.chunks(16) {
-            batches.push((*entry, group.to_vec()));
+            batches.push((*entry, group.to_vec(), "the large objects".into()));
         }
     }
     let parallel = std::thread::available_parallelism()
@@ -132,8 +136,11 @@ pub async fn authenticate(archive: &StoredArchive, plan: &Plan, jobs: usize) -> 
         .max(jobs);
     let keep = plan.bytes_to_read <= KEEP_BYTES;
     let results = futures::stream::iter(batches)
-        .map(|(entry, refs)| async move {
-            let opened = archive.open_chunks(entry, &refs).await?;
+        .map(|(entry, refs, what)| async move {
+            let opened = archive
+                .open_chunks(entry, &refs)
+                .await
+                .map_err(|e| tampered(e, &what, &refs))?;
             if keep {
                 archive.keep(refs.iter().copied().zip(opened));
             }
@@ -145,6 +152,22 @@ pub async fn authenticate(archive: &StoredArchive, plan: &Plan, jobs: usize) -> 
         r?;
     }
     Ok(())
+}
+
+/// The key opened the archive, so a chunk that does not authenticate was
+/// altered or damaged: name its table and bytes, and that nothing changed
+/// (this runs before the first statement on the target).
+fn tampered(e: Error, what: &str, refs: &[ChunkRef]) -> Error {
+    match (e, refs.first(), refs.last()) {
+        (Error::Auth, Some(first), Some(last)) => Error::Tampered(format!(
+            "a chunk of {what} (archive bytes {}..{}) does not authenticate: the archive was \
+             altered or damaged after it was written; nothing was changed (check it with \
+             `pgsnap verify`, restore from another backup)",
+            first.offset,
+            last.offset + last.len as u64
+        )),
+        (e, _, _) => e,
+    }
 }
 
 /// `COPY ... FROM STDIN` for a table, in `format`, with FREEZE when asked
