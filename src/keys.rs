@@ -91,7 +91,9 @@ impl KeyFileKey {
             opts.mode(0o600);
         }
         let mut f = opts.open(path).map_err(|e| {
-            let reason = if e.kind() == std::io::ErrorKind::AlreadyExists {
+            let reason = if path.is_dir() {
+                "is a directory; give the path of the key file to create".to_string()
+            } else if e.kind() == std::io::ErrorKind::AlreadyExists {
                 "already exists; refusing to overwrite it".to_string()
             } else {
                 format!("cannot create: {e}")
@@ -278,6 +280,10 @@ mod tests {
         );
         assert_eq!(std::fs::read(&p).unwrap(), before);
         assert_eq!(KeyFileKey::load(&p).unwrap().key_id(), k.key_id());
+        let err = KeyFileKey::generate_file(dir.path())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("is a directory"), "{err}");
     }
 
     #[test]

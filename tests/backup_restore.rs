@@ -49,6 +49,7 @@ fn backup_list_show_verify_restore_roundtrip() {
         serde_json::from_str(&pgsnap_ok(&["list", "--repo", &repo, "--json"])).unwrap();
     let b = &list.as_array().unwrap()[0];
     assert_eq!(b["id"], id.as_str());
+    assert_eq!(b["backup_id"], id.as_str());
     assert_eq!(b["status"], "complete");
     assert_eq!(b["database"], src.as_str());
     assert_eq!(b["rows"], 25000);
@@ -56,6 +57,11 @@ fn backup_list_show_verify_restore_roundtrip() {
     assert!(b["size_bytes"].as_u64().unwrap() > 0);
     assert_eq!(b["sha256"].as_str().unwrap().len(), 64);
     assert!(b["started_at"].as_str().unwrap().ends_with('Z'));
+
+    // A file where the repository should be is a usage error saying so.
+    let out = pgsnap(&["list", "--repo", &key]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is a file"));
 
     let show: serde_json::Value =
         serde_json::from_str(&pgsnap_ok(&["show", "--repo", &repo, "latest", "--json"])).unwrap();

@@ -113,6 +113,7 @@ pub async fn run(
             "{}",
             json!({
                 "id": m.id,
+                "backup_id": m.id,
                 "status": "complete",
                 "repo": repo.location(),
                 "database": m.database,

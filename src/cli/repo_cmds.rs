@@ -19,6 +19,8 @@ fn summary_json(b: &BackupEntry) -> serde_json::Value {
     let m = &b.manifest;
     json!({
         "id": m.id,
+        // The name restore's and verify's reports use for the same id.
+        "backup_id": m.id,
         "status": b.status,
         "started_at": rfc3339(&m.started_at),
         "finished_at": rfc3339(&m.finished_at),
@@ -46,7 +48,7 @@ pub async fn list(a: ListArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     println!(
-        "{:<22}  {:<9}  {:<20}  {:<16}  {:>6}  {:>12}  {:>10}",
+        "{:<22}  {:<9}  {:<20}  {:<16}  {:>6}  {:>12}  {:>10}  TAGS",
         "ID", "STATUS", "STARTED (UTC)", "DATABASE", "TABLES", "ROWS", "SIZE"
     );
     for b in &backups {
@@ -57,14 +59,19 @@ pub async fn list(a: ListArgs) -> anyhow::Result<ExitCode> {
             "damaged"
         };
         println!(
-            "{:<22}  {:<9}  {:<20}  {:<16}  {:>6}  {:>12}  {:>10}",
+            "{:<22}  {:<9}  {:<20}  {:<16}  {:>6}  {:>12}  {:>10}  {}",
             m.id,
             status,
             m.started_at.format("%Y-%m-%d %H:%M:%S"),
             m.database,
             m.tables.len(),
             m.rows,
-            bytes(m.archive.size_bytes)
+            bytes(m.archive.size_bytes),
+            m.tags
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(",")
         );
     }
     Ok(ExitCode::SUCCESS)
@@ -76,6 +83,7 @@ pub async fn show(a: ShowArgs) -> anyhow::Result<ExitCode> {
     if a.json {
         let mut v = serde_json::to_value(&m)?;
         v["status"] = json!("complete");
+        v["backup_id"] = json!(m.id);
         println!("{v}");
         return Ok(ExitCode::SUCCESS);
     }

@@ -130,6 +130,12 @@ pub async fn storage_for_upload(spec: &str, upload: UploadOptions) -> Result<Arc
                 .into(),
         ));
     }
+    let path = std::path::Path::new(spec);
+    if path.exists() && !path.is_dir() {
+        return Err(Error::Usage(format!(
+            "repository {spec} is a file; give a directory (a backup creates it)"
+        )));
+    }
     Ok(Arc::new(LocalStorage::new(spec)))
 }
 
