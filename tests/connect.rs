@@ -99,17 +99,7 @@ fn unreachable_server_and_missing_database() {
     assert!(err.contains("cannot connect"), "{err}");
     // With --json the failure is an object on stdout's last line too.
     let url = "postgres://postgres@127.0.0.1:1/postgres";
-    let (repo, key) = (w.repo(), w.key());
-    let out = pgsnap(&[
-        "backup",
-        "--db",
-        url,
-        "--repo",
-        &repo,
-        "--key-file",
-        &key,
-        "--json",
-    ]);
+    let out = common::backup_output(url, &w, &["--json"]);
     assert_eq!(out.status.code(), Some(1));
     let stdout = String::from_utf8_lossy(&out.stdout);
     let v: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
