@@ -62,6 +62,20 @@ fn shareable(kind: ObjectKind) -> bool {
     )
 }
 
+/// The first `n` names and how many more: a restore over a whole database
+/// can conflict on thousands of objects, and the message must stay a line
+/// one can read (`--dry-run --clean` lists every one).
+fn first_of(names: &[String], n: usize) -> String {
+    if names.len() <= n {
+        return names.join(", ");
+    }
+    format!(
+        "{} and {} more (`--dry-run --clean` lists them all)",
+        names[..n].join(", "),
+        names.len() - n
+    )
+}
+
 pub async fn check(client: &Client, plan: &Plan, opts: &RestoreOptions) -> Result<Checked> {
     let target_db: String = client
         .query_one("SELECT current_database()", &[])
@@ -116,7 +130,7 @@ pub async fn check(client: &Client, plan: &Plan, opts: &RestoreOptions) -> Resul
              {}; nothing was changed (restore into an empty database, or pass --clean to drop \
              these objects, and the backup's objects that depend on them, first)",
             names.len(),
-            names.join(", ")
+            first_of(&names, 12)
         )));
     }
     if !conflicts.is_empty() {
@@ -374,4 +388,20 @@ pub async fn set_sequences(client: &Client, plan: &Plan) -> Result<()> {
             .map_err(|e| Error::pg(format!("setting sequence {q}"), e))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::first_of;
+
+    #[test]
+    fn long_lists_are_cut_with_a_count() {
+        let names: Vec<String> = (0..15).map(|i| format!("t{i}")).collect();
+        assert_eq!(first_of(&names[..2], 12), "t0, t1");
+        let cut = first_of(&names, 12);
+        assert!(
+            cut.starts_with("t0, t1,") && cut.contains("t11 and 3 more"),
+            "{cut}"
+        );
+    }
 }
