@@ -438,6 +438,48 @@ fn selective_restore_reads_little_and_brings_what_the_table_needs() {
     );
 }
 
+/// Binary rows carry values in their types' binary forms: loaded with
+/// --data-only into columns of other types they would be garbage without an
+/// error (an int4 read as real). Refused, naming the column; same types load.
+#[test]
+fn binary_rows_load_only_into_the_types_they_came_from() {
+    let pg = pg();
+    let src = pg.create_db("bin_types");
+    pg.psql(
+        &src,
+        "CREATE TABLE t (id int, v real); INSERT INTO t SELECT g, g / 2.0 FROM generate_series(1, 100) g;",
+    );
+    let w = Workdir::new();
+    backup(pg, &src, &w, &["--copy-format", "binary"]);
+    let dst = pg.create_db("bin_types_dst");
+    pg.psql(&dst, "CREATE TABLE t (id real, v int)");
+    let (repo, key, url) = (w.repo(), w.key(), pg.url(&dst));
+    let data_only = |extra: &[&str]| {
+        let mut args = vec!["restore", "--repo", &repo, "--key-file", &key, "latest"];
+        args.extend(["--db", &url, "--data-only"]);
+        args.extend_from_slice(extra);
+        pgsnap(&args)
+    };
+    for extra in [&["--dry-run"][..], &[]] {
+        let out = data_only(extra);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{extra:?}: {err}");
+        assert!(
+            err.contains("column id of \"public\".\"t\" is real"),
+            "{err}"
+        );
+    }
+    assert_eq!(pg.psql(&dst, "SELECT count(*) FROM t").trim(), "0");
+    pg.psql(&dst, "DROP TABLE t; CREATE TABLE t (id int, v real)");
+    let out = data_only(&[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(table_contents(pg, &dst), table_contents(pg, &src));
+}
+
 #[test]
 fn dry_run_changes_nothing_and_prints_the_plan() {
     let pg = pg();

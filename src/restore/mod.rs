@@ -225,6 +225,7 @@ async fn check_target(
         .skipped
         .extend(provider::adapt(client, plan, opts).await?);
     keep_transcoding_if_exact(client, plan).await?;
+    target::check_binary_types(client, plan).await?;
     report.tables = plan.tables.len();
     report.rows = plan.tables.iter().map(|t| t.rows).sum();
     report.objects = plan.pre_data.len() + plan.post_data.len();

@@ -230,6 +230,66 @@ async fn missing_roles(
         .collect())
 }
 
+/// Rows of a binary archive carry each value in its type's binary form,
+/// which the server takes as whatever type the target column has: an `int4`
+/// read as `real` loads as garbage without an error. A table this restore
+/// does not create (`--data-only`) must therefore have the backup's
+/// built-in types, column by column (the server itself checks the type
+/// OIDs inside arrays and composites). Text rows are parsed by the target's
+/// types, as pg_restore's are, and need no check.
+pub async fn check_binary_types(client: &Client, plan: &Plan) -> Result<()> {
+    /// OIDs below this are built in, the same in every database.
+    const FIRST_NORMAL_OID: u32 = 16384;
+    for t in plan.tables.iter().filter(|t| {
+        t.load_data && !t.created_here && t.copy_format == crate::pg::copy::CopyFormat::Binary
+    }) {
+        let Some(info) = plan
+            .model
+            .tables
+            .iter()
+            .find(|i| i.object_id == t.object_id)
+        else {
+            continue;
+        };
+        let table = qualified(&t.schema, &t.name);
+        if info.column_types.len() != info.columns.len() {
+            return Err(Error::Refused(format!(
+                "--data-only: {table} comes from a binary backup that does not record its column \
+                 types, so they cannot be checked against the target's; nothing was changed \
+                 (restore the table whole, into a new database or with --into-schema)"
+            )));
+        }
+        let (names, types): (Vec<String>, Vec<i64>) = info
+            .columns
+            .iter()
+            .zip(&info.column_types)
+            .filter(|(c, &ty)| t.columns.contains(c) && ty < FIRST_NORMAL_OID)
+            .map(|(c, &ty)| (c.clone(), ty as i64))
+            .unzip();
+        let rows = client
+            .query(
+                "SELECT c.name, format_type(a.atttypid, a.atttypmod), format_type(c.src::oid, NULL)
+                   FROM unnest($2::text[], $3::int8[]) AS c(name, src)
+                   JOIN pg_attribute a ON a.attrelid = to_regclass($1) AND a.attname = c.name
+                                      AND NOT a.attisdropped
+                  WHERE a.atttypid <> c.src::oid",
+                &[&table, &names, &types],
+            )
+            .await
+            .map_err(|e| Error::pg(format!("checking the column types of {table}"), e))?;
+        if let Some(r) = rows.first() {
+            let (col, target, source): (String, String, String) = (r.get(0), r.get(1), r.get(2));
+            return Err(Error::Refused(format!(
+                "--data-only: column {} of {table} is {target} in the target but {source} in the \
+                 backup, and binary rows load only into the types they were taken from; nothing \
+                 was changed (make the column {source}, or restore the table whole)",
+                crate::filter::quote_part(&col)
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// The statements that recreate one object under the options.
 pub fn statements(
     plan: &Plan,
