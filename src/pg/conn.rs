@@ -85,15 +85,28 @@ pub fn redact(conn: &str) -> String {
             }
         }
     }
-    // key=value forms, in a query string or a keyword string.
+    // key=value forms, in a query string or a keyword string; libpq allows
+    // blanks around the `=` (`password = secret`).
     let lower = out.to_ascii_lowercase();
+    let bytes = out.as_bytes();
     let mut result = String::with_capacity(out.len());
     let mut i = 0;
-    while let Some(pos) = lower[i..].find("password=") {
-        let start = i + pos + "password=".len();
-        result.push_str(&out[i..start]);
+    let mut from = 0;
+    while let Some(pos) = lower[from..].find("password") {
+        let mut eq = from + pos + "password".len();
+        while matches!(bytes.get(eq), Some(b' ' | b'\t')) {
+            eq += 1;
+        }
+        if bytes.get(eq) != Some(&b'=') {
+            from = eq.max(from + pos + 1);
+            continue;
+        }
+        let mut start = eq + 1;
+        while matches!(bytes.get(start), Some(b' ' | b'\t')) {
+            start += 1;
+        }
+        result.push_str(&out[i..eq + 1]);
         result.push_str("***");
-        let bytes = out.as_bytes();
         let mut end = start;
         if bytes.get(start) == Some(&b'\'') {
             end += 1;
@@ -110,6 +123,7 @@ pub fn redact(conn: &str) -> String {
             }
         }
         i = end;
+        from = end;
     }
     result.push_str(&out[i..]);
     result
@@ -550,6 +564,14 @@ mod tests {
             "postgres://h/db?password=***&x=1"
         );
         assert_eq!(redact("postgres:///app"), "postgres:///app");
+        assert_eq!(
+            redact("host=db password = hunter2 bogus=1"),
+            "host=db password =*** bogus=1"
+        );
+        assert_eq!(
+            redact("password= 'hunter 2' passwordless=x"),
+            "password=*** passwordless=x"
+        );
     }
 
     #[test]
