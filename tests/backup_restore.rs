@@ -58,6 +58,24 @@ fn backup_list_show_verify_restore_roundtrip() {
     assert_eq!(b["sha256"].as_str().unwrap().len(), 64);
     assert!(b["started_at"].as_str().unwrap().ends_with('Z'));
 
+    // A reader that goes away (`pgsnap show ... | head -1`) ends the run
+    // quietly, never with a panic.
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_pgsnap"))
+        .args(["show", "--repo", &repo, "latest"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        matches!(out.status.code(), Some(0 | 141)),
+        "{:?}: {err}",
+        out.status
+    );
+    assert!(!err.contains("panicked"), "{err}");
+
     // A file where the repository should be is a usage error saying so.
     let out = pgsnap(&["list", "--repo", &key]);
     assert_eq!(out.status.code(), Some(2));

@@ -109,7 +109,7 @@ pub async fn run(
                        "bytes": t.bytes, "stored_bytes": t.stored_bytes})
             })
             .collect();
-        println!(
+        out!(
             "{}",
             json!({
                 "id": m.id,
@@ -138,7 +138,7 @@ pub async fn run(
                 m.timings.total_seconds
             );
         }
-        println!("{}", m.id);
+        out!("{}", m.id);
     }
     Ok(ExitCode::SUCCESS)
 }

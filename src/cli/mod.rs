@@ -4,6 +4,18 @@
 //! on stderr: `pgsnap: error: <what failed>: <why> (<what to do>)`; with
 //! `--json`, stdout's last line is then `{"ok":false,"error":...,"exit_code":N}`.
 
+/// `out!` for what the commands print on stdout: a reader that went
+/// away (`pgsnap list | head -1`) ends the process quietly with status 141,
+/// as SIGPIPE ends a C tool (Rust ignores SIGPIPE, and `out!` panics).
+macro_rules! out {
+    () => {
+        $crate::cli::output::line(format_args!(""))
+    };
+    ($($arg:tt)*) => {
+        $crate::cli::output::line(format_args!($($arg)*))
+    };
+}
+
 mod args;
 mod backup_cmd;
 mod output;
@@ -54,7 +66,7 @@ pub fn main() -> ExitCode {
             if json {
                 // A script reading the last stdout line gets an object on
                 // failure too, not an empty line.
-                println!(
+                out!(
                     "{}",
                     serde_json::json!({ "ok": false, "error": line, "exit_code": code })
                 );

@@ -31,6 +31,18 @@ pub fn init_logging(verbose: u8, quiet: bool) {
         .try_init();
 }
 
+/// One line on stdout (the `out!` macro). A closed pipe ends the process
+/// with 128 + SIGPIPE; other write errors are as `println!` would treat
+/// them, minus the panic: stdout gone is nothing an error line could fix.
+pub fn line(args: std::fmt::Arguments) {
+    use std::io::Write;
+    if let Err(e) = writeln!(std::io::stdout().lock(), "{args}") {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(141);
+        }
+    }
+}
+
 /// `1 table`, `3 tables`: a count with its noun, plural but for one.
 pub fn count(n: impl Into<u64>, noun: &str) -> String {
     match n.into() {

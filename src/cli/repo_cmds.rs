@@ -40,16 +40,22 @@ pub async fn list(a: ListArgs) -> anyhow::Result<ExitCode> {
     let backups = repo.list().await?;
     if a.json {
         let arr: Vec<_> = backups.iter().map(summary_json).collect();
-        println!("{}", serde_json::Value::Array(arr));
+        out!("{}", serde_json::Value::Array(arr));
         return Ok(ExitCode::SUCCESS);
     }
     if backups.is_empty() {
         eprintln!("no backups in {}", repo.location());
         return Ok(ExitCode::SUCCESS);
     }
-    println!(
+    out!(
         "{:<22}  {:<9}  {:<20}  {:<16}  {:>6}  {:>12}  {:>10}  TAGS",
-        "ID", "STATUS", "STARTED (UTC)", "DATABASE", "TABLES", "ROWS", "SIZE"
+        "ID",
+        "STATUS",
+        "STARTED (UTC)",
+        "DATABASE",
+        "TABLES",
+        "ROWS",
+        "SIZE"
     );
     for b in &backups {
         let m = &b.manifest;
@@ -58,7 +64,7 @@ pub async fn list(a: ListArgs) -> anyhow::Result<ExitCode> {
         } else {
             "damaged"
         };
-        println!(
+        out!(
             "{:<22}  {:<9}  {:<20}  {:<16}  {:>6}  {:>12}  {:>10}  {}",
             m.id,
             status,
@@ -84,26 +90,26 @@ pub async fn show(a: ShowArgs) -> anyhow::Result<ExitCode> {
         let mut v = serde_json::to_value(&m)?;
         v["status"] = json!("complete");
         v["backup_id"] = json!(m.id);
-        println!("{v}");
+        out!("{v}");
         return Ok(ExitCode::SUCCESS);
     }
-    println!("backup      {}", m.id);
-    println!("status      complete");
-    println!("database    {} ({})", m.database, m.source);
-    println!("server      PostgreSQL {}", m.server_version);
-    println!(
+    out!("backup      {}", m.id);
+    out!("status      complete");
+    out!("database    {} ({})", m.database, m.source);
+    out!("server      PostgreSQL {}", m.server_version);
+    out!(
         "started     {}   finished {}   ({:.1}s)",
         rfc3339(&m.started_at),
         rfc3339(&m.finished_at),
         m.timings.total_seconds
     );
-    println!(
+    out!(
         "archive     {} ({}), sha256 {}",
         m.archive.key,
         bytes(m.archive.size_bytes),
         m.archive.sha256
     );
-    println!(
+    out!(
         "format      v{}, {}, {}, chunks of {}; key slots: {}",
         m.archive.format_version,
         m.archive.cipher,
@@ -111,16 +117,16 @@ pub async fn show(a: ShowArgs) -> anyhow::Result<ExitCode> {
         bytes(m.archive.chunk_size as u64),
         m.key_slots.join(", ")
     );
-    println!(
+    out!(
         "data        {}, {}, {} uncompressed",
         count(m.tables.len() as u64, "table"),
         count(m.rows, "row"),
         bytes(m.data_bytes)
     );
     for (k, v) in &m.tags {
-        println!("tag         {k}={v}");
+        out!("tag         {k}={v}");
     }
-    println!();
+    out!();
     // Names as --table takes them; the column as wide as the longest.
     let names: Vec<String> = m.tables.iter().map(|t| spell(&t.schema, &t.name)).collect();
     let w = names
@@ -129,12 +135,15 @@ pub async fn show(a: ShowArgs) -> anyhow::Result<ExitCode> {
         .max()
         .unwrap_or(0)
         .max(5);
-    println!(
+    out!(
         "{:<w$}  {:>12}  {:>10}  {:>10}",
-        "TABLE", "ROWS", "DATA", "STORED"
+        "TABLE",
+        "ROWS",
+        "DATA",
+        "STORED"
     );
     for (t, name) in m.tables.iter().zip(&names) {
-        println!(
+        out!(
             "{:<w$}  {:>12}  {:>10}  {:>10}",
             name,
             t.rows,

@@ -18,15 +18,15 @@ use super::repo_cmds::open;
 
 fn print_plan(r: &RestoreReport) {
     let Some(plan) = &r.plan else { return };
-    println!("dry run: nothing was changed");
-    println!("backup {} -> database {}", r.backup_id, r.database);
-    println!("pre-data objects, in order:");
+    out!("dry run: nothing was changed");
+    out!("backup {} -> database {}", r.backup_id, r.database);
+    out!("pre-data objects, in order:");
     for o in &plan.pre_data {
-        println!("  {}", o.identity);
+        out!("  {}", o.identity);
     }
-    println!("tables:");
+    out!("tables:");
     for t in &plan.tables {
-        println!(
+        out!(
             "  {}  {}  {}  ({}, {} to read){}",
             pgsnap::filter::spell(&t.schema, &t.name),
             count(t.rows, "row"),
@@ -36,25 +36,25 @@ fn print_plan(r: &RestoreReport) {
             if t.load_data { "" } else { "  [no data]" }
         );
     }
-    println!("post-data objects, in order:");
+    out!("post-data objects, in order:");
     for o in &plan.post_data {
-        println!("  {}", o.identity);
+        out!("  {}", o.identity);
     }
     for s in &plan.skipped_fks {
-        println!("skipped foreign key: {s}");
+        out!("skipped foreign key: {s}");
     }
     for s in &r.skipped {
-        println!("skipped: {s}");
+        out!("skipped: {s}");
     }
     for d in &r.dropped {
-        println!("--clean would drop: {d}");
+        out!("--clean would drop: {d}");
     }
-    println!(
+    out!(
         "estimated archive bytes to read: {} of {}",
         bytes(plan.bytes_to_read),
         bytes(r.archive_bytes)
     );
-    println!(
+    out!(
         "target checked: no object in the way{}, every role it names exists; the chunks are \
          authenticated when the restore runs (or by `pgsnap verify`)",
         if r.dropped.is_empty() {
@@ -113,7 +113,7 @@ pub async fn restore(a: RestoreArgs, quiet: bool) -> anyhow::Result<ExitCode> {
     reporter.finish();
     let report = result.with_context(|| format!("restore of {} failed", manifest.id))?;
     if a.json {
-        println!("{}", serde_json::to_string(&report)?);
+        out!("{}", serde_json::to_string(&report)?);
     } else if a.dry_run {
         print_plan(&report);
     } else {
@@ -123,7 +123,7 @@ pub async fn restore(a: RestoreArgs, quiet: bool) -> anyhow::Result<ExitCode> {
         for s in &report.skipped {
             eprintln!("pgsnap: skipped {s}");
         }
-        println!(
+        out!(
             "restored backup {} into {}: {}, {}, read {} of {} in {:.1}s; row counts match the \
              backup",
             report.backup_id,
@@ -144,12 +144,12 @@ pub async fn verify(a: VerifyArgs) -> anyhow::Result<ExitCode> {
     let manifest = repo.resolve_newest(&a.id).await?;
     let report = verify::run(&repo, &manifest, &creds).await?;
     if a.json {
-        println!("{}", serde_json::to_string(&report)?);
+        out!("{}", serde_json::to_string(&report)?);
     } else {
         for c in &report.checks {
-            println!("{}  {}", if c.ok { "ok    " } else { "FAILED" }, c.what);
+            out!("{}  {}", if c.ok { "ok    " } else { "FAILED" }, c.what);
         }
-        println!(
+        out!(
             "{}: backup {} ({}, {})",
             if report.ok {
                 "verified"
@@ -176,7 +176,7 @@ pub fn key(cmd: KeyCommand) -> anyhow::Result<ExitCode> {
                 "pgsnap: wrote a new key file to {} (mode 0600); keep a copy apart from the backups",
                 out.display()
             );
-            println!("{}", out.display());
+            out!("{}", out.display());
             Ok(ExitCode::SUCCESS)
         }
     }
