@@ -350,6 +350,30 @@ async fn run_inner(
             unmatched.join(", --table ")
         )));
     }
+    if !opts.filter.include_schemas.is_empty() {
+        // As pg_dump: a --schema that names no schema is a mistake, not a
+        // request for an empty backup.
+        let schemas: Vec<String> = client
+            .query("SELECT nspname::text FROM pg_catalog.pg_namespace", &[])
+            .await
+            .map_err(|e| Error::pg("listing schemas", e))?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        let missing: Vec<&str> = opts
+            .filter
+            .include_schemas
+            .iter()
+            .filter(|p| !schemas.iter().any(|s| p.matches(s, "")))
+            .map(|p| p.as_str())
+            .collect();
+        if !missing.is_empty() {
+            return Err(Error::Usage(format!(
+                "no schema matches --schema {}",
+                missing.join(", --schema ")
+            )));
+        }
+    }
     let selected: Vec<&(u32, String, String)> = candidates
         .iter()
         .filter(|(_, s, n)| opts.filter.table_selected(s, n))

@@ -451,6 +451,11 @@ fn binary_rows_load_only_into_the_types_they_came_from() {
     );
     let w = Workdir::new();
     backup(pg, &src, &w, &["--copy-format", "binary"]);
+    // --schema-only reports the rows it loaded: none.
+    let defs = pg.create_db("bin_types_defs");
+    let r = common::restore_json(pg, &w, "latest", &defs, &["--schema-only"]);
+    assert_eq!(r["rows"], 0, "{r}");
+    assert_eq!(pg.psql(&defs, "SELECT count(*) FROM t").trim(), "0");
     let dst = pg.create_db("bin_types_dst");
     pg.psql(&dst, "CREATE TABLE t (id real, v int)");
     let (repo, key, url) = (w.repo(), w.key(), pg.url(&dst));

@@ -198,6 +198,8 @@ pub async fn run(
         (started.elapsed().as_secs_f64() - outcome.data_seconds).max(0.0),
     ));
     report.checks = check_rows(&plan, &outcome.rows);
+    // The rows loaded, not the backup's: none with --schema-only.
+    report.rows = report.checks.iter().map(|c| c.restored_rows).sum();
     report.bytes_read = archive.bytes_read();
     report.seconds = t0.elapsed().as_secs_f64();
     if let Some(bad) = report.checks.iter().find(|c| !c.ok) {
