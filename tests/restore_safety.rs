@@ -190,8 +190,21 @@ fn a_damaged_newest_backup_fails_verify_latest_and_restore_warns() {
         serde_json::from_str(String::from_utf8_lossy(&out.stdout).lines().last().unwrap()).unwrap();
     assert_eq!(report["backup_id"], s.id.as_str());
     // No --db: a usage error, not a restore into the default database.
-    let out = pgsnap(&["restore", "--repo", &repo, "--key-file", &key, "latest"]);
+    let out = pgsnap(&[
+        "restore",
+        "--repo",
+        &repo,
+        "--key-file",
+        &key,
+        "latest",
+        "--json",
+    ]);
     assert_eq!(out.status.code(), Some(2));
+    // A bad command line with --json still ends stdout with the failure object.
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let v: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    assert_eq!(v["exit_code"], 2, "{v}");
+    assert!(v["error"].as_str().unwrap().contains("--db"), "{v}");
     assert_eq!(relations(pg, &dst), 0, "target was changed");
 }
 

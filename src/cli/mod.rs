@@ -34,7 +34,10 @@ const EXIT_USAGE: u8 = 2;
 const EXIT_FAILURE: u8 = 1;
 
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return parse_error(e),
+    };
     output::init_logging(cli.verbose, cli.quiet);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -74,6 +77,26 @@ pub fn main() -> ExitCode {
             ExitCode::from(code)
         }
     }
+}
+
+/// clap's own message for a bad command line (help and version print as
+/// usual); with `--json` among the arguments, stdout also ends with the
+/// failure object a script expects.
+fn parse_error(e: clap::Error) -> ExitCode {
+    let _ = e.print();
+    let code = e.exit_code();
+    if code != 0 && std::env::args().any(|a| a == "--json") {
+        // The message without clap's usage lines, on one line.
+        let text = e.to_string();
+        let message = text.split("\n\n").next().unwrap_or_default();
+        let message = message.strip_prefix("error: ").unwrap_or(message);
+        let message = message.split_whitespace().collect::<Vec<_>>().join(" ");
+        out!(
+            "{}",
+            serde_json::json!({ "ok": false, "error": message, "exit_code": code })
+        );
+    }
+    ExitCode::from(u8::try_from(code).unwrap_or(EXIT_USAGE))
 }
 
 /// The error and its causes on one line, outermost first. The chain stops at

@@ -117,11 +117,14 @@ pub async fn restore(a: RestoreArgs, quiet: bool) -> anyhow::Result<ExitCode> {
     } else if a.dry_run {
         print_plan(&report);
     } else {
-        for s in &report.skipped_foreign_keys {
-            eprintln!("pgsnap: skipped foreign key {s}");
-        }
-        for s in &report.skipped {
-            eprintln!("pgsnap: skipped {s}");
+        // Notes, not errors: --quiet leaves them to the report (--json).
+        if !quiet {
+            for s in &report.skipped_foreign_keys {
+                eprintln!("pgsnap: skipped foreign key {s}");
+            }
+            for s in &report.skipped {
+                eprintln!("pgsnap: skipped {s}");
+            }
         }
         out!(
             "restored backup {} into {}: {}, {}, read {} of {} in {:.1}s; row counts match the \

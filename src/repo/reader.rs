@@ -214,10 +214,25 @@ impl StoredArchive {
             .entry(id)
             .ok_or_else(|| Error::Format(format!("index has no entry {id}")))?;
         let mut out = Vec::with_capacity(entry.raw_bytes.min(1 << 30) as usize);
+        // The key opened the header: a chunk that does not authenticate, or
+        // belongs elsewhere, was altered after it was written.
+        let damaged = |c: &ChunkRef| {
+            Error::Tampered(format!(
+                "archive entry {id}, segment {} (archive bytes {}..{}), does not authenticate: \
+                 the archive was altered or damaged after it was written; nothing was changed \
+                 (check it with `pgsnap verify`, restore from another backup)",
+                c.counter,
+                c.offset,
+                c.offset + c.len as u64
+            ))
+        };
         for (c, frame) in self.fetch(&entry.chunks).await? {
-            let (eid, raw) = self.open.open_chunk(&c, &frame)?;
+            let (eid, raw) = match self.open.open_chunk(&c, &frame) {
+                Err(Error::Auth) => return Err(damaged(&c)),
+                r => r?,
+            };
             if eid != id {
-                return Err(Error::Auth);
+                return Err(damaged(&c));
             }
             out.extend_from_slice(&raw);
         }
