@@ -242,3 +242,65 @@ fn an_ordinary_missing_role_still_refuses_before_any_change() {
     assert_eq!(pg.psql(&dst, "SELECT id FROM t").trim(), "1");
     pg.drop_db(&dst);
 }
+
+/// A restoring role that is not a superuser may only give objects to roles
+/// it is a member of: an owner out of its reach is refused before any
+/// change, dry run included, with --no-owner as the way out.
+#[test]
+fn an_owner_out_of_the_restoring_roles_reach_is_refused_before_any_change() {
+    let pg = pg();
+    let roles = ["prov_far_owner", "prov_restorer"];
+    create_roles(pg, &roles);
+    pg.psql("postgres", "ALTER ROLE prov_restorer LOGIN");
+    let src = pg.create_db("prov_far_src");
+    pg.psql(
+        &src,
+        "CREATE TABLE t (id int); INSERT INTO t VALUES (1); ALTER TABLE t OWNER TO prov_far_owner;",
+    );
+    let w = Workdir::new();
+    let id = backup(&w, &src, None);
+    let dst = pg.create_db("prov_far_dst");
+    pg.psql(
+        "postgres",
+        &format!("ALTER DATABASE \"{dst}\" OWNER TO prov_restorer"),
+    );
+    let url = pg.url(&dst).replacen("postgres@", "prov_restorer@", 1);
+    let (repo, key) = (w.repo(), w.key());
+    let restore = |extra: &[&str]| {
+        let mut args = vec![
+            "restore",
+            "--repo",
+            &repo,
+            "--key-file",
+            &key,
+            &id,
+            "--db",
+            &url,
+        ];
+        args.extend_from_slice(extra);
+        common::pgsnap(&args)
+    };
+    for extra in [&["--dry-run"][..], &[]] {
+        let out = restore(extra);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{extra:?}: {err}");
+        assert!(
+            err.contains("may not make")
+                && err.contains("prov_far_owner")
+                && err.contains("--no-owner"),
+            "{err}"
+        );
+    }
+    let tables = pg.psql(&dst, "SELECT count(*) FROM pg_class WHERE relname = 't'");
+    assert_eq!(tables.trim(), "0");
+    let out = restore(&["--no-owner"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(pg.psql(&dst, "SELECT id FROM t").trim(), "1");
+    pg.drop_db(&dst);
+    pg.drop_db(&src);
+    drop_roles(pg, &roles);
+}

@@ -138,7 +138,8 @@ pub async fn check(client: &Client, plan: &Plan, opts: &RestoreOptions) -> Resul
         // beyond the objects this restore recreates.
         clean::drops(client, plan, &conflicts).await?;
     }
-    let missing = missing_roles(client, plan, opts).await?;
+    let uses = named_roles(plan, opts);
+    let missing = missing_roles(client, &uses).await?;
     if !missing.is_empty() {
         // Offer only the flags that would help: a role still missing under
         // --no-owner is named by grants, which only --no-acl leaves out.
@@ -161,6 +162,15 @@ pub async fn check(client: &Client, plan: &Plan, opts: &RestoreOptions) -> Resul
             ways.join(", or ")
         )));
     }
+    let out_of_reach = owners_out_of_reach(client, &uses).await?;
+    if !out_of_reach.is_empty() {
+        return Err(Error::Refused(format!(
+            "the restoring role may not make {} the owner(s) of what it creates (it is not a \
+             member of them); nothing was changed (grant them to the restoring role, or pass \
+             --no-owner to leave ownership to it)",
+            out_of_reach.join(", ")
+        )));
+    }
     Ok(Checked {
         conflicts,
         existing,
@@ -168,14 +178,61 @@ pub async fn check(client: &Client, plan: &Plan, opts: &RestoreOptions) -> Resul
     })
 }
 
-/// Roles the restore would name that the target lacks, each with what
-/// names it (`owner`, `privileges`, `settings`). Provider-managed roles the
-/// plan already leaves out (`Plan::skip_roles`) are not counted.
+/// Roles of [`named_roles`] that the target lacks, each with what names it
+/// (`owner`, `privileges`, `settings`).
 async fn missing_roles(
     client: &Client,
-    plan: &Plan,
-    opts: &RestoreOptions,
+    uses: &BTreeMap<String, BTreeSet<&'static str>>,
 ) -> Result<Vec<(String, Vec<&'static str>)>> {
+    let names: Vec<&str> = uses.keys().map(String::as_str).collect();
+    let rows = client
+        .query(
+            "SELECT r FROM unnest($1::text[]) r WHERE NOT EXISTS
+               (SELECT 1 FROM pg_roles WHERE rolname = r) ORDER BY 1",
+            &[&names],
+        )
+        .await
+        .map_err(|e| Error::pg("checking roles in the target", e))?;
+    Ok(rows
+        .iter()
+        .map(|r| {
+            let role: String = r.get(0);
+            let what = uses[&role].iter().copied().collect();
+            (role, what)
+        })
+        .collect())
+}
+
+/// Owner roles that exist but the restoring role may not give objects to:
+/// `ALTER ... OWNER TO` needs membership in the new owner (a superuser has
+/// it in every role). Checked here so that the restore, and its dry run,
+/// are refused with the way out instead of failing in the pre-data.
+async fn owners_out_of_reach(
+    client: &Client,
+    uses: &BTreeMap<String, BTreeSet<&'static str>>,
+) -> Result<Vec<String>> {
+    let owners: Vec<&str> = uses
+        .iter()
+        .filter(|(_, what)| what.contains("owner"))
+        .map(|(r, _)| r.as_str())
+        .collect();
+    let rows = client
+        .query(
+            "SELECT r FROM unnest($1::text[]) r
+              WHERE EXISTS (SELECT 1 FROM pg_roles WHERE rolname = r)
+                AND NOT pg_has_role(r, 'MEMBER') ORDER BY 1",
+            &[&owners],
+        )
+        .await
+        .map_err(|e| Error::pg("checking role membership in the target", e))?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
+}
+
+/// Every role the restore names (as owner unless --no-owner, in grants
+/// unless --no-acl, in database settings), with what names it.
+/// Provider-managed roles the plan already leaves out
+/// (`Plan::skip_roles`) are not counted.
+fn named_roles(plan: &Plan, opts: &RestoreOptions) -> BTreeMap<String, BTreeSet<&'static str>> {
     let mut uses: BTreeMap<String, BTreeSet<&'static str>> = BTreeMap::new();
     for p in plan.pre_data.iter().chain(plan.post_data.iter()) {
         let o = plan.object(p.id);
@@ -211,23 +268,7 @@ async fn missing_roles(
             }
         }
     }
-    let names: Vec<&str> = uses.keys().map(String::as_str).collect();
-    let rows = client
-        .query(
-            "SELECT r FROM unnest($1::text[]) r WHERE NOT EXISTS
-               (SELECT 1 FROM pg_roles WHERE rolname = r) ORDER BY 1",
-            &[&names],
-        )
-        .await
-        .map_err(|e| Error::pg("checking roles in the target", e))?;
-    Ok(rows
-        .iter()
-        .map(|r| {
-            let role: String = r.get(0);
-            let what = uses[&role].iter().copied().collect();
-            (role, what)
-        })
-        .collect())
+    uses
 }
 
 /// Rows of a binary archive carry each value in its type's binary form,
