@@ -162,7 +162,7 @@ pub async fn check(client: &Client, plan: &Plan, opts: &RestoreOptions) -> Resul
             ways.join(", or ")
         )));
     }
-    let out_of_reach = owners_out_of_reach(client, &uses).await?;
+    let out_of_reach = owners_out_of_reach(client, plan, opts).await?;
     if !out_of_reach.is_empty() {
         return Err(Error::Refused(format!(
             "the restoring role may not make {} the owner(s) of what it creates (it is not a \
@@ -209,13 +209,23 @@ async fn missing_roles(
 /// are refused with the way out instead of failing in the pre-data.
 async fn owners_out_of_reach(
     client: &Client,
-    uses: &BTreeMap<String, BTreeSet<&'static str>>,
+    plan: &Plan,
+    opts: &RestoreOptions,
 ) -> Result<Vec<String>> {
-    let owners: Vec<&str> = uses
+    if opts.no_owner {
+        return Ok(vec![]);
+    }
+    // The roles of the `ALTER ... OWNER TO` statements the restore runs (a
+    // database's recorded owner is never applied: the target keeps its own).
+    let owners: BTreeSet<String> = plan
+        .pre_data
         .iter()
-        .filter(|(_, what)| what.contains("owner"))
-        .map(|(r, _)| r.as_str())
+        .chain(plan.post_data.iter())
+        .flat_map(|p| plan.object(p.id).owner_sql.iter())
+        .flat_map(|s| roles_named(s))
+        .filter(|r| !plan.skip_roles.contains(r))
         .collect();
+    let owners: Vec<&str> = owners.iter().map(String::as_str).collect();
     let rows = client
         .query(
             "SELECT r FROM unnest($1::text[]) r
