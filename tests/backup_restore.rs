@@ -45,17 +45,7 @@ fn backup_list_show_verify_restore_roundtrip() {
     let id = out.lines().last().unwrap().trim().to_string();
     assert!(id.len() == 21 && id.contains('T'), "id line: {out}");
     // A --schema that names no schema is a usage error, not an empty backup.
-    let out = pgsnap(&[
-        "backup",
-        "--db",
-        &pg.url(&src),
-        "--repo",
-        &repo,
-        "--key-file",
-        &key,
-        "--schema",
-        "nosuch",
-    ]);
+    let out = common::backup_output(&pg.url(&src), &w, &["--schema", "nosuch"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no schema matches --schema nosuch"));
 

@@ -171,18 +171,12 @@ fn a_damaged_newest_backup_fails_verify_latest_and_restore_warns() {
     assert!(err.contains(&newest) && err.contains("damaged"), "{err}");
     let dst = pg.create_db("latest_damaged_dst");
     let url = pg.url(&dst);
-    let out = pgsnap(&[
-        "restore",
-        "--repo",
-        &repo,
-        "--key-file",
-        &key,
-        "latest",
-        "--db",
-        &url,
-        "--dry-run",
-        "--json",
-    ]);
+    let restore_latest = |extra: &[&str]| {
+        let mut args = vec!["restore", "--repo", &repo, "--key-file", &key, "latest"];
+        args.extend_from_slice(extra);
+        pgsnap(&args)
+    };
+    let out = restore_latest(&["--db", &url, "--dry-run", "--json"]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{err}");
     assert!(err.contains(&newest) && err.contains("damaged"), "{err}");
@@ -190,15 +184,7 @@ fn a_damaged_newest_backup_fails_verify_latest_and_restore_warns() {
         serde_json::from_str(String::from_utf8_lossy(&out.stdout).lines().last().unwrap()).unwrap();
     assert_eq!(report["backup_id"], s.id.as_str());
     // No --db: a usage error, not a restore into the default database.
-    let out = pgsnap(&[
-        "restore",
-        "--repo",
-        &repo,
-        "--key-file",
-        &key,
-        "latest",
-        "--json",
-    ]);
+    let out = restore_latest(&["--json"]);
     assert_eq!(out.status.code(), Some(2));
     // A bad command line with --json still ends stdout with the failure object.
     let stdout = String::from_utf8_lossy(&out.stdout);
