@@ -276,16 +276,12 @@ async fn run_with_deadline(
     let inner = run_inner(repo, conn, keys, opts, progress, run);
     let bounded = async {
         match opts.max_duration {
-            Some(d) => tokio::time::timeout(d, inner)
-                .await
-                .map_err(|_| Error::Postgres {
-                    context: "backup".into(),
-                    detail: format!(
-                        "exceeded --max-duration of {}s and was stopped; nothing was kept",
-                        d.as_secs()
-                    ),
-                    code: None,
-                })?,
+            Some(d) => tokio::time::timeout(d, inner).await.map_err(|_| {
+                Error::Stopped(format!(
+                    "exceeded --max-duration of {}s and was stopped; nothing was kept",
+                    d.as_secs()
+                ))
+            })?,
             None => inner.await,
         }
     };

@@ -2,6 +2,15 @@
 //! draws a bar on a terminal and log lines elsewhere; an application may
 //! export metrics). Events are cheap and may come from several threads.
 
+/// `1 table`, `3 tables`: a count with its noun, plural but for one, for
+/// the messages a person reads.
+pub fn count(n: impl Into<u64>, noun: &str) -> String {
+    match n.into() {
+        1 => format!("1 {noun}"),
+        n => format!("{n} {noun}s"),
+    }
+}
+
 /// What a backup or restore reports as it goes.
 #[derive(Debug, Clone)]
 pub enum Event {

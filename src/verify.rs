@@ -292,10 +292,11 @@ pub async fn run(repo: &Repository, m: &Manifest, creds: &Credentials) -> Result
         let ok = tables == m.tables.len() && rows_total == m.rows;
         checks.push(Check {
             what: format!(
-                "{tables} tables and {rows_total} rows counted; the manifest lists {} tables and \
-                 {} rows",
-                m.tables.len(),
-                m.rows
+                "{} and {} counted; the manifest lists {} and {}",
+                crate::progress::count(tables as u64, "table"),
+                crate::progress::count(rows_total, "row"),
+                crate::progress::count(m.tables.len() as u64, "table"),
+                crate::progress::count(m.rows, "row")
             ),
             ok,
         });

@@ -48,6 +48,10 @@ fn backup_list_show_verify_restore_roundtrip() {
     let out = common::backup_output(&pg.url(&src), &w, &["--schema", "nosuch"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no schema matches --schema nosuch"));
+    // So is a tag key given twice.
+    let out = common::backup_output(&pg.url(&src), &w, &["--tag", "k=a", "--tag", "k=b"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--tag k is given twice"));
 
     let list: serde_json::Value =
         serde_json::from_str(&pgsnap_ok(&["list", "--repo", &repo, "--json"])).unwrap();

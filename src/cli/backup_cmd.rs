@@ -41,7 +41,7 @@ pub async fn run(
     let mut opts = BackupOptions {
         jobs: a.jobs as usize,
         filter,
-        tags: a.tags.into_iter().collect(),
+        tags: tags(a.tags)?,
         lock_timeout: a.lock_timeout,
         max_duration: a.max_duration,
         stop: Some(stop),
@@ -141,4 +141,16 @@ pub async fn run(
         out!("{}", m.id);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `--tag` values as a map; a key given twice is a mistake, not a choice
+/// of the last value.
+fn tags(pairs: Vec<(String, String)>) -> Result<std::collections::BTreeMap<String, String>, Error> {
+    let mut map = std::collections::BTreeMap::new();
+    for (k, v) in pairs {
+        if map.insert(k.clone(), v).is_some() {
+            return Err(Error::Usage(format!("--tag {k} is given twice")));
+        }
+    }
+    Ok(map)
 }

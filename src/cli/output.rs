@@ -43,13 +43,7 @@ pub fn line(args: std::fmt::Arguments) {
     }
 }
 
-/// `1 table`, `3 tables`: a count with its noun, plural but for one.
-pub fn count(n: impl Into<u64>, noun: &str) -> String {
-    match n.into() {
-        1 => format!("1 {noun}"),
-        n => format!("{n} {noun}s"),
-    }
-}
+pub use pgsnap::progress::count;
 
 /// `1.2 GiB`-style sizes.
 pub fn bytes(n: u64) -> String {
