@@ -152,10 +152,8 @@ pub async fn run(
         progress.event(Event::Phase("check target"));
         let session = Session::open(target).await?;
         let checked = check_target(&session.client, &mut plan, opts, &mut report).await?;
-        if opts.clean && !checked.conflicts.is_empty() {
-            report.dropped = clean::drops(&session.client, &plan, &checked.conflicts)
-                .await?
-                .dropped;
+        if opts.clean {
+            report.dropped = checked.would_drop;
         }
         report.bytes_read = archive.bytes_read();
         report.seconds = t0.elapsed().as_secs_f64();

@@ -23,6 +23,9 @@ pub struct Checked {
     /// Shared objects (schemas, extensions) already there: reused.
     pub existing: HashSet<u32>,
     pub target_db: String,
+    /// What `--clean` would drop as the check found the target (the
+    /// drops themselves are worked out again inside the transaction).
+    pub would_drop: Vec<String>,
 }
 
 /// Kinds that may already exist in the target with the same definition and
@@ -133,11 +136,13 @@ pub async fn check(client: &Client, plan: &Plan, opts: &RestoreOptions) -> Resul
             first_of(&names, 12)
         )));
     }
-    if !conflicts.is_empty() {
-        // Refused here, before any change, when the drops would reach
-        // beyond the objects this restore recreates.
-        clean::drops(client, plan, &conflicts).await?;
-    }
+    // Refused here, before any change, when the drops would reach beyond
+    // the objects this restore recreates.
+    let would_drop = if conflicts.is_empty() {
+        vec![]
+    } else {
+        clean::drops(client, plan, &conflicts).await?.dropped
+    };
     let uses = named_roles(plan, opts);
     let missing = missing_roles(client, &uses).await?;
     if !missing.is_empty() {
@@ -175,6 +180,7 @@ pub async fn check(client: &Client, plan: &Plan, opts: &RestoreOptions) -> Resul
         conflicts,
         existing,
         target_db,
+        would_drop,
     })
 }
 
