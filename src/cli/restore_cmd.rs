@@ -46,6 +46,9 @@ fn print_plan(r: &RestoreReport) {
     for s in &r.skipped {
         out!("skipped: {s}");
     }
+    for w in &r.warnings {
+        out!("warning: {w}");
+    }
     for d in &r.dropped {
         out!("--clean would drop: {d}");
     }
@@ -124,6 +127,9 @@ pub async fn restore(a: RestoreArgs, quiet: bool) -> anyhow::Result<ExitCode> {
             }
             for s in &report.skipped {
                 eprintln!("pgsnap: skipped {s}");
+            }
+            for w in &report.warnings {
+                eprintln!("pgsnap: warning: {w}");
             }
         }
         out!(

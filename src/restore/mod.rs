@@ -19,6 +19,7 @@ mod clean;
 mod data;
 #[doc(hidden)]
 pub mod fuzz;
+mod key_order;
 mod plan;
 mod provider;
 mod schedule;
@@ -84,6 +85,9 @@ pub struct RestoreReport {
     pub skipped: Vec<String>,
     pub reused: Vec<String>,
     pub dropped: Vec<String>,
+    /// What may make the restore fail though nothing refused it (foreign
+    /// keys in a cycle with --data-only).
+    pub warnings: Vec<String>,
     pub checks: Vec<TableCheck>,
     /// Seconds spent in each phase, in order.
     pub phases: Vec<(String, f64)>,
@@ -131,6 +135,7 @@ pub async fn run(
         skipped: plan.skipped.clone(),
         reused: vec![],
         dropped: vec![],
+        warnings: vec![],
         checks: vec![],
         phases: vec![],
         plan: None,
@@ -226,6 +231,7 @@ async fn check_target(
         .extend(provider::adapt(client, plan, opts).await?);
     keep_transcoding_if_exact(client, plan).await?;
     target::check_binary_types(client, plan).await?;
+    report.warnings = key_order::set(client, plan).await?;
     report.tables = plan.tables.len();
     report.rows = plan.tables.iter().map(|t| t.rows).sum();
     report.objects = plan.pre_data.len() + plan.post_data.len();

@@ -63,6 +63,16 @@ pub struct PlannedTable {
     /// restore creates, of known built-in types. Empty: sent as stored.
     #[serde(skip)]
     pub transcode: Vec<Kind>,
+    /// Indexes in `Plan::tables` of the tables whose rows must be committed
+    /// before this one's load starts: with `--data-only` the target's
+    /// foreign keys are in force while rows load (`target::key_order`).
+    #[serde(skip)]
+    pub load_after: Vec<usize>,
+    /// A foreign key of the target refers from this table to itself (or
+    /// within its partition tree): its rows load in one stream, since a
+    /// row may need one that another stream has not committed yet.
+    #[serde(skip)]
+    pub one_stream: bool,
 }
 
 /// `--into-schema`: the selected tables (and their sequences, indexes and
@@ -577,6 +587,8 @@ pub(crate) fn build_parsed(
             created_here,
             unpad,
             transcode,
+            load_after: vec![],
+            one_stream: false,
         });
     }
     let wanted: BTreeSet<(String, String)> = match &selected {

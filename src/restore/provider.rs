@@ -333,6 +333,8 @@ mod tests {
             unpad: vec![],
             transcode: vec![],
             copy_format: Default::default(),
+            load_after: vec![],
+            one_stream: false,
         };
         Plan {
             pre_data: planned(Section::PreData),

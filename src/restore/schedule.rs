@@ -13,7 +13,8 @@
 //! Two post-data objects never run on one table (or partition tree) at once
 //! (they would queue on its lock or deadlock, as pg_restore also avoids);
 //! the streams of a shared table do run together. Data goes first, biggest
-//! first, since every post-data object waits for some; post-data objects
+//! first, since every post-data object waits for some (with `--data-only`,
+//! a table after the tables its foreign keys reference, see `key_order`); post-data objects
 //! follow in the order of their table's size, so the longest index builds
 //! start early. A job with neither opens another stream into the shared
 //! table with the most chunks left, so the last loads end together instead
@@ -355,7 +356,18 @@ pub async fn run(
         // into one table is the point of splitting it, and no post-data
         // object on a table starts before all its units are done.
         while !idle.is_empty() {
-            let Some(unit) = units.pop_front() else {
+            // The first unit whose referenced tables (`--data-only`, see
+            // `key_order`) have their rows in.
+            let Some(unit) = units
+                .iter()
+                .position(|u| {
+                    plan.tables[u.table]
+                        .load_after
+                        .iter()
+                        .all(|&t| !pending_units.contains_key(&plan.tables[t].object_id))
+                })
+                .and_then(|i| units.remove(i))
+            else {
                 break;
             };
             if unit.shared {

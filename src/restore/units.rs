@@ -141,6 +141,7 @@ pub(super) fn units(plan: &Plan, chunk_size: u32, jobs: usize) -> VecDeque<Unit>
         .map(|i| {
             let t = &plan.tables[i];
             let shared = jobs > 1
+                && !t.one_stream
                 && t.chunk_refs.len() >= 2 * JOIN_MIN_CHUNKS
                 && (Some(i) == largest || t.raw_bytes > fair);
             Unit {
