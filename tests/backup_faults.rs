@@ -634,3 +634,28 @@ fn full_disk_fails_fast_with_one_line_and_the_next_backup_works() {
         "{files:?}"
     );
 }
+
+/// Backups started together into a location that holds no repository yet
+/// (a scheduler's first night, several databases) all create it, or find
+/// it being created: none fails on the others' files.
+#[test]
+fn first_backups_at_once_all_land_in_the_new_repository() {
+    let pg = pg();
+    let db = pg.create_db("first_at_once");
+    pg.psql(&db, "CREATE TABLE t (id int); INSERT INTO t VALUES (1);");
+    for round in 0..3 {
+        let w = Workdir::new();
+        let url = pg.url(&db);
+        let runs: Vec<std::process::Child> =
+            (0..4).map(|_| spawn_backup(&url, &w, &["-q"])).collect();
+        for run in runs {
+            let out = run.wait_with_output().unwrap();
+            assert!(
+                out.status.success(),
+                "round {round}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        assert_eq!(complete_backups(&w.repo()), 4, "round {round}");
+    }
+}

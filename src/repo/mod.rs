@@ -32,6 +32,9 @@ pub use s3::S3Storage;
 pub use storage::{ObjectMeta, ObjectWriter, Storage, UploadOptions, TEMP_MARKER};
 
 const CONFIG_KEY: &str = "config";
+/// How many times, 100 ms apart, a run that finds another creating the
+/// repository looks for its config before it gives up.
+const CONFIG_WAIT_TRIES: usize = 50;
 const CONFIG_TYPE: &str = "pgsnap-repository";
 const MANIFEST_SUFFIX: &str = ".manifest.json";
 const ARCHIVE_SUFFIX: &str = ".pgsnap";
@@ -179,6 +182,23 @@ impl Repository {
         }
         let existing = storage.list("").await?;
         if !existing.is_empty() {
+            // Another run may be creating the repository at this moment (a
+            // scheduler starting several backups on its first night): then
+            // its config, or the config's temporary file, is all there is.
+            if existing.iter().any(|o| o.key == CONFIG_KEY) {
+                return Repository::open(storage).await;
+            }
+            let config_only = existing
+                .iter()
+                .all(|o| o.key.starts_with(CONFIG_KEY) && o.key.contains(TEMP_MARKER));
+            if config_only {
+                for _ in 0..CONFIG_WAIT_TRIES {
+                    if storage.head(CONFIG_KEY).await?.is_some() {
+                        return Repository::open(storage).await;
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+            }
             return Err(Error::Repo(format!(
                 "{} is not empty and holds no pgsnap repository; choose an empty or new location",
                 storage.location()
@@ -193,7 +213,10 @@ impl Repository {
         let mut data = serde_json::to_vec_pretty(&config).expect("config serializes");
         data.push(b'\n');
         storage.put(CONFIG_KEY, Bytes::from(data)).await?;
-        Ok(Repository { storage, config })
+        // Runs that all found the location empty all write a config, and
+        // the last one stays: read back the one that did, so that every run
+        // names the same repository.
+        Repository::open(storage).await
     }
 
     pub fn storage(&self) -> &Arc<dyn Storage> {
