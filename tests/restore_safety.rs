@@ -692,3 +692,44 @@ fn data_only_loads_referenced_tables_first() {
         assert_eq!(table_contents(pg, &dst), table_contents(pg, &src));
     }
 }
+
+/// A full restore gives the target database the backed-up one's settings,
+/// grants and comment; --no-database-properties leaves the target's alone
+/// (restoring production's backup into staging, say).
+#[test]
+fn no_database_properties_leaves_the_target_database_alone() {
+    let pg = pg();
+    let src = pg.create_db("dbprops_src");
+    pg.psql(
+        &src,
+        &format!(
+            "CREATE TABLE t (id int); INSERT INTO t VALUES (1);
+             COMMENT ON DATABASE \"{src}\" IS 'production';
+             ALTER DATABASE \"{src}\" SET work_mem = '7MB';
+             REVOKE CONNECT ON DATABASE \"{src}\" FROM PUBLIC;"
+        ),
+    );
+    let w = Workdir::new();
+    backup(pg, &src, &w, &[]);
+    let properties = |db: &str| {
+        pg.psql(
+            db,
+            "SELECT coalesce(shobj_description(d.oid, 'pg_database'), '-'), \
+                    coalesce((SELECT array_to_string(setconfig, ',') FROM pg_db_role_setting \
+                               WHERE setdatabase = d.oid AND setrole = 0), '-'), \
+                    has_database_privilege('public', d.oid, 'CONNECT') \
+               FROM pg_database d WHERE d.datname = current_database()",
+        )
+        .trim()
+        .to_string()
+    };
+    assert_eq!(properties(&src), "production|work_mem=7MB|f");
+    let kept = pg.create_db("dbprops_kept");
+    let r = restore_json(pg, &w, "latest", &kept, &["--no-database-properties"]);
+    assert_eq!(r["rows"], 1, "{r}");
+    assert_eq!(properties(&kept), "-|-|t");
+    assert_eq!(table_contents(pg, &kept), table_contents(pg, &src));
+    let given = pg.create_db("dbprops_given");
+    restore_json(pg, &w, "latest", &given, &[]);
+    assert_eq!(properties(&given), "production|work_mem=7MB|f");
+}

@@ -360,6 +360,10 @@ pub struct RestoreArgs {
     /// Do not restore grants.
     #[arg(long)]
     pub no_acl: bool,
+    /// Leave the target database's own settings (ALTER DATABASE ... SET), grants and comment
+    /// as they are; a full restore otherwise gives it the backed-up database's.
+    #[arg(long)]
+    pub no_database_properties: bool,
     /// If the archive sits in S3 Glacier Flexible Retrieval or Deep Archive, request a
     /// 7-day restored copy (RestoreObject, Standard tier) and stop; run the restore again
     /// once the thaw completed (hours).

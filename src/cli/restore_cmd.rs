@@ -90,6 +90,7 @@ pub async fn restore(a: RestoreArgs, quiet: bool) -> anyhow::Result<ExitCode> {
         dry_run: a.dry_run,
         no_owner: a.no_owner,
         no_acl: a.no_acl,
+        no_database_properties: a.no_database_properties,
     };
     let target = ConnInfo::parse(&a.db)?;
     let creds = Credentials::from_args(a.key.key_file.as_deref(), None)?;

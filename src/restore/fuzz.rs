@@ -273,6 +273,7 @@ fn options_from(bytes: &[u8]) -> RestoreOptions {
         data_only: flags & 2 != 0,
         no_owner: flags & 4 != 0,
         no_acl: flags & 8 != 0,
+        no_database_properties: flags & 16 != 0,
         ..Default::default()
     };
     for line in String::from_utf8_lossy(lines).lines() {

@@ -55,6 +55,8 @@ pub struct RestoreOptions {
     pub dry_run: bool,
     pub no_owner: bool,
     pub no_acl: bool,
+    /// Leave the target database's own settings, grants and comment alone.
+    pub no_database_properties: bool,
 }
 
 /// One table's post-restore check.

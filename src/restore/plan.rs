@@ -495,6 +495,7 @@ pub(crate) fn build_parsed(
             .ordered(section)
             .into_iter()
             .filter(|o| selected.as_ref().map(|s| s.contains(&o.id)).unwrap_or(true))
+            .filter(|o| !(opts.no_database_properties && o.kind == ObjectKind::Database))
             .map(|o| PlannedObject {
                 id: o.id,
                 kind: o.kind,
