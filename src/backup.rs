@@ -198,7 +198,9 @@ fn plan_items(
 
 /// Runs a backup into `repo` and returns its committed manifest. On any
 /// failure nothing that looks complete is left: the archive's upload is
-/// discarded before the error returns.
+/// discarded before the error returns. A stop (`BackupOptions::stop`,
+/// `--max-duration`) ends the run anywhere before the manifest's commit;
+/// once that has begun, the run finishes it and succeeds or fails by it.
 pub async fn run(
     repo: &Repository,
     conn: &ConnInfo,
@@ -220,16 +222,15 @@ pub async fn run(
         // it is a full disk. Nothing else in a backup writes.
         .map_err(|e| e.on_write(|| format!("writing the archive {}/{key}", repo.location())))
         .map_err(explain_not_utf8);
-    if res.is_err() {
-        // Wherever the archive writer is (even if still running), its upload
-        // is gone when the error is reported.
-        match repo.storage().abort_unfinished(&key).await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!("discarded {n} unfinished upload(s) of the failed backup"),
-            Err(e) => tracing::warn!("could not discard the failed backup's upload: {e}"),
+    match res {
+        Ok(manifest) => commit(repo, &manifest).await.map(|()| manifest),
+        Err(e) => {
+            // Wherever the archive writer is (even if still running), its
+            // upload is gone when the error is reported.
+            discard_archive(repo, &key).await;
+            Err(e)
         }
     }
-    res
 }
 
 /// Table data moves in the database's own bytes where it must (SQL_ASCII,
@@ -660,21 +661,41 @@ async fn run_inner(
             )));
         }
     }
-    if let Err(e) = repo.commit(&manifest).await {
-        // Without its manifest the archive is invisible to `list` but keeps
-        // its space, and the usual reason for a failed manifest write is a
-        // full disk: remove it rather than leave an orphan behind. (The
-        // manifest too, in case only the directory sync after its rename
-        // failed: a manifest without its archive would list as broken.)
-        if let Ok(mkey) = repo.manifest_key(&id) {
-            let _ = repo.storage().delete(&mkey).await;
-        }
-        if let Err(d) = repo.storage().delete(&key).await {
-            tracing::warn!("could not remove the archive of the failed backup: {d}");
-        }
-        return Err(e);
-    }
     Ok(manifest)
+}
+
+/// Commits the manifest of a backup whose archive is written and checked.
+/// Not cancelled by a stop or `--max-duration`: a commit cut off halfway
+/// could list a backup whose run reported failure.
+async fn commit(repo: &Repository, manifest: &Manifest) -> Result<()> {
+    let Err(e) = repo.commit(manifest).await else {
+        return Ok(());
+    };
+    // Without its manifest the archive is invisible to `list` but keeps its
+    // space, and the usual reason for a failed manifest write is a full
+    // disk: remove it rather than leave an orphan behind. (The manifest
+    // too, in case only the directory sync after its rename failed: a
+    // manifest without its archive would list as broken.)
+    if let Ok(mkey) = repo.manifest_key(&manifest.id) {
+        let _ = repo.storage().delete(&mkey).await;
+    }
+    discard_archive(repo, &manifest.archive.key).await;
+    Err(e)
+}
+
+/// Removes what a failed run wrote of its archive: an unfinished upload
+/// (wherever its writer is), or the whole archive when the failure came
+/// after it was written (a stop during `--verify-upload full`, say). Only
+/// ever called before the run's manifest is committed.
+async fn discard_archive(repo: &Repository, key: &str) {
+    match repo.storage().abort_unfinished(key).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!("discarded {n} unfinished upload(s) of the failed backup"),
+        Err(e) => tracing::warn!("could not discard the failed backup's upload: {e}"),
+    }
+    if let Err(e) = repo.storage().delete(key).await {
+        tracing::warn!("could not remove the archive of the failed backup: {e}");
+    }
 }
 
 fn entry_info(id: u32, kind: &str, name: Option<String>, meta: serde_json::Value) -> EntryInfo {

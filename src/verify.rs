@@ -7,6 +7,7 @@
 
 use std::collections::HashMap;
 use std::io::Read;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use serde::Serialize;
@@ -52,6 +53,17 @@ struct StorageRead {
     /// Ranged reads in flight, in order.
     ahead: std::collections::VecDeque<tokio::task::JoinHandle<Result<bytes::Bytes>>>,
     next_fetch: u64,
+}
+
+/// Set when the future awaiting a verify's read is dropped: the read, on
+/// a thread of its own, then stops at its next segment.
+#[derive(Default)]
+struct StopOnDrop(Arc<AtomicBool>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
 }
 
 const READ_BLOCK: u64 = 8 * 1024 * 1024;
@@ -159,13 +171,27 @@ pub async fn run(repo: &Repository, m: &Manifest, creds: &Credentials) -> Result
             let open = r.rt.clone().block_on(creds.unlock(&header))?;
             Ok((open, head.split_off(len)))
         };
-        tokio::task::block_in_place(|| {
+        // The header and its key slot first (a KMS call, briefly), then the
+        // long read on a blocking thread of its own, so that the task
+        // awaiting it still notices a stop (a signal, a backup's
+        // `--max-duration`) and drops it, which ends the read at its next
+        // segment.
+        let (r, open, rest) = tokio::task::block_in_place(|| {
             let mut r = StorageRead::new(storage.clone(), key, size, rt);
             let (open, rest) = creds_unlock(&mut r)?;
+            Ok::<_, Error>((r, open, rest))
+        })?;
+        let stop = StopOnDrop::default();
+        let stopped = stop.0.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut r = r;
             let mut counted: HashMap<u32, Counted> = HashMap::new();
             let mut ends = Vec::new();
             let res =
                 open.read_stream_located(std::io::Cursor::new(rest).chain(&mut r), |seg, data| {
+                    if stopped.load(Ordering::Relaxed) {
+                        return Err(Error::Stopped("verify stopped".into()));
+                    }
                     let e = counted.entry(seg.entry).or_insert_with(Counted::new);
                     e.lines += memchr::memchr_iter(b'\n', data).count() as u64;
                     e.tuples += e.framer.feed(data, None, &mut ends);
@@ -175,10 +201,14 @@ pub async fn run(repo: &Repository, m: &Manifest, creds: &Credentials) -> Result
             // Drain whatever the stream left (it refuses trailing bytes, but
             // the hash must cover every byte on the success path).
             let mut sink = Vec::new();
-            let _ = r.read_to_end(&mut sink);
+            if !stopped.load(Ordering::Relaxed) {
+                let _ = r.read_to_end(&mut sink);
+            }
             let sha = hex::encode(r.hasher.clone().finalize());
-            Ok::<_, Error>((res, sha, counted))
-        })?
+            (res, sha, counted)
+        })
+        .await
+        .map_err(|e| Error::task("verifying the archive", e))?
     };
     let mut checks = Vec::new();
     let summary = match summary_res {

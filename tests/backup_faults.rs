@@ -659,3 +659,90 @@ fn first_backups_at_once_all_land_in_the_new_repository() {
         assert_eq!(complete_backups(&w.repo()), 4, "round {round}");
     }
 }
+
+/// A stop that arrives once the archive is written whole, before its
+/// manifest is committed (here while `--verify-upload full` reads it back):
+/// the archive goes too, as the message says, not left unlisted on disk.
+#[test]
+fn a_stop_after_the_archive_is_written_removes_it() {
+    let pg = pg();
+    let db = big_db(pg, "fault_sig_late");
+    let w = Workdir::new();
+    let mut child = spawn_backup(&pg.url(&db), &w, &["--verify-upload", "full"]);
+    let t0 = Instant::now();
+    // Temporary files end in `.tmp-PID-N`: this is the archive's own name.
+    let whole = || walk(&w.repo()).iter().any(|f| f.ends_with(".pgsnap"));
+    while !whole() {
+        assert!(t0.elapsed() < Duration::from_secs(60), "no archive written");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the backup ended early"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let sent = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    if out.status.success() {
+        // The verify and the commit beat the signal: a whole backup.
+        assert_eq!(complete_backups(&w.repo()), 1, "{err}");
+        return;
+    }
+    assert_eq!(out.status.code(), Some(130), "{err}");
+    let left: Vec<String> = walk(&w.repo())
+        .into_iter()
+        .filter(|f| f.contains(".pgsnap") || f.contains(".manifest"))
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+    assert_eq!(complete_backups(&w.repo()), 0);
+}
+
+/// Ctrl-C stops `pgsnap verify` at once, though its read runs on a thread
+/// of its own (it used to be heard only once the whole archive was read).
+#[test]
+fn sigint_stops_a_verify_at_once() {
+    let pg = pg();
+    let db = big_db(pg, "fault_sig_verify");
+    let w = Workdir::new();
+    backup(pg, &db, &w, &[]);
+    let verify = || {
+        Command::new(env!("CARGO_BIN_EXE_pgsnap"))
+            .args([
+                "verify",
+                "--repo",
+                &w.repo(),
+                "--key-file",
+                &w.key(),
+                "latest",
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let t0 = Instant::now();
+    let whole = verify().wait_with_output().unwrap();
+    assert!(whole.status.success());
+    let full = t0.elapsed();
+    let child = verify();
+    std::thread::sleep(full / 4);
+    let sent = Instant::now();
+    let kill = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{err}");
+    assert!(err.contains("SIGINT received: verify stopped"), "{err}");
+    assert!(
+        sent.elapsed() < full / 2,
+        "stopped {:?} after the signal; a whole verify takes {full:?}",
+        sent.elapsed()
+    );
+}

@@ -161,7 +161,13 @@ async fn signalled() -> Signal {
 async fn run_until_signalled(cli: Cli) -> (anyhow::Result<ExitCode>, Option<Signal>) {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let verb = cli.command.verb();
-    let fut = run(cli, stop_rx);
+    // A task of its own: a command busy on its thread for a while (a
+    // verify's read, say) must not keep this one from hearing a signal.
+    let task = tokio::spawn(run(cli, stop_rx));
+    let fut = async {
+        task.await
+            .unwrap_or_else(|e| Err(anyhow::Error::from(pgsnap::Error::task(verb, e))))
+    };
     tokio::pin!(fut);
     let sig = tokio::select! {
         r = &mut fut => return (r, None),
