@@ -75,12 +75,27 @@ pub async fn list(a: ListArgs) -> anyhow::Result<ExitCode> {
             bytes(m.archive.size_bytes),
             m.tags
                 .iter()
-                .map(|(k, v)| format!("{k}={v}"))
+                .map(|(k, v)| format!("{}={}", tag_part(k), tag_part(v)))
                 .collect::<Vec<_>>()
                 .join(",")
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A tag's key or value as `list` and `show` print it: as it is, or
+/// double-quoted with escapes when it holds what would make `k=v,k=v`
+/// ambiguous (a comma, `=`, a quote, blanks, a line break) or is empty.
+fn tag_part(s: &str) -> String {
+    let plain = !s.is_empty()
+        && !s
+            .chars()
+            .any(|c| matches!(c, ',' | '=' | '"' | '\\') || c.is_whitespace() || c.is_control());
+    if plain {
+        s.to_string()
+    } else {
+        format!("{s:?}")
+    }
 }
 
 pub async fn show(a: ShowArgs) -> anyhow::Result<ExitCode> {
@@ -124,7 +139,7 @@ pub async fn show(a: ShowArgs) -> anyhow::Result<ExitCode> {
         bytes(m.data_bytes)
     );
     for (k, v) in &m.tags {
-        out!("tag         {k}={v}");
+        out!("tag         {}={}", tag_part(k), tag_part(v));
     }
     out!();
     // Names as --table takes them; the column as wide as the longest.
@@ -152,4 +167,20 @@ pub async fn show(a: ShowArgs) -> anyhow::Result<ExitCode> {
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tag_part;
+
+    #[test]
+    fn tag_parts_that_would_be_ambiguous_are_quoted() {
+        assert_eq!(tag_part("prod"), "prod");
+        assert_eq!(tag_part("eu-west-1"), "eu-west-1");
+        assert_eq!(tag_part("a,b"), r#""a,b""#);
+        assert_eq!(tag_part("x=y"), r#""x=y""#);
+        assert_eq!(tag_part("two words"), r#""two words""#);
+        assert_eq!(tag_part("line\nbreak"), r#""line\nbreak""#);
+        assert_eq!(tag_part(""), r#""""#);
+    }
 }
