@@ -23,8 +23,19 @@ pub fn identifier(s: &str) -> Result<String, String> {
     if out.is_empty() {
         return Err("the name is empty".into());
     }
+    // The server would cut a longer name to its first 63 bytes (NAMEDATALEN
+    // - 1) with only a notice: the schema made would not be the one named.
+    if out.len() > MAX_NAME_BYTES {
+        return Err(format!(
+            "`{s}` is {} bytes long; PostgreSQL names are at most {MAX_NAME_BYTES} bytes",
+            out.len()
+        ));
+    }
     Ok(out)
 }
+
+/// The longest name PostgreSQL keeps whole, in bytes.
+const MAX_NAME_BYTES: usize = 63;
 
 /// How to write one name so a pattern (and SQL) reads it back exactly:
 /// as it is when it is all lower case letters, digits and underscores not
@@ -271,6 +282,10 @@ mod tests {
         assert!(identifier("a.b").is_err());
         assert!(identifier("a*").is_err());
         assert!(identifier("\"\"").is_err());
+        // 63 bytes are kept whole; 64 would be cut by the server.
+        assert!(identifier(&"s".repeat(63)).is_ok());
+        assert!(identifier(&"s".repeat(64)).is_err());
+        assert!(identifier(&format!("\"{}\"", "é".repeat(32))).is_err());
     }
 
     #[test]
