@@ -136,6 +136,23 @@ fn walk(dir: &str) -> Vec<String> {
     out
 }
 
+/// Archives and manifests in the repository, finished or temporary.
+fn backup_files(repo: &str) -> Vec<String> {
+    walk(repo)
+        .into_iter()
+        .filter(|f| f.contains(".pgsnap") || f.contains(".manifest"))
+        .collect()
+}
+
+/// Sends SIG`signal` (`INT`, `TERM`) to `child`.
+fn send(signal: &str, child: &std::process::Child) {
+    let sent = Command::new("kill")
+        .args([&format!("-{signal}"), &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+}
+
 #[test]
 fn kill_9_leaves_nothing_listed_and_the_next_backup_works() {
     let pg = pg();
@@ -169,11 +186,7 @@ fn sigint_and_sigterm_stop_a_backup_and_leave_nothing() {
         let w = Workdir::new();
         let child = spawn_backup(&pg.url(&db), &w, &[]);
         wait_for_copy(pg, &db);
-        let sent = Command::new("kill")
-            .args([&format!("-{signal}"), &child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(sent.success());
+        send(signal, &child);
         let out = child.wait_with_output().unwrap();
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(status), "{signal}: {err}");
@@ -183,10 +196,7 @@ fn sigint_and_sigterm_stop_a_backup_and_leave_nothing() {
             1,
             "{err}"
         );
-        let left: Vec<String> = walk(&w.repo())
-            .into_iter()
-            .filter(|f| f.contains(".pgsnap") || f.contains(".manifest"))
-            .collect();
+        let left = backup_files(&w.repo());
         assert!(left.is_empty(), "{signal}: left behind: {left:?}");
         assert_eq!(complete_backups(&w.repo()), 0);
     }
@@ -680,11 +690,7 @@ fn a_stop_after_the_archive_is_written_removes_it() {
         );
         std::thread::sleep(Duration::from_millis(5));
     }
-    let sent = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(sent.success());
+    send("INT", &child);
     let out = child.wait_with_output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     if out.status.success() {
@@ -693,10 +699,7 @@ fn a_stop_after_the_archive_is_written_removes_it() {
         return;
     }
     assert_eq!(out.status.code(), Some(130), "{err}");
-    let left: Vec<String> = walk(&w.repo())
-        .into_iter()
-        .filter(|f| f.contains(".pgsnap") || f.contains(".manifest"))
-        .collect();
+    let left = backup_files(&w.repo());
     assert!(left.is_empty(), "left behind: {left:?}");
     assert_eq!(complete_backups(&w.repo()), 0);
 }
@@ -731,11 +734,7 @@ fn sigint_stops_a_verify_at_once() {
     let child = verify();
     std::thread::sleep(full / 4);
     let sent = Instant::now();
-    let kill = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(kill.success());
+    send("INT", &child);
     let out = child.wait_with_output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(130), "{err}");
