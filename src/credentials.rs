@@ -116,8 +116,16 @@ impl Credentials {
     /// Opens an archive's header with the first credential that fits: the
     /// key files, then KMS for the archive's KMS slots. When none does, the
     /// error is one line naming what was tried and the slots the archive has.
+    ///
+    /// "No credential fits" ([`Error::WrongKey`]) is said only when every
+    /// KMS slot was refused by KMS itself. When KMS could not be asked (no
+    /// answer, a failure on its side, no AWS credentials or region), nothing
+    /// is known about the key: the error is then that
+    /// ([`Error::KmsUnavailable`], [`Error::AwsCredentials`]), so that nobody
+    /// goes looking for another key when the network is what failed.
     pub async fn unlock(&self, header: &Header) -> Result<OpenArchive> {
         let mut why = Vec::new();
+        let mut could_not_ask: Option<Error> = None;
         for k in &self.key_files {
             match header.unlock(&Unlock::KeyFile(k)) {
                 Ok(open) => return Ok(open),
@@ -136,32 +144,62 @@ impl Credentials {
             let kms = match self.kms().await {
                 Ok(k) => k,
                 Err(e) => {
-                    why.push(format!("KMS is not available: {e}"));
+                    could_not_ask = Some(e);
                     break;
                 }
             };
             match kms.decrypt(key_id, ciphertext, &header.archive_id).await {
+                // KMS answered: a data key that then fails the header is
+                // the archive's problem (tampering), reported as such.
                 Ok(dk) => return header.unlock(&Unlock::DataKey(dk)),
+                Err(e @ (Error::KmsUnavailable(_) | Error::AwsCredentials(_))) => {
+                    could_not_ask.get_or_insert(e);
+                }
                 Err(e) => why.push(e.to_string()),
             }
+        }
+        let has_key_file_slot = header
+            .slots
+            .iter()
+            .any(|s| matches!(s, KeySlot::KeyFile { .. }));
+        let has_kms_slot = header
+            .slots
+            .iter()
+            .any(|s| matches!(s, KeySlot::Kms { .. }));
+        if let Some(e) = could_not_ask {
+            // What was tried besides, then what to do: the cause's own
+            // advice (how to give credentials) or retrying, and the key
+            // file where the archive has a slot for one.
+            let mut line = format!("cannot open this archive: {e}");
+            for w in &why {
+                line.push_str(&format!("; {w}"));
+            }
+            line.push_str(&format!("; its key slots: {}", header.slot_kinds()));
+            let mut ways = Vec::new();
+            if matches!(e, Error::KmsUnavailable(_)) {
+                ways.push("retry when KMS can be reached");
+            }
+            if has_key_file_slot {
+                ways.push("give --key-file with a key file it was made with");
+            }
+            if !ways.is_empty() {
+                line.push_str(&format!("; {}", ways.join(", or ")));
+            }
+            return Err(match e {
+                Error::AwsCredentials(_) => Error::AwsCredentials(line),
+                Error::Usage(_) => Error::Usage(line),
+                _ => Error::KmsUnavailable(line),
+            });
         }
         if why.is_empty() {
             why.push("no key file was given".into());
         }
         // Name only the ways this archive can be opened.
         let mut ways = Vec::new();
-        if header
-            .slots
-            .iter()
-            .any(|s| matches!(s, KeySlot::KeyFile { .. }))
-        {
+        if has_key_file_slot {
             ways.push("give --key-file with a key file it was made with");
         }
-        if header
-            .slots
-            .iter()
-            .any(|s| matches!(s, KeySlot::Kms { .. }))
-        {
+        if has_kms_slot {
             ways.push("use AWS credentials allowed to use its KMS key");
         }
         if ways.is_empty() {

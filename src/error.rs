@@ -137,9 +137,21 @@ pub enum Error {
     #[error("{0}")]
     Storage(String),
 
-    /// AWS KMS refused or failed (access denied, disabled key, wrong key id).
+    /// AWS KMS answered and refused (access denied, disabled key, wrong key
+    /// id, a ciphertext it does not take).
     #[error("{0}")]
     Kms(String),
+
+    /// AWS KMS could not be asked (unreachable endpoint, timeout) or failed
+    /// on its side (HTTP 5xx, throttling): nothing is known about the key,
+    /// and the message must not suggest it is wrong.
+    #[error("{0}")]
+    KmsUnavailable(String),
+
+    /// No AWS credentials could be loaded for S3 or KMS; the message names
+    /// the ways of giving them (never a credential).
+    #[error("{0}")]
+    AwsCredentials(String),
 
     /// A check after the work failed (row counts, checksums, sizes).
     #[error("{0}")]

@@ -12,15 +12,18 @@ use aws_sdk_kms::Client;
 
 use crate::archive::format::ARCHIVE_ID_LEN;
 use crate::archive::slots::{data_key_from_kms_plaintext, kms_encryption_context};
+use crate::aws::{credentials_error, is_refusal, sdk_error_text};
 use crate::error::{Error, Result};
 use crate::keys::DataKey;
-use crate::repo::s3::sdk_error_text;
 
 /// A KMS client (credentials and region from the SDK's default chain, or
 /// given).
 #[derive(Clone, Debug)]
 pub struct Kms {
     client: Client,
+    /// Where requests go, for messages when KMS cannot be reached: the
+    /// endpoint URL when one is configured, else the region.
+    endpoint: String,
 }
 
 /// What GenerateDataKey returned for a new archive.
@@ -34,7 +37,18 @@ pub struct NewDataKey {
 
 impl Kms {
     pub fn new(client: Client) -> Kms {
-        Kms { client }
+        let endpoint = match client.config().region() {
+            Some(r) => format!("KMS in {r}"),
+            None => "KMS".to_string(),
+        };
+        Kms { client, endpoint }
+    }
+
+    /// Names the endpoint in messages (`KMS at URL`); [`Kms::new`] can only
+    /// name the region, since the client does not say its endpoint URL.
+    pub fn with_endpoint_description(mut self, endpoint: impl Into<String>) -> Kms {
+        self.endpoint = endpoint.into();
+        self
     }
 
     /// A client from the default chain (environment, profile, roles;
@@ -46,7 +60,17 @@ impl Kms {
                 "no AWS region for KMS: set AWS_REGION or a region in the AWS profile".into(),
             ));
         }
-        Ok(Kms::new(Client::new(&conf)))
+        // The client resolves the same way: the KMS-specific variable
+        // first, then the general one.
+        let url = std::env::var("AWS_ENDPOINT_URL_KMS")
+            .ok()
+            .filter(|u| !u.is_empty())
+            .or_else(|| conf.endpoint_url().map(str::to_string));
+        let kms = Kms::new(Client::new(&conf));
+        Ok(match url {
+            Some(u) => kms.with_endpoint_description(format!("KMS at {u}")),
+            None => kms,
+        })
     }
 
     pub fn client(&self) -> &Client {
@@ -70,6 +94,17 @@ impl Kms {
             .send()
             .await
             .map_err(|e| {
+                if let Some(c) = credentials_error("KMS", &e) {
+                    return c;
+                }
+                if !is_refusal(&e) {
+                    return Error::KmsUnavailable(format!(
+                        "KMS GenerateDataKey with key `{key_id}` failed: {} could not be reached \
+                         or failed: {} (check the endpoint and the network, and retry)",
+                        self.endpoint,
+                        sdk_error_text(&e)
+                    ));
+                }
                 Error::Kms(format!(
                     "KMS GenerateDataKey with key `{key_id}` failed: {} (check the key id, that \
                      the key is enabled, and that these AWS credentials may use it)",
@@ -92,7 +127,10 @@ impl Kms {
         })
     }
 
-    /// The data key in a KMS slot of archive `archive_id`.
+    /// The data key in a KMS slot of archive `archive_id`. A refusal by
+    /// KMS is [`Error::Kms`]; KMS not answering (or failing on its side) is
+    /// [`Error::KmsUnavailable`], and missing credentials are
+    /// [`Error::AwsCredentials`]: only the first says anything about the key.
     pub async fn decrypt(
         &self,
         key_id: &str,
@@ -109,6 +147,16 @@ impl Kms {
             .send()
             .await
             .map_err(|e| {
+                if let Some(c) = credentials_error("KMS", &e) {
+                    return c;
+                }
+                if !is_refusal(&e) {
+                    return Error::KmsUnavailable(format!(
+                        "KMS Decrypt with key `{key_id}`: {} could not be reached or failed: {}",
+                        self.endpoint,
+                        sdk_error_text(&e)
+                    ));
+                }
                 Error::Kms(format!(
                     "KMS Decrypt with key `{key_id}` failed: {}",
                     sdk_error_text(&e)

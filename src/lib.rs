@@ -13,6 +13,7 @@
 //!   listing.
 
 pub mod archive;
+mod aws;
 pub mod backup;
 pub mod credentials;
 pub mod error;

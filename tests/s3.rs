@@ -763,6 +763,7 @@ async fn killed_backup_leaves_no_complete_object_and_its_upload_is_swept() {
         .env("AWS_ACCESS_KEY_ID", "testing")
         .env("AWS_SECRET_ACCESS_KEY", "testing")
         .env("AWS_REGION", "us-east-1")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
         .env("PGSNAP_S3_PART_SIZE", MIN_PART_SIZE.to_string())
         .stdout(std::process::Stdio::null())
         .spawn()
@@ -920,11 +921,17 @@ async fn upload_options_are_refused_for_local_repositories() {
 /// A stand-in KMS endpoint on 127.0.0.1 that refuses every request with
 /// `code` the way AWS KMS does (HTTP 400, JSON error body).
 fn refusing_kms(code: &str, message: &str) -> String {
+    failing_kms("400 Bad Request", code, message)
+}
+
+/// [`refusing_kms`] with another HTTP status (`500 Internal Server Error`
+/// for KMS failing on its side).
+fn failing_kms(status: &str, code: &str, message: &str) -> String {
     use std::io::{BufRead, BufReader, Read};
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let body = serde_json::json!({ "__type": code, "message": message }).to_string();
-    let code = code.to_string();
+    let (code, status) = (code.to_string(), status.to_string());
     std::thread::spawn(move || {
         // Bounded: a test makes a handful of requests (with SDK retries).
         for conn in listener.incoming().take(50) {
@@ -944,7 +951,7 @@ fn refusing_kms(code: &str, message: &str) -> String {
             let _ = r.read_exact(&mut sink);
             let _ = write!(
                 conn,
-                "HTTP/1.1 400 Bad Request\r\nContent-Type: application/x-amz-json-1.1\r\n\
+                "HTTP/1.1 {status}\r\nContent-Type: application/x-amz-json-1.1\r\n\
                  x-amzn-ErrorType: {code}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
                 body.len()
             );
@@ -1007,4 +1014,229 @@ fn unreachable_s3_is_one_short_line() {
         "{err}"
     );
     assert!(err.len() < 400 && !err.contains("Some("), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_bucket_is_named_and_an_empty_prefix_is_no_repository() {
+    // HeadObject of the config answers a bare 404 for a missing bucket as
+    // for a missing key: list, show and restore used to call a typo in the
+    // bucket name "no pgsnap repository".
+    let missing = format!("pgsnap-missing-{}", std::process::id());
+    let repo = format!("s3://{missing}/prefix");
+    for args in [
+        vec!["list", "--repo", repo.as_str()],
+        vec!["show", "--repo", repo.as_str(), "latest"],
+        vec!["verify", "--repo", repo.as_str(), "latest"],
+    ] {
+        let err = one_line_failure(&aws_pgsnap(&args, &[]));
+        assert!(
+            err.contains(&format!("S3 bucket `{missing}` does not exist"))
+                && err.contains("NoSuchBucket")
+                && err.contains("create the bucket"),
+            "{args:?}: {err}"
+        );
+        assert!(!err.contains("no pgsnap repository"), "{args:?}: {err}");
+    }
+    // A backup into it says the same (it lists the prefix before creating
+    // the repository there).
+    let w = Workdir::new();
+    let err = one_line_failure(&aws_pgsnap(
+        &[
+            "backup",
+            "--db",
+            "postgres://x@127.0.0.1:1/x",
+            "--repo",
+            &repo,
+            "--key-file",
+            &w.key(),
+        ],
+        &[],
+    ));
+    assert!(
+        err.contains(&format!("S3 bucket `{missing}` does not exist"))
+            && err.contains("create the bucket"),
+        "{err}"
+    );
+    // A bucket that exists but holds no repository under the prefix keeps
+    // the message it had.
+    let bucket = new_bucket(false).await;
+    let err = one_line_failure(&aws_pgsnap(
+        &["list", "--repo", &format!("s3://{bucket}/prefix")],
+        &[],
+    ));
+    assert!(
+        err.contains(&format!("no pgsnap repository at s3://{bucket}/prefix")),
+        "{err}"
+    );
+}
+
+/// `pgsnap` with no AWS credentials anywhere: an empty environment (no
+/// `AWS_*` variables), a HOME without `~/.aws`, and instance metadata off
+/// so that the SDK does not wait for an EC2 endpoint that is not there.
+fn pgsnap_without_aws_credentials(args: &[&str], home: &std::path::Path) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_pgsnap"))
+        .args(args)
+        .env_clear()
+        .env("HOME", home)
+        .env("AWS_CONFIG_FILE", home.join("no-config"))
+        .env("AWS_SHARED_CREDENTIALS_FILE", home.join("no-credentials"))
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_ENDPOINT_URL", endpoint())
+        .env("AWS_REGION", "us-east-1")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run pgsnap")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_aws_credentials_is_one_line_naming_the_ways_to_give_them() {
+    let pg = pg();
+    let src = pg.create_db("s3_nocreds");
+    pg.psql(
+        &src,
+        "CREATE TABLE t AS SELECT g FROM generate_series(1, 100) g",
+    );
+    let home = tempfile::tempdir().unwrap();
+    let check = |err: &str, service: &str| {
+        assert!(
+            err.contains(&format!("no AWS credentials found for {service}"))
+                && err.contains("AWS_ACCESS_KEY_ID")
+                && err.contains("AWS_PROFILE"),
+            "{err}"
+        );
+        // Not the SDK's report of every provider in its chain.
+        assert!(
+            !err.contains("ProviderChain")
+                && !err.contains("provider")
+                && !err.contains("wrong key")
+                && err.len() < 600,
+            "{err}"
+        );
+    };
+
+    // S3.
+    let bucket = new_bucket(false).await;
+    let t = Instant::now();
+    let err = one_line_failure(&pgsnap_without_aws_credentials(
+        &["list", "--repo", &format!("s3://{bucket}/p")],
+        home.path(),
+    ));
+    check(&err, &format!("s3://{bucket}"));
+    assert!(t.elapsed() < Duration::from_secs(20), "{:?}", t.elapsed());
+
+    // KMS, reading an archive whose only slot is KMS (in a local
+    // repository, so that only KMS needs credentials).
+    let w = Workdir::new();
+    let key = kms_key(None).await;
+    aws_pgsnap_ok(
+        &[
+            "backup",
+            "--db",
+            &pg.url(&src),
+            "--repo",
+            &w.repo(),
+            "--kms-key-id",
+            &key,
+        ],
+        &[],
+    );
+    let err = one_line_failure(&pgsnap_without_aws_credentials(
+        &["verify", "--repo", &w.repo(), "latest"],
+        home.path(),
+    ));
+    check(&err, "KMS");
+    // And making one.
+    let err = one_line_failure(&pgsnap_without_aws_credentials(
+        &[
+            "backup",
+            "--db",
+            &pg.url(&src),
+            "--repo",
+            &w.repo(),
+            "--kms-key-id",
+            &key,
+        ],
+        home.path(),
+    ));
+    check(&err, "KMS");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kms_unreachable_on_reading_is_not_a_wrong_key() {
+    let pg = pg();
+    let src = pg.create_db("s3_kms_down");
+    pg.psql(
+        &src,
+        "CREATE TABLE t AS SELECT g FROM generate_series(1, 100) g",
+    );
+    let bucket = new_bucket(false).await;
+    let repo = format!("s3://{bucket}/r");
+    let key = kms_key(None).await;
+    aws_pgsnap_ok(
+        &[
+            "backup",
+            "--db",
+            &pg.url(&src),
+            "--repo",
+            &repo,
+            "--kms-key-id",
+            &key,
+        ],
+        &[],
+    );
+    // Nothing listens on port 9: KMS cannot be asked at all.
+    let dead = "http://127.0.0.1:9";
+    let err = one_line_failure(&aws_pgsnap(
+        &["verify", "--repo", &repo, "latest"],
+        &[("AWS_ENDPOINT_URL_KMS", dead)],
+    ));
+    let unreachable = |err: &str, endpoint: &str| {
+        assert!(
+            err.contains("KMS Decrypt")
+                && err.contains(&format!("KMS at {endpoint} could not be reached or failed"))
+                && err.contains("retry when KMS can be reached"),
+            "{err}"
+        );
+        assert!(
+            !err.contains("wrong key") && !err.contains("no key opens"),
+            "{err}"
+        );
+    };
+    unreachable(&err, dead);
+    let dst = pg.create_db("s3_kms_down_dst");
+    let err = one_line_failure(&aws_pgsnap(
+        &["restore", "--repo", &repo, "latest", "--db", &pg.url(&dst)],
+        &[("AWS_ENDPOINT_URL_KMS", dead)],
+    ));
+    unreachable(&err, dead);
+    assert!(table_contents(pg, &dst).is_empty());
+
+    // KMS failing on its side (HTTP 500) is no verdict on the key either.
+    let failing = failing_kms(
+        "500 Internal Server Error",
+        "KMSInternalException",
+        "internal error",
+    );
+    let err = one_line_failure(&aws_pgsnap(
+        &["verify", "--repo", &repo, "latest"],
+        &[("AWS_ENDPOINT_URL_KMS", &failing)],
+    ));
+    unreachable(&err, &failing);
+    assert!(err.contains("KMSInternalException"), "{err}");
+
+    // KMS answering and refusing the ciphertext is a wrong key.
+    let refusing = refusing_kms(
+        "InvalidCiphertextException",
+        "the ciphertext refers to a customer master key that does not exist",
+    );
+    let err = one_line_failure(&aws_pgsnap(
+        &["verify", "--repo", &repo, "latest"],
+        &[("AWS_ENDPOINT_URL_KMS", &refusing)],
+    ));
+    assert!(
+        err.contains("wrong key")
+            && err.contains("InvalidCiphertextException")
+            && !err.contains("could not be reached"),
+        "{err}"
+    );
 }

@@ -148,10 +148,12 @@ impl Repository {
         let data = match storage.head(CONFIG_KEY).await? {
             Some(_) => storage.get(CONFIG_KEY).await?,
             None => {
+                // A missing bucket is not an empty repository: say which.
+                storage.check_location().await?;
                 return Err(Error::Repo(format!(
                     "no pgsnap repository at {} (a backup creates one)",
                     storage.location()
-                )))
+                )));
             }
         };
         let config: RepoConfig = serde_json::from_slice(&data).map_err(|e| {

@@ -58,6 +58,7 @@ use tokio::runtime::{Handle, RuntimeFlavor};
 use tokio::task::JoinSet;
 
 use super::storage::{ObjectMeta, ObjectWriter, Storage, UploadOptions};
+use crate::aws::{credentials_error, sdk_error_text};
 use crate::error::{Error, Result};
 
 const MIB: usize = 1024 * 1024;
@@ -164,40 +165,6 @@ impl S3Tuning {
     fn in_flight_limit(&self, part_size: usize) -> usize {
         (self.in_flight_bytes / part_size.max(1)).clamp(1, self.max_in_flight.max(1))
     }
-}
-
-/// One line describing an SDK error: the service's code and message, or why
-/// the request never got an answer. Never contains credentials.
-pub(crate) fn sdk_error_text<E, R>(e: &SdkError<E, R>) -> String
-where
-    E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
-{
-    let s = match e {
-        SdkError::ServiceError(se) => {
-            let err = se.err();
-            let code = err.code().unwrap_or("error");
-            match err.message() {
-                Some(m) if !m.is_empty() => format!("{code}: {m}"),
-                _ => code.to_string(),
-            }
-        }
-        // No answer: the causes, each once (the SDK's own Display of
-        // these is terse and its Debug is pages long).
-        _ => {
-            let mut parts: Vec<String> = vec![e.to_string()];
-            let mut src = std::error::Error::source(e);
-            while let Some(x) = src {
-                let t = x.to_string();
-                if !parts.iter().any(|p| p.contains(&t)) {
-                    parts.push(t);
-                }
-                src = x.source();
-            }
-            parts.join(": ")
-        }
-    };
-    s.replace(['\n', '\r'], " ")
 }
 
 fn code_of<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> Option<&str> {
@@ -338,8 +305,20 @@ impl Shared {
     fn err<E, R>(&self, op: &str, full_key: &str, e: SdkError<E, R>) -> Error
     where
         E: ProvideErrorMetadata + std::error::Error + 'static,
-        R: std::fmt::Debug,
+        R: std::fmt::Debug + 'static,
     {
+        if let Some(c) = credentials_error(&format!("s3://{}", self.bucket), &e) {
+            return c;
+        }
+        // Whatever the operation, the fix is the bucket's, not the object's.
+        if code_of(&e) == Some("NoSuchBucket") {
+            return Error::Repo(format!(
+                "S3 bucket `{}` does not exist (S3 {op} {}: NoSuchBucket): check the bucket name \
+                 in --repo and the region (AWS_REGION), or create the bucket",
+                self.bucket,
+                self.url(full_key)
+            ));
+        }
         Error::Storage(format!(
             "S3 {op} {}: {}",
             self.url(full_key),
@@ -677,6 +656,23 @@ impl Storage for S3Storage {
 
     async fn delete(&self, key: &str) -> Result<()> {
         self.s.delete_full(&self.s.full(key)).await
+    }
+
+    async fn check_location(&self) -> Result<()> {
+        // HeadObject, which found no config, answers a bare 404 for a
+        // missing bucket as for a missing key (a HEAD has no body to carry
+        // the error code); a listing says NoSuchBucket, which `err` turns
+        // into its message. Needs s3:ListBucket, which every command has.
+        let s = &self.s;
+        s.client
+            .list_objects_v2()
+            .bucket(&s.bucket)
+            .prefix(&s.prefix)
+            .max_keys(1)
+            .send()
+            .await
+            .map_err(|e| s.err("ListObjectsV2", &s.prefix, e))?;
+        Ok(())
     }
 
     async fn sweep_uploads(&self, before: DateTime<Utc>) -> Result<usize> {

@@ -105,6 +105,13 @@ pub trait Storage: Send + Sync {
         "backups/"
     }
 
+    /// Fails, with a message saying so, when the place the repository is
+    /// in does not exist (an S3 bucket). Called when no repository was found
+    /// there, to tell "no repository here" from "no such place".
+    async fn check_location(&self) -> Result<()> {
+        Ok(())
+    }
+
     /// Discards unfinished uploads (S3 multipart uploads) under the
     /// repository that started before `before`: left-overs of killed runs.
     /// Returns how many.

@@ -574,12 +574,16 @@ pub const SCRUBBED_ENV: [&str; 8] = [
     "PGSNAP_DB",
 ];
 
-/// `cmd` without [`SCRUBBED_ENV`] and with no stdin.
+/// `cmd` without [`SCRUBBED_ENV`] and with no stdin. The AWS SDK's EC2
+/// instance-metadata lookups are off: a run that looks for AWS credentials
+/// or a region (a KMS slot) must fail at once where there are none, not
+/// wait for an endpoint that exists only on EC2, nor ever reach a real one.
 pub fn scrubbed(cmd: &mut Command) -> &mut Command {
     for v in SCRUBBED_ENV {
         cmd.env_remove(v);
     }
-    cmd.stdin(Stdio::null())
+    cmd.env("AWS_EC2_METADATA_DISABLED", "true")
+        .stdin(Stdio::null())
 }
 
 /// Runs the `pgsnap` binary with `args`; no PG* or AWS variables leak in
