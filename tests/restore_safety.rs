@@ -654,3 +654,95 @@ fn accidental_delete_restore_into_a_new_schema_of_the_live_database() {
     ]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// `--into-schema` into a database without the tables' own schema: only the
+/// new schema is made, unless something the tables need (a type here)
+/// stays in the old one; the dry run lists the same schemas.
+#[test]
+fn into_schema_makes_the_tables_own_schema_only_when_something_stays_in_it() {
+    let pg = pg();
+    let src = pg.create_db("into_schema_own");
+    pg.psql(
+        &src,
+        "CREATE SCHEMA app;
+         CREATE TYPE app.mood AS ENUM ('ok', 'sad');
+         CREATE TABLE app.orders (id int PRIMARY KEY, total int);
+         CREATE TABLE app.tickets (id int PRIMARY KEY, mood app.mood);
+         INSERT INTO app.orders SELECT g, g FROM generate_series(1, 50) g;
+         INSERT INTO app.tickets SELECT g, 'ok' FROM generate_series(1, 20) g;",
+    );
+    let w = Workdir::new();
+    backup(pg, &src, &w, &[]);
+    let schemas = |db: &str| {
+        pg.psql(
+            db,
+            "SELECT string_agg(nspname, ',' ORDER BY nspname) FROM pg_namespace \
+             WHERE nspname IN ('app', 'recovered')",
+        )
+        .trim()
+        .to_string()
+    };
+    let orders = ["--table", "app.orders", "--into-schema", "recovered"];
+    let dst = pg.create_db("into_schema_own_dst");
+    let out = restore_output(
+        pg,
+        &w,
+        "latest",
+        &dst,
+        &[&orders[..], &["--dry-run"]].concat(),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: serde_json::Value =
+        serde_json::from_str(String::from_utf8_lossy(&out.stdout).lines().last().unwrap()).unwrap();
+    let pre_data = r["plan"]["pre_data"].to_string();
+    assert!(!pre_data.contains(r#"schema \"app\""#), "{pre_data}");
+    let text = pgsnap(&[
+        "restore",
+        "--repo",
+        &w.repo(),
+        "--key-file",
+        &w.key(),
+        "latest",
+        "--db",
+        &pg.url(&dst),
+        "--table",
+        "app.orders",
+        "--into-schema",
+        "recovered",
+        "--dry-run",
+    ]);
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        text.contains("schema \"recovered\"") && !text.contains("schema \"app\""),
+        "{text}"
+    );
+    restore_json(pg, &w, "latest", &dst, &orders);
+    assert_eq!(schemas(&dst), "recovered");
+    assert_eq!(
+        pg.psql(&dst, "SELECT count(*) FROM recovered.orders")
+            .trim(),
+        "50"
+    );
+    // The enum the table needs stays in app, so app is made for it.
+    let dst = pg.create_db("into_schema_own_type");
+    restore_json(
+        pg,
+        &w,
+        "latest",
+        &dst,
+        &["--table", "app.tickets", "--into-schema", "recovered"],
+    );
+    assert_eq!(schemas(&dst), "app,recovered");
+    assert_eq!(
+        pg.psql(
+            &dst,
+            "SELECT count(*) FROM recovered.tickets WHERE mood = 'ok'::app.mood"
+        )
+        .trim(),
+        "20"
+    );
+}
