@@ -746,3 +746,24 @@ fn into_schema_makes_the_tables_own_schema_only_when_something_stays_in_it() {
         "20"
     );
 }
+
+/// `--data-only` creates nothing, so `--clean` would drop nothing: the pair
+/// is a usage error, as in pg_restore, not a `--clean` silently ignored.
+#[test]
+fn clean_with_data_only_is_a_usage_error() {
+    let pg = pg();
+    let w = Workdir::new();
+    let dst = pg.create_db("clean_data_only");
+    let out = restore_output(pg, &w, "latest", &dst, &["--clean", "--data-only"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.lines()
+            .next()
+            .is_some_and(|l| l.contains("'--clean' cannot be used with '--data-only'")),
+        "{err}"
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let v: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    assert_eq!(v["exit_code"], 2, "{v}");
+}
