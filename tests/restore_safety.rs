@@ -767,3 +767,68 @@ fn clean_with_data_only_is_a_usage_error() {
     let v: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
     assert_eq!(v["exit_code"], 2, "{v}");
 }
+
+/// Damage in the schema segment (read for the plan, before any chunk of
+/// data) is reported as damage with the segment's archive bytes, not as a
+/// wrong key: the key already opened the header. Restore and its dry run
+/// refuse before any change; verify names the segment's byte.
+#[test]
+fn damaged_schema_segment_is_reported_as_damage_with_its_bytes() {
+    let pg = pg();
+    let src = pg.create_db("tamper_schema");
+    pg.psql(
+        &src,
+        "CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t SELECT generate_series(1, 10);",
+    );
+    let w = Workdir::new();
+    let id = backup(pg, &src, &w, &[]);
+    let path = archive_of(&w.repo(), &id);
+    // Where the schema segment is: the index says (format-spec.md).
+    let (entry, chunk) = tokio::runtime::Runtime::new().unwrap().block_on(async {
+        use pgsnap::repo::{LocalStorage, Storage};
+        let storage: std::sync::Arc<dyn Storage> =
+            std::sync::Arc::new(LocalStorage::new(path.parent().unwrap()));
+        let creds = pgsnap::credentials::Credentials::from_key_file(std::path::Path::new(&w.key()))
+            .unwrap();
+        let name = path.file_name().unwrap().to_str().unwrap();
+        let a = pgsnap::repo::reader::StoredArchive::open(storage, name, &creds)
+            .await
+            .unwrap();
+        let e = a
+            .entries_of_kind(pgsnap::backup::kind::SCHEMA)
+            .next()
+            .expect("a schema entry");
+        (e.id, e.chunks[0])
+    });
+    // A byte inside the sealed bytes, past the frame's length field.
+    flip_byte(&path, chunk.offset + chunk.len as u64 / 2);
+    let segment = format!(
+        "archive entry {entry}, segment {} (archive bytes {}..{}) does not authenticate: \
+         the archive was altered or damaged after it was written; nothing was changed",
+        chunk.counter,
+        chunk.offset,
+        chunk.offset + chunk.len as u64
+    );
+    let dst = pg.create_db("tamper_schema_dst");
+    for extra in [&["--dry-run"][..], &[]] {
+        let out = restore_output(pg, &w, &id, &dst, extra);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{extra:?}: {err}");
+        assert!(
+            err.contains(&segment) && !err.contains("wrong key"),
+            "{extra:?}: {err}"
+        );
+    }
+    assert_eq!(relations(pg, &dst), 0, "target was changed");
+    let v = pgsnap(&["verify", "--repo", &w.repo(), "--key-file", &w.key(), &id]);
+    let report = String::from_utf8_lossy(&v.stdout);
+    assert_eq!(v.status.code(), Some(1), "{report}");
+    assert!(
+        report.contains(&format!(
+            "the segment at archive byte {} does not authenticate: the archive was altered or \
+             damaged after it was written",
+            chunk.offset
+        )),
+        "{report}"
+    );
+}
