@@ -94,7 +94,8 @@ pub enum Error {
 
     /// Part of an archive did not authenticate although its key opened the
     /// archive: it was altered or damaged after it was written. The message
-    /// names the part (table, segment, archive bytes).
+    /// names the part (table, segment, archive bytes); made by
+    /// [`Error::tampered`].
     #[error("{0}")]
     Tampered(String),
 
@@ -246,6 +247,24 @@ impl Error {
             detail: detail.replace('\n', " "),
             code: e.code().map(|c| c.code().to_string()),
         }
+    }
+
+    /// What a part of an archive that does not authenticate means once its
+    /// key opened the archive's header: damage, not a wrong key. Spelled
+    /// once, here, for restore's errors and verify's report alike (tests and
+    /// runbooks match on these words).
+    pub const DAMAGED: &'static str =
+        "does not authenticate: the archive was altered or damaged after it was written";
+
+    /// [`Error::Tampered`] for a restore that found `location` (what did not
+    /// authenticate, with its archive bytes, as the sentence's subject)
+    /// damaged before it changed anything.
+    pub(crate) fn tampered(location: impl std::fmt::Display) -> Error {
+        Error::Tampered(format!(
+            "{location} {}; nothing was changed (check it with `pgsnap verify`, restore from \
+             another backup)",
+            Error::DAMAGED
+        ))
     }
 
     /// True when the caller gave bad input (exit code 2 in the binary).

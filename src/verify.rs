@@ -227,8 +227,8 @@ pub async fn run(repo: &Repository, m: &Manifest, creds: &Credentials) -> Result
         Err((Error::Auth, at)) => {
             checks.push(Check {
                 what: format!(
-                    "archive content: the segment at archive byte {at} does not authenticate: \
-                     the archive was altered or damaged after it was written"
+                    "archive content: the segment at archive byte {at} {}",
+                    Error::DAMAGED
                 ),
                 ok: false,
             });

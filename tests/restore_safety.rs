@@ -733,3 +733,181 @@ fn no_database_properties_leaves_the_target_database_alone() {
     restore_json(pg, &w, "latest", &given, &[]);
     assert_eq!(properties(&given), "production|work_mem=7MB|f");
 }
+
+/// `--into-schema` into a database without the tables' own schema: only the
+/// new schema is made, unless something the tables need (a type here)
+/// stays in the old one; the dry run lists the same schemas.
+#[test]
+fn into_schema_makes_the_tables_own_schema_only_when_something_stays_in_it() {
+    let pg = pg();
+    let src = pg.create_db("into_schema_own");
+    pg.psql(
+        &src,
+        "CREATE SCHEMA app;
+         CREATE TYPE app.mood AS ENUM ('ok', 'sad');
+         CREATE TABLE app.orders (id int PRIMARY KEY, total int);
+         CREATE TABLE app.tickets (id int PRIMARY KEY, mood app.mood);
+         INSERT INTO app.orders SELECT g, g FROM generate_series(1, 50) g;
+         INSERT INTO app.tickets SELECT g, 'ok' FROM generate_series(1, 20) g;",
+    );
+    let w = Workdir::new();
+    backup(pg, &src, &w, &[]);
+    let schemas = |db: &str| {
+        pg.psql(
+            db,
+            "SELECT string_agg(nspname, ',' ORDER BY nspname) FROM pg_namespace \
+             WHERE nspname IN ('app', 'recovered')",
+        )
+        .trim()
+        .to_string()
+    };
+    let orders = ["--table", "app.orders", "--into-schema", "recovered"];
+    let dst = pg.create_db("into_schema_own_dst");
+    let out = restore_output(
+        pg,
+        &w,
+        "latest",
+        &dst,
+        &[&orders[..], &["--dry-run"]].concat(),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: serde_json::Value =
+        serde_json::from_str(String::from_utf8_lossy(&out.stdout).lines().last().unwrap()).unwrap();
+    let pre_data = r["plan"]["pre_data"].to_string();
+    assert!(!pre_data.contains(r#"schema \"app\""#), "{pre_data}");
+    let text = pgsnap(&[
+        "restore",
+        "--repo",
+        &w.repo(),
+        "--key-file",
+        &w.key(),
+        "latest",
+        "--db",
+        &pg.url(&dst),
+        "--table",
+        "app.orders",
+        "--into-schema",
+        "recovered",
+        "--dry-run",
+    ]);
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        text.contains("schema \"recovered\"") && !text.contains("schema \"app\""),
+        "{text}"
+    );
+    restore_json(pg, &w, "latest", &dst, &orders);
+    assert_eq!(schemas(&dst), "recovered");
+    assert_eq!(
+        pg.psql(&dst, "SELECT count(*) FROM recovered.orders")
+            .trim(),
+        "50"
+    );
+    // The enum the table needs stays in app, so app is made for it.
+    let dst = pg.create_db("into_schema_own_type");
+    restore_json(
+        pg,
+        &w,
+        "latest",
+        &dst,
+        &["--table", "app.tickets", "--into-schema", "recovered"],
+    );
+    assert_eq!(schemas(&dst), "app,recovered");
+    assert_eq!(
+        pg.psql(
+            &dst,
+            "SELECT count(*) FROM recovered.tickets WHERE mood = 'ok'::app.mood"
+        )
+        .trim(),
+        "20"
+    );
+}
+
+/// `--data-only` creates nothing, so `--clean` would drop nothing: the pair
+/// is a usage error, as in pg_restore, not a `--clean` silently ignored.
+#[test]
+fn clean_with_data_only_is_a_usage_error() {
+    let pg = pg();
+    let w = Workdir::new();
+    let dst = pg.create_db("clean_data_only");
+    let out = restore_output(pg, &w, "latest", &dst, &["--clean", "--data-only"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.lines()
+            .next()
+            .is_some_and(|l| l.contains("'--clean' cannot be used with '--data-only'")),
+        "{err}"
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let v: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    assert_eq!(v["exit_code"], 2, "{v}");
+}
+
+/// Damage in the schema segment (read for the plan, before any chunk of
+/// data) is reported as damage with the segment's archive bytes, not as a
+/// wrong key: the key already opened the header. Restore and its dry run
+/// refuse before any change; verify names the segment's byte.
+#[test]
+fn damaged_schema_segment_is_reported_as_damage_with_its_bytes() {
+    let pg = pg();
+    let src = pg.create_db("tamper_schema");
+    pg.psql(
+        &src,
+        "CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t SELECT generate_series(1, 10);",
+    );
+    let w = Workdir::new();
+    let id = backup(pg, &src, &w, &[]);
+    let path = archive_of(&w.repo(), &id);
+    // Where the schema segment is: the index says (format-spec.md).
+    let (entry, chunk) = tokio::runtime::Runtime::new().unwrap().block_on(async {
+        use pgsnap::repo::{LocalStorage, Storage};
+        let storage: std::sync::Arc<dyn Storage> =
+            std::sync::Arc::new(LocalStorage::new(path.parent().unwrap()));
+        let creds = pgsnap::credentials::Credentials::from_key_file(std::path::Path::new(&w.key()))
+            .unwrap();
+        let name = path.file_name().unwrap().to_str().unwrap();
+        let a = pgsnap::repo::reader::StoredArchive::open(storage, name, &creds)
+            .await
+            .unwrap();
+        let e = a
+            .entries_of_kind(pgsnap::backup::kind::SCHEMA)
+            .next()
+            .expect("a schema entry");
+        (e.id, e.chunks[0])
+    });
+    // A byte inside the sealed bytes, past the frame's length field.
+    flip_byte(&path, chunk.offset + chunk.len as u64 / 2);
+    let segment = format!(
+        "archive entry {entry}, segment {} (archive bytes {}..{}) does not authenticate: \
+         the archive was altered or damaged after it was written; nothing was changed",
+        chunk.counter,
+        chunk.offset,
+        chunk.offset + chunk.len as u64
+    );
+    let dst = pg.create_db("tamper_schema_dst");
+    for extra in [&["--dry-run"][..], &[]] {
+        let out = restore_output(pg, &w, &id, &dst, extra);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{extra:?}: {err}");
+        assert!(
+            err.contains(&segment) && !err.contains("wrong key"),
+            "{extra:?}: {err}"
+        );
+    }
+    assert_eq!(relations(pg, &dst), 0, "target was changed");
+    let v = pgsnap(&["verify", "--repo", &w.repo(), "--key-file", &w.key(), &id]);
+    let report = String::from_utf8_lossy(&v.stdout);
+    assert_eq!(v.status.code(), Some(1), "{report}");
+    assert!(
+        report.contains(&format!(
+            "the segment at archive byte {} does not authenticate: the archive was altered or \
+             damaged after it was written",
+            chunk.offset
+        )),
+        "{report}"
+    );
+}

@@ -347,8 +347,9 @@ pub struct RestoreArgs {
     /// unquoted names fold to lower case).
     #[arg(long, value_name = "NAME", requires = "selection")]
     pub into_schema: Option<String>,
-    /// Drop the objects this restore would create when they exist in the target.
-    #[arg(long)]
+    /// Drop the objects this restore would create when they exist in the target
+    /// (not with --data-only, which creates none).
+    #[arg(long, conflicts_with = "data_only")]
     pub clean: bool,
     /// Check the key, the archive's index and the target (conflicts, roles), print the plan,
     /// change nothing. Chunks are not read: `pgsnap verify` authenticates them.

@@ -21,6 +21,13 @@ fn print_plan(r: &RestoreReport) {
     out!("dry run: nothing was changed");
     out!("backup {} -> database {}", r.backup_id, r.database);
     out!("pre-data objects, in order:");
+    if let Some(into) = &plan.retarget {
+        // The restore creates it first, outside the model's objects.
+        out!(
+            "  schema {} (--into-schema, unless it exists)",
+            pgsnap::pg::snapshot::ident(&into.schema)
+        );
+    }
     for o in &plan.pre_data {
         out!("  {}", o.identity);
     }

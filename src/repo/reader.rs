@@ -217,10 +217,8 @@ impl StoredArchive {
         // The key opened the header: a chunk that does not authenticate, or
         // belongs elsewhere, was altered after it was written.
         let damaged = |c: &ChunkRef| {
-            Error::Tampered(format!(
-                "archive entry {id}, segment {} (archive bytes {}..{}), does not authenticate: \
-                 the archive was altered or damaged after it was written; nothing was changed \
-                 (check it with `pgsnap verify`, restore from another backup)",
+            Error::tampered(format_args!(
+                "archive entry {id}, segment {} (archive bytes {}..{})",
                 c.counter,
                 c.offset,
                 c.offset + c.len as u64

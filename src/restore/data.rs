@@ -159,10 +159,8 @@ pub async fn authenticate(archive: &StoredArchive, plan: &Plan, jobs: usize) -> 
 /// (this runs before the first statement on the target).
 fn tampered(e: Error, what: &str, refs: &[ChunkRef]) -> Error {
     match (e, refs.first(), refs.last()) {
-        (Error::Auth, Some(first), Some(last)) => Error::Tampered(format!(
-            "a chunk of {what} (archive bytes {}..{}) does not authenticate: the archive was \
-             altered or damaged after it was written; nothing was changed (check it with \
-             `pgsnap verify`, restore from another backup)",
+        (Error::Auth, Some(first), Some(last)) => Error::tampered(format_args!(
+            "a chunk of {what} (archive bytes {}..{})",
             first.offset,
             last.offset + last.len as u64
         )),

@@ -112,6 +112,15 @@ pub async fn run(
             "--schema-only and --data-only exclude each other".into(),
         ));
     }
+    // --data-only creates nothing, so --clean would drop nothing: refused
+    // rather than accepted and silently ignored (pg_restore refuses it too).
+    if opts.clean && opts.data_only {
+        return Err(Error::Usage(
+            "--clean and --data-only cannot be used together: --data-only creates nothing for \
+             --clean to replace"
+                .into(),
+        ));
+    }
     progress.event(Event::Phase("open"));
     repo.check_archive_readable(manifest).await?;
     let archive = StoredArchive::open(repo.storage().clone(), &manifest.archive.key, creds).await?;

@@ -269,6 +269,36 @@ fn retarget(
     )
 }
 
+/// With `--into-schema`, the closure brought the moved tables' own schemas
+/// (a table needs its schema), but the tables no longer live there: a schema
+/// stays in the plan only when something else the restore creates is in it
+/// or needs it (a type or function the tables use, which stays where it is;
+/// an extension created in it), or when it is the new schema itself.
+/// Otherwise a copy into a new schema would leave an empty schema behind in
+/// a target that lacked it.
+fn keep_schemas_in_use(
+    model: &SchemaModel,
+    r: &Retarget,
+    pre_data: &mut Vec<PlannedObject>,
+    post_data: &[PlannedObject],
+) {
+    let staying: Vec<&DbObject> = pre_data
+        .iter()
+        .chain(post_data)
+        .filter(|p| !r.moved.contains(&p.id))
+        .map(|p| model.object(p.id))
+        .filter(|o| o.kind != ObjectKind::Schema)
+        .collect();
+    pre_data.retain(|p| {
+        let o = model.object(p.id);
+        o.kind != ObjectKind::Schema
+            || o.name == r.schema
+            || staying
+                .iter()
+                .any(|s| s.schema.as_deref() == Some(o.name.as_str()) || s.deps.contains(&o.id))
+    });
+}
+
 /// Edit distance, for "did you mean" lists.
 fn distance(a: &str, b: &str) -> usize {
     let b: Vec<char> = b.chars().collect();
@@ -524,6 +554,7 @@ pub(crate) fn build_parsed(
             }
         }
         skipped = why;
+        keep_schemas_in_use(&model, &r, &mut pre_data, &post_data);
         retarget_plan = Some(r);
     }
 
