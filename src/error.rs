@@ -128,6 +128,11 @@ pub enum Error {
     #[error("{0}")]
     Refused(String),
 
+    /// A restore failed after it had changed the target: `left` says what
+    /// the target keeps and what to do about it.
+    #[error("{error}; {left}")]
+    Incomplete { error: Box<Error>, left: String },
+
     /// The run was asked to stop (`BackupOptions::stop`: Ctrl-C, SIGTERM);
     /// the message says what was left.
     #[error("{0}")]

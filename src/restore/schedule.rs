@@ -464,7 +464,7 @@ pub async fn run(
             Ok(n) => n,
             Err(e) => {
                 running.abort_all();
-                return Err(e);
+                return Err(left_behind(plan, opts, &rows, &pending_units, e));
             }
         };
         idle.push(session);
@@ -505,6 +505,58 @@ pub async fn run(
         rows,
         data_seconds: data_seconds.unwrap_or_else(|| t0.elapsed().as_secs_f64()),
     })
+}
+
+/// `e`, with what a restore that failed in its data or post-data phase
+/// leaves in the target: the pre-data and every finished COPY stream are
+/// committed. After `--data-only` the operator must know which tables
+/// hold rows already, to remove them before loading again.
+fn left_behind(
+    plan: &Plan,
+    opts: &RestoreOptions,
+    rows: &[u64],
+    pending: &HashMap<u32, usize>,
+    e: Error,
+) -> Error {
+    if !opts.data_only {
+        return Error::Incomplete {
+            error: Box::new(e),
+            left: "the target keeps what this restore created and loaded before the failure: \
+                   run it again with --clean, or into a new database"
+                .into(),
+        };
+    }
+    let kept: Vec<String> = plan
+        .tables
+        .iter()
+        .zip(rows)
+        .filter(|(_, &n)| n > 0)
+        .map(|(t, &n)| {
+            let name = crate::filter::spell(&t.schema, &t.name);
+            if pending.contains_key(&t.object_id) {
+                format!("{name} ({n} of {} rows)", t.rows)
+            } else {
+                format!("{name} ({})", crate::progress::count(n, "row"))
+            }
+        })
+        .collect();
+    // A line one can read: the first dozen, and how many more.
+    let shown = match kept.len() {
+        0..=12 => kept.join(", "),
+        n => format!("{} and {} more tables", kept[..12].join(", "), n - 12),
+    };
+    let left = if kept.is_empty() {
+        "no rows were committed: the target's tables are as they were".to_string()
+    } else {
+        format!(
+            "rows loaded before the failure stay committed in {shown}: delete them before \
+             loading again"
+        )
+    };
+    Error::Incomplete {
+        error: Box::new(e),
+        left,
+    }
 }
 
 /// Starts a unit's COPY stream on `session`.
