@@ -949,4 +949,26 @@ fn a_failed_data_only_restore_names_the_rows_it_left() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("no rows were committed"), "{err}");
+    // Rows that need each other across a cycle of keys cannot load in any
+    // order: the failure repeats the warning given before the load.
+    let src = pg.create_db("partial_cycle_src");
+    pg.psql(
+        &src,
+        "CREATE TABLE c1 (id int PRIMARY KEY, c2_id int);
+         CREATE TABLE c2 (id int PRIMARY KEY, c1_id int REFERENCES c1);
+         ALTER TABLE c1 ADD FOREIGN KEY (c2_id) REFERENCES c2;
+         INSERT INTO c1 VALUES (1, NULL); INSERT INTO c2 VALUES (1, 1);
+         UPDATE c1 SET c2_id = 1;",
+    );
+    let w = Workdir::new();
+    backup(pg, &src, &w, &[]);
+    let dst = pg.create_db("partial_cycle_dst");
+    restore_json(pg, &w, "latest", &dst, &["--schema-only"]);
+    let out = restore_output(pg, &w, "latest", &dst, &["--data-only"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("warning: --data-only: the foreign keys of public.c1, public.c2 refer"),
+        "{err}"
+    );
 }

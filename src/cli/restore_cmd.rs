@@ -123,6 +123,13 @@ pub async fn restore(a: RestoreArgs, quiet: bool) -> anyhow::Result<ExitCode> {
     let result = restore::run(&repo, &manifest, &creds, &target, &opts, reporter.clone()).await;
     reporter.finish();
     let report = result.with_context(|| format!("restore of {} failed", manifest.id))?;
+    // Warnings go to stderr whatever stdout carries (the text plan of a
+    // dry run lists them itself); --quiet leaves them to the report.
+    if !quiet && (a.json || !a.dry_run) {
+        for w in &report.warnings {
+            eprintln!("pgsnap: warning: {w}");
+        }
+    }
     if a.json {
         out!("{}", serde_json::to_string(&report)?);
     } else if a.dry_run {
@@ -135,9 +142,6 @@ pub async fn restore(a: RestoreArgs, quiet: bool) -> anyhow::Result<ExitCode> {
             }
             for s in &report.skipped {
                 eprintln!("pgsnap: skipped {s}");
-            }
-            for w in &report.warnings {
-                eprintln!("pgsnap: warning: {w}");
             }
         }
         out!(

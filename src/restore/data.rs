@@ -1,6 +1,7 @@
 //! The data phase: authenticate every chunk first, then load tables over
 //! parallel `COPY ... FROM STDIN`, several streams into one big table.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -204,10 +205,15 @@ pub(super) struct TableLoad {
     unpad: Vec<usize>,
     /// `PlannedTable::transcode`.
     transcode: Vec<Kind>,
+    /// Set when another stream of the restore failed: a stream still
+    /// sending ends its COPY with an error, so the server rolls it back,
+    /// and what the restore leaves is what had committed (see
+    /// `schedule::left_behind`).
+    cancel: Arc<AtomicBool>,
 }
 
 impl TableLoad {
-    pub fn new(t: &PlannedTable) -> TableLoad {
+    pub fn new(t: &PlannedTable, cancel: Arc<AtomicBool>) -> TableLoad {
         let both = |f| [copy_in_sql(t, f, false), copy_in_sql(t, f, true)];
         TableLoad {
             table: qualified(&t.schema, &t.name),
@@ -216,6 +222,7 @@ impl TableLoad {
             format: t.copy_format,
             unpad: t.unpad.clone(),
             transcode: t.transcode.clone(),
+            cancel,
         }
     }
 
@@ -361,8 +368,14 @@ async fn load_stream(
         })
     };
     let p = progress.clone();
+    let cancel = load.cancel.clone();
     let chunks = tokio_stream_from(rx)
         .map(move |r| {
+            if cancel.load(Ordering::Relaxed) {
+                return Err(Error::Stopped(
+                    "another stream of the restore failed".into(),
+                ));
+            }
             r.map(|(rows, len, b)| {
                 p.event(Event::Rows {
                     rows,

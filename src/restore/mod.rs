@@ -200,8 +200,17 @@ pub async fn run(
     progress.event(Event::Phase("data"));
     let archive = Arc::new(archive);
     let started = Instant::now();
-    let outcome =
-        schedule::run(&archive, &plan, target, opts, &checked.target_db, &progress).await?;
+    let outcome = schedule::run(&archive, &plan, target, opts, &checked.target_db, &progress)
+        .await
+        .map_err(|e| match e {
+            // A warning given before the load (foreign keys in a cycle) is
+            // likely what made it fail: the error repeats it.
+            Error::Incomplete { error, left } if !report.warnings.is_empty() => Error::Incomplete {
+                error,
+                left: format!("{left}; warning: {}", report.warnings.join("; ")),
+            },
+            e => e,
+        })?;
     data::load_large_objects(&archive, &plan, &session.client).await?;
     target::set_sequences(&session.client, &plan).await?;
     // Data and post-data overlap (see `schedule`): "data" ends when the last

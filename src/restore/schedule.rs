@@ -21,6 +21,7 @@
 //! of one stream holding up its table's indexes while a core idles.
 
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -338,8 +339,13 @@ pub async fn run(
         idle.push(open_session(target, &plan.model.encoding).await?);
     }
     // Per table: how its units load.
-    let loads: Arc<Vec<data::TableLoad>> =
-        Arc::new(plan.tables.iter().map(data::TableLoad::new).collect());
+    let cancel = Arc::new(AtomicBool::new(false));
+    let loads: Arc<Vec<data::TableLoad>> = Arc::new(
+        plan.tables
+            .iter()
+            .map(|t| data::TableLoad::new(t, cancel.clone()))
+            .collect(),
+    );
     let mut rows = vec![0u64; plan.tables.len()];
     let mut data_seconds = if units.is_empty() { Some(0.0) } else { None };
     if data_seconds.is_some() {
@@ -463,7 +469,30 @@ pub async fn run(
         let n = match res {
             Ok(n) => n,
             Err(e) => {
-                running.abort_all();
+                // The other streams end their COPY with an error at their
+                // next chunk, which the server rolls back; one that had
+                // sent its last chunk commits. Waiting for each (rather
+                // than dropping them, which leaves unknown whether a COPY
+                // that was finishing committed) tells exactly which rows
+                // stay, which matters after --data-only. Post-data tasks
+                // (index builds, which may be long) are cut off: their
+                // objects go with a --clean rerun either way.
+                cancel.store(true, Ordering::Relaxed);
+                if !opts.data_only {
+                    running.abort_all();
+                }
+                while let Some(j) = running.join_next().await {
+                    if let Ok((Task::Data(unit), _, Ok(n))) = j {
+                        rows[unit.table] += n;
+                        let table = plan.tables[unit.table].object_id;
+                        if let Some(left) = pending_units.get_mut(&table) {
+                            *left -= 1;
+                            if *left == 0 {
+                                pending_units.remove(&table);
+                            }
+                        }
+                    }
+                }
                 return Err(left_behind(plan, opts, &rows, &pending_units, e));
             }
         };
