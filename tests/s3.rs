@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_s3::config::{BehaviorVersion, Credentials as AwsCreds, Region};
 use bytes::Bytes;
-use common::{pg, pgsnap_ok, table_contents, Workdir};
+use common::{pg, pgsnap_ok, table_contents, Cluster, Workdir};
 use pgsnap::repo::s3::{S3Storage, S3Tuning, MIN_PART_SIZE};
 use pgsnap::repo::{LocalStorage, Repository, Storage, UploadOptions};
 
@@ -960,10 +960,10 @@ fn failing_kms(status: &str, code: &str, message: &str) -> String {
     url
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn kms_refusal_on_reading_names_the_slots() {
-    let pg = pg();
-    let src = pg.create_db("s3_kms_read");
+/// A backup of a small database into a new bucket, its key wrapped by a
+/// new KMS key only; returns the repository.
+async fn kms_backup(pg: &Cluster, db: &str) -> String {
+    let src = pg.create_db(db);
     pg.psql(
         &src,
         "CREATE TABLE t AS SELECT g FROM generate_series(1, 100) g",
@@ -983,6 +983,13 @@ async fn kms_refusal_on_reading_names_the_slots() {
         ],
         &[],
     );
+    repo
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kms_refusal_on_reading_names_the_slots() {
+    let pg = pg();
+    let repo = kms_backup(pg, "s3_kms_read").await;
     // The key was disabled since: verify and restore fail in one line.
     let kms = refusing_kms("DisabledException", "the key is disabled.");
     let err = one_line_failure(&aws_pgsnap(
@@ -1164,26 +1171,7 @@ async fn no_aws_credentials_is_one_line_naming_the_ways_to_give_them() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kms_unreachable_on_reading_is_not_a_wrong_key() {
     let pg = pg();
-    let src = pg.create_db("s3_kms_down");
-    pg.psql(
-        &src,
-        "CREATE TABLE t AS SELECT g FROM generate_series(1, 100) g",
-    );
-    let bucket = new_bucket(false).await;
-    let repo = format!("s3://{bucket}/r");
-    let key = kms_key(None).await;
-    aws_pgsnap_ok(
-        &[
-            "backup",
-            "--db",
-            &pg.url(&src),
-            "--repo",
-            &repo,
-            "--kms-key-id",
-            &key,
-        ],
-        &[],
-    );
+    let repo = kms_backup(pg, "s3_kms_down").await;
     // Nothing listens on port 9: KMS cannot be asked at all.
     let dead = "http://127.0.0.1:9";
     let err = one_line_failure(&aws_pgsnap(
