@@ -483,14 +483,7 @@ pub async fn run(
                 }
                 while let Some(j) = running.join_next().await {
                     if let Ok((Task::Data(unit), _, Ok(n))) = j {
-                        rows[unit.table] += n;
-                        let table = plan.tables[unit.table].object_id;
-                        if let Some(left) = pending_units.get_mut(&table) {
-                            *left -= 1;
-                            if *left == 0 {
-                                pending_units.remove(&table);
-                            }
-                        }
+                        unit_loaded(plan, &unit, n, &mut rows, &mut pending_units);
                     }
                 }
                 return Err(left_behind(plan, opts, &rows, &pending_units, e));
@@ -508,13 +501,7 @@ pub async fn run(
         );
         match task {
             Task::Data(unit) => {
-                let table = plan.tables[unit.table].object_id;
-                rows[unit.table] += n;
-                let left = pending_units.get_mut(&table).expect("counted above");
-                *left -= 1;
-                if *left == 0 {
-                    pending_units.remove(&table);
-                }
+                unit_loaded(plan, &unit, n, &mut rows, &mut pending_units);
                 if pending_units.is_empty() && data_seconds.is_none() {
                     data_seconds = Some(t0.elapsed().as_secs_f64());
                     progress.event(Event::Phase("post-data"));
@@ -534,6 +521,26 @@ pub async fn run(
         rows,
         data_seconds: data_seconds.unwrap_or_else(|| t0.elapsed().as_secs_f64()),
     })
+}
+
+/// Counts a unit's committed rows and that its table has one unit fewer
+/// to wait for (none left: its post-data may start).
+fn unit_loaded(
+    plan: &Plan,
+    unit: &Unit,
+    n: u64,
+    rows: &mut [u64],
+    pending_units: &mut HashMap<u32, usize>,
+) {
+    rows[unit.table] += n;
+    let table = plan.tables[unit.table].object_id;
+    let left = pending_units
+        .get_mut(&table)
+        .expect("a unit's table is counted until its last unit is done");
+    *left -= 1;
+    if *left == 0 {
+        pending_units.remove(&table);
+    }
 }
 
 /// `e`, with what a restore that failed in its data or post-data phase
