@@ -133,3 +133,16 @@ pub(crate) fn is_refusal<E: ProvideErrorMetadata>(e: &SdkError<E, HttpResponse>)
     );
     !unavailable && se.raw().status().as_u16() < 500
 }
+
+/// True when KMS refused `e` because of the key's state (disabled, pending
+/// deletion or import, its custom key store disconnected): the key may be
+/// the right one, and enabling it is what helps.
+pub(crate) fn is_key_state_refusal<E: ProvideErrorMetadata>(e: &SdkError<E, HttpResponse>) -> bool {
+    let SdkError::ServiceError(se) = e else {
+        return false;
+    };
+    matches!(
+        se.err().code(),
+        Some("DisabledException" | "KMSInvalidStateException" | "KeyUnavailableException")
+    )
+}

@@ -119,10 +119,12 @@ impl Credentials {
     ///
     /// "No credential fits" ([`Error::WrongKey`]) is said only when every
     /// KMS slot was refused by KMS itself. When KMS could not be asked (no
-    /// answer, a failure on its side, no AWS credentials or region), nothing
-    /// is known about the key: the error is then that
-    /// ([`Error::KmsUnavailable`], [`Error::AwsCredentials`]), so that nobody
-    /// goes looking for another key when the network is what failed.
+    /// answer, a failure on its side, no AWS credentials or region), or
+    /// refused the key for its state (disabled, pending deletion), nothing
+    /// is known about whether it is the right one: the error is then that
+    /// ([`Error::KmsUnavailable`], [`Error::AwsCredentials`],
+    /// [`Error::KmsKeyState`]), so that nobody goes looking for another key
+    /// when the network or the key's state is what failed.
     pub async fn unlock(&self, header: &Header) -> Result<OpenArchive> {
         let mut why = Vec::new();
         let mut could_not_ask: Option<Error> = None;
@@ -152,7 +154,11 @@ impl Credentials {
                 // KMS answered: a data key that then fails the header is
                 // the archive's problem (tampering), reported as such.
                 Ok(dk) => return header.unlock(&Unlock::DataKey(dk)),
-                Err(e @ (Error::KmsUnavailable(_) | Error::AwsCredentials(_))) => {
+                Err(
+                    e @ (Error::KmsUnavailable(_)
+                    | Error::AwsCredentials(_)
+                    | Error::KmsKeyState(_)),
+                ) => {
                     could_not_ask.get_or_insert(e);
                 }
                 Err(e) => why.push(e.to_string()),
@@ -188,6 +194,7 @@ impl Credentials {
             return Err(match e {
                 Error::AwsCredentials(_) => Error::AwsCredentials(line),
                 Error::Usage(_) => Error::Usage(line),
+                Error::KmsKeyState(_) => Error::KmsKeyState(line),
                 _ => Error::KmsUnavailable(line),
             });
         }

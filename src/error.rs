@@ -154,6 +154,12 @@ pub enum Error {
     #[error("{0}")]
     KmsUnavailable(String),
 
+    /// AWS KMS refused the key because of its state (disabled, pending
+    /// deletion, its custom key store unavailable): a verdict on the key's
+    /// state, not on whether it is the right one.
+    #[error("{0}")]
+    KmsKeyState(String),
+
     /// No AWS credentials could be loaded for S3 or KMS; the message names
     /// the ways of giving them (never a credential).
     #[error("{0}")]

@@ -12,7 +12,7 @@ use aws_sdk_kms::Client;
 
 use crate::archive::format::ARCHIVE_ID_LEN;
 use crate::archive::slots::{data_key_from_kms_plaintext, kms_encryption_context};
-use crate::aws::{credentials_error, is_refusal, sdk_error_text};
+use crate::aws::{credentials_error, is_key_state_refusal, is_refusal, sdk_error_text};
 use crate::error::{Error, Result};
 use crate::keys::DataKey;
 
@@ -154,6 +154,15 @@ impl Kms {
                     return Error::KmsUnavailable(format!(
                         "KMS Decrypt with key `{key_id}`: {} could not be reached or failed: {}",
                         self.endpoint,
+                        sdk_error_text(&e)
+                    ));
+                }
+                if is_key_state_refusal(&e) {
+                    return Error::KmsKeyState(format!(
+                        "KMS Decrypt with key `{key_id}` was refused for the key's state ({}), \
+                         which says nothing of whether it is the right key: enable it (aws kms \
+                         enable-key) or cancel its deletion (aws kms cancel-key-deletion), then \
+                         retry",
                         sdk_error_text(&e)
                     ));
                 }

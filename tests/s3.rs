@@ -360,19 +360,30 @@ async fn an_upload_abandoned_while_being_created_is_aborted_too() {
     // CreateMultipartUpload is in flight: abort_unfinished must wait for that
     // upload to exist and abort it, since the process exits right after.
     let bucket = new_bucket(false).await;
+    // The hook says when the writer is about to create its upload, then
+    // holds it there a while: the abort comes while it is being created,
+    // however slow the machine is to get there.
+    let (creating_tx, creating_rx) = std::sync::mpsc::sync_channel::<()>(1);
     let tuning = S3Tuning {
-        create_delay: Some(Duration::from_millis(800)),
+        before_create: Some(Arc::new(move || {
+            let _ = creating_tx.try_send(());
+            std::thread::sleep(Duration::from_millis(500));
+        })),
         ..small_parts()
     };
     let s3 = Arc::new(S3Storage::new(s3_client(), &bucket, "p").with_tuning(tuning));
     let s2 = s3.clone();
+    let data = pattern(MIN_PART_SIZE + 1, 2);
     let w = tokio::task::spawn_blocking(move || {
         let mut w = s2.writer("2026-11-25/z/z.pgsnap").unwrap();
         // Fails once the key is abandoned, which is the point.
-        let _ = w.write_all(&pattern(MIN_PART_SIZE + 1, 2));
+        let _ = w.write_all(&data);
         w
     });
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    tokio::task::spawn_blocking(move || creating_rx.recv())
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(
         s3.abort_unfinished("2026-11-25/z/z.pgsnap").await.unwrap(),
         1
@@ -960,6 +971,51 @@ fn failing_kms(status: &str, code: &str, message: &str) -> String {
     url
 }
 
+/// A stand-in S3 that answers every request as S3 does for a bucket in
+/// another region: 301 with `x-amz-bucket-region`, and (but to a HEAD) a
+/// PermanentRedirect body.
+fn s3_in_another_region(region: &str) -> String {
+    use std::io::{BufRead, BufReader};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let region = region.to_string();
+    std::thread::spawn(move || {
+        for conn in listener.incoming().take(50) {
+            let Ok(mut conn) = conn else { break };
+            let mut r = BufReader::new(conn.try_clone().unwrap());
+            let mut head = false;
+            let mut first = true;
+            loop {
+                let mut line = String::new();
+                if r.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                if first {
+                    head = line.starts_with("HEAD ");
+                    first = false;
+                }
+            }
+            let body = if head {
+                String::new()
+            } else {
+                format!(
+                    "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>PermanentRedirect</Code>\
+                     <Message>The bucket you are attempting to access must be addressed using the \
+                     specified endpoint. Please send all future requests to this endpoint.</Message>\
+                     <Endpoint>b.s3.{region}.amazonaws.com</Endpoint><Bucket>b</Bucket></Error>"
+                )
+            };
+            let _ = write!(
+                conn,
+                "HTTP/1.1 301 Moved Permanently\r\nContent-Type: application/xml\r\n\
+                 x-amz-bucket-region: {region}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    url
+}
+
 /// A backup of a small database into a new bucket, its key wrapped by a
 /// new KMS key only; returns the repository.
 async fn kms_backup(pg: &Cluster, db: &str) -> String {
@@ -1075,6 +1131,20 @@ async fn a_missing_bucket_is_named_and_an_empty_prefix_is_no_repository() {
         err.contains(&format!("no pgsnap repository at s3://{bucket}/prefix")),
         "{err}"
     );
+    // A bucket in another region than AWS_REGION: named, with the region
+    // to set (S3's redirect says nothing a user can act on).
+    let elsewhere = s3_in_another_region("eu-west-1");
+    for args in [
+        vec!["list", "--repo", "s3://b/prefix"],
+        vec!["show", "--repo", "s3://b/prefix", "latest"],
+    ] {
+        let err = one_line_failure(&aws_pgsnap(&args, &[("AWS_ENDPOINT_URL", &elsewhere)]));
+        assert!(
+            err.contains("S3 bucket `b` is in region eu-west-1, not us-east-1")
+                && err.contains("set AWS_REGION=eu-west-1"),
+            "{args:?}: {err}"
+        );
+    }
 }
 
 /// `pgsnap` with no AWS credentials anywhere: an empty environment (no
@@ -1227,4 +1297,27 @@ async fn kms_unreachable_on_reading_is_not_a_wrong_key() {
             && !err.contains("could not be reached"),
         "{err}"
     );
+
+    // A disabled key (or one pending deletion) is refused for its state:
+    // no verdict on whether it is the right one, and how to enable it.
+    // (moto does not refuse a disabled key's Decrypt; a stand-in does.)
+    let disabled = refusing_kms(
+        "DisabledException",
+        "arn:aws:kms:us-east-1:123456789012:key/x is disabled.",
+    );
+    for args in [
+        vec!["verify", "--repo", &repo, "latest"],
+        vec!["restore", "--repo", &repo, "latest", "--db", &pg.url(&dst)],
+    ] {
+        let err = one_line_failure(&aws_pgsnap(&args, &[("AWS_ENDPOINT_URL_KMS", &disabled)]));
+        assert!(
+            err.contains("DisabledException")
+                && err.contains("was refused for the key's state")
+                && err.contains("aws kms enable-key")
+                && !err.contains("wrong key")
+                && !err.contains("no key opens"),
+            "{err}"
+        );
+    }
+    assert!(table_contents(pg, &dst).is_empty());
 }

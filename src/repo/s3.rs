@@ -89,10 +89,11 @@ pub struct S3Tuning {
     /// out of order).
     #[doc(hidden)]
     pub part_delay: Option<Arc<dyn Fn(i32) -> Duration + Send + Sync>>,
-    /// Test hook: a delay before CreateMultipartUpload (to abandon an
-    /// upload while it is being created).
+    /// Test hook: runs on the writer's thread just before
+    /// CreateMultipartUpload (to abandon an upload while it is being
+    /// created).
     #[doc(hidden)]
-    pub create_delay: Option<Duration>,
+    pub before_create: Option<Arc<dyn Fn() + Send + Sync>>,
 }
 
 impl Default for S3Tuning {
@@ -105,7 +106,7 @@ impl Default for S3Tuning {
             copy_part_threshold: COPY_OBJECT_LIMIT,
             copy_part_size: 1024 * MIB as u64,
             part_delay: None,
-            create_delay: None,
+            before_create: None,
         }
     }
 }
@@ -172,6 +173,15 @@ fn code_of<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> Option<&str> {
         SdkError::ServiceError(se) => se.err().code(),
         _ => None,
     }
+}
+
+/// The region S3 says a bucket is in (`x-amz-bucket-region`) and the HTTP
+/// status, from the response `e` carries, if any.
+fn bucket_region<E, R: 'static>(e: &SdkError<E, R>) -> Option<(String, u16)> {
+    let raw: &dyn std::any::Any = e.raw_response()?;
+    let http = raw.downcast_ref::<aws_sdk_s3::config::http::HttpResponse>()?;
+    let region = http.headers().get("x-amz-bucket-region")?;
+    (!region.is_empty()).then(|| (region.to_string(), http.status().as_u16()))
 }
 
 fn to_chrono(t: &aws_sdk_s3::primitives::DateTime) -> Option<DateTime<Utc>> {
@@ -309,6 +319,20 @@ impl Shared {
     {
         if let Some(c) = credentials_error(&format!("s3://{}", self.bucket), &e) {
             return c;
+        }
+        // A bucket in another region than the client's: S3 answers with a
+        // redirect or a signature error, and names the bucket's region in
+        // a header. The fix is the region, whatever the operation.
+        let here = self.client.config().region().map(|r| r.to_string());
+        if let Some((there, status)) = bucket_region(&e).filter(|(r, _)| Some(r) != here.as_ref()) {
+            return Error::Repo(format!(
+                "S3 bucket `{}` is in region {there}, not {} (S3 {op} {}: {}): set \
+                 AWS_REGION={there}",
+                self.bucket,
+                here.as_deref().unwrap_or("the one configured"),
+                self.url(full_key),
+                code_of(&e).map_or_else(|| format!("HTTP {status}"), str::to_string)
+            ));
         }
         // Whatever the operation, the fix is the bucket's, not the object's.
         if code_of(&e) == Some("NoSuchBucket") {
@@ -883,8 +907,8 @@ impl S3Writer {
         self.check_not_abandoned()?;
         let s = &self.s;
         let (sse, kms) = s.sse();
-        if let Some(d) = s.tuning.create_delay {
-            std::thread::sleep(d);
+        if let Some(hook) = &s.tuning.before_create {
+            hook();
         }
         let r = block(
             &self.rt,
