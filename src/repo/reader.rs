@@ -34,9 +34,38 @@ pub struct StoredArchive {
     pub footer: Footer,
     pub index: Index,
     bytes_read: AtomicU64,
+    /// The archive's first bytes, read with the header: ranges within them
+    /// are not fetched again (a small archive is whole in them).
+    head: Bytes,
     /// Authenticated chunks kept for their one later use, by counter (see
     /// [`StoredArchive::keep`]).
     kept: Mutex<HashMap<u32, OpenedChunk>>,
+}
+
+/// `range` of the archive `key`: what the first read (`head`) holds comes
+/// from it, the rest is fetched and counted in `counter`. The first chunks
+/// follow the header, and a small archive is whole in that read.
+async fn read_range(
+    storage: &dyn Storage,
+    key: &str,
+    head: &Bytes,
+    counter: &AtomicU64,
+    range: std::ops::Range<u64>,
+) -> Result<Bytes> {
+    let held = head.len() as u64;
+    if range.end <= held {
+        return Ok(head.slice(range.start as usize..range.end as usize));
+    }
+    let from = range.start.max(held);
+    let rest = storage.get_range(key, from..range.end).await?;
+    counter.fetch_add(rest.len() as u64, Ordering::Relaxed);
+    if from == range.start {
+        return Ok(rest);
+    }
+    let mut whole = Vec::with_capacity((range.end - range.start) as usize);
+    whole.extend_from_slice(&head[range.start as usize..]);
+    whole.extend_from_slice(&rest);
+    Ok(Bytes::from(whole))
 }
 
 impl StoredArchive {
@@ -62,11 +91,11 @@ impl StoredArchive {
         // slots) says how much it needs.
         let limit = (MAX_HEADER_LEN as u64).min(size - Footer::LEN as u64);
         let mut want = FIRST_HEADER_READ.min(limit);
-        let header = loop {
+        let (header, head) = loop {
             let head = storage.get_range(key, 0..want).await?;
             counter.fetch_add(head.len() as u64, Ordering::Relaxed);
             match Header::parse(&head) {
-                Ok((h, _)) => break h,
+                Ok((h, _)) => break (h, head),
                 Err(Error::Truncated { needed }) if needed > want && needed <= limit => {
                     want = needed;
                 }
@@ -74,10 +103,10 @@ impl StoredArchive {
             }
         };
         let open = creds.unlock(&header).await?;
-        let foot = storage
-            .get_range(key, size - Footer::LEN as u64..size)
-            .await?;
-        counter.fetch_add(foot.len() as u64, Ordering::Relaxed);
+        // A small archive is whole in the first read: its footer and index
+        // come from there rather than being fetched (and counted) again.
+        let fetch = |range| read_range(storage.as_ref(), key, &head, &counter, range);
+        let foot = fetch(size - Footer::LEN as u64..size).await?;
         let foot: [u8; Footer::LEN] = foot[..]
             .try_into()
             .map_err(|_| Error::Format("short footer".into()))?;
@@ -87,8 +116,7 @@ impl StoredArchive {
             .checked_add(footer.index_frame_len as u64)
             .filter(|&e| e == size - Footer::LEN as u64)
             .ok_or_else(|| Error::Format("footer does not point at an index before it".into()))?;
-        let frame = storage.get_range(key, footer.index_offset..end).await?;
-        counter.fetch_add(frame.len() as u64, Ordering::Relaxed);
+        let frame = fetch(footer.index_offset..end).await?;
         let index = open.open_index(&frame, &footer)?;
         Ok(StoredArchive {
             storage,
@@ -99,6 +127,7 @@ impl StoredArchive {
             footer,
             index,
             bytes_read: counter,
+            head,
             kept: Mutex::new(HashMap::new()),
         })
     }
@@ -196,9 +225,14 @@ impl StoredArchive {
                     self.size
                 )));
             }
-            let data = self.storage.get_range(&self.key, start..end).await?;
-            self.bytes_read
-                .fetch_add(data.len() as u64, Ordering::Relaxed);
+            let data = read_range(
+                self.storage.as_ref(),
+                &self.key,
+                &self.head,
+                &self.bytes_read,
+                start..end,
+            )
+            .await?;
             for c in &chunks[i..j] {
                 let a = (c.offset - start) as usize;
                 out.push((*c, data.slice(a..a + c.len as usize)));
