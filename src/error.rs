@@ -133,6 +133,12 @@ pub enum Error {
     #[error("{error}; {left}")]
     Incomplete { error: Box<Error>, left: String },
 
+    /// A `--single-transaction` restore failed and its transaction was
+    /// rolled back: the target is as it was. `note` says so, and repeats
+    /// any warning that may explain the failure.
+    #[error("{error}; {note}")]
+    RolledBack { error: Box<Error>, note: String },
+
     /// The run was asked to stop (`BackupOptions::stop`: Ctrl-C, SIGTERM);
     /// the message says what was left.
     #[error("{0}")]
@@ -185,6 +191,20 @@ fn no_space_reason(e: &std::io::Error) -> Option<&'static str> {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
+    /// What a failed `--single-transaction` restore says besides its error.
+    pub const ROLLED_BACK: &'static str =
+        "the restore ran in one transaction, which was rolled back: the target is as it was";
+
+    pub(crate) fn rolled_back(e: Error) -> Error {
+        match e {
+            e @ Error::RolledBack { .. } => e,
+            e => Error::RolledBack {
+                error: Box::new(e),
+                note: Error::ROLLED_BACK.into(),
+            },
+        }
+    }
+
     pub(crate) fn format(msg: impl Into<String>) -> Self {
         Error::Format(msg.into())
     }

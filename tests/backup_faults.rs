@@ -745,3 +745,64 @@ fn sigint_stops_a_verify_at_once() {
         sent.elapsed()
     );
 }
+
+/// Ctrl-C in the middle of a `--single-transaction` restore's load: the
+/// process exits, its transaction goes with its connection, and the target
+/// is as it was, which the message says.
+#[test]
+fn sigint_stops_a_single_transaction_restore_and_leaves_nothing() {
+    use std::io::BufRead;
+    let pg = pg();
+    let db = big_db(pg, "fault_sig_one");
+    let w = Workdir::new();
+    backup(pg, &db, &w, &[]);
+    let dst = pg.create_db("fault_sig_one_r");
+    pg.psql(
+        &dst,
+        "CREATE TABLE keep (id int); INSERT INTO keep VALUES (1)",
+    );
+    let mut child = common::restore_command(pg, &w, "latest", &dst, &["-1"])
+        .env("PGSNAP_LOG", "pgsnap=debug")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut seen = Vec::new();
+    // The pre-data is in (uncommitted) once `big` starts loading.
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        let loading = line.contains("loading \"public\".\"big\"");
+        seen.push(line);
+        if loading {
+            break;
+        }
+    }
+    assert!(
+        seen.last().is_some_and(|l| l.contains("loading")),
+        "{}",
+        seen.join("\n")
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    send("INT", &child);
+    let rest: Vec<String> = lines.map(|l| l.unwrap()).collect();
+    let status = child.wait().unwrap();
+    let err = rest.join("\n");
+    assert_eq!(status.code(), Some(130), "{err}");
+    assert!(
+        err.contains("SIGINT received: restore stopped; the restore ran in one transaction, which was rolled back"),
+        "{err}"
+    );
+    // Only what was there before: the server rolls back once the
+    // connection is gone (waited for, as that takes a moment).
+    let tables = "SELECT string_agg(relname, ',' ORDER BY relname) FROM pg_class \
+                  WHERE relnamespace = 'public'::regnamespace";
+    let t0 = Instant::now();
+    while pg.psql(&dst, "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()").trim() != "0"
+        && t0.elapsed() < Duration::from_secs(10)
+    {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(pg.psql(&dst, tables).trim(), "keep");
+    assert_eq!(pg.psql(&dst, "SELECT count(*) FROM keep").trim(), "1");
+}

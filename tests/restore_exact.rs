@@ -4,8 +4,8 @@
 //! states and large objects match. Run over the schema fixtures (every
 //! object kind, awkward names, partition and inheritance trees, whose data
 //! and post-data share the restore's scheduler) and the sample application.
-//! Restored once more over that copy with `--clean`, each fixture must come
-//! out exact again.
+//! Restored once more over that copy with `--clean`, and again with
+//! `--clean --single-transaction`, each fixture must come out exact again.
 mod common;
 
 use std::path::{Path, PathBuf};
@@ -131,6 +131,15 @@ fn clean_over_a_copy(stem: &str, file: &str) {
         assert_eq!(c["ok"], true, "{stem}: {c}");
     }
     assert_same(&format!("{stem} (--clean)"), &src, &dst);
+    // Once more in one transaction: every kind of DDL, the drops, the
+    // frozen loads (in savepoints) and the sequences go through one COMMIT.
+    let report = restore_json(pg, &w, "latest", &dst, &["--clean", "--single-transaction"]);
+    assert_eq!(report["dropped"].as_array().unwrap().len(), dropped.len());
+    assert_same(
+        &format!("{stem} (--clean --single-transaction)"),
+        &src,
+        &dst,
+    );
     pg.drop_db(&dst);
     pg.drop_db(&src);
 }
@@ -369,13 +378,8 @@ fn shared_table_round_trip(stem: &str, settings: &str) -> String {
     let w = Workdir::new();
     backup(pg, &src, &w, &["--chunk-size", "64KiB"]);
     let dst = pg.create_db(&format!("{stem}_r"));
-    let out = common::restore_command(pg, &w, "latest", &dst, &["--jobs", "3"])
-        .env("PGSNAP_LOG", "pgsnap=debug")
-        .output()
-        .expect("run pgsnap");
-    let report = common::restore_report(&out, "with --jobs 3");
     // The scheduler's log says how many streams loaded the table.
-    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    let (report, stderr) = common::restore_logged(pg, &w, "latest", &dst, &["--jobs", "3"]);
     let streams = stderr.matches("loading \"public\".\"t\" (").count();
     assert!(streams >= 2, "one stream only:\n{stderr}");
     assert_eq!(report["rows"], 40000, "{report}");
@@ -386,4 +390,64 @@ fn shared_table_round_trip(stem: &str, settings: &str) -> String {
     pg.drop_db(&src);
     pg.drop_db(&dst);
     stderr
+}
+
+/// `--single-transaction` with bytea in the escape format: the conversion
+/// to binary gives up mid-COPY, and the stream starts over as text. In one
+/// transaction the abandoned COPY is undone by its savepoint, not by
+/// aborting the restore.
+#[test]
+fn single_transaction_starts_a_refused_conversion_over_as_text() {
+    let pg = pg();
+    let src = pg.create_db("ex_one_esc");
+    pg.psql(
+        &src,
+        &format!("ALTER DATABASE \"{src}\" SET bytea_output = 'escape'"),
+    );
+    pg.psql(
+        &src,
+        "CREATE TABLE t (id int PRIMARY KEY, at timestamptz, b bytea); \
+         INSERT INTO t SELECT g, timestamptz '2026-01-01' + g * interval '1 minute', \
+           decode(md5(g::text), 'hex') FROM generate_series(1, 5000) g;",
+    );
+    let w = Workdir::new();
+    backup(pg, &src, &w, &[]);
+    let dst = pg.create_db("ex_one_esc_r");
+    let (report, log) = common::restore_logged(pg, &w, "latest", &dst, &["--single-transaction"]);
+    assert!(log.contains("\"public\".\"t\": loading as text"), "{log}");
+    assert_eq!(report["rows"], 5000, "{report}");
+    assert_same("one_esc", &src, &dst);
+    pg.drop_db(&src);
+    pg.drop_db(&dst);
+}
+
+/// One big table and nothing else to do (no index, no other table): the
+/// restore still opens every job's connection, and the idle ones join the
+/// load.
+#[test]
+fn a_lone_table_without_indexes_loads_on_every_job() {
+    let pg = pg();
+    let src = pg.create_db("ex_lone");
+    pg.psql(
+        &src,
+        "CREATE TABLE t (id int, note text); \
+         INSERT INTO t SELECT g, repeat('n', 40) || g FROM generate_series(1, 40000) g;",
+    );
+    let w = Workdir::new();
+    backup(pg, &src, &w, &["--chunk-size", "64KiB"]);
+    let dst = pg.create_db("ex_lone_r");
+    let (report, log) = common::restore_logged(pg, &w, "latest", &dst, &["--jobs", "4"]);
+    assert_eq!(report["rows"], 40000, "{report}");
+    // (Before, the jobs were as many as the tasks at the start: the table
+    // and the database's properties, so two streams.)
+    assert!(
+        log.matches("loading \"public\".\"t\" (").count() >= 3,
+        "fewer than three streams:\n{log}"
+    );
+    assert!(
+        table_contents(pg, &src) == table_contents(pg, &dst),
+        "rows differ"
+    );
+    pg.drop_db(&src);
+    pg.drop_db(&dst);
 }

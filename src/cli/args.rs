@@ -49,10 +49,14 @@ pub enum Command {
         pgsnap restore --repo /backups --key-file backup.key 20261125T020000Z-3f9a \\\n      \
         --db postgres:///app --dry-run\n  \
         pgsnap restore --repo /backups --key-file backup.key latest --db postgres:///app \\\n      \
-        --table app.orders --into-schema restored   # next to the live table, to compare\n\n\
+        --table app.orders --into-schema restored   # next to the live table, to compare\n  \
+        pgsnap restore --repo /backups --key-file backup.key latest --db postgres:///app \\\n      \
+        --table app.orders --clean --single-transaction   # all or nothing\n\n\
         Before changing anything, restore authenticates every chunk it will use, refuses\n\
         objects that already exist (unless --clean) and missing owner roles (unless\n\
-        --no-owner). After loading, it compares every table's row count with the backup.")]
+        --no-owner). After loading, it compares every table's row count with the backup.\n\
+        Its parallel streams commit each on its own: a failure leaves what was loaded\n\
+        (the error says what); --single-transaction leaves nothing.")]
     Restore(RestoreArgs),
     /// Check a backup without a database: every chunk, the index, the checksum.
     #[command(
@@ -328,9 +332,10 @@ pub struct RestoreArgs {
     /// Required: a restore never falls back to the database PG* variables name.
     #[arg(long, value_name = "URL", env = "PGSNAP_TARGET_DB")]
     pub db: String,
-    /// Parallel connections for data and index builds.
-    #[arg(long, short = 'j', default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=64))]
-    pub jobs: u16,
+    /// Parallel connections for data and index builds [default: 2; 1 with
+    /// --single-transaction].
+    #[arg(long, short = 'j', value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub jobs: Option<u16>,
     /// Restore only this table (SCHEMA.NAME, SQL quoting) with what it needs; repeatable.
     #[arg(long = "table", short = 't', value_name = "SCHEMA.NAME")]
     pub tables: Vec<String>,
@@ -365,6 +370,11 @@ pub struct RestoreArgs {
     /// as they are; a full restore otherwise gives it the backed-up database's.
     #[arg(long)]
     pub no_database_properties: bool,
+    /// Restore in one transaction on one connection: it commits only once every row is in
+    /// and every table's row count checked; any failure (or Ctrl-C) leaves the target as it
+    /// was, --clean's drops included. Slower than --jobs, and holds its locks to the end.
+    #[arg(long, short = '1')]
+    pub single_transaction: bool,
     /// If the archive sits in S3 Glacier Flexible Retrieval or Deep Archive, request a
     /// 7-day restored copy (RestoreObject, Standard tier) and stop; run the restore again
     /// once the thaw completed (hours).

@@ -98,7 +98,7 @@ pub async fn run(
         .context("opening the repository")?;
     let reporter = Arc::new(Reporter::new("backup", quiet));
     let result = backup::run(&repo, &conn, &creds, &opts, reporter.clone()).await;
-    reporter.finish();
+    reporter.finish(result.is_ok());
     let m = result.context("backup failed")?;
     if a.json {
         let tables: Vec<_> = m

@@ -161,6 +161,7 @@ async fn signalled() -> Signal {
 async fn run_until_signalled(cli: Cli) -> (anyhow::Result<ExitCode>, Option<Signal>) {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let verb = cli.command.verb();
+    let atomic = matches!(&cli.command, Command::Restore(a) if a.single_transaction);
     // A task of its own: a command busy on its thread for a while (a
     // verify's read, say) must not keep this one from hearing a signal.
     let task = tokio::spawn(run(cli, stop_rx));
@@ -191,8 +192,12 @@ async fn run_until_signalled(cli: Cli) -> (anyhow::Result<ExitCode>, Option<Sign
         return (r, Some(sig));
     }
     let what = match verb {
+        // The process exits, its connection closes, the server rolls the
+        // transaction back.
+        "restore" if atomic => format!("restore stopped; {}", pgsnap::Error::ROLLED_BACK),
         "restore" => "restore stopped; the target may hold part of it: run the restore again \
-                      with --clean, or drop the database"
+                      with --clean, or drop the database (--single-transaction leaves nothing \
+                      behind)"
             .to_string(),
         v => format!("{v} stopped"),
     };

@@ -80,13 +80,16 @@ impl Reporter {
         );
     }
 
-    pub fn finish(&self) {
+    /// Clears the bar; a run that succeeded ends with its last figures.
+    /// A failed one ends with its error alone: "N rows in Ts" just before
+    /// it reads like success (and the rows of a rolled-back restore are
+    /// gone).
+    pub fn finish(&self, ok: bool) {
         if let Some(b) = &self.bar {
             b.finish_and_clear();
         }
-        // A last figure only when data moved: a run that failed before its
-        // first row ends with its error, not "0 rows, 0 B".
-        if self.bytes.load(Ordering::Relaxed) > 0 {
+        // Only when data moved: not "0 rows, 0 B".
+        if ok && self.bytes.load(Ordering::Relaxed) > 0 {
             self.line(true);
         }
     }

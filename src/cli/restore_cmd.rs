@@ -81,8 +81,19 @@ pub async fn restore(a: RestoreArgs, quiet: bool) -> anyhow::Result<ExitCode> {
         .iter()
         .map(|t| Pattern::table(t).map_err(|e| Error::Usage(format!("--table: {e}"))))
         .collect::<Result<Vec<_>, _>>()?;
+    let jobs =
+        match (a.single_transaction, a.jobs) {
+            (true, Some(j)) if j > 1 => return Err(Error::Usage(
+                "--single-transaction restores on one connection: it cannot be used with --jobs \
+                 above 1"
+                    .into(),
+            )
+            .into()),
+            (true, _) => 1,
+            (false, j) => j.unwrap_or(2),
+        };
     let opts = RestoreOptions {
-        jobs: a.jobs as usize,
+        jobs: usize::from(jobs),
         tables,
         schemas: a.schemas.clone(),
         schema_only: a.schema_only,
@@ -98,6 +109,7 @@ pub async fn restore(a: RestoreArgs, quiet: bool) -> anyhow::Result<ExitCode> {
         no_owner: a.no_owner,
         no_acl: a.no_acl,
         no_database_properties: a.no_database_properties,
+        single_transaction: a.single_transaction,
     };
     let target = ConnInfo::parse(&a.db)?;
     let creds = Credentials::from_args(a.key.key_file.as_deref(), None)?;
@@ -121,7 +133,7 @@ pub async fn restore(a: RestoreArgs, quiet: bool) -> anyhow::Result<ExitCode> {
     }
     let reporter = Arc::new(Reporter::new("restore", quiet || a.dry_run));
     let result = restore::run(&repo, &manifest, &creds, &target, &opts, reporter.clone()).await;
-    reporter.finish();
+    reporter.finish(result.is_ok());
     let report = result.with_context(|| format!("restore of {} failed", manifest.id))?;
     // Warnings go to stderr whatever stdout carries (the text plan of a
     // dry run lists them itself); --quiet leaves them to the report.

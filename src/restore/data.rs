@@ -210,10 +210,14 @@ pub(super) struct TableLoad {
     /// and what the restore leaves is what had committed (see
     /// `schedule::left_behind`).
     cancel: Arc<AtomicBool>,
+    /// The restore is one transaction (`--single-transaction`): each COPY
+    /// runs in a savepoint instead of a transaction of its own, so that a
+    /// conversion's abandoned COPY can be undone and tried again as text.
+    in_transaction: bool,
 }
 
 impl TableLoad {
-    pub fn new(t: &PlannedTable, cancel: Arc<AtomicBool>) -> TableLoad {
+    pub fn new(t: &PlannedTable, cancel: Arc<AtomicBool>, in_transaction: bool) -> TableLoad {
         let both = |f| [copy_in_sql(t, f, false), copy_in_sql(t, f, true)];
         TableLoad {
             table: qualified(&t.schema, &t.name),
@@ -223,6 +227,7 @@ impl TableLoad {
             unpad: t.unpad.clone(),
             transcode: t.transcode.clone(),
             cancel,
+            in_transaction,
         }
     }
 
@@ -395,8 +400,8 @@ async fn load_stream(
         futures::stream::iter((!b.is_empty()).then(|| Ok(Bytes::from_static(b))))
     };
     let stream = frame(head).chain(chunks).chain(frame(tail));
-    let res = if freeze {
-        load_frozen(session, &load.table, sql, stream).await
+    let res = if freeze || load.in_transaction {
+        load_enclosed(session, load, freeze, sql, stream).await
     } else {
         copy::copy_in(&session.client, sql, stream).await
     };
@@ -416,18 +421,42 @@ async fn load_stream(
     }
 }
 
-async fn load_frozen<S>(session: &Session, table: &str, sql: &str, stream: S) -> Result<u64>
+/// A COPY in a transaction of its own, or in a savepoint of the restore's
+/// one transaction; frozen, after the TRUNCATE that allows FREEZE (the
+/// table was created by this restore, so it is empty: the TRUNCATE only
+/// makes its storage new in this (sub)transaction).
+async fn load_enclosed<S>(
+    session: &Session,
+    load: &TableLoad,
+    freeze: bool,
+    sql: &str,
+    stream: S,
+) -> Result<u64>
 where
     S: futures::Stream<Item = Result<Bytes>>,
 {
-    let begin = format!("BEGIN; TRUNCATE ONLY {table}");
+    let table = &load.table;
+    let (begin, commit, rollback) = if load.in_transaction {
+        (
+            "SAVEPOINT pgsnap_copy",
+            "RELEASE SAVEPOINT pgsnap_copy",
+            "ROLLBACK TO SAVEPOINT pgsnap_copy",
+        )
+    } else {
+        ("BEGIN", "COMMIT", "ROLLBACK")
+    };
+    let begin = if freeze {
+        format!("{begin}; TRUNCATE ONLY {table}")
+    } else {
+        begin.to_string()
+    };
     session
         .client
         .batch_execute(&begin)
         .await
-        .map_err(|e| Error::pg(format!("truncating {table} before its load"), e))?;
+        .map_err(|e| Error::pg(format!("starting the load of {table}"), e))?;
     let n = copy::copy_in(&session.client, sql, stream).await;
-    let end = if n.is_ok() { "COMMIT" } else { "ROLLBACK" };
+    let end = if n.is_ok() { commit } else { rollback };
     let ended = session.client.batch_execute(end).await;
     let n = n?;
     ended.map_err(|e| Error::pg(format!("committing the load of {table}"), e))?;
@@ -441,19 +470,23 @@ fn tokio_stream_from<T: Send + 'static>(
 }
 
 /// Writes the large objects' contents (created empty by pre-data) from the
-/// `large_objects` entry's `oid \t offset \t hex` lines, in one transaction.
+/// `large_objects` entry's `oid \t offset \t hex` lines, in one transaction
+/// (its own, or the one the restore runs in: `in_transaction`).
 pub async fn load_large_objects(
     archive: &StoredArchive,
     plan: &Plan,
     client: &tokio_postgres::Client,
+    in_transaction: bool,
 ) -> Result<()> {
     let Some((entry, chunks)) = &plan.large_objects else {
         return Ok(());
     };
-    client
-        .batch_execute("BEGIN")
-        .await
-        .map_err(|e| Error::pg("starting the large object transaction", e))?;
+    if !in_transaction {
+        client
+            .batch_execute("BEGIN")
+            .await
+            .map_err(|e| Error::pg("starting the large object transaction", e))?;
+    }
     let put = client
         .prepare("SELECT pg_catalog.lo_put($1, $2, $3)")
         .await
@@ -478,6 +511,9 @@ pub async fn load_large_objects(
     }
     if !carry.is_empty() {
         return Err(Error::Format("large object data ends inside a line".into()));
+    }
+    if in_transaction {
+        return Ok(());
     }
     client
         .batch_execute("COMMIT")

@@ -57,6 +57,11 @@ pub struct RestoreOptions {
     pub no_acl: bool,
     /// Leave the target database's own settings, grants and comment alone.
     pub no_database_properties: bool,
+    /// Run the whole restore (`--clean`'s drops included) in one
+    /// transaction on one connection: it commits only once every row is in
+    /// and checked, and a failure anywhere leaves the target as it was.
+    /// `jobs` is then 1. Slower, and holds its locks to the end.
+    pub single_transaction: bool,
 }
 
 /// One table's post-restore check.
@@ -187,7 +192,19 @@ pub async fn run(
     let checked = check_target(&session.client, &mut plan, opts, &mut report).await?;
 
     progress.event(Event::Phase("pre-data"));
-    let (dropped, reused) = target::apply_pre_data(&session.client, &plan, &checked, opts).await?;
+    let one = opts.single_transaction;
+    if one {
+        schedule::configure(&session, &plan.model.encoding).await?;
+        session
+            .client
+            .batch_execute("BEGIN")
+            .await
+            .map_err(|e| Error::pg("starting the restore's transaction", e))?;
+    }
+    let rolled_back = |e: Error| if one { Error::rolled_back(e) } else { e };
+    let (dropped, reused) = target::apply_pre_data(&session.client, &plan, &checked, opts)
+        .await
+        .map_err(rolled_back)?;
     report.dropped = dropped;
     report.reused = reused;
     phase("pre-data", &mut report);
@@ -200,19 +217,25 @@ pub async fn run(
     progress.event(Event::Phase("data"));
     let archive = Arc::new(archive);
     let started = Instant::now();
-    let outcome = schedule::run(&archive, &plan, target, opts, &checked.target_db, &progress)
-        .await
-        .map_err(|e| match e {
-            // A warning given before the load (foreign keys in a cycle) is
-            // likely what made it fail: the error repeats it.
-            Error::Incomplete { error, left } if !report.warnings.is_empty() => Error::Incomplete {
-                error,
-                left: format!("{left}; warning: {}", report.warnings.join("; ")),
-            },
-            e => e,
-        })?;
-    data::load_large_objects(&archive, &plan, &session.client).await?;
-    target::set_sequences(&session.client, &plan).await?;
+    let (kept, given) = if one {
+        (None, Some(session))
+    } else {
+        (Some(session), None)
+    };
+    let outcome = schedule::run(
+        &archive,
+        &plan,
+        target,
+        opts,
+        &checked.target_db,
+        &progress,
+        given,
+    )
+    .await
+    .map_err(|e| repeat_warnings(e, &report.warnings))?;
+    let session = kept
+        .or(outcome.given)
+        .expect("the scheduler gives the session back");
     // Data and post-data overlap (see `schedule`): "data" ends when the last
     // row is in, "post-data" when the last index or constraint is.
     report.phases.push(("data".into(), outcome.data_seconds));
@@ -223,17 +246,65 @@ pub async fn run(
     report.checks = check_rows(&plan, &outcome.rows);
     // The rows loaded, not the backup's: none with --schema-only.
     report.rows = report.checks.iter().map(|c| c.restored_rows).sum();
+    // Checked before the sequences are set: in one transaction a mismatch
+    // then rolls everything back, setval's (not transactional) included.
+    let finish = async {
+        if let Some(bad) = report.checks.iter().find(|c| !c.ok) {
+            return Err(Error::Integrity(format!(
+                "restored table {} has {} rows, the backup has {}",
+                qualified(&bad.schema, &bad.name),
+                bad.restored_rows,
+                bad.expected_rows
+            )));
+        }
+        data::load_large_objects(&archive, &plan, &session.client, one).await?;
+        target::set_sequences(&session.client, &plan).await?;
+        if one {
+            session
+                .client
+                .batch_execute("COMMIT")
+                .await
+                .map_err(|e| Error::pg("committing the restore's transaction", e))?;
+        }
+        Ok(())
+    };
+    if let Err(e) = finish.await {
+        if one {
+            let _ = session.client.batch_execute("ROLLBACK").await;
+            return Err(rolled_back(e));
+        }
+        // Every stream committed: the loaded rows stay.
+        return Err(schedule::left_behind(
+            &plan,
+            opts,
+            &outcome.rows,
+            &Default::default(),
+            e,
+        ));
+    }
     report.bytes_read = archive.bytes_read();
     report.seconds = t0.elapsed().as_secs_f64();
-    if let Some(bad) = report.checks.iter().find(|c| !c.ok) {
-        return Err(Error::Integrity(format!(
-            "restored table {} has {} rows, the backup has {}",
-            qualified(&bad.schema, &bad.name),
-            bad.restored_rows,
-            bad.expected_rows
-        )));
-    }
     Ok(report)
+}
+
+/// A warning given before the load (foreign keys in a cycle) is likely
+/// what made it fail: the error of a load that failed repeats it.
+fn repeat_warnings(e: Error, warnings: &[String]) -> Error {
+    if warnings.is_empty() {
+        return e;
+    }
+    let w = format!("warning: {}", warnings.join("; "));
+    match e {
+        Error::Incomplete { error, left } => Error::Incomplete {
+            error,
+            left: format!("{left}; {w}"),
+        },
+        Error::RolledBack { error, note } => Error::RolledBack {
+            error,
+            note: format!("{note}; {w}"),
+        },
+        e => e,
+    }
 }
 
 /// Fits the plan to the target (provider-managed objects it lacks, whether

@@ -44,6 +44,8 @@ use super::RestoreOptions;
 pub struct Outcome {
     pub rows: Vec<u64>,
     pub data_seconds: f64,
+    /// The session the caller gave, back.
+    pub given: Option<Session>,
 }
 
 enum Task {
@@ -263,9 +265,14 @@ pub async fn run(
     opts: &RestoreOptions,
     target_db: &str,
     progress: &Arc<dyn Progress>,
+    given: Option<Session>,
 ) -> Result<Outcome> {
     let t0 = Instant::now();
-    let mut units: VecDeque<Unit> = units::units(plan, archive.header.chunk_size, opts.jobs);
+    // `--single-transaction`: everything on the caller's session, in its
+    // transaction.
+    let one = given.is_some();
+    let jobs = if one { 1 } else { opts.jobs };
+    let mut units: VecDeque<Unit> = units::units(plan, archive.header.chunk_size, jobs);
     // Rows still to load, per table object: the data a post-data object waits for.
     let mut pending_units: HashMap<u32, usize> = HashMap::new();
     for u in &units {
@@ -333,17 +340,27 @@ pub async fn run(
     };
 
     let mut tasks = units.len() + ids.len();
-    let jobs = opts.jobs.max(1).min(tasks.max(1));
     let mut idle = Vec::new();
-    for _ in 0..jobs {
-        idle.push(open_session(target, &plan.model.encoding).await?);
+    if let Some(s) = given {
+        idle.push(s);
+    } else {
+        // A shared table takes more streams than there are tasks at the
+        // start: a lone big table without indexes still loads on every job.
+        let wanted = if units.iter().any(|u| u.shared) {
+            jobs
+        } else {
+            jobs.min(tasks)
+        };
+        for _ in 0..wanted.max(1) {
+            idle.push(open_session(target, &plan.model.encoding).await?);
+        }
     }
     // Per table: how its units load.
     let cancel = Arc::new(AtomicBool::new(false));
     let loads: Arc<Vec<data::TableLoad>> = Arc::new(
         plan.tables
             .iter()
-            .map(|t| data::TableLoad::new(t, cancel.clone()))
+            .map(|t| data::TableLoad::new(t, cancel.clone(), one))
             .collect(),
     );
     let mut rows = vec![0u64; plan.tables.len()];
@@ -468,6 +485,11 @@ pub async fn run(
         let (task, session, res) = joined.map_err(|e| Error::task("restore worker", e))?;
         let n = match res {
             Ok(n) => n,
+            Err(e) if one => {
+                // The only session: nothing else runs.
+                let _ = session.client.batch_execute("ROLLBACK").await;
+                return Err(Error::rolled_back(e));
+            }
             Err(e) => {
                 // The other streams end their COPY with an error at their
                 // next chunk, which the server rolls back; one that had
@@ -520,6 +542,7 @@ pub async fn run(
     Ok(Outcome {
         rows,
         data_seconds: data_seconds.unwrap_or_else(|| t0.elapsed().as_secs_f64()),
+        given: if one { idle.pop() } else { None },
     })
 }
 
@@ -547,7 +570,7 @@ fn unit_loaded(
 /// leaves in the target: the pre-data and every finished COPY stream are
 /// committed. After `--data-only` the operator must know which tables
 /// hold rows already, to remove them before loading again.
-fn left_behind(
+pub(super) fn left_behind(
     plan: &Plan,
     opts: &RestoreOptions,
     rows: &[u64],
@@ -558,7 +581,8 @@ fn left_behind(
         return Error::Incomplete {
             error: Box::new(e),
             left: "the target keeps what this restore created and loaded before the failure: \
-                   run it again with --clean, or into a new database"
+                   run it again with --clean, or into a new database (--single-transaction \
+                   leaves nothing behind)"
                 .into(),
         };
     }
@@ -586,7 +610,7 @@ fn left_behind(
     } else {
         format!(
             "rows loaded before the failure stay committed in {shown}: delete them before \
-             loading again"
+             loading again (--single-transaction loads all or nothing)"
         )
     };
     Error::Incomplete {
@@ -638,6 +662,12 @@ const MAINTENANCE_WORK_MEM_SQL: &str = "SELECT pg_catalog.set_config('maintenanc
 /// client encoding of the archive's COPY data (`pg::conn::copy_encoding`).
 async fn open_session(target: &ConnInfo, encoding: &str) -> Result<Session> {
     let s = Session::open(target).await?;
+    configure(&s, encoding).await?;
+    Ok(s)
+}
+
+/// Sets up `s` as a restore session (see `open_session`).
+pub(super) async fn configure(s: &Session, encoding: &str) -> Result<()> {
     s.client
         .batch_execute(APPLY_SESSION_SQL)
         .await
@@ -649,8 +679,7 @@ async fn open_session(target: &ConnInfo, encoding: &str) -> Result<Session> {
                 .await,
         )
         .map_err(|e| Error::pg("setting up a restore session", e))?;
-    s.set_copy_encoding(encoding).await?;
-    Ok(s)
+    s.set_copy_encoding(encoding).await
 }
 
 #[cfg(test)]

@@ -773,6 +773,23 @@ pub fn restore_json(
     restore_report(&out, &format!("{id} into {db} {extra:?}"))
 }
 
+/// [`restore_json`] with the restore's debug log (which says, among other
+/// things, how many streams loaded each table): the report and the log.
+pub fn restore_logged(
+    pg: &Cluster,
+    w: &Workdir,
+    id: &str,
+    db: &str,
+    extra: &[&str],
+) -> (serde_json::Value, String) {
+    let out = restore_command(pg, w, id, db, extra)
+        .env("PGSNAP_LOG", "pgsnap=debug")
+        .output()
+        .expect("run pgsnap");
+    let report = restore_report(&out, &format!("{id} into {db} {extra:?}"));
+    (report, String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
 /// The JSON report of a restore run that must have succeeded (`what` names
 /// the run in the failure message).
 pub fn restore_report(out: &std::process::Output, what: &str) -> serde_json::Value {
