@@ -12,6 +12,9 @@
 //! the identity `schema::catalog` gives it), this restore recreates it, so
 //! it joins the set and the walk goes on from it; when not, the restore is
 //! refused before any change, naming it. Nothing outside the set is dropped.
+//! Tables are never taken out of their partition or inheritance tree:
+//! a partition dropped with its parent, or a child detached from a parent
+//! that stays, refuses the restore (see [`stranded_tables`]).
 //!
 //! The set is dropped dependents first, each run of objects of one kind in
 //! one statement (objects that depend on each other inside one statement go
@@ -73,6 +76,17 @@ pub async fn drops(client: &Client, plan: &Plan, conflicts: &[u32]) -> Result<Dr
     let recreated = recreated(plan);
     loop {
         let parts = parts(client, &members).await?;
+        let stranded = stranded_tables(client, &members, &parts).await?;
+        if !stranded.is_empty() {
+            return Err(Error::Refused(format!(
+                "--clean would drop or detach {} table(s) in the target that this restore does \
+                 not recreate in place, taking their rows out of the tables they belong to: {}; \
+                 nothing was changed (restore the whole partition or inheritance tree, or \
+                 restore into another database or with --into-schema)",
+                stranded.len(),
+                stranded.join(", ")
+            )));
+        }
         let deps = normal_deps(client, &parts).await?;
         let mut seen = HashSet::new();
         let blockers: Vec<&Dep> = deps
@@ -294,6 +308,43 @@ async fn parts(client: &Client, members: &[Member]) -> Result<HashMap<Addr, Vec<
         parts.entry((r.get(1), r.get(2))).or_default().push(seed);
     }
     Ok(parts)
+}
+
+/// Tables a `--clean` would take from their tree: a partition dropped with
+/// the partitioned table it belongs to (a part of it, `pg_depend` says)
+/// that the restore does not recreate, and a partition or inheritance child
+/// the restore recreates while its parent stays (dropping it detaches it;
+/// the restore brings it back standalone). Either way the parent's rows
+/// shrink while the restore reports success.
+async fn stranded_tables(
+    client: &Client,
+    members: &[Member],
+    parts: &HashMap<Addr, Vec<usize>>,
+) -> Result<Vec<String>> {
+    let relations = |addrs: &mut dyn Iterator<Item = &Addr>| -> Vec<u32> {
+        addrs.filter(|a| a.0 == PG_CLASS).map(|a| a.1).collect()
+    };
+    let member_oids = relations(&mut members.iter().map(|m| &m.addr));
+    let part_oids = relations(&mut parts.keys());
+    let rows = client
+        .query(
+            "SELECT format('%s (a partition of %s, dropped with it)', c.oid::pg_catalog.regclass, \
+                        i.inhparent::pg_catalog.regclass) \
+             FROM unnest($2::oid[]) p(oid) \
+             JOIN pg_catalog.pg_class c ON c.oid = p.oid \
+             JOIN pg_catalog.pg_inherits i ON i.inhrelid = c.oid \
+             WHERE c.relkind IN ('r', 'p', 'f') AND c.oid <> ALL ($1::oid[]) \
+             UNION ALL \
+             SELECT format('%s (detached from %s, which stays)', i.inhrelid::pg_catalog.regclass, \
+                        i.inhparent::pg_catalog.regclass) \
+             FROM pg_catalog.pg_inherits i \
+             WHERE i.inhrelid = ANY ($1::oid[]) AND i.inhparent <> ALL ($1::oid[]) \
+             ORDER BY 1",
+            &[&member_oids, &part_oids],
+        )
+        .await
+        .map_err(|e| Error::pg("--clean: reading the target's partitions", e))?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
 }
 
 /// The ordinary dependencies on objects of the parts: between members

@@ -20,6 +20,7 @@ mod data;
 #[doc(hidden)]
 pub mod fuzz;
 mod key_order;
+mod names;
 mod plan;
 mod provider;
 mod schedule;

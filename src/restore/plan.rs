@@ -198,6 +198,15 @@ impl Plan {
         }
     }
 
+    /// `o`'s `CREATE` as this restore runs it (rewritten for
+    /// --into-schema).
+    pub fn target_create(&self, o: &DbObject) -> String {
+        match &self.retarget {
+            Some(r) if r.moved.contains(&o.id) => r.rewrite(&o.create),
+            _ => o.create.clone(),
+        }
+    }
+
     /// The statements for an object, rewritten for --into-schema.
     pub fn sql(&self, o: &DbObject, apply: &crate::schema::ApplyOptions) -> Vec<String> {
         let stmts = crate::schema::object_sql(o, apply);
@@ -209,10 +218,12 @@ impl Plan {
 }
 
 /// Decides what moves into `--into-schema`'s schema: the selected tables,
-/// their own sequences, indexes and key/check constraints. Foreign keys,
-/// triggers, rules and policies of those tables are left out and reported
-/// (a copy next to the live table must not fire the application's triggers
-/// or tie itself to live rows).
+/// their own sequences, indexes and key/check constraints, and the
+/// partition (or inheritance) attachments of tables and indexes whose both
+/// ends move. Foreign keys, triggers, rules and policies of those tables are
+/// left out and reported, and so is an attachment to a table or index that
+/// stays (a copy next to the live table must not fire the application's
+/// triggers, tie itself to live rows or join a live partition tree).
 fn retarget(
     model: &SchemaModel,
     tables: &[&crate::schema::TableInfo],
@@ -224,7 +235,7 @@ fn retarget(
     let mut skipped = Vec::new();
     for o in &model.objects {
         let Some(owner) = o.belongs_to else { continue };
-        if !table_ids.contains(&owner) {
+        if !table_ids.contains(&owner) || o.kind == ObjectKind::TableAttach {
             continue;
         }
         match o.kind {
@@ -247,17 +258,60 @@ fn retarget(
             }
         }
     }
-    let relations = moved
+    // An attachment belongs to its partition (or its partition's index)
+    // and depends on that and on the parent(s): it moves when all of them
+    // do, and is left out when only some do.
+    for o in &model.objects {
+        if !matches!(o.kind, ObjectKind::TableAttach | ObjectKind::IndexAttach) {
+            continue;
+        }
+        let ends: Vec<u32> = o
+            .deps
+            .iter()
+            .copied()
+            .filter(|d| {
+                matches!(
+                    model.object(*d).kind,
+                    ObjectKind::Table | ObjectKind::Index | ObjectKind::Constraint
+                )
+            })
+            .collect();
+        if !ends.iter().any(|d| moved.contains(d)) {
+            continue;
+        }
+        if ends.iter().all(|d| moved.contains(d)) {
+            moved.insert(o.id);
+        } else {
+            drop_ids.insert(o.id);
+            skipped.push(format!("{} (not copied with --into-schema)", o.identity));
+        }
+    }
+    let mut relations: Vec<(String, String)> = moved
         .iter()
         .map(|id| model.object(*id))
         .filter(|o| {
+            // A key or unique constraint's index has the constraint's name
+            // (attachments name it).
             matches!(
                 o.kind,
-                ObjectKind::Table | ObjectKind::Sequence | ObjectKind::Index
+                ObjectKind::Table
+                    | ObjectKind::Sequence
+                    | ObjectKind::Index
+                    | ObjectKind::Constraint
             )
         })
         .filter_map(|o| o.schema.clone().map(|s| (s, o.name.clone())))
         .collect();
+    // An identity column's sequence is named in its table's CREATE TABLE,
+    // not an object of its own: it moves with the table.
+    for t in tables {
+        let o = model.object(t.object_id);
+        relations.extend(
+            super::names::identity_sequences(&o.create)
+                .into_iter()
+                .filter(|(s, _)| o.schema.as_deref() == Some(s.as_str())),
+        );
+    }
     (
         Retarget {
             schema: schema.to_string(),
@@ -267,6 +321,64 @@ fn retarget(
         drop_ids,
         skipped,
     )
+}
+
+/// With `--into-schema`, the closure took what the tables' triggers,
+/// rules and policies need (a trigger's function, say), and a partition's
+/// parent with its indexes, but those are left out: what no moved object
+/// needs goes too, and is reported. Everything else the restore creates is
+/// needed by a moved object (its types, functions, sequences). Schemas are
+/// `keep_schemas_in_use`'s.
+fn drop_what_only_left_out_objects_need(
+    model: &SchemaModel,
+    r: &Retarget,
+    pre_data: &mut Vec<PlannedObject>,
+    post_data: &mut Vec<PlannedObject>,
+) -> Vec<String> {
+    let planned: BTreeSet<u32> = pre_data
+        .iter()
+        .chain(post_data.iter())
+        .map(|p| p.id)
+        .collect();
+    let mut needed: BTreeSet<u32> = planned
+        .iter()
+        .copied()
+        .filter(|id| r.moved.contains(id))
+        .collect();
+    let index = |id: u32| {
+        matches!(
+            model.object(id).kind,
+            ObjectKind::Index | ObjectKind::Constraint
+        )
+    };
+    let mut stack: Vec<u32> = needed.iter().copied().collect();
+    while let Some(id) = stack.pop() {
+        for &d in &model.object(id).deps {
+            // A partition's index depends on its parent's: the copy's
+            // does not when the parent stays (its attachment is left out).
+            if index(id) && index(d) && !r.moved.contains(&d) {
+                continue;
+            }
+            if planned.contains(&d) && needed.insert(d) {
+                stack.push(d);
+            }
+        }
+    }
+    let mut dropped = Vec::new();
+    for objects in [pre_data, post_data] {
+        objects.retain(|p| {
+            let o = model.object(p.id);
+            let keep = o.kind == ObjectKind::Schema || needed.contains(&p.id);
+            if !keep {
+                dropped.push(format!(
+                    "{} (needed only by what --into-schema leaves out)",
+                    o.identity
+                ));
+            }
+            keep
+        });
+    }
+    dropped
 }
 
 /// With `--into-schema`, the closure brought the moved tables' own schemas
@@ -517,13 +629,21 @@ pub(crate) fn build_parsed(
         selected = Some(set);
     }
 
+    // A materialized view's contents are data, as pg_dump has them: its
+    // REFRESH runs with --data-only (into the view a --schema-only restore
+    // made) and not with --schema-only, which leaves it unpopulated.
     let pick = |section: Section| -> Vec<PlannedObject> {
-        if opts.data_only {
-            return vec![];
-        }
         model
             .ordered(section)
             .into_iter()
+            .filter(|o| {
+                let refresh = o.kind == ObjectKind::MatviewRefresh;
+                if opts.data_only {
+                    refresh
+                } else {
+                    !(opts.schema_only && refresh)
+                }
+            })
             .filter(|o| selected.as_ref().map(|s| s.contains(&o.id)).unwrap_or(true))
             .filter(|o| !(opts.no_database_properties && o.kind == ObjectKind::Database))
             .map(|o| PlannedObject {
@@ -554,6 +674,12 @@ pub(crate) fn build_parsed(
             }
         }
         skipped = why;
+        skipped.extend(drop_what_only_left_out_objects_need(
+            &model,
+            &r,
+            &mut pre_data,
+            &mut post_data,
+        ));
         keep_schemas_in_use(&model, &r, &mut pre_data, &post_data);
         retarget_plan = Some(r);
     }

@@ -13,6 +13,7 @@ use crate::schema::provider::setting_role;
 use crate::schema::{ApplyOptions, DbObject, ObjectKind, APPLY_SESSION_SQL};
 
 use super::clean;
+use super::names;
 use super::plan::Plan;
 use super::RestoreOptions;
 
@@ -106,7 +107,7 @@ pub async fn check(client: &Client, plan: &Plan, opts: &RestoreOptions) -> Resul
             conflicts.push(o.id);
         }
     }
-    for o in objects {
+    for o in &objects {
         // Shared objects found by name are reused.
         let probe = match o.kind {
             ObjectKind::Schema => Some("SELECT 1 FROM pg_namespace WHERE nspname = $1"),
@@ -122,6 +123,18 @@ pub async fn check(client: &Client, plan: &Plan, opts: &RestoreOptions) -> Resul
                 existing.insert(o.id);
             }
         }
+    }
+    let taken = names::taken(client, plan, &objects, &conflicting).await?;
+    if !taken.is_empty() {
+        return Err(Error::Refused(format!(
+            "the target database {target_db} already has {} object(s) under names this \
+             restore needs for its indexes, sequences or statistics objects, which it neither \
+             recreates nor drops: {}; nothing was changed (rename them with ALTER INDEX, \
+             ALTER SEQUENCE or ALTER STATISTICS ... RENAME TO ..., or restore with \
+             --into-schema NAME or into an empty database)",
+            taken.len(),
+            first_of(&taken, 12)
+        )));
     }
     if !conflicts.is_empty() && !opts.clean {
         let names: Vec<String> = conflicts
@@ -387,23 +400,28 @@ async fn drop_conflicts(client: &Client, plan: &Plan, checked: &Checked) -> Resu
         client
             .batch_execute(stmt)
             .await
-            .map_err(|e| Error::pg(format!("--clean: {stmt}; nothing was changed"), e))?;
+            .map_err(|e| Error::pg(format!("--clean: {stmt}"), e))?;
     }
     Ok(drops.dropped)
 }
 
-/// Runs `--clean` drops and the pre-data DDL in one transaction: if any of
-/// it fails, the target is as it was. Returns the shared objects reused.
+/// Runs `--clean` drops and the pre-data DDL in one transaction (of its
+/// own, or the restore's with `--single-transaction`, which its caller
+/// began): if any of it fails, the target is as it was. Returns the shared
+/// objects reused.
 pub async fn apply_pre_data(
     client: &Client,
     plan: &Plan,
     checked: &Checked,
     opts: &RestoreOptions,
 ) -> Result<(Vec<String>, Vec<String>)> {
-    client
-        .batch_execute("BEGIN")
-        .await
-        .map_err(|e| Error::pg("starting the pre-data transaction", e))?;
+    let own = !opts.single_transaction;
+    if own {
+        client
+            .batch_execute("BEGIN")
+            .await
+            .map_err(|e| Error::pg("starting the pre-data transaction", e))?;
+    }
     let res = async {
         if let Some(r) = &plan.retarget {
             let q = crate::pg::snapshot::ident(&r.schema);
@@ -460,16 +478,28 @@ pub async fn apply_pre_data(
     }
     .await;
     match res {
-        Ok(v) => {
+        Ok(v) if own => {
             client
                 .batch_execute("COMMIT")
                 .await
                 .map_err(|e| Error::pg("committing the pre-data transaction", e))?;
             Ok(v)
         }
+        Ok(v) => Ok(v),
         Err(e) => {
             let _ = client.batch_execute("ROLLBACK").await;
-            Err(e)
+            Err(match e {
+                // Says so already.
+                e @ Error::Refused(_) => e,
+                // The restore's own transaction says it itself.
+                e if !own => e,
+                e => Error::RolledBack {
+                    error: Box::new(e),
+                    note: "nothing was changed: the definitions (and --clean's drops) run in one \
+                           transaction, which was rolled back"
+                        .into(),
+                },
+            })
         }
     }
 }
