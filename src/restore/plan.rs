@@ -224,10 +224,14 @@ impl Plan {
 /// left out and reported, and so is an attachment to a table or index that
 /// stays (a copy next to the live table must not fire the application's
 /// triggers, tie itself to live rows or join a live partition tree).
+///
+/// Only objects in `planned` are reported as left out: a foreign key the
+/// closure skipped (to a table not restored) is reported once, by it.
 fn retarget(
     model: &SchemaModel,
     tables: &[&crate::schema::TableInfo],
     schema: &str,
+    planned: &BTreeSet<u32>,
 ) -> (Retarget, BTreeSet<u32>, Vec<String>) {
     let table_ids: BTreeSet<u32> = tables.iter().map(|t| t.object_id).collect();
     let mut moved: BTreeSet<u32> = table_ids.clone();
@@ -254,7 +258,9 @@ fn retarget(
             }
             _ => {
                 drop_ids.insert(o.id);
-                skipped.push(format!("{} (not copied with --into-schema)", o.identity));
+                if planned.contains(&o.id) {
+                    skipped.push(format!("{} (not copied with --into-schema)", o.identity));
+                }
             }
         }
     }
@@ -283,7 +289,9 @@ fn retarget(
             moved.insert(o.id);
         } else {
             drop_ids.insert(o.id);
-            skipped.push(format!("{} (not copied with --into-schema)", o.identity));
+            if planned.contains(&o.id) {
+                skipped.push(format!("{} (not copied with --into-schema)", o.identity));
+            }
         }
     }
     let mut relations: Vec<(String, String)> = moved
@@ -665,7 +673,8 @@ pub(crate) fn build_parsed(
                     .into(),
             ));
         }
-        let (r, left_out, why) = retarget(&model, &chosen_tables, into);
+        let planned: BTreeSet<u32> = pre_data.iter().chain(&post_data).map(|p| p.id).collect();
+        let (r, left_out, why) = retarget(&model, &chosen_tables, into, &planned);
         pre_data.retain(|p| !left_out.contains(&p.id));
         post_data.retain(|p| !left_out.contains(&p.id));
         for p in pre_data.iter_mut().chain(post_data.iter_mut()) {
