@@ -373,6 +373,26 @@ fn selective_restore_reads_little_and_brings_what_the_table_needs() {
     let total = r["archive_bytes"].as_u64().unwrap();
     assert!(read * 10 < total, "read {read} of {total} bytes");
     assert_eq!(r["rows"], 100);
+    // Every phase is timed, in order, and together they are the run.
+    let phases: Vec<(String, f64)> = serde_json::from_value(r["phases"].clone()).unwrap();
+    let names: Vec<&str> = phases.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "open",
+            "authenticate",
+            "check target",
+            "pre-data",
+            "data",
+            "post-data"
+        ]
+    );
+    let sum: f64 = phases.iter().map(|(_, s)| s).sum();
+    let seconds = r["seconds"].as_f64().unwrap();
+    assert!(
+        phases[0].1 > 0.0 && sum <= seconds * 1.01 && sum > seconds * 0.5,
+        "{phases:?} in {seconds} s"
+    );
     let tables = pg.psql(
         &dst,
         "SELECT string_agg(relname, ',' ORDER BY relname) FROM pg_class \
