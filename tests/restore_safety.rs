@@ -1515,4 +1515,19 @@ fn into_schema_copies_a_partition_tree_as_a_tree_of_its_own() {
     );
     assert_eq!(inherits("public"), live_tree);
     assert_eq!(pg.psql(&live, "SELECT count(*) FROM meas").trim(), "3000");
+    // Without --into-schema too, a partition restored alone says that it
+    // comes back standalone (its attachment was left out silently).
+    let other = pg.create_db("into_tree_other");
+    let r = restore_json(
+        pg,
+        &w,
+        "latest",
+        &other,
+        &["--table", "public.meas_2025", "--dry-run"],
+    );
+    let skipped = r["skipped"].to_string();
+    assert!(
+        skipped.contains("partition") && skipped.contains("is not being restored"),
+        "{r}"
+    );
 }

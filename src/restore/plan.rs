@@ -551,6 +551,9 @@ pub(crate) fn build_parsed(
     let selected: Option<BTreeSet<u32>>;
     let mut chosen_tables: Vec<&crate::schema::TableInfo> = Vec::new();
     let mut skipped_fks = Vec::new();
+    // What else the closure left out (a partition's attachment to a parent
+    // not restored): reported with the restore's own omissions.
+    let mut skipped = Vec::new();
     if full {
         selected = None;
         chosen_tables.extend(model.tables.iter());
@@ -624,6 +627,11 @@ pub(crate) fn build_parsed(
             .iter()
             .map(|s| format!("{}: {}", s.identity, s.reason))
             .collect();
+        skipped = closure
+            .skipped
+            .iter()
+            .map(|s| format!("{} ({})", s.identity, s.reason))
+            .collect();
         let mut set: BTreeSet<u32> = closure.objects.iter().copied().collect();
         // Whole schemas bring their schema object even without tables.
         for s in &opts.schemas {
@@ -664,7 +672,6 @@ pub(crate) fn build_parsed(
     let mut pre_data = pick(Section::PreData);
     let mut post_data = pick(Section::PostData);
     let mut retarget_plan = None;
-    let mut skipped = Vec::new();
     if let Some(into) = &opts.into_schema {
         if full {
             return Err(Error::Usage(
@@ -682,7 +689,7 @@ pub(crate) fn build_parsed(
                 p.identity = r.rewrite(&p.identity);
             }
         }
-        skipped = why;
+        skipped.extend(why);
         skipped.extend(drop_what_only_left_out_objects_need(
             &model,
             &r,
