@@ -16,6 +16,7 @@ use std::fs::File;
 use std::io::{Read, Write};
 use std::path::Path;
 
+use bytes::BytesMut;
 use hmac::Mac;
 
 use crate::archive::codec::{decompress_exact, Codec};
@@ -158,7 +159,7 @@ struct Plain {
 pub struct OpenedChunk {
     plain: Plain,
     /// The decrypted segment: inner header, payload, and the tag's room.
-    buf: Vec<u8>,
+    buf: BytesMut,
 }
 
 impl OpenedChunk {
@@ -278,8 +279,15 @@ impl OpenArchive {
     /// restore touches anything; the result is kept for the load, which
     /// then only decompresses (one AEAD pass per chunk, not two).
     pub fn authenticate_chunk(&self, chunk: &ChunkRef, frame: &[u8]) -> Result<OpenedChunk> {
-        Self::check_frame(frame, chunk.len, self.header.max_data_segment_len())?;
-        let mut ct = frame[FRAME_LEN_FIELD..].to_vec();
+        self.authenticate_frame(chunk, BytesMut::from(frame))
+    }
+
+    /// [`authenticate_chunk`](Self::authenticate_chunk), decrypting `frame`
+    /// where it is: a restore authenticates its whole archive before it
+    /// starts, and a copy of every frame was as much fresh memory again.
+    pub fn authenticate_frame(&self, chunk: &ChunkRef, mut frame: BytesMut) -> Result<OpenedChunk> {
+        Self::check_frame(&frame, chunk.len, self.header.max_data_segment_len())?;
+        let mut ct = frame.split_off(FRAME_LEN_FIELD);
         let p = self.decrypt(chunk.counter, false, &mut ct)?;
         if p.raw_len != chunk.raw_len
             || p.raw_len > self.header.chunk_size

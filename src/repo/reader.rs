@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 
 use crate::archive::format::{Footer, Header, MAX_HEADER_LEN};
 use crate::archive::index::{ChunkRef, Entry, Index};
@@ -179,8 +179,8 @@ impl StoredArchive {
             let open = self.open.clone();
             let opened = tokio::task::spawn_blocking(move || {
                 frames
-                    .iter()
-                    .map(|(c, f)| Ok((c.counter, open.authenticate_chunk(c, f)?)))
+                    .into_iter()
+                    .map(|(c, f)| Ok((c.counter, open.authenticate_frame(&c, f)?)))
                     .collect::<Result<Vec<_>>>()
             })
             .await
@@ -202,8 +202,9 @@ impl StoredArchive {
     }
 
     /// Fetches the frames of `chunks` (sorted by offset) in coalesced
-    /// ranges. Returns each chunk with its frame bytes, still sealed.
-    pub async fn fetch(&self, chunks: &[ChunkRef]) -> Result<Vec<(ChunkRef, Bytes)>> {
+    /// ranges. Returns each chunk with its frame bytes, still sealed: each
+    /// its own part of the range's buffer, to be decrypted where it is.
+    pub async fn fetch(&self, chunks: &[ChunkRef]) -> Result<Vec<(ChunkRef, BytesMut)>> {
         let mut out = Vec::with_capacity(chunks.len());
         let mut i = 0;
         while i < chunks.len() {
@@ -233,9 +234,20 @@ impl StoredArchive {
                 start..end,
             )
             .await?;
+            if data.len() as u64 != end - start {
+                return Err(Error::Format(format!(
+                    "archive bytes {start}..{end} read as {} bytes",
+                    data.len()
+                )));
+            }
+            // No copy unless the range is shared (a part of the first
+            // read): the frames are decrypted in place.
+            let mut rest = BytesMut::from(data);
+            let mut at = start;
             for c in &chunks[i..j] {
-                let a = (c.offset - start) as usize;
-                out.push((*c, data.slice(a..a + c.len as usize)));
+                let _gap = rest.split_to((c.offset - at) as usize);
+                out.push((*c, rest.split_to(c.len as usize)));
+                at = c.offset + c.len as u64;
             }
             i = j;
         }
