@@ -9,6 +9,7 @@ use futures::StreamExt;
 use tokio::sync::mpsc;
 
 use crate::archive::index::ChunkRef;
+use crate::archive::reader::OpenedChunk;
 use crate::error::{Error, Result};
 use crate::pg::conn::Session;
 use crate::pg::copy::{self, CopyFormat};
@@ -29,6 +30,12 @@ use super::units::{Source, Unit};
 const KEEP_BYTES: u64 = 128 * 1024 * 1024;
 /// Chunks fetched per ranged read while loading.
 const FETCH_BATCH: usize = 8;
+/// Chunks a stream holds ready ahead of its COPY. A worker thread
+/// decompresses and converts a chunk several times faster than a server
+/// loads it, so two keep the COPY fed; each is up to a chunk's size
+/// (4 MiB) of memory, and a deeper queue only filled the process with
+/// chunks waiting (two streams held some 200 MiB at 16 each).
+const AHEAD: usize = 2;
 /// Chunks a stream into a shared table takes at a time: what it holds
 /// ahead of its COPY is what a joining stream cannot have.
 const SHARED_BATCH: usize = 2;
@@ -44,8 +51,10 @@ async fn open_batch(
     entry: u32,
     refs: &[ChunkRef],
 ) -> Result<Vec<Vec<u8>>> {
-    let (raws, _) = open_batch_rewritten(archive, entry, refs, None).await?;
-    Ok(raws.into_iter().map(|(_, raw)| raw).collect())
+    let opened = archive.open_chunks(entry, refs).await?;
+    tokio::task::spawn_blocking(move || opened.iter().map(|o| o.decompress()).collect())
+        .await
+        .map_err(join_err)?
 }
 
 /// What a load does to a unit's rows on their way to the server, on the
@@ -80,32 +89,26 @@ impl Rewrite {
     }
 }
 
-/// [`open_batch`], with each chunk rewritten on the same worker thread when
-/// `rewrite` is given (handed back for the next batch). Each chunk comes
-/// with its stored length, which is what progress counts.
-async fn open_batch_rewritten(
-    archive: &StoredArchive,
-    entry: u32,
-    refs: &[ChunkRef],
+/// Decompresses one opened chunk and rewrites it when `rewrite` is given
+/// (handed back for the next chunk), on a worker thread. Returns the
+/// chunk's stored length, which is what progress counts, with its bytes.
+async fn open_rewritten(
+    opened: OpenedChunk,
     mut rewrite: Option<Rewrite>,
-) -> Result<(Vec<(usize, Vec<u8>)>, Option<Rewrite>)> {
-    let opened = archive.open_chunks(entry, refs).await?;
+) -> Result<(usize, Vec<u8>, Option<Rewrite>)> {
     tokio::task::spawn_blocking(move || {
-        let mut out = Vec::with_capacity(opened.len());
-        for o in opened {
-            let raw = o.decompress()?;
-            drop(o);
-            let len = raw.len();
-            match rewrite.as_mut() {
-                Some(r) => {
-                    let mut rewritten = Vec::with_capacity(len);
-                    r.feed(&raw, &mut rewritten)?;
-                    out.push((len, rewritten));
-                }
-                None => out.push((len, raw)),
+        let raw = opened.decompress()?;
+        drop(opened);
+        let len = raw.len();
+        let data = match rewrite.as_mut() {
+            Some(r) => {
+                let mut rewritten = Vec::with_capacity(len);
+                r.feed(&raw, &mut rewritten)?;
+                rewritten
             }
-        }
-        Ok((out, rewrite))
+            None => raw,
+        };
+        Ok((len, data, rewrite))
     })
     .await
     .map_err(join_err)?
@@ -338,8 +341,10 @@ async fn load_stream(
         _ => load.format,
     };
     let sql = load.sql(wire, freeze);
-    // A producer fetches and opens the next batches while COPY consumes.
-    let (tx, rx) = mpsc::channel::<Result<(u64, usize, Bytes)>>(2 * source.batch_len());
+    // A producer fetches and authenticates the next batches (one ranged
+    // read each) and decompresses and rewrites their chunks one at a time
+    // while COPY consumes.
+    let (tx, rx) = mpsc::channel::<Result<(u64, usize, Bytes)>>(AHEAD);
     let producer = {
         let archive = archive.clone();
         let entry = source.entry;
@@ -349,18 +354,25 @@ async fn load_stream(
                 if group.is_empty() {
                     break;
                 }
-                match open_batch_rewritten(&archive, entry, &group, rewrite.take()).await {
-                    Ok((raws, r)) => {
-                        rewrite = r;
-                        for (c, (len, data)) in group.iter().zip(raws) {
+                let opened = match archive.open_chunks(entry, &group).await {
+                    Ok(o) => o,
+                    Err(e) => {
+                        let _ = tx.send(Err(e)).await;
+                        return source;
+                    }
+                };
+                for (c, o) in group.iter().zip(opened) {
+                    match open_rewritten(o, rewrite.take()).await {
+                        Ok((len, data, r)) => {
+                            rewrite = r;
                             if tx.send(Ok((c.rows, len, Bytes::from(data)))).await.is_err() {
                                 return source;
                             }
                         }
-                    }
-                    Err(e) => {
-                        let _ = tx.send(Err(e)).await;
-                        return source;
+                        Err(e) => {
+                            let _ = tx.send(Err(e)).await;
+                            return source;
+                        }
                     }
                 }
             }

@@ -191,12 +191,6 @@ impl Source {
         self.yields = false;
     }
 
-    /// How many chunks [`Source::next_batch`] hands out at a time, at least
-    /// (a take from the queue goes on to a row boundary).
-    pub fn batch_len(&self) -> usize {
-        self.batch
-    }
-
     /// The next chunks in this stream's order; empty when all are out.
     pub fn next_batch(&mut self) -> Vec<ChunkRef> {
         let group: Vec<ChunkRef> = if self.replay.is_empty() {
