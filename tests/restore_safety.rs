@@ -663,29 +663,19 @@ fn accidental_delete_restore_into_a_new_schema_of_the_live_database() {
     // A table whose foreign key points at a table not restored: the key
     // is reported once, as skipped for that reason, not a second time as
     // left out of the new schema.
-    let out = pgsnap(&[
-        "restore",
-        "--repo",
-        &w.repo(),
-        "--key-file",
-        &w.key(),
+    let r = restore_json(
+        pg,
+        &w,
         "latest",
-        "--db",
-        &pg.url(&live),
-        "--table",
-        "app.orders",
-        "--into-schema",
-        "restored2",
-        "--dry-run",
-        "--json",
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        &live,
+        &[
+            "--table",
+            "app.orders",
+            "--into-schema",
+            "restored2",
+            "--dry-run",
+        ],
     );
-    let r: serde_json::Value =
-        serde_json::from_str(String::from_utf8_lossy(&out.stdout).lines().last().unwrap()).unwrap();
     assert!(
         r["skipped_foreign_keys"]
             .to_string()
