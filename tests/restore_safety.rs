@@ -131,6 +131,15 @@ fn flipped_byte_is_refused_and_the_target_untouched() {
         "{err}"
     );
     assert_eq!(relations(pg, &dst), 0, "target was changed");
+    // The target's read-only checks come before the chunks are read: a
+    // database that does not exist is what the restore reports, at once.
+    let out = restore(&s, &s.w.key(), "tamper_flip_no_such_db", &[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("does not exist") && !err.contains("a chunk of"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -380,8 +389,8 @@ fn selective_restore_reads_little_and_brings_what_the_table_needs() {
         names,
         [
             "open",
-            "authenticate",
             "check target",
+            "authenticate",
             "pre-data",
             "data",
             "post-data"

@@ -184,15 +184,19 @@ pub async fn run(
         return Ok(report);
     }
 
-    // Nothing below may change the target until every chunk authenticated.
-    progress.event(Event::Phase("authenticate"));
-    data::authenticate(&archive, &plan, opts.jobs).await?;
-    phase("authenticate", &mut report);
-
+    // The target's checks only read, and come first: a wrong database
+    // name, an object in the way or a missing role is reported at once,
+    // not after the whole archive was fetched and authenticated.
     progress.event(Event::Phase("check target"));
     let session = Session::open(target).await?;
     let checked = check_target(&session.client, &mut plan, opts, &mut report).await?;
     phase("check target", &mut report);
+
+    // Nothing below may change the target until every chunk the (checked)
+    // plan loads authenticated.
+    progress.event(Event::Phase("authenticate"));
+    data::authenticate(&archive, &plan, opts.jobs).await?;
+    phase("authenticate", &mut report);
 
     progress.event(Event::Phase("pre-data"));
     let one = opts.single_transaction;
