@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 
 use crate::archive::format::{Footer, Header, MAX_HEADER_LEN};
 use crate::archive::index::{ChunkRef, Entry, Index};
@@ -245,7 +245,7 @@ impl StoredArchive {
             let mut rest = BytesMut::from(data);
             let mut at = start;
             for c in &chunks[i..j] {
-                let _gap = rest.split_to((c.offset - at) as usize);
+                rest.advance((c.offset - at) as usize);
                 out.push((*c, rest.split_to(c.len as usize)));
                 at = c.offset + c.len as u64;
             }

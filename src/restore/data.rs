@@ -349,37 +349,34 @@ async fn load_stream(
         let archive = archive.clone();
         let entry = source.entry;
         tokio::spawn(async move {
-            loop {
-                let group = source.next_batch();
-                if group.is_empty() {
-                    break;
-                }
-                let opened = match archive.open_chunks(entry, &group).await {
-                    Ok(o) => o,
-                    Err(e) => {
-                        let _ = tx.send(Err(e)).await;
-                        return source;
+            // Ok(false): the COPY stopped taking chunks.
+            let fed: Result<bool> = async {
+                loop {
+                    let group = source.next_batch();
+                    if group.is_empty() {
+                        return Ok(true);
                     }
-                };
-                for (c, o) in group.iter().zip(opened) {
-                    match open_rewritten(o, rewrite.take()).await {
-                        Ok((len, data, r)) => {
-                            rewrite = r;
-                            if tx.send(Ok((c.rows, len, Bytes::from(data)))).await.is_err() {
-                                return source;
-                            }
-                        }
-                        Err(e) => {
-                            let _ = tx.send(Err(e)).await;
-                            return source;
+                    let opened = archive.open_chunks(entry, &group).await?;
+                    for (c, o) in group.iter().zip(opened) {
+                        let (len, data, r) = open_rewritten(o, rewrite.take()).await?;
+                        rewrite = r;
+                        if tx.send(Ok((c.rows, len, Bytes::from(data)))).await.is_err() {
+                            return Ok(false);
                         }
                     }
                 }
             }
-            if let Some(r) = rewrite {
-                let mut rest = Vec::new();
-                let item = r.finish(&mut rest).map(|()| (0, 0, Bytes::from(rest)));
-                let _ = tx.send(item).await;
+            .await;
+            match (fed, rewrite) {
+                (Err(e), _) => {
+                    let _ = tx.send(Err(e)).await;
+                }
+                (Ok(true), Some(r)) => {
+                    let mut rest = Vec::new();
+                    let item = r.finish(&mut rest).map(|()| (0, 0, Bytes::from(rest)));
+                    let _ = tx.send(item).await;
+                }
+                (Ok(_), _) => {}
             }
             source
         })

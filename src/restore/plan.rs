@@ -236,7 +236,6 @@ fn retarget(
     let table_ids: BTreeSet<u32> = tables.iter().map(|t| t.object_id).collect();
     let mut moved: BTreeSet<u32> = table_ids.clone();
     let mut drop_ids = BTreeSet::new();
-    let mut skipped = Vec::new();
     for o in &model.objects {
         let Some(owner) = o.belongs_to else { continue };
         if !table_ids.contains(&owner) || o.kind == ObjectKind::TableAttach {
@@ -258,9 +257,6 @@ fn retarget(
             }
             _ => {
                 drop_ids.insert(o.id);
-                if planned.contains(&o.id) {
-                    skipped.push(format!("{} (not copied with --into-schema)", o.identity));
-                }
             }
         }
     }
@@ -289,11 +285,18 @@ fn retarget(
             moved.insert(o.id);
         } else {
             drop_ids.insert(o.id);
-            if planned.contains(&o.id) {
-                skipped.push(format!("{} (not copied with --into-schema)", o.identity));
-            }
         }
     }
+    let skipped = drop_ids
+        .iter()
+        .filter(|id| planned.contains(id))
+        .map(|id| {
+            format!(
+                "{} (not copied with --into-schema)",
+                model.object(*id).identity
+            )
+        })
+        .collect();
     let mut relations: Vec<(String, String)> = moved
         .iter()
         .map(|id| model.object(*id))
