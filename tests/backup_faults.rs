@@ -6,7 +6,7 @@ mod common;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{backup, pg, pgsnap, pgsnap_ok, Cluster, Workdir, PW_SECRET, PW_USER};
+use common::{backup, failure_stderr, pg, pgsnap, pgsnap_ok, Cluster, Workdir, PW_SECRET, PW_USER};
 
 fn complete_backups(repo: &str) -> usize {
     let out = pgsnap(&["list", "--repo", repo, "--json"]);
@@ -102,8 +102,7 @@ fn backend_terminated_mid_copy() {
     let pid = wait_for_copy(pg, &db);
     pg.psql("postgres", &format!("SELECT pg_terminate_backend({pid})"));
     let out = child.wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = failure_stderr(&out, 1);
     assert!(
         err.lines().any(|l| l.starts_with("pgsnap: error: ")),
         "{err}"
@@ -226,8 +225,7 @@ fn permission_denied_is_listed_before_the_dump_and_exclude_gets_past_it() {
         "--key-file",
         &w.key(),
     ]);
-    assert_eq!(out.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = failure_stderr(&out, 1);
     assert!(
         err.contains("secret_t") && err.contains("secret_u"),
         "{err}"
@@ -286,8 +284,7 @@ fn lock_timeout_names_the_blocking_session() {
     assert!(started.elapsed() < Duration::from_secs(15));
     let _ = holder.kill();
     let _ = holder.wait();
-    assert_eq!(out.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = failure_stderr(&out, 1);
     assert!(err.contains("the_blocker"), "{err}");
     // Not its query text, which may hold a secret.
     assert!(!err.contains("pg_sleep"), "{err}");
@@ -595,8 +592,7 @@ fn full_disk_fails_fast_with_one_line_and_the_next_backup_works() {
     let started = Instant::now();
     let out = fs.pgsnap(&backup);
     let took = started.elapsed();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{err}");
+    let err = failure_stderr(&out, 1);
     assert!(took < Duration::from_secs(20), "took {took:?}: {err}");
     let errors: Vec<&str> = err
         .lines()

@@ -2,7 +2,7 @@
 //! output shapes, verify, and an exact full restore.
 mod common;
 
-use common::{pg, pgsnap, pgsnap_ok, sequence_states, table_contents, Workdir};
+use common::{failure_stderr, pg, pgsnap, pgsnap_ok, sequence_states, table_contents, Workdir};
 
 const SMALL: &str = r#"
 CREATE SCHEMA app;
@@ -162,8 +162,7 @@ fn backup_list_show_verify_restore_roundtrip() {
         "--db",
         &pg.url(&dst),
     ]);
-    assert_eq!(again.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&again.stderr);
+    let err = failure_stderr(&again, 1);
     assert!(err.contains("already has"), "{err}");
     assert_eq!(table_contents(pg, &src), table_contents(pg, &dst));
 }

@@ -2,7 +2,7 @@
 //! passwords that never appear in output, and clear errors.
 mod common;
 
-use common::{pg, pgsnap, Workdir, PW_SECRET, PW_USER, TLS_USER};
+use common::{failure_stderr, pg, pgsnap, Workdir, PW_SECRET, PW_USER, TLS_USER};
 
 /// Progress lines may come first; the error is exactly one line.
 fn assert_one_error_line(err: &str) {
@@ -67,8 +67,7 @@ fn tls_modes() {
         &format!("{base}?sslmode=verify-full&sslrootcert={}", other.display()),
         &w,
     );
-    assert_eq!(out.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = failure_stderr(&out, 1);
     assert!(err.to_lowercase().contains("certificate"), "{err}");
     assert_one_error_line(&err);
 }
@@ -82,8 +81,7 @@ fn wrong_password_fails_in_one_line_without_echoing_it() {
         pg.port
     );
     let out = list_tables_via_backup(&url, &w);
-    assert_eq!(out.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = failure_stderr(&out, 1);
     assert!(!err.contains(PW_SECRET), "password leaked: {err}");
     assert!(err.contains("password"), "{err}");
     assert_one_error_line(&err);
@@ -94,8 +92,7 @@ fn unreachable_server_and_missing_database() {
     let pg = pg();
     let w = Workdir::new();
     let out = list_tables_via_backup("postgres://postgres@127.0.0.1:1/postgres", &w);
-    assert_eq!(out.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = failure_stderr(&out, 1);
     assert!(err.contains("cannot connect"), "{err}");
     // With --json the failure is an object on stdout's last line too.
     let url = "postgres://postgres@127.0.0.1:1/postgres";
@@ -110,8 +107,7 @@ fn unreachable_server_and_missing_database() {
         "{v}"
     );
     let out = list_tables_via_backup(&pg.url("no_such_db_here"), &w);
-    assert_eq!(out.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = failure_stderr(&out, 1);
     assert!(err.contains("no_such_db_here"), "{err}");
     assert!(
         !std::path::Path::new(&w.repo()).join("backups").exists()
@@ -138,8 +134,7 @@ fn connection_hints_fit_the_failure() {
     assert!(err.contains("give a password"), "{err}");
     assert_one_error_line(&err);
     let out = list_tables_via_backup("host=127.0.0.1 bogus=1", &w);
-    assert_eq!(out.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = failure_stderr(&out, 2);
     assert!(err.contains("unknown option `bogus`"), "{err}");
 }
 

@@ -11,8 +11,8 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use common::{
-    backup, diff, fixture_rows, normalise, pg, pgsnap_ok, restore_json, sequence_states,
-    table_contents, Workdir,
+    backup, diff, failure_stderr, fixture_rows, normalise, pg, pgsnap_ok, restore_json,
+    sequence_states, table_contents, Workdir,
 };
 
 const LARGE_OBJECTS_SQL: &str = "SELECT l.oid, l.lomowner::regrole, l.lomacl, md5(lo_get(l.oid)), \
@@ -266,8 +266,7 @@ fn sql_ascii_bytes_of_no_encoding() {
            convert_from('\\x636166e9'::bytea, 'SQL_ASCII')); END $$",
     );
     let out = common::backup_output(&pg.url(&src), &Workdir::new(), &[]);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{err}");
+    let err = failure_stderr(&out, 1);
     assert!(err.contains("rename the objects whose names"), "{err}");
     pg.drop_db(&src);
 }

@@ -7,8 +7,8 @@ mod common;
 use std::io::{Read, Seek, SeekFrom, Write};
 
 use common::{
-    backup, normalise, pg, pgsnap, pgsnap_ok, restore_json, restore_output, restore_report,
-    table_contents, Cluster, Workdir,
+    backup, failure_stderr, normalise, pg, pgsnap, pgsnap_ok, restore_json, restore_output,
+    restore_report, table_contents, Cluster, Workdir,
 };
 
 const DATA: &str = r#"
@@ -122,8 +122,7 @@ fn flipped_byte_is_refused_and_the_target_untouched() {
     );
     let dst = pg.create_db("tamper_flip_dst");
     let out = restore(&s, &s.w.key(), &dst, &[]);
-    assert_eq!(out.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = failure_stderr(&out, 1);
     // It names the table whose chunk is damaged (app.big holds the middle
     // of the archive) and that nothing changed.
     assert!(
@@ -134,8 +133,7 @@ fn flipped_byte_is_refused_and_the_target_untouched() {
     // The target's read-only checks come before the chunks are read: a
     // database that does not exist is what the restore reports, at once.
     let out = restore(&s, &s.w.key(), "tamper_flip_no_such_db", &[]);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{err}");
+    let err = failure_stderr(&out, 1);
     assert!(
         err.contains("does not exist") && !err.contains("a chunk of"),
         "{err}"
@@ -175,8 +173,7 @@ fn a_damaged_newest_backup_fails_verify_latest_and_restore_warns() {
     f.set_len(len / 2).unwrap();
     let (repo, key) = (s.w.repo(), s.w.key());
     let v = pgsnap(&["verify", "--repo", &repo, "--key-file", &key, "latest"]);
-    let err = String::from_utf8_lossy(&v.stderr);
-    assert_eq!(v.status.code(), Some(1), "{err}");
+    let err = failure_stderr(&v, 1);
     assert!(err.contains(&newest) && err.contains("damaged"), "{err}");
     let dst = pg.create_db("latest_damaged_dst");
     let url = pg.url(&dst);
@@ -234,8 +231,7 @@ fn wrong_key_is_refused_and_the_target_untouched() {
     pgsnap_ok(&["key", "generate", "--out", other.to_str().unwrap()]);
     let dst = pg.create_db("wrong_key_dst");
     let out = restore(&s, other.to_str().unwrap(), &dst, &[]);
-    assert_eq!(out.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = failure_stderr(&out, 1);
     // A key-file archive: the way out is the right key file, not KMS.
     assert!(
         err.contains("fits no slot") && err.contains("give --key-file") && !err.contains("KMS"),
@@ -243,8 +239,7 @@ fn wrong_key_is_refused_and_the_target_untouched() {
     );
     assert_eq!(relations(pg, &dst), 0, "target was changed");
     let v = pgsnap(&["verify", "--repo", &s.w.repo(), &s.id]);
-    let err = String::from_utf8_lossy(&v.stderr);
-    assert_eq!(v.status.code(), Some(1), "{err}");
+    let err = failure_stderr(&v, 1);
     assert!(
         err.contains("no key file was given") && !err.contains("KMS"),
         "{err}"
@@ -276,8 +271,7 @@ fn conflicts_refused_without_clean_and_tampered_clean_keeps_the_good_copy() {
 
     // Again without --clean: refused, listing the conflicts, nothing changed.
     let out = restore(&s, &s.w.key(), &dst, &[]);
-    assert_eq!(out.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = failure_stderr(&out, 1);
     assert!(
         err.contains("already has") && err.contains("users"),
         "{err}"
@@ -335,8 +329,7 @@ fn clean_takes_the_backups_dependents_along_and_refuses_others() {
     );
     let before = pg.schema_dump(&dst);
     let out = restore_output(pg, &w, "latest", &dst, &["--clean"]);
-    assert_eq!(out.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = failure_stderr(&out, 1);
     assert!(
         err.lines().any(|l| l.contains("view \"mine\".\"names\"")
             && l.contains("function \"mine\".\"greet\"(\"app\".\"active\")")
@@ -420,8 +413,7 @@ fn selective_restore_reads_little_and_brings_what_the_table_needs() {
 
     // A name that matches nothing lists close matches.
     let out = restore(&s, &s.w.key(), &dst, &["--table", "app.usres"]);
-    assert_eq!(out.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = failure_stderr(&out, 2);
     assert!(err.contains("app.users"), "{err}");
 
     // The FK of app.big to users is reported and skipped when restoring big alone.
@@ -536,8 +528,7 @@ fn dry_run_changes_nothing_and_prints_the_plan() {
     assert!(restore(&s, &s.w.key(), &dst, &[]).status.success());
     let before = table_contents(pg, &dst);
     let out = restore(&s, &s.w.key(), &dst, &["--dry-run"]);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{err}");
+    let err = failure_stderr(&out, 1);
     assert!(err.contains("already has"), "{err}");
     let out = restore(&s, &s.w.key(), &dst, &["--dry-run", "--clean"]);
     let text = String::from_utf8_lossy(&out.stdout);
@@ -656,8 +647,7 @@ fn accidental_delete_restore_into_a_new_schema_of_the_live_database() {
         pgsnap(&args)
     };
     let out = again(&[]);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{err}");
+    let err = failure_stderr(&out, 1);
     assert!(
         err.contains("table \"restored\".\"users\"") && !err.contains("\"app\".\"users\""),
         "{err}"
@@ -904,8 +894,7 @@ fn clean_with_data_only_is_a_usage_error() {
     let w = Workdir::new();
     let dst = pg.create_db("clean_data_only");
     let out = restore_output(pg, &w, "latest", &dst, &["--clean", "--data-only"]);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{err}");
+    let err = failure_stderr(&out, 2);
     assert!(
         err.lines()
             .next()
@@ -1004,8 +993,7 @@ fn a_failed_data_only_restore_names_the_rows_it_left() {
     // so the first to load with one job) goes in before `small` fails.
     pg.psql(&dst, "INSERT INTO small VALUES (7)");
     let out = restore_output(pg, &w, "latest", &dst, &["--data-only", "--jobs", "1"]);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{err}");
+    let err = failure_stderr(&out, 1);
     assert!(err.contains("duplicate key"), "{err}");
     assert!(
         err.contains("rows loaded before the failure stay committed in public.big (20000 rows)"),
@@ -1016,8 +1004,7 @@ fn a_failed_data_only_restore_names_the_rows_it_left() {
     pg.psql(&dst, "TRUNCATE big");
     pg.psql(&dst, "INSERT INTO big VALUES (1, 'x')");
     let out = restore_output(pg, &w, "latest", &dst, &["--data-only", "--jobs", "1"]);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{err}");
+    let err = failure_stderr(&out, 1);
     assert!(err.contains("no rows were committed"), "{err}");
     // Rows that need each other across a cycle of keys cannot load in any
     // order: the failure repeats the warning given before the load.
@@ -1035,8 +1022,7 @@ fn a_failed_data_only_restore_names_the_rows_it_left() {
     let dst = pg.create_db("partial_cycle_dst");
     restore_json(pg, &w, "latest", &dst, &["--schema-only"]);
     let out = restore_output(pg, &w, "latest", &dst, &["--data-only"]);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{err}");
+    let err = failure_stderr(&out, 1);
     assert!(
         err.contains("warning: --data-only: the foreign keys of public.c1, public.c2 refer"),
         "{err}"
@@ -1069,8 +1055,7 @@ fn a_failed_single_transaction_restore_leaves_the_target_as_it_was() {
     restore_json(pg, &w, "latest", &dst, &["--schema-only"]);
     pg.psql(&dst, "INSERT INTO small VALUES (7)");
     let out = restore_output(pg, &w, "latest", &dst, &["--data-only", "-1"]);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{err}");
+    let err = failure_stderr(&out, 1);
     assert!(err.contains("duplicate key"), "{err}");
     assert!(
         err.contains(
@@ -1111,8 +1096,7 @@ fn a_failed_single_transaction_restore_leaves_the_target_as_it_was() {
     );
     let before = table_contents(pg, &dst);
     let out = restore_output(pg, &w, "latest", &dst, &["--clean", "--single-transaction"]);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{err}");
+    let err = failure_stderr(&out, 1);
     assert!(err.contains("index builds refused here"), "{err}");
     assert!(
         err.contains("rolled back: the target is as it was"),
@@ -1135,8 +1119,7 @@ fn a_failed_single_transaction_restore_leaves_the_target_as_it_was() {
 
     // One connection: more jobs is a usage error, before anything is read.
     let out = restore_output(pg, &w, "latest", &dst, &["-1", "--jobs", "2"]);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{err}");
+    let err = failure_stderr(&out, 2);
     assert!(
         err.contains("--single-transaction restores on one connection"),
         "{err}"
@@ -1283,8 +1266,7 @@ fn a_row_count_mismatch_says_what_it_left() {
          CREATE TRIGGER drop_five BEFORE INSERT ON big FOR EACH ROW EXECUTE FUNCTION drop_five();",
     );
     let out = restore_output(pg, &w, "latest", &dst, &["--data-only"]);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{err}");
+    let err = failure_stderr(&out, 1);
     assert!(
         err.contains("has 4999 rows, the backup has 5000")
             && err.contains(
@@ -1296,8 +1278,7 @@ fn a_row_count_mismatch_says_what_it_left() {
     assert_eq!(pg.psql(&dst, "SELECT count(*) FROM big").trim(), "4999");
     pg.psql(&dst, "TRUNCATE big");
     let out = restore_output(pg, &w, "latest", &dst, &["--data-only", "-1"]);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{err}");
+    let err = failure_stderr(&out, 1);
     assert!(
         err.contains("has 4999 rows") && err.contains("rolled back: the target is as it was"),
         "{err}"

@@ -611,6 +611,19 @@ pub fn success_stdout(out: std::process::Output, what: &str) -> String {
     String::from_utf8(out.stdout).expect("utf-8 stdout")
 }
 
+/// The stderr of a pgsnap run that must have exited with `code` (1: the
+/// run failed; 2: a usage or configuration error), for the test's checks of
+/// its message; the failure message carries that stderr.
+pub fn failure_stderr(out: &std::process::Output, code: i32) -> String {
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "expected exit {code}:\n{err}"
+    );
+    err
+}
+
 /// A scratch directory with a fresh key file in it.
 pub struct Workdir {
     pub dir: tempfile::TempDir,
