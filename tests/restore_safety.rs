@@ -1511,3 +1511,73 @@ fn into_schema_copies_a_partition_tree_as_a_tree_of_its_own() {
         "{r}"
     );
 }
+
+/// A type or function the target already has is reused only when it is
+/// defined there as in the backup, and is then left as the target has it
+/// (a function's `CREATE OR REPLACE`, comment, owner and grants used to run
+/// over it). One defined otherwise refuses the restore before any change,
+/// with or without `--clean`, naming each.
+#[test]
+fn shared_objects_are_reused_only_when_defined_as_in_the_backup() {
+    let pg = pg();
+    let defs = |labels: &str, factor: &str| {
+        format!(
+            "CREATE SCHEMA app; CREATE TYPE app.mood AS ENUM ({labels});
+             CREATE DOMAIN app.pos AS int CHECK (VALUE > 0);
+             CREATE FUNCTION app.twice(int) RETURNS int LANGUAGE sql IMMUTABLE
+               AS 'SELECT $1 * {factor}';"
+        )
+    };
+    let alike = defs("'sad', 'ok', 'happy'", "2");
+    let db = pg.create_db("shared_defs");
+    pg.psql(
+        &db,
+        &format!(
+            "{alike} COMMENT ON FUNCTION app.twice(int) IS 'the backup''s';
+             CREATE TABLE app.t (id app.pos PRIMARY KEY, m app.mood, d int DEFAULT app.twice(21));
+             INSERT INTO app.t VALUES (1, 'happy'), (2, 'sad');"
+        ),
+    );
+    let w = Workdir::new();
+    backup(pg, &db, &w, &[]);
+
+    let same = pg.create_db("shared_defs_same");
+    pg.psql(
+        &same,
+        &format!("{alike} COMMENT ON FUNCTION app.twice(int) IS 'the target''s';"),
+    );
+    let report = restore_json(pg, &w, "latest", &same, &["--table", "app.t"]);
+    let reused = report["reused"].to_string();
+    for r in [
+        r#"type \"app\".\"mood\""#,
+        r#"domain \"app\".\"pos\""#,
+        r#"function \"app\".\"twice\"(integer)"#,
+    ] {
+        assert!(reused.contains(r), "{r}: {reused}");
+    }
+    assert_eq!(
+        pg.psql(
+            &same,
+            "SELECT obj_description('app.twice(int)'::regprocedure, 'pg_proc')"
+        )
+        .trim(),
+        "the target's"
+    );
+    assert_eq!(table_contents(pg, &same), table_contents(pg, &db));
+
+    let other = pg.create_db("shared_defs_other");
+    pg.psql(&other, &defs("'sad', 'ok'", "3"));
+    let before = pg.schema_dump(&other);
+    for extra in [&[][..], &["--clean"][..]] {
+        let out = restore_output(pg, &w, "latest", &other, extra);
+        let err = failure_stderr(&out, 1);
+        assert!(
+            err.contains(
+                "defined otherwise than in the backup: type \"app\".\"mood\", function \
+                 \"app\".\"twice\"(integer); nothing was changed"
+            ),
+            "{extra:?}: {err}"
+        );
+        assert_eq!(pg.schema_dump(&other), before, "{extra:?}");
+    }
+}

@@ -61,11 +61,14 @@ struct Dep {
 }
 
 /// What `--clean` runs, and reports.
+#[derive(Default)]
 pub struct Drops {
     /// `DROP` statements, in the order they run.
     pub statements: Vec<String>,
     /// Identities of the plan objects dropped, once each.
     pub dropped: Vec<String>,
+    /// Their plan ids, in the same order.
+    pub ids: Vec<u32>,
 }
 
 /// The drops that clear `conflicts` (plan ids of objects the target has,
@@ -96,15 +99,19 @@ pub async fn drops(client: &Client, plan: &Plan, conflicts: &[u32]) -> Result<Dr
         if blockers.is_empty() {
             let (statements, order) = ordered(&members, &parts, &deps);
             let mut seen = HashSet::new();
-            let dropped = order
+            let ids: Vec<u32> = order
                 .into_iter()
                 .map(|m| members[m].id)
                 .filter(|id| seen.insert(*id))
-                .map(|id| plan.target_identity(plan.object(id)))
+                .collect();
+            let dropped = ids
+                .iter()
+                .map(|id| plan.target_identity(plan.object(*id)))
                 .collect();
             return Ok(Drops {
                 statements,
                 dropped,
+                ids,
             });
         }
         let mut outside = Vec::new();

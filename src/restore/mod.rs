@@ -24,6 +24,7 @@ mod names;
 mod plan;
 mod provider;
 mod schedule;
+mod shared;
 mod target;
 mod units;
 

@@ -15,6 +15,7 @@ use crate::schema::{ApplyOptions, DbObject, ObjectKind, APPLY_SESSION_SQL};
 use super::clean;
 use super::names;
 use super::plan::Plan;
+use super::shared;
 use super::RestoreOptions;
 
 /// What the checks found.
@@ -136,6 +137,8 @@ pub async fn check(client: &Client, plan: &Plan, opts: &RestoreOptions) -> Resul
             first_of(&taken, 12)
         )));
     }
+    let shared::Existing { same, differing } = shared::existing(client, &objects).await?;
+    existing.extend(same);
     if !conflicts.is_empty() && !opts.clean {
         let names: Vec<String> = conflicts
             .iter()
@@ -151,11 +154,29 @@ pub async fn check(client: &Client, plan: &Plan, opts: &RestoreOptions) -> Resul
     }
     // Refused here, before any change, when the drops would reach beyond
     // the objects this restore recreates.
-    let would_drop = if conflicts.is_empty() {
-        vec![]
+    let drops = if conflicts.is_empty() {
+        clean::Drops::default()
     } else {
-        clean::drops(client, plan, &conflicts).await?.dropped
+        clean::drops(client, plan, &conflicts).await?
     };
+    // One that --clean drops (it takes a dropped table's row type) is made
+    // anew, not reused.
+    let differing: Vec<String> = differing
+        .into_iter()
+        .filter(|id| !drops.ids.contains(id))
+        .map(|id| plan.object(id).identity.clone())
+        .collect();
+    if !differing.is_empty() {
+        return Err(Error::Refused(format!(
+            "the target database {target_db} already has {} object(s) this restore would reuse, \
+             defined otherwise than in the backup: {}; nothing was changed (a restore reuses a \
+             type, function or other shared object only when its definition is the backup's: \
+             rename or drop them in the target, or restore into an empty database)",
+            differing.len(),
+            first_of(&differing, 12)
+        )));
+    }
+    let would_drop = drops.dropped;
     let uses = named_roles(plan, opts);
     let missing = missing_roles(client, &uses).await?;
     if !missing.is_empty() {
@@ -391,9 +412,9 @@ pub async fn prepare_ddl_session(client: &Client) -> Result<()> {
 /// objects that depend on them, dependents first (see `super::clean`).
 /// Runs inside the pre-data transaction (see `apply_pre_data`), and works
 /// the drops out again there: they must match the target as it is now.
-async fn drop_conflicts(client: &Client, plan: &Plan, checked: &Checked) -> Result<Vec<String>> {
+async fn drop_conflicts(client: &Client, plan: &Plan, checked: &Checked) -> Result<clean::Drops> {
     if checked.conflicts.is_empty() {
-        return Ok(vec![]);
+        return Ok(clean::Drops::default());
     }
     let drops = clean::drops(client, plan, &checked.conflicts).await?;
     for stmt in &drops.statements {
@@ -402,7 +423,7 @@ async fn drop_conflicts(client: &Client, plan: &Plan, checked: &Checked) -> Resu
             .await
             .map_err(|e| Error::pg(format!("--clean: {stmt}"), e))?;
     }
-    Ok(drops.dropped)
+    Ok(drops)
 }
 
 /// Runs `--clean` drops and the pre-data DDL in one transaction (of its
@@ -430,11 +451,15 @@ pub async fn apply_pre_data(
                 .await
                 .map_err(|e| Error::pg(format!("creating schema {q}"), e))?;
         }
-        let dropped = drop_conflicts(client, plan, checked).await?;
+        let drops = drop_conflicts(client, plan, checked).await?;
+        // A shared object found defined alike is gone when it depended on
+        // something --clean dropped (a function taking a table's row type).
+        let gone: HashSet<u32> = drops.ids.into_iter().collect();
+        let dropped = drops.dropped;
         let mut reused = Vec::new();
         for p in &plan.pre_data {
             let o = plan.object(p.id);
-            if checked.existing.contains(&o.id) {
+            if checked.existing.contains(&o.id) && !gone.contains(&o.id) {
                 reused.push(o.identity.clone());
                 continue;
             }
