@@ -23,35 +23,27 @@ use crate::error::{Error, Result};
 use crate::schema::catalog::{read_schema_with, ReadOptions};
 use crate::schema::{DbObject, ObjectKind};
 
-/// Kinds compared by definition. Schemas and extensions are reused by name
-/// (an extension's members come with it), languages and access methods are
-/// the server's, and a user mapping's options may hold a password that
-/// has no business in a comparison's message.
+use super::target::shareable;
+
+/// Kinds compared by definition: the shareable ones but schemas and
+/// extensions, reused by name (an extension's members come with it), the
+/// server's languages and access methods, shell types (placeholders), the
+/// database itself, default privileges, and user mappings, whose options
+/// may hold a password that has no business in a comparison.
 fn compared(kind: ObjectKind) -> bool {
     use ObjectKind::*;
-    matches!(
-        kind,
-        Collation
-            | EnumType
-            | CompositeType
-            | RangeType
-            | BaseType
-            | Domain
-            | Function
-            | Procedure
-            | Aggregate
-            | Operator
-            | OperatorFamily
-            | OperatorClass
-            | Cast
-            | Transform
-            | TextSearchParser
-            | TextSearchTemplate
-            | TextSearchDictionary
-            | TextSearchConfiguration
-            | ForeignDataWrapper
-            | ForeignServer
-    )
+    shareable(kind)
+        && !matches!(
+            kind,
+            Schema
+                | Extension
+                | Language
+                | AccessMethod
+                | ShellType
+                | UserMapping
+                | DefaultPrivileges
+                | Database
+        )
 }
 
 /// What the target already has of the restore's shared objects.

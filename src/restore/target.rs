@@ -32,7 +32,7 @@ pub struct Checked {
 
 /// Kinds that may already exist in the target with the same definition and
 /// are then reused rather than refused.
-fn shareable(kind: ObjectKind) -> bool {
+pub(super) fn shareable(kind: ObjectKind) -> bool {
     use ObjectKind::*;
     matches!(
         kind,
