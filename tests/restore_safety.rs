@@ -1581,3 +1581,46 @@ fn shared_objects_are_reused_only_when_defined_as_in_the_backup() {
         assert_eq!(pg.schema_dump(&other), before, "{extra:?}");
     }
 }
+
+/// A manifest pointed at another backup's archive (key, size and checksum
+/// edited to match it): the restore refuses before any change, naming the
+/// mismatch, instead of restoring the other backup and reporting that its
+/// row counts match. Copying the other archive's id over too still leaves
+/// its tables and rows, which the restore compares with the manifest's.
+#[test]
+fn a_manifest_pointed_at_another_archive_is_refused() {
+    let pg = pg();
+    let s = setup("manifest_swap");
+    let other_db = pg.create_db("manifest_swap_other");
+    pg.psql(
+        &other_db,
+        "CREATE TABLE t (id int); INSERT INTO t VALUES (1);",
+    );
+    let other = backup(pg, &other_db, &s.w, &[]);
+    let manifest_of = |id: &str| archive_of(&s.w.repo(), id).with_extension("manifest.json");
+    let read = |id: &str| -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(manifest_of(id)).unwrap()).unwrap()
+    };
+    let theirs = read(&other)["archive"].clone();
+    let mut ours = read(&s.id);
+    for field in ["key", "size_bytes", "sha256"] {
+        ours["archive"][field] = theirs[field].clone();
+    }
+    std::fs::write(manifest_of(&s.id), ours.to_string()).unwrap();
+    let dst = pg.create_db("manifest_swap_dst");
+    let err = failure_stderr(&restore(&s, &s.w.key(), &dst, &[]), 1);
+    assert!(
+        err.contains("is not the one the manifest of backup")
+            && err.contains("its id is")
+            && err.contains("nothing was changed"),
+        "{err}"
+    );
+    ours["archive"]["archive_id"] = theirs["archive_id"].clone();
+    std::fs::write(manifest_of(&s.id), ours.to_string()).unwrap();
+    let err = failure_stderr(&restore(&s, &s.w.key(), &dst, &["--dry-run"]), 1);
+    assert!(
+        err.contains("it holds 1 rows of table \"public\".\"t\", the manifest says nothing of it"),
+        "{err}"
+    );
+    assert_eq!(relations(pg, &dst), 0, "target was changed");
+}

@@ -34,6 +34,7 @@ use std::time::Instant;
 
 use serde::Serialize;
 
+use crate::backup::{kind, TableMeta};
 use crate::credentials::Credentials;
 use crate::error::{Error, Result};
 use crate::pg::conn::{copy_encoding, ConnInfo, Session};
@@ -138,6 +139,7 @@ pub async fn run(
             manifest.archive.size_bytes
         )));
     }
+    check_against_manifest(&archive, manifest)?;
     let plan = plan::make(&archive, manifest, opts).await?;
     let mut report = RestoreReport {
         backup_id: manifest.id.clone(),
@@ -352,6 +354,50 @@ fn check_rows(plan: &Plan, restored: &[u64]) -> Vec<TableCheck> {
             ok: n == t.rows,
         })
         .collect()
+}
+
+/// The archive is the one the manifest describes: its id, its tables and
+/// their rows. A manifest pointed at another backup's archive would
+/// otherwise restore that backup, and the row check after the load would
+/// pass against that archive's own counts.
+fn check_against_manifest(archive: &StoredArchive, m: &Manifest) -> Result<()> {
+    let wrong = |what: String| {
+        Error::Integrity(format!(
+            "archive {} is not the one the manifest of backup {} describes: {what}; nothing was \
+             changed (`pgsnap verify {}` checks the whole backup)",
+            m.archive.key, m.id, m.id
+        ))
+    };
+    let id = hex::encode(archive.header.archive_id);
+    if id != m.archive.archive_id {
+        return Err(wrong(format!(
+            "its id is {id}, the manifest says {}",
+            m.archive.archive_id
+        )));
+    }
+    let expected = manifest_rows(m);
+    let mut tables = 0;
+    for e in archive.entries_of_kind(kind::TABLE) {
+        let meta: TableMeta = serde_json::from_value(e.meta.clone())
+            .map_err(|err| Error::Format(format!("index entry {}: {err}", e.id)))?;
+        tables += 1;
+        let says = expected.get(&(meta.schema.clone(), meta.name.clone()));
+        if says != Some(&e.rows) {
+            return Err(wrong(format!(
+                "it holds {} rows of table {}, the manifest says {}",
+                e.rows,
+                qualified(&meta.schema, &meta.name),
+                says.map_or("nothing of it".to_string(), |n| n.to_string())
+            )));
+        }
+    }
+    if tables != expected.len() {
+        return Err(wrong(format!(
+            "it holds {tables} tables, the manifest lists {}",
+            expected.len()
+        )));
+    }
+    Ok(())
 }
 
 /// Per-table row counts from a manifest, for checks.
