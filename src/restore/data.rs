@@ -217,6 +217,9 @@ pub(super) struct TableLoad {
     /// runs in a savepoint instead of a transaction of its own, so that a
     /// conversion's abandoned COPY can be undone and tried again as text.
     in_transaction: bool,
+    /// `PlannedTable::force_rls`: each COPY runs in a transaction that
+    /// lifts `FORCE ROW LEVEL SECURITY` and sets it again.
+    force_rls: bool,
 }
 
 impl TableLoad {
@@ -231,6 +234,7 @@ impl TableLoad {
             transcode: t.transcode.clone(),
             cancel,
             in_transaction,
+            force_rls: t.force_rls,
         }
     }
 
@@ -409,7 +413,7 @@ async fn load_stream(
         futures::stream::iter((!b.is_empty()).then(|| Ok(Bytes::from_static(b))))
     };
     let stream = frame(head).chain(chunks).chain(frame(tail));
-    let res = if freeze || load.in_transaction {
+    let res = if freeze || load.in_transaction || load.force_rls {
         load_enclosed(session, load, freeze, sql, stream).await
     } else {
         copy::copy_in(&session.client, sql, stream).await
@@ -454,10 +458,18 @@ where
     } else {
         ("BEGIN", "COMMIT", "ROLLBACK")
     };
-    let begin = if freeze {
+    let mut begin = if freeze {
         format!("{begin}; TRUNCATE ONLY {table}")
     } else {
         begin.to_string()
+    };
+    let commit = if load.force_rls {
+        begin.push_str(&format!(
+            "; ALTER TABLE ONLY {table} NO FORCE ROW LEVEL SECURITY"
+        ));
+        format!("ALTER TABLE ONLY {table} FORCE ROW LEVEL SECURITY; {commit}")
+    } else {
+        commit.to_string()
     };
     session
         .client
@@ -465,7 +477,7 @@ where
         .await
         .map_err(|e| Error::pg(format!("starting the load of {table}"), e))?;
     let n = copy::copy_in(&session.client, sql, stream).await;
-    let end = if n.is_ok() { commit } else { rollback };
+    let end = if n.is_ok() { commit.as_str() } else { rollback };
     let ended = session.client.batch_execute(end).await;
     let n = n?;
     ended.map_err(|e| Error::pg(format!("committing the load of {table}"), e))?;

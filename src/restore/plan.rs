@@ -73,6 +73,14 @@ pub struct PlannedTable {
     /// row may need one that another stream has not committed yet.
     #[serde(skip)]
     pub one_stream: bool,
+    /// The table is created here with `FORCE ROW LEVEL SECURITY`: its
+    /// owner's own policies would refuse the COPY of a restoring role that
+    /// owns it (or is a member of its owner) and is not a superuser, so
+    /// each load lifts the flag inside its transaction and sets it again
+    /// before committing (pg_dump's way, enabling RLS only after the data,
+    /// would leave a window where the table is open).
+    #[serde(skip)]
+    pub force_rls: bool,
 }
 
 /// `--into-schema`: the selected tables (and their sequences, indexes and
@@ -766,6 +774,11 @@ pub(crate) fn build_parsed(
             transcode,
             load_after: vec![],
             one_stream: false,
+            force_rls: created_here
+                && model
+                    .objects
+                    .get(t.object_id as usize)
+                    .is_some_and(|o| o.create.contains(" FORCE ROW LEVEL SECURITY;")),
         });
     }
     let wanted: BTreeSet<(String, String)> = match &selected {

@@ -335,6 +335,7 @@ mod tests {
             copy_format: Default::default(),
             load_after: vec![],
             one_stream: false,
+            force_rls: false,
         };
         Plan {
             pre_data: planned(Section::PreData),
