@@ -1510,6 +1510,18 @@ fn into_schema_copies_a_partition_tree_as_a_tree_of_its_own() {
         skipped.contains("partition") && skipped.contains("is not being restored"),
         "{r}"
     );
+    // And so it does: its indexes, which the parent's depend on, no longer
+    // bring the parent along (created, empty, with the partition unattached).
+    restore_json(pg, &w, "latest", &other, &["--table", "public.meas_2025"]);
+    assert_eq!(
+        pg.psql(
+            &other,
+            "SELECT string_agg(relname, ',' ORDER BY relname) FROM pg_class \
+             WHERE relnamespace = 'public'::regnamespace"
+        )
+        .trim(),
+        "meas_2025,meas_2025_pkey,meas_2025_v_idx"
+    );
 }
 
 /// A type or function the target already has is reused only when it is

@@ -10,7 +10,8 @@
 //!   (`skipped_fks`): creating them would need the other table's rows;
 //! - attachments to a parent outside the set (`ALTER TABLE ... ATTACH
 //!   PARTITION`, `ALTER INDEX ... ATTACH PARTITION`): the child is restored
-//!   as a standalone table (`skipped`);
+//!   as a standalone table (`skipped`), and its indexes and key constraints
+//!   do not bring the parent's (on which they depend) along;
 //! - nothing else: a relation outside the set that a taken object cannot be
 //!   created without (an inheritance parent named in `INHERITS`, a table a
 //!   view reads) is included for its definition only (no data, no indexes)
@@ -109,6 +110,18 @@ impl SchemaModel {
                 }
             }
         }
+        // A partition's index or key constraint depends on its parent's,
+        // but is created on its own; only the attachment needs the parent's,
+        // and that was left out above with its parent.
+        let part = |k: ObjectKind| matches!(k, ObjectKind::Index | ObjectKind::Constraint);
+        let parents_part = |of: &super::model::DbObject, dep: &super::model::DbObject| {
+            part(of.kind)
+                && part(dep.kind)
+                && dep
+                    .belongs_to
+                    .and_then(owning_relation)
+                    .is_some_and(|r| !wanted.contains(&r))
+        };
         let mut extra = BTreeSet::new();
         while let Some(id) = stack.pop() {
             for &d in &self.object(id).deps {
@@ -116,6 +129,9 @@ impl SchemaModel {
                     continue;
                 }
                 let dep = self.object(d);
+                if parents_part(self.object(id), dep) {
+                    continue;
+                }
                 if dep.kind.is_relation() && !wanted.contains(&d) {
                     extra.insert(d);
                 }
