@@ -268,7 +268,7 @@ pub async fn run(
             )));
         }
         data::load_large_objects(&archive, &plan, &session.client, one).await?;
-        target::set_sequences(&session.client, &plan).await?;
+        target::set_sequences(&session.client, &plan, &checked).await?;
         if one {
             session
                 .client

@@ -14,8 +14,14 @@
 //!
 //! The target's definitions are read with the same catalog reader as a
 //! backup's, so the two `CREATE` texts compare as they are.
+//!
+//! In a selective restore, a sequence that no restored table owns (one a
+//! column default of several tables draws from) is shared the same way:
+//! when the target has it, it is reused and keeps its state, since setting
+//! it back to the backup's would hand out numbers the target's other
+//! tables already hold.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use tokio_postgres::Client;
 
@@ -23,6 +29,7 @@ use crate::error::{Error, Result};
 use crate::schema::catalog::{read_schema_with, ReadOptions};
 use crate::schema::{DbObject, ObjectKind};
 
+use super::plan::Plan;
 use super::target::shareable;
 
 /// Kinds compared by definition: the shareable ones but schemas and
@@ -88,4 +95,20 @@ pub async fn existing(client: &Client, objects: &[&DbObject]) -> Result<Existing
         }
     }
     Ok(found)
+}
+
+/// The sequences of a selective restore that no table it restores owns.
+pub fn sequences(plan: &Plan) -> HashSet<u32> {
+    if plan.full {
+        return HashSet::new();
+    }
+    let objects = || plan.pre_data.iter().map(|p| plan.object(p.id));
+    let owned: HashSet<u32> = objects()
+        .filter(|o| o.kind == ObjectKind::SequenceOwnedBy)
+        .flat_map(|o| o.deps.iter().copied())
+        .collect();
+    objects()
+        .filter(|o| o.kind == ObjectKind::Sequence && !owned.contains(&o.id))
+        .map(|o| o.id)
+        .collect()
 }

@@ -100,11 +100,14 @@ pub async fn check(client: &Client, plan: &Plan, opts: &RestoreOptions) -> Resul
         .collect();
     // Relations (and the other kinds of `clean::conflict_kind`) must be
     // absent.
+    let shared_sequences = shared::sequences(plan);
     for (o, addr) in objects
         .iter()
         .zip(clean::find(client, plan, &objects).await?)
     {
-        if addr.is_some_and(|a| conflicting.insert(a)) {
+        if addr.is_some() && shared_sequences.contains(&o.id) {
+            existing.insert(o.id);
+        } else if addr.is_some_and(|a| conflicting.insert(a)) {
             conflicts.push(o.id);
         }
     }
@@ -125,7 +128,12 @@ pub async fn check(client: &Client, plan: &Plan, opts: &RestoreOptions) -> Resul
             }
         }
     }
-    let taken = names::taken(client, plan, &objects, &conflicting).await?;
+    let created: Vec<&DbObject> = objects
+        .iter()
+        .copied()
+        .filter(|o| !existing.contains(&o.id))
+        .collect();
+    let taken = names::taken(client, plan, &created, &conflicting).await?;
     if !taken.is_empty() {
         return Err(Error::Refused(format!(
             "the target database {target_db} already has {} object(s) under names this \
@@ -548,8 +556,19 @@ fn is_duplicate(e: &tokio_postgres::Error) -> bool {
 }
 
 /// Sets every restored sequence to its state at the backup's snapshot.
-pub async fn set_sequences(client: &Client, plan: &Plan) -> Result<()> {
+pub async fn set_sequences(client: &Client, plan: &Plan, checked: &Checked) -> Result<()> {
+    // A shared sequence the target already has goes on from its own state.
+    let reused: HashSet<(&str, &str)> = checked
+        .existing
+        .iter()
+        .map(|&id| plan.object(id))
+        .filter(|o| o.kind == ObjectKind::Sequence)
+        .filter_map(|o| Some((plan.target_schema(o)?, o.name.as_str())))
+        .collect();
     for s in &plan.sequences {
+        if reused.contains(&(s.schema.as_str(), s.name.as_str())) {
+            continue;
+        }
         let q = qualified(&s.schema, &s.name);
         client
             .execute(
