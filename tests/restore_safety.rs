@@ -166,6 +166,11 @@ fn truncated_archive_is_refused_and_the_target_untouched() {
 fn a_damaged_newest_backup_fails_verify_latest_and_restore_warns() {
     let pg = pg();
     let s = setup("latest_damaged");
+    // A backup of another database in between: passing over the damaged
+    // newest one, `latest` stays with its database.
+    let other_db = pg.create_db("latest_damaged_other");
+    pg.psql(&other_db, "CREATE TABLE t (id int)");
+    backup(pg, &other_db, &s.w, &[]);
     let newest = backup(pg, &s.src, &s.w, &["--chunk-size", "256KiB"]);
     let path = archive_of(&s.w.repo(), &newest);
     let len = std::fs::metadata(&path).unwrap().len();
@@ -189,6 +194,12 @@ fn a_damaged_newest_backup_fails_verify_latest_and_restore_warns() {
     let report: serde_json::Value =
         serde_json::from_str(String::from_utf8_lossy(&out.stdout).lines().last().unwrap()).unwrap();
     assert_eq!(report["backup_id"], s.id.as_str());
+    // The report carries the warning too (-q leaves stderr quiet).
+    let warnings = report["warnings"].to_string();
+    assert!(
+        warnings.contains(&newest) && warnings.contains("damaged"),
+        "{report}"
+    );
     // No --db: a usage error, not a restore into the default database.
     let out = restore_latest(&["--json"]);
     assert_eq!(out.status.code(), Some(2));

@@ -114,7 +114,10 @@ pub async fn restore(a: RestoreArgs, quiet: bool) -> anyhow::Result<ExitCode> {
     let target = ConnInfo::parse(&a.db)?;
     let creds = Credentials::from_args(a.key.key_file.as_deref(), None)?;
     let repo = open(&a.repo.repo).await?;
-    let manifest = repo.resolve(&a.id).await?;
+    let (manifest, passed_over) = repo.resolve_noting(&a.id).await?;
+    if let Some(w) = passed_over.as_ref().filter(|_| !quiet) {
+        eprintln!("pgsnap: warning: {w}");
+    }
     if a.request_thaw {
         let head = repo.storage().head(&manifest.archive.key).await?;
         if head.as_ref().is_some_and(|h| h.needs_thaw()) {
@@ -134,7 +137,7 @@ pub async fn restore(a: RestoreArgs, quiet: bool) -> anyhow::Result<ExitCode> {
     let reporter = Arc::new(Reporter::new("restore", quiet || a.dry_run));
     let result = restore::run(&repo, &manifest, &creds, &target, &opts, reporter.clone()).await;
     reporter.finish(result.is_ok());
-    let report = result.with_context(|| format!("restore of {} failed", manifest.id))?;
+    let mut report = result.with_context(|| format!("restore of {} failed", manifest.id))?;
     // Warnings go to stderr whatever stdout carries (the text plan of a
     // dry run lists them itself); --quiet leaves them to the report.
     if !quiet && (a.json || !a.dry_run) {
@@ -142,6 +145,8 @@ pub async fn restore(a: RestoreArgs, quiet: bool) -> anyhow::Result<ExitCode> {
             eprintln!("pgsnap: warning: {w}");
         }
     }
+    // Said on stderr before the restore began.
+    report.warnings.extend(passed_over);
     if a.json {
         out!("{}", serde_json::to_string(&report)?);
     } else if a.dry_run {

@@ -300,29 +300,60 @@ impl Repository {
 
     /// The manifest of `id`, or of the newest complete backup for `latest`.
     /// A newer backup that is damaged is passed over with a warning naming
-    /// it: a restore wants the newest backup that can be restored, and the
-    /// operator must still hear that the newest one cannot.
-    pub async fn resolve(&self, id: &str) -> Result<Manifest> {
-        if id == "latest" {
-            let mut passed_over = Vec::new();
-            for b in self.list().await?.into_iter().rev() {
-                if b.is_complete() {
-                    if !passed_over.is_empty() {
-                        tracing::warn!(
-                            "`latest` is {}: newer backup(s) are damaged: {}",
-                            b.manifest.id,
-                            passed_over.join("; ")
-                        );
-                    }
-                    return Ok(b.manifest);
-                }
-                passed_over.push(format!("{} ({})", b.manifest.id, b.status));
-            }
-            return Err(Error::Repo(format!(
-                "no complete backup in {}",
-                self.location()
-            )));
+    /// it (returned, for the caller's report): a restore wants the newest
+    /// backup that can be restored, and the operator must still hear that
+    /// the newest one cannot. Passed over, `latest` stays with the damaged
+    /// backup's database: in a repository that several databases share, the
+    /// next backup may be of another one.
+    pub async fn resolve_noting(&self, id: &str) -> Result<(Manifest, Option<String>)> {
+        if id != "latest" {
+            return Ok((self.resolve_id(id).await?, None));
         }
+        let mut passed_over = Vec::new();
+        let mut of: Option<(String, String)> = None;
+        for b in self.list().await?.into_iter().rev() {
+            let m = &b.manifest;
+            if of
+                .as_ref()
+                .is_some_and(|(source, db)| (source, db) != (&m.source, &m.database))
+            {
+                continue;
+            }
+            if b.is_complete() {
+                let warning = (!passed_over.is_empty()).then(|| {
+                    format!(
+                        "`latest` is {}: newer backup(s) of database {} are damaged: {}",
+                        m.id,
+                        m.database,
+                        passed_over.join("; ")
+                    )
+                });
+                return Ok((b.manifest, warning));
+            }
+            of = Some((m.source.clone(), m.database.clone()));
+            passed_over.push(format!("{} ({})", m.id, b.status));
+        }
+        Err(match of {
+            Some((_, db)) => Error::Integrity(format!(
+                "no complete backup of database {db} in {}: {}",
+                self.location(),
+                passed_over.join("; ")
+            )),
+            None => Error::Repo(format!("no complete backup in {}", self.location())),
+        })
+    }
+
+    /// [`Repository::resolve_noting`], the warning logged only.
+    pub async fn resolve(&self, id: &str) -> Result<Manifest> {
+        let (m, warning) = self.resolve_noting(id).await?;
+        if let Some(w) = warning {
+            tracing::warn!("{w}");
+        }
+        Ok(m)
+    }
+
+    /// The manifest of backup `id` (not `latest`), if its archive is whole.
+    async fn resolve_id(&self, id: &str) -> Result<Manifest> {
         let key = self.manifest_key(id)?;
         if self.storage.head(&key).await?.is_none() {
             return Err(Error::Repo(format!(
