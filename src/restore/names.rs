@@ -13,6 +13,11 @@
 //! change, with or without `--clean`. A name held by (a part of) a table
 //! this restore drops with `--clean`, or refuses as a conflict without it,
 //! goes with that table and is not listed.
+//!
+//! The same holds for a relation's own name held by an object of another
+//! kind: an index or a composite type named like a table, or an enum whose
+//! name the table's row type needs. `--clean` drops copies of what the
+//! restore creates, not whatever has the name.
 
 use std::collections::HashSet;
 
@@ -131,6 +136,86 @@ pub async fn taken(
         }
     }
     Ok(taken)
+}
+
+/// Per relation the restore creates, in order: an object of its schema
+/// under its name that the restore would neither recreate nor could drop
+/// as a conflict: a relation of another kind (an index or composite type
+/// named like a table), or a type that is not a relation's row type (an
+/// enum or domain named like a table, whose row type needs the name).
+/// Array types are left out: PostgreSQL renames an automatic one out of
+/// the way.
+const IN_THE_WAY: &str = "SELECT \
+      (SELECT CASE c.relkind WHEN 'i' THEN 'index' WHEN 'I' THEN 'index' \
+          WHEN 'S' THEN 'sequence' WHEN 'v' THEN 'view' WHEN 'm' THEN 'materialized view' \
+          WHEN 'c' THEN 'composite type' WHEN 'f' THEN 'foreign table' ELSE 'table' END \
+          || ' ' || c.oid::pg_catalog.regclass::text \
+        FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+        WHERE n.nspname = u.nsp AND c.relname = u.n \
+          AND c.relkind::text <> ALL (pg_catalog.string_to_array(u.kinds, ','))), \
+      (SELECT 'type ' || t.oid::pg_catalog.regtype::text \
+        FROM pg_catalog.pg_type t JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace \
+        WHERE u.row_type AND n.nspname = u.nsp AND t.typname = u.n AND t.typrelid = 0 \
+          AND NOT EXISTS (SELECT FROM pg_catalog.pg_type e WHERE e.typarray = t.oid)) \
+    FROM unnest($1::text[], $2::text[], $3::text[], $4::bool[]) WITH ORDINALITY \
+      u(nsp, n, kinds, row_type, ord) \
+    ORDER BY u.ord";
+
+/// The relkinds the target's copy of a relation of `kind` may have (a
+/// conflict, which `--clean` drops), and whether it has a row type.
+fn relkinds(kind: ObjectKind) -> Option<(&'static str, bool)> {
+    Some(match kind {
+        ObjectKind::Table => ("r,p", true),
+        ObjectKind::ForeignTable => ("f", true),
+        ObjectKind::View => ("v", true),
+        ObjectKind::MaterializedView => ("m", true),
+        ObjectKind::Sequence => ("S", false),
+        ObjectKind::Index => ("i,I", false),
+        _ => return None,
+    })
+}
+
+/// The objects of the target that hold the name of a relation of
+/// `objects` without being a copy of it (see [`IN_THE_WAY`]), each as
+/// "what holds it (what needs it)".
+pub async fn in_the_way(
+    client: &Client,
+    plan: &Plan,
+    objects: &[&DbObject],
+) -> Result<Vec<String>> {
+    let mut needs = Vec::new();
+    for o in objects {
+        if let (Some(schema), Some((kinds, row_type))) = (plan.target_schema(o), relkinds(o.kind)) {
+            needs.push((
+                schema,
+                o.name.as_str(),
+                kinds,
+                row_type,
+                plan.target_identity(o),
+            ));
+        }
+    }
+    if needs.is_empty() {
+        return Ok(vec![]);
+    }
+    let schemas: Vec<&str> = needs.iter().map(|n| n.0).collect();
+    let names: Vec<&str> = needs.iter().map(|n| n.1).collect();
+    let kinds: Vec<&str> = needs.iter().map(|n| n.2).collect();
+    let row_types: Vec<bool> = needs.iter().map(|n| n.3).collect();
+    let rows = client
+        .query(IN_THE_WAY, &[&schemas, &names, &kinds, &row_types])
+        .await
+        .map_err(|e| Error::pg("checking the names the restore needs in the target", e))?;
+    let mut found = Vec::new();
+    for (need, row) in needs.iter().zip(rows) {
+        for holder in [row.get::<_, Option<String>>(0), row.get(1)]
+            .into_iter()
+            .flatten()
+        {
+            found.push(format!("{holder} (the name of {})", need.4));
+        }
+    }
+    Ok(found)
 }
 
 /// The identity sequences a `CREATE TABLE` names, as (schema, name):

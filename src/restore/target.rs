@@ -133,14 +133,14 @@ pub async fn check(client: &Client, plan: &Plan, opts: &RestoreOptions) -> Resul
         .copied()
         .filter(|o| !existing.contains(&o.id))
         .collect();
-    let taken = names::taken(client, plan, &created, &conflicting).await?;
+    let mut taken = names::in_the_way(client, plan, &created).await?;
+    taken.extend(names::taken(client, plan, &created, &conflicting).await?);
     if !taken.is_empty() {
         return Err(Error::Refused(format!(
             "the target database {target_db} already has {} object(s) under names this \
-             restore needs for its indexes, sequences or statistics objects, which it neither \
-             recreates nor drops: {}; nothing was changed (rename them with ALTER INDEX, \
-             ALTER SEQUENCE or ALTER STATISTICS ... RENAME TO ..., or restore with \
-             --into-schema NAME or into an empty database)",
+             restore needs, which it neither recreates nor drops: {}; nothing was changed \
+             (rename them with ALTER ... RENAME TO ..., or restore with --into-schema NAME or \
+             into an empty database)",
             taken.len(),
             first_of(&taken, 12)
         )));
