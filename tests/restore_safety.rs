@@ -1804,3 +1804,54 @@ fn names_held_by_objects_of_another_kind_are_refused_before_any_change() {
     restore_json(pg, &w, "latest", &dst, &[]);
     assert_eq!(pg.psql(&dst, "SELECT count(*) FROM orders").trim(), "1");
 }
+
+/// --data-only into a target that lacks a table or a column the rows fill:
+/// refused before any row loads, naming each, with the way out. It used to
+/// fail at that table's COPY, after other tables' rows had committed, and
+/// into an empty database said only that a relation did not exist.
+#[test]
+fn data_only_checks_the_target_tables_before_any_row_loads() {
+    let pg = pg();
+    let db = pg.create_db("data_only_check");
+    pg.psql(
+        &db,
+        "CREATE TABLE accounts (id int PRIMARY KEY, v text); CREATE TABLE items (id int, qty int);
+         INSERT INTO accounts SELECT g, 'v' FROM generate_series(1, 100) g;
+         INSERT INTO items VALUES (1, 2);",
+    );
+    let w = Workdir::new();
+    backup(pg, &db, &w, &[]);
+    let empty = pg.create_db("data_only_check_empty");
+    let err = failure_stderr(
+        &restore_output(pg, &w, "latest", &empty, &["--data-only"]),
+        1,
+    );
+    assert!(
+        err.contains("it lacks 2: table \"public\".\"accounts\", table \"public\".\"items\"")
+            && err.contains("--schema-only"),
+        "{err}"
+    );
+    let partial = pg.create_db("data_only_check_partial");
+    pg.psql(
+        &partial,
+        "CREATE TABLE accounts (id int PRIMARY KEY, v text); CREATE TABLE items (id int);",
+    );
+    let err = failure_stderr(
+        &restore_output(pg, &w, "latest", &partial, &["--data-only", "--jobs", "1"]),
+        1,
+    );
+    assert!(
+        err.contains("it lacks 1: column qty of \"public\".\"items\"; nothing was changed"),
+        "{err}"
+    );
+    assert_eq!(
+        pg.psql(&partial, "SELECT count(*) FROM accounts").trim(),
+        "0"
+    );
+    pg.psql(&partial, "ALTER TABLE items ADD COLUMN qty int");
+    restore_json(pg, &w, "latest", &partial, &["--data-only"]);
+    assert_eq!(
+        pg.psql(&partial, "SELECT count(*) FROM accounts").trim(),
+        "100"
+    );
+}

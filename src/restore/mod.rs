@@ -331,6 +331,9 @@ async fn check_target(
         .skipped
         .extend(provider::adapt(client, plan, opts).await?);
     keep_transcoding_if_exact(client, plan).await?;
+    if opts.data_only {
+        target::check_data_only_tables(client, plan).await?;
+    }
     target::check_binary_types(client, plan).await?;
     report.warnings = key_order::set(client, plan).await?;
     report.tables = plan.tables.len();

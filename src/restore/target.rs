@@ -336,6 +336,56 @@ fn named_roles(plan: &Plan, opts: &RestoreOptions) -> BTreeMap<String, BTreeSet<
 /// built-in types, column by column (the server itself checks the type
 /// OIDs inside arrays and composites). Text rows are parsed by the target's
 /// types, as pg_restore's are, and need no check.
+/// `--data-only`: every table the rows load into exists in the target with
+/// every column they fill. Checked before any change: a missing one would
+/// otherwise fail its COPY after other tables' rows had committed.
+pub async fn check_data_only_tables(client: &Client, plan: &Plan) -> Result<()> {
+    let (mut tables, mut columns): (Vec<String>, Vec<Option<&str>>) = (vec![], vec![]);
+    for t in plan.tables.iter().filter(|t| t.load_data) {
+        let table = qualified(&t.schema, &t.name);
+        tables.push(table.clone());
+        columns.push(None);
+        for c in &t.columns {
+            tables.push(table.clone());
+            columns.push(Some(c));
+        }
+    }
+    let rows = client
+        .query(
+            "SELECT u.tab, u.col FROM unnest($1::text[], $2::text[]) WITH ORDINALITY u(tab, col, i)
+              WHERE CASE WHEN u.col IS NULL THEN pg_catalog.to_regclass(u.tab) IS NULL
+                    ELSE pg_catalog.to_regclass(u.tab) IS NOT NULL AND NOT EXISTS (
+                      SELECT FROM pg_catalog.pg_attribute a
+                       WHERE a.attrelid = pg_catalog.to_regclass(u.tab) AND a.attname = u.col
+                         AND a.attnum > 0 AND NOT a.attisdropped) END
+              ORDER BY u.i",
+            &[&tables, &columns],
+        )
+        .await
+        .map_err(|e| Error::pg("checking the target's tables for --data-only", e))?;
+    let missing: Vec<String> = rows
+        .iter()
+        .map(|r| match r.get::<_, Option<&str>>(1) {
+            None => format!("table {}", r.get::<_, &str>(0)),
+            Some(c) => format!(
+                "column {} of {}",
+                crate::filter::quote_part(c),
+                r.get::<_, &str>(0)
+            ),
+        })
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    Err(Error::Refused(format!(
+        "--data-only loads rows into tables the target already has, and it lacks {}: {}; \
+         nothing was changed (create them first, for example with the same restore and \
+         --schema-only, or restore without --data-only)",
+        missing.len(),
+        first_of(&missing, 12)
+    )))
+}
+
 pub async fn check_binary_types(client: &Client, plan: &Plan) -> Result<()> {
     /// OIDs below this are built in, the same in every database.
     const FIRST_NORMAL_OID: u32 = 16384;
