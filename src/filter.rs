@@ -107,10 +107,12 @@ fn parse_parts(s: &str) -> Result<Vec<Vec<Tok>>, String> {
             '.' => parts.push(Vec::new()),
             '*' => parts.last_mut().unwrap().push(Tok::Star),
             '?' => parts.last_mut().unwrap().push(Tok::Question),
+            // As the server folds an unquoted name in a UTF-8 database:
+            // A-Z only; other letters stay as written.
             c => parts
                 .last_mut()
                 .unwrap()
-                .extend(c.to_lowercase().map(Tok::Lit)),
+                .push(Tok::Lit(c.to_ascii_lowercase())),
         }
     }
     if quoted {
@@ -313,6 +315,14 @@ mod tests {
         }
         assert_eq!(spell("app", "users"), "app.users");
         assert_eq!(spell("app", "Order"), "app.\"Order\"");
+    }
+
+    #[test]
+    fn only_ascii_letters_fold() {
+        let p = Pattern::table("ÜNÏ.Child").unwrap();
+        assert!(p.matches("ÜnÏ", "child"));
+        assert!(!p.matches("ünï", "child"));
+        assert_eq!(identifier("ÉTÉ").unwrap(), "ÉtÉ");
     }
 
     #[test]

@@ -339,7 +339,8 @@ pub struct RestoreArgs {
     /// Restore only this table (SCHEMA.NAME, SQL quoting) with what it needs; repeatable.
     #[arg(long = "table", short = 't', value_name = "SCHEMA.NAME")]
     pub tables: Vec<String>,
-    /// Restore only the tables of this schema; repeatable.
+    /// Restore only the tables of this schema (SQL quoting: '"My Schema"'; unquoted names
+    /// fold to lower case); repeatable.
     #[arg(long = "schema", short = 'n', value_name = "NAME")]
     pub schemas: Vec<String>,
     /// Definitions only, no rows.
