@@ -1855,3 +1855,44 @@ fn data_only_checks_the_target_tables_before_any_row_loads() {
         "100"
     );
 }
+
+/// An extension the target has in another schema than the backup's: the
+/// backup's definitions name its types where they are not. Refused before
+/// any change, by the dry run too (it passed, and the restore failed in
+/// its pre-data on a type that did not exist).
+#[test]
+fn an_extension_in_another_schema_is_refused_before_any_change() {
+    let pg = pg();
+    let db = pg.create_db("ext_schema");
+    pg.psql(
+        &db,
+        "CREATE EXTENSION citext; CREATE TABLE people (email citext PRIMARY KEY);
+         INSERT INTO people VALUES ('A@x'), ('b@x');",
+    );
+    let w = Workdir::new();
+    backup(pg, &db, &w, &[]);
+    let dst = pg.create_db("ext_schema_dst");
+    pg.psql(
+        &dst,
+        "CREATE SCHEMA ext; CREATE EXTENSION citext WITH SCHEMA ext;",
+    );
+    let before = pg.schema_dump(&dst);
+    for extra in [&["--dry-run"][..], &[][..]] {
+        let err = failure_stderr(&restore_output(pg, &w, "latest", &dst, extra), 1);
+        assert!(
+            err.contains(
+                "extension \"citext\" (in schema ext in the target, public in the backup); \
+                 nothing was changed"
+            ),
+            "{extra:?}: {err}"
+        );
+    }
+    assert_eq!(pg.schema_dump(&dst), before);
+    pg.psql(&dst, "ALTER EXTENSION citext SET SCHEMA public");
+    restore_json(pg, &w, "latest", &dst, &[]);
+    assert_eq!(
+        pg.psql(&dst, "SELECT count(*) FROM people WHERE email = 'a@X'")
+            .trim(),
+        "1"
+    );
+}

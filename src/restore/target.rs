@@ -111,11 +111,17 @@ pub async fn check(client: &Client, plan: &Plan, opts: &RestoreOptions) -> Resul
             conflicts.push(o.id);
         }
     }
+    // An extension the target has in another schema: its objects are not
+    // where the backup's definitions name them.
+    let mut moved_extensions = Vec::new();
     for o in &objects {
         // Shared objects found by name are reused.
         let probe = match o.kind {
-            ObjectKind::Schema => Some("SELECT 1 FROM pg_namespace WHERE nspname = $1"),
-            ObjectKind::Extension => Some("SELECT 1 FROM pg_extension WHERE extname = $1"),
+            ObjectKind::Schema => Some("SELECT nspname::text FROM pg_namespace WHERE nspname = $1"),
+            ObjectKind::Extension => Some(
+                "SELECT n.nspname::text FROM pg_extension e \
+                 JOIN pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = $1",
+            ),
             _ => None,
         };
         if let Some(sql) = probe {
@@ -123,8 +129,20 @@ pub async fn check(client: &Client, plan: &Plan, opts: &RestoreOptions) -> Resul
                 .query_opt(sql, &[&o.name])
                 .await
                 .map_err(|e| Error::pg("checking the target", e))?;
-            if hit.is_some() {
+            if let Some(row) = hit {
                 existing.insert(o.id);
+                let schema: String = row.get(0);
+                if o.kind == ObjectKind::Extension
+                    && o.provider.is_none()
+                    && o.schema.as_deref().is_some_and(|s| s != schema)
+                {
+                    moved_extensions.push(format!(
+                        "{} (in schema {} in the target, {} in the backup)",
+                        o.identity,
+                        crate::filter::quote_part(&schema),
+                        crate::filter::quote_part(o.schema.as_deref().unwrap_or_default())
+                    ));
+                }
             }
         }
     }
@@ -169,17 +187,19 @@ pub async fn check(client: &Client, plan: &Plan, opts: &RestoreOptions) -> Resul
     };
     // One that --clean drops (it takes a dropped table's row type) is made
     // anew, not reused.
-    let differing: Vec<String> = differing
+    let mut differing: Vec<String> = differing
         .into_iter()
         .filter(|id| !drops.ids.contains(id))
         .map(|id| plan.object(id).identity.clone())
         .collect();
+    differing.extend(moved_extensions);
     if !differing.is_empty() {
         return Err(Error::Refused(format!(
             "the target database {target_db} already has {} object(s) this restore would reuse, \
              defined otherwise than in the backup: {}; nothing was changed (a restore reuses a \
              type, function or other shared object only when its definition is the backup's: \
-             rename or drop them in the target, or restore into an empty database)",
+             rename, move (ALTER EXTENSION ... SET SCHEMA) or drop them in the target, or restore \
+             into an empty database)",
             differing.len(),
             first_of(&differing, 12)
         )));
