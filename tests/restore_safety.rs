@@ -1533,6 +1533,21 @@ fn into_schema_copies_a_partition_tree_as_a_tree_of_its_own() {
         .trim(),
         "meas_2025,meas_2025_pkey,meas_2025_v_idx"
     );
+    // The parent chosen alone comes back empty, and says which partitions
+    // hold its rows.
+    let r = restore_json(
+        pg,
+        &w,
+        "latest",
+        &other,
+        &["--table", "public.meas", "--dry-run"],
+    );
+    assert!(
+        r["skipped"]
+            .to_string()
+            .contains("partitions of public.meas not chosen: public.meas_2025, public.meas_2026"),
+        "{r}"
+    );
 }
 
 /// A type or function the target already has is reused only when it is

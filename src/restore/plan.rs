@@ -643,6 +643,29 @@ pub(crate) fn build_parsed(
             .iter()
             .map(|s| format!("{} ({})", s.identity, s.reason))
             .collect();
+        // A partitioned table's rows are its partitions': chosen without
+        // them, it comes back empty, and says so.
+        let chosen: BTreeSet<u32> = chosen_tables.iter().map(|t| t.object_id).collect();
+        for p in chosen_tables
+            .iter()
+            .filter(|t| t.kind == crate::schema::RelKind::Partitioned)
+        {
+            let left: Vec<String> = model
+                .tables
+                .iter()
+                .filter(|c| c.parent == Some(p.object_id) && !chosen.contains(&c.object_id))
+                .map(|c| crate::filter::spell(&c.schema, &c.name))
+                .collect();
+            if !left.is_empty() {
+                skipped.push(format!(
+                    "partitions of {} not chosen: {} (name them with --table too, or a pattern \
+                     such as --table '{}*', for its rows)",
+                    crate::filter::spell(&p.schema, &p.name),
+                    left.join(", "),
+                    crate::filter::spell(&p.schema, &p.name)
+                ));
+            }
+        }
         let mut set: BTreeSet<u32> = closure.objects.iter().copied().collect();
         // Whole schemas bring their schema object even without tables.
         for s in &opts.schemas {
