@@ -786,6 +786,31 @@ fn no_database_properties_leaves_the_target_database_alone() {
     let given = pg.create_db("dbprops_given");
     restore_json(pg, &w, "latest", &given, &[]);
     assert_eq!(properties(&given), "production|work_mem=7MB|f");
+    // A role named only by a per-role setting of the database, gone from
+    // the target's cluster: the refusal offers the flag that leaves it out.
+    pg.psql(
+        &src,
+        &format!(
+            "CREATE ROLE pgsnap_dbprops_role;
+             ALTER ROLE pgsnap_dbprops_role IN DATABASE \"{src}\" SET work_mem = '3MB';"
+        ),
+    );
+    backup(pg, &src, &w, &[]);
+    pg.psql(&src, "DROP ROLE pgsnap_dbprops_role");
+    let gone = pg.create_db("dbprops_gone");
+    let out = restore_output(pg, &w, "latest", &gone, &["--no-owner", "--no-acl"]);
+    let err = failure_stderr(&out, 1);
+    assert!(
+        err.contains("pgsnap_dbprops_role (settings)") && err.contains("--no-database-properties"),
+        "{err}"
+    );
+    restore_json(
+        pg,
+        &w,
+        "latest",
+        &gone,
+        &["--no-owner", "--no-acl", "--no-database-properties"],
+    );
 }
 
 /// `--into-schema` into a database without the tables' own schema: only the

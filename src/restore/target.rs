@@ -218,6 +218,12 @@ pub async fn check(client: &Client, plan: &Plan, opts: &RestoreOptions) -> Resul
         if named_by("privileges") {
             ways.push("pass --no-acl to leave privileges out".into());
         }
+        if named_by("settings") {
+            ways.push(
+                "pass --no-database-properties to leave the database's per-role settings out"
+                    .into(),
+            );
+        }
         return Err(Error::Refused(format!(
             "role(s) named in the backup do not exist in the target: {}; nothing was changed \
              ({})",
