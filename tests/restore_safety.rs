@@ -140,6 +140,27 @@ fn flipped_byte_is_refused_and_the_target_untouched() {
     );
 }
 
+/// A byte of the index flipped: the key opened the header, so the restore
+/// names the damaged index and what to do, not "wrong key or tampered".
+#[test]
+fn a_damaged_index_is_named_and_the_target_untouched() {
+    let pg = pg();
+    let s = setup("tamper_index");
+    let path = archive_path(&s);
+    let len = std::fs::metadata(&path).unwrap().len();
+    // The footer is the last 24 bytes; the index frame ends where it starts.
+    flip_byte(&path, len - 24 - 20);
+    let dst = pg.create_db("tamper_index_dst");
+    let err = failure_stderr(&restore(&s, &s.w.key(), &dst, &[]), 1);
+    assert!(
+        err.contains("the archive's index (archive bytes")
+            && err.contains("altered or damaged")
+            && err.contains("nothing was changed"),
+        "{err}"
+    );
+    assert_eq!(relations(pg, &dst), 0, "target was changed");
+}
+
 #[test]
 fn truncated_archive_is_refused_and_the_target_untouched() {
     let pg = pg();

@@ -117,7 +117,15 @@ impl StoredArchive {
             .filter(|&e| e == size - Footer::LEN as u64)
             .ok_or_else(|| Error::Format("footer does not point at an index before it".into()))?;
         let frame = fetch(footer.index_offset..end).await?;
-        let index = open.open_index(&frame, &footer)?;
+        // The key opened the header: an index that does not authenticate
+        // was altered, not read with a wrong key.
+        let index = open.open_index(&frame, &footer).map_err(|e| match e {
+            Error::Auth => Error::tampered(format_args!(
+                "the archive's index (archive bytes {}..{end})",
+                footer.index_offset
+            )),
+            e => e,
+        })?;
         Ok(StoredArchive {
             storage,
             key: key.to_string(),
