@@ -1957,3 +1957,32 @@ fn an_extension_in_another_schema_is_refused_before_any_change() {
         "1"
     );
 }
+
+/// `--jobs` out of range, negative included, is a usage error naming the
+/// range (a negative number read as a flag: "a value is required").
+#[test]
+fn jobs_out_of_range_is_a_usage_error() {
+    for jobs in ["0", "-1", "65"] {
+        for cmd in [
+            &[
+                "restore",
+                "--repo",
+                "r",
+                "--key-file",
+                "k",
+                "latest",
+                "--db",
+                "x",
+            ][..],
+            &["backup", "--repo", "r", "--key-file", "k", "--db", "x"][..],
+        ] {
+            let mut args = cmd.to_vec();
+            args.extend(["--jobs", jobs]);
+            let err = failure_stderr(&pgsnap(&args), 2);
+            assert!(
+                err.contains(&format!("invalid value '{jobs}' for '--jobs")),
+                "{args:?}: {err}"
+            );
+        }
+    }
+}

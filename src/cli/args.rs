@@ -268,7 +268,7 @@ pub struct BackupArgs {
     #[arg(long, value_name = "basic|full", default_value = "basic")]
     pub verify_upload: String,
     /// Parallel COPY connections.
-    #[arg(long, short = 'j', default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=64))]
+    #[arg(long, short = 'j', default_value_t = 2, allow_negative_numbers = true, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub jobs: u16,
     /// zstd[:LEVEL] (default zstd:3), lz4 or none.
     #[arg(long, value_name = "ALGO")]
@@ -334,7 +334,7 @@ pub struct RestoreArgs {
     pub db: String,
     /// Parallel connections for data and index builds [default: 2; 1 with
     /// --single-transaction].
-    #[arg(long, short = 'j', value_parser = clap::value_parser!(u16).range(1..=64))]
+    #[arg(long, short = 'j', allow_negative_numbers = true, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub jobs: Option<u16>,
     /// Restore only this table (SCHEMA.NAME, SQL quoting) with what it needs; repeatable.
     #[arg(long = "table", short = 't', value_name = "SCHEMA.NAME")]
