@@ -403,6 +403,12 @@ impl ConnInfo {
             // The server asked for a password and none was given: a client
             // error, so it has no SQLSTATE, only tokio-postgres' own words.
             None if detail.contains("password missing") => password_hint(),
+            // The server answered, without TLS: sslmode asked for it.
+            None if detail.contains("server does not support TLS") => {
+                "the server does not accept TLS: enable ssl on it, or connect with sslmode=prefer \
+                 or disable where an unencrypted connection is acceptable"
+                    .into()
+            }
             _ => "check that the server is running and reachable".into(),
         };
         Error::Connect {
