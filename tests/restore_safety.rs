@@ -1986,3 +1986,98 @@ fn jobs_out_of_range_is_a_usage_error() {
         }
     }
 }
+
+/// --data-only fires the target's triggers, as pg_restore does by default;
+/// --disable-triggers loads without them (an audit trigger here), and is
+/// refused before any change for a role that may not set
+/// session_replication_role.
+#[test]
+fn disable_triggers_keeps_the_targets_triggers_from_firing() {
+    let pg = pg();
+    let schema = "CREATE TABLE items (id int PRIMARY KEY, v text);
+         CREATE TABLE audit (item int);
+         CREATE FUNCTION log_item() RETURNS trigger LANGUAGE plpgsql
+           AS $$BEGIN INSERT INTO public.audit VALUES (NEW.id); RETURN NEW; END$$;";
+    let db = pg.create_db("disable_triggers");
+    pg.psql(
+        &db,
+        &format!("{schema} INSERT INTO items SELECT g, 'v' FROM generate_series(1, 100) g;"),
+    );
+    let w = Workdir::new();
+    backup(pg, &db, &w, &[]);
+    let target = |name: &str| {
+        let dst = pg.create_db(name);
+        pg.psql(
+            &dst,
+            &format!(
+                "{schema} CREATE TRIGGER audit_items AFTER INSERT ON items \
+                 FOR EACH ROW EXECUTE FUNCTION log_item();"
+            ),
+        );
+        dst
+    };
+    let audited = |db: &str| pg.psql(db, "SELECT count(*) FROM audit").trim().to_string();
+    let fired = target("disable_triggers_fired");
+    restore_json(
+        pg,
+        &w,
+        "latest",
+        &fired,
+        &["--data-only", "--table", "public.items"],
+    );
+    assert_eq!(audited(&fired), "100");
+    let quiet = target("disable_triggers_quiet");
+    let r = restore_json(
+        pg,
+        &w,
+        "latest",
+        &quiet,
+        &[
+            "--data-only",
+            "--disable-triggers",
+            "--table",
+            "public.items",
+        ],
+    );
+    assert_eq!(r["rows"], 100, "{r}");
+    assert_eq!(audited(&quiet), "0");
+    // Only with --data-only.
+    let err = failure_stderr(
+        &restore_output(pg, &w, "latest", &quiet, &["--disable-triggers"]),
+        2,
+    );
+    assert!(err.contains("--data-only"), "{err}");
+    // A role that may not set session_replication_role.
+    pg.psql(
+        "postgres",
+        "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'pgsnap_no_replica') \
+         THEN CREATE ROLE pgsnap_no_replica LOGIN; END IF; END $$",
+    );
+    let plain = target("disable_triggers_plain");
+    pg.psql(
+        &plain,
+        "GRANT ALL ON items, audit TO pgsnap_no_replica; ALTER TABLE items OWNER TO pgsnap_no_replica",
+    );
+    let url = format!("postgres://pgsnap_no_replica@127.0.0.1:{}/{plain}", pg.port);
+    let (repo, key) = (w.repo(), w.key());
+    let out = pgsnap(&[
+        "restore",
+        "--repo",
+        &repo,
+        "--key-file",
+        &key,
+        "latest",
+        "--db",
+        &url,
+        "--data-only",
+        "--disable-triggers",
+        "--table",
+        "public.items",
+    ]);
+    let err = failure_stderr(&out, 1);
+    assert!(
+        err.contains("may not set session_replication_role") && err.contains("nothing was changed"),
+        "{err}"
+    );
+    assert_eq!(pg.psql(&plain, "SELECT count(*) FROM items").trim(), "0");
+}

@@ -349,6 +349,10 @@ pub struct RestoreArgs {
     /// Rows only, into existing tables.
     #[arg(long)]
     pub data_only: bool,
+    /// With --data-only: the target's triggers, foreign-key checks included, do not fire
+    /// while rows load (session_replication_role = replica; needs a superuser).
+    #[arg(long, requires = "data_only")]
+    pub disable_triggers: bool,
     /// Create the chosen tables in this (new) schema, next to the live ones (SQL quoting:
     /// unquoted names fold to lower case).
     #[arg(long, value_name = "NAME", requires = "selection")]

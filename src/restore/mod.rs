@@ -65,6 +65,11 @@ pub struct RestoreOptions {
     /// and checked, and a failure anywhere leaves the target as it was.
     /// `jobs` is then 1. Slower, and holds its locks to the end.
     pub single_transaction: bool,
+    /// With `data_only`: the target's triggers, foreign-key checks
+    /// included, do not fire while rows load (`session_replication_role =
+    /// replica` in the load sessions, which needs a superuser or that
+    /// parameter's SET privilege), as `pg_restore --disable-triggers`.
+    pub disable_triggers: bool,
 }
 
 /// One table's post-restore check.
@@ -204,7 +209,7 @@ pub async fn run(
     progress.event(Event::Phase("pre-data"));
     let one = opts.single_transaction;
     if one {
-        schedule::configure(&session, &plan.model.encoding).await?;
+        schedule::configure(&session, &plan.model.encoding, opts.disable_triggers).await?;
         session
             .client
             .batch_execute("BEGIN")
@@ -333,6 +338,9 @@ async fn check_target(
     keep_transcoding_if_exact(client, plan).await?;
     if opts.data_only {
         target::check_data_only_tables(client, plan).await?;
+    }
+    if opts.disable_triggers {
+        target::check_disable_triggers(client).await?;
     }
     target::check_binary_types(client, plan).await?;
     report.warnings = key_order::set(client, plan).await?;

@@ -352,7 +352,7 @@ pub async fn run(
             jobs.min(tasks)
         };
         for _ in 0..wanted.max(1) {
-            idle.push(open_session(target, &plan.model.encoding).await?);
+            idle.push(open_session(target, &plan.model.encoding, opts.disable_triggers).await?);
         }
     }
     // Per table: how its units load.
@@ -660,21 +660,28 @@ const MAINTENANCE_WORK_MEM_SQL: &str = "SELECT pg_catalog.set_config('maintenanc
 /// names, no body checks), memory for index builds, no waiting on the WAL
 /// flush at each commit (a failed restore is redone from scratch), and the
 /// client encoding of the archive's COPY data (`pg::conn::copy_encoding`).
-async fn open_session(target: &ConnInfo, encoding: &str) -> Result<Session> {
+async fn open_session(target: &ConnInfo, encoding: &str, replica: bool) -> Result<Session> {
     let s = Session::open(target).await?;
-    configure(&s, encoding).await?;
+    configure(&s, encoding, replica).await?;
     Ok(s)
 }
 
-/// Sets up `s` as a restore session (see `open_session`).
-pub(super) async fn configure(s: &Session, encoding: &str) -> Result<()> {
+/// Sets up `s` as a restore session (see `open_session`); `replica`:
+/// `--disable-triggers`, the target's triggers (foreign-key checks
+/// included) do not fire in it.
+pub(super) async fn configure(s: &Session, encoding: &str, replica: bool) -> Result<()> {
+    let replica = if replica {
+        "; SET session_replication_role = replica"
+    } else {
+        ""
+    };
     s.client
         .batch_execute(APPLY_SESSION_SQL)
         .await
         .and(
             s.client
                 .batch_execute(&format!(
-                    "{MAINTENANCE_WORK_MEM_SQL}; SET synchronous_commit = off"
+                    "{MAINTENANCE_WORK_MEM_SQL}; SET synchronous_commit = off{replica}"
                 ))
                 .await,
         )

@@ -412,6 +412,24 @@ pub async fn check_data_only_tables(client: &Client, plan: &Plan) -> Result<()> 
     )))
 }
 
+/// `--disable-triggers`: the restoring role may set
+/// `session_replication_role` (a superuser, or granted SET on it), tried
+/// here and undone, so a role that may not is refused before any change.
+pub async fn check_disable_triggers(client: &Client) -> Result<()> {
+    client
+        .batch_execute("SET session_replication_role = replica; RESET session_replication_role")
+        .await
+        .map_err(|e| {
+            Error::Refused(format!(
+                "--disable-triggers: the restoring role may not set session_replication_role \
+                 ({}); nothing was changed (restore as a superuser, grant it SET on that \
+                 parameter, or leave the flag out and let the triggers fire)",
+                e.as_db_error()
+                    .map_or_else(|| e.to_string(), |d| d.message().to_string())
+            ))
+        })
+}
+
 pub async fn check_binary_types(client: &Client, plan: &Plan) -> Result<()> {
     /// OIDs below this are built in, the same in every database.
     const FIRST_NORMAL_OID: u32 = 16384;
