@@ -138,11 +138,12 @@ pub async fn taken(
     Ok(taken)
 }
 
-/// Per relation the restore creates, in order: an object of its schema
-/// under its name that the restore would neither recreate nor could drop
-/// as a conflict: a relation of another kind (an index or composite type
-/// named like a table), or a type that is not a relation's row type (an
-/// enum or domain named like a table, whose row type needs the name).
+/// Per table, view or materialized view the restore creates, in order: an
+/// object of its schema under its name that the restore would neither
+/// recreate nor could drop as a conflict: a relation of another kind (an
+/// index or composite type named like a table), or a type that is not a
+/// relation's row type (an enum or domain named like a table, whose row
+/// type needs the name).
 /// Array types are left out: PostgreSQL renames an automatic one out of
 /// the way.
 const IN_THE_WAY: &str = "SELECT \
@@ -155,22 +156,21 @@ const IN_THE_WAY: &str = "SELECT \
           AND c.relkind::text <> ALL (pg_catalog.string_to_array(u.kinds, ','))), \
       (SELECT 'type ' || t.oid::pg_catalog.regtype::text \
         FROM pg_catalog.pg_type t JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace \
-        WHERE u.row_type AND n.nspname = u.nsp AND t.typname = u.n AND t.typrelid = 0 \
+        WHERE n.nspname = u.nsp AND t.typname = u.n AND t.typrelid = 0 \
           AND NOT EXISTS (SELECT FROM pg_catalog.pg_type e WHERE e.typarray = t.oid)) \
-    FROM unnest($1::text[], $2::text[], $3::text[], $4::bool[]) WITH ORDINALITY \
-      u(nsp, n, kinds, row_type, ord) \
+    FROM unnest($1::text[], $2::text[], $3::text[]) WITH ORDINALITY u(nsp, n, kinds, ord) \
     ORDER BY u.ord";
 
 /// The relkinds the target's copy of a relation of `kind` may have (a
-/// conflict, which `--clean` drops), and whether it has a row type.
-fn relkinds(kind: ObjectKind) -> Option<(&'static str, bool)> {
+/// conflict, which `--clean` drops); each of these kinds has a row type.
+/// Indexes and sequences are [`taken`]'s: its lookup finds a relation of
+/// any kind under their names.
+fn relkinds(kind: ObjectKind) -> Option<&'static str> {
     Some(match kind {
-        ObjectKind::Table => ("r,p", true),
-        ObjectKind::ForeignTable => ("f", true),
-        ObjectKind::View => ("v", true),
-        ObjectKind::MaterializedView => ("m", true),
-        ObjectKind::Sequence => ("S", false),
-        ObjectKind::Index => ("i,I", false),
+        ObjectKind::Table => "r,p",
+        ObjectKind::ForeignTable => "f",
+        ObjectKind::View => "v",
+        ObjectKind::MaterializedView => "m",
         _ => return None,
     })
 }
@@ -185,14 +185,8 @@ pub async fn in_the_way(
 ) -> Result<Vec<String>> {
     let mut needs = Vec::new();
     for o in objects {
-        if let (Some(schema), Some((kinds, row_type))) = (plan.target_schema(o), relkinds(o.kind)) {
-            needs.push((
-                schema,
-                o.name.as_str(),
-                kinds,
-                row_type,
-                plan.target_identity(o),
-            ));
+        if let (Some(schema), Some(kinds)) = (plan.target_schema(o), relkinds(o.kind)) {
+            needs.push((schema, o.name.as_str(), kinds, plan.target_identity(o)));
         }
     }
     if needs.is_empty() {
@@ -201,9 +195,8 @@ pub async fn in_the_way(
     let schemas: Vec<&str> = needs.iter().map(|n| n.0).collect();
     let names: Vec<&str> = needs.iter().map(|n| n.1).collect();
     let kinds: Vec<&str> = needs.iter().map(|n| n.2).collect();
-    let row_types: Vec<bool> = needs.iter().map(|n| n.3).collect();
     let rows = client
-        .query(IN_THE_WAY, &[&schemas, &names, &kinds, &row_types])
+        .query(IN_THE_WAY, &[&schemas, &names, &kinds])
         .await
         .map_err(|e| Error::pg("checking the names the restore needs in the target", e))?;
     let mut found = Vec::new();
@@ -212,7 +205,7 @@ pub async fn in_the_way(
             .into_iter()
             .flatten()
         {
-            found.push(format!("{holder} (the name of {})", need.4));
+            found.push(format!("{holder} (the name of {})", need.3));
         }
     }
     Ok(found)
