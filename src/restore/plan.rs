@@ -536,6 +536,56 @@ pub(crate) fn parse_sections(sections: &Sections) -> Result<(SchemaModel, Vec<Se
     Ok((model, sequences))
 }
 
+/// The refreshes in `set` of materialized views that read (directly or
+/// through views and other materialized views) a table or materialized
+/// view whose rows this selective restore does not bring: refreshed, such
+/// a view would come back empty, or fail on an unpopulated one. They are
+/// left out of `set`, the views left unpopulated, and reported.
+fn unfillable_refreshes(
+    model: &SchemaModel,
+    chosen: &BTreeSet<u32>,
+    set: &mut BTreeSet<u32>,
+) -> Vec<String> {
+    let mut skipped = Vec::new();
+    let refreshes: Vec<&DbObject> = model
+        .objects
+        .iter()
+        .filter(|o| o.kind == ObjectKind::MatviewRefresh && set.contains(&o.id))
+        .collect();
+    for r in refreshes {
+        let Some(mv) = r.belongs_to else { continue };
+        let mut unfilled = BTreeSet::new();
+        let mut seen = BTreeSet::from([mv]);
+        let mut stack = vec![mv];
+        while let Some(id) = stack.pop() {
+            for &d in &model.object(id).deps {
+                let Some(dep) = model.objects.get(d as usize) else {
+                    continue;
+                };
+                let reads_rows =
+                    matches!(dep.kind, ObjectKind::Table | ObjectKind::MaterializedView);
+                if reads_rows && !chosen.contains(&d) {
+                    unfilled.insert(dep.identity.clone());
+                } else if matches!(dep.kind, ObjectKind::View | ObjectKind::MaterializedView)
+                    && seen.insert(d)
+                {
+                    stack.push(d);
+                }
+            }
+        }
+        if !unfilled.is_empty() {
+            set.remove(&r.id);
+            skipped.push(format!(
+                "{} (it reads {}, whose rows this restore does not bring: the view is left \
+                 unpopulated; choose those with --table too to fill it)",
+                r.identity,
+                unfilled.into_iter().collect::<Vec<_>>().join(", ")
+            ));
+        }
+    }
+    skipped
+}
+
 /// [`build`] from sections already parsed.
 pub(crate) fn build_parsed(
     model: SchemaModel,
@@ -667,6 +717,7 @@ pub(crate) fn build_parsed(
             }
         }
         let mut set: BTreeSet<u32> = closure.objects.iter().copied().collect();
+        skipped.extend(unfillable_refreshes(&model, &chosen, &mut set));
         // Whole schemas bring their schema object even without tables.
         for s in &opts.schemas {
             let p = Pattern::schema(s).map_err(Error::Usage)?;
