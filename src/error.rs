@@ -166,7 +166,8 @@ pub enum Error {
     #[error("{0}")]
     KmsKeyState(String),
 
-    /// No AWS credentials could be loaded for S3 or KMS; the message names
+    /// No AWS credentials (or no region) could be loaded for S3 or KMS: the
+    /// environment's configuration, not the command line. The message names
     /// the ways of giving them (never a credential).
     #[error("{0}")]
     AwsCredentials(String),

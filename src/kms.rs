@@ -56,7 +56,7 @@ impl Kms {
     pub async fn from_env() -> Result<Kms> {
         let conf = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
         if conf.region().is_none() {
-            return Err(Error::Usage(
+            return Err(Error::AwsCredentials(
                 "no AWS region for KMS: set AWS_REGION or a region in the AWS profile".into(),
             ));
         }

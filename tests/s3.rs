@@ -1321,3 +1321,37 @@ async fn kms_unreachable_on_reading_is_not_a_wrong_key() {
     }
     assert!(table_contents(pg, &dst).is_empty());
 }
+
+/// No AWS region anywhere (no variable, no profile): a configuration
+/// error, exit 1 with the way to give one, not a usage error (exit 2).
+#[test]
+fn no_region_is_a_configuration_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let none = dir.path().join("none");
+    for args in [
+        &["list", "--repo", "s3://pgsnap-test-bucket/prod"][..],
+        &[
+            "backup",
+            "--db",
+            "postgres://nobody@127.0.0.1:1/x",
+            "--repo",
+            &dir.path().join("repo").to_string_lossy(),
+            "--kms-key-id",
+            "alias/x",
+        ][..],
+    ] {
+        let out = common::scrubbed(Command::new(env!("CARGO_BIN_EXE_pgsnap")).args(args))
+            .env_remove("AWS_REGION")
+            .env_remove("AWS_DEFAULT_REGION")
+            .env_remove("AWS_PROFILE")
+            .env("AWS_CONFIG_FILE", &none)
+            .env("AWS_SHARED_CREDENTIALS_FILE", &none)
+            .output()
+            .unwrap();
+        let err = common::failure_stderr(&out, 1);
+        assert!(
+            err.contains("no AWS region") && err.contains("AWS_REGION"),
+            "{args:?}: {err}"
+        );
+    }
+}

@@ -453,7 +453,7 @@ impl S3Storage {
     pub async fn client_from_env() -> Result<Client> {
         let conf = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
         if conf.region().is_none() {
-            return Err(Error::Usage(
+            return Err(Error::AwsCredentials(
                 "no AWS region for the S3 repository: set AWS_REGION or a region in the AWS \
                  profile"
                     .into(),
