@@ -81,20 +81,98 @@ pub async fn existing(client: &Client, objects: &[&DbObject]) -> Result<Existing
     let target = read_schema_with(client, &ReadOptions { lock_tables: false })
         .await
         .map_err(|e| Error::Schema(format!("reading the target's definitions: {e}")))?;
-    let theirs: HashMap<&str, &str> = target
+    let theirs: HashMap<String, &str> = target
         .objects
         .iter()
         .filter(|o| compared(o.kind))
-        .map(|o| (o.identity.as_str(), o.create.as_str()))
+        .map(|o| (signature(&o.identity), o.create.as_str()))
         .collect();
     for o in ours {
-        match theirs.get(o.identity.as_str()) {
+        match theirs.get(&signature(&o.identity)) {
             Some(create) if *create == o.create => found.same.push(o.id),
             Some(_) => found.differing.push(o.id),
             None => {}
         }
     }
     Ok(found)
+}
+
+/// What names an object in the target: its identity, but for a function,
+/// procedure or aggregate without its arguments' names, which the
+/// signature does not include (`f(x int)` and `f(y int)` are one function
+/// to the server). The catalog reader writes arguments as
+/// `[MODE ]["name" ]type` with every identifier quoted, and a type's first
+/// quoted part is followed by a dot or ends it, never by a space.
+fn signature(identity: &str) -> String {
+    let Some(open) = outside_quotes(identity, |c| c == '(').first().copied() else {
+        return identity.to_string();
+    };
+    if !identity.ends_with(')') || !identity[..open].contains(' ') {
+        return identity.to_string();
+    }
+    let args = &identity[open + 1..identity.len() - 1];
+    let mut out = identity[..=open].to_string();
+    let mut start = 0;
+    let mut cuts = outside_quotes(args, |c| c == ',');
+    cuts.push(args.len());
+    for (i, end) in cuts.into_iter().enumerate() {
+        let arg = args[start..end].trim();
+        start = end + 1;
+        if i > 0 {
+            out.push_str(", ");
+        }
+        let (mode, rest) = match arg.split_once(' ') {
+            Some((m, rest)) if matches!(m, "IN" | "OUT" | "INOUT" | "VARIADIC") => (Some(m), rest),
+            _ => (None, arg),
+        };
+        if let Some(m) = mode {
+            out.push_str(m);
+            out.push(' ');
+        }
+        out.push_str(without_name(rest));
+    }
+    out.push(')');
+    out
+}
+
+/// `"name" type` -> `type`; a type alone stays.
+fn without_name(arg: &str) -> &str {
+    if !arg.starts_with('"') {
+        return arg;
+    }
+    // The closing quote of the leading identifier (a doubled quote is part
+    // of it).
+    let b = arg.as_bytes();
+    let mut i = 1;
+    while i < b.len() {
+        if b[i] == b'"' {
+            if b.get(i + 1) == Some(&b'"') {
+                i += 2;
+                continue;
+            }
+            break;
+        }
+        i += 1;
+    }
+    match b.get(i + 1) {
+        Some(b' ') => arg[i + 2..].trim_start(),
+        _ => arg,
+    }
+}
+
+/// Byte offsets of the characters `hit` picks that are outside double
+/// quotes.
+fn outside_quotes(s: &str, hit: impl Fn(char) -> bool) -> Vec<usize> {
+    let mut quoted = false;
+    s.char_indices()
+        .filter(|&(_, c)| {
+            if c == '"' {
+                quoted = !quoted;
+            }
+            !quoted && hit(c)
+        })
+        .map(|(i, _)| i)
+        .collect()
 }
 
 /// The sequences of a selective restore that no table it restores owns.
@@ -111,4 +189,39 @@ pub fn sequences(plan: &Plan) -> HashSet<u32> {
         .filter(|o| o.kind == ObjectKind::Sequence && !owned.contains(&o.id))
         .map(|o| o.id)
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::signature;
+
+    #[test]
+    fn signatures_leave_out_argument_names() {
+        for (identity, sig) in [
+            (
+                r#"function "public"."f2"("x" integer)"#,
+                r#"function "public"."f2"(integer)"#,
+            ),
+            (
+                r#"function "public"."f2"(integer)"#,
+                r#"function "public"."f2"(integer)"#,
+            ),
+            (
+                r#"function "a"."f(x)"("y z" "app"."mood", VARIADIC "n" integer[], "public"."t")"#,
+                r#"function "a"."f(x)"("app"."mood", VARIADIC integer[], "public"."t")"#,
+            ),
+            (
+                r#"procedure "p"."q"(INOUT "a""b" text, character varying)"#,
+                r#"procedure "p"."q"(INOUT text, character varying)"#,
+            ),
+            (r#"aggregate "s"."agg"(*)"#, r#"aggregate "s"."agg"(*)"#),
+            (r#"type "s"."t""#, r#"type "s"."t""#),
+            (
+                r#"cast (integer AS "s"."t")"#,
+                r#"cast (integer AS "s"."t")"#,
+            ),
+        ] {
+            assert_eq!(signature(identity), sig, "{identity}");
+        }
+    }
 }
