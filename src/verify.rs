@@ -265,6 +265,19 @@ pub async fn run(repo: &Repository, m: &Manifest, creds: &Credentials) -> Result
         ),
         ok: sha == m.archive.sha256,
     });
+    // The index (authenticated) names the backup it was written for: a
+    // manifest pointed at another backup's archive, its hashes copied,
+    // fails here.
+    if let Some(written_for) = summary
+        .as_ref()
+        .and_then(|s| s.index.meta.get("backup_id"))
+        .and_then(|v| v.as_str())
+    {
+        checks.push(Check {
+            what: format!("the archive was written for backup {written_for}"),
+            ok: written_for == m.id,
+        });
+    }
     let mut rows_total = 0;
     let mut tables = 0;
     if let Some(s) = &summary {

@@ -1618,6 +1618,7 @@ fn shared_objects_are_reused_only_when_defined_as_in_the_backup() {
         &db,
         &format!(
             "{alike} COMMENT ON FUNCTION app.twice(int) IS 'the backup''s';
+             CREATE FUNCTION public.twice(n int) RETURNS int LANGUAGE sql AS 'SELECT n * 2';
              CREATE TABLE app.t (id app.pos PRIMARY KEY, m app.mood, d int DEFAULT app.twice(21));
              INSERT INTO app.t VALUES (1, 'happy'), (2, 'sad');"
         ),
@@ -1649,6 +1650,24 @@ fn shared_objects_are_reused_only_when_defined_as_in_the_backup() {
     );
     assert_eq!(table_contents(pg, &same), table_contents(pg, &db));
 
+    // The same signature with another argument name (or none) is the same
+    // function to the server: defined otherwise, not absent.
+    let renamed = pg.create_db("shared_defs_renamed");
+    pg.psql(
+        &renamed,
+        "CREATE FUNCTION twice(int) RETURNS int LANGUAGE sql AS 'SELECT 42'",
+    );
+    let before = pg.schema_dump(&renamed);
+    let err = failure_stderr(
+        &restore_output(pg, &w, "latest", &renamed, &["--dry-run"]),
+        1,
+    );
+    assert!(
+        err.contains("defined otherwise than in the backup: function \"public\".\"twice\""),
+        "{err}"
+    );
+    assert_eq!(pg.schema_dump(&renamed), before);
+
     let other = pg.create_db("shared_defs_other");
     pg.psql(&other, &defs("'sad', 'ok'", "3"));
     let before = pg.schema_dump(&other);
@@ -1670,7 +1689,8 @@ fn shared_objects_are_reused_only_when_defined_as_in_the_backup() {
 /// edited to match it): the restore refuses before any change, naming the
 /// mismatch, instead of restoring the other backup and reporting that its
 /// row counts match. Copying the other archive's id over too still leaves
-/// its tables and rows, which the restore compares with the manifest's.
+/// the backup id its (authenticated) index was written for, which would
+/// catch an older archive of the same database with the same rows as well.
 #[test]
 fn a_manifest_pointed_at_another_archive_is_refused() {
     let pg = pg();
@@ -1703,8 +1723,16 @@ fn a_manifest_pointed_at_another_archive_is_refused() {
     std::fs::write(manifest_of(&s.id), ours.to_string()).unwrap();
     let err = failure_stderr(&restore(&s, &s.w.key(), &dst, &["--dry-run"]), 1);
     assert!(
-        err.contains("it holds 1 rows of table \"public\".\"t\", the manifest says nothing of it"),
+        err.contains(&format!("it was written for backup {other}")),
         "{err}"
+    );
+    // verify says so too (size and checksum now match the manifest).
+    let v = verify(&s);
+    let report = String::from_utf8_lossy(&v.stdout);
+    assert_eq!(v.status.code(), Some(1), "{report}");
+    assert!(
+        report.contains(&format!("the archive was written for backup {other}")),
+        "{report}"
     );
     assert_eq!(relations(pg, &dst), 0, "target was changed");
 }
@@ -1724,7 +1752,11 @@ fn forced_row_security_restores_as_a_non_superuser_owner() {
          INSERT INTO notes SELECT g, 'u' || (g % 3), md5(g::text) FROM generate_series(1, 30000) g;
          CREATE POLICY mine ON notes USING (author = current_user);
          ALTER TABLE notes ENABLE ROW LEVEL SECURITY;
-         ALTER TABLE notes FORCE ROW LEVEL SECURITY;",
+         ALTER TABLE notes FORCE ROW LEVEL SECURITY;
+         CREATE TABLE replies (id int PRIMARY KEY, note int REFERENCES notes);
+         INSERT INTO replies SELECT g, g FROM generate_series(1, 500) g;
+         ALTER TABLE replies ENABLE ROW LEVEL SECURITY;
+         ALTER TABLE replies FORCE ROW LEVEL SECURITY;",
     );
     let w = Workdir::new();
     backup(pg, &db, &w, &["--chunk-size", "64KiB"]);
@@ -1766,6 +1798,19 @@ fn forced_row_security_restores_as_a_non_superuser_owner() {
             )
             .trim(),
             "t|t|30000",
+            "--jobs {jobs}"
+        );
+        // Its foreign key was validated (a query on both tables) with the
+        // flags lifted, and is there.
+        assert_eq!(
+            pg.psql(
+                &dst,
+                "SELECT relforcerowsecurity, (SELECT count(*) FROM pg_constraint \
+                 WHERE conrelid = c.oid AND contype = 'f') FROM pg_class c \
+                 WHERE oid = 'replies'::regclass"
+            )
+            .trim(),
+            "t|1",
             "--jobs {jobs}"
         );
     }

@@ -1,6 +1,7 @@
 //! The data phase: authenticate every chunk first, then load tables over
 //! parallel `COPY ... FROM STDIN`, several streams into one big table.
 
+use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -18,6 +19,7 @@ use crate::pg::transcode::{Kind, Transcoder};
 use crate::pg::unpad::Unpadder;
 use crate::progress::{Event, Progress};
 use crate::repo::reader::StoredArchive;
+use crate::schema::DbObject;
 
 use super::plan::{Plan, PlannedTable};
 use super::units::{Source, Unit};
@@ -170,6 +172,40 @@ fn tampered(e: Error, what: &str, refs: &[ChunkRef]) -> Error {
         )),
         (e, _, _) => e,
     }
+}
+
+/// A foreign key's validation is a query on both of its tables, which
+/// `FORCE ROW LEVEL SECURITY` subjects to their owner's policies (an error
+/// under `row_security = off`) when the restoring role owns them and is not
+/// a superuser. As for the loads, the flag is lifted around it: the
+/// statements join the constraint's in one query string, which the server
+/// runs as one transaction, so no other session sees it lifted.
+pub(super) fn lift_forced_row_security(plan: &Plan, fk: &DbObject, stmts: &mut [String]) {
+    let forced: BTreeSet<String> = [fk.belongs_to, fk.references]
+        .into_iter()
+        .flatten()
+        .filter_map(|id| plan.model.owning_relation(id))
+        .filter_map(|id| {
+            plan.tables
+                .iter()
+                .find(|t| t.object_id == id && t.force_rls)
+        })
+        .map(|t| qualified(&t.schema, &t.name))
+        .collect();
+    let Some(first) = stmts.first_mut().filter(|_| !forced.is_empty()) else {
+        return;
+    };
+    let mut sql = String::new();
+    for t in &forced {
+        sql.push_str(&format!(
+            "ALTER TABLE ONLY {t} NO FORCE ROW LEVEL SECURITY; "
+        ));
+    }
+    sql.push_str(first.trim_end().trim_end_matches(';'));
+    for t in &forced {
+        sql.push_str(&format!("; ALTER TABLE ONLY {t} FORCE ROW LEVEL SECURITY"));
+    }
+    *first = sql;
 }
 
 /// `COPY ... FROM STDIN` for a table, in `format`, with FREEZE when asked

@@ -386,6 +386,12 @@ fn check_against_manifest(archive: &StoredArchive, m: &Manifest) -> Result<()> {
             m.archive.archive_id
         )));
     }
+    // The index (authenticated) names the backup it was written for.
+    if let Some(written_for) = archive.index.meta.get("backup_id").and_then(|v| v.as_str()) {
+        if written_for != m.id {
+            return Err(wrong(format!("it was written for backup {written_for}")));
+        }
+    }
     let expected = manifest_rows(m);
     let mut tables = 0;
     for e in archive.entries_of_kind(kind::TABLE) {

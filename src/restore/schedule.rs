@@ -424,6 +424,9 @@ pub async fn run(
             let session = idle.pop().expect("checked non-empty");
             let o = plan.object(id);
             let mut stmts = statements(plan, o, opts, target_db);
+            if o.kind == ObjectKind::ForeignKey {
+                data::lift_forced_row_security(plan, o, &mut stmts);
+            }
             // While other jobs still load data, an index build keeps to its
             // own core: parallel workers would only take CPU from the COPY
             // streams, which are the longest tasks. Once the loads are done

@@ -35,18 +35,7 @@ impl SchemaModel {
                 None => out.unknown_tables.push(t.clone()),
             }
         }
-        // The relation an object belongs to, following chains (an index
-        // attach belongs to the child index, which belongs to a table).
-        let owning_relation = |mut id: u32| -> Option<u32> {
-            for _ in 0..8 {
-                let o = self.object(id);
-                if o.kind.is_relation() {
-                    return Some(id);
-                }
-                id = o.belongs_to?;
-            }
-            None
-        };
+        let owning_relation = |id: u32| self.owning_relation(id);
         let mut taken: BTreeSet<u32> = wanted.clone();
         let mut stack: Vec<u32> = wanted.iter().copied().collect();
         for o in &self.objects {

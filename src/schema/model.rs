@@ -361,6 +361,19 @@ impl SchemaModel {
         &self.objects[id as usize]
     }
 
+    /// The relation object `id` is or belongs to, following chains (an
+    /// index attach belongs to the child index, which belongs to a table).
+    pub fn owning_relation(&self, mut id: u32) -> Option<u32> {
+        for _ in 0..8 {
+            let o = self.objects.get(id as usize)?;
+            if o.kind.is_relation() {
+                return Some(id);
+            }
+            id = o.belongs_to?;
+        }
+        None
+    }
+
     /// A model holding only the objects in `keep` (for instance a closure's
     /// `objects`), renumbered so ids stay indexes: dependencies, links and
     /// the data-phase lists are remapped, and entries whose object is gone
