@@ -197,15 +197,20 @@ pub(super) fn lift_forced_row_security(plan: &Plan, fk: &DbObject, stmts: &mut [
     };
     let mut sql = String::new();
     for t in &forced {
-        sql.push_str(&format!(
-            "ALTER TABLE ONLY {t} NO FORCE ROW LEVEL SECURITY; "
-        ));
+        sql.push_str(&format!("{}; ", force_row_security(t, false)));
     }
     sql.push_str(first.trim_end().trim_end_matches(';'));
     for t in &forced {
-        sql.push_str(&format!("; ALTER TABLE ONLY {t} FORCE ROW LEVEL SECURITY"));
+        sql.push_str(&format!("; {}", force_row_security(t, true)));
     }
     *first = sql;
+}
+
+/// The statement setting (`on`) or lifting a table's `FORCE ROW LEVEL
+/// SECURITY`, for the loads and foreign keys of `PlannedTable::force_rls`.
+fn force_row_security(table: &str, on: bool) -> String {
+    let no = if on { "" } else { "NO " };
+    format!("ALTER TABLE ONLY {table} {no}FORCE ROW LEVEL SECURITY")
 }
 
 /// `COPY ... FROM STDIN` for a table, in `format`, with FREEZE when asked
@@ -500,10 +505,8 @@ where
         begin.to_string()
     };
     let commit = if load.force_rls {
-        begin.push_str(&format!(
-            "; ALTER TABLE ONLY {table} NO FORCE ROW LEVEL SECURITY"
-        ));
-        format!("ALTER TABLE ONLY {table} FORCE ROW LEVEL SECURITY; {commit}")
+        begin.push_str(&format!("; {}", force_row_security(table, false)));
+        format!("{}; {commit}", force_row_security(table, true))
     } else {
         commit.to_string()
     };
