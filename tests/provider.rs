@@ -264,7 +264,7 @@ fn an_owner_out_of_the_restoring_roles_reach_is_refused_before_any_change() {
         "postgres",
         &format!("ALTER DATABASE \"{dst}\" OWNER TO prov_restorer"),
     );
-    let url = pg.url(&dst).replacen("postgres@", "prov_restorer@", 1);
+    let url = pg.url_as("prov_restorer", &dst);
     let (repo, key) = (w.repo(), w.key());
     let restore = |extra: &[&str]| {
         let mut args = vec![

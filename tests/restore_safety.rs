@@ -7,8 +7,8 @@ mod common;
 use std::io::{Read, Seek, SeekFrom, Write};
 
 use common::{
-    backup, failure_stderr, normalise, pg, pgsnap, pgsnap_ok, restore_json, restore_output,
-    restore_report, table_contents, Cluster, Workdir,
+    backup, failure_stderr, normalise, pg, pgsnap, pgsnap_ok, restore_command_at, restore_json,
+    restore_output, restore_report, table_contents, Cluster, Workdir,
 };
 
 const DATA: &str = r#"
@@ -1760,36 +1760,22 @@ fn forced_row_security_restores_as_a_non_superuser_owner() {
     );
     let w = Workdir::new();
     backup(pg, &db, &w, &["--chunk-size", "64KiB"]);
-    pg.psql(
-        "postgres",
-        "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'pgsnap_rls_owner') \
-         THEN CREATE ROLE pgsnap_rls_owner LOGIN; END IF; END $$",
-    );
+    pg.login_role("pgsnap_rls_owner");
     let dst = pg.create_db("force_rls_dst");
     pg.psql(
         "postgres",
         &format!("ALTER DATABASE \"{dst}\" OWNER TO pgsnap_rls_owner"),
     );
-    let url = format!("postgres://pgsnap_rls_owner@127.0.0.1:{}/{dst}", pg.port);
+    let url = pg.url_as("pgsnap_rls_owner", &dst);
     for jobs in ["1", "2"] {
-        let (repo, key) = (w.repo(), w.key());
-        let mut args = vec![
-            "restore",
-            "--repo",
-            &repo,
-            "--key-file",
-            &key,
-            "latest",
-            "--db",
-            &url,
-            "--no-owner",
-            "--jobs",
-            jobs,
-        ];
+        let mut extra = vec!["--no-owner", "--jobs", jobs];
         if jobs == "2" {
-            args.push("--clean");
+            extra.push("--clean");
         }
-        pgsnap_ok(&args);
+        let out = restore_command_at(&w, "latest", &url, &extra)
+            .output()
+            .unwrap();
+        restore_report(&out, &format!("--jobs {jobs}"));
         assert_eq!(
             pg.psql(
                 &dst,
@@ -2093,32 +2079,26 @@ fn disable_triggers_keeps_the_targets_triggers_from_firing() {
     );
     assert!(err.contains("--data-only"), "{err}");
     // A role that may not set session_replication_role.
-    pg.psql(
-        "postgres",
-        "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'pgsnap_no_replica') \
-         THEN CREATE ROLE pgsnap_no_replica LOGIN; END IF; END $$",
-    );
+    pg.login_role("pgsnap_no_replica");
     let plain = target("disable_triggers_plain");
     pg.psql(
         &plain,
         "GRANT ALL ON items, audit TO pgsnap_no_replica; ALTER TABLE items OWNER TO pgsnap_no_replica",
     );
-    let url = format!("postgres://pgsnap_no_replica@127.0.0.1:{}/{plain}", pg.port);
-    let (repo, key) = (w.repo(), w.key());
-    let out = pgsnap(&[
-        "restore",
-        "--repo",
-        &repo,
-        "--key-file",
-        &key,
+    let url = pg.url_as("pgsnap_no_replica", &plain);
+    let out = restore_command_at(
+        &w,
         "latest",
-        "--db",
         &url,
-        "--data-only",
-        "--disable-triggers",
-        "--table",
-        "public.items",
-    ]);
+        &[
+            "--data-only",
+            "--disable-triggers",
+            "--table",
+            "public.items",
+        ],
+    )
+    .output()
+    .unwrap();
     let err = failure_stderr(&out, 1);
     assert!(
         err.contains("may not set session_replication_role") && err.contains("nothing was changed"),

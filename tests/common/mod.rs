@@ -369,10 +369,25 @@ impl Cluster {
 
     /// A connection URL for `db` as the superuser over TCP.
     pub fn url(&self, db: &str) -> String {
-        format!(
-            "postgres://{}@127.0.0.1:{}/{}",
-            self.superuser, self.port, db
-        )
+        self.url_as(&self.superuser, db)
+    }
+
+    /// A connection URL for `db` as `user` over TCP (trust authentication
+    /// but for the password role).
+    pub fn url_as(&self, user: &str, db: &str) -> String {
+        format!("postgres://{user}@127.0.0.1:{}/{db}", self.port)
+    }
+
+    /// Makes the cluster-wide LOGIN role `name` (no superuser) unless it
+    /// exists; tests running at once may both ask for it.
+    pub fn login_role(&self, name: &str) {
+        self.psql(
+            "postgres",
+            &format!(
+                "DO $$ BEGIN CREATE ROLE {name} LOGIN; \
+                 EXCEPTION WHEN duplicate_object THEN NULL; END $$"
+            ),
+        );
     }
 
     /// A new, empty database with a unique name starting with `prefix`.
@@ -831,11 +846,17 @@ pub fn restore_output(
 
 /// [`restore_json`]'s command, not yet run (to add to its environment).
 pub fn restore_command(pg: &Cluster, w: &Workdir, id: &str, db: &str, extra: &[&str]) -> Command {
-    let (url, repo, key) = (pg.url(db), w.repo(), w.key());
+    restore_command_at(w, id, &pg.url(db), extra)
+}
+
+/// [`restore_command`] into the database `url` names (another user's
+/// connection, say).
+pub fn restore_command_at(w: &Workdir, id: &str, url: &str, extra: &[&str]) -> Command {
+    let (repo, key) = (w.repo(), w.key());
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_pgsnap"));
     scrubbed(&mut cmd)
         .args(["restore", "--repo", &repo, "--key-file", &key, id])
-        .args(["--db", &url, "--json", "-q"])
+        .args(["--db", url, "--json", "-q"])
         .args(extra);
     cmd
 }
