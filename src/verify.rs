@@ -281,11 +281,7 @@ pub async fn run(repo: &Repository, m: &Manifest, creds: &Credentials) -> Result
     let mut rows_total = 0;
     let mut tables = 0;
     if let Some(s) = &summary {
-        let by_name: HashMap<(String, String), u64> = m
-            .tables
-            .iter()
-            .map(|t| ((t.schema.clone(), t.name.clone()), t.rows))
-            .collect();
+        let by_name = crate::restore::manifest_rows(m);
         for e in s.index.entries.iter().filter(|e| e.kind == kind::TABLE) {
             tables += 1;
             let meta: TableMeta = match serde_json::from_value(e.meta.clone()) {
