@@ -2152,3 +2152,72 @@ fn a_materialized_view_chosen_without_its_tables_is_left_unpopulated() {
     assert_eq!(populated(&both), "t");
     assert_eq!(pg.psql(&both, "SELECT n FROM mv").trim(), "5");
 }
+
+/// A relation a selective restore needs only for its definition (the table
+/// a chosen materialized view reads, an inheritance child's parent) is
+/// reused when the live target has it alike, rows and all: `--clean` once
+/// dropped it and made it anew, empty and without its key. Defined
+/// otherwise, it refuses the restore before any change.
+#[test]
+fn a_relation_needed_for_its_definition_is_reused_with_its_rows() {
+    let pg = pg();
+    let db = pg.create_db("defonly");
+    pg.psql(
+        &db,
+        "CREATE TABLE accounts (id int PRIMARY KEY, v int);
+         INSERT INTO accounts SELECT g, g FROM generate_series(1, 10) g;
+         CREATE MATERIALIZED VIEW mv AS SELECT count(*) AS n FROM accounts;
+         CREATE TABLE animal (id int, name text);
+         INSERT INTO animal VALUES (1, 'generic');
+         CREATE TABLE dog (bark text) INHERITS (animal);
+         INSERT INTO dog VALUES (2, 'rex', 'woof'), (3, 'fido', 'arf');",
+    );
+    let w = Workdir::new();
+    backup(pg, &db, &w, &[]);
+    pg.psql(&db, "DROP MATERIALIZED VIEW mv; DROP TABLE dog;");
+    let live = |db: &str| {
+        pg.psql(
+            db,
+            "SELECT (SELECT count(*) FROM accounts), \
+                    (SELECT count(*) FROM ONLY animal), \
+                    (SELECT count(*) FROM pg_constraint WHERE conname = 'accounts_pkey')",
+        )
+        .trim()
+        .to_string()
+    };
+    assert_eq!(live(&db), "10|1|1");
+    for extra in [&[][..], &["--clean"][..]] {
+        let args = [
+            &["--table", "public.mv", "--table", "public.dog"][..],
+            extra,
+        ]
+        .concat();
+        let r = restore_json(pg, &w, "latest", &db, &args);
+        let reused = r["reused"].to_string();
+        assert!(
+            reused.contains("table \\\"public\\\".\\\"accounts\\\"")
+                && reused.contains("table \\\"public\\\".\\\"animal\\\""),
+            "{r}"
+        );
+        assert_eq!(live(&db), "10|1|1", "{extra:?}");
+        assert_eq!(
+            pg.psql(&db, "SELECT string_agg(name, ',' ORDER BY id) FROM animal")
+                .trim(),
+            "generic,rex,fido"
+        );
+        pg.psql(&db, "DROP MATERIALIZED VIEW mv; DROP TABLE dog;");
+    }
+    // Defined otherwise in the target: refused, nothing changed.
+    pg.psql(&db, "ALTER TABLE accounts ADD COLUMN extra int");
+    let before = pg.schema_dump(&db);
+    let err = failure_stderr(
+        &restore_output(pg, &w, "latest", &db, &["--table", "public.mv", "--clean"]),
+        1,
+    );
+    assert!(
+        err.contains("defined otherwise than in the backup: table \"public\".\"accounts\""),
+        "{err}"
+    );
+    assert_eq!(pg.schema_dump(&db), before);
+    assert_eq!(live(&db), "10|1|1");
+}

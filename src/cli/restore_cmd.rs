@@ -29,7 +29,11 @@ fn print_plan(r: &RestoreReport) {
         );
     }
     for o in &plan.pre_data {
-        out!("  {}", o.identity);
+        if r.reused.contains(&o.identity) {
+            out!("  {}  [reused: the target has it]", o.identity);
+        } else {
+            out!("  {}", o.identity);
+        }
     }
     out!("tables:");
     for t in &plan.tables {

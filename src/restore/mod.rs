@@ -186,6 +186,14 @@ pub async fn run(
         if opts.clean {
             report.dropped = checked.would_drop;
         }
+        // What the restore would leave as the target has it (a --clean drop
+        // that takes one along makes it anew).
+        report.reused = plan
+            .pre_data
+            .iter()
+            .filter(|p| checked.existing.contains(&p.id) && !checked.would_drop_ids.contains(&p.id))
+            .map(|p| p.identity.clone())
+            .collect();
         report.bytes_read = archive.bytes_read();
         report.seconds = t0.elapsed().as_secs_f64();
         report.plan = Some(plan);

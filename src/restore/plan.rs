@@ -181,6 +181,12 @@ pub struct Plan {
     /// left out (see `super::provider`).
     #[serde(skip)]
     pub skip_roles: BTreeSet<String>,
+    /// Relations a selective restore takes for their definitions only
+    /// (`Closure::extra_relations`: a table a chosen view reads, an
+    /// inheritance parent): when the target has one defined alike, it is
+    /// reused with its rows, never dropped and made anew empty.
+    #[serde(skip)]
+    pub definition_only: BTreeSet<u32>,
 }
 
 impl Plan {
@@ -615,6 +621,7 @@ pub(crate) fn build_parsed(
     // What else the closure left out (a partition's attachment to a parent
     // not restored): reported with the restore's own omissions.
     let mut skipped = Vec::new();
+    let mut definition_only = BTreeSet::new();
     if full {
         selected = None;
         chosen_tables.extend(model.tables.iter());
@@ -683,6 +690,7 @@ pub(crate) fn build_parsed(
             .map(|t| TableRef::new(t.schema.clone(), t.name.clone()))
             .collect();
         let closure = model.closure(&refs);
+        definition_only.extend(closure.extra_relations.iter().copied());
         skipped_fks = closure
             .skipped_fks
             .iter()
@@ -917,6 +925,7 @@ pub(crate) fn build_parsed(
         skipped,
         large_objects,
         skip_roles: BTreeSet::new(),
+        definition_only,
     })
 }
 

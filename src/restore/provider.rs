@@ -350,6 +350,7 @@ mod tests {
             large_objects: None,
             skipped: vec![],
             skip_roles: BTreeSet::new(),
+            definition_only: BTreeSet::new(),
         }
     }
 

@@ -64,13 +64,21 @@ pub struct Existing {
     pub differing: Vec<u32>,
 }
 
-/// Compares `objects` of the compared kinds with the target's. Reads the
-/// target's catalog only when there are some.
-pub async fn existing(client: &Client, objects: &[&DbObject]) -> Result<Existing> {
+/// Compares `objects` of the compared kinds, and the `relations` the
+/// target was found to have, with the target's. Reads the target's catalog
+/// only when there are some.
+pub async fn existing(
+    client: &Client,
+    objects: &[&DbObject],
+    relations: &HashSet<u32>,
+) -> Result<Existing> {
     let ours: Vec<&DbObject> = objects
         .iter()
         .copied()
-        .filter(|o| compared(o.kind) && o.provider.is_none() && !o.create.trim().is_empty())
+        .filter(|o| {
+            relations.contains(&o.id)
+                || (compared(o.kind) && o.provider.is_none() && !o.create.trim().is_empty())
+        })
         .collect();
     let mut found = Existing::default();
     if ours.is_empty() {
@@ -84,13 +92,15 @@ pub async fn existing(client: &Client, objects: &[&DbObject]) -> Result<Existing
     let theirs: HashMap<String, &str> = target
         .objects
         .iter()
-        .filter(|o| compared(o.kind))
+        .filter(|o| compared(o.kind) || (!relations.is_empty() && o.kind.is_relation()))
         .map(|o| (signature(&o.identity), o.create.as_str()))
         .collect();
     for o in ours {
         match theirs.get(&signature(&o.identity)) {
             Some(create) if *create == o.create => found.same.push(o.id),
             Some(_) => found.differing.push(o.id),
+            // Found by name as a relation of another kind.
+            None if relations.contains(&o.id) => found.differing.push(o.id),
             None => {}
         }
     }

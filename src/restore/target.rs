@@ -28,6 +28,8 @@ pub struct Checked {
     /// What `--clean` would drop as the check found the target (the
     /// drops themselves are worked out again inside the transaction).
     pub would_drop: Vec<String>,
+    /// Of the plan's objects, those among `would_drop`.
+    pub would_drop_ids: HashSet<u32>,
 }
 
 /// Kinds that may already exist in the target with the same definition and
@@ -101,12 +103,18 @@ pub async fn check(client: &Client, plan: &Plan, opts: &RestoreOptions) -> Resul
     // Relations (and the other kinds of `clean::conflict_kind`) must be
     // absent.
     let shared_sequences = shared::sequences(plan);
+    // A relation taken for its definition only is compared below, with the
+    // shared objects: the target's own (a live table a chosen view reads)
+    // is reused, never dropped and made anew without its rows.
+    let mut definitions_found = HashSet::new();
     for (o, addr) in objects
         .iter()
         .zip(clean::find(client, plan, &objects).await?)
     {
         if addr.is_some() && shared_sequences.contains(&o.id) {
             existing.insert(o.id);
+        } else if addr.is_some() && plan.definition_only.contains(&o.id) {
+            definitions_found.insert(o.id);
         } else if addr.is_some_and(|a| conflicting.insert(a)) {
             conflicts.push(o.id);
         }
@@ -149,7 +157,7 @@ pub async fn check(client: &Client, plan: &Plan, opts: &RestoreOptions) -> Resul
     let created: Vec<&DbObject> = objects
         .iter()
         .copied()
-        .filter(|o| !existing.contains(&o.id))
+        .filter(|o| !existing.contains(&o.id) && !definitions_found.contains(&o.id))
         .collect();
     let mut taken = names::in_the_way(client, plan, &created).await?;
     taken.extend(names::taken(client, plan, &created, &conflicting).await?);
@@ -163,7 +171,8 @@ pub async fn check(client: &Client, plan: &Plan, opts: &RestoreOptions) -> Resul
             first_of(&taken, 12)
         )));
     }
-    let shared::Existing { same, differing } = shared::existing(client, &objects).await?;
+    let shared::Existing { same, differing } =
+        shared::existing(client, &objects, &definitions_found).await?;
     existing.extend(same);
     if !conflicts.is_empty() && !opts.clean {
         let names: Vec<String> = conflicts
@@ -205,6 +214,7 @@ pub async fn check(client: &Client, plan: &Plan, opts: &RestoreOptions) -> Resul
         )));
     }
     let would_drop = drops.dropped;
+    let would_drop_ids = drops.ids.into_iter().collect();
     let uses = named_roles(plan, opts);
     let missing = missing_roles(client, &uses).await?;
     if !missing.is_empty() {
@@ -249,6 +259,7 @@ pub async fn check(client: &Client, plan: &Plan, opts: &RestoreOptions) -> Resul
         existing,
         target_db,
         would_drop,
+        would_drop_ids,
     })
 }
 
