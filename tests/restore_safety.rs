@@ -2221,3 +2221,65 @@ fn a_relation_needed_for_its_definition_is_reused_with_its_rows() {
     assert_eq!(pg.schema_dump(&db), before);
     assert_eq!(live(&db), "10|1|1");
 }
+
+/// `--data-only --table` sets the sequences the table owns, and leaves a
+/// shared one (another table's default draws from it too) at the target's
+/// state: set back, it handed out ids the other table held. A sequence it
+/// would set that the target lacks is refused before any row loads.
+#[test]
+fn data_only_table_sets_only_its_own_sequences() {
+    let pg = pg();
+    let db = pg.create_db("seq_do");
+    pg.psql(
+        &db,
+        "CREATE SEQUENCE shared_seq START 100;
+         CREATE TABLE customer (id int PRIMARY KEY DEFAULT nextval('shared_seq'), n serial);
+         CREATE TABLE supplier (id int PRIMARY KEY DEFAULT nextval('shared_seq'));
+         CREATE TABLE plain (id int GENERATED ALWAYS AS IDENTITY, v int);
+         INSERT INTO customer SELECT FROM generate_series(1, 5);
+         INSERT INTO plain (v) VALUES (1), (2);",
+    );
+    let w = Workdir::new();
+    backup(pg, &db, &w, &[]);
+    pg.psql(
+        &db,
+        "INSERT INTO supplier SELECT FROM generate_series(1, 10);
+         TRUNCATE customer; SELECT setval('customer_n_seq', 1, false);",
+    );
+    restore_json(
+        pg,
+        &w,
+        "latest",
+        &db,
+        &["--table", "public.customer", "--data-only"],
+    );
+    assert_eq!(
+        pg.psql(
+            &db,
+            "SELECT (SELECT last_value FROM shared_seq), (SELECT last_value FROM customer_n_seq), \
+             (SELECT count(*) FROM customer)"
+        )
+        .trim(),
+        "114|5|5"
+    );
+    // A sequence the target lacks: refused before any row loads.
+    pg.psql(
+        &db,
+        "TRUNCATE plain; ALTER TABLE plain ALTER id DROP IDENTITY",
+    );
+    let err = failure_stderr(
+        &restore_output(
+            pg,
+            &w,
+            "latest",
+            &db,
+            &["--table", "public.plain", "--data-only"],
+        ),
+        1,
+    );
+    assert!(
+        err.contains("it lacks 1: sequence \"public\".\"plain_id_seq\"; nothing was changed"),
+        "{err}"
+    );
+    assert_eq!(pg.psql(&db, "SELECT count(*) FROM plain").trim(), "0");
+}

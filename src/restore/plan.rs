@@ -868,12 +868,29 @@ pub(crate) fn build_parsed(
             .iter()
             .map(|s| (s.schema.clone(), s.name.clone()))
             .collect(),
-        Some(set) => model
-            .sequences
-            .iter()
-            .filter(|s| set.contains(&s.object_id))
-            .map(|s| (s.schema.clone(), s.name.clone()))
-            .collect(),
+        Some(set) => {
+            // With --data-only, only the sequences the chosen tables own
+            // (identity ones carry their table's id): a shared one goes on
+            // from the target's state, as when a restore reuses it
+            // (`shared::sequences`); set back, it would hand out numbers
+            // the target's other tables hold.
+            let owners: BTreeSet<u32> = chosen_tables.iter().map(|t| t.object_id).collect();
+            let owned: BTreeSet<u32> = model
+                .objects
+                .iter()
+                .filter(|o| o.kind == ObjectKind::SequenceOwnedBy)
+                .filter(|o| o.belongs_to.is_some_and(|t| owners.contains(&t)))
+                .flat_map(|o| o.deps.iter().copied())
+                .chain(owners.iter().copied())
+                .collect();
+            model
+                .sequences
+                .iter()
+                .filter(|s| set.contains(&s.object_id))
+                .filter(|s| !opts.data_only || owned.contains(&s.object_id))
+                .map(|s| (s.schema.clone(), s.name.clone()))
+                .collect()
+        }
     };
     let large_objects = if full && !opts.schema_only {
         entries_of_kind(kind::LARGE_OBJECTS)

@@ -411,6 +411,28 @@ pub async fn check_data_only_tables(client: &Client, plan: &Plan) -> Result<()> 
             ),
         })
         .collect();
+    let mut missing = missing;
+    // The sequences it sets afterwards: found missing only then, the rows
+    // would already be committed.
+    let sequences: Vec<String> = plan
+        .sequences
+        .iter()
+        .map(|s| qualified(&s.schema, &s.name))
+        .collect();
+    let rows = client
+        .query(
+            "SELECT s FROM unnest($1::text[]) WITH ORDINALITY u(s, i)
+              WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_class c
+                                 WHERE c.oid = pg_catalog.to_regclass(u.s) AND c.relkind = 'S')
+              ORDER BY u.i",
+            &[&sequences],
+        )
+        .await
+        .map_err(|e| Error::pg("checking the target's sequences for --data-only", e))?;
+    missing.extend(
+        rows.iter()
+            .map(|r| format!("sequence {}", r.get::<_, &str>(0))),
+    );
     if missing.is_empty() {
         return Ok(());
     }
