@@ -2283,3 +2283,44 @@ fn data_only_table_sets_only_its_own_sequences() {
     );
     assert_eq!(pg.psql(&db, "SELECT count(*) FROM plain").trim(), "0");
 }
+
+/// Event triggers are created after everything else: created sooner, one
+/// that refuses DDL failed the restore's own index builds, and one that
+/// logs DDL wrote rows the backup does not have.
+#[test]
+fn event_triggers_come_last_and_see_none_of_the_restore() {
+    let pg = pg();
+    let src = pg.create_db("evt_src");
+    pg.psql(
+        &src,
+        "CREATE TABLE t1 (id int PRIMARY KEY, v text);
+         INSERT INTO t1 SELECT g, g::text FROM generate_series(1, 100) g;
+         CREATE TABLE ddl_log (tag text);
+         INSERT INTO ddl_log VALUES ('before');
+         CREATE FUNCTION log_ddl() RETURNS event_trigger LANGUAGE plpgsql AS
+           $$ BEGIN INSERT INTO public.ddl_log VALUES (tg_tag); END $$;
+         CREATE FUNCTION no_ddl() RETURNS event_trigger LANGUAGE plpgsql AS
+           $$ BEGIN RAISE EXCEPTION 'DDL blocked: %', tg_tag; END $$;
+         CREATE EVENT TRIGGER log_it ON ddl_command_end EXECUTE FUNCTION log_ddl();
+         CREATE EVENT TRIGGER block_ddl ON ddl_command_start EXECUTE FUNCTION no_ddl();",
+    );
+    let w = Workdir::new();
+    backup(pg, &src, &w, &[]);
+    for jobs in ["1", "2"] {
+        let dst = pg.create_db(&format!("evt_dst_{jobs}"));
+        restore_json(pg, &w, "latest", &dst, &["--jobs", jobs]);
+        assert_eq!(
+            pg.psql(&dst, "SELECT string_agg(tag, ',') FROM ddl_log")
+                .trim(),
+            "before"
+        );
+        assert_eq!(
+            pg.psql(
+                &dst,
+                "SELECT string_agg(evtname, ',' ORDER BY evtname) FROM pg_event_trigger"
+            )
+            .trim(),
+            "block_ddl,log_it"
+        );
+    }
+}

@@ -282,6 +282,7 @@ pub async fn run(
         }
         data::load_large_objects(&archive, &plan, &session.client, one).await?;
         target::set_sequences(&session.client, &plan, &checked).await?;
+        target::create_event_triggers(&session.client, &plan, opts, &checked.target_db).await?;
         if one {
             session
                 .client

@@ -284,7 +284,13 @@ pub async fn run(
     let locks = Locks::new(plan);
     let simple = simple_tables(plan);
 
-    let ids: Vec<u32> = plan.post_data.iter().map(|p| p.id).collect();
+    // Event triggers come last, after this (`target::create_event_triggers`).
+    let ids: Vec<u32> = plan
+        .post_data
+        .iter()
+        .filter(|p| p.kind != ObjectKind::EventTrigger)
+        .map(|p| p.id)
+        .collect();
     let in_set: HashSet<u32> = ids.iter().copied().collect();
     // Remaining in-set dependencies of each object.
     let mut waiting: HashMap<u32, HashSet<u32>> = ids

@@ -682,6 +682,32 @@ fn is_duplicate(e: &tokio_postgres::Error) -> bool {
     )
 }
 
+/// Creates the restore's event triggers, after everything else, as
+/// pg_dump orders them: created sooner, they would fire on the restore's
+/// own statements (an index build, a grant) and could refuse them, or
+/// write rows the backup does not have.
+pub async fn create_event_triggers(
+    client: &Client,
+    plan: &Plan,
+    opts: &RestoreOptions,
+    target_db: &str,
+) -> Result<()> {
+    for p in plan
+        .post_data
+        .iter()
+        .filter(|p| p.kind == ObjectKind::EventTrigger)
+    {
+        let o = plan.object(p.id);
+        for s in statements(plan, o, opts, target_db) {
+            client
+                .batch_execute(&s)
+                .await
+                .map_err(|e| Error::pg(format!("restoring {}", o.identity), e))?;
+        }
+    }
+    Ok(())
+}
+
 /// Sets every restored sequence to its state at the backup's snapshot.
 pub async fn set_sequences(client: &Client, plan: &Plan, checked: &Checked) -> Result<()> {
     // A shared sequence the target already has goes on from its own state.
