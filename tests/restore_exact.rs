@@ -18,6 +18,16 @@ use common::{
 const LARGE_OBJECTS_SQL: &str = "SELECT l.oid, l.lomowner::regrole, l.lomacl, md5(lo_get(l.oid)), \
     obj_description(l.oid, 'pg_largeobject') FROM pg_largeobject_metadata l ORDER BY 1";
 
+/// The database's own properties (its name aside), which pg_dump
+/// --schema-only leaves out. Grants in any order: a `--clean` rerun's
+/// REVOKE and GRANT list them anew.
+const DATABASE_SQL: &str = "SELECT coalesce(r.rolname, ''), s.setconfig FROM pg_db_role_setting s \
+    LEFT JOIN pg_roles r ON r.oid = s.setrole WHERE s.setdatabase = \
+    (SELECT oid FROM pg_database WHERE datname = current_database()) \
+    UNION ALL SELECT 'acl', ARRAY[(SELECT array_agg(a::text ORDER BY a::text) FROM unnest(datacl) a)::text, \
+    shobj_description(oid, 'pg_database')] \
+    FROM pg_database WHERE datname = current_database() ORDER BY 1";
+
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/schema_fixtures")
@@ -97,6 +107,11 @@ fn assert_same(stem: &str, src: &str, dst: &str) {
         pg.psql(src, LARGE_OBJECTS_SQL),
         pg.psql(dst, LARGE_OBJECTS_SQL),
         "{stem}: large objects"
+    );
+    assert_eq!(
+        pg.psql(src, DATABASE_SQL),
+        pg.psql(dst, DATABASE_SQL),
+        "{stem}: the database's settings, grants and comment"
     );
 }
 

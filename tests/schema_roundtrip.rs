@@ -275,7 +275,7 @@ fn kinds_roundtrip() {
         .objects
         .iter()
         .any(|o| o.name == "citext" && o.kind != ObjectKind::Extension));
-    assert_eq!(m.large_objects.len(), 1);
+    assert_eq!(m.large_objects.len(), 2);
     let mv = m.matviews.iter().find(|v| v.name == "mv_empty").unwrap();
     assert!(!mv.populated);
 }

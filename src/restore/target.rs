@@ -595,6 +595,19 @@ pub async fn apply_pre_data(
         for p in &plan.pre_data {
             let o = plan.object(p.id);
             if checked.existing.contains(&o.id) && !gone.contains(&o.id) {
+                // A schema every database has (`public`: no CREATE of its
+                // own) takes the backup's owner, grants and comment in a
+                // full restore, which makes the target the backup's
+                // database: left as a new database has it, a revoked
+                // CREATE or USAGE would come back open.
+                if plan.full && o.kind == ObjectKind::Schema && o.create.trim().is_empty() {
+                    for s in statements(plan, o, opts, &checked.target_db) {
+                        client
+                            .batch_execute(&s)
+                            .await
+                            .map_err(|e| Error::pg(format!("restoring {}", o.identity), e))?;
+                    }
+                }
                 reused.push(o.identity.clone());
                 continue;
             }

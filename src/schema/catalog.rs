@@ -3701,15 +3701,59 @@ fn set_clause(item: &str) -> String {
         "shared_preload_libraries",
         "local_preload_libraries",
     ];
-    if list_vars.contains(&k.to_ascii_lowercase().as_str()) {
-        // Stored as the list's own text (already quoted elements).
-        if v.is_empty() {
-            format!("SET {k} TO ''")
-        } else {
-            format!("SET {k} TO {v}")
-        }
+    // A name the server would fold (a custom setting's `MyApp.Flag`) keeps
+    // its case quoted; a dotted one parses as one quoted name too.
+    let name = if k
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'.')
+        && !k.starts_with(|c: char| c.is_ascii_digit())
+    {
+        k.to_string()
     } else {
-        format!("SET {k} TO {}", literal(v))
+        ident(k)
+    };
+    if list_vars.contains(&k.to_ascii_lowercase().as_str()) && !v.is_empty() {
+        // Stored as the list's text, elements quoted where needed; each
+        // element becomes a literal, as pg_dump writes it (`""`, an empty
+        // element, is no identifier SQL takes).
+        let items: Vec<String> = guc_list(v).iter().map(|i| literal(i)).collect();
+        format!("SET {name} TO {}", items.join(", "))
+    } else {
+        format!("SET {name} TO {}", literal(v))
+    }
+}
+
+/// The elements of a list setting as stored (`a, "B c", ""`), as the
+/// server's SplitGUCList reads them: whitespace around elements dropped,
+/// double quotes removed (a doubled one inside kept once), no case folding.
+fn guc_list(v: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut chars = v.chars().peekable();
+    loop {
+        while chars.next_if(|c| c.is_whitespace()).is_some() {}
+        let mut item = String::new();
+        if chars.next_if_eq(&'"').is_some() {
+            while let Some(c) = chars.next() {
+                if c == '"' {
+                    if chars.next_if_eq(&'"').is_some() {
+                        item.push('"');
+                    } else {
+                        break;
+                    }
+                } else {
+                    item.push(c);
+                }
+            }
+        } else {
+            while let Some(c) = chars.next_if(|&c| c != ',' && !c.is_whitespace()) {
+                item.push(c);
+            }
+        }
+        out.push(item);
+        while chars.next_if(|c| c.is_whitespace()).is_some() {}
+        if chars.next_if_eq(&',').is_none() {
+            return out;
+        }
     }
 }
 
@@ -3778,7 +3822,8 @@ async fn read_comments(client: &Client, bld: &mut Builder) -> Result<(), SchemaE
         client,
         "comments",
         "SELECT d.objoid, d.classoid, d.objsubid, d.description, NULL::text AS provider \
-         FROM pg_catalog.pg_description d WHERE d.objoid >= 16384 \
+         FROM pg_catalog.pg_description d \
+         WHERE d.objoid >= 16384 OR d.classoid = 'pg_catalog.pg_largeobject'::pg_catalog.regclass \
          UNION ALL SELECT d.objoid, d.classoid, 0, d.description, NULL FROM pg_catalog.pg_shdescription d \
          WHERE d.classoid = 1262 AND d.objoid = (SELECT oid FROM pg_catalog.pg_database WHERE datname = pg_catalog.current_database()) \
          UNION ALL SELECT l.objoid, l.classoid, l.objsubid, l.label, l.provider FROM pg_catalog.pg_seclabel l \
@@ -4282,9 +4327,15 @@ mod tests {
         assert_eq!(set_clause("work_mem=8MB"), "SET work_mem TO '8MB'");
         assert_eq!(
             set_clause("search_path=kinds, public, \"$user\""),
-            "SET search_path TO kinds, public, \"$user\""
+            "SET search_path TO 'kinds', 'public', '$user'"
         );
         assert_eq!(set_clause("search_path="), "SET search_path TO ''");
+        assert_eq!(set_clause("search_path=\"\""), "SET search_path TO ''");
+        assert_eq!(
+            set_clause("search_path=\"a \"\"b\"\"\",c"),
+            "SET search_path TO 'a \"b\"', 'c'"
+        );
         assert_eq!(set_clause("x.y=it's"), "SET x.y TO 'it''s'");
+        assert_eq!(set_clause("MyApp.Flag=On"), "SET \"MyApp.Flag\" TO 'On'");
     }
 }

@@ -120,3 +120,8 @@ CREATE TABLE edge.keyed_p (a int, b int,
   CONSTRAINT keyed_p_ab UNIQUE (a, b) WITH (fillfactor = 80) DEFERRABLE INITIALLY DEFERRED)
   PARTITION BY RANGE (a);
 CREATE TABLE edge.keyed_p1 PARTITION OF edge.keyed_p FOR VALUES FROM (0) TO (100);
+-- The public schema every database has: its owner, grants and comment.
+ALTER SCHEMA public OWNER TO fx_edge_a;
+REVOKE USAGE ON SCHEMA public FROM PUBLIC;
+GRANT USAGE ON SCHEMA public TO fx_edge_b;
+COMMENT ON SCHEMA public IS 'edge public';

@@ -101,7 +101,13 @@ SELECT lo_create(424242);
 ALTER LARGE OBJECT 424242 OWNER TO fx_kinds_owner;
 GRANT SELECT ON LARGE OBJECT 424242 TO fx_kinds_reader;
 COMMENT ON LARGE OBJECT 424242 IS 'a blob';
+-- An OID below the first user OID: its comment is not a built-in one's.
+SELECT lo_create(5000);
+COMMENT ON LARGE OBJECT 5000 IS 'a low blob';
 DO $$ BEGIN
+  -- An empty list, and a custom setting's name in mixed case.
+  EXECUTE format('ALTER DATABASE %I SET temp_tablespaces = %L', current_database(), '');
+  EXECUTE format('ALTER DATABASE %I SET "Kinds.Flag" = %L', current_database(), 'On');
   EXECUTE format('ALTER DATABASE %I SET work_mem = %L', current_database(), '8MB');
   EXECUTE format('ALTER DATABASE %I SET search_path = kinds, public, "$user"', current_database());
   EXECUTE format('ALTER ROLE fx_kinds_reader IN DATABASE %I SET statement_timeout = 1000', current_database());
