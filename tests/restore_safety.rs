@@ -2324,3 +2324,41 @@ fn event_triggers_come_last_and_see_none_of_the_restore() {
         );
     }
 }
+
+/// `--no-owner` leaves out the statements on the old owner's own
+/// privileges, as pg_dump --no-owner does: they made its implicit rights
+/// an explicit grant, and named a role the target may lack.
+#[test]
+fn no_owner_hands_the_old_owner_nothing() {
+    let pg = pg();
+    let db = pg.create_db("noown");
+    pg.psql(
+        &db,
+        "DROP ROLE IF EXISTS noown_owner; DROP ROLE IF EXISTS noown_reader;
+         CREATE ROLE noown_owner; CREATE ROLE noown_reader;
+         CREATE TABLE t (id int);
+         ALTER TABLE t OWNER TO noown_owner;
+         GRANT SELECT ON t TO noown_reader;",
+    );
+    let w = Workdir::new();
+    backup(pg, &db, &w, &[]);
+    let acl = |db: &str| {
+        pg.psql(db, "SELECT relacl FROM pg_class WHERE relname = 't'")
+            .trim()
+            .to_string()
+    };
+    let dst = pg.create_db("noown_dst");
+    restore_json(pg, &w, "latest", &dst, &["--no-owner"]);
+    assert_eq!(
+        acl(&dst),
+        "{postgres=arwdDxt/postgres,noown_reader=r/postgres}"
+    );
+    // The old owner missing in the target: --no-owner is enough.
+    pg.psql(&db, "DROP TABLE t; DROP ROLE noown_owner;");
+    let dst = pg.create_db("noown_dst2");
+    restore_json(pg, &w, "latest", &dst, &["--no-owner"]);
+    assert_eq!(
+        acl(&dst),
+        "{postgres=arwdDxt/postgres,noown_reader=r/postgres}"
+    );
+}

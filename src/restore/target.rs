@@ -343,8 +343,7 @@ fn named_roles(plan: &Plan, opts: &RestoreOptions) -> BTreeMap<String, BTreeSet<
         }
         if !opts.no_acl {
             named.extend(
-                o.acl_sql
-                    .iter()
+                crate::schema::acl_sql(o, opts.no_owner)
                     .flat_map(|s| roles_named(s))
                     .map(|r| (r, "privileges")),
             );

@@ -67,7 +67,7 @@ pub fn object_sql(o: &DbObject, opts: &ApplyOptions) -> Vec<String> {
         out.extend(o.owner_sql.iter().filter(|s| opts.keeps(s)).cloned());
     }
     if !opts.no_acl {
-        out.extend(o.acl_sql.iter().filter(|s| opts.keeps(s)).cloned());
+        out.extend(acl_sql(o, opts.no_owner).filter(|s| opts.keeps(s)).cloned());
     }
     if !opts.no_comments {
         out.extend(o.comment_sql.iter().cloned());
@@ -79,6 +79,28 @@ pub fn object_sql(o: &DbObject, opts: &ApplyOptions) -> Vec<String> {
         }
     }
     out
+}
+
+/// An object's privilege statements; with `no_owner`, without those on
+/// its owner's own privileges (`REVOKE ALL ... FROM owner`, `GRANT ... TO
+/// owner`), as pg_dump --no-owner leaves them out: the restoring role
+/// owns the object and holds an owner's privileges, and the old owner,
+/// who owns nothing here, must not be handed them as a grant.
+pub fn acl_sql(o: &DbObject, no_owner: bool) -> impl Iterator<Item = &String> {
+    let owner = o.owner.as_deref().filter(|_| no_owner).map(ident);
+    o.acl_sql.iter().filter(move |s| match &owner {
+        None => true,
+        Some(q) => !owners_own(s, q),
+    })
+}
+
+/// Whether `stmt` (written by `ddl::acl_statements`) revokes from or
+/// grants to the role `q` (quoted) and no one else.
+fn owners_own(stmt: &str, q: &str) -> bool {
+    (stmt.starts_with("REVOKE ") && stmt.ends_with(&format!(" FROM {q};")))
+        || (stmt.starts_with("GRANT ")
+            && (stmt.ends_with(&format!(" TO {q};"))
+                || stmt.ends_with(&format!(" TO {q} WITH GRANT OPTION;"))))
 }
 
 /// The DDL of `objects` as one SQL script (session settings first, each

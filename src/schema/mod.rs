@@ -21,7 +21,7 @@ mod model;
 pub mod order;
 pub mod provider;
 
-pub use apply::{apply, object_sql, sql_script, ApplyOptions, APPLY_SESSION_SQL};
+pub use apply::{acl_sql, apply, object_sql, sql_script, ApplyOptions, APPLY_SESSION_SQL};
 pub use catalog::{read_schema, read_schema_with, ReadOptions};
 pub use ddl::{copy_in_sql, copy_out_sql};
 pub use error::SchemaError;
