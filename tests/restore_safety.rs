@@ -2362,3 +2362,61 @@ fn no_owner_hands_the_old_owner_nothing() {
         "{postgres=arwdDxt/postgres,noown_reader=r/postgres}"
     );
 }
+
+/// `--into-schema` moves a chosen materialized view (with its index and
+/// refresh) like a table: it was created in its live schema instead,
+/// unpopulated, over the copied table.
+#[test]
+fn into_schema_moves_materialized_views() {
+    let pg = pg();
+    let live = pg.create_db("into_mv");
+    pg.psql(
+        &live,
+        "CREATE SCHEMA app;
+         CREATE TABLE app.orders (id int PRIMARY KEY, total int);
+         INSERT INTO app.orders SELECT g, g FROM generate_series(1, 50) g;
+         CREATE MATERIALIZED VIEW app.order_mv AS SELECT count(*) AS n, sum(total) AS s FROM app.orders;
+         CREATE UNIQUE INDEX order_mv_n ON app.order_mv (n);",
+    );
+    let w = Workdir::new();
+    backup(pg, &live, &w, &[]);
+    pg.psql(&live, "DELETE FROM app.orders WHERE id > 10");
+    let app = |db: &str| {
+        pg.psql(
+            db,
+            "SELECT c.relname, c.relkind, c.relispopulated, \
+             CASE WHEN c.relkind = 'm' THEN pg_get_viewdef(c.oid) END \
+             FROM pg_class c WHERE c.relnamespace = 'app'::regnamespace ORDER BY 1",
+        )
+    };
+    let before = app(&live);
+    restore_json(
+        pg,
+        &w,
+        "latest",
+        &live,
+        &[
+            "-t",
+            "app.orders",
+            "-t",
+            "app.order_mv",
+            "--into-schema",
+            "r",
+        ],
+    );
+    assert_eq!(
+        pg.psql(&live, "SELECT n, s FROM r.order_mv").trim(),
+        "50|1275"
+    );
+    assert_eq!(
+        pg.psql(
+            &live,
+            "SELECT pg_get_viewdef('r.order_mv'::regclass) LIKE '%FROM r.orders%', \
+             (SELECT count(*) FROM pg_indexes WHERE schemaname = 'r' AND indexname = 'order_mv_n')"
+        )
+        .trim(),
+        "t|1"
+    );
+    // The live schema is as it was.
+    assert_eq!(app(&live), before);
+}

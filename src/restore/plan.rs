@@ -259,6 +259,7 @@ fn retarget(
             ObjectKind::Index
             | ObjectKind::Constraint
             | ObjectKind::CheckConstraint
+            | ObjectKind::MatviewRefresh
             | ObjectKind::SequenceOwnedBy => {
                 moved.insert(o.id);
                 if o.kind == ObjectKind::SequenceOwnedBy {
@@ -320,6 +321,8 @@ fn retarget(
             matches!(
                 o.kind,
                 ObjectKind::Table
+                    | ObjectKind::MaterializedView
+                    | ObjectKind::ForeignTable
                     | ObjectKind::Sequence
                     | ObjectKind::Index
                     | ObjectKind::Constraint
