@@ -2420,3 +2420,65 @@ fn into_schema_moves_materialized_views() {
     // The live schema is as it was.
     assert_eq!(app(&live), before);
 }
+
+/// Views come back as pg_restore has them: `--schema` brings the whole
+/// schema (views, functions, sequences of its own), `--table` takes a view
+/// too (over the live tables it reads), and `--into-schema` moves a
+/// schema's views with its tables.
+#[test]
+fn views_come_back_with_their_schema_or_by_name() {
+    let pg = pg();
+    let db = pg.create_db("views_sel");
+    pg.psql(
+        &db,
+        "CREATE SCHEMA shop;
+         CREATE TABLE shop.orders (id int PRIMARY KEY, t int);
+         INSERT INTO shop.orders SELECT g, g FROM generate_series(1, 20) g;
+         CREATE VIEW shop.big AS SELECT * FROM shop.orders WHERE t > 10;
+         CREATE VIEW shop.n_big AS SELECT count(*) AS n FROM shop.big;
+         CREATE FUNCTION shop.one() RETURNS int LANGUAGE sql AS 'SELECT 1';
+         CREATE SEQUENCE shop.tickets; SELECT setval('shop.tickets', 42);",
+    );
+    let w = Workdir::new();
+    backup(pg, &db, &w, &[]);
+    let scratch = pg.create_db("views_sel_dst");
+    restore_json(pg, &w, "latest", &scratch, &["--schema", "shop"]);
+    assert_eq!(
+        pg.psql(
+            &scratch,
+            "SELECT (SELECT n FROM shop.n_big), shop.one(), (SELECT last_value FROM shop.tickets)"
+        )
+        .trim(),
+        "10|1|42"
+    );
+    // A view dropped from the live database, by name.
+    pg.psql(
+        &db,
+        "DROP VIEW shop.n_big; INSERT INTO shop.orders VALUES (21, 21);",
+    );
+    let r = restore_json(pg, &w, "latest", &db, &["--table", "shop.n_big", "--clean"]);
+    assert!(
+        r["reused"]
+            .to_string()
+            .contains("table \\\"shop\\\".\\\"orders\\\""),
+        "{r}"
+    );
+    assert_eq!(pg.psql(&db, "SELECT n FROM shop.n_big").trim(), "11");
+    // Next to the live schema.
+    restore_json(
+        pg,
+        &w,
+        "latest",
+        &db,
+        &["--schema", "shop", "--into-schema", "copy"],
+    );
+    assert_eq!(
+        pg.psql(
+            &db,
+            "SELECT (SELECT n FROM copy.n_big), (SELECT n FROM shop.n_big), \
+             pg_get_viewdef('copy.n_big'::regclass) LIKE '%copy.big%'"
+        )
+        .trim(),
+        "10|11|t"
+    );
+}

@@ -336,11 +336,12 @@ pub struct RestoreArgs {
     /// --single-transaction].
     #[arg(long, short = 'j', allow_negative_numbers = true, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub jobs: Option<u16>,
-    /// Restore only this table (SCHEMA.NAME, SQL quoting) with what it needs; repeatable.
+    /// Restore only this table, materialized view or view (SCHEMA.NAME, SQL quoting) with
+    /// what it needs; repeatable. A view's tables are the target's when it has them.
     #[arg(long = "table", short = 't', value_name = "SCHEMA.NAME")]
     pub tables: Vec<String>,
-    /// Restore only the tables of this schema (SQL quoting: '"My Schema"'; unquoted names
-    /// fold to lower case); repeatable.
+    /// Restore only this schema: its tables, views, functions, types and sequences
+    /// (SQL quoting: '"My Schema"'; unquoted names fold to lower case); repeatable.
     #[arg(long = "schema", short = 'n', value_name = "NAME")]
     pub schemas: Vec<String>,
     /// Definitions only, no rows.

@@ -244,10 +244,15 @@ impl Plan {
 fn retarget(
     model: &SchemaModel,
     tables: &[&crate::schema::TableInfo],
+    views: &[u32],
     schema: &str,
     planned: &BTreeSet<u32>,
 ) -> (Retarget, BTreeSet<u32>, Vec<String>) {
-    let table_ids: BTreeSet<u32> = tables.iter().map(|t| t.object_id).collect();
+    let table_ids: BTreeSet<u32> = tables
+        .iter()
+        .map(|t| t.object_id)
+        .chain(views.iter().copied())
+        .collect();
     let mut moved: BTreeSet<u32> = table_ids.clone();
     let mut drop_ids = BTreeSet::new();
     for o in &model.objects {
@@ -321,6 +326,7 @@ fn retarget(
             matches!(
                 o.kind,
                 ObjectKind::Table
+                    | ObjectKind::View
                     | ObjectKind::MaterializedView
                     | ObjectKind::ForeignTable
                     | ObjectKind::Sequence
@@ -625,15 +631,26 @@ pub(crate) fn build_parsed(
     // not restored): reported with the restore's own omissions.
     let mut skipped = Vec::new();
     let mut definition_only = BTreeSet::new();
+    // Objects chosen besides tables: views (`--table`), and the rest of a
+    // schema chosen whole (`--schema`).
+    let mut roots: Vec<u32> = Vec::new();
     if full {
         selected = None;
         chosen_tables.extend(model.tables.iter());
     } else {
         // Spelled as --table takes them, so a suggestion can be pasted back.
+        let view = |o: &&DbObject| o.kind == ObjectKind::View && o.schema.is_some();
         let all_names: Vec<String> = model
             .tables
             .iter()
             .map(|t| crate::filter::spell(&t.schema, &t.name))
+            .chain(
+                model
+                    .objects
+                    .iter()
+                    .filter(view)
+                    .filter_map(|o| Some(crate::filter::spell(o.schema.as_deref()?, &o.name))),
+            )
             .collect();
         for p in &opts.tables {
             let hits: Vec<_> = model
@@ -641,19 +658,30 @@ pub(crate) fn build_parsed(
                 .iter()
                 .filter(|t| p.matches(&t.schema, &t.name))
                 .collect();
-            if hits.is_empty() {
+            // A view, as pg_restore -t takes one: its definition (a view on
+            // a dependency cycle is two objects, both taken), over the
+            // tables it reads, which the target's are when it has them.
+            let views: Vec<u32> = model
+                .objects
+                .iter()
+                .filter(view)
+                .filter(|o| p.matches(o.schema.as_deref().unwrap_or_default(), &o.name))
+                .map(|o| o.id)
+                .collect();
+            if hits.is_empty() && views.is_empty() {
                 let near = close_matches(p.as_str(), &all_names);
                 return Err(Error::Usage(if near.is_empty() {
-                    format!("no table `{}` in backup {backup_id}", p.as_str())
+                    format!("no table or view `{}` in backup {backup_id}", p.as_str())
                 } else {
                     format!(
-                        "no table `{}` in backup {backup_id}; close matches: {}",
+                        "no table or view `{}` in backup {backup_id}; close matches: {}",
                         p.as_str(),
                         near.join(", ")
                     )
                 }));
             }
             chosen_tables.extend(hits);
+            roots.extend(views);
         }
         for s in &opts.schemas {
             let p = Pattern::schema(s).map_err(Error::Usage)?;
@@ -685,14 +713,39 @@ pub(crate) fn build_parsed(
                 }));
             }
             chosen_tables.extend(hits);
+            // The rest of the schema, as pg_restore -n has it: views,
+            // functions, types, sequences of its own. With --into-schema
+            // only its views, which move with its tables; the rest stays
+            // where it is, as what the tables need does.
+            roots.extend(
+                model
+                    .objects
+                    .iter()
+                    .filter(|o| o.belongs_to.is_none())
+                    .filter(|o| o.schema.as_deref().is_some_and(|n| p.matches(n, "")))
+                    .filter(|o| {
+                        !matches!(
+                            o.kind,
+                            ObjectKind::Table
+                                | ObjectKind::ForeignTable
+                                | ObjectKind::MaterializedView
+                                | ObjectKind::MatviewRefresh
+                                | ObjectKind::Extension
+                        )
+                    })
+                    .filter(|o| opts.into_schema.is_none() || o.kind == ObjectKind::View)
+                    .map(|o| o.id),
+            );
         }
         chosen_tables.sort_by_key(|t| t.object_id);
         chosen_tables.dedup_by_key(|t| t.object_id);
+        roots.sort_unstable();
+        roots.dedup();
         let refs: Vec<TableRef> = chosen_tables
             .iter()
             .map(|t| TableRef::new(t.schema.clone(), t.name.clone()))
             .collect();
-        let closure = model.closure(&refs);
+        let closure = model.closure_from(&refs, &roots);
         definition_only.extend(closure.extra_relations.iter().copied());
         skipped_fks = closure
             .skipped_fks
@@ -777,7 +830,12 @@ pub(crate) fn build_parsed(
             ));
         }
         let planned: BTreeSet<u32> = pre_data.iter().chain(&post_data).map(|p| p.id).collect();
-        let (r, left_out, why) = retarget(&model, &chosen_tables, into, &planned);
+        let views: Vec<u32> = roots
+            .iter()
+            .copied()
+            .filter(|&id| model.object(id).kind == ObjectKind::View)
+            .collect();
+        let (r, left_out, why) = retarget(&model, &chosen_tables, &views, into, &planned);
         pre_data.retain(|p| !left_out.contains(&p.id));
         post_data.retain(|p| !left_out.contains(&p.id));
         for p in pre_data.iter_mut().chain(post_data.iter_mut()) {
@@ -890,7 +948,9 @@ pub(crate) fn build_parsed(
                 .sequences
                 .iter()
                 .filter(|s| set.contains(&s.object_id))
-                .filter(|s| !opts.data_only || owned.contains(&s.object_id))
+                .filter(|s| {
+                    !opts.data_only || owned.contains(&s.object_id) || roots.contains(&s.object_id)
+                })
                 .map(|s| (s.schema.clone(), s.name.clone()))
                 .collect()
         }

@@ -25,6 +25,14 @@ impl SchemaModel {
     /// The set of object ids needed to recreate `tables` (see the module
     /// documentation for what is left out).
     pub fn closure(&self, tables: &[TableRef]) -> Closure {
+        self.closure_from(tables, &[])
+    }
+
+    /// [`Self::closure`] of `tables` and of the objects `roots` (views, or
+    /// the functions and types of a schema chosen whole): a root relation
+    /// brings what belongs to it as a table does, any root its
+    /// dependencies.
+    pub fn closure_from(&self, tables: &[TableRef], roots: &[u32]) -> Closure {
         let mut out = Closure::default();
         let mut wanted: BTreeSet<u32> = BTreeSet::new();
         for t in tables {
@@ -35,9 +43,21 @@ impl SchemaModel {
                 None => out.unknown_tables.push(t.clone()),
             }
         }
+        let roots: Vec<u32> = roots
+            .iter()
+            .copied()
+            .filter(|&r| (r as usize) < self.objects.len())
+            .collect();
+        wanted.extend(
+            roots
+                .iter()
+                .copied()
+                .filter(|&r| self.object(r).kind.is_relation()),
+        );
         let owning_relation = |id: u32| self.owning_relation(id);
         let mut taken: BTreeSet<u32> = wanted.clone();
-        let mut stack: Vec<u32> = wanted.iter().copied().collect();
+        taken.extend(roots.iter().copied());
+        let mut stack: Vec<u32> = taken.iter().copied().collect();
         for o in &self.objects {
             let Some(rel) = o.belongs_to.and_then(owning_relation) else {
                 continue;
