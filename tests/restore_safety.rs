@@ -2482,3 +2482,32 @@ fn views_come_back_with_their_schema_or_by_name() {
         "10|11|t"
     );
 }
+
+/// A domain check added NOT VALID over rows that break it comes after the
+/// data, with a table chosen alone too: it was part of the domain's
+/// CREATE, and the load failed on those rows.
+#[test]
+fn a_domain_check_not_valid_comes_after_the_rows() {
+    let pg = pg();
+    let db = pg.create_db("dom_nv");
+    pg.psql(
+        &db,
+        "CREATE DOMAIN posd AS int;
+         CREATE TABLE t (v posd);
+         INSERT INTO t VALUES (-3), (4);
+         ALTER DOMAIN posd ADD CONSTRAINT posd_pos CHECK (VALUE > 0) NOT VALID;",
+    );
+    let w = Workdir::new();
+    backup(pg, &db, &w, &[]);
+    let dst = pg.create_db("dom_nv_dst");
+    restore_json(pg, &w, "latest", &dst, &["--table", "public.t"]);
+    assert_eq!(
+        pg.psql(
+            &dst,
+            "SELECT (SELECT string_agg(v::text, ',' ORDER BY v) FROM t), \
+             (SELECT convalidated FROM pg_constraint WHERE conname = 'posd_pos')"
+        )
+        .trim(),
+        "-3,4|f"
+    );
+}

@@ -188,6 +188,10 @@ pub fn conflict_kind(kind: ObjectKind) -> Option<(u32, &'static str)> {
         ObjectKind::Publication => (PG_PUBLICATION, "PUBLICATION"),
         ObjectKind::EventTrigger => (PG_EVENT_TRIGGER, "EVENT TRIGGER"),
         ObjectKind::LargeObject => (PG_LARGEOBJECT_METADATA, LARGE_OBJECT),
+        // Found so that `--clean` may drop one whose checks made after the
+        // data would hold the load to them (`target::check`); reused
+        // otherwise, as the other shared kinds.
+        ObjectKind::Domain => (PG_TYPE, "DOMAIN"),
         _ => return None,
     })
 }
@@ -217,6 +221,11 @@ pub async fn find(
         (
             PG_LARGEOBJECT_METADATA,
             "(SELECT oid FROM pg_catalog.pg_largeobject_metadata WHERE oid = n::oid)",
+        ),
+        (
+            PG_TYPE,
+            "(SELECT t.oid FROM pg_catalog.pg_type t \
+               WHERE t.oid = pg_catalog.to_regtype(n) AND t.typtype = 'd')",
         ),
     ] {
         let (at, names): (Vec<usize>, Vec<String>) = objects

@@ -107,12 +107,18 @@ pub async fn check(client: &Client, plan: &Plan, opts: &RestoreOptions) -> Resul
     // shared objects: the target's own (a live table a chosen view reads)
     // is reused, never dropped and made anew without its rows.
     let mut definitions_found = HashSet::new();
+    let mut domains_found = HashSet::new();
     for (o, addr) in objects
         .iter()
         .zip(clean::find(client, plan, &objects).await?)
     {
         if addr.is_some() && shared_sequences.contains(&o.id) {
             existing.insert(o.id);
+        } else if o.kind == ObjectKind::Domain {
+            // Compared with the other shared objects below.
+            if addr.is_some() {
+                domains_found.insert(o.id);
+            }
         } else if addr.is_some() && plan.definition_only.contains(&o.id) {
             definitions_found.insert(o.id);
         } else if addr.is_some_and(|a| conflicting.insert(a)) {
@@ -173,7 +179,24 @@ pub async fn check(client: &Client, plan: &Plan, opts: &RestoreOptions) -> Resul
     }
     let shared::Existing { same, differing } =
         shared::existing(client, &objects, &definitions_found).await?;
-    existing.extend(same);
+    // A domain whose checks the backup adds after the data (NOT VALID: its
+    // rows may break them) would hold the load to them where the target
+    // has it: --clean drops it and makes it anew, as pg_restore --clean
+    // does; without, it is reused like any shared object.
+    let late_checks: HashSet<u32> = plan
+        .post_data
+        .iter()
+        .map(|p| plan.object(p.id))
+        .filter(|o| o.kind == ObjectKind::CheckConstraint)
+        .filter_map(|o| o.belongs_to)
+        .collect();
+    for id in same {
+        if opts.clean && domains_found.contains(&id) && late_checks.contains(&id) {
+            conflicts.push(id);
+        } else {
+            existing.insert(id);
+        }
+    }
     if !conflicts.is_empty() && !opts.clean {
         let names: Vec<String> = conflicts
             .iter()

@@ -810,29 +810,20 @@ async fn read_types(client: &Client, bld: &mut Builder) -> Result<(), SchemaErro
                 if b(r, "notnull") {
                     c.push_str(" NOT NULL");
                 }
-                let mut later = Vec::new();
+                // Checks NOT VALID are objects of their own, after the
+                // data (below): rows that break them would fail the load.
                 for ck in checks_of
                     .get(&oid)
                     .map(|v| v.as_slice())
                     .unwrap_or_default()
+                    .iter()
+                    .filter(|ck| b(ck, "valid"))
                 {
                     let cname = s(ck, "name");
-                    if b(ck, "valid") {
-                        c.push_str(&format!(" CONSTRAINT {} {}", ident(&cname), s(ck, "def")));
-                    } else {
-                        later.push(format!(
-                            "ALTER DOMAIN {qn} ADD CONSTRAINT {} {};",
-                            ident(&cname),
-                            s(ck, "def")
-                        ));
-                    }
+                    c.push_str(&format!(" CONSTRAINT {} {}", ident(&cname), s(ck, "def")));
                     extra_keys.push((PG_CONSTRAINT, u(ck, "oid")));
                 }
                 c.push(';');
-                for l in later {
-                    c.push('\n');
-                    c.push_str(&l);
-                }
                 (ObjectKind::Domain, c)
             }
             "p" if !b(r, "defined") => (ObjectKind::ShellType, format!("CREATE TYPE {qn};")),
@@ -958,11 +949,38 @@ async fn read_types(client: &Client, bld: &mut Builder) -> Result<(), SchemaErro
                 .map(|v| v.as_slice())
                 .unwrap_or_default()
             {
-                bld.target(
-                    (PG_CONSTRAINT, u(ck, "oid")),
-                    id,
-                    format!("CONSTRAINT {} ON DOMAIN {qn}", ident(&s(ck, "name"))),
+                let cname = s(ck, "name");
+                let on = format!("CONSTRAINT {} ON DOMAIN {qn}", ident(&cname));
+                if b(ck, "valid") {
+                    bld.target((PG_CONSTRAINT, u(ck, "oid")), id, on);
+                    continue;
+                }
+                // As pg_dump has it: added after the data, as it was, not
+                // validated; it belongs to the domain (a selective restore
+                // takes it with the domain).
+                let cid = bld.add(
+                    Some((PG_CONSTRAINT, u(ck, "oid"))),
+                    New {
+                        kind: ObjectKind::CheckConstraint,
+                        schema: Some(schema.clone()),
+                        name: cname.clone(),
+                        identity: format!("constraint {} on domain {qn}", ident(&cname)),
+                        owner: None,
+                        section: Section::PostData,
+                        create: format!(
+                            "ALTER DOMAIN {qn} ADD CONSTRAINT {} {};",
+                            ident(&cname),
+                            s(ck, "def")
+                        ),
+                        drop: Some(format!(
+                            "ALTER DOMAIN {qn} DROP CONSTRAINT {};",
+                            ident(&cname)
+                        )),
+                    },
                 );
+                bld.dep_obj(cid, id);
+                bld.obj(cid).belongs_to = Some(id);
+                bld.target((PG_CONSTRAINT, u(ck, "oid")), cid, on);
             }
         }
         if !redirect_fns.is_empty() {

@@ -131,8 +131,23 @@ impl SchemaModel {
                     .and_then(owning_relation)
                     .is_some_and(|r| !wanted.contains(&r))
         };
+        // A domain's checks made after the data (NOT VALID) are objects
+        // of their own, which belong to it: taken with it.
+        let mut checks_of: std::collections::HashMap<u32, Vec<u32>> = Default::default();
+        for o in &self.objects {
+            if let (ObjectKind::CheckConstraint, Some(d)) = (o.kind, o.belongs_to) {
+                if self.objects.get(d as usize).map(|d| d.kind) == Some(ObjectKind::Domain) {
+                    checks_of.entry(d).or_default().push(o.id);
+                }
+            }
+        }
         let mut extra = BTreeSet::new();
         while let Some(id) = stack.pop() {
+            for &c in checks_of.get(&id).into_iter().flatten() {
+                if taken.insert(c) {
+                    stack.push(c);
+                }
+            }
             for &d in &self.object(id).deps {
                 if (d as usize) >= self.objects.len() || taken.contains(&d) {
                     continue;

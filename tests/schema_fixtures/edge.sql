@@ -120,6 +120,13 @@ CREATE TABLE edge.keyed_p (a int, b int,
   CONSTRAINT keyed_p_ab UNIQUE (a, b) WITH (fillfactor = 80) DEFERRABLE INITIALLY DEFERRED)
   PARTITION BY RANGE (a);
 CREATE TABLE edge.keyed_p1 PARTITION OF edge.keyed_p FOR VALUES FROM (0) TO (100);
+-- A domain check added NOT VALID over a row that breaks it: it must come
+-- after the data.
+CREATE DOMAIN edge.posd AS int;
+CREATE TABLE edge.dv (v edge.posd);
+INSERT INTO edge.dv VALUES (-3), (4);
+ALTER DOMAIN edge.posd ADD CONSTRAINT posd_pos CHECK (VALUE > 0) NOT VALID;
+COMMENT ON CONSTRAINT posd_pos ON DOMAIN edge.posd IS 'not valid';
 -- The public schema every database has: its owner, grants and comment.
 ALTER SCHEMA public OWNER TO fx_edge_a;
 REVOKE USAGE ON SCHEMA public FROM PUBLIC;
