@@ -43,6 +43,7 @@ pub(super) fn shareable(kind: ObjectKind) -> bool {
             | Language
             | AccessMethod
             | Collation
+            | Conversion
             | ShellType
             | EnumType
             | CompositeType

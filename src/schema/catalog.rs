@@ -53,6 +53,7 @@ pub(crate) const PG_LARGEOBJECT_METADATA: u32 = 2613;
 pub(crate) const PG_DATABASE: u32 = 1262;
 pub(crate) const PG_TRANSFORM: u32 = 3576;
 pub(crate) const PG_AM: u32 = 2601;
+pub(crate) const PG_CONVERSION: u32 = 2607;
 
 /// Schemas never dumped.
 pub(crate) const USER_NS: &str =
@@ -351,6 +352,7 @@ async fn read_all(client: &Client) -> Result<SchemaModel, SchemaError> {
     read_types(client, &mut bld).await?;
     read_functions(client, &mut bld).await?;
     read_aggregates(client, &mut bld).await?;
+    read_conversions(client, &mut bld).await?;
     read_operators(client, &mut bld).await?;
     read_opfamilies(client, &mut bld).await?;
     read_casts(client, &mut bld).await?;
@@ -632,6 +634,49 @@ async fn read_collations(client: &Client, bld: &mut Builder) -> Result<(), Schem
             },
         );
         bld.owned(id, (PG_COLLATION, oid), on, &owner);
+    }
+    Ok(())
+}
+
+/// Encoding conversions (`CREATE [DEFAULT] CONVERSION`): the function
+/// named by OID so the dependency on it is the catalog's.
+async fn read_conversions(client: &Client, bld: &mut Builder) -> Result<(), SchemaError> {
+    let sql = format!(
+        "SELECT c.oid, n.nspname::text AS schema, c.conname::text AS name, \
+         pg_catalog.pg_get_userbyid(c.conowner)::text AS owner, c.condefault AS dflt, \
+         pg_catalog.pg_encoding_to_char(c.conforencoding)::text AS src, \
+         pg_catalog.pg_encoding_to_char(c.contoencoding)::text AS dst, \
+         c.conproc::pg_catalog.regproc::text AS func \
+         FROM pg_catalog.pg_conversion c JOIN pg_catalog.pg_namespace n ON n.oid = c.connamespace \
+         WHERE c.oid >= 16384 AND {USER_NS} ORDER BY 2, 3"
+    );
+    for r in q(client, "conversions", &sql).await? {
+        let oid = u(&r, "oid");
+        if is_member(bld, PG_CONVERSION, oid) {
+            continue;
+        }
+        let (schema, name, owner) = (s(&r, "schema"), s(&r, "name"), s(&r, "owner"));
+        let qn = qualify(&schema, &name);
+        let id = bld.add(
+            Some((PG_CONVERSION, oid)),
+            New {
+                kind: ObjectKind::Conversion,
+                schema: Some(schema.clone()),
+                name: name.clone(),
+                identity: format!("conversion {qn}"),
+                owner: Some(owner.clone()),
+                section: Section::PreData,
+                create: format!(
+                    "CREATE {}CONVERSION {qn} FOR {} TO {} FROM {};",
+                    if b(&r, "dflt") { "DEFAULT " } else { "" },
+                    literal(&s(&r, "src")),
+                    literal(&s(&r, "dst")),
+                    s(&r, "func")
+                ),
+                drop: Some(format!("DROP CONVERSION {qn};")),
+            },
+        );
+        bld.owned(id, (PG_CONVERSION, oid), format!("CONVERSION {qn}"), &owner);
     }
     Ok(())
 }
@@ -3597,20 +3642,31 @@ async fn read_member_acls(client: &Client, bld: &mut Builder) -> Result<(), Sche
            pg_catalog.pg_get_userbyid(n.nspowner)::text, {} \
          FROM pg_catalog.pg_namespace n \
          LEFT JOIN pg_catalog.pg_init_privs ip ON ip.objoid = n.oid AND ip.classoid = 2615 AND ip.objsubid = 0 \
-         WHERE n.nspacl IS DISTINCT FROM ip.initprivs ORDER BY 3",
+         WHERE n.nspacl IS DISTINCT FROM ip.initprivs \
+         UNION ALL \
+         SELECT 2612, l.oid, 'LANGUAGE ' || pg_catalog.quote_ident(l.lanname), \
+           pg_catalog.pg_get_userbyid(l.lanowner)::text, {} \
+         FROM pg_catalog.pg_language l \
+         LEFT JOIN pg_catalog.pg_init_privs ip ON ip.objoid = l.oid AND ip.classoid = 2612 AND ip.objsubid = 0 \
+         WHERE l.lanacl IS DISTINCT FROM ip.initprivs ORDER BY 3",
         acl_json_sql("c.relacl"),
         acl_json_sql("p.proacl"),
         acl_json_sql("t.typacl"),
         acl_json_sql("n.nspacl"),
+        acl_json_sql("l.lanacl"),
     );
     for r in q(client, "extension member privileges", &sql).await? {
         let key = (u(&r, "class"), u(&r, "oid"));
         let Some(&ext) = bld.ext_members.get(&key) else {
             continue;
         };
-        let Some(ext_obj) = bld.keys.get(&(PG_EXTENSION, ext)).copied() else {
+        // An extension every database has (plpgsql, from initdb) is no
+        // object of the model, but its members' privileges are restated
+        // all the same: a revoked USAGE ON LANGUAGE plpgsql must stay so.
+        let ext_obj = bld.keys.get(&(PG_EXTENSION, ext)).copied();
+        if ext_obj.is_none() && ext >= 16384 {
             continue;
-        };
+        }
         let target = s(&r, "target");
         let owner = s(&r, "owner");
         let acl = parse_acl(os(&r, "acl").as_deref());
@@ -3623,7 +3679,7 @@ async fn read_member_acls(client: &Client, bld: &mut Builder) -> Result<(), Sche
             None,
             New {
                 kind: ObjectKind::ExtensionMemberAcl,
-                schema: bld.objects[ext_obj as usize].schema.clone(),
+                schema: ext_obj.and_then(|e| bld.objects[e as usize].schema.clone()),
                 name: target.clone(),
                 identity: format!("privileges on extension member {target}"),
                 owner: None,
@@ -3633,8 +3689,10 @@ async fn read_member_acls(client: &Client, bld: &mut Builder) -> Result<(), Sche
             },
         );
         bld.obj(id).acl_sql = stmts;
-        bld.obj(id).belongs_to = Some(ext_obj);
-        bld.dep_obj(id, ext_obj);
+        if let Some(e) = ext_obj {
+            bld.obj(id).belongs_to = Some(e);
+            bld.dep_obj(id, e);
+        }
     }
     Ok(())
 }

@@ -32,6 +32,8 @@ pub enum ObjectKind {
     Language,
     AccessMethod,
     Collation,
+    /// `CREATE [DEFAULT] CONVERSION`.
+    Conversion,
     ShellType,
     EnumType,
     CompositeType,

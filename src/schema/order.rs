@@ -28,7 +28,7 @@ pub fn kind_priority(kind: ObjectKind) -> u32 {
         EnumType | CompositeType | RangeType | BaseType => 6,
         Domain => 7,
         Function | Procedure => 8,
-        Aggregate => 9,
+        Aggregate | Conversion => 9,
         Operator => 10,
         OperatorFamily => 11,
         OperatorClass => 12,

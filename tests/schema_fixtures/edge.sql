@@ -132,3 +132,5 @@ ALTER SCHEMA public OWNER TO fx_edge_a;
 REVOKE USAGE ON SCHEMA public FROM PUBLIC;
 GRANT USAGE ON SCHEMA public TO fx_edge_b;
 COMMENT ON SCHEMA public IS 'edge public';
+-- A member of an extension every database has, its privileges changed.
+REVOKE USAGE ON LANGUAGE plpgsql FROM PUBLIC;

@@ -115,6 +115,10 @@ DO $$ BEGIN
   EXECUTE format('GRANT CONNECT, TEMP ON DATABASE %I TO fx_kinds_reader', current_database());
 END $$;
 
+-- An encoding conversion.
+CREATE CONVERSION kinds.latin1_to_utf8 FOR 'LATIN1' TO 'UTF8' FROM iso8859_1_to_utf8;
+COMMENT ON CONVERSION kinds.latin1_to_utf8 IS 'a conversion';
+
 -- Operator families and classes.
 CREATE FUNCTION kinds.abs_lt(int, int) RETURNS bool LANGUAGE sql IMMUTABLE AS 'SELECT abs($1) < abs($2)';
 CREATE FUNCTION kinds.abs_le(int, int) RETURNS bool LANGUAGE sql IMMUTABLE AS 'SELECT abs($1) <= abs($2)';
