@@ -191,6 +191,9 @@ fn no_space_reason(e: &std::io::Error) -> Option<&'static str> {
 /// `Result` with the library [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// Marks the function an error was raised in, in [`Error::pg`]'s detail.
+const IN_FUNCTION: &str = "raised in ";
+
 impl Error {
     /// What a failed `--single-transaction` restore says besides its error.
     pub const ROLLED_BACK: &'static str =
@@ -262,6 +265,12 @@ impl Error {
                 if let Some(h) = db.hint() {
                     s.push_str(&format!("; hint: {h}"));
                 }
+                // Raised inside a function (a trigger's, say): which one.
+                if let Some(w) = db.where_().and_then(|w| w.lines().next()) {
+                    if w.contains(" function ") {
+                        s.push_str(&format!(" ({IN_FUNCTION}{w})"));
+                    }
+                }
                 s
             }
             None => {
@@ -279,6 +288,17 @@ impl Error {
             detail: detail.replace('\n', " "),
             code: e.code().map(|c| c.code().to_string()),
         }
+    }
+
+    /// Whether the server refused with a foreign key's check or from
+    /// inside a function (a trigger's): what `--disable-triggers` quiets.
+    pub fn from_trigger_or_key(&self) -> bool {
+        let mut e = self;
+        while let Error::Incomplete { error, .. } | Error::RolledBack { error, .. } = e {
+            e = error;
+        }
+        matches!(e, Error::Postgres { code, detail, .. }
+            if code.as_deref() == Some("23503") || detail.contains(IN_FUNCTION))
     }
 
     /// What a part of an archive that does not authenticate means once its

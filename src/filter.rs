@@ -85,6 +85,17 @@ pub struct Pattern {
 }
 
 fn parse_parts(s: &str) -> Result<Vec<Vec<Tok>>, String> {
+    if s.trim().is_empty() {
+        return Err("an empty pattern names nothing: give a name, such as app.users".into());
+    }
+    // Names are at most 63 bytes; a pattern far longer than two quoted
+    // ones matches nothing, and is not echoed back whole.
+    if s.len() > 1024 {
+        return Err(format!(
+            "a pattern of {} bytes is longer than any name it could match",
+            s.len()
+        ));
+    }
     let mut parts = vec![Vec::new()];
     let mut chars = s.chars().peekable();
     let mut quoted = false;
@@ -337,6 +348,19 @@ mod tests {
         assert!(d.matches("public", "a.b"));
         assert!(Pattern::table("a.b.c").is_err());
         assert!(Pattern::table("\"open").is_err());
+    }
+
+    #[test]
+    fn empty_and_overlong_patterns_are_refused_without_an_echo() {
+        for empty in ["", "  "] {
+            assert!(Pattern::table(empty).unwrap_err().contains("empty pattern"));
+            assert!(Pattern::schema(empty)
+                .unwrap_err()
+                .contains("empty pattern"));
+        }
+        let long = "x".repeat(100_000);
+        let e = Pattern::table(&long).unwrap_err();
+        assert!(e.contains("100000 bytes") && e.len() < 200, "{e}");
     }
 
     #[test]

@@ -117,7 +117,9 @@ fn flipped_byte_is_refused_and_the_target_untouched() {
     // The key is right: verify says where the damage is, not "wrong key".
     let report = String::from_utf8_lossy(&v.stdout);
     assert!(
-        report.contains("does not authenticate") && report.contains("at archive byte"),
+        report.contains("does not authenticate")
+            && report.contains("at archive byte")
+            && report.contains("(a chunk of table \"app\".\"big\")"),
         "{report}"
     );
     let dst = pg.create_db("tamper_flip_dst");
@@ -1062,7 +1064,25 @@ fn a_failed_data_only_restore_names_the_rows_it_left() {
     pg.psql(&dst, "INSERT INTO big VALUES (1, 'x')");
     let out = restore_output(pg, &w, "latest", &dst, &["--data-only", "--jobs", "1"]);
     let err = failure_stderr(&out, 1);
-    assert!(err.contains("no rows were committed"), "{err}");
+    assert!(
+        err.contains("no rows were committed") && !err.contains("--disable-triggers"),
+        "{err}"
+    );
+    // A trigger of the target refuses the rows: named, with the way out.
+    pg.psql(
+        &dst,
+        "TRUNCATE big, small;
+         CREATE FUNCTION no_rows() RETURNS trigger LANGUAGE plpgsql AS
+           $$ BEGIN RAISE EXCEPTION 'no rows here'; END $$;
+         CREATE TRIGGER no_rows BEFORE INSERT ON small FOR EACH ROW EXECUTE FUNCTION no_rows();",
+    );
+    let out = restore_output(pg, &w, "latest", &dst, &["--data-only", "--jobs", "1"]);
+    let err = failure_stderr(&out, 1);
+    assert!(
+        err.contains("no rows here (raised in PL/pgSQL function public.no_rows()")
+            && err.contains("--disable-triggers (superuser) keeps them quiet"),
+        "{err}"
+    );
     // Rows that need each other across a cycle of keys cannot load in any
     // order: the failure repeats the warning given before the load.
     let src = pg.create_db("partial_cycle_src");
@@ -1081,7 +1101,8 @@ fn a_failed_data_only_restore_names_the_rows_it_left() {
     let out = restore_output(pg, &w, "latest", &dst, &["--data-only"]);
     let err = failure_stderr(&out, 1);
     assert!(
-        err.contains("warning: --data-only: the foreign keys of public.c1, public.c2 refer"),
+        err.contains("warning: --data-only: the foreign keys of public.c1, public.c2 refer")
+            && err.contains("--disable-triggers"),
         "{err}"
     );
 }

@@ -82,7 +82,7 @@ pub async fn drops(client: &Client, plan: &Plan, conflicts: &[u32]) -> Result<Dr
         let stranded = stranded_tables(client, &members, &parts).await?;
         if !stranded.is_empty() {
             return Err(Error::Refused(format!(
-                "--clean would drop or detach {} table(s) in the target that this restore does \
+                "--clean would drop or detach {} relation(s) in the target that this restore does \
                  not recreate in place, taking their rows out of the tables they belong to: {}; \
                  nothing was changed (restore the whole partition or inheritance tree, or \
                  restore into another database or with --into-schema)",

@@ -614,7 +614,7 @@ pub(super) fn left_behind(
         0..=12 => kept.join(", "),
         n => format!("{} and {} more tables", kept[..12].join(", "), n - 12),
     };
-    let left = if kept.is_empty() {
+    let mut left = if kept.is_empty() {
         "no rows were committed: the target's tables are as they were".to_string()
     } else {
         format!(
@@ -622,6 +622,12 @@ pub(super) fn left_behind(
              loading again (--single-transaction loads all or nothing)"
         )
     };
+    if !opts.disable_triggers && e.from_trigger_or_key() {
+        left.push_str(
+            "; the target's triggers and foreign keys check the rows as they load: \
+             --disable-triggers (superuser) keeps them quiet",
+        );
+    }
     Error::Incomplete {
         error: Box::new(e),
         left,
