@@ -27,14 +27,12 @@ impl Reporter {
     pub fn new(verb: &'static str, quiet: bool) -> Reporter {
         let terminal = std::io::stderr().is_terminal();
         let bar = (!quiet && terminal).then(|| {
-            let b = ProgressBar::new(0);
+            // A spinner until the data's size is known (`Planned`): a bar of
+            // length 0 is drawn full.
+            let b = ProgressBar::new_spinner();
             b.set_style(
-                ProgressStyle::with_template(
-                    "{spinner} {prefix:>9} [{elapsed_precise}] {wide_bar} {bytes}/{total_bytes} \
-                     {bytes_per_sec} {msg}",
-                )
-                .expect("valid template")
-                .progress_chars("=> "),
+                ProgressStyle::with_template("{spinner} {prefix:>9} [{elapsed_precise}] {msg}")
+                    .expect("valid template"),
             );
             b.enable_steady_tick(Duration::from_millis(200));
             b.set_prefix(verb);
@@ -51,6 +49,15 @@ impl Reporter {
             total_tables: AtomicU64::new(0),
             last_line: Mutex::new(Instant::now()),
         }
+    }
+
+    /// The bar's message: rows so far and tables done.
+    fn counts(&self, b: &ProgressBar, rows: u64) {
+        b.set_message(format!(
+            "{rows} rows, {}/{} tables",
+            self.tables.load(Ordering::Relaxed),
+            self.total_tables.load(Ordering::Relaxed)
+        ));
     }
 
     fn line(&self, force: bool) {
@@ -113,6 +120,14 @@ impl Progress for Reporter {
             } => {
                 self.total_tables.store(tables as u64, Ordering::Relaxed);
                 if let Some(b) = &self.bar {
+                    b.set_style(
+                        ProgressStyle::with_template(
+                            "{spinner} {prefix:>9} [{elapsed_precise}] {wide_bar} \
+                             {bytes}/{total_bytes} {bytes_per_sec} {msg}",
+                        )
+                        .expect("valid template")
+                        .progress_chars("=> "),
+                    );
                     b.set_length(bytes_estimate);
                 }
                 if self.plain {
@@ -144,16 +159,15 @@ impl Progress for Reporter {
                     if b.position() > b.length().unwrap_or(0) {
                         b.set_length(b.position());
                     }
-                    b.set_message(format!(
-                        "{r} rows, {}/{} tables",
-                        self.tables.load(Ordering::Relaxed),
-                        self.total_tables.load(Ordering::Relaxed)
-                    ));
+                    self.counts(b, r);
                 }
                 self.line(false);
             }
             Event::TableDone { .. } => {
                 self.tables.fetch_add(1, Ordering::Relaxed);
+                if let Some(b) = &self.bar {
+                    self.counts(b, self.rows.load(Ordering::Relaxed));
+                }
             }
         }
     }

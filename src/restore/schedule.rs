@@ -280,6 +280,18 @@ pub async fn run(
             .entry(plan.tables[u.table].object_id)
             .or_default() += 1;
     }
+    // The progress counts tables as their last stream ends; one with no
+    // rows to load is done at once.
+    let table_done = |t: &super::plan::PlannedTable, rows: u64| Event::TableDone {
+        schema: t.schema.clone(),
+        name: t.name.clone(),
+        rows,
+    };
+    for t in &plan.tables {
+        if !pending_units.contains_key(&t.object_id) {
+            progress.event(table_done(t, 0));
+        }
+    }
     let in_plan: HashSet<u32> = plan.tables.iter().map(|t| t.object_id).collect();
     let locks = Locks::new(plan);
     let simple = simple_tables(plan);
@@ -533,6 +545,10 @@ pub async fn run(
         match task {
             Task::Data(unit) => {
                 unit_loaded(plan, &unit, n, &mut rows, &mut pending_units);
+                let t = &plan.tables[unit.table];
+                if !pending_units.contains_key(&t.object_id) {
+                    progress.event(table_done(t, rows[unit.table]));
+                }
                 if pending_units.is_empty() && data_seconds.is_none() {
                     data_seconds = Some(t0.elapsed().as_secs_f64());
                     progress.event(Event::Phase("post-data"));
