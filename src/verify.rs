@@ -374,14 +374,17 @@ async fn entry_at(
             .iter()
             .any(|c| c.offset <= at && at < c.offset + c.len as u64)
     });
-    match hit {
-        Some(e) => match serde_json::from_value::<TableMeta>(e.meta.clone()) {
-            Ok(t) => format!(
-                " (a chunk of table {})",
-                crate::pg::snapshot::qualified(&t.schema, &t.name)
-            ),
-            Err(_) => format!(" (a chunk of index entry {}, {})", e.id, e.kind),
-        },
-        None => String::new(),
+    let Some(e) = hit else {
+        return String::new();
+    };
+    if e.kind == kind::SCHEMA {
+        return " (the schema section)".into();
+    }
+    match serde_json::from_value::<TableMeta>(e.meta.clone()) {
+        Ok(t) if e.kind == kind::TABLE => format!(
+            " (a chunk of table {})",
+            crate::pg::snapshot::qualified(&t.schema, &t.name)
+        ),
+        _ => format!(" (a chunk of index entry {}, {})", e.id, e.kind),
     }
 }

@@ -1022,8 +1022,8 @@ fn damaged_schema_segment_is_reported_as_damage_with_its_bytes() {
     assert_eq!(v.status.code(), Some(1), "{report}");
     assert!(
         report.contains(&format!(
-            "the segment at archive byte {} does not authenticate: the archive was altered or \
-             damaged after it was written",
+            "the segment at archive byte {} (the schema section) does not authenticate: the \
+             archive was altered or damaged after it was written",
             chunk.offset
         )),
         "{report}"

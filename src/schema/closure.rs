@@ -242,6 +242,29 @@ mod tests {
     }
 
     #[test]
+    fn roots_bring_their_dependencies_and_a_view_its_tables_as_definitions() {
+        let m = sample();
+        // The view v reads a: a comes for its definition only.
+        let c = m.closure_from(&[], &[11, 2]);
+        assert_eq!(c.objects, vec![0, 1, 2, 3, 4, 11]);
+        assert_eq!(c.extra_relations, vec![4]);
+        assert!(c.skipped_fks.is_empty());
+    }
+
+    #[test]
+    fn a_domain_brings_its_checks_made_after_the_data() {
+        use ObjectKind::*;
+        let m = model(vec![
+            obj(0, Schema, "s", &[]),
+            obj(1, Domain, "d", &[0]),
+            owned(obj(2, CheckConstraint, "d_chk", &[1]), 1, None),
+            obj(3, Table, "t", &[0, 1]),
+        ]);
+        let c = m.closure(&[TableRef::new("s", "t")]);
+        assert_eq!(c.objects, vec![0, 1, 2, 3]);
+    }
+
+    #[test]
     fn subset_renumbers_consistently() {
         let m = sample();
         let c = m.closure(&[TableRef::new("s", "a")]);
