@@ -2532,3 +2532,49 @@ fn a_domain_check_not_valid_comes_after_the_rows() {
         "-3,4|f"
     );
 }
+
+/// `--into-schema` refuses an inheritance child whose parents it does not
+/// copy too: the copy would join the live parents and add its rows to
+/// theirs. With its parents, the copy is a tree of its own.
+#[test]
+fn into_schema_refuses_a_child_without_its_parents() {
+    let pg = pg();
+    let db = pg.create_db("into_inh");
+    pg.psql(
+        &db,
+        "CREATE SCHEMA app;
+         CREATE TABLE app.p1 (x int); CREATE TABLE app.p2 (y int);
+         CREATE TABLE app.kid (z int) INHERITS (app.p1, app.p2);
+         INSERT INTO app.kid VALUES (10, 20, 30); INSERT INTO app.p1 VALUES (1);",
+    );
+    let w = Workdir::new();
+    backup(pg, &db, &w, &[]);
+    let before = pg.schema_dump(&db);
+    for tables in [
+        &["-t", "app.kid"][..],
+        &["-t", "app.kid", "-t", "app.p1"][..],
+    ] {
+        let args = [tables, &["--into-schema", "copy"][..]].concat();
+        let err = failure_stderr(&restore_output(pg, &w, "latest", &db, &args), 2);
+        assert!(
+            err.contains("app.kid inherits from") && err.contains("app.p2, not chosen"),
+            "{err}"
+        );
+        assert_eq!(pg.schema_dump(&db), before);
+    }
+    restore_json(
+        pg,
+        &w,
+        "latest",
+        &db,
+        &["-t", "app.*", "--into-schema", "copy"],
+    );
+    assert_eq!(
+        pg.psql(
+            &db,
+            "SELECT (SELECT count(*) FROM app.p1), (SELECT count(*) FROM copy.p1)"
+        )
+        .trim(),
+        "2|2"
+    );
+}

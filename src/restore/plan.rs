@@ -836,6 +836,44 @@ pub(crate) fn build_parsed(
             .filter(|&id| model.object(id).kind == ObjectKind::View)
             .collect();
         let (r, left_out, why) = retarget(&model, &chosen_tables, &views, into, &planned);
+        // A child named with its parents in INHERITS (...) would join the
+        // live parents that stay: their scans would return its copied
+        // rows next to the live ones.
+        let mut joins_live = Vec::new();
+        for t in &chosen_tables {
+            let o = model.object(t.object_id);
+            let Some((_, clause)) = o.create.split_once("\nINHERITS (") else {
+                continue;
+            };
+            let staying: Vec<String> = o
+                .deps
+                .iter()
+                .filter(|&&d| !r.moved.contains(&d))
+                .filter_map(|&d| model.objects.get(d as usize))
+                .filter(|d| d.kind.is_relation())
+                .filter_map(|d| {
+                    let schema = d.schema.as_deref()?;
+                    clause
+                        .contains(&crate::schema::ddl::qualify(schema, &d.name))
+                        .then(|| crate::filter::spell(schema, &d.name))
+                })
+                .collect();
+            if !staying.is_empty() {
+                joins_live.push(format!(
+                    "{} inherits from {}",
+                    crate::filter::spell(&t.schema, &t.name),
+                    staying.join(", ")
+                ));
+            }
+        }
+        if !joins_live.is_empty() {
+            return Err(Error::Usage(format!(
+                "--into-schema: {}, not chosen: the copy would join the live parents and add \
+                 its rows to theirs; choose the parents with --table too, or restore into \
+                 another database",
+                joins_live.join("; ")
+            )));
+        }
         pre_data.retain(|p| !left_out.contains(&p.id));
         post_data.retain(|p| !left_out.contains(&p.id));
         for p in pre_data.iter_mut().chain(post_data.iter_mut()) {
