@@ -721,7 +721,9 @@ pub(crate) fn build_parsed(
                 model
                     .objects
                     .iter()
-                    .filter(|o| o.belongs_to.is_none())
+                    // A view on a dependency cycle is two objects: its
+                    // placeholder, and its definition, which belongs to it.
+                    .filter(|o| o.belongs_to.is_none() || o.kind == ObjectKind::View)
                     .filter(|o| o.schema.as_deref().is_some_and(|n| p.matches(n, "")))
                     .filter(|o| {
                         !matches!(
@@ -865,6 +867,28 @@ pub(crate) fn build_parsed(
                     staying.join(", ")
                 ));
             }
+        }
+        // A view on a cycle with a function (which takes its row type) is
+        // created as a placeholder, then defined: the definition would call
+        // the function, which stays, over the copy's row type.
+        let on_cycles: Vec<String> = views
+            .iter()
+            .filter(|&&v| {
+                model
+                    .objects
+                    .iter()
+                    .any(|o| o.kind == ObjectKind::View && o.belongs_to == Some(v))
+            })
+            .map(|&v| model.object(v))
+            .map(|o| crate::filter::spell(o.schema.as_deref().unwrap_or_default(), &o.name))
+            .collect();
+        if !on_cycles.is_empty() {
+            return Err(Error::Usage(format!(
+                "--into-schema cannot copy view(s) {}: each is on a dependency cycle with a \
+                 function taking its row type, which stays where it is; restore them into \
+                 another database",
+                on_cycles.join(", ")
+            )));
         }
         if !joins_live.is_empty() {
             return Err(Error::Usage(format!(
