@@ -2531,6 +2531,21 @@ fn a_domain_check_not_valid_comes_after_the_rows() {
         .trim(),
         "-3,4|f"
     );
+    // Into a target that has the domain, check included: said before.
+    pg.psql(&dst, "DROP TABLE t");
+    let r = restore_json(
+        pg,
+        &w,
+        "latest",
+        &dst,
+        &["--table", "public.t", "--dry-run"],
+    );
+    assert!(
+        r["warnings"]
+            .to_string()
+            .contains("the target's domain \\\"public\\\".\\\"posd\\\" already check(s) the rows"),
+        "{r}"
+    );
 }
 
 /// `--into-schema` refuses an inheritance child whose parents it does not

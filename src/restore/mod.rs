@@ -363,6 +363,41 @@ async fn check_target(
         let o = plan.model.object(p.id);
         !(o.kind == crate::schema::ObjectKind::CheckConstraint && o.belongs_to.is_some_and(kept))
     });
+    // Where the target's domain holds such a check while rows load (one
+    // it keeps, or any with --data-only), the rows that break it fail the
+    // load: said before, since only the rows can tell.
+    let live = |id: u32| opts.data_only || kept(id);
+    let loaded: std::collections::BTreeSet<u32> = plan
+        .tables
+        .iter()
+        .filter(|t| t.load_data)
+        .flat_map(|t| plan.model.object(t.object_id).deps.iter().copied())
+        .collect();
+    let mut domains: Vec<String> = plan
+        .model
+        .objects
+        .iter()
+        .filter(|o| o.kind == crate::schema::ObjectKind::CheckConstraint)
+        .filter_map(|o| o.belongs_to)
+        .filter(|&d| loaded.contains(&d) && live(d))
+        .map(|d| plan.model.object(d))
+        .filter(|d| d.kind == crate::schema::ObjectKind::Domain)
+        .map(|d| d.identity.clone())
+        .collect();
+    domains.sort();
+    domains.dedup();
+    if !domains.is_empty() {
+        report.warnings.push(format!(
+            "the target's {} already check(s) the rows it loads with a constraint the backup \
+             adds NOT VALID, after its rows: rows that break it fail the load; {}",
+            domains.join(", "),
+            if opts.data_only {
+                "drop the constraint for the load, or restore into an empty database"
+            } else {
+                "restore with --clean (which makes the domain anew) or into an empty database"
+            }
+        ));
+    }
     report.objects = plan.pre_data.len() + plan.post_data.len();
     Ok(checked)
 }
