@@ -2172,6 +2172,26 @@ fn a_materialized_view_chosen_without_its_tables_is_left_unpopulated() {
     );
     assert_eq!(populated(&both), "t");
     assert_eq!(pg.psql(&both, "SELECT n FROM mv").trim(), "5");
+    // Into the live database, whose table it reads is reused rows and
+    // all: refreshed from them.
+    pg.psql(
+        &db,
+        "DROP MATERIALIZED VIEW mv; INSERT INTO accounts VALUES (11, 11);",
+    );
+    let r = restore_json(pg, &w, "latest", &db, &["--table", "public.mv"]);
+    assert_eq!(r["skipped"].as_array().map(Vec::len), Some(0), "{r}");
+    assert_eq!(populated(&db), "t");
+    assert_eq!(pg.psql(&db, "SELECT n FROM mv").trim(), "6");
+    // --data-only refreshes it from the rows in place.
+    pg.psql(&db, "INSERT INTO accounts VALUES (12, 12);");
+    restore_json(
+        pg,
+        &w,
+        "latest",
+        &db,
+        &["--table", "public.mv", "--data-only"],
+    );
+    assert_eq!(pg.psql(&db, "SELECT n FROM mv").trim(), "7");
 }
 
 /// A relation a selective restore needs only for its definition (the table

@@ -363,6 +363,24 @@ async fn check_target(
         let o = plan.model.object(p.id);
         !(o.kind == crate::schema::ObjectKind::CheckConstraint && o.belongs_to.is_some_and(kept))
     });
+    // A materialized view's refresh left out for want of rows is put back
+    // where the target has every relation it reads, rows and all (reused,
+    // or in place with --data-only): refreshed from them, as pg_restore
+    // would, rather than left unpopulated.
+    for u in std::mem::take(&mut plan.unfilled) {
+        if opts.schema_only || !(opts.data_only || u.reads.iter().all(|&r| kept(r))) {
+            continue;
+        }
+        let o = plan.model.object(u.refresh);
+        let back = plan::PlannedObject {
+            id: o.id,
+            kind: o.kind,
+            identity: plan.target_identity(o),
+        };
+        plan.post_data.push(back);
+        plan.skipped.retain(|s| *s != u.note);
+        report.skipped.retain(|s| *s != u.note);
+    }
     // Where the target's domain holds such a check while rows load (one
     // it keeps, or any with --data-only), the rows that break it fail the
     // load: said before, since only the rows can tell.

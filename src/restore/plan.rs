@@ -187,6 +187,8 @@ pub struct Plan {
     /// reused with its rows, never dropped and made anew empty.
     #[serde(skip)]
     pub definition_only: BTreeSet<u32>,
+    #[serde(skip)]
+    pub unfilled: Vec<Unfilled>,
 }
 
 impl Plan {
@@ -560,7 +562,7 @@ fn unfillable_refreshes(
     model: &SchemaModel,
     chosen: &BTreeSet<u32>,
     set: &mut BTreeSet<u32>,
-) -> Vec<String> {
+) -> Vec<Unfilled> {
     let mut skipped = Vec::new();
     let refreshes: Vec<&DbObject> = model
         .objects
@@ -580,7 +582,7 @@ fn unfillable_refreshes(
                 let reads_rows =
                     matches!(dep.kind, ObjectKind::Table | ObjectKind::MaterializedView);
                 if reads_rows && !chosen.contains(&d) {
-                    unfilled.insert(dep.identity.clone());
+                    unfilled.insert(d);
                 } else if matches!(dep.kind, ObjectKind::View | ObjectKind::MaterializedView)
                     && seen.insert(d)
                 {
@@ -590,15 +592,34 @@ fn unfillable_refreshes(
         }
         if !unfilled.is_empty() {
             set.remove(&r.id);
-            skipped.push(format!(
-                "{} (it reads {}, whose rows this restore does not bring: the view is left \
-                 unpopulated; choose those with --table too to fill it)",
-                r.identity,
-                unfilled.into_iter().collect::<Vec<_>>().join(", ")
-            ));
+            let names: Vec<&str> = unfilled
+                .iter()
+                .map(|&d| model.object(d).identity.as_str())
+                .collect();
+            skipped.push(Unfilled {
+                refresh: r.id,
+                reads: unfilled.iter().copied().collect(),
+                note: format!(
+                    "{} (it reads {}, whose rows this restore does not bring: the view is left \
+                     unpopulated; choose those with --table too to fill it)",
+                    r.identity,
+                    names.join(", ")
+                ),
+            });
         }
     }
     skipped
+}
+
+/// A materialized view's refresh left out by [`unfillable_refreshes`]:
+/// the restore puts it back when the target has every relation it reads
+/// (reused with their rows, or in place with `--data-only`).
+#[derive(Debug, Clone)]
+pub struct Unfilled {
+    pub refresh: u32,
+    pub reads: Vec<u32>,
+    /// What `skipped` says of it.
+    pub note: String,
 }
 
 /// [`build`] from sections already parsed.
@@ -631,6 +652,7 @@ pub(crate) fn build_parsed(
     // not restored): reported with the restore's own omissions.
     let mut skipped = Vec::new();
     let mut definition_only = BTreeSet::new();
+    let mut unfilled = Vec::new();
     // Objects chosen besides tables: views (`--table`), and the rest of a
     // schema chosen whole (`--schema`).
     let mut roots: Vec<u32> = Vec::new();
@@ -783,7 +805,8 @@ pub(crate) fn build_parsed(
             }
         }
         let mut set: BTreeSet<u32> = closure.objects.iter().copied().collect();
-        skipped.extend(unfillable_refreshes(&model, &chosen, &mut set));
+        unfilled = unfillable_refreshes(&model, &chosen, &mut set);
+        skipped.extend(unfilled.iter().map(|u| u.note.clone()));
         // Whole schemas bring their schema object even without tables.
         for s in &opts.schemas {
             let p = Pattern::schema(s).map_err(Error::Usage)?;
@@ -1068,6 +1091,7 @@ pub(crate) fn build_parsed(
         large_objects,
         skip_roles: BTreeSet::new(),
         definition_only,
+        unfilled,
     })
 }
 

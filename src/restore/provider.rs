@@ -351,6 +351,7 @@ mod tests {
             skipped: vec![],
             skip_roles: BTreeSet::new(),
             definition_only: BTreeSet::new(),
+            unfilled: vec![],
         }
     }
 
