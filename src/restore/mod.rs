@@ -381,6 +381,24 @@ async fn check_target(
         plan.skipped.retain(|s| *s != u.note);
         report.skipped.retain(|s| *s != u.note);
     }
+    // A table taken for its definition only that the target lacks is made
+    // without its rows (nor its keys): said, so it is not taken for the
+    // backup's table.
+    let stand_ins: Vec<String> = plan
+        .pre_data
+        .iter()
+        .filter(|p| plan.definition_only.contains(&p.id) && !kept(p.id))
+        .filter(|p| p.kind == crate::schema::ObjectKind::Table)
+        .map(|p| {
+            format!(
+                "rows and keys of {} (created empty, for the definitions that need it; choose \
+                 it with --table too for its rows)",
+                p.identity
+            )
+        })
+        .collect();
+    plan.skipped.extend(stand_ins.iter().cloned());
+    report.skipped.extend(stand_ins);
     // Where the target's domain holds such a check while rows load (one
     // it keeps, or any with --data-only), the rows that break it fail the
     // load: said before, since only the rows can tell.

@@ -241,9 +241,9 @@ pub async fn check(client: &Client, plan: &Plan, opts: &RestoreOptions) -> Resul
         return Err(Error::Refused(format!(
             "the target database {target_db} already has {} object(s) this restore would reuse, \
              defined otherwise than in the backup: {}; nothing was changed (a restore reuses a \
-             type, function or other shared object only when its definition is the backup's: \
-             rename, move (ALTER EXTENSION ... SET SCHEMA) or drop them in the target, or restore \
-             into an empty database)",
+             type, function, or a table a chosen view or child needs, only when the target \
+             defines it as the backup does: rename or drop them in the target (an extension: \
+             ALTER EXTENSION ... SET SCHEMA), or restore into an empty database)",
             differing.len(),
             first_of(&differing, 12)
         )));
