@@ -189,10 +189,6 @@ pub struct Plan {
     pub definition_only: BTreeSet<u32>,
     #[serde(skip)]
     pub unfilled: Vec<Unfilled>,
-    /// Objects chosen by name besides tables (views with `--table`, a
-    /// schema's functions, types, ... with `--schema`).
-    #[serde(skip)]
-    pub chosen: BTreeSet<u32>,
 }
 
 impl Plan {
@@ -1096,7 +1092,6 @@ pub(crate) fn build_parsed(
         skip_roles: BTreeSet::new(),
         definition_only,
         unfilled,
-        chosen: roots.iter().copied().collect(),
     })
 }
 

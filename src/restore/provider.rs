@@ -352,7 +352,6 @@ mod tests {
             skip_roles: BTreeSet::new(),
             definition_only: BTreeSet::new(),
             unfilled: vec![],
-            chosen: BTreeSet::new(),
         }
     }
 

@@ -220,17 +220,6 @@ pub async fn check(client: &Client, plan: &Plan, opts: &RestoreOptions) -> Resul
     };
     // One that --clean drops (it takes a dropped table's row type) is made
     // anew, not reused.
-    // A function or procedure the restore was asked for by name or schema
-    // (`--schema`), not merely one a table needs, is replaced by --clean
-    // (`CREATE OR REPLACE`, as pg_restore --clean remakes it): putting a
-    // schema back means its functions' bodies too.
-    let (replaced, differing): (Vec<u32>, Vec<u32>) = differing.into_iter().partition(|&id| {
-        let o = plan.object(id);
-        opts.clean
-            && plan.chosen.contains(&id)
-            && matches!(o.kind, ObjectKind::Function | ObjectKind::Procedure)
-            && o.create.starts_with("CREATE OR REPLACE ")
-    });
     let mut differing: Vec<String> = differing
         .into_iter()
         .filter(|id| !drops.ids.contains(id))
@@ -248,12 +237,7 @@ pub async fn check(client: &Client, plan: &Plan, opts: &RestoreOptions) -> Resul
             first_of(&differing, 12)
         )));
     }
-    let mut would_drop = drops.dropped;
-    would_drop.extend(
-        replaced
-            .iter()
-            .map(|&id| format!("{} (replaced)", plan.object(id).identity)),
-    );
+    let would_drop = drops.dropped;
     let would_drop_ids = drops.ids.into_iter().collect();
     let uses = named_roles(plan, opts);
     let missing = missing_roles(client, &uses).await?;
