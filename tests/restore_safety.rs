@@ -2647,3 +2647,65 @@ fn a_view_on_a_function_cycle_comes_back_defined() {
     );
     assert!(err.contains("cannot copy view(s) s.cv"), "{err}");
 }
+
+/// A populated materialized view over one the source has unpopulated: its
+/// refresh would fail, so it is left out, as pg_dump does, and the full
+/// restore goes through (it failed in its post-data).
+#[test]
+fn a_matview_over_an_unpopulated_one_is_not_refreshed() {
+    let pg = pg();
+    let db = pg.create_db("mv_nd");
+    pg.psql(
+        &db,
+        "CREATE TABLE t (id int); INSERT INTO t SELECT generate_series(1, 10);
+         CREATE MATERIALIZED VIEW mv_nd AS SELECT * FROM t;
+         CREATE VIEW v AS SELECT * FROM mv_nd;
+         CREATE MATERIALIZED VIEW mv2 AS SELECT count(*) AS n FROM v;
+         CREATE MATERIALIZED VIEW mv_t AS SELECT count(*) AS n FROM t;
+         REFRESH MATERIALIZED VIEW mv_nd WITH NO DATA;",
+    );
+    let w = Workdir::new();
+    backup(pg, &db, &w, &[]);
+    let dst = pg.create_db("mv_nd_dst");
+    restore_json(pg, &w, "latest", &dst, &[]);
+    assert_eq!(
+        pg.psql(
+            &dst,
+            "SELECT string_agg(relname || '=' || relispopulated, ',' ORDER BY relname) \
+             FROM pg_class WHERE relkind = 'm'"
+        )
+        .trim(),
+        "mv2=false,mv_nd=false,mv_t=true"
+    );
+}
+
+/// A materialized view the target has alike is reused as it is: restoring
+/// one that reads it refreshes only the chosen one (from the target's
+/// contents), not the reused one too.
+#[test]
+fn a_reused_matview_keeps_its_contents() {
+    let pg = pg();
+    let db = pg.create_db("mv_reuse");
+    pg.psql(
+        &db,
+        "CREATE TABLE t (id int); INSERT INTO t SELECT generate_series(1, 100);
+         CREATE MATERIALIZED VIEW mv_t AS SELECT * FROM t;
+         CREATE MATERIALIZED VIEW mv_mv AS SELECT count(*) AS n FROM mv_t;",
+    );
+    let w = Workdir::new();
+    backup(pg, &db, &w, &[]);
+    pg.psql(
+        &db,
+        "DROP MATERIALIZED VIEW mv_mv; INSERT INTO t VALUES (101);",
+    );
+    let r = restore_json(pg, &w, "latest", &db, &["--table", "public.mv_mv"]);
+    assert_eq!(r["skipped"].as_array().map(Vec::len), Some(0), "{r}");
+    assert_eq!(
+        pg.psql(
+            &db,
+            "SELECT (SELECT count(*) FROM mv_t), (SELECT n FROM mv_mv)"
+        )
+        .trim(),
+        "100|100"
+    );
+}

@@ -359,19 +359,30 @@ async fn check_target(
     // A reused domain is left as the target has it: its checks made after
     // the data (NOT VALID, objects of their own) with it.
     let kept = |id: u32| checked.existing.contains(&id) && !checked.would_drop_ids.contains(&id);
+    // So is a reused materialized view: its refresh (taken because a
+    // chosen one's waits for it) would replace the target's contents.
     plan.post_data.retain(|p| {
         let o = plan.model.object(p.id);
-        !(o.kind == crate::schema::ObjectKind::CheckConstraint && o.belongs_to.is_some_and(kept))
+        !(matches!(
+            o.kind,
+            crate::schema::ObjectKind::CheckConstraint | crate::schema::ObjectKind::MatviewRefresh
+        ) && o.belongs_to.is_some_and(kept))
     });
     // A materialized view's refresh left out for want of rows is put back
     // where the target has every relation it reads, rows and all (reused,
     // or in place with --data-only): refreshed from them, as pg_restore
     // would, rather than left unpopulated.
     for u in std::mem::take(&mut plan.unfilled) {
+        let o = plan.model.object(u.refresh);
+        // A reused one stays as the target has it: nothing to say.
+        if o.belongs_to.is_some_and(kept) {
+            plan.skipped.retain(|s| *s != u.note);
+            report.skipped.retain(|s| *s != u.note);
+            continue;
+        }
         if opts.schema_only || !(opts.data_only || u.reads.iter().all(|&r| kept(r))) {
             continue;
         }
-        let o = plan.model.object(u.refresh);
         let back = plan::PlannedObject {
             id: o.id,
             kind: o.kind,

@@ -404,6 +404,13 @@ async fn read_all(client: &Client) -> Result<SchemaModel, SchemaError> {
         extension_tables: b.extension_tables,
         managed: Vec::new(),
     };
+    let unfillable = refreshes_over_unpopulated(&model.objects);
+    if !unfillable.is_empty() {
+        let keep = (0..model.objects.len() as u32)
+            .filter(|id| !unfillable.contains(id))
+            .collect();
+        model = model.subset(&keep);
+    }
     super::provider::mark(&mut model, &source_roles);
     Ok(model)
 }
@@ -2805,6 +2812,40 @@ async fn read_relations(client: &Client, bld: &mut Builder) -> Result<(), Schema
         }
     }
     Ok(())
+}
+
+/// The refreshes of populated materialized views that read (directly, or
+/// through views and other materialized views) one the database has
+/// unpopulated: run, each would fail ("has not been populated"), so they
+/// are left out, as pg_dump leaves them out, and those views come back
+/// unpopulated.
+fn refreshes_over_unpopulated(objects: &[DbObject]) -> std::collections::BTreeSet<u32> {
+    let refresh_of: HashMap<u32, u32> = objects
+        .iter()
+        .filter(|o| o.kind == ObjectKind::MatviewRefresh)
+        .filter_map(|o| o.belongs_to.map(|m| (m, o.id)))
+        .collect();
+    let mut out = std::collections::BTreeSet::new();
+    for (&mv, &rf) in &refresh_of {
+        let mut seen = std::collections::BTreeSet::from([mv]);
+        let mut stack = vec![mv];
+        'walk: while let Some(id) = stack.pop() {
+            for &d in &objects[id as usize].deps {
+                let Some(o) = objects.get(d as usize) else {
+                    continue;
+                };
+                let view = matches!(o.kind, ObjectKind::View | ObjectKind::MaterializedView);
+                if o.kind == ObjectKind::MaterializedView && !refresh_of.contains_key(&d) {
+                    out.insert(rf);
+                    break 'walk;
+                }
+                if view && seen.insert(d) {
+                    stack.push(d);
+                }
+            }
+        }
+    }
+    out
 }
 
 /// Whether `CREATE TABLE child (...) INHERITS (parents)` puts the child's
