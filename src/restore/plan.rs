@@ -571,25 +571,12 @@ fn unfillable_refreshes(
         .collect();
     for r in refreshes {
         let Some(mv) = r.belongs_to else { continue };
-        let mut unfilled = BTreeSet::new();
-        let mut seen = BTreeSet::from([mv]);
-        let mut stack = vec![mv];
-        while let Some(id) = stack.pop() {
-            for &d in &model.object(id).deps {
-                let Some(dep) = model.objects.get(d as usize) else {
-                    continue;
-                };
-                let reads_rows =
-                    matches!(dep.kind, ObjectKind::Table | ObjectKind::MaterializedView);
-                if reads_rows && !chosen.contains(&d) {
-                    unfilled.insert(d);
-                } else if matches!(dep.kind, ObjectKind::View | ObjectKind::MaterializedView)
-                    && seen.insert(d)
-                {
-                    stack.push(d);
-                }
-            }
-        }
+        // A chosen materialized view's rows are the ones it reads in turn.
+        let unfilled: BTreeSet<u32> = model
+            .rows_read(mv, |d| chosen.contains(&d))
+            .into_iter()
+            .filter(|d| !chosen.contains(d))
+            .collect();
         if !unfilled.is_empty() {
             set.remove(&r.id);
             let names: Vec<&str> = unfilled

@@ -404,7 +404,7 @@ async fn read_all(client: &Client) -> Result<SchemaModel, SchemaError> {
         extension_tables: b.extension_tables,
         managed: Vec::new(),
     };
-    let unfillable = refreshes_over_unpopulated(&model.objects);
+    let unfillable = refreshes_over_unpopulated(&model);
     if !unfillable.is_empty() {
         let keep = (0..model.objects.len() as u32)
             .filter(|id| !unfillable.contains(id))
@@ -2819,33 +2819,24 @@ async fn read_relations(client: &Client, bld: &mut Builder) -> Result<(), Schema
 /// unpopulated: run, each would fail ("has not been populated"), so they
 /// are left out, as pg_dump leaves them out, and those views come back
 /// unpopulated.
-fn refreshes_over_unpopulated(objects: &[DbObject]) -> std::collections::BTreeSet<u32> {
-    let refresh_of: HashMap<u32, u32> = objects
+fn refreshes_over_unpopulated(model: &SchemaModel) -> std::collections::BTreeSet<u32> {
+    let refresh_of: HashMap<u32, u32> = model
+        .objects
         .iter()
         .filter(|o| o.kind == ObjectKind::MatviewRefresh)
         .filter_map(|o| o.belongs_to.map(|m| (m, o.id)))
         .collect();
-    let mut out = std::collections::BTreeSet::new();
-    for (&mv, &rf) in &refresh_of {
-        let mut seen = std::collections::BTreeSet::from([mv]);
-        let mut stack = vec![mv];
-        'walk: while let Some(id) = stack.pop() {
-            for &d in &objects[id as usize].deps {
-                let Some(o) = objects.get(d as usize) else {
-                    continue;
-                };
-                let view = matches!(o.kind, ObjectKind::View | ObjectKind::MaterializedView);
-                if o.kind == ObjectKind::MaterializedView && !refresh_of.contains_key(&d) {
-                    out.insert(rf);
-                    break 'walk;
-                }
-                if view && seen.insert(d) {
-                    stack.push(d);
-                }
-            }
-        }
-    }
-    out
+    let populated = |id: u32| refresh_of.contains_key(&id);
+    refresh_of
+        .iter()
+        .filter(|(&mv, _)| {
+            model
+                .rows_read(mv, populated)
+                .into_iter()
+                .any(|d| model.object(d).kind == ObjectKind::MaterializedView)
+        })
+        .map(|(_, &rf)| rf)
+        .collect()
 }
 
 /// Whether `CREATE TABLE child (...) INHERITS (parents)` puts the child's

@@ -2,6 +2,8 @@
 //! it and the dependency graph between objects. Serialized as JSON into the
 //! archive's schema section (see docs/schema-model.md).
 
+use std::collections::BTreeSet;
+
 use serde::{Deserialize, Serialize};
 
 /// Version of the serialized model. Bump on any incompatible change.
@@ -361,6 +363,35 @@ impl SchemaModel {
     /// The object with this id.
     pub fn object(&self, id: u32) -> &DbObject {
         &self.objects[id as usize]
+    }
+
+    /// The tables and materialized views whose rows the materialized view
+    /// `mv` reads, directly or through views; through a materialized view
+    /// too when `through` says so (its rows are what it read in turn).
+    pub fn rows_read(&self, mv: u32, through: impl Fn(u32) -> bool) -> BTreeSet<u32> {
+        let mut out = BTreeSet::new();
+        let mut seen = BTreeSet::from([mv]);
+        let mut stack = vec![mv];
+        while let Some(id) = stack.pop() {
+            for &d in &self.object(id).deps {
+                let Some(dep) = self.objects.get(d as usize) else {
+                    continue;
+                };
+                let descend = match dep.kind {
+                    ObjectKind::View => true,
+                    ObjectKind::MaterializedView => through(d),
+                    _ => false,
+                };
+                if descend {
+                    if seen.insert(d) {
+                        stack.push(d);
+                    }
+                } else if matches!(dep.kind, ObjectKind::Table | ObjectKind::MaterializedView) {
+                    out.insert(d);
+                }
+            }
+        }
+        out
     }
 
     /// The relation object `id` is or belongs to, following chains (an
