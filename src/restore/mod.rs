@@ -183,17 +183,17 @@ pub async fn run(
         progress.event(Event::Phase("check target"));
         let session = Session::open(target).await?;
         let checked = check_target(&session.client, &mut plan, opts, &mut report).await?;
-        if opts.clean {
-            report.dropped = checked.would_drop;
-        }
         // What the restore would leave as the target has it (a --clean drop
         // that takes one along makes it anew).
         report.reused = plan
             .pre_data
             .iter()
-            .filter(|p| checked.existing.contains(&p.id) && !checked.would_drop_ids.contains(&p.id))
+            .filter(|p| checked.keeps(p.id))
             .map(|p| p.identity.clone())
             .collect();
+        if opts.clean {
+            report.dropped = checked.would_drop;
+        }
         report.bytes_read = archive.bytes_read();
         report.seconds = t0.elapsed().as_secs_f64();
         report.plan = Some(plan);
@@ -356,9 +356,27 @@ async fn check_target(
     report.tables = plan.tables.len();
     report.rows = plan.tables.iter().map(|t| t.rows).sum();
     let checked = target::check(client, plan, opts).await?;
+    fit_to_checked(plan, &checked, opts, report);
+    report.objects = plan.pre_data.len() + plan.post_data.len();
+    Ok(checked)
+}
+
+/// What the target's checks change in the plan (what the target has is
+/// left as it is), and what they have the report say.
+fn fit_to_checked(
+    plan: &mut Plan,
+    checked: &target::Checked,
+    opts: &RestoreOptions,
+    report: &mut RestoreReport,
+) {
+    let kept = |id: u32| checked.keeps(id);
+    // A note of `skipped` that no longer holds.
+    let forget = |plan: &mut Plan, report: &mut RestoreReport, note: &str| {
+        plan.skipped.retain(|s| s != note);
+        report.skipped.retain(|s| s != note);
+    };
     // A reused domain is left as the target has it: its checks made after
     // the data (NOT VALID, objects of their own) with it.
-    let kept = |id: u32| checked.existing.contains(&id) && !checked.would_drop_ids.contains(&id);
     // So is a reused materialized view: its refresh (taken because a
     // chosen one's waits for it) would replace the target's contents.
     plan.post_data.retain(|p| {
@@ -376,8 +394,7 @@ async fn check_target(
         let o = plan.model.object(u.refresh);
         // A reused one stays as the target has it: nothing to say.
         if o.belongs_to.is_some_and(kept) {
-            plan.skipped.retain(|s| *s != u.note);
-            report.skipped.retain(|s| *s != u.note);
+            forget(plan, report, &u.note);
             continue;
         }
         if opts.schema_only || !(opts.data_only || u.reads.iter().all(|&r| kept(r))) {
@@ -389,8 +406,7 @@ async fn check_target(
             identity: plan.target_identity(o),
         };
         plan.post_data.push(back);
-        plan.skipped.retain(|s| *s != u.note);
-        report.skipped.retain(|s| *s != u.note);
+        forget(plan, report, &u.note);
     }
     // A table taken for its definition only that the target lacks is made
     // without its rows (nor its keys): said, so it is not taken for the
@@ -445,8 +461,6 @@ async fn check_target(
             }
         ));
     }
-    report.objects = plan.pre_data.len() + plan.post_data.len();
-    Ok(checked)
 }
 
 /// The post-restore check: the rows the server took for each table, from

@@ -35,7 +35,7 @@ use crate::schema::{DbObject, ObjectKind, RelKind, APPLY_SESSION_SQL};
 
 use super::data;
 use super::plan::Plan;
-use super::target::statements;
+use super::target::{run_statements, statements};
 use super::units::{self, Unit, JOIN_MIN_CHUNKS};
 use super::RestoreOptions;
 
@@ -462,13 +462,9 @@ pub async fn run(
             let identity = o.identity.clone();
             tracing::debug!("{:.2}s: building {identity}", t0.elapsed().as_secs_f64());
             running.spawn(async move {
-                let mut res = Ok(0);
-                for s in &stmts {
-                    if let Err(e) = session.client.batch_execute(s).await {
-                        res = Err(Error::pg(format!("restoring {identity}"), e));
-                        break;
-                    }
-                }
+                let res = run_statements(&session.client, &identity, &stmts)
+                    .await
+                    .map(|()| 0);
                 (Task::Post(id), session, res)
             });
         }

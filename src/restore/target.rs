@@ -32,6 +32,14 @@ pub struct Checked {
     pub would_drop_ids: HashSet<u32>,
 }
 
+impl Checked {
+    /// Whether the restore leaves object `id` as the target has it: found
+    /// there and reused, and not dropped by `--clean` with a conflict.
+    pub fn keeps(&self, id: u32) -> bool {
+        self.existing.contains(&id) && !self.would_drop_ids.contains(&id)
+    }
+}
+
 /// Kinds that may already exist in the target with the same definition and
 /// are then reused rather than refused.
 pub(super) fn shareable(kind: ObjectKind) -> bool {
@@ -389,13 +397,6 @@ fn named_roles(plan: &Plan, opts: &RestoreOptions) -> BTreeMap<String, BTreeSet<
     uses
 }
 
-/// Rows of a binary archive carry each value in its type's binary form,
-/// which the server takes as whatever type the target column has: an `int4`
-/// read as `real` loads as garbage without an error. A table this restore
-/// does not create (`--data-only`) must therefore have the backup's
-/// built-in types, column by column (the server itself checks the type
-/// OIDs inside arrays and composites). Text rows are parsed by the target's
-/// types, as pg_restore's are, and need no check.
 /// `--data-only`: every table the rows load into exists in the target with
 /// every column they fill. Checked before any change: a missing one would
 /// otherwise fail its COPY after other tables' rows had committed.
@@ -423,7 +424,7 @@ pub async fn check_data_only_tables(client: &Client, plan: &Plan) -> Result<()> 
         )
         .await
         .map_err(|e| Error::pg("checking the target's tables for --data-only", e))?;
-    let missing: Vec<String> = rows
+    let mut missing: Vec<String> = rows
         .iter()
         .map(|r| match r.get::<_, Option<&str>>(1) {
             None => format!("table {}", r.get::<_, &str>(0)),
@@ -434,7 +435,6 @@ pub async fn check_data_only_tables(client: &Client, plan: &Plan) -> Result<()> 
             ),
         })
         .collect();
-    let mut missing = missing;
     // The sequences it sets afterwards: found missing only then, the rows
     // would already be committed.
     let sequences: Vec<String> = plan
@@ -486,6 +486,13 @@ pub async fn check_disable_triggers(client: &Client) -> Result<()> {
         })
 }
 
+/// Rows of a binary archive carry each value in its type's binary form,
+/// which the server takes as whatever type the target column has: an `int4`
+/// read as `real` loads as garbage without an error. A table this restore
+/// does not create (`--data-only`) must therefore have the backup's
+/// built-in types, column by column (the server itself checks the type
+/// OIDs inside arrays and composites). Text rows are parsed by the target's
+/// types, as pg_restore's are, and need no check.
 pub async fn check_binary_types(client: &Client, plan: &Plan) -> Result<()> {
     /// OIDs below this are built in, the same in every database.
     const FIRST_NORMAL_OID: u32 = 16384;
@@ -624,12 +631,8 @@ pub async fn apply_pre_data(
                 // database: left as a new database has it, a revoked
                 // CREATE or USAGE would come back open.
                 if plan.full && o.kind == ObjectKind::Schema && o.create.trim().is_empty() {
-                    for s in statements(plan, o, opts, &checked.target_db) {
-                        client
-                            .batch_execute(&s)
-                            .await
-                            .map_err(|e| Error::pg(format!("restoring {}", o.identity), e))?;
-                    }
+                    let stmts = statements(plan, o, opts, &checked.target_db);
+                    run_statements(client, &o.identity, &stmts).await?;
                 }
                 reused.push(o.identity.clone());
                 continue;
@@ -655,19 +658,9 @@ pub async fn apply_pre_data(
                     }
                     Err(e) => return Err(Error::pg(format!("creating {}", o.identity), e)),
                 }
-                for s in &stmts[1..] {
-                    client
-                        .batch_execute(s)
-                        .await
-                        .map_err(|e| Error::pg(format!("restoring {}", o.identity), e))?;
-                }
+                run_statements(client, &o.identity, &stmts[1..]).await?;
             } else {
-                for s in &stmts {
-                    client
-                        .batch_execute(s)
-                        .await
-                        .map_err(|e| Error::pg(format!("restoring {}", o.identity), e))?;
-                }
+                run_statements(client, &o.identity, &stmts).await?;
             }
         }
         Ok((dropped, reused))
@@ -734,12 +727,19 @@ pub async fn create_event_triggers(
         .filter(|p| p.kind == ObjectKind::EventTrigger)
     {
         let o = plan.object(p.id);
-        for s in statements(plan, o, opts, target_db) {
-            client
-                .batch_execute(&s)
-                .await
-                .map_err(|e| Error::pg(format!("restoring {}", o.identity), e))?;
-        }
+        run_statements(client, &o.identity, &statements(plan, o, opts, target_db)).await?;
+    }
+    Ok(())
+}
+
+/// Runs an object's statements (see [`statements`]) in order; a failure
+/// names the object.
+pub async fn run_statements(client: &Client, identity: &str, stmts: &[String]) -> Result<()> {
+    for s in stmts {
+        client
+            .batch_execute(s)
+            .await
+            .map_err(|e| Error::pg(format!("restoring {identity}"), e))?;
     }
     Ok(())
 }
