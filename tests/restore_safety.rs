@@ -1689,6 +1689,29 @@ fn shared_objects_are_reused_only_when_defined_as_in_the_backup() {
     );
     assert_eq!(pg.schema_dump(&renamed), before);
 
+    // A procedure holds the function's signature, and an enum the
+    // domain's name: found by the check, in the dry run too, not left to
+    // fail the pre-data.
+    let kinds = pg.create_db("shared_defs_kinds");
+    pg.psql(
+        &kinds,
+        "CREATE SCHEMA app; CREATE PROCEDURE app.twice(int) LANGUAGE sql AS 'SELECT 1';
+         CREATE TYPE app.pos AS ENUM ('x');",
+    );
+    let before = pg.schema_dump(&kinds);
+    for extra in [&["--dry-run"][..], &[][..]] {
+        let mut args = vec!["--table", "app.t"];
+        args.extend(extra);
+        let err = failure_stderr(&restore_output(pg, &w, "latest", &kinds, &args), 1);
+        assert!(
+            err.contains("defined otherwise than in the backup: ")
+                && err.contains("domain \"app\".\"pos\"")
+                && err.contains("function \"app\".\"twice\"(integer)"),
+            "{extra:?}: {err}"
+        );
+        assert_eq!(pg.schema_dump(&kinds), before, "{extra:?}");
+    }
+
     let other = pg.create_db("shared_defs_other");
     pg.psql(&other, &defs("'sad', 'ok'", "3"));
     let before = pg.schema_dump(&other);
@@ -2707,5 +2730,37 @@ fn a_reused_matview_keeps_its_contents() {
         )
         .trim(),
         "100|100"
+    );
+    // Reused unpopulated, it cannot be read: the chosen view is left
+    // unpopulated and the restore says why (the refresh failed it after
+    // its dry run had passed).
+    pg.psql(
+        &db,
+        "DROP MATERIALIZED VIEW mv_mv; REFRESH MATERIALIZED VIEW mv_t WITH NO DATA;",
+    );
+    let dry = restore_output(
+        pg,
+        &w,
+        "latest",
+        &db,
+        &["--table", "public.mv_mv", "--dry-run"],
+    );
+    assert!(dry.status.success(), "{dry:?}");
+    let r = restore_json(pg, &w, "latest", &db, &["--table", "public.mv_mv"]);
+    assert!(
+        r["skipped"].to_string().contains(
+            "(it reads materialized view \\\"public\\\".\\\"mv_t\\\", which the target has \
+             unpopulated"
+        ),
+        "{r}"
+    );
+    assert_eq!(
+        pg.psql(
+            &db,
+            "SELECT string_agg(relname || '=' || relispopulated, ',' ORDER BY relname) \
+             FROM pg_class WHERE relkind = 'm'"
+        )
+        .trim(),
+        "mv_mv=false,mv_t=false"
     );
 }

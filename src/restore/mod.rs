@@ -356,9 +356,48 @@ async fn check_target(
     report.tables = plan.tables.len();
     report.rows = plan.tables.iter().map(|t| t.rows).sum();
     let checked = target::check(client, plan, opts).await?;
-    fit_to_checked(plan, &checked, opts, report);
+    let unpopulated = unpopulated_reads(client, plan, &checked, opts).await?;
+    fit_to_checked(plan, &checked, &unpopulated, opts, report);
     report.objects = plan.pre_data.len() + plan.post_data.len();
     Ok(checked)
+}
+
+/// Of the materialized views the plan's unfilled refreshes read and the
+/// target has (reused, or in place with --data-only), those it has
+/// unpopulated: a refresh that reads one fails (`materialized view ... has
+/// not been populated`), so it is not put back.
+async fn unpopulated_reads(
+    client: &tokio_postgres::Client,
+    plan: &Plan,
+    checked: &target::Checked,
+    opts: &RestoreOptions,
+) -> Result<std::collections::HashSet<u32>> {
+    let reads: Vec<&crate::schema::DbObject> = plan
+        .unfilled
+        .iter()
+        .flat_map(|u| u.reads.iter().copied())
+        .filter(|&r| opts.data_only || checked.keeps(r))
+        .map(|r| plan.model.object(r))
+        .filter(|o| o.kind == crate::schema::ObjectKind::MaterializedView)
+        .collect();
+    let mut found = std::collections::HashSet::new();
+    for o in reads {
+        let name =
+            crate::pg::snapshot::qualified(plan.target_schema(o).unwrap_or_default(), &o.name);
+        let populated: Option<bool> = client
+            .query_one(
+                "SELECT (SELECT relispopulated FROM pg_catalog.pg_class \
+                 WHERE oid = pg_catalog.to_regclass($1))",
+                &[&name],
+            )
+            .await
+            .map_err(|e| Error::pg("checking the target's materialized views", e))?
+            .get(0);
+        if populated == Some(false) {
+            found.insert(o.id);
+        }
+    }
+    Ok(found)
 }
 
 /// What the target's checks change in the plan (what the target has is
@@ -366,6 +405,7 @@ async fn check_target(
 fn fit_to_checked(
     plan: &mut Plan,
     checked: &target::Checked,
+    unpopulated: &std::collections::HashSet<u32>,
     opts: &RestoreOptions,
     report: &mut RestoreReport,
 ) {
@@ -398,6 +438,27 @@ fn fit_to_checked(
             continue;
         }
         if opts.schema_only || !(opts.data_only || u.reads.iter().all(|&r| kept(r))) {
+            continue;
+        }
+        let empty: Vec<&str> = u
+            .reads
+            .iter()
+            .filter(|r| unpopulated.contains(r))
+            .map(|&r| plan.model.object(r).identity.as_str())
+            .collect();
+        if !empty.is_empty() {
+            // Left out still, and said why: refreshed, it would fail.
+            let note = format!(
+                "{} (it reads {}, which the target has unpopulated: the view is left \
+                 unpopulated; refresh those, then it, with REFRESH MATERIALIZED VIEW)",
+                o.identity,
+                empty.join(", ")
+            );
+            for notes in [&mut plan.skipped, &mut report.skipped] {
+                if let Some(n) = notes.iter_mut().find(|n| **n == u.note) {
+                    *n = note.clone();
+                }
+            }
             continue;
         }
         let back = plan::PlannedObject {

@@ -93,10 +93,10 @@ pub async fn existing(
         .objects
         .iter()
         .filter(|o| compared(o.kind) || (!relations.is_empty() && o.kind.is_relation()))
-        .map(|o| (signature(&o.identity), o.create.as_str()))
+        .map(|o| (name_key(&o.identity), o.create.as_str()))
         .collect();
     for o in ours {
-        match theirs.get(&signature(&o.identity)) {
+        match theirs.get(&name_key(&o.identity)) {
             Some(create) if *create == o.create => found.same.push(o.id),
             Some(_) => found.differing.push(o.id),
             // Found by name as a relation of another kind.
@@ -107,10 +107,31 @@ pub async fn existing(
     Ok(found)
 }
 
+/// What an object's name is unique among in the target: functions,
+/// procedures and aggregates share one namespace (a procedure holds the
+/// signature of a backup's function just as well), and so do domains and
+/// the other types. The identity's kind word is made one for each, so that
+/// an object of the other kind under the name is found, and refused as
+/// defined otherwise, rather than passing the check and failing the
+/// pre-data.
+fn name_key(identity: &str) -> String {
+    let sig = signature(identity);
+    for (kind, as_kind) in [
+        ("procedure ", "function "),
+        ("aggregate ", "function "),
+        ("domain ", "type "),
+    ] {
+        if let Some(rest) = sig.strip_prefix(kind) {
+            return format!("{as_kind}{rest}");
+        }
+    }
+    sig
+}
+
 /// What names an object in the target: its identity, but for a function,
 /// procedure or aggregate without its arguments' names, which the
 /// signature does not include (`f(x int)` and `f(y int)` are one function
-/// to the server). The catalog reader writes arguments as
+/// to the server), nor the default mode `IN`. The catalog reader writes arguments as
 /// `[MODE ]["name" ]type` with every identifier quoted, and a type's first
 /// quoted part is followed by a dot or ends it, never by a space.
 fn signature(identity: &str) -> String {
@@ -135,7 +156,9 @@ fn signature(identity: &str) -> String {
             Some((m, rest)) if matches!(m, "IN" | "OUT" | "INOUT" | "VARIADIC") => (Some(m), rest),
             _ => (None, arg),
         };
-        if let Some(m) = mode {
+        // IN is the default mode, which a procedure's identity spells out
+        // and a function's leaves out.
+        if let Some(m) = mode.filter(|&m| m != "IN") {
             out.push_str(m);
             out.push(' ');
         }
@@ -203,7 +226,24 @@ pub fn sequences(plan: &Plan) -> HashSet<u32> {
 
 #[cfg(test)]
 mod tests {
-    use super::signature;
+    use super::{name_key, signature};
+
+    #[test]
+    fn routines_and_types_share_their_namespaces() {
+        assert_eq!(
+            name_key(r#"procedure "s"."f"(IN "x" integer)"#),
+            name_key(r#"function "s"."f"(integer)"#)
+        );
+        assert_eq!(
+            name_key(r#"aggregate "s"."f"(integer)"#),
+            name_key(r#"function "s"."f"(integer)"#)
+        );
+        assert_eq!(name_key(r#"domain "s"."t""#), name_key(r#"type "s"."t""#));
+        assert_ne!(
+            name_key(r#"operator "s"."+"(integer, integer)"#),
+            name_key(r#"function "s"."+"(integer, integer)"#)
+        );
+    }
 
     #[test]
     fn signatures_leave_out_argument_names() {
@@ -223,6 +263,10 @@ mod tests {
             (
                 r#"procedure "p"."q"(INOUT "a""b" text, character varying)"#,
                 r#"procedure "p"."q"(INOUT text, character varying)"#,
+            ),
+            (
+                r#"procedure "p"."q"(IN "a" text, IN integer)"#,
+                r#"procedure "p"."q"(text, integer)"#,
             ),
             (r#"aggregate "s"."agg"(*)"#, r#"aggregate "s"."agg"(*)"#),
             (r#"type "s"."t""#, r#"type "s"."t""#),
