@@ -2151,6 +2151,118 @@ fn disable_triggers_keeps_the_targets_triggers_from_firing() {
     assert_eq!(pg.psql(&plain, "SELECT count(*) FROM items").trim(), "0");
 }
 
+/// `--table` takes a sequence, as pg_restore -t does: its definition and
+/// state into a database that lacks it (not what owns it), a conflict where
+/// the target has it, only its state with `--data-only` (setting a live
+/// sequence back), and moved with `--into-schema`. An identity column's
+/// sequence comes only with its table.
+#[test]
+fn a_sequence_is_chosen_by_name() {
+    let pg = pg();
+    let db = pg.create_db("seq_by_name");
+    pg.psql(
+        &db,
+        "CREATE SCHEMA app; CREATE SEQUENCE app.seq INCREMENT 5 START 100;
+         COMMENT ON SEQUENCE app.seq IS 'numbers';
+         CREATE TABLE app.t (id int DEFAULT nextval('app.seq'));
+         INSERT INTO app.t SELECT FROM generate_series(1, 7);
+         CREATE TABLE app.t2 (id serial); INSERT INTO app.t2 DEFAULT VALUES;
+         CREATE TABLE app.t3 (id int GENERATED ALWAYS AS IDENTITY);",
+    );
+    let w = Workdir::new();
+    backup(pg, &db, &w, &[]);
+    let state = |db: &str, seq: &str| {
+        pg.psql(db, &format!("SELECT last_value, is_called FROM {seq}"))
+            .trim()
+            .to_string()
+    };
+
+    let empty = pg.create_db("seq_by_name_dst");
+    let r = restore_json(
+        pg,
+        &w,
+        "latest",
+        &empty,
+        &["--table", "app.seq", "--table", "app.t2_id_seq"],
+    );
+    assert_eq!(r["tables"], 0, "{r}");
+    assert_eq!(state(&empty, "app.seq"), "130|t");
+    assert_eq!(state(&empty, "app.t2_id_seq"), "1|t");
+    assert_eq!(
+        pg.psql(&empty, "SELECT obj_description('app.seq'::regclass)")
+            .trim(),
+        "numbers"
+    );
+    // Not owned by a table this restore does not bring.
+    assert_eq!(
+        pg.psql(
+            &empty,
+            "SELECT count(*) FROM pg_depend WHERE objid = 'app.t2_id_seq'::regclass AND deptype = 'a'"
+        )
+        .trim(),
+        "0"
+    );
+
+    // The live database has it: a conflict, and --clean would have to drop
+    // the live table's default that draws from it.
+    pg.psql(&db, "SELECT nextval('app.seq') FROM generate_series(1, 10)");
+    let before = pg.schema_dump(&db);
+    let err = failure_stderr(
+        &restore_output(pg, &w, "latest", &db, &["--table", "app.seq"]),
+        1,
+    );
+    assert!(
+        err.contains("already has 1 object(s) this restore would create: sequence \"app\".\"seq\""),
+        "{err}"
+    );
+    let err = failure_stderr(
+        &restore_output(pg, &w, "latest", &db, &["--table", "app.seq", "--clean"]),
+        1,
+    );
+    assert!(
+        err.contains("default value for column id of table \"app\".\"t\""),
+        "{err}"
+    );
+    assert_eq!(pg.schema_dump(&db), before);
+    assert_eq!(state(&db, "app.seq"), "180|t");
+    // --data-only sets it back.
+    restore_json(
+        pg,
+        &w,
+        "latest",
+        &db,
+        &["--table", "app.seq", "--data-only"],
+    );
+    assert_eq!(state(&db, "app.seq"), "130|t");
+    // Beside the live one.
+    restore_json(
+        pg,
+        &w,
+        "latest",
+        &db,
+        &["--table", "app.seq", "--into-schema", "copy"],
+    );
+    assert_eq!(state(&db, "copy.seq"), "130|t");
+
+    let err = failure_stderr(
+        &restore_output(pg, &w, "latest", &empty, &["--table", "app.t3_id_seq"]),
+        2,
+    );
+    assert!(
+        err.contains("app.t3_id_seq is the identity sequence of table app.t3: it is restored with its table (--table app.t3)"),
+        "{err}"
+    );
+    let err = failure_stderr(
+        &restore_output(pg, &w, "latest", &empty, &["--table", "app.sek"]),
+        2,
+    );
+    assert!(
+        err.contains("no table, view or sequence `app.sek`")
+            && err.contains("close matches: app.seq"),
+        "{err}"
+    );
+}
+
 /// A materialized view chosen without the table it reads (through a view
 /// here): its refresh would fill it from an empty table, so it is left
 /// unpopulated and reported; chosen with the table, it is refreshed.

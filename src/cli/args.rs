@@ -336,8 +336,9 @@ pub struct RestoreArgs {
     /// --single-transaction].
     #[arg(long, short = 'j', allow_negative_numbers = true, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub jobs: Option<u16>,
-    /// Restore only this table, materialized view or view (SCHEMA.NAME, SQL quoting) with
-    /// what it needs; repeatable. A view's tables are the target's when it has them.
+    /// Restore only this table, materialized view, view or sequence (SCHEMA.NAME, SQL
+    /// quoting) with what it needs; repeatable. A view's tables are the target's when it
+    /// has them; a sequence comes back with its state (with --data-only, only its state).
     #[arg(long = "table", short = 't', value_name = "SCHEMA.NAME")]
     pub tables: Vec<String>,
     /// Restore only this schema: its tables, views, functions, types and sequences

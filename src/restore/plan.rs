@@ -189,6 +189,11 @@ pub struct Plan {
     pub definition_only: BTreeSet<u32>,
     #[serde(skip)]
     pub unfilled: Vec<Unfilled>,
+    /// Sequences chosen with `--table`: restored like a table (a conflict
+    /// where the target has one, its state set), never reused as a shared
+    /// sequence is (`super::shared::sequences`).
+    #[serde(skip)]
+    pub chosen_sequences: BTreeSet<u32>,
 }
 
 impl Plan {
@@ -643,12 +648,16 @@ pub(crate) fn build_parsed(
     // Objects chosen besides tables: views (`--table`), and the rest of a
     // schema chosen whole (`--schema`).
     let mut roots: Vec<u32> = Vec::new();
+    let mut chosen_sequences = BTreeSet::new();
     if full {
         selected = None;
         chosen_tables.extend(model.tables.iter());
     } else {
         // Spelled as --table takes them, so a suggestion can be pasted back.
-        let view = |o: &&DbObject| o.kind == ObjectKind::View && o.schema.is_some();
+        // Views and sequences too, as pg_restore -t takes them.
+        let view = |o: &&DbObject| {
+            matches!(o.kind, ObjectKind::View | ObjectKind::Sequence) && o.schema.is_some()
+        };
         let all_names: Vec<String> = model
             .tables
             .iter()
@@ -670,6 +679,7 @@ pub(crate) fn build_parsed(
             // A view, as pg_restore -t takes one: its definition (a view on
             // a dependency cycle is two objects, both taken), over the
             // tables it reads, which the target's are when it has them.
+            // A sequence: its definition and its state (not what owns it).
             let views: Vec<u32> = model
                 .objects
                 .iter()
@@ -678,17 +688,39 @@ pub(crate) fn build_parsed(
                 .map(|o| o.id)
                 .collect();
             if hits.is_empty() && views.is_empty() {
+                // An identity column's sequence is part of its table.
+                if let Some((seq, table)) = model.sequences.iter().find_map(|s| {
+                    let t = model.tables.iter().find(|t| t.object_id == s.object_id)?;
+                    p.matches(&s.schema, &s.name).then_some((s, t))
+                }) {
+                    return Err(Error::Usage(format!(
+                        "{} is the identity sequence of table {}: it is restored with its \
+                         table (--table {})",
+                        crate::filter::spell(&seq.schema, &seq.name),
+                        crate::filter::spell(&table.schema, &table.name),
+                        crate::filter::spell(&table.schema, &table.name)
+                    )));
+                }
                 let near = close_matches(p.as_str(), &all_names);
                 return Err(Error::Usage(if near.is_empty() {
-                    format!("no table or view `{}` in backup {backup_id}", p.as_str())
+                    format!(
+                        "no table, view or sequence `{}` in backup {backup_id}",
+                        p.as_str()
+                    )
                 } else {
                     format!(
-                        "no table or view `{}` in backup {backup_id}; close matches: {}",
+                        "no table, view or sequence `{}` in backup {backup_id}; close matches: {}",
                         p.as_str(),
                         near.join(", ")
                     )
                 }));
             }
+            chosen_sequences.extend(
+                views
+                    .iter()
+                    .copied()
+                    .filter(|&id| model.object(id).kind == ObjectKind::Sequence),
+            );
             chosen_tables.extend(hits);
             roots.extend(views);
         }
@@ -842,10 +874,13 @@ pub(crate) fn build_parsed(
             ));
         }
         let planned: BTreeSet<u32> = pre_data.iter().chain(&post_data).map(|p| p.id).collect();
+        // Chosen views and sequences move too.
         let views: Vec<u32> = roots
             .iter()
             .copied()
-            .filter(|&id| model.object(id).kind == ObjectKind::View)
+            .filter(|&id| {
+                model.object(id).kind == ObjectKind::View || chosen_sequences.contains(&id)
+            })
             .collect();
         let (r, left_out, why) = retarget(&model, &chosen_tables, &views, into, &planned);
         // A child named with its parents in INHERITS (...) would join the
@@ -1079,6 +1114,7 @@ pub(crate) fn build_parsed(
         skip_roles: BTreeSet::new(),
         definition_only,
         unfilled,
+        chosen_sequences,
     })
 }
 

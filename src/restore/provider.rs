@@ -352,6 +352,7 @@ mod tests {
             skip_roles: BTreeSet::new(),
             definition_only: BTreeSet::new(),
             unfilled: vec![],
+            chosen_sequences: Default::default(),
         }
     }
 

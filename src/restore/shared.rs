@@ -220,6 +220,7 @@ pub fn sequences(plan: &Plan) -> HashSet<u32> {
         .collect();
     objects()
         .filter(|o| o.kind == ObjectKind::Sequence && !owned.contains(&o.id))
+        .filter(|o| !plan.chosen_sequences.contains(&o.id))
         .map(|o| o.id)
         .collect()
 }
