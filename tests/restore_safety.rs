@@ -1895,6 +1895,25 @@ fn a_shared_sequence_is_reused_by_a_selective_restore() {
     let scratch = pg.create_db("shared_seq_scratch");
     restore_json(pg, &w, "latest", &scratch, &["--table", "public.a"]);
     assert_eq!(pg.psql(&scratch, live_state).trim(), "100");
+    // Defined otherwise in the target (another increment), it is refused
+    // like any shared object, before any change.
+    pg.psql(
+        &db,
+        "DROP TABLE a; ALTER SEQUENCE shared_seq INCREMENT BY 10;",
+    );
+    let before = pg.schema_dump(&db);
+    let err = failure_stderr(
+        &restore_output(pg, &w, "latest", &db, &["--table", "public.a"]),
+        1,
+    );
+    assert!(
+        err.contains(
+            "defined otherwise than in the backup: sequence \"public\".\"shared_seq\"; nothing \
+             was changed"
+        ),
+        "{err}"
+    );
+    assert_eq!(pg.schema_dump(&db), before);
 }
 
 /// Names of the restore's tables held in the target by objects of another

@@ -19,7 +19,8 @@
 //! column default of several tables draws from) is shared the same way:
 //! when the target has it, it is reused and keeps its state, since setting
 //! it back to the backup's would hand out numbers the target's other
-//! tables already hold.
+//! tables already hold. It is compared like the rest: another increment,
+//! range or type would hand the restored table numbers of another shape.
 
 use std::collections::{HashMap, HashSet};
 
@@ -65,7 +66,8 @@ pub struct Existing {
 }
 
 /// Compares `objects` of the compared kinds, and the `relations` the
-/// target was found to have, with the target's. Reads the target's catalog
+/// target was found to have (relations taken for their definitions, shared
+/// sequences), with the target's. Reads the target's catalog
 /// only when there are some.
 pub async fn existing(
     client: &Client,
@@ -92,7 +94,11 @@ pub async fn existing(
     let theirs: HashMap<String, &str> = target
         .objects
         .iter()
-        .filter(|o| compared(o.kind) || (!relations.is_empty() && o.kind.is_relation()))
+        .filter(|o| {
+            compared(o.kind)
+                || (!relations.is_empty()
+                    && (o.kind.is_relation() || o.kind == ObjectKind::Sequence))
+        })
         .map(|o| (name_key(&o.identity), o.create.as_str()))
         .collect();
     for o in ours {

@@ -122,7 +122,9 @@ pub async fn check(client: &Client, plan: &Plan, opts: &RestoreOptions) -> Resul
         .zip(clean::find(client, plan, &objects).await?)
     {
         if addr.is_some() && shared_sequences.contains(&o.id) {
+            // Reused, once its definition is found alike (below).
             existing.insert(o.id);
+            definitions_found.insert(o.id);
         } else if o.kind == ObjectKind::Domain {
             // Compared with the other shared objects below.
             if addr.is_some() {
@@ -238,8 +240,8 @@ pub async fn check(client: &Client, plan: &Plan, opts: &RestoreOptions) -> Resul
         return Err(Error::Refused(format!(
             "the target database {target_db} already has {} object(s) this restore would reuse, \
              defined otherwise than in the backup: {}; nothing was changed (a restore reuses a \
-             type, function, or a table a chosen view or child needs, only when the target \
-             defines it as the backup does: rename or drop them in the target (an extension: \
+             type, function, shared sequence, or a table a chosen view or child needs, only \
+             when the target defines it as the backup does: rename or drop them in the target (an extension: \
              ALTER EXTENSION ... SET SCHEMA), or restore into an empty database)",
             differing.len(),
             first_of(&differing, 12)
