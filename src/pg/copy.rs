@@ -317,7 +317,13 @@ impl Chunker {
             return out;
         };
         framer.feed(data, Some(&mut self.buf), ends);
-        while self.buf.len() >= self.target {
+        // One message can hold a value many chunks long: the chunks are
+        // copied out from a moving start and the buffer is shifted once, so
+        // the work stays linear in the value's size (cutting the buffer at
+        // each chunk copied the rest every time, and each chunk kept the
+        // whole allocation).
+        let mut start = 0;
+        while self.buf.len() - start >= self.target {
             let cut = ends
                 .iter()
                 .rev()
@@ -329,12 +335,17 @@ impl Chunker {
             for e in ends.iter_mut() {
                 *e -= cut;
             }
-            let rest = self.buf.split_off(cut);
-            let data = std::mem::replace(&mut self.buf, rest);
             out.push(RowChunk {
-                data,
+                data: self.buf[start..start + cut].to_vec(),
                 rows: rows as u64,
             });
+            start += cut;
+        }
+        if start > 0 {
+            self.buf.drain(..start);
+            if self.buf.capacity() > 2 * self.target {
+                self.buf.shrink_to(self.target);
+            }
         }
         out
     }
@@ -536,6 +547,28 @@ mod tests {
             }
             assert!(f.at_boundary());
         }
+    }
+
+    /// A value many chunks long, in one message (as the server sends a
+    /// row): chunks of the target size that hold only their own bytes
+    /// (each used to keep the whole message's allocation, so memory grew
+    /// with the square of the value's size).
+    #[test]
+    fn a_long_binary_value_is_cut_without_keeping_its_buffer() {
+        let long = vec![3u8; 1 << 20];
+        let tuples = vec![tuple(&[Some(b"a")]), tuple(&[Some(&long)]), tuple(&[None])];
+        let stream = binary_stream(&tuples, b"");
+        let mut c = Chunker::for_format(CopyFormat::Binary, 1024);
+        let mut out = c.push(&stream);
+        assert!(out.len() >= (1 << 20) / 1024);
+        assert!(out
+            .iter()
+            .all(|c| c.data.len() <= 1024 && c.data.capacity() <= 1024));
+        assert!(c.buf.capacity() <= 2 * 1024);
+        out.extend(c.finish().unwrap());
+        let all: Vec<u8> = out.iter().flat_map(|c| c.data.clone()).collect();
+        assert_eq!(all, tuples.concat());
+        assert_eq!(out.iter().map(|c| c.rows).sum::<u64>(), 3);
     }
 
     #[test]
