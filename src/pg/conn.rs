@@ -73,11 +73,10 @@ pub fn redact(conn: &str) -> String {
     let mut out = conn.to_string();
     if let Some(scheme_end) = out.find("://") {
         let rest_start = scheme_end + 3;
-        let authority_end = out[rest_start..]
-            .find(['/', '?'])
-            .map(|i| rest_start + i)
-            .unwrap_or(out.len());
-        if let Some(at) = out[rest_start..authority_end].rfind('@') {
+        // The credentials end at the first `@`, wherever it is: that is
+        // how the connection parser (tokio-postgres) reads them, so a
+        // password holding `/` or `?` is still a password.
+        if let Some(at) = out[rest_start..].find('@') {
             let creds = &out[rest_start..rest_start + at];
             if let Some(colon) = creds.find(':') {
                 let start = rest_start + colon + 1;
@@ -570,6 +569,13 @@ mod tests {
             "postgres://h/db?password=***&x=1"
         );
         assert_eq!(redact("postgres:///app"), "postgres:///app");
+        // The parser ends the credentials at the first `@`, not at a `/`
+        // or `?` before it.
+        assert_eq!(
+            redact("postgres://sec:S3cr3t/sp?x@127.0.0.1:5/tiny?sslmod=require"),
+            "postgres://sec:***@127.0.0.1:5/tiny?sslmod=require"
+        );
+        assert_eq!(redact("postgres://h:5/db?x=a"), "postgres://h:5/db?x=a");
         assert_eq!(
             redact("host=db password = hunter2 bogus=1"),
             "host=db password =*** bogus=1"
