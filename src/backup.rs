@@ -209,7 +209,47 @@ pub async fn run(
     progress: Arc<dyn Progress>,
 ) -> Result<Manifest> {
     let started_at = Utc::now();
-    let id = repo::new_backup_id(started_at);
+    let id = claim_new_id(repo, started_at).await?;
+    let res = run_as(repo, conn, keys, opts, progress, started_at, &id).await;
+    repo.release_id(&id).await;
+    if res.is_err() {
+        // The claim kept the failed run's directory from going with the
+        // rest of it (`discard_archive`): it goes now, where it is empty.
+        if let Ok(key) = repo.archive_key(&id) {
+            let _ = repo.storage().abort_unfinished(&key).await;
+        }
+    }
+    res
+}
+
+/// A backup id for a run started at `started_at` that no other run holds
+/// (see [`Repository::claim_id`]).
+async fn claim_new_id(repo: &Repository, started_at: chrono::DateTime<Utc>) -> Result<String> {
+    const TRIES: usize = 16;
+    for _ in 0..TRIES {
+        let id = repo::new_backup_id(started_at);
+        if repo.claim_id(&id).await? {
+            return Ok(id);
+        }
+    }
+    Err(Error::Repo(format!(
+        "could not claim a new backup id in {}: {TRIES} ids drawn for this second were \
+         taken by other runs; start the backup again",
+        repo.location()
+    )))
+}
+
+/// [`run`] under backup id `id`, claimed.
+async fn run_as(
+    repo: &Repository,
+    conn: &ConnInfo,
+    keys: &Credentials,
+    opts: &BackupOptions,
+    progress: Arc<dyn Progress>,
+    started_at: chrono::DateTime<Utc>,
+    id: &str,
+) -> Result<Manifest> {
+    let id = id.to_string();
     let key = repo.archive_key(&id)?;
     let run = Run {
         started_at,

@@ -232,6 +232,35 @@ fn a_damaged_newest_backup_fails_verify_latest_and_restore_warns() {
     assert_eq!(v["exit_code"], 2, "{v}");
     assert!(v["error"].as_str().unwrap().contains("--db"), "{v}");
     assert_eq!(relations(pg, &dst), 0, "target was changed");
+
+    // A newest backup whose manifest cannot be read (emptied here), or
+    // names another backup: verify latest fails naming it, restore warns.
+    let newer = backup(pg, &s.src, &s.w, &[]);
+    let manifest = archive_of(&repo, &newer).with_extension("manifest.json");
+    for (damage, says) in [
+        (Vec::new(), "is unreadable"),
+        (
+            std::fs::read(archive_of(&repo, &s.id).with_extension("manifest.json")).unwrap(),
+            "names backup",
+        ),
+    ] {
+        std::fs::write(&manifest, &damage).unwrap();
+        let v = pgsnap(&["verify", "--repo", &repo, "--key-file", &key, "latest"]);
+        let err = failure_stderr(&v, 1);
+        assert!(
+            err.contains(&format!("the newest backup {newer} (its manifest")) && err.contains(says),
+            "{err}"
+        );
+        let out = restore_latest(&["--db", &url, "--dry-run", "--json"]);
+        assert!(out.status.success(), "{out:?}");
+        let report: serde_json::Value =
+            serde_json::from_str(String::from_utf8_lossy(&out.stdout).lines().last().unwrap())
+                .unwrap();
+        assert!(report["warnings"].to_string().contains(&newer), "{report}");
+        // By its id, it is damaged too (it once verified the other backup).
+        let v = pgsnap(&["verify", "--repo", &repo, "--key-file", &key, &newer]);
+        assert_ne!(v.status.code(), Some(0), "{v:?}");
+    }
 }
 
 #[test]

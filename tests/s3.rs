@@ -151,6 +151,13 @@ async fn storage_suite(s: Arc<dyn Storage>) {
     s.put("a/two", Bytes::from(pattern(3000, 1))).await.unwrap();
     s.put("b/three", Bytes::from_static(b"3")).await.unwrap();
     assert_eq!(&s.get("a/one").await.unwrap()[..], b"hello world");
+    // put_new writes only where nothing is (a run's claim on its id).
+    assert!(!s.put_new("a/one", Bytes::from_static(b"x")).await.unwrap());
+    assert_eq!(&s.get("a/one").await.unwrap()[..], b"hello world");
+    assert!(s.put_new("c/new", Bytes::from_static(b"n")).await.unwrap());
+    assert!(!s.put_new("c/new", Bytes::from_static(b"m")).await.unwrap());
+    assert_eq!(&s.get("c/new").await.unwrap()[..], b"n");
+    s.delete("c/new").await.unwrap();
     assert_eq!(s.head("a/one").await.unwrap().unwrap().size, 11);
     assert!(s.head("a/none").await.unwrap().is_none());
     assert_eq!(&s.get_range("a/one", 6..11).await.unwrap()[..], b"world");
@@ -798,16 +805,23 @@ async fn killed_backup_leaves_no_complete_object_and_its_upload_is_swept() {
     child.kill().unwrap();
     child.wait().unwrap();
 
+    // Only the run's claim on its backup id is left, a temporary object.
     let keys = object_keys(&bucket).await;
-    assert!(keys.iter().all(|k| k == "k/config"), "{keys:?}");
+    assert!(
+        keys.iter()
+            .all(|k| k == "k/config" || k.ends_with(".tmp-claim")),
+        "{keys:?}"
+    );
     assert_eq!(
         aws_pgsnap_ok(&["list", "--repo", &repo, "--json"], &[]).trim(),
         "[]"
     );
-    // The next backup's sweep aborts it once a day old.
+    // The next backup's sweep aborts it once a day old, and removes the
+    // claim.
     let repo_handle = Repository::open(Arc::new(s3)).await.unwrap();
     let later = chrono::Utc::now() + chrono::Duration::days(2);
-    assert_eq!(repo_handle.sweep_stale(later).await.unwrap(), 1);
+    assert_eq!(repo_handle.sweep_stale(later).await.unwrap(), 2);
+    assert_eq!(object_keys(&bucket).await, vec!["k/config".to_string()]);
     let s3 = S3Storage::new(s3_client(), &bucket, "k");
     assert!(s3.multipart_uploads().await.unwrap().is_empty());
 

@@ -161,7 +161,13 @@ fn walk(dir: &Path, rel: &str, out: &mut Vec<ObjectMeta>) -> io::Result<()> {
         if ft.is_dir() {
             walk(&entry.path(), &key, out)?;
         } else if ft.is_file() {
-            out.push(meta_of(key, &entry.metadata()?));
+            // A concurrent run's temporary file or claim can be renamed or
+            // removed between the directory read and this: it is not there.
+            match entry.metadata() {
+                Ok(m) => out.push(meta_of(key, &m)),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
         }
     }
     Ok(())
@@ -201,6 +207,30 @@ impl Storage for LocalStorage {
         let path = self.path(key)?;
         blocking(move || {
             write_atomic(&path, &data).map_err(|e| Error::io_path("writing", &path, e))
+        })
+        .await
+    }
+
+    async fn put_new(&self, key: &str, data: Bytes) -> Result<bool> {
+        let path = self.path(key)?;
+        blocking(move || {
+            (|| -> io::Result<bool> {
+                if let Some(dir) = path.parent() {
+                    fs::create_dir_all(dir)?;
+                }
+                let mut f = match OpenOptions::new().write(true).create_new(true).open(&path) {
+                    Ok(f) => f,
+                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Ok(false),
+                    Err(e) => return Err(e),
+                };
+                f.write_all(&data)?;
+                f.sync_all()?;
+                if let Some(dir) = path.parent() {
+                    sync_dir(dir)?;
+                }
+                Ok(true)
+            })()
+            .map_err(|e| Error::io_path("writing", &path, e))
         })
         .await
     }

@@ -64,6 +64,14 @@ impl BackupEntry {
     }
 }
 
+/// A manifest [`Repository::list_all`] cannot use.
+#[derive(Debug, Clone)]
+pub struct Unreadable {
+    /// The backup id its place names.
+    pub id: String,
+    pub reason: String,
+}
+
 #[derive(Clone)]
 pub struct Repository {
     storage: Arc<dyn Storage>,
@@ -265,20 +273,52 @@ impl Repository {
     }
 
     /// Every backup with a manifest, oldest first, with its status.
+    /// Manifests that cannot be read are logged and left out.
     pub async fn list(&self) -> Result<Vec<BackupEntry>> {
+        let (entries, unreadable) = self.list_all().await?;
+        for u in unreadable {
+            tracing::warn!(
+                "skipping unreadable manifest of backup {}: {}",
+                u.id,
+                u.reason
+            );
+        }
+        Ok(entries)
+    }
+
+    /// [`Repository::list`], and the manifests it cannot read, oldest first:
+    /// damaged, cut short, of a newer format, or naming another backup than
+    /// the one whose place they are in (a manifest copied over another's
+    /// would otherwise list that backup twice and verify it in the other's
+    /// name).
+    pub async fn list_all(&self) -> Result<(Vec<BackupEntry>, Vec<Unreadable>)> {
         let objects = self.storage.list(self.storage.backups_base()).await?;
         let sizes: std::collections::HashMap<&str, u64> =
             objects.iter().map(|o| (o.key.as_str(), o.size)).collect();
         let mut out = Vec::new();
+        let mut unreadable = Vec::new();
         for o in &objects {
             if !o.key.ends_with(MANIFEST_SUFFIX) || o.key.contains(TEMP_MARKER) {
                 continue;
             }
+            // The id its place names: `.../{id}/{id}.manifest.json`.
+            let id = o.key.rsplit('/').next().unwrap_or_default();
+            let id = id.strip_suffix(MANIFEST_SUFFIX).unwrap_or(id).to_string();
             let data = self.storage.get(&o.key).await?;
             let manifest = match Manifest::from_json(&data) {
-                Ok(m) => m,
+                Ok(m) if self.manifest_key(&m.id).ok().as_deref() == Some(o.key.as_str()) => m,
+                Ok(m) => {
+                    unreadable.push(Unreadable {
+                        reason: format!("its manifest {} names backup {}", o.key, m.id),
+                        id,
+                    });
+                    continue;
+                }
                 Err(e) => {
-                    tracing::warn!("skipping unreadable manifest {}: {e}", o.key);
+                    unreadable.push(Unreadable {
+                        reason: format!("its manifest {} is unreadable: {e}", o.key),
+                        id,
+                    });
                     continue;
                 }
             };
@@ -295,7 +335,18 @@ impl Repository {
         out.sort_by(|a, b| {
             (a.manifest.started_at, &a.manifest.id).cmp(&(b.manifest.started_at, &b.manifest.id))
         });
-        Ok(out)
+        unreadable.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok((out, unreadable))
+    }
+
+    /// The unreadable manifests of backups newer than `than` (by id, which
+    /// sorts by start time to the second), as "id (reason)".
+    fn unreadable_newer(unreadable: &[Unreadable], than: Option<&Manifest>) -> Vec<String> {
+        unreadable
+            .iter()
+            .filter(|u| than.is_none_or(|m| u.id > m.id))
+            .map(|u| format!("{} ({})", u.id, u.reason))
+            .collect()
     }
 
     /// The manifest of `id`, or of the newest complete backup for `latest`.
@@ -309,9 +360,10 @@ impl Repository {
         if id != "latest" {
             return Ok((self.resolve_id(id).await?, None));
         }
+        let (entries, unreadable) = self.list_all().await?;
         let mut passed_over = Vec::new();
         let mut of: Option<(String, String)> = None;
-        for b in self.list().await?.into_iter().rev() {
+        for b in entries.into_iter().rev() {
             let m = &b.manifest;
             if of
                 .as_ref()
@@ -320,7 +372,7 @@ impl Repository {
                 continue;
             }
             if b.is_complete() {
-                let warning = (!passed_over.is_empty()).then(|| {
+                let mut warning = (!passed_over.is_empty()).then(|| {
                     format!(
                         "`latest` is {}: newer backup(s) of database {} are damaged: {}",
                         m.id,
@@ -328,6 +380,19 @@ impl Repository {
                         passed_over.join("; ")
                     )
                 });
+                // Of which database a manifest that cannot be read was is
+                // unknown: any newer one is said.
+                let newer = Self::unreadable_newer(&unreadable, Some(m));
+                if !newer.is_empty() {
+                    let w = format!(
+                        "newer backup(s) cannot be read, and were passed over: {}",
+                        newer.join("; ")
+                    );
+                    warning = Some(match warning {
+                        Some(earlier) => format!("{earlier}; {w}"),
+                        None => format!("`latest` is {}: {w}", m.id),
+                    });
+                }
                 return Ok((b.manifest, warning));
             }
             of = Some((m.source.clone(), m.database.clone()));
@@ -364,6 +429,12 @@ impl Repository {
         let data = self.storage.get(&key).await?;
         let m = Manifest::from_json(&data)
             .map_err(|e| Error::Repo(format!("manifest of `{id}` is unreadable: {e}")))?;
+        if m.id != id {
+            return Err(Error::Integrity(format!(
+                "backup `{id}` is damaged: its manifest {key} names backup {}",
+                m.id
+            )));
+        }
         let head = self.storage.head(&m.archive.key).await?;
         match head {
             Some(h) if h.size == m.archive.size_bytes => Ok(m),
@@ -385,7 +456,17 @@ impl Repository {
         if id != "latest" {
             return self.resolve(id).await;
         }
-        match self.list().await?.pop() {
+        let (mut entries, unreadable) = self.list_all().await?;
+        let newest = entries.pop();
+        if let Some(u) =
+            Self::unreadable_newer(&unreadable, newest.as_ref().map(|b| &b.manifest)).pop()
+        {
+            return Err(Error::Integrity(format!(
+                "the newest backup {u} is damaged; restore it from a copy of the repository, \
+                 or check an older one by its id"
+            )));
+        }
+        match newest {
             None => Err(Error::Repo(format!("no backups in {}", self.location()))),
             Some(b) if b.is_complete() => Ok(b.manifest),
             Some(b) => Err(Error::Integrity(format!(
@@ -400,6 +481,49 @@ impl Repository {
         self.storage
             .put(&self.manifest_key(&m.id)?, Bytes::from(m.to_json()))
             .await
+    }
+
+    /// Claims backup id `id` for a new run: false when another run holds it,
+    /// or a backup by it exists. A run's id is its start second and 16
+    /// random bits, so runs started in one second into one repository can
+    /// draw the same one; without the claim, the second would write its
+    /// archive and manifest over the first's and both would report success.
+    /// The claim is an object only one writer can create
+    /// ([`Storage::put_new`]), released by [`Repository::release_id`] once
+    /// the run's manifest is in place or its failure cleaned up; a killed
+    /// run's is a temporary object, swept after a day like the rest.
+    pub async fn claim_id(&self, id: &str) -> Result<bool> {
+        let claim = self.claim_key(id)?;
+        if !self.storage.put_new(&claim, Bytes::new()).await? {
+            return Ok(false);
+        }
+        // A run of the same second that already finished has released its
+        // claim: what it wrote is there instead.
+        for key in [self.manifest_key(id)?, self.archive_key(id)?] {
+            if self.storage.head(&key).await?.is_some() {
+                self.release_id(id).await;
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// Gives up the claim [`Repository::claim_id`] made.
+    pub async fn release_id(&self, id: &str) {
+        let Ok(claim) = self.claim_key(id) else {
+            return;
+        };
+        if let Err(e) = self.storage.delete(&claim).await {
+            tracing::warn!("could not remove the claim on backup id {id}: {e}");
+        }
+    }
+
+    fn claim_key(&self, id: &str) -> Result<String> {
+        Ok(format!(
+            "{}{}/{id}/{id}{TEMP_MARKER}claim",
+            self.storage.backups_base(),
+            id_date(id)?
+        ))
     }
 
     /// Removes temporary objects and unfinished (multipart) uploads of runs
@@ -446,5 +570,35 @@ mod tests {
         );
         assert!(archive_key_in("", "../etc").is_err());
         assert!(new_backup_id(t) < new_backup_id(t + Duration::seconds(1)));
+    }
+
+    /// Two runs that draw one id: only one gets it, and a finished run's id
+    /// (claim released, its manifest there) is not handed out again.
+    #[tokio::test]
+    async fn a_backup_id_is_claimed_by_one_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage: Arc<dyn Storage> = Arc::new(local::LocalStorage::new(dir.path()));
+        let repo = Repository::open_or_init(storage.clone()).await.unwrap();
+        let id = "20261125T020000Z-3f9a";
+        assert!(repo.claim_id(id).await.unwrap());
+        assert!(!repo.claim_id(id).await.unwrap());
+        repo.release_id(id).await;
+        assert!(repo.claim_id(id).await.unwrap());
+        storage
+            .put(&repo.manifest_key(id).unwrap(), Bytes::from_static(b"{}"))
+            .await
+            .unwrap();
+        repo.release_id(id).await;
+        assert!(!repo.claim_id(id).await.unwrap());
+        // Nothing of the claims is left behind.
+        let left: Vec<String> = storage
+            .list(storage.backups_base())
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|o| o.key)
+            .filter(|k| k.contains(TEMP_MARKER))
+            .collect();
+        assert!(left.is_empty(), "{left:?}");
     }
 }

@@ -591,6 +591,37 @@ impl Storage for S3Storage {
         Ok(())
     }
 
+    async fn put_new(&self, key: &str, data: Bytes) -> Result<bool> {
+        let s = &self.s;
+        let full = s.full(key);
+        let (sse, kms) = s.sse();
+        let res = s
+            .client
+            .put_object()
+            .bucket(&s.bucket)
+            .key(&full)
+            .if_none_match("*")
+            .content_length(data.len() as i64)
+            .set_server_side_encryption(sse)
+            .set_ssekms_key_id(kms)
+            .body(ByteStream::from(data))
+            .send()
+            .await;
+        match res {
+            Ok(_) => Ok(true),
+            // Another writer's object is there (or its write is under way).
+            Err(e)
+                if matches!(
+                    code_of(&e),
+                    Some("PreconditionFailed" | "ConditionalRequestConflict")
+                ) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(s.err("PutObject", &full, e)),
+        }
+    }
+
     fn writer(&self, key: &str) -> Result<Box<dyn ObjectWriter>> {
         let rt = Handle::try_current()
             .map_err(|_| Error::InvalidInput("S3 uploads need a running tokio runtime".into()))?;

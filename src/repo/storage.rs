@@ -88,6 +88,11 @@ pub trait Storage: Send + Sync {
     /// Where this storage is, for messages (`/backups`, `s3://bucket/prefix`).
     fn location(&self) -> String;
     async fn put(&self, key: &str, data: Bytes) -> Result<()>;
+    /// Writes `data` at `key` only when no object is there, and says
+    /// whether it did. Atomic against another writer of the same key (an
+    /// exclusive create; S3's conditional write), which makes it a claim:
+    /// two runs can never both get `true` for one key.
+    async fn put_new(&self, key: &str, data: Bytes) -> Result<bool>;
     fn writer(&self, key: &str) -> Result<Box<dyn ObjectWriter>>;
     async fn get(&self, key: &str) -> Result<Bytes>;
     async fn get_range(&self, key: &str, range: Range<u64>) -> Result<Bytes>;
