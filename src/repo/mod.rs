@@ -344,7 +344,7 @@ impl Repository {
     fn unreadable_newer(unreadable: &[Unreadable], than: Option<&Manifest>) -> Vec<String> {
         unreadable
             .iter()
-            .filter(|u| than.is_none_or(|m| u.id > m.id))
+            .filter(|u| than.map_or(true, |m| u.id > m.id))
             .map(|u| format!("{} ({})", u.id, u.reason))
             .collect()
     }
