@@ -147,6 +147,41 @@ impl Counted {
     }
 }
 
+/// The archive's header did not parse or authenticate (`e`). Whether the
+/// archive is still the one the backup wrote tells damage from a key or a
+/// version that does not fit: its SHA-256 against the manifest's.
+async fn header_failure(storage: Arc<dyn Storage>, m: &Manifest, size: u64, e: Error) -> Error {
+    let key = m.archive.key.clone();
+    let rt = tokio::runtime::Handle::current();
+    let sha = tokio::task::spawn_blocking(move || {
+        let mut r = StorageRead::new(storage, key, size, rt);
+        std::io::copy(&mut r, &mut std::io::sink()).ok()?;
+        Some(hex::encode(r.hasher.clone().finalize()))
+    })
+    .await
+    .ok()
+    .flatten();
+    match sha {
+        Some(sha) if sha != m.archive.sha256 || size != m.archive.size_bytes => {
+            Error::Integrity(format!(
+                "backup `{}` is damaged: its archive's header {} ({e}), and the archive's \
+                 SHA-256 differs from its manifest's: it was altered or damaged after it was \
+                 written; restore the archive from a copy of the repository, or use another \
+                 backup",
+                m.id,
+                if matches!(e, Error::Auth) {
+                    "does not authenticate"
+                } else {
+                    "cannot be read"
+                }
+            ))
+        }
+        // As the manifest says it was written: the error stands (a newer
+        // format, say).
+        _ => e,
+    }
+}
+
 pub async fn run(repo: &Repository, m: &Manifest, creds: &Credentials) -> Result<VerifyReport> {
     let t0 = std::time::Instant::now();
     let storage = repo.storage().clone();
@@ -176,11 +211,21 @@ pub async fn run(repo: &Repository, m: &Manifest, creds: &Credentials) -> Result
         // awaiting it still notices a stop (a signal, a backup's
         // `--max-duration`) and drops it, which ends the read at its next
         // segment.
-        let (r, open, rest) = tokio::task::block_in_place(|| {
-            let mut r = StorageRead::new(storage.clone(), key, size, rt);
+        let unlocked = tokio::task::block_in_place(|| {
+            let mut r = StorageRead::new(storage.clone(), key.clone(), size, rt.clone());
             let (open, rest) = creds_unlock(&mut r)?;
             Ok::<_, Error>((r, open, rest))
-        })?;
+        });
+        let (r, open, rest) = match unlocked {
+            Ok(u) => u,
+            Err(
+                e @ (Error::Auth
+                | Error::Format(_)
+                | Error::Unsupported(_)
+                | Error::Truncated { .. }),
+            ) => return Err(header_failure(storage, m, size, e).await),
+            Err(e) => return Err(e),
+        };
         let stop = StopOnDrop::default();
         let stopped = stop.0.clone();
         tokio::task::spawn_blocking(move || {

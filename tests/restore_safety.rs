@@ -142,6 +142,30 @@ fn flipped_byte_is_refused_and_the_target_untouched() {
     );
 }
 
+/// A byte of the header flipped (its magic, or a part its MAC covers):
+/// verify says the backup is damaged, since the archive no longer matches
+/// its manifest's SHA-256, rather than "bad magic" or "wrong key or
+/// tampered data" alone.
+#[test]
+fn a_damaged_header_is_named_as_damage() {
+    let s = setup("tamper_header");
+    let path = archive_path(&s);
+    for at in [5, 20] {
+        flip_byte(&path, at);
+        let err = failure_stderr(&verify(&s), 1);
+        assert!(
+            err.contains(&format!(
+                "backup `{}` is damaged: its archive's header",
+                s.id
+            )) && err.contains("SHA-256 differs from its manifest's")
+                && err.contains("restore the archive from a copy"),
+            "{at}: {err}"
+        );
+        flip_byte(&path, at);
+    }
+    assert_eq!(verify(&s).status.code(), Some(0));
+}
+
 /// A byte of the index flipped: the key opened the header, so the restore
 /// names the damaged index and what to do, not "wrong key or tampered".
 #[test]
