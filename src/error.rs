@@ -39,10 +39,11 @@ pub enum Error {
     /// A write failed because the file system is full (or the user's quota
     /// is used up). Its own variant because the fix is not in pgsnap's
     /// input but on the machine, and the message says so.
-    #[error("{context}: {reason}; free space there or use another repository")]
+    #[error("{context}: {reason}")]
     NoSpace {
         context: String,
-        /// `no space left on device` or `disk quota exceeded`.
+        /// What ran out, and what to do: `no space left on device; free
+        /// space there or use another repository`, say.
         reason: &'static str,
         #[source]
         source: std::io::Error,
@@ -182,8 +183,17 @@ pub enum Error {
 /// the crate's minimum Rust version.
 fn no_space_reason(e: &std::io::Error) -> Option<&'static str> {
     match e.raw_os_error() {
-        Some(libc::ENOSPC) => Some("no space left on device"),
-        Some(libc::EDQUOT) => Some("disk quota exceeded"),
+        Some(libc::ENOSPC) => {
+            Some("no space left on device; free space there or use another repository")
+        }
+        Some(libc::EDQUOT) => {
+            Some("disk quota exceeded; free space there or use another repository")
+        }
+        // The process's file size limit (`ulimit -f`): the binary ignores
+        // SIGXFSZ so that the write fails instead of the process dying.
+        Some(libc::EFBIG) => {
+            Some("file size limit exceeded; raise the limit (ulimit -f) or use another repository")
+        }
         _ => None,
     }
 }

@@ -24,5 +24,10 @@ fn main() -> std::process::ExitCode {
         // starts.
         unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 10_000) };
     }
+    // A write past the file size limit (`ulimit -f`) would kill the process
+    // with SIGXFSZ, leaving a temporary file and no message; ignored, the
+    // write fails with EFBIG and the run cleans up and says so.
+    // SAFETY: sets a signal's disposition before any thread starts.
+    unsafe { libc::signal(libc::SIGXFSZ, libc::SIG_IGN) };
     cli::main()
 }

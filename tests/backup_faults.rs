@@ -802,3 +802,49 @@ fn sigint_stops_a_single_transaction_restore_and_leaves_nothing() {
     assert_eq!(pg.psql(&dst, tables).trim(), "keep");
     assert_eq!(pg.psql(&dst, "SELECT count(*) FROM keep").trim(), "1");
 }
+
+/// A repository write past the process's file size limit (`ulimit -f`):
+/// the run used to die of SIGXFSZ with no message and a temporary file left
+/// behind; it now fails with one line saying what to do, and leaves
+/// nothing of the run.
+#[test]
+fn a_file_size_limit_is_one_line_and_leaves_nothing() {
+    let pg = pg();
+    let db = pg.create_db("fault_fsize");
+    pg.psql(
+        &db,
+        "CREATE TABLE t (id int, v text);
+         INSERT INTO t SELECT g, md5(g::text) FROM generate_series(1, 100000) g;",
+    );
+    let w = Workdir::new();
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg("ulimit -f 200; exec \"$@\"")
+        .arg("bash")
+        .arg(env!("CARGO_BIN_EXE_pgsnap"))
+        .args([
+            "backup",
+            "--db",
+            &pg.url(&db),
+            "--repo",
+            &w.repo(),
+            "--key-file",
+            &w.key(),
+        ])
+        .output()
+        .unwrap();
+    let err = failure_stderr(&out, 1);
+    let errors: Vec<&str> = err
+        .lines()
+        .filter(|l| l.starts_with("pgsnap: error: "))
+        .collect();
+    assert_eq!(errors.len(), 1, "{err}");
+    assert!(
+        errors[0].contains("writing the archive")
+            && errors[0].contains("file size limit exceeded; raise the limit (ulimit -f)"),
+        "{err}"
+    );
+    let left = backup_files(&w.repo());
+    assert!(left.is_empty(), "left behind: {left:?}");
+    assert_eq!(complete_backups(&w.repo()), 0);
+}
