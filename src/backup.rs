@@ -678,6 +678,7 @@ async fn run_inner(
         },
         tags: opts.tags.clone(),
         jobs: jobs as u32,
+        filter: filter_record(&opts.filter),
     };
     if opts.verify_upload == VerifyUpload::Full {
         progress.event(Event::Phase("verify upload"));
@@ -721,6 +722,21 @@ async fn commit(repo: &Repository, manifest: &Manifest) -> Result<()> {
     }
     discard_archive(repo, &manifest.archive.key).await;
     Err(e)
+}
+
+/// The manifest's record of a partial backup's filter.
+fn filter_record(f: &TableFilter) -> Option<crate::repo::manifest::FilterRecord> {
+    if f.is_empty() {
+        return None;
+    }
+    let texts = |ps: &[crate::filter::Pattern]| ps.iter().map(|p| p.as_str().to_string()).collect();
+    Some(crate::repo::manifest::FilterRecord {
+        tables: texts(&f.include_tables),
+        exclude_tables: texts(&f.exclude_tables),
+        schemas: texts(&f.include_schemas),
+        exclude_schemas: texts(&f.exclude_schemas),
+        exclude_table_data: texts(&f.exclude_data),
+    })
 }
 
 /// Removes what a failed run wrote of its archive: an unfinished upload

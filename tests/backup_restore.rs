@@ -166,3 +166,59 @@ fn backup_list_show_verify_restore_roundtrip() {
     assert!(err.contains("already has"), "{err}");
     assert_eq!(table_contents(pg, &src), table_contents(pg, &dst));
 }
+
+/// A partial backup (`--table`, `--exclude-table-data`, ...) records what
+/// it was limited to: `list --json` and `show` say so, and a full restore
+/// of it warns that it brings back only that, not the whole database.
+#[test]
+fn a_partial_backup_says_so() {
+    let pg = pg();
+    let src = pg.create_db("partial_src");
+    pg.psql(&src, SMALL);
+    let w = Workdir::new();
+    let whole = common::backup(pg, &src, &w, &[]);
+    let part = common::backup(
+        pg,
+        &src,
+        &w,
+        &["--table", "app.users", "--exclude-table-data", "app.users"],
+    );
+    let list: serde_json::Value =
+        serde_json::from_str(&pgsnap_ok(&["list", "--repo", &w.repo(), "--json"])).unwrap();
+    let by_id = |id: &str| {
+        list.as_array()
+            .unwrap()
+            .iter()
+            .find(|b| b["id"] == id)
+            .unwrap()
+            .clone()
+    };
+    assert!(by_id(&whole)["filter"].is_null(), "{list}");
+    assert_eq!(
+        by_id(&part)["filter"],
+        serde_json::json!({"tables": ["app.users"], "exclude_table_data": ["app.users"]})
+    );
+    let show = pgsnap_ok(&["show", "--repo", &w.repo(), &part]);
+    assert!(
+        show.contains(
+            "partial     only what --table app.users --exclude-table-data app.users chose"
+        ),
+        "{show}"
+    );
+    let dst = pg.create_db("partial_dst");
+    let report = common::restore_json(pg, &w, "latest", &dst, &[]);
+    assert!(
+        report["warnings"].to_string().contains(&format!(
+            "backup {part} is partial: it holds only what --table app.users --exclude-table-data \
+             app.users chose, not the whole database"
+        )),
+        "{report}"
+    );
+    // The whole backup says nothing of the kind.
+    let dst = pg.create_db("partial_dst_whole");
+    let report = common::restore_json(pg, &w, &whole, &dst, &[]);
+    assert!(
+        !report["warnings"].to_string().contains("partial"),
+        "{report}"
+    );
+}

@@ -32,6 +32,8 @@ fn summary_json(b: &BackupEntry) -> serde_json::Value {
         "duration_seconds": m.timings.total_seconds,
         "key_slots": m.key_slots,
         "tags": m.tags,
+        // What a partial backup was limited to (null: the whole database).
+        "filter": m.filter,
     })
 }
 
@@ -138,6 +140,9 @@ pub async fn show(a: ShowArgs) -> anyhow::Result<ExitCode> {
         count(m.rows, "row"),
         bytes(m.data_bytes)
     );
+    if let Some(f) = &m.filter {
+        out!("partial     only what {} chose", f.describe());
+    }
     for (k, v) in &m.tags {
         out!("tag         {}={}", tag_part(k), tag_part(v));
     }

@@ -119,10 +119,31 @@ pub async fn restore(a: RestoreArgs, quiet: bool) -> anyhow::Result<ExitCode> {
     let target = ConnInfo::parse(&a.db)?;
     let creds = Credentials::from_args(a.key.key_file.as_deref(), None)?;
     let repo = open(&a.repo.repo).await?;
-    let (manifest, passed_over) = repo.resolve_noting(&a.id).await?;
+    let (manifest, mut passed_over) = repo.resolve_noting(&a.id).await?;
     if let Some(w) = passed_over.as_ref().filter(|_| !quiet) {
         eprintln!("pgsnap: warning: {w}");
     }
+    // A full restore of a partial backup brings back only part of the
+    // database: said, so that `restore latest` after a one-table backup is
+    // not taken for the whole.
+    let partial = manifest
+        .filter
+        .as_ref()
+        .filter(|_| a.tables.is_empty() && a.schemas.is_empty())
+        .map(|f| {
+            format!(
+                "backup {} is partial: it holds only what {} chose, not the whole database",
+                manifest.id,
+                f.describe()
+            )
+        });
+    if let Some(w) = partial.as_ref().filter(|_| !quiet) {
+        eprintln!("pgsnap: warning: {w}");
+    }
+    passed_over = match (passed_over, partial) {
+        (Some(a), Some(b)) => Some(format!("{a}; {b}")),
+        (a, b) => a.or(b),
+    };
     if a.request_thaw {
         let head = repo.storage().head(&manifest.archive.key).await?;
         if head.as_ref().is_some_and(|h| h.needs_thaw()) {

@@ -37,6 +37,43 @@ pub struct Manifest {
     pub tags: BTreeMap<String, String>,
     #[serde(default)]
     pub jobs: u32,
+    /// What a partial backup was limited to (`--table`, `--schema`,
+    /// `--exclude-...`); absent for a backup of the whole database.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filter: Option<FilterRecord>,
+}
+
+/// The patterns a partial backup was made with, as given.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct FilterRecord {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tables: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exclude_tables: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub schemas: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exclude_schemas: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exclude_table_data: Vec<String>,
+}
+
+impl FilterRecord {
+    /// The options that made it, as one would type them
+    /// (`--table app.orders --exclude-table-data app.log`).
+    pub fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        for (flag, pats) in [
+            ("--table", &self.tables),
+            ("--exclude-table", &self.exclude_tables),
+            ("--schema", &self.schemas),
+            ("--exclude-schema", &self.exclude_schemas),
+            ("--exclude-table-data", &self.exclude_table_data),
+        ] {
+            parts.extend(pats.iter().map(|p| format!("{flag} {p}")));
+        }
+        parts.join(" ")
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
