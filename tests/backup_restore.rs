@@ -222,3 +222,43 @@ fn a_partial_backup_says_so() {
         "{report}"
     );
 }
+
+/// A repository that lost its config file keeps its backups readable (list,
+/// verify), and the next backup writes the config again; before, `list`
+/// said there was no repository and `backup` refused the location.
+#[test]
+fn a_lost_config_is_written_again() {
+    let pg = pg();
+    let src = pg.create_db("lost_config");
+    pg.psql(&src, "CREATE TABLE t (id int); INSERT INTO t VALUES (1);");
+    let w = Workdir::new();
+    let first = common::backup(pg, &src, &w, &[]);
+    let config = std::path::Path::new(&w.repo()).join("config");
+    std::fs::remove_file(&config).unwrap();
+    let out = pgsnap(&["list", "--repo", &w.repo(), "--json"]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&first));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("has lost its config file"),
+        "{out:?}"
+    );
+    pgsnap_ok(&[
+        "verify",
+        "--repo",
+        &w.repo(),
+        "--key-file",
+        &w.key(),
+        &first,
+    ]);
+    let second = common::backup(pg, &src, &w, &[]);
+    assert!(config.exists());
+    let list = pgsnap_ok(&["list", "--repo", &w.repo(), "--json"]);
+    assert!(list.contains(&first) && list.contains(&second), "{list}");
+    // A location with other files is still no repository.
+    let other = Workdir::new();
+    std::fs::create_dir_all(other.repo()).unwrap();
+    std::fs::write(std::path::Path::new(&other.repo()).join("notes.txt"), "x").unwrap();
+    let out = common::backup_output(&pg.url(&src), &other, &[]);
+    let err = failure_stderr(&out, 1);
+    assert!(err.contains("holds no pgsnap repository"), "{err}");
+}

@@ -150,6 +150,35 @@ pub async fn storage_for_upload(spec: &str, upload: UploadOptions) -> Result<Arc
     Ok(Arc::new(LocalStorage::new(spec)))
 }
 
+fn new_config() -> RepoConfig {
+    RepoConfig {
+        kind: CONFIG_TYPE.into(),
+        version: 1,
+        id: hex::encode(rand::random::<[u8; 16]>()),
+        created_at: Utc::now(),
+    }
+}
+
+/// Whether a location without a config holds a repository that lost it:
+/// everything in it is under the backups' folder, and a manifest there
+/// reads as one.
+async fn holds_only_backups(storage: &dyn Storage) -> Result<bool> {
+    let base = storage.backups_base();
+    let objects = storage.list("").await?;
+    if objects.is_empty() || !objects.iter().all(|o| o.key.starts_with(base)) {
+        return Ok(false);
+    }
+    for o in objects
+        .iter()
+        .filter(|o| o.key.ends_with(MANIFEST_SUFFIX) && !o.key.contains(TEMP_MARKER))
+    {
+        if Manifest::from_json(&storage.get(&o.key).await?).is_ok() {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
 impl Repository {
     /// Opens an existing repository.
     pub async fn open(storage: Arc<dyn Storage>) -> Result<Repository> {
@@ -158,6 +187,19 @@ impl Repository {
             None => {
                 // A missing bucket is not an empty repository: say which.
                 storage.check_location().await?;
+                // Its backups outlive a lost config: they stay readable,
+                // and the next backup writes the config again.
+                if holds_only_backups(storage.as_ref()).await? {
+                    tracing::warn!(
+                        "the repository at {} has lost its config file; its backups are read \
+                         as they are, and the next backup writes the config again",
+                        storage.location()
+                    );
+                    return Ok(Repository {
+                        storage,
+                        config: new_config(),
+                    });
+                }
                 return Err(Error::Repo(format!(
                     "no pgsnap repository at {} (a backup creates one)",
                     storage.location()
@@ -209,17 +251,19 @@ impl Repository {
                     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
                 }
             }
-            return Err(Error::Repo(format!(
+            if !holds_only_backups(storage.as_ref()).await? {
+                return Err(Error::Repo(format!(
                 "{} is not empty and holds no pgsnap repository; choose an empty or new location",
+                    storage.location()
+                )));
+            }
+            tracing::warn!(
+                "the repository at {} had lost its config file; its backups are intact, and \
+                 the config is written again",
                 storage.location()
-            )));
+            );
         }
-        let config = RepoConfig {
-            kind: CONFIG_TYPE.into(),
-            version: 1,
-            id: hex::encode(rand::random::<[u8; 16]>()),
-            created_at: Utc::now(),
-        };
+        let config = new_config();
         let mut data = serde_json::to_vec_pretty(&config).expect("config serializes");
         data.push(b'\n');
         storage.put(CONFIG_KEY, Bytes::from(data)).await?;
