@@ -136,6 +136,26 @@ fn connection_hints_fit_the_failure() {
     let out = list_tables_via_backup("host=127.0.0.1 bogus=1", &w);
     let err = failure_stderr(&out, 2);
     assert!(err.contains("unknown option `bogus`"), "{err}");
+    // libpq's `passfile` option names the password file (it was an
+    // unknown option).
+    let passfile = w.dir.path().join("pgpass");
+    std::fs::write(&passfile, format!("127.0.0.1:*:*:{PW_USER}:{PW_SECRET}\n")).unwrap();
+    std::fs::set_permissions(
+        &passfile,
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
+    let url = format!(
+        "postgres://{PW_USER}@127.0.0.1:{}/postgres?passfile={}",
+        pg.port,
+        passfile.display()
+    );
+    let out = list_tables_via_backup(&url, &w);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]

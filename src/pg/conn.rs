@@ -241,6 +241,8 @@ impl ConnInfo {
     pub fn parse(conn: &str) -> Result<ConnInfo> {
         let (conn, sslmode) = take_param(conn, "sslmode");
         let (conn, root_cert) = take_param(&conn, "sslrootcert");
+        // libpq's `passfile`, which the connection parser does not know.
+        let (conn, passfile) = take_param(&conn, "passfile");
         let conn = conn.as_str();
         let mode = match sslmode.or_else(|| env("PGSSLMODE")) {
             Some(m) => TlsMode::parse(&m)?,
@@ -319,7 +321,7 @@ impl ConnInfo {
             if let Some(pw) = env("PGPASSWORD") {
                 config.password(pw);
                 password_source = Some("PGPASSWORD");
-            } else if let Some(pw) = pgpass_lookup(&config) {
+            } else if let Some(pw) = pgpass_lookup(&config, passfile.as_deref()) {
                 config.password(pw);
                 password_source = Some("the password file");
             }
@@ -418,12 +420,14 @@ impl ConnInfo {
     }
 }
 
-/// Finds a password in the libpq password file (`PGPASSFILE` or
-/// `~/.pgpass`): lines `host:port:db:user:password`, `*` wildcards, `\`
-/// escapes. Like libpq, it ignores a file readable by group or others.
-fn pgpass_lookup(config: &Config) -> Option<String> {
-    let path = env("PGPASSFILE")
+/// Finds a password in the libpq password file (the connection string's
+/// `passfile`, `PGPASSFILE` or `~/.pgpass`): lines
+/// `host:port:db:user:password`, `*` wildcards, `\` escapes. Like libpq, it
+/// ignores a file readable by group or others.
+fn pgpass_lookup(config: &Config, passfile: Option<&str>) -> Option<String> {
+    let path = passfile
         .map(PathBuf::from)
+        .or_else(|| env("PGPASSFILE").map(PathBuf::from))
         .or_else(|| env("HOME").map(|h| Path::new(&h).join(".pgpass")))?;
     use std::os::unix::fs::PermissionsExt;
     let meta = std::fs::metadata(&path).ok()?;
