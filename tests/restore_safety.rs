@@ -2886,6 +2886,34 @@ fn a_matview_over_an_unpopulated_one_is_not_refreshed() {
     );
 }
 
+/// A materialized view that reads another through a plain view: its
+/// refresh waits for the other's, which the backup's dependencies (direct
+/// ones only) did not say; with several jobs it ran first now and then
+/// and failed the restore ("has not been populated").
+#[test]
+fn a_matview_reading_one_through_a_view_is_refreshed_after_it() {
+    let pg = pg();
+    let db = pg.create_db("mv_via_view");
+    pg.psql(
+        &db,
+        "CREATE TABLE t (i int); INSERT INTO t SELECT generate_series(1, 1000);
+         CREATE MATERIALIZED VIEW a AS SELECT i FROM t; CREATE VIEW v AS SELECT i FROM a;
+         CREATE MATERIALIZED VIEW b AS SELECT count(*) AS n FROM v;
+         CREATE INDEX ON a (i); CREATE INDEX ON t (i);",
+    );
+    let w = Workdir::new();
+    backup(pg, &db, &w, &[]);
+    for round in 0..4 {
+        let dst = pg.create_db(&format!("mv_via_view_dst{round}"));
+        restore_json(pg, &w, "latest", &dst, &["--jobs", "4"]);
+        assert_eq!(
+            pg.psql(&dst, "SELECT n FROM b").trim(),
+            "1000",
+            "round {round}"
+        );
+    }
+}
+
 /// A materialized view the target has alike is reused as it is: restoring
 /// one that reads it refreshes only the chosen one (from the target's
 /// contents), not the reused one too.

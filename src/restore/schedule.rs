@@ -111,6 +111,33 @@ impl Locks {
     }
 }
 
+/// A materialized view's refresh waits for the refreshes of the
+/// materialized views it reads through views too: the backup's
+/// dependencies name only the ones it reads directly, and one read through
+/// a view could be refreshed after it, failing it ("has not been
+/// populated") on one job's luck.
+fn refreshes_after_what_they_read(plan: &Plan, in_set: &HashSet<u32>) -> Vec<(u32, Vec<u32>)> {
+    let refresh_of: HashMap<u32, u32> = in_set
+        .iter()
+        .map(|&id| plan.object(id))
+        .filter(|o| o.kind == ObjectKind::MatviewRefresh)
+        .filter_map(|o| o.belongs_to.map(|mv| (mv, o.id)))
+        .collect();
+    refresh_of
+        .iter()
+        .filter_map(|(&mv, &refresh)| {
+            let deps: Vec<u32> = plan
+                .model
+                .rows_read(mv, |_| false)
+                .into_iter()
+                .filter_map(|d| refresh_of.get(&d).copied())
+                .filter(|&d| d != refresh)
+                .collect();
+            (!deps.is_empty()).then_some((refresh, deps))
+        })
+        .collect()
+}
+
 /// A unique index on a partitioned table is valid, and a foreign key can
 /// reference it, only once every partition's index is attached to it (down
 /// the whole tree): so each foreign key waits for the attachments below the
@@ -320,6 +347,9 @@ pub async fn run(
         .collect();
     for (fk, deps) in attachments_before_foreign_keys(plan, &in_set) {
         waiting.entry(fk).or_default().extend(deps);
+    }
+    for (refresh, deps) in refreshes_after_what_they_read(plan, &in_set) {
+        waiting.entry(refresh).or_default().extend(deps);
     }
     let mut dependents: HashMap<u32, Vec<u32>> = HashMap::new();
     for (&id, deps) in &waiting {
