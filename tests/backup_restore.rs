@@ -254,6 +254,26 @@ fn a_lost_config_is_written_again() {
     assert!(config.exists());
     let list = pgsnap_ok(&["list", "--repo", &w.repo(), "--json"]);
     assert!(list.contains(&first) && list.contains(&second), "{list}");
+    // Several backups at once into it (a scheduler's night) all land,
+    // though each may see another's config being written.
+    for round in 0..2 {
+        std::fs::remove_file(&config).unwrap();
+        let runs: Vec<_> = (0..4)
+            .map(|_| {
+                std::process::Command::new(env!("CARGO_BIN_EXE_pgsnap"))
+                    .args(["backup", "-q", "--db", &pg.url(&src), "--repo", &w.repo()])
+                    .args(["--key-file", &w.key()])
+                    .stdout(std::process::Stdio::piped())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        for run in runs {
+            let out = run.wait_with_output().unwrap();
+            assert!(out.status.success(), "round {round}: {out:?}");
+        }
+    }
     // A location with other files is still no repository.
     let other = Workdir::new();
     std::fs::create_dir_all(other.repo()).unwrap();

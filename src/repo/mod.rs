@@ -165,7 +165,14 @@ fn new_config() -> RepoConfig {
 async fn holds_only_backups(storage: &dyn Storage) -> Result<bool> {
     let base = storage.backups_base();
     let objects = storage.list("").await?;
-    if objects.is_empty() || !objects.iter().all(|o| o.key.starts_with(base)) {
+    // Besides the backups, only a config being written again by another
+    // run (a scheduler starting several backups at once).
+    let ours = |k: &str| {
+        k.starts_with(base)
+            || k == CONFIG_KEY
+            || (k.starts_with(CONFIG_KEY) && k.contains(TEMP_MARKER))
+    };
+    if objects.is_empty() || !objects.iter().all(|o| ours(&o.key)) {
         return Ok(false);
     }
     for o in objects
