@@ -2324,6 +2324,19 @@ fn a_sequence_is_chosen_by_name() {
         err.contains("app.t3_id_seq is the identity sequence of table app.t3: it is restored with its table (--table app.t3)"),
         "{err}"
     );
+    // A table under its name is in the way, with or without --clean (it
+    // was taken for the sequence, and --clean failed to drop it as one).
+    let table = pg.create_db("seq_by_name_table");
+    pg.psql(&table, "CREATE SCHEMA app; CREATE TABLE app.seq (i int);");
+    for extra in [&[][..], &["--clean", "--dry-run"][..], &["--clean"][..]] {
+        let mut args = vec!["--table", "app.seq"];
+        args.extend(extra);
+        let err = failure_stderr(&restore_output(pg, &w, "latest", &table, &args), 1);
+        assert!(
+            err.contains("table app.seq (the name of sequence \"app\".\"seq\")"),
+            "{extra:?}: {err}"
+        );
+    }
     let err = failure_stderr(
         &restore_output(pg, &w, "latest", &empty, &["--table", "app.sek"]),
         2,

@@ -163,14 +163,16 @@ const IN_THE_WAY: &str = "SELECT \
 
 /// The relkinds the target's copy of a relation of `kind` may have (a
 /// conflict, which `--clean` drops); each of these kinds has a row type.
-/// Indexes and sequences are [`taken`]'s: its lookup finds a relation of
-/// any kind under their names.
+/// Indexes are [`taken`]'s: its lookup finds a relation of any kind under
+/// their names. A sequence is here: a table under its name was taken for
+/// the sequence itself, a conflict `--clean` then failed to drop as one.
 fn relkinds(kind: ObjectKind) -> Option<&'static str> {
     Some(match kind {
         ObjectKind::Table => "r,p",
         ObjectKind::ForeignTable => "f",
         ObjectKind::View => "v",
         ObjectKind::MaterializedView => "m",
+        ObjectKind::Sequence => "S",
         _ => return None,
     })
 }
