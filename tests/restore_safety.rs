@@ -1969,6 +1969,37 @@ fn a_shared_sequence_is_reused_by_a_selective_restore() {
     assert_eq!(pg.schema_dump(&db), before);
 }
 
+/// A schema's own sequence, drawn from by its tables and reused from the
+/// target by `--schema` (no table owns it): where the target's is behind
+/// the backup's, it is moved forward to it, so the next insert does not
+/// hand out an id the restored rows hold; never back.
+#[test]
+fn a_reused_sequence_behind_the_restored_rows_moves_forward() {
+    let pg = pg();
+    let db = pg.create_db("seq_behind");
+    pg.psql(
+        &db,
+        "CREATE SCHEMA s; CREATE SEQUENCE s.ids;
+         CREATE TABLE s.a (id bigint PRIMARY KEY DEFAULT nextval('s.ids'), v text);
+         INSERT INTO s.a (v) VALUES ('x'), ('y'), ('z');",
+    );
+    let w = Workdir::new();
+    backup(pg, &db, &w, &[]);
+    let dst = pg.create_db("seq_behind_dst");
+    pg.psql(&dst, "CREATE SCHEMA s; CREATE SEQUENCE s.ids;");
+    restore_json(pg, &w, "latest", &dst, &["--schema", "s"]);
+    pg.psql(&dst, "INSERT INTO s.a (v) VALUES ('new')");
+    assert_eq!(pg.psql(&dst, "SELECT max(id) FROM s.a").trim(), "4");
+    // Ahead of the backup, it stays where it is.
+    let ahead = pg.create_db("seq_ahead_dst");
+    pg.psql(
+        &ahead,
+        "CREATE SCHEMA s; CREATE SEQUENCE s.ids; SELECT setval('s.ids', 50);",
+    );
+    restore_json(pg, &w, "latest", &ahead, &["--schema", "s"]);
+    assert_eq!(pg.psql(&ahead, "SELECT last_value FROM s.ids").trim(), "50");
+}
+
 /// Names of the restore's tables held in the target by objects of another
 /// kind: a composite type, an enum (a table's row type needs its name) and
 /// another table's index. Refused before any change, with or without

@@ -748,7 +748,10 @@ pub async fn run_statements(client: &Client, identity: &str, stmts: &[String]) -
 
 /// Sets every restored sequence to its state at the backup's snapshot.
 pub async fn set_sequences(client: &Client, plan: &Plan, checked: &Checked) -> Result<()> {
-    // A shared sequence the target already has goes on from its own state.
+    // A shared sequence the target already has goes on from its own state,
+    // unless that is behind the backup's: the restored rows may hold the
+    // numbers between (a schema's own sequence, reused with `--schema`,
+    // would hand them out again). It moves forward only, never back.
     let reused: HashSet<(&str, &str)> = checked
         .existing
         .iter()
@@ -757,10 +760,12 @@ pub async fn set_sequences(client: &Client, plan: &Plan, checked: &Checked) -> R
         .filter_map(|o| Some((plan.target_schema(o)?, o.name.as_str())))
         .collect();
     for s in &plan.sequences {
-        if reused.contains(&(s.schema.as_str(), s.name.as_str())) {
+        let q = qualified(&s.schema, &s.name);
+        if reused.contains(&(s.schema.as_str(), s.name.as_str()))
+            && !behind(client, &q, s.last_value, s.is_called).await?
+        {
             continue;
         }
-        let q = qualified(&s.schema, &s.name);
         client
             .execute(
                 "SELECT pg_catalog.setval($1::text::regclass, $2, $3)",
@@ -770,6 +775,30 @@ pub async fn set_sequences(client: &Client, plan: &Plan, checked: &Checked) -> R
             .map_err(|e| Error::pg(format!("setting sequence {q}"), e))?;
     }
     Ok(())
+}
+
+/// Whether sequence `q` of the target would hand out a value the backup's
+/// state (`last_value`, `is_called`) had already passed.
+async fn behind(client: &Client, q: &str, last_value: i64, is_called: bool) -> Result<bool> {
+    let row = client
+        .query_one(
+            &format!(
+                "SELECT s.last_value, s.is_called, p.seqincrement FROM {q} s, \
+                 pg_catalog.pg_sequence p WHERE p.seqrelid = $1::text::regclass"
+            ),
+            &[&q],
+        )
+        .await
+        .map_err(|e| Error::pg(format!("reading sequence {q}"), e))?;
+    let step = i128::from(row.get::<_, i64>(2));
+    let next = |last: i64, called: bool| i128::from(last) + if called { step } else { 0 };
+    let theirs = next(row.get(0), row.get(1));
+    let ours = next(last_value, is_called);
+    Ok(if step > 0 {
+        theirs < ours
+    } else {
+        theirs > ours
+    })
 }
 
 #[cfg(test)]
