@@ -2355,6 +2355,25 @@ fn a_sequence_is_chosen_by_name() {
         err.contains("app.t3_id_seq is the identity sequence of table app.t3: it is restored with its table (--table app.t3)"),
         "{err}"
     );
+    // --data-only into a sequence whose range leaves out the backup's
+    // value: refused before anything is set, in the dry run too.
+    let narrow = pg.create_db("seq_by_name_narrow");
+    pg.psql(
+        &narrow,
+        "CREATE SCHEMA app; CREATE SEQUENCE app.seq MAXVALUE 100; SELECT setval('app.seq', 50);",
+    );
+    for extra in [&["--dry-run"][..], &[][..]] {
+        let mut args = vec!["--table", "app.seq", "--data-only"];
+        args.extend(extra);
+        let err = failure_stderr(&restore_output(pg, &w, "latest", &narrow, &args), 1);
+        assert!(
+            err.contains(
+                "sequence \"app\".\"seq\" (the backup's value 130 is outside its range 1..100)"
+            ),
+            "{extra:?}: {err}"
+        );
+    }
+    assert_eq!(state(&narrow, "app.seq"), "50|t");
     // A table under its name is in the way, with or without --clean (it
     // was taken for the sequence, and --clean failed to drop it as one).
     let table = pg.create_db("seq_by_name_table");

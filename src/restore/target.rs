@@ -458,6 +458,44 @@ pub async fn check_data_only_tables(client: &Client, plan: &Plan) -> Result<()> 
         rows.iter()
             .map(|r| format!("sequence {}", r.get::<_, &str>(0))),
     );
+    // A state outside the target's sequence's range fails its setval after
+    // the rows (and the sequences before it) are set: found here instead.
+    let values: Vec<i64> = plan.sequences.iter().map(|s| s.last_value).collect();
+    let rows = client
+        .query(
+            "SELECT u.s, p.seqmin, p.seqmax FROM unnest($1::text[], $2::int8[]) WITH ORDINALITY u(s, v, i)
+               JOIN pg_catalog.pg_sequence p ON p.seqrelid = pg_catalog.to_regclass(u.s)
+              WHERE u.v NOT BETWEEN p.seqmin AND p.seqmax
+              ORDER BY u.i",
+            &[&sequences, &values],
+        )
+        .await
+        .map_err(|e| Error::pg("checking the target's sequences for --data-only", e))?;
+    let out_of_range: Vec<String> = rows
+        .iter()
+        .map(|r| {
+            let q: &str = r.get(0);
+            let v = plan
+                .sequences
+                .iter()
+                .find(|s| qualified(&s.schema, &s.name) == q)
+                .map_or(0, |s| s.last_value);
+            format!(
+                "sequence {q} (the backup's value {v} is outside its range {}..{})",
+                r.get::<_, i64>(1),
+                r.get::<_, i64>(2)
+            )
+        })
+        .collect();
+    if missing.is_empty() && !out_of_range.is_empty() {
+        return Err(Error::Refused(format!(
+            "--data-only would set {} sequence(s) of the target to a value their definition \
+             there does not allow: {}; nothing was changed (alter them as in the backup, or \
+             restore without --data-only)",
+            out_of_range.len(),
+            first_of(&out_of_range, 12)
+        )));
+    }
     if missing.is_empty() {
         return Ok(());
     }
