@@ -281,6 +281,22 @@ fn a_damaged_newest_backup_fails_verify_latest_and_restore_warns() {
             serde_json::from_str(String::from_utf8_lossy(&out.stdout).lines().last().unwrap())
                 .unwrap();
         assert!(report["warnings"].to_string().contains(&newer), "{report}");
+        // list shows it, damaged, so a script checking statuses sees it.
+        let list: serde_json::Value =
+            serde_json::from_str(&pgsnap_ok(&["list", "--repo", &repo, "--json"])).unwrap();
+        let row = list
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|b| b["id"] == newer.as_str())
+            .cloned()
+            .unwrap_or_default();
+        assert!(
+            row["status"]
+                .as_str()
+                .is_some_and(|s| s.starts_with("manifest unreadable: ") && s.contains(says)),
+            "{list}"
+        );
         // By its id, it is damaged too (it once verified the other backup).
         let v = pgsnap(&["verify", "--repo", &repo, "--key-file", &key, &newer]);
         assert_ne!(v.status.code(), Some(0), "{v:?}");

@@ -39,13 +39,25 @@ fn summary_json(b: &BackupEntry) -> serde_json::Value {
 
 pub async fn list(a: ListArgs) -> anyhow::Result<ExitCode> {
     let repo = open(&a.repo.repo).await?;
-    let backups = repo.list().await?;
+    // A backup whose manifest cannot be read is listed too, as damaged:
+    // a script that checks the statuses must see it.
+    let (backups, unreadable) = repo.list_all().await?;
     if a.json {
-        let arr: Vec<_> = backups.iter().map(summary_json).collect();
+        let mut arr: Vec<_> = backups.iter().map(summary_json).collect();
+        arr.extend(unreadable.iter().map(|u| {
+            json!({
+                "id": u.id,
+                "backup_id": u.id,
+                "status": format!("manifest unreadable: {}", u.reason),
+            })
+        }));
         out!("{}", serde_json::Value::Array(arr));
         return Ok(ExitCode::SUCCESS);
     }
-    if backups.is_empty() {
+    for u in &unreadable {
+        eprintln!("pgsnap: warning: backup {} is damaged: {}", u.id, u.reason);
+    }
+    if backups.is_empty() && unreadable.is_empty() {
         eprintln!("no backups in {}", repo.location());
         return Ok(ExitCode::SUCCESS);
     }
@@ -80,6 +92,18 @@ pub async fn list(a: ListArgs) -> anyhow::Result<ExitCode> {
                 .map(|(k, v)| format!("{}={}", tag_part(k), tag_part(v)))
                 .collect::<Vec<_>>()
                 .join(",")
+        );
+    }
+    for u in &unreadable {
+        out!(
+            "{:<22}  {:<9}  {:<20}  {:<16}  {:>6}  {:>12}  {:>10}  ",
+            u.id,
+            "damaged",
+            "?",
+            "?",
+            "?",
+            "?",
+            "?"
         );
     }
     Ok(ExitCode::SUCCESS)
