@@ -212,7 +212,7 @@ pub async fn run(repo: &Repository, m: &Manifest, creds: &Credentials) -> Result
         // `--max-duration`) and drops it, which ends the read at its next
         // segment.
         let unlocked = tokio::task::block_in_place(|| {
-            let mut r = StorageRead::new(storage.clone(), key.clone(), size, rt.clone());
+            let mut r = StorageRead::new(storage.clone(), key, size, rt);
             let (open, rest) = creds_unlock(&mut r)?;
             Ok::<_, Error>((r, open, rest))
         });

@@ -241,8 +241,8 @@ pub async fn check(client: &Client, plan: &Plan, opts: &RestoreOptions) -> Resul
             "the target database {target_db} already has {} object(s) this restore would reuse, \
              defined otherwise than in the backup: {}; nothing was changed (a restore reuses a \
              type, function, shared sequence, or a table a chosen view or child needs, only \
-             when the target defines it as the backup does: rename or drop them in the target (an extension: \
-             ALTER EXTENSION ... SET SCHEMA), or restore into an empty database)",
+             when the target defines it as the backup does: rename or drop them in the target \
+             (an extension: ALTER EXTENSION ... SET SCHEMA), or restore into an empty database)",
             differing.len(),
             first_of(&differing, 12)
         )));
@@ -463,7 +463,8 @@ pub async fn check_data_only_tables(client: &Client, plan: &Plan) -> Result<()> 
     let values: Vec<i64> = plan.sequences.iter().map(|s| s.last_value).collect();
     let rows = client
         .query(
-            "SELECT u.s, p.seqmin, p.seqmax FROM unnest($1::text[], $2::int8[]) WITH ORDINALITY u(s, v, i)
+            "SELECT u.s, u.v, p.seqmin, p.seqmax
+               FROM unnest($1::text[], $2::int8[]) WITH ORDINALITY u(s, v, i)
                JOIN pg_catalog.pg_sequence p ON p.seqrelid = pg_catalog.to_regclass(u.s)
               WHERE u.v NOT BETWEEN p.seqmin AND p.seqmax
               ORDER BY u.i",
@@ -474,16 +475,12 @@ pub async fn check_data_only_tables(client: &Client, plan: &Plan) -> Result<()> 
     let out_of_range: Vec<String> = rows
         .iter()
         .map(|r| {
-            let q: &str = r.get(0);
-            let v = plan
-                .sequences
-                .iter()
-                .find(|s| qualified(&s.schema, &s.name) == q)
-                .map_or(0, |s| s.last_value);
             format!(
-                "sequence {q} (the backup's value {v} is outside its range {}..{})",
+                "sequence {} (the backup's value {} is outside its range {}..{})",
+                r.get::<_, &str>(0),
                 r.get::<_, i64>(1),
-                r.get::<_, i64>(2)
+                r.get::<_, i64>(2),
+                r.get::<_, i64>(3)
             )
         })
         .collect();
