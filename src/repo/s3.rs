@@ -604,7 +604,7 @@ impl Storage for S3Storage {
             .content_length(data.len() as i64)
             .set_server_side_encryption(sse)
             .set_ssekms_key_id(kms)
-            .body(ByteStream::from(data.clone()))
+            .body(ByteStream::from(data))
             .send()
             .await;
         match res {
@@ -617,15 +617,6 @@ impl Storage for S3Storage {
                 ) =>
             {
                 Ok(false)
-            }
-            // An S3-compatible store without conditional writes: the best
-            // it allows, a look first (a window, not a claim).
-            Err(e) if code_of(&e) == Some("NotImplemented") => {
-                if self.head(key).await?.is_some() {
-                    return Ok(false);
-                }
-                self.put(key, data).await?;
-                Ok(true)
             }
             Err(e) => Err(s.err("PutObject", &full, e)),
         }
