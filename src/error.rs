@@ -290,6 +290,11 @@ impl Error {
                     s = format!("{s}: {inner}");
                     src = inner.source();
                 }
+                if e.is_closed() {
+                    if let Some(reason) = crate::pg::conn::recent_close_reason() {
+                        s = format!("{s} (the server said: {reason})");
+                    }
+                }
                 s
             }
         };

@@ -186,3 +186,32 @@ fn bad_flags_exit_2() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// A session the server ends while it waits between queries: the server's
+/// reason goes to the connection task, not to the next query, which only
+/// sees "connection closed". The error still names the reason.
+#[test]
+fn a_terminated_idle_session_is_named_with_the_servers_reason() {
+    let pg = pg();
+    let db = pg.create_db("terminated");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let conn = pgsnap::pg::conn::ConnInfo::parse(&pg.url(&db)).unwrap();
+    let client = rt.block_on(conn.connect()).unwrap();
+    let pid: i32 = rt
+        .block_on(client.query_one("SELECT pg_backend_pid()", &[]))
+        .unwrap()
+        .get(0);
+    pg.psql("postgres", &format!("SELECT pg_terminate_backend({pid})"));
+    // The server's message reaches the connection task when it reads it.
+    let t = std::time::Instant::now();
+    while !client.is_closed() && t.elapsed() < std::time::Duration::from_secs(10) {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let e = rt.block_on(client.batch_execute("SELECT 1")).unwrap_err();
+    assert!(e.is_closed(), "{e}");
+    let message = pgsnap::Error::pg("next query", e).to_string();
+    assert!(
+        message.contains("terminating connection due to administrator command"),
+        "{message}"
+    );
+}

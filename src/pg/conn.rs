@@ -358,11 +358,7 @@ impl ConnInfo {
                 .connect(tokio_postgres::NoTls)
                 .await
                 .map_err(|e| self.connect_error(e))?;
-            tokio::spawn(async move {
-                if let Err(e) = connection.await {
-                    tracing::debug!("connection closed: {e}");
-                }
-            });
+            spawn_connection(connection);
             return Ok(client);
         }
         let (client, connection) = self
@@ -370,11 +366,7 @@ impl ConnInfo {
             .connect(tls::connector(&self.tls)?)
             .await
             .map_err(|e| self.connect_error(e))?;
-        tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::debug!("connection closed: {e}");
-            }
-        });
+        spawn_connection(connection);
         Ok(client)
     }
 
@@ -547,6 +539,55 @@ pub fn copy_encoding(db_encoding: &str) -> &'static str {
         "SQL_ASCII"
     } else {
         "UTF8"
+    }
+}
+
+
+/// Drives a connection's I/O on the runtime. A server that ends a session
+/// (`pg_terminate_backend`, a shutdown) says why in a message no request
+/// waits for: tokio-postgres hands it to the connection task alone, and the
+/// client's next call only learns "connection closed". The reason is kept
+/// here, before the connection (and with it the client's channel) is dropped,
+/// so that [`Error::pg`] can name it.
+fn spawn_connection<T>(connection: T)
+where
+    T: std::future::Future<Output = std::result::Result<(), tokio_postgres::Error>>
+        + Send
+        + Unpin
+        + 'static,
+{
+    tokio::spawn(async move {
+        let mut connection = connection;
+        if let Err(e) = (&mut connection).await {
+            tracing::debug!("connection closed: {e}");
+            if let Some(db) = e.as_db_error() {
+                record_close_reason(db.message());
+            }
+        }
+        drop(connection);
+    });
+}
+
+/// How long a recorded reason stays an explanation: a session closed long
+/// ago (in a process that runs for days) says nothing about a new one.
+const CLOSE_REASON_FRESH: Duration = Duration::from_secs(60);
+
+static CLOSE_REASON: std::sync::Mutex<Option<(std::time::Instant, String)>> =
+    std::sync::Mutex::new(None);
+
+fn record_close_reason(message: &str) {
+    if let Ok(mut slot) = CLOSE_REASON.lock() {
+        *slot = Some((std::time::Instant::now(), message.to_string()));
+    }
+}
+
+/// What the server said when it last ended one of this process's sessions,
+/// if that was within the last minute.
+pub(crate) fn recent_close_reason() -> Option<String> {
+    let slot = CLOSE_REASON.lock().ok()?;
+    match &*slot {
+        Some((at, msg)) if at.elapsed() < CLOSE_REASON_FRESH => Some(msg.clone()),
+        _ => None,
     }
 }
 
