@@ -803,10 +803,29 @@ async fn list_tables(client: &tokio_postgres::Client) -> Result<Vec<(u32, String
         .collect())
 }
 
+/// The object identifier alias types: their binary form is the bare OID,
+/// which names another object (or none) in the database a restore creates;
+/// their text form is the object's name.
+const OID_ALIAS_TYPES: [&str; 11] = [
+    "regclass",
+    "regcollation",
+    "regconfig",
+    "regdictionary",
+    "regnamespace",
+    "regoper",
+    "regoperator",
+    "regproc",
+    "regprocedure",
+    "regrole",
+    "regtype",
+];
+
 /// Tables with a column whose type, or array element type, is not one of
 /// PostgreSQL's own with binary send/receive functions: an extension's or
 /// a user's type may have none, or a binary form that another build of it
 /// would not read back. Those tables stay in text format.
+/// So do tables with an OID alias column (`regclass`, ...): see
+/// [`OID_ALIAS_TYPES`].
 async fn text_only_tables(
     client: &tokio_postgres::Client,
     tables: &[&TableInfo],
@@ -820,9 +839,11 @@ async fn text_only_tables(
              WHERE a.attrelid = ANY($1) AND a.attnum > 0 AND NOT a.attisdropped \
                AND a.attgenerated = '' \
                AND (t.oid >= 16384 OR t.typsend::oid = 0 OR t.typreceive::oid = 0 \
+                    OR t.typname::text = ANY($2) \
                     OR (e.oid IS NOT NULL AND (e.oid >= 16384 OR e.typsend::oid = 0 \
-                                              OR e.typreceive::oid = 0)))",
-            &[&oids],
+                                              OR e.typreceive::oid = 0 \
+                                              OR e.typname::text = ANY($2))))",
+            &[&oids, &&OID_ALIAS_TYPES[..]],
         )
         .await
         .map_err(|e| Error::pg("checking column types for binary COPY", e))?;

@@ -37,3 +37,11 @@ INSERT INTO vals.typed VALUES
 CREATE TABLE vals.texty (id int, n numeric, iv interval, a int[], r int4range);
 INSERT INTO vals.texty VALUES (1, 'NaN', '1 year -2 days 03:04:05.5', '{1,NULL,3}', '[1,5)'),
   (2, 1.50, NULL, '{}', 'empty');
+-- OID alias types: their binary form is a bare OID, which names another
+-- object (or none) in the restored database; a backup keeps them as text.
+CREATE FUNCTION vals.f(int) RETURNS int LANGUAGE sql AS 'SELECT $1';
+CREATE TABLE vals.aliases (id int PRIMARY KEY, c regclass, t regtype, p regprocedure,
+  n regnamespace, cs regclass[]);
+INSERT INTO vals.aliases VALUES
+  (1, 'vals.padded', 'vals.code', 'vals.f(int)', 'vals', '{vals.typed,vals.texty}'),
+  (2, 'pg_class', 'int4', 'lower(text)', 'pg_catalog', NULL);
