@@ -1218,6 +1218,24 @@ fn a_failed_single_transaction_restore_leaves_the_target_as_it_was() {
             .trim(),
         "1|f"
     );
+    // A deferred foreign key fails only at the end of the transaction:
+    // still before the sequences are set.
+    let dst2 = pg.create_db("one_deferred");
+    restore_json(pg, &w, "latest", &dst2, &["--schema-only"]);
+    pg.psql(
+        &dst2,
+        "CREATE TABLE gate (id int PRIMARY KEY);
+         ALTER TABLE small ADD FOREIGN KEY (id) REFERENCES gate DEFERRABLE INITIALLY DEFERRED;",
+    );
+    let out = restore_output(pg, &w, "latest", &dst2, &["--data-only", "-1"]);
+    let err = failure_stderr(&out, 1);
+    assert!(err.contains("foreign key"), "{err}");
+    assert!(err.contains("the target is as it was"), "{err}");
+    assert_eq!(
+        pg.psql(&dst2, "SELECT last_value, is_called FROM counter")
+            .trim(),
+        "1|f"
+    );
     // And it succeeds once the way is clear.
     pg.psql(&dst, "DELETE FROM small");
     let report = restore_json(pg, &w, "latest", &dst, &["--data-only", "-1"]);

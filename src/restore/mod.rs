@@ -281,8 +281,18 @@ pub async fn run(
             )));
         }
         data::load_large_objects(&archive, &plan, &session.client, one).await?;
-        target::set_sequences(&session.client, &plan, &checked).await?;
+        if one {
+            // Deferred constraints are checked now rather than at COMMIT:
+            // a violation must fail the restore before setval, which no
+            // rollback takes back.
+            session
+                .client
+                .batch_execute("SET CONSTRAINTS ALL IMMEDIATE")
+                .await
+                .map_err(|e| Error::pg("checking deferred constraints", e))?;
+        }
         target::create_event_triggers(&session.client, &plan, opts, &checked.target_db).await?;
+        target::set_sequences(&session.client, &plan, &checked).await?;
         if one {
             session
                 .client
