@@ -30,7 +30,7 @@ use crate::pg::snapshot::{self, qualified, Coordinator};
 use crate::progress::{Event, Progress};
 use crate::repo::manifest::{ArchiveRecord, Timings, MANIFEST_TYPE, MANIFEST_VERSION};
 use crate::repo::{self, Manifest, Repository, TableRecord};
-use crate::schema::{self, SchemaModel, TableInfo, TableRef};
+use crate::schema::{self, DbObject, ObjectKind, SchemaModel, TableInfo};
 
 /// Entry kinds in the archive index (format-spec.md, "Entries").
 pub mod kind {
@@ -378,12 +378,12 @@ async fn run_inner(
     let unmatched = opts.filter.unmatched_includes(
         &candidates
             .iter()
-            .map(|(_, s, n)| (s.clone(), n.clone()))
+            .map(|(_, s, n, _)| (s.clone(), n.clone()))
             .collect::<Vec<_>>(),
     );
     if !unmatched.is_empty() {
         return Err(Error::Usage(format!(
-            "no table matches --table {}",
+            "no table, view or sequence matches --table {}",
             unmatched.join(", --table ")
         )));
     }
@@ -411,14 +411,14 @@ async fn run_inner(
             )));
         }
     }
-    let selected: Vec<&(u32, String, String)> = candidates
+    let selected: Vec<&(u32, String, String, bool)> = candidates
         .iter()
-        .filter(|(_, s, n)| opts.filter.table_selected(s, n))
+        .filter(|(_, s, n, table)| *table && opts.filter.table_selected(s, n))
         .collect();
     preflight(client, &selected.iter().map(|t| t.0).collect::<Vec<_>>()).await?;
     let lock_list: Vec<(String, String)> = selected
         .iter()
-        .map(|(_, s, n)| (s.clone(), n.clone()))
+        .map(|(_, s, n, _)| (s.clone(), n.clone()))
         .collect();
     coord
         .lock_tables(conn, &lock_list, opts.lock_timeout)
@@ -430,7 +430,7 @@ async fn run_inner(
         .await
         .map_err(|e| Error::Schema(format!("reading the schema: {e}")))?;
     if !opts.filter.is_empty() {
-        model = restrict_model(&model, |s, n| opts.filter.table_selected(s, n));
+        model = restrict_model(&model, &opts.filter);
     }
     let t_schema = t0.elapsed();
     let dumped: Vec<&TableInfo> = model.tables.iter().collect();
@@ -504,16 +504,17 @@ async fn run_inner(
     }
     // Large objects' contents travel in one entry after the tables (full
     // backups only, as pg_dump includes them).
-    let lo_entry = (opts.filter.is_empty() && !model.large_objects.is_empty()).then(|| {
-        let id = 2 + with_data.len() as u32;
-        entries.push(entry_info(
-            id,
-            kind::LARGE_OBJECTS,
-            None,
-            serde_json::json!({"encoding": "oid-offset-hex lines"}),
-        ));
-        id
-    });
+    let lo_entry =
+        (opts.filter.keeps_large_objects() && !model.large_objects.is_empty()).then(|| {
+            let id = 2 + with_data.len() as u32;
+            entries.push(entry_info(
+                id,
+                kind::LARGE_OBJECTS,
+                None,
+                serde_json::json!({"encoding": "oid-offset-hex lines"}),
+            ));
+            id
+        });
     let items = plan_items(
         &with_data,
         jobs,
@@ -763,30 +764,72 @@ fn entry_info(id: u32, kind: &str, name: Option<String>, meta: serde_json::Value
     }
 }
 
-/// Keeps only the selected tables and what they need (their closure), so a
-/// filtered backup restores as exactly what was selected.
-fn restrict_model(model: &SchemaModel, keep: impl Fn(&str, &str) -> bool) -> SchemaModel {
-    let refs: Vec<TableRef> = model
-        .tables
+/// The part of the schema a filtered backup holds, chosen as pg_dump
+/// chooses:
+/// - with `--table`, the relations named (tables, views, materialized
+///   views, sequences, foreign tables) and what belongs to them;
+/// - otherwise every object of the schemas kept (all of them, or those
+///   `--schema` names: then objects of no schema, such as casts, event
+///   triggers and publications, are left out too), less the relations
+///   `--exclude-table` names, with what belongs to them.
+///
+/// Unlike pg_dump, what the kept objects need comes along (relations for
+/// their definition only, without rows), so a partial backup restores into
+/// an empty database.
+fn restrict_model(model: &SchemaModel, filter: &TableFilter) -> SchemaModel {
+    // A sequence a column owns goes with its table, as in pg_dump.
+    let owned: std::collections::HashSet<u32> = model
+        .objects
         .iter()
-        .filter(|t| keep(&t.schema, &t.name))
-        .map(|t| TableRef::new(t.schema.clone(), t.name.clone()))
+        .filter(|o| o.kind == ObjectKind::SequenceOwnedBy)
+        .flat_map(|o| o.deps.iter().copied())
+        .filter(|&d| model.object(d).kind == ObjectKind::Sequence)
         .collect();
-    let closure = model.closure(&refs);
+    let name_selected =
+        |o: &DbObject| filter.table_selected(o.schema.as_deref().unwrap_or(""), &o.name);
+    let roots: Vec<u32> = model
+        .objects
+        .iter()
+        .filter(|o| {
+            if o.kind.is_relation() {
+                return name_selected(o);
+            }
+            if o.kind == ObjectKind::Sequence {
+                return name_selected(o)
+                    && (!filter.include_tables.is_empty() || !owned.contains(&o.id));
+            }
+            // What belongs to a relation comes with it.
+            if !filter.include_tables.is_empty() || model.owning_relation(o.id).is_some() {
+                return false;
+            }
+            match (o.kind, o.schema.as_deref()) {
+                (ObjectKind::Schema, _) => filter.schema_selected(&o.name),
+                (ObjectKind::LargeObject, _) => filter.keeps_large_objects(),
+                (_, Some(schema)) => filter.schema_selected(schema),
+                (_, None) => filter.include_schemas.is_empty(),
+            }
+        })
+        .map(|o| o.id)
+        .collect();
+    let closure = model.closure_from(&[], &roots);
     let kept: std::collections::BTreeSet<u32> = closure.objects.iter().copied().collect();
     let mut out = model.subset(&kept);
     // Relations taken only for their definition carry no data.
-    out.tables.retain(|t| keep(&t.schema, &t.name));
+    out.tables
+        .retain(|t| filter.table_selected(&t.schema, &t.name));
     out
 }
 
-/// Ordinary and partitioned tables in user schemas, not owned by an
-/// extension: what the backup locks.
-async fn list_tables(client: &tokio_postgres::Client) -> Result<Vec<(u32, String, String)>> {
+/// Relations in user schemas that `--table` may name (tables, views,
+/// materialized views, sequences, foreign tables), not owned by an
+/// extension; `true` for the ordinary and partitioned tables, which the
+/// backup locks.
+async fn list_tables(client: &tokio_postgres::Client) -> Result<Vec<(u32, String, String, bool)>> {
     let sql = format!(
-        "SELECT c.oid, n.nspname::text, c.relname::text FROM pg_catalog.pg_class c \
+        "SELECT c.oid, n.nspname::text, c.relname::text, c.relkind IN ('r', 'p') \
+         FROM pg_catalog.pg_class c \
          JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
-         WHERE c.relkind IN ('r', 'p') AND {} \
+         WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f') AND {} \
            AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d \
                             WHERE d.classid = 'pg_catalog.pg_class'::regclass \
                               AND d.objid = c.oid AND d.deptype = 'e') \
@@ -799,7 +842,7 @@ async fn list_tables(client: &tokio_postgres::Client) -> Result<Vec<(u32, String
         .map_err(|e| Error::pg("listing tables", e))?;
     Ok(rows
         .iter()
-        .map(|r| (r.get::<_, u32>(0), r.get(1), r.get(2)))
+        .map(|r| (r.get::<_, u32>(0), r.get(1), r.get(2), r.get(3)))
         .collect())
 }
 

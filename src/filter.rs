@@ -254,16 +254,24 @@ impl TableFilter {
             || self.include_schemas.iter().any(|p| p.matches(schema, ""))
     }
 
-    /// Whether a table's definition is backed up.
+    /// Whether a relation's definition is backed up: a table, view,
+    /// materialized view, sequence or foreign table, as pg_dump's `-t` and
+    /// `-T` take them. As in pg_dump, `--schema` and `--exclude-schema` have
+    /// no effect on what `--table` chose: a table named is a table wanted.
     pub fn table_selected(&self, schema: &str, name: &str) -> bool {
-        if !self.schema_selected(schema) {
-            return false;
-        }
         if self.exclude_tables.iter().any(|p| p.matches(schema, name)) {
             return false;
         }
-        self.include_tables.is_empty()
-            || self.include_tables.iter().any(|p| p.matches(schema, name))
+        if !self.include_tables.is_empty() {
+            return self.include_tables.iter().any(|p| p.matches(schema, name));
+        }
+        self.schema_selected(schema)
+    }
+
+    /// Whether the backup keeps large objects: as pg_dump, unless it names
+    /// what it wants (`--table`, `--schema`).
+    pub fn keeps_large_objects(&self) -> bool {
+        self.include_tables.is_empty() && self.include_schemas.is_empty()
     }
 
     /// Whether a selected table's rows are backed up.
@@ -394,6 +402,30 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(g.unmatched_includes(&tables), vec!["nope"]);
+        assert!(!g.keeps_large_objects());
+        assert!(!f.keeps_large_objects());
+        assert!(TableFilter::default().keeps_large_objects());
+    }
+
+    /// As pg_dump: `-n`/`-N` have no effect on what `-t` chose; `-T` does.
+    #[test]
+    fn schema_filters_do_not_narrow_table_choices() {
+        let f = TableFilter {
+            include_tables: vec![Pattern::table("app.*").unwrap()],
+            exclude_tables: vec![Pattern::table("app.audit").unwrap()],
+            exclude_schemas: vec![Pattern::schema("app").unwrap()],
+            include_schemas: vec![Pattern::schema("other").unwrap()],
+            ..Default::default()
+        };
+        assert!(f.table_selected("app", "users"));
+        assert!(!f.table_selected("app", "audit"));
+        assert!(!f.table_selected("other", "users"));
+        let g = TableFilter {
+            exclude_tables: vec![Pattern::table("nosuch").unwrap()],
+            ..Default::default()
+        };
+        assert!(g.table_selected("public", "t"));
+        assert!(g.keeps_large_objects());
     }
 }
 

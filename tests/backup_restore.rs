@@ -282,3 +282,125 @@ fn a_lost_config_is_written_again() {
     let err = failure_stderr(&out, 1);
     assert!(err.contains("holds no pgsnap repository"), "{err}");
 }
+
+/// Objects of every sort, in two schemas, for the filter tests.
+const FILTERED: &str = r#"
+CREATE SCHEMA app; CREATE SCHEMA other;
+CREATE TYPE app.mood AS ENUM ('ok', 'sad');
+CREATE TABLE app.t (id serial PRIMARY KEY, m app.mood, v text);
+CREATE TABLE app.gone (id int PRIMARY KEY);
+CREATE VIEW app.v AS SELECT id, v FROM app.t;
+CREATE MATERIALIZED VIEW app.mv AS SELECT count(*) AS n FROM app.t;
+CREATE FUNCTION app.f() RETURNS int LANGUAGE sql AS 'SELECT 1';
+CREATE SEQUENCE app.s; SELECT setval('app.s', 42);
+ALTER DEFAULT PRIVILEGES IN SCHEMA app GRANT SELECT ON TABLES TO PUBLIC;
+CREATE TABLE other.o (id int);
+CREATE FUNCTION other.g() RETURNS int LANGUAGE sql AS 'SELECT 2';
+CREATE FUNCTION public.to_int(app.mood) RETURNS int LANGUAGE sql AS 'SELECT 1';
+CREATE CAST (app.mood AS int) WITH FUNCTION public.to_int(app.mood);
+CREATE PUBLICATION everything FOR ALL TABLES;
+INSERT INTO app.t (m, v) SELECT 'ok', 'x' || g FROM generate_series(1, 100) g;
+INSERT INTO app.gone VALUES (1); INSERT INTO other.o VALUES (7);
+SELECT lo_from_bytea(4711, 'lo');
+"#;
+
+/// pg_dump with `flags`, restored by pg_restore into a new database: the
+/// oracle for what a filter chooses.
+fn pg_dump_restored(pg: &common::Cluster, src: &str, flags: &[&str]) -> String {
+    let dir = Workdir::new();
+    let file = format!("{}/dump", dir.repo());
+    std::fs::create_dir_all(dir.repo()).unwrap();
+    let out = pg
+        .tool("pg_dump")
+        .args(["-Fc", "-f", &file, "-d", src])
+        .args(flags)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let dst = pg.create_db("filter_oracle");
+    let out = pg
+        .tool("pg_restore")
+        .args(["--exit-on-error", "-d", &dst, &file])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    dst
+}
+
+/// The filters that leave things out (`-T`, `-N`, `--exclude-table-data`)
+/// keep everything else, views, functions, sequences, casts, publications,
+/// default privileges and large objects included, as pg_dump does; before,
+/// any filter kept only the tables and what they needed.
+#[test]
+fn exclusions_keep_everything_else_as_pg_dump_does() {
+    let pg = pg();
+    let src = pg.create_db("filt_src");
+    pg.psql(&src, FILTERED);
+    for flags in [
+        &["-T", "app.nosuch"][..],
+        &["-T", "app.gone"],
+        &["-N", "other"],
+        &["--exclude-table-data", "app.gone"],
+    ] {
+        let w = Workdir::new();
+        common::backup(pg, &src, &w, flags);
+        let ours = pg.create_db("filt_ours");
+        common::restore_json(pg, &w, "latest", &ours, &[]);
+        let theirs = pg_dump_restored(pg, &src, flags);
+        let (a, b) = (pg.schema_dump(&ours), pg.schema_dump(&theirs));
+        assert!(a == b, "{flags:?}: {}", common::diff(&b, &a));
+        assert_eq!(
+            table_contents(pg, &ours),
+            table_contents(pg, &theirs),
+            "{flags:?}"
+        );
+        assert_eq!(
+            sequence_states(pg, &ours),
+            sequence_states(pg, &theirs),
+            "{flags:?}"
+        );
+        assert_eq!(
+            pg.psql(&ours, LARGE_OBJECTS),
+            pg.psql(&theirs, LARGE_OBJECTS),
+            "{flags:?}"
+        );
+    }
+}
+
+/// `--table` takes views and sequences too, as pg_dump -t does, and
+/// `--schema`/`--exclude-schema` do not narrow what it chose; `--schema`
+/// keeps its schema's views, functions and sequences.
+#[test]
+fn table_takes_views_and_sequences_and_schema_keeps_its_objects() {
+    let pg = pg();
+    let src = pg.create_db("filt_t_src");
+    pg.psql(&src, FILTERED);
+    let restored = |flags: &[&str]| {
+        let w = Workdir::new();
+        common::backup(pg, &src, &w, flags);
+        let dst = pg.create_db("filt_t");
+        common::restore_json(pg, &w, "latest", &dst, &[]);
+        dst
+    };
+    // A view: its definition, over its table's definition (no rows).
+    let dst = restored(&["-t", "app.v"]);
+    assert_eq!(pg.psql(&dst, "SELECT count(*) FROM app.v").trim(), "0");
+    // A sequence: its state.
+    let dst = restored(&["-t", "app.s"]);
+    assert_eq!(pg.psql(&dst, "SELECT last_value FROM app.s").trim(), "42");
+    // A table with --exclude-schema of its own schema: still the table.
+    let dst = restored(&["-t", "app.t", "-N", "app"]);
+    assert_eq!(pg.psql(&dst, "SELECT count(*) FROM app.t").trim(), "100");
+    // A schema: its views, functions, sequences, default privileges.
+    let dst = restored(&["-n", "app"]);
+    assert_eq!(
+        pg.psql(
+            &dst,
+            "SELECT (SELECT count(*) FROM app.v), app.f(), (SELECT last_value FROM app.s), \
+             (SELECT count(*) FROM pg_default_acl), (SELECT count(*) FROM pg_namespace \
+             WHERE nspname = 'other'), (SELECT count(*) FROM pg_largeobject_metadata)"
+        )
+        .trim(),
+        "100|1|42|1|0|0"
+    );
+}

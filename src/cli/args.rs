@@ -288,13 +288,14 @@ pub struct BackupArgs {
     /// an extension's or user-defined type stay text).
     #[arg(long, value_name = "FORMAT", default_value = "text")]
     pub copy_format: String,
-    /// Only tables matching PATTERN ([schema.]name, * and ? wildcards); repeatable.
+    /// Only tables, views, sequences matching PATTERN ([schema.]name, * and ? wildcards),
+    /// with what they need; --schema/--exclude-schema then have no effect; repeatable.
     #[arg(long = "table", short = 't', value_name = "PATTERN")]
     pub tables: Vec<String>,
     /// Leave out tables matching PATTERN; repeatable.
     #[arg(long = "exclude-table", short = 'T', value_name = "PATTERN")]
     pub exclude_tables: Vec<String>,
-    /// Only schemas matching PATTERN; repeatable.
+    /// Only schemas matching PATTERN (every object in them, with what they need); repeatable.
     #[arg(long = "schema", short = 'n', value_name = "PATTERN")]
     pub schemas: Vec<String>,
     /// Leave out schemas matching PATTERN; repeatable.

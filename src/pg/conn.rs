@@ -542,7 +542,6 @@ pub fn copy_encoding(db_encoding: &str) -> &'static str {
     }
 }
 
-
 /// Drives a connection's I/O on the runtime. A server that ends a session
 /// (`pg_terminate_backend`, a shutdown) says why in a message no request
 /// waits for: tokio-postgres hands it to the connection task alone, and the

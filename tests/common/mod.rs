@@ -408,7 +408,7 @@ impl Cluster {
         name
     }
 
-    fn tool(&self, name: &str) -> Command {
+    pub fn tool(&self, name: &str) -> Command {
         let mut cmd = Command::new(self.bindir.join(name));
         cmd.env("PGHOST", "127.0.0.1")
             .env("PGPORT", self.port.to_string())
