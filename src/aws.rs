@@ -27,6 +27,41 @@ const CREDENTIAL_WAYS: &str = "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (
      ~/.aws/credentials (AWS_CONFIG_FILE, AWS_SHARED_CREDENTIALS_FILE), or AWS_WEB_IDENTITY_TOKEN_FILE \
      with AWS_ROLE_ARN, or run with an ECS task role or an EC2 instance role";
 
+/// `PGSNAP_AWS_TIMEOUT`: seconds an S3 or KMS request may wait for the
+/// first byte of its answer, each attempt (the SDK retries twice).
+pub const TIMEOUT_VAR: &str = "PGSNAP_AWS_TIMEOUT";
+
+/// The SDK's configuration from its default chain (environment, profile,
+/// roles), with time limits. The SDK sets none by default: an endpoint that
+/// takes the connection and never answers (a stalled proxy, a stopped
+/// server) would hold a backup, and its database snapshot, forever.
+/// Streamed bodies are covered by the SDK's stalled-stream protection; this
+/// bounds the wait for an answer to start. `default_wait` fits the service:
+/// an S3 part upload is sent within that time too.
+pub(crate) async fn sdk_config(
+    default_wait: std::time::Duration,
+) -> Result<aws_config::SdkConfig, Error> {
+    let wait = match std::env::var(TIMEOUT_VAR) {
+        Ok(v) => match v.trim().parse::<u64>() {
+            Ok(secs) if (1..=3600).contains(&secs) => std::time::Duration::from_secs(secs),
+            _ => {
+                return Err(Error::Usage(format!(
+                    "{TIMEOUT_VAR} must be a number of seconds between 1 and 3600, not `{v}`"
+                )))
+            }
+        },
+        Err(_) => default_wait,
+    };
+    let timeouts = aws_config::timeout::TimeoutConfig::builder()
+        .connect_timeout(std::time::Duration::from_secs(10).min(wait))
+        .read_timeout(wait)
+        .build();
+    Ok(aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .timeout_config(timeouts)
+        .load()
+        .await)
+}
+
 /// One line describing an SDK error: the service's code and message, or why
 /// the request never got an answer. Never contains credentials.
 pub(crate) fn sdk_error_text<E, R>(e: &SdkError<E, R>) -> String

@@ -16,6 +16,10 @@ use crate::aws::{credentials_error, is_key_state_refusal, is_refusal, sdk_error_
 use crate::error::{Error, Result};
 use crate::keys::DataKey;
 
+/// How long a KMS request waits for its answer to start, each attempt, by
+/// default: its requests and answers are a few hundred bytes.
+pub const KMS_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// A KMS client (credentials and region from the SDK's default chain, or
 /// given).
 #[derive(Clone, Debug)]
@@ -52,9 +56,10 @@ impl Kms {
     }
 
     /// A client from the default chain (environment, profile, roles;
-    /// `AWS_ENDPOINT_URL` for test endpoints).
+    /// `AWS_ENDPOINT_URL` for test endpoints), with time limits
+    /// (`PGSNAP_AWS_TIMEOUT`, default [`KMS_WAIT`]).
     pub async fn from_env() -> Result<Kms> {
-        let conf = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        let conf = crate::aws::sdk_config(KMS_WAIT).await?;
         if conf.region().is_none() {
             return Err(Error::AwsCredentials(
                 "no AWS region for KMS: set AWS_REGION or a region in the AWS profile".into(),

@@ -1369,3 +1369,47 @@ fn no_region_is_a_configuration_error() {
         );
     }
 }
+
+/// An endpoint that takes the connection and never answers (a stalled
+/// proxy, a stopped server): S3 and KMS requests give up after
+/// `PGSNAP_AWS_TIMEOUT` seconds and say so in one line, instead of holding
+/// the run (and a backup's database snapshot) forever.
+#[test]
+fn an_endpoint_that_never_answers_times_out() {
+    // Never accepted: the kernel completes the handshake, nothing replies.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", silent.local_addr().unwrap());
+    let w = Workdir::new();
+    for (what, args) in [
+        ("S3", vec!["list", "--repo", "s3://silent/prod"]),
+        (
+            "KMS",
+            vec![
+                "backup",
+                "--db",
+                "postgres://127.0.0.1:1/none",
+                "--repo",
+                &w.repo(),
+                "--kms-key-id",
+                "alias/any",
+            ],
+        ),
+    ] {
+        let t = std::time::Instant::now();
+        let out = aws_pgsnap(
+            &args,
+            &[("AWS_ENDPOINT_URL", &url), ("PGSNAP_AWS_TIMEOUT", "1")],
+        );
+        let line = one_line_failure(&out);
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(60),
+            "{what}: {:?}",
+            t.elapsed()
+        );
+        assert!(
+            line.to_lowercase().contains("timeout") || line.contains("timed out"),
+            "{what}: {line}"
+        );
+    }
+    drop(silent);
+}

@@ -61,6 +61,10 @@ use super::storage::{ObjectMeta, ObjectWriter, Storage, UploadOptions};
 use crate::aws::{credentials_error, sdk_error_text};
 use crate::error::{Error, Result};
 
+/// How long an S3 request waits for its answer to start, each attempt, by
+/// default: an 8 MiB part is sent within it at 100 KiB/s.
+pub const S3_WAIT: std::time::Duration = std::time::Duration::from_secs(120);
+
 const MIB: usize = 1024 * 1024;
 /// S3's smallest part (all but the last).
 pub const MIN_PART_SIZE: usize = 5 * MIB;
@@ -448,10 +452,11 @@ impl S3Storage {
         }
     }
 
-    /// A client from the SDK's default chain (environment, profile, roles);
+    /// A client from the SDK's default chain (environment, profile, roles),
+    /// with time limits (`PGSNAP_AWS_TIMEOUT`, default [`S3_WAIT`]);
     /// path-style addressing when an endpoint URL is configured.
     pub async fn client_from_env() -> Result<Client> {
-        let conf = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        let conf = crate::aws::sdk_config(S3_WAIT).await?;
         if conf.region().is_none() {
             return Err(Error::AwsCredentials(
                 "no AWS region for the S3 repository: set AWS_REGION or a region in the AWS \
