@@ -64,18 +64,20 @@ pub(crate) async fn sdk_config(
 
 /// One line describing an SDK error: the service's code and message, or why
 /// the request never got an answer. Never contains credentials.
-pub(crate) fn sdk_error_text<E, R>(e: &SdkError<E, R>) -> String
+pub(crate) fn sdk_error_text<E>(e: &SdkError<E, HttpResponse>) -> String
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug + 'static,
 {
     let s = match e {
         SdkError::ServiceError(se) => {
             let err = se.err();
-            let code = err.code().unwrap_or("error");
-            match err.message() {
-                Some(m) if !m.is_empty() => format!("{code}: {m}"),
-                _ => code.to_string(),
+            let status = se.raw().status().as_u16();
+            match (err.code(), err.message()) {
+                (Some(code), Some(m)) if !m.is_empty() => format!("{code}: {m}"),
+                (Some(code), _) => code.to_string(),
+                // An answer without a body (HEAD requests' errors): its
+                // status is all there is to say.
+                (None, _) => status_text(status),
             }
         }
         // No answer: the causes, each once (the SDK's own Display of
@@ -83,6 +85,21 @@ where
         _ => error_chain_text(e),
     };
     s.replace(['\n', '\r'], " ")
+}
+
+/// An HTTP error status in words, with what to check.
+fn status_text(status: u16) -> String {
+    match status {
+        403 => "HTTP 403 Forbidden: access denied (check the AWS credentials, and that their \
+                policy and the bucket's allow this request)"
+            .into(),
+        404 => "HTTP 404 Not Found".into(),
+        301 | 307 | 400 => format!(
+            "HTTP {status}: the request was refused (check the region (AWS_REGION) and the \
+             bucket's name)"
+        ),
+        s => format!("HTTP {s}"),
+    }
 }
 
 /// `e` and its sources on one line, each text once.

@@ -1413,3 +1413,30 @@ fn an_endpoint_that_never_answers_times_out() {
     }
     drop(silent);
 }
+
+/// S3 refuses a HEAD request with a bare status (an error has no body to
+/// name it): wrong credentials or a denied HeadObject, the first request
+/// of every command, must still say what to check.
+#[test]
+fn a_bare_403_says_access_denied() {
+    use std::io::{Read, Write};
+    let server = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", server.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for stream in server.incoming() {
+            let Ok(mut stream) = stream else { return };
+            let mut buf = [0u8; 8192];
+            let _ = stream.read(&mut buf);
+            let _ = stream.write_all(
+                b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            );
+        }
+    });
+    let out = aws_pgsnap(
+        &["list", "--repo", "s3://denied/prod"],
+        &[("AWS_ENDPOINT_URL", &url)],
+    );
+    let line = one_line_failure(&out);
+    assert!(line.contains("HTTP 403 Forbidden: access denied"), "{line}");
+    assert!(line.contains("check the AWS credentials"), "{line}");
+}

@@ -316,10 +316,14 @@ impl Shared {
         format!("s3://{}/{full_key}", self.bucket)
     }
 
-    fn err<E, R>(&self, op: &str, full_key: &str, e: SdkError<E, R>) -> Error
+    fn err<E>(
+        &self,
+        op: &str,
+        full_key: &str,
+        e: SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
+    ) -> Error
     where
         E: ProvideErrorMetadata + std::error::Error + 'static,
-        R: std::fmt::Debug + 'static,
     {
         if let Some(c) = credentials_error(&format!("s3://{}", self.bucket), &e) {
             return c;
