@@ -579,21 +579,44 @@ impl Repository {
 
     /// Removes temporary objects and unfinished (multipart) uploads of runs
     /// that died, older than a day (the age keeps a concurrent run's uploads
-    /// safe). Returns how many.
+    /// safe), and the archive a dead run finished without its manifest
+    /// (its claim says a run made it and never ended). Returns how many.
     pub async fn sweep_stale(&self, now: DateTime<Utc>) -> Result<usize> {
         let mut n = self
             .storage
             .sweep_uploads(now - Duration::hours(STALE_AFTER_HOURS))
             .await?;
-        for o in self.storage.list(self.storage.backups_base()).await? {
+        let base = self.storage.backups_base();
+        let listed = self.storage.list(base).await?;
+        let keys: std::collections::HashSet<&str> = listed.iter().map(|o| o.key.as_str()).collect();
+        let claim_suffix = format!("{TEMP_MARKER}claim");
+        for o in &listed {
             let old = o
                 .modified
                 .map(|m| now - m > Duration::hours(STALE_AFTER_HOURS))
                 .unwrap_or(false);
-            if o.key.contains(TEMP_MARKER) && old {
-                self.storage.delete(&o.key).await?;
-                n += 1;
+            if !o.key.contains(TEMP_MARKER) || !old {
+                continue;
             }
+            // A stale claim is a run that died. Killed after its archive
+            // was whole but before its manifest was written, it left an
+            // archive that nothing lists and nothing would ever remove.
+            let id = o
+                .key
+                .strip_suffix(&claim_suffix)
+                .and_then(|k| k.rsplit('/').next());
+            if let Some(id) = id {
+                if let (Ok(archive), Ok(manifest)) =
+                    (archive_key_in(base, id), manifest_key_in(base, id))
+                {
+                    if keys.contains(archive.as_str()) && !keys.contains(manifest.as_str()) {
+                        self.storage.delete(&archive).await?;
+                        n += 1;
+                    }
+                }
+            }
+            self.storage.delete(&o.key).await?;
+            n += 1;
         }
         Ok(n)
     }
@@ -621,6 +644,56 @@ mod tests {
         );
         assert!(archive_key_in("", "../etc").is_err());
         assert!(new_backup_id(t) < new_backup_id(t + Duration::seconds(1)));
+    }
+
+    /// A run killed after its archive was whole and before its manifest:
+    /// its stale claim says so, and the sweep removes the archive with it.
+    /// An archive with its manifest, or with no claim (a human's doing, or
+    /// an older pgsnap's), stays.
+    #[tokio::test]
+    async fn the_sweep_removes_a_dead_runs_archive_without_manifest() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage: Arc<dyn Storage> = Arc::new(local::LocalStorage::new(dir.path()));
+        let repo = Repository::open_or_init(storage.clone()).await.unwrap();
+        let (dead, done, unclaimed) = (
+            "20261125T020000Z-0001",
+            "20261125T020000Z-0002",
+            "20261125T020000Z-0003",
+        );
+        assert!(repo.claim_id(dead).await.unwrap());
+        assert!(repo.claim_id(done).await.unwrap());
+        for id in [dead, done, unclaimed] {
+            storage
+                .put(
+                    &repo.archive_key(id).unwrap(),
+                    Bytes::from_static(b"archive"),
+                )
+                .await
+                .unwrap();
+        }
+        storage
+            .put(&repo.manifest_key(done).unwrap(), Bytes::from_static(b"{}"))
+            .await
+            .unwrap();
+        // Not yet a day old: nothing goes.
+        assert_eq!(repo.sweep_stale(Utc::now()).await.unwrap(), 0);
+        let later = Utc::now() + Duration::days(2);
+        assert_eq!(repo.sweep_stale(later).await.unwrap(), 3);
+        let mut left: Vec<String> = storage
+            .list(storage.backups_base())
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|o| o.key)
+            .collect();
+        left.sort();
+        let mut want = vec![
+            repo.archive_key(done).unwrap(),
+            repo.manifest_key(done).unwrap(),
+            repo.archive_key(unclaimed).unwrap(),
+        ];
+        want.sort();
+        assert_eq!(left, want);
     }
 
     /// Two runs that draw one id: only one gets it, and a finished run's id
