@@ -852,9 +852,13 @@ async fn killed_backup_leaves_no_complete_object_and_its_upload_is_swept() {
 async fn archive_in_glacier_is_refused_before_any_change_until_thawed() {
     let pg = pg();
     let src = pg.create_db("s3_glacier");
+    // Rows that do not compress: an archive of more than one part, so the
+    // upload is multipart and its metadata is set by a copy, which S3
+    // refuses from an object already in GLACIER.
     pg.psql(
         &src,
-        "CREATE TABLE t AS SELECT g FROM generate_series(1, 1000) g",
+        "CREATE TABLE t AS SELECT g, decode(md5(g::text) || md5((-g)::text), 'hex') AS r \
+         FROM generate_series(1, 250000) g",
     );
     let w = Workdir::new();
     let bucket = new_bucket(false).await;
@@ -871,8 +875,37 @@ async fn archive_in_glacier_is_refused_before_any_change_until_thawed() {
             "--storage-class",
             "GLACIER",
         ],
+        &[("PGSNAP_S3_PART_SIZE", &MIN_PART_SIZE.to_string())],
+    );
+    let listed = object_keys(&bucket).await;
+    let archive = listed.iter().find(|k| k.ends_with(".pgsnap")).unwrap();
+    let h = s3_client()
+        .head_object()
+        .bucket(&bucket)
+        .key(archive)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(h.storage_class().map(|c| c.as_str()), Some("GLACIER"));
+    assert!(h.content_length().unwrap() > MIN_PART_SIZE as i64, "{h:?}");
+    // Reading it back at once cannot work: refused before the run.
+    let out = aws_pgsnap(
+        &[
+            "backup",
+            "--db",
+            &pg.url(&src),
+            "--repo",
+            &repo,
+            "--key-file",
+            &w.key(),
+            "--storage-class",
+            "GLACIER",
+            "--verify-upload",
+            "full",
+        ],
         &[],
     );
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
     let dst = pg.create_db("s3_glacier_dst");
     let err = one_line_failure(&aws_pgsnap(
         &[

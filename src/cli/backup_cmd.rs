@@ -71,6 +71,19 @@ pub async fn run(
         .verify_upload
         .parse()
         .map_err(|e| Error::Usage(format!("--verify-upload: {e}")))?;
+    if opts.verify_upload == backup::VerifyUpload::Full
+        && matches!(
+            a.storage_class.as_deref(),
+            Some("GLACIER") | Some("DEEP_ARCHIVE")
+        )
+    {
+        return Err(Error::Usage(format!(
+            "--verify-upload full reads the archive back, which S3 refuses in storage class {} \
+             until a thaw: use --verify-upload basic, or run `pgsnap verify` after a thaw",
+            a.storage_class.as_deref().unwrap_or_default()
+        ))
+        .into());
+    }
     if a.key.key_file.is_none() && a.kms_key_id.is_none() {
         return Err(Error::Usage(
             "no key to encrypt the backup with: give --key-file or --kms-key-id (or both)".into(),

@@ -369,6 +369,17 @@ impl Shared {
         self.upload.storage_class.as_deref().map(StorageClass::from)
     }
 
+    /// The class a multipart upload starts in: the final one, except for
+    /// the archive classes (GLACIER, DEEP_ARCHIVE), which S3 refuses as the
+    /// source of the copy that sets the final metadata; such an upload
+    /// starts in STANDARD, and the copy moves it to its class.
+    fn upload_class(&self) -> Option<StorageClass> {
+        match self.upload.storage_class.as_deref() {
+            Some("GLACIER") | Some("DEEP_ARCHIVE") => None,
+            _ => self.storage_class(),
+        }
+    }
+
     fn tagging(&self) -> Option<String> {
         if self.upload.tags.is_empty() {
             return None;
@@ -960,7 +971,7 @@ impl S3Writer {
                 .checksum_algorithm(ChecksumAlgorithm::Sha256)
                 .set_server_side_encryption(sse)
                 .set_ssekms_key_id(kms)
-                .set_storage_class(s.storage_class())
+                .set_storage_class(s.upload_class())
                 .set_tagging(s.tagging())
                 .send(),
         )
