@@ -82,6 +82,28 @@ impl Kms {
         &self.client
     }
 
+    /// The client for requests about `key_id`: a key named by its ARN lives
+    /// in the ARN's region, which is not the configured one when a backup
+    /// made in one region is restored in another (disaster recovery); KMS
+    /// of the configured region would not know the key.
+    fn client_for(&self, key_id: &str) -> Client {
+        let here = self
+            .client
+            .config()
+            .region()
+            .map(|r| r.as_ref().to_string());
+        match arn_region(key_id) {
+            Some(there) if here.as_deref() != Some(there) => Client::from_conf(
+                self.client
+                    .config()
+                    .to_builder()
+                    .region(aws_sdk_kms::config::Region::new(there.to_string()))
+                    .build(),
+            ),
+            _ => self.client.clone(),
+        }
+    }
+
     /// A fresh data key for archive `archive_id` under KMS key `key_id`
     /// (key id, `alias/NAME` or ARN).
     pub async fn generate_data_key(
@@ -91,7 +113,7 @@ impl Kms {
     ) -> Result<NewDataKey> {
         let (ck, cv) = kms_encryption_context(archive_id);
         let r = self
-            .client
+            .client_for(key_id)
             .generate_data_key()
             .key_id(key_id)
             .key_spec(DataKeySpec::Aes256)
@@ -144,7 +166,7 @@ impl Kms {
     ) -> Result<DataKey> {
         let (ck, cv) = kms_encryption_context(archive_id);
         let r = self
-            .client
+            .client_for(key_id)
             .decrypt()
             .key_id(key_id)
             .ciphertext_blob(Blob::new(ciphertext))
@@ -180,5 +202,35 @@ impl Kms {
             .plaintext()
             .ok_or_else(|| Error::Kms("KMS Decrypt returned no key".into()))?;
         data_key_from_kms_plaintext(plaintext.as_ref())
+    }
+}
+
+/// The region of a key ARN (`arn:PARTITION:kms:REGION:ACCOUNT:key/ID`, or
+/// `alias/NAME`); `None` for key ids and alias names.
+fn arn_region(key_id: &str) -> Option<&str> {
+    let mut parts = key_id.splitn(6, ':');
+    match (parts.next(), parts.next(), parts.next(), parts.next()) {
+        (Some("arn"), Some(_), Some("kms"), Some(region)) if !region.is_empty() => Some(region),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::arn_region;
+
+    #[test]
+    fn key_arns_name_their_region() {
+        assert_eq!(
+            arn_region("arn:aws:kms:eu-west-1:123456789012:key/1234abcd"),
+            Some("eu-west-1")
+        );
+        assert_eq!(
+            arn_region("arn:aws-cn:kms:cn-north-1:123456789012:alias/x"),
+            Some("cn-north-1")
+        );
+        assert_eq!(arn_region("alias/pgsnap"), None);
+        assert_eq!(arn_region("1234abcd-12ab-34cd-56ef-1234567890ab"), None);
+        assert_eq!(arn_region("arn:aws:s3:::bucket"), None);
     }
 }

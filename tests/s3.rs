@@ -1473,3 +1473,62 @@ fn a_bare_403_says_access_denied() {
     assert!(line.contains("HTTP 403 Forbidden: access denied"), "{line}");
     assert!(line.contains("check the AWS credentials"), "{line}");
 }
+
+/// A backup under a KMS key of one region opens in another (disaster
+/// recovery): the slot names the key by its ARN, and Decrypt goes to the
+/// ARN's region, not to AWS_REGION's, where the key is unknown.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kms_key_of_another_region_opens_its_archive() {
+    let pg = pg();
+    let src = pg.create_db("s3_kms_region");
+    pg.psql(
+        &src,
+        "CREATE TABLE t AS SELECT g FROM generate_series(1, 100) g",
+    );
+    let eu = aws_sdk_kms::Client::from_conf(
+        kms_client()
+            .config()
+            .to_builder()
+            .region(Region::new("eu-west-1"))
+            .build(),
+    );
+    let arn = eu
+        .create_key()
+        .send()
+        .await
+        .unwrap()
+        .key_metadata()
+        .unwrap()
+        .arn()
+        .unwrap()
+        .to_string();
+    assert!(arn.contains(":eu-west-1:"), "{arn}");
+    let bucket = new_bucket(false).await;
+    let repo = format!("s3://{bucket}/dr");
+    // The backup runs in us-east-1 with the eu-west-1 key's ARN, and is
+    // verified and restored from eu-west-1 and us-east-1 alike.
+    aws_pgsnap_ok(
+        &[
+            "backup",
+            "--db",
+            &pg.url(&src),
+            "--repo",
+            &repo,
+            "--kms-key-id",
+            &arn,
+        ],
+        &[],
+    );
+    for region in ["eu-west-1", "us-east-1"] {
+        aws_pgsnap_ok(
+            &["verify", "--repo", &repo, "latest"],
+            &[("AWS_REGION", region)],
+        );
+    }
+    let dst = pg.create_db("s3_kms_region_dst");
+    aws_pgsnap_ok(
+        &["restore", "--repo", &repo, "latest", "--db", &pg.url(&dst)],
+        &[("AWS_REGION", "us-east-1")],
+    );
+    assert_eq!(table_contents(pg, &src), table_contents(pg, &dst));
+}
