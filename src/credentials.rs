@@ -45,6 +45,13 @@ impl Credentials {
             Some(p) => Credentials::from_key_file(p)?,
             None => Credentials::default(),
         };
+        if kms_key_id.is_some_and(|k| k.trim().is_empty()) {
+            // An unset variable in a script (`--kms-key-id "$KEY"`): KMS
+            // would only say "invalid keyId".
+            return Err(Error::Usage(
+                "--kms-key-id is empty: give a key id, alias/NAME or key ARN".into(),
+            ));
+        }
         c.kms_key_id = kms_key_id.map(str::to_string);
         Ok(c)
     }
@@ -218,5 +225,21 @@ impl Credentials {
             header.slot_kinds(),
             ways.join(", or ")
         )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_empty_kms_key_id_is_a_usage_error() {
+        for empty in ["", "  "] {
+            assert!(matches!(
+                Credentials::from_args(None, Some(empty)),
+                Err(Error::Usage(_))
+            ));
+        }
+        assert!(Credentials::from_args(None, Some("alias/pgsnap")).is_ok());
     }
 }
