@@ -1532,3 +1532,69 @@ async fn a_kms_key_of_another_region_opens_its_archive() {
     );
     assert_eq!(table_contents(pg, &src), table_contents(pg, &dst));
 }
+
+/// On S3 a repository is a prefix, and other things may live beside or
+/// below it: a prefix holding someone else's objects is not taken for a
+/// repository that lost its config, and a repository nested below another
+/// one's prefix is not listed as the outer one's (damaged) backups.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn other_objects_under_a_prefix_are_not_a_repository() {
+    let pg = pg();
+    let src = pg.create_db("s3_mixed");
+    pg.psql(
+        &src,
+        "CREATE TABLE t AS SELECT g FROM generate_series(1, 10) g",
+    );
+    let w = Workdir::new();
+    let bucket = new_bucket(false).await;
+    let backup_to = |repo: String| {
+        aws_pgsnap(
+            &[
+                "backup",
+                "--db",
+                &pg.url(&src),
+                "--repo",
+                &repo,
+                "--key-file",
+                &w.key(),
+            ],
+            &[],
+        )
+    };
+    assert!(backup_to(format!("s3://{bucket}/data/x")).status.success());
+    s3_client()
+        .put_object()
+        .bucket(&bucket)
+        .key("data/payroll.csv")
+        .body(aws_sdk_s3::primitives::ByteStream::from_static(b"a,b\n"))
+        .send()
+        .await
+        .unwrap();
+    let line = one_line_failure(&backup_to(format!("s3://{bucket}/data")));
+    assert!(line.contains("holds no pgsnap repository"), "{line}");
+    let keys = object_keys(&bucket).await;
+    assert!(!keys.contains(&"data/config".to_string()), "{keys:?}");
+
+    // A repository at the bucket's root, another below it.
+    let nested = new_bucket(false).await;
+    assert!(backup_to(format!("s3://{nested}")).status.success());
+    assert!(backup_to(format!("s3://{nested}/prod")).status.success());
+    for (repo, n) in [
+        (format!("s3://{nested}"), 1),
+        (format!("s3://{nested}/prod"), 1),
+    ] {
+        let out = aws_pgsnap(&["list", "--repo", &repo, "--json"], &[]);
+        assert!(out.status.success(), "{out:?}");
+        let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let rows = list.as_array().unwrap();
+        assert_eq!(rows.len(), n, "{repo}: {list}");
+        assert!(
+            rows.iter().all(|r| r["status"] == "complete"),
+            "{repo}: {list}"
+        );
+        assert!(
+            !String::from_utf8_lossy(&out.stderr).contains("names backup"),
+            "{out:?}"
+        );
+    }
+}

@@ -159,6 +159,18 @@ fn new_config() -> RepoConfig {
     }
 }
 
+/// The backup id of a key in a repository's layout,
+/// `{base}YYYY-MM-DD/{id}/{id}.{what}`; `None` for anything else (a file of
+/// someone else's, another repository nested below the prefix).
+fn backup_id_of_key<'k>(base: &str, key: &'k str) -> Option<&'k str> {
+    let mut parts = key.strip_prefix(base)?.split('/');
+    let (date, id, file) = (parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some() || id_date(id).ok()? != date {
+        return None;
+    }
+    file.strip_prefix(id)?.starts_with('.').then_some(id)
+}
+
 /// Whether a location without a config holds a repository that lost it:
 /// everything in it is under the backups' folder, and a manifest there
 /// reads as one.
@@ -168,7 +180,7 @@ async fn holds_only_backups(storage: &dyn Storage) -> Result<bool> {
     // Besides the backups, only a config being written again by another
     // run (a scheduler starting several backups at once).
     let ours = |k: &str| {
-        k.starts_with(base)
+        backup_id_of_key(base, k).is_some()
             || k == CONFIG_KEY
             || (k.starts_with(CONFIG_KEY) && k.contains(TEMP_MARKER))
     };
@@ -352,9 +364,13 @@ impl Repository {
             if !o.key.ends_with(MANIFEST_SUFFIX) || o.key.contains(TEMP_MARKER) {
                 continue;
             }
-            // The id its place names: `.../{id}/{id}.manifest.json`.
-            let id = o.key.rsplit('/').next().unwrap_or_default();
-            let id = id.strip_suffix(MANIFEST_SUFFIX).unwrap_or(id).to_string();
+            // The id its place names: `{date}/{id}/{id}.manifest.json`. A
+            // manifest elsewhere is not this repository's (another one,
+            // nested below an S3 prefix).
+            let Some(id) = backup_id_of_key(self.storage.backups_base(), &o.key) else {
+                continue;
+            };
+            let id = id.to_string();
             let data = self.storage.get(&o.key).await?;
             let manifest = match Manifest::from_json(&data) {
                 Ok(m) if self.manifest_key(&m.id).ok().as_deref() == Some(o.key.as_str()) => m,
@@ -644,6 +660,31 @@ mod tests {
         );
         assert!(archive_key_in("", "../etc").is_err());
         assert!(new_backup_id(t) < new_backup_id(t + Duration::seconds(1)));
+    }
+
+    #[test]
+    fn only_keys_in_the_layout_are_backups() {
+        let id = "20261125T020000Z-3f9a";
+        let key = |s: &str| s.replace("ID", id);
+        assert_eq!(
+            backup_id_of_key("", &key("2026-11-25/ID/ID.pgsnap")),
+            Some(id)
+        );
+        assert_eq!(
+            backup_id_of_key("backups/", &key("backups/2026-11-25/ID/ID.manifest.json")),
+            Some(id)
+        );
+        for other in [
+            "payroll.csv",
+            "prod/2026-11-25/ID/ID.pgsnap",
+            "2026-11-26/ID/ID.pgsnap",
+            "2026-11-25/ID/other.pgsnap",
+            "2026-11-25/ID/IDX.pgsnap",
+            "2026-11-25/ID/sub/ID.pgsnap",
+            "backups/2026-11-25/ID/ID.pgsnap",
+        ] {
+            assert_eq!(backup_id_of_key("", &key(other)), None, "{other}");
+        }
     }
 
     /// A run killed after its archive was whole and before its manifest:
