@@ -122,6 +122,32 @@ fn flipped_byte_is_refused_and_the_target_untouched() {
             && report.contains("(a chunk of table \"app\".\"big\")"),
         "{report}"
     );
+    // With --json: the report, and the shape of every failure.
+    let v = pgsnap(&[
+        "verify",
+        "--repo",
+        &s.w.repo(),
+        "--key-file",
+        &s.w.key(),
+        &s.id,
+        "--json",
+    ]);
+    assert_eq!(v.status.code(), Some(1));
+    let last = String::from_utf8_lossy(&v.stdout)
+        .lines()
+        .last()
+        .unwrap_or_default()
+        .to_string();
+    let j: serde_json::Value = serde_json::from_str(&last).unwrap();
+    assert_eq!(j["ok"], false, "{j}");
+    assert_eq!(j["exit_code"], 1, "{j}");
+    assert!(
+        j["error"]
+            .as_str()
+            .unwrap()
+            .contains("does not authenticate"),
+        "{j}"
+    );
     let dst = pg.create_db("tamper_flip_dst");
     let out = restore(&s, &s.w.key(), &dst, &[]);
     let err = failure_stderr(&out, 1);

@@ -208,7 +208,25 @@ pub async fn verify(a: VerifyArgs) -> anyhow::Result<ExitCode> {
     let manifest = repo.resolve_newest(&a.id).await?;
     let report = verify::run(&repo, &manifest, &creds).await?;
     if a.json {
-        out!("{}", serde_json::to_string(&report)?);
+        let mut v = serde_json::to_value(&report)?;
+        if !report.ok {
+            // The shape every failure has with --json (README), beside the
+            // report's own fields.
+            let failed: Vec<&str> = report
+                .checks
+                .iter()
+                .filter(|c| !c.ok)
+                .map(|c| c.what.as_str())
+                .collect();
+            v["error"] = format!(
+                "verification of backup {} failed: {}",
+                report.backup_id,
+                failed.join("; ")
+            )
+            .into();
+            v["exit_code"] = 1.into();
+        }
+        out!("{}", serde_json::to_string(&v)?);
     } else {
         for c in &report.checks {
             out!("{}  {}", if c.ok { "ok    " } else { "FAILED" }, c.what);
