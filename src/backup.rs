@@ -615,7 +615,7 @@ async fn run_inner(
     // written (the S3 writer also compared its own hash and the metadata).
     let stored_sha = stored.metadata.get("sha256");
     if stored.size != summary.bytes || stored_sha.is_some_and(|s| *s != sha256) {
-        let _ = repo.storage().delete(&key).await;
+        let _ = repo.storage().discard(&key).await;
         return Err(Error::Integrity(format!(
             "archive {key} does not match what was written: {} bytes{} stored, {} bytes, \
              sha256 {sha256} written; the backup was discarded",
@@ -697,7 +697,7 @@ async fn run_inner(
             Err(e) => Some(e.to_string()),
         };
         if let Some(why) = failed {
-            let _ = repo.storage().delete(&key).await;
+            let _ = repo.storage().discard(&key).await;
             return Err(Error::Integrity(format!(
                 "the uploaded archive {key} failed verification ({why}); the backup was discarded"
             )));
@@ -719,7 +719,7 @@ async fn commit(repo: &Repository, manifest: &Manifest) -> Result<()> {
     // too, in case only the directory sync after its rename failed: a
     // manifest without its archive would list as broken.)
     if let Ok(mkey) = repo.manifest_key(&manifest.id) {
-        let _ = repo.storage().delete(&mkey).await;
+        let _ = repo.storage().discard(&mkey).await;
     }
     discard_archive(repo, &manifest.archive.key).await;
     Err(e)
@@ -750,7 +750,7 @@ async fn discard_archive(repo: &Repository, key: &str) {
         Ok(n) => tracing::info!("discarded {n} unfinished upload(s) of the failed backup"),
         Err(e) => tracing::warn!("could not discard the failed backup's upload: {e}"),
     }
-    if let Err(e) = repo.storage().delete(key).await {
+    if let Err(e) = repo.storage().discard(key).await {
         tracing::warn!("could not remove the archive of the failed backup: {e}");
     }
 }

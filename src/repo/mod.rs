@@ -580,7 +580,7 @@ impl Repository {
         let Ok(claim) = self.claim_key(id) else {
             return;
         };
-        if let Err(e) = self.storage.delete(&claim).await {
+        if let Err(e) = self.storage.discard(&claim).await {
             tracing::warn!("could not remove the claim on backup id {id}: {e}");
         }
     }
@@ -626,12 +626,12 @@ impl Repository {
                     (archive_key_in(base, id), manifest_key_in(base, id))
                 {
                     if keys.contains(archive.as_str()) && !keys.contains(manifest.as_str()) {
-                        self.storage.delete(&archive).await?;
+                        self.storage.discard(&archive).await?;
                         n += 1;
                     }
                 }
             }
-            self.storage.delete(&o.key).await?;
+            self.storage.discard(&o.key).await?;
             n += 1;
         }
         Ok(n)

@@ -733,6 +733,57 @@ impl Storage for S3Storage {
         self.s.delete_full(&self.s.full(key)).await
     }
 
+    async fn discard(&self, key: &str) -> Result<()> {
+        let s = &self.s;
+        let full = s.full(key);
+        // Every version and delete marker of exactly this key. Without
+        // s3:ListBucketVersions, a plain delete (the object hidden, its
+        // versions kept) is what can be done.
+        let listed = s
+            .client
+            .list_object_versions()
+            .bucket(&s.bucket)
+            .prefix(&full)
+            .send()
+            .await;
+        let versions: Vec<String> = match listed {
+            Ok(r) => r
+                .versions()
+                .iter()
+                .filter(|v| v.key() == Some(full.as_str()))
+                .filter_map(|v| v.version_id().map(str::to_string))
+                .chain(
+                    r.delete_markers()
+                        .iter()
+                        .filter(|m| m.key() == Some(full.as_str()))
+                        .filter_map(|m| m.version_id().map(str::to_string)),
+                )
+                .collect(),
+            Err(e) => {
+                tracing::debug!(
+                    "could not list the versions of {} ({}); its old versions stay",
+                    s.url(&full),
+                    sdk_error_text(&e)
+                );
+                return s.delete_full(&full).await;
+            }
+        };
+        if versions.is_empty() {
+            return s.delete_full(&full).await;
+        }
+        for v in versions {
+            s.client
+                .delete_object()
+                .bucket(&s.bucket)
+                .key(&full)
+                .version_id(&v)
+                .send()
+                .await
+                .map_err(|e| s.err("DeleteObject (version)", &full, e))?;
+        }
+        Ok(())
+    }
+
     async fn check_location(&self) -> Result<()> {
         // HeadObject, which found no config, answers a bare 404 for a
         // missing bucket as for a missing key (a HEAD has no body to carry

@@ -102,6 +102,15 @@ pub trait Storage: Send + Sync {
     /// contain [`TEMP_MARKER`]).
     async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>>;
     async fn delete(&self, key: &str) -> Result<()>;
+    /// Removes what a run of pgsnap wrote at `key` and that must not
+    /// survive it (a failed run's archive, a released claim), all of it: in
+    /// a versioned bucket a delete only hides the object behind a delete
+    /// marker, and the failed archive would keep its space as a noncurrent
+    /// version. Never for backups that were complete (their old versions
+    /// are what versioning is there to keep).
+    async fn discard(&self, key: &str) -> Result<()> {
+        self.delete(key).await
+    }
 
     /// Where backups go under the repository root: `backups/` in a local
     /// directory (beside `config`), nothing on S3, whose prefix already names
