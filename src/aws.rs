@@ -71,13 +71,12 @@ where
     let s = match e {
         SdkError::ServiceError(se) => {
             let err = se.err();
-            let status = se.raw().status().as_u16();
             match (err.code(), err.message()) {
                 (Some(code), Some(m)) if !m.is_empty() => format!("{code}: {m}"),
                 (Some(code), _) => code.to_string(),
                 // An answer without a body (HEAD requests' errors): its
                 // status is all there is to say.
-                (None, _) => status_text(status),
+                (None, _) => status_text(se.raw().status().as_u16()),
             }
         }
         // No answer: the causes, each once (the SDK's own Display of

@@ -778,13 +778,7 @@ fn entry_info(id: u32, kind: &str, name: Option<String>, meta: serde_json::Value
 /// an empty database.
 fn restrict_model(model: &SchemaModel, filter: &TableFilter) -> SchemaModel {
     // A sequence a column owns goes with its table, as in pg_dump.
-    let owned: std::collections::HashSet<u32> = model
-        .objects
-        .iter()
-        .filter(|o| o.kind == ObjectKind::SequenceOwnedBy)
-        .flat_map(|o| o.deps.iter().copied())
-        .filter(|&d| model.object(d).kind == ObjectKind::Sequence)
-        .collect();
+    let owned: HashSet<u32> = model.owned_sequences().map(|(seq, _)| seq).collect();
     let name_selected =
         |o: &DbObject| filter.table_selected(o.schema.as_deref().unwrap_or(""), &o.name);
     let roots: Vec<u32> = model

@@ -72,10 +72,9 @@ pub async fn run(
         .parse()
         .map_err(|e| Error::Usage(format!("--verify-upload: {e}")))?;
     if opts.verify_upload == backup::VerifyUpload::Full
-        && matches!(
-            a.storage_class.as_deref(),
-            Some("GLACIER") | Some("DEEP_ARCHIVE")
-        )
+        && a.storage_class
+            .as_deref()
+            .is_some_and(pgsnap::repo::storage::is_archive_class)
     {
         return Err(Error::Usage(format!(
             "--verify-upload full reads the archive back, which S3 refuses in storage class {} \

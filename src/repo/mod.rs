@@ -617,11 +617,12 @@ impl Repository {
             // A stale claim is a run that died. Killed after its archive
             // was whole but before its manifest was written, it left an
             // archive that nothing lists and nothing would ever remove.
-            let id = o
+            let claim_of = o
                 .key
-                .strip_suffix(&claim_suffix)
-                .and_then(|k| k.rsplit('/').next());
-            if let Some(id) = id {
+                .ends_with(&claim_suffix)
+                .then(|| backup_id_of_key(base, &o.key))
+                .flatten();
+            if let Some(id) = claim_of {
                 if let (Ok(archive), Ok(manifest)) =
                     (archive_key_in(base, id), manifest_key_in(base, id))
                 {

@@ -57,7 +57,7 @@ use sha2::{Digest, Sha256};
 use tokio::runtime::{Handle, RuntimeFlavor};
 use tokio::task::JoinSet;
 
-use super::storage::{ObjectMeta, ObjectWriter, Storage, UploadOptions};
+use super::storage::{is_archive_class, ObjectMeta, ObjectWriter, Storage, UploadOptions};
 use crate::aws::{credentials_error, sdk_error_text};
 use crate::error::{Error, Result};
 
@@ -375,7 +375,7 @@ impl Shared {
     /// starts in STANDARD, and the copy moves it to its class.
     fn upload_class(&self) -> Option<StorageClass> {
         match self.upload.storage_class.as_deref() {
-            Some("GLACIER") | Some("DEEP_ARCHIVE") => None,
+            Some(class) if is_archive_class(class) => None,
             _ => self.storage_class(),
         }
     }

@@ -33,15 +33,19 @@ pub struct ObjectMeta {
     pub restore: Option<String>,
 }
 
+/// Whether S3 storage class `class` is an archive class (S3 Glacier
+/// Flexible Retrieval, Deep Archive): an object there cannot be read, nor
+/// copied, until a thaw.
+pub fn is_archive_class(class: &str) -> bool {
+    matches!(class, "GLACIER" | "DEEP_ARCHIVE")
+}
+
 impl ObjectMeta {
     /// True when the object sits in an archive storage class (S3 Glacier
     /// Flexible Retrieval or Deep Archive) and no restored copy is available:
     /// reading it fails until a thaw is requested and completes.
     pub fn needs_thaw(&self) -> bool {
-        let archived = matches!(
-            self.storage_class.as_deref(),
-            Some("GLACIER") | Some("DEEP_ARCHIVE")
-        );
+        let archived = self.storage_class.as_deref().is_some_and(is_archive_class);
         let restored = self
             .restore
             .as_deref()

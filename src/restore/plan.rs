@@ -1044,11 +1044,9 @@ pub(crate) fn build_parsed(
             // the target's other tables hold.
             let owners: BTreeSet<u32> = chosen_tables.iter().map(|t| t.object_id).collect();
             let owned: BTreeSet<u32> = model
-                .objects
-                .iter()
-                .filter(|o| o.kind == ObjectKind::SequenceOwnedBy)
-                .filter(|o| o.belongs_to.is_some_and(|t| owners.contains(&t)))
-                .flat_map(|o| o.deps.iter().copied())
+                .owned_sequences()
+                .filter(|(_, table)| owners.contains(table))
+                .map(|(seq, _)| seq)
                 .chain(owners.iter().copied())
                 .collect();
             model

@@ -394,6 +394,22 @@ impl SchemaModel {
         out
     }
 
+    /// The sequences a column owns (`ALTER SEQUENCE ... OWNED BY`), each
+    /// with its owning table, as `(sequence, table)` object ids. Identity
+    /// sequences are not among them: they carry their table's id.
+    pub fn owned_sequences(&self) -> impl Iterator<Item = (u32, u32)> + '_ {
+        self.objects
+            .iter()
+            .filter(|o| o.kind == ObjectKind::SequenceOwnedBy)
+            .filter_map(move |o| {
+                let table = o.belongs_to?;
+                let seq = o.deps.iter().copied().find(|&d| {
+                    self.objects.get(d as usize).map(|d| d.kind) == Some(ObjectKind::Sequence)
+                })?;
+                Some((seq, table))
+            })
+    }
+
     /// The relation object `id` is or belongs to, following chains (an
     /// index attach belongs to the child index, which belongs to a table).
     pub fn owning_relation(&self, mut id: u32) -> Option<u32> {
