@@ -38,6 +38,8 @@ const CONFIG_WAIT_TRIES: usize = 50;
 const CONFIG_TYPE: &str = "pgsnap-repository";
 const MANIFEST_SUFFIX: &str = ".manifest.json";
 const ARCHIVE_SUFFIX: &str = ".pgsnap";
+/// How many manifests are read at once (each is a request on S3).
+const MANIFEST_READS: usize = 16;
 /// Temporary objects older than this are left-overs of killed runs.
 const STALE_AFTER_HOURS: i64 = 24;
 
@@ -70,6 +72,25 @@ pub struct Unreadable {
     /// The backup id its place names.
     pub id: String,
     pub reason: String,
+}
+
+/// One listing of a repository's backups.
+struct Listing {
+    /// Every manifest's backup id (the one its place names) and key, by id:
+    /// oldest first.
+    manifests: Vec<(String, String)>,
+    /// Every listed object's size, by key.
+    sizes: std::collections::HashMap<String, u64>,
+}
+
+impl Listing {
+    /// The manifests newest first, a start second at a time (an id's first
+    /// 16 characters: `20261125T020000Z`).
+    fn newest_seconds(&self) -> impl Iterator<Item = &[(String, String)]> {
+        self.manifests
+            .chunk_by(|a, b| a.0.get(..16) == b.0.get(..16))
+            .rev()
+    }
 }
 
 #[derive(Clone)]
@@ -355,11 +376,20 @@ impl Repository {
     /// would otherwise list that backup twice and verify it in the other's
     /// name).
     pub async fn list_all(&self) -> Result<(Vec<BackupEntry>, Vec<Unreadable>)> {
+        let listing = self.listing().await?;
+        let (mut out, mut unreadable) = self.read_entries(&listing, &listing.manifests).await?;
+        out.sort_by(|a, b| {
+            (a.manifest.started_at, &a.manifest.id).cmp(&(b.manifest.started_at, &b.manifest.id))
+        });
+        unreadable.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok((out, unreadable))
+    }
+
+    /// One listing of the repository: every manifest's key with the backup
+    /// id its place names, by id (oldest first), and every object's size.
+    async fn listing(&self) -> Result<Listing> {
         let objects = self.storage.list(self.storage.backups_base()).await?;
-        let sizes: std::collections::HashMap<&str, u64> =
-            objects.iter().map(|o| (o.key.as_str(), o.size)).collect();
-        let mut out = Vec::new();
-        let mut unreadable = Vec::new();
+        let mut manifests = Vec::new();
         for o in &objects {
             if !o.key.ends_with(MANIFEST_SUFFIX) || o.key.contains(TEMP_MARKER) {
                 continue;
@@ -367,29 +397,57 @@ impl Repository {
             // The id its place names: `{date}/{id}/{id}.manifest.json`. A
             // manifest elsewhere is not this repository's (another one,
             // nested below an S3 prefix).
-            let Some(id) = backup_id_of_key(self.storage.backups_base(), &o.key) else {
-                continue;
-            };
-            let id = id.to_string();
-            let data = self.storage.get(&o.key).await?;
+            if let Some(id) = backup_id_of_key(self.storage.backups_base(), &o.key) {
+                manifests.push((id.to_string(), o.key.clone()));
+            }
+        }
+        manifests.sort();
+        let sizes = objects.into_iter().map(|o| (o.key, o.size)).collect();
+        Ok(Listing { manifests, sizes })
+    }
+
+    /// Reads the manifests `which` (of `listing`), a few at a time: on S3
+    /// each is a request, and a year of daily backups is hundreds of them.
+    async fn read_entries(
+        &self,
+        listing: &Listing,
+        which: &[(String, String)],
+    ) -> Result<(Vec<BackupEntry>, Vec<Unreadable>)> {
+        use futures::stream::{self, StreamExt, TryStreamExt};
+        // Owned items and storage: a borrowing closure's future is not
+        // `Send` for every lifetime, which the CLI's spawned task needs.
+        let read = stream::iter(which.iter().cloned())
+            .map(|(id, key)| {
+                let storage = self.storage.clone();
+                async move {
+                    let data = storage.get(&key).await?;
+                    Ok::<_, Error>((id, key, data))
+                }
+            })
+            .buffered(MANIFEST_READS)
+            .try_collect::<Vec<_>>()
+            .await?;
+        let mut out = Vec::new();
+        let mut unreadable = Vec::new();
+        for (id, key, data) in read {
             let manifest = match Manifest::from_json(&data) {
-                Ok(m) if self.manifest_key(&m.id).ok().as_deref() == Some(o.key.as_str()) => m,
+                Ok(m) if self.manifest_key(&m.id).ok().as_deref() == Some(key.as_str()) => m,
                 Ok(m) => {
                     unreadable.push(Unreadable {
-                        reason: format!("its manifest {} names backup {}", o.key, m.id),
+                        reason: format!("its manifest {key} names backup {}", m.id),
                         id,
                     });
                     continue;
                 }
                 Err(e) => {
                     unreadable.push(Unreadable {
-                        reason: format!("its manifest {} is unreadable: {e}", o.key),
+                        reason: format!("its manifest {key} is unreadable: {e}"),
                         id,
                     });
                     continue;
                 }
             };
-            let status = match sizes.get(manifest.archive.key.as_str()) {
+            let status = match listing.sizes.get(&manifest.archive.key) {
                 None => "archive missing".to_string(),
                 Some(&s) if s != manifest.archive.size_bytes => format!(
                     "archive size differs ({s} bytes, manifest says {})",
@@ -399,19 +457,35 @@ impl Repository {
             };
             out.push(BackupEntry { manifest, status });
         }
-        out.sort_by(|a, b| {
-            (a.manifest.started_at, &a.manifest.id).cmp(&(b.manifest.started_at, &b.manifest.id))
-        });
-        unreadable.sort_by(|a, b| a.id.cmp(&b.id));
         Ok((out, unreadable))
     }
 
+    /// The manifests of `listing`, newest first, read one start second at
+    /// a time, so that `latest` reads a manifest or two and not the whole
+    /// repository's. Ids sort by their start second; within one second the
+    /// order is [`Repository::list_all`]'s (start time, then id).
+    async fn read_newest(
+        &self,
+        listing: &Listing,
+        second: &[(String, String)],
+    ) -> Result<(Vec<BackupEntry>, Vec<Unreadable>)> {
+        let (mut entries, unreadable) = self.read_entries(listing, second).await?;
+        entries.sort_by(|a, b| {
+            (b.manifest.started_at, &b.manifest.id).cmp(&(a.manifest.started_at, &a.manifest.id))
+        });
+        Ok((entries, unreadable))
+    }
+
     /// The unreadable manifests of backups newer than `than` (by id, which
-    /// sorts by start time to the second), as "id (reason)".
+    /// sorts by start time to the second), as "id (reason)", oldest first.
     fn unreadable_newer(unreadable: &[Unreadable], than: Option<&Manifest>) -> Vec<String> {
-        unreadable
+        let mut newer: Vec<&Unreadable> = unreadable
             .iter()
             .filter(|u| than.map_or(true, |m| u.id > m.id))
+            .collect();
+        newer.sort_by(|a, b| a.id.cmp(&b.id));
+        newer
+            .into_iter()
             .map(|u| format!("{} ({})", u.id, u.reason))
             .collect()
     }
@@ -427,43 +501,48 @@ impl Repository {
         if id != "latest" {
             return Ok((self.resolve_id(id).await?, None));
         }
-        let (entries, unreadable) = self.list_all().await?;
+        let listing = self.listing().await?;
+        let mut unreadable = Vec::new();
         let mut passed_over = Vec::new();
         let mut of: Option<(String, String)> = None;
-        for b in entries.into_iter().rev() {
-            let m = &b.manifest;
-            if of
-                .as_ref()
-                .is_some_and(|(source, db)| (source, db) != (&m.source, &m.database))
-            {
-                continue;
-            }
-            if b.is_complete() {
-                let mut warning = (!passed_over.is_empty()).then(|| {
-                    format!(
-                        "`latest` is {}: newer backup(s) of database {} are damaged: {}",
-                        m.id,
-                        m.database,
-                        passed_over.join("; ")
-                    )
-                });
-                // Of which database a manifest that cannot be read was is
-                // unknown: any newer one is said.
-                let newer = Self::unreadable_newer(&unreadable, Some(m));
-                if !newer.is_empty() {
-                    let w = format!(
-                        "newer backup(s) cannot be read, and were passed over: {}",
-                        newer.join("; ")
-                    );
-                    warning = Some(match warning {
-                        Some(earlier) => format!("{earlier}; {w}"),
-                        None => format!("`latest` is {}: {w}", m.id),
-                    });
+        for second in listing.newest_seconds() {
+            let (entries, u) = self.read_newest(&listing, second).await?;
+            unreadable.extend(u);
+            for b in entries {
+                let m = &b.manifest;
+                if of
+                    .as_ref()
+                    .is_some_and(|(source, db)| (source, db) != (&m.source, &m.database))
+                {
+                    continue;
                 }
-                return Ok((b.manifest, warning));
+                if b.is_complete() {
+                    let mut warning = (!passed_over.is_empty()).then(|| {
+                        format!(
+                            "`latest` is {}: newer backup(s) of database {} are damaged: {}",
+                            m.id,
+                            m.database,
+                            passed_over.join("; ")
+                        )
+                    });
+                    // Of which database a manifest that cannot be read was is
+                    // unknown: any newer one is said.
+                    let newer = Self::unreadable_newer(&unreadable, Some(m));
+                    if !newer.is_empty() {
+                        let w = format!(
+                            "newer backup(s) cannot be read, and were passed over: {}",
+                            newer.join("; ")
+                        );
+                        warning = Some(match warning {
+                            Some(earlier) => format!("{earlier}; {w}"),
+                            None => format!("`latest` is {}: {w}", m.id),
+                        });
+                    }
+                    return Ok((b.manifest, warning));
+                }
+                of = Some((m.source.clone(), m.database.clone()));
+                passed_over.push(format!("{} ({})", m.id, b.status));
             }
-            of = Some((m.source.clone(), m.database.clone()));
-            passed_over.push(format!("{} ({})", m.id, b.status));
         }
         Err(match of {
             Some((_, db)) => Error::Integrity(format!(
@@ -523,8 +602,12 @@ impl Repository {
         if id != "latest" {
             return self.resolve(id).await;
         }
-        let (mut entries, unreadable) = self.list_all().await?;
-        let newest = entries.pop();
+        let listing = self.listing().await?;
+        let Some(second) = listing.newest_seconds().next() else {
+            return Err(Error::Repo(format!("no backups in {}", self.location())));
+        };
+        let (entries, unreadable) = self.read_newest(&listing, second).await?;
+        let newest = entries.into_iter().next();
         if let Some(u) =
             Self::unreadable_newer(&unreadable, newest.as_ref().map(|b| &b.manifest)).pop()
         {
@@ -766,5 +849,110 @@ mod tests {
             .filter(|k| k.contains(TEMP_MARKER))
             .collect();
         assert!(left.is_empty(), "{left:?}");
+    }
+
+    /// Storage that counts reads, over a local directory.
+    struct Counting(LocalStorage, std::sync::atomic::AtomicUsize);
+
+    #[async_trait::async_trait]
+    impl Storage for Counting {
+        fn location(&self) -> String {
+            self.0.location()
+        }
+        async fn put(&self, key: &str, data: Bytes) -> Result<()> {
+            self.0.put(key, data).await
+        }
+        async fn put_new(&self, key: &str, data: Bytes) -> Result<bool> {
+            self.0.put_new(key, data).await
+        }
+        fn writer(&self, key: &str) -> Result<Box<dyn ObjectWriter>> {
+            self.0.writer(key)
+        }
+        async fn get(&self, key: &str) -> Result<Bytes> {
+            self.1.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            self.0.get(key).await
+        }
+        async fn get_range(&self, key: &str, range: std::ops::Range<u64>) -> Result<Bytes> {
+            self.0.get_range(key, range).await
+        }
+        async fn head(&self, key: &str) -> Result<Option<ObjectMeta>> {
+            self.0.head(key).await
+        }
+        async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>> {
+            self.0.list(prefix).await
+        }
+        async fn delete(&self, key: &str) -> Result<()> {
+            self.0.delete(key).await
+        }
+        fn backups_base(&self) -> &'static str {
+            self.0.backups_base()
+        }
+    }
+
+    /// A backup `id` of database `db` started at `t`; its archive is as
+    /// long as the manifest says unless `whole` is false.
+    async fn put_backup(repo: &Repository, id: &str, db: &str, t: DateTime<Utc>, whole: bool) {
+        let archive = repo.archive_key(id).unwrap();
+        let manifest = serde_json::json!({
+            "type": manifest::MANIFEST_TYPE, "manifest_version": 1, "id": id,
+            "started_at": t, "finished_at": t, "database": db, "source": "src",
+            "server_version": "15", "pgsnap_version": "0",
+            "archive": { "key": archive, "size_bytes": 7, "sha256": "", "archive_id": "",
+                         "format_version": 1, "cipher": "", "compression": "",
+                         "chunk_size": 0, "chunks": 0 },
+            "key_slots": [], "tables": [], "rows": 0, "data_bytes": 0,
+            "timings": { "connect_seconds": 0.0, "schema_seconds": 0.0,
+                         "data_seconds": 0.0, "total_seconds": 0.0 },
+        });
+        let storage = repo.storage();
+        let body: &'static [u8] = if whole { b"archive" } else { b"arch" };
+        storage.put(&archive, Bytes::from_static(body)).await.unwrap();
+        storage
+            .put(&repo.manifest_key(id).unwrap(), Bytes::from(manifest.to_string()))
+            .await
+            .unwrap();
+    }
+
+    /// `latest` reads the newest manifests, not every one: on S3 each is a
+    /// request, and a repository of a year's backups has hundreds. Within
+    /// one start second the order is by start time, and a damaged newer
+    /// backup is still passed over with a warning.
+    #[tokio::test]
+    async fn latest_reads_only_the_newest_manifests() {
+        let dir = tempfile::tempdir().unwrap();
+        let counting = Arc::new(Counting(
+            LocalStorage::new(dir.path()),
+            std::sync::atomic::AtomicUsize::new(0),
+        ));
+        let storage: Arc<dyn Storage> = counting.clone();
+        let repo = Repository::open_or_init(storage).await.unwrap();
+        let day0 = DateTime::parse_from_rfc3339("2026-01-01T02:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        for d in 0..60 {
+            let t = day0 + Duration::days(d);
+            put_backup(&repo, &new_backup_id(t), "app", t, true).await;
+        }
+        // Three runs in the newest second: `-ffff` started first, `-0000`
+        // last but its archive is cut short, `-8000` between them.
+        let t = day0 + Duration::days(60);
+        let ms = |n| t + Duration::milliseconds(n);
+        let id = |suffix: &str| format!("{}-{suffix}", t.format("%Y%m%dT%H%M%SZ"));
+        put_backup(&repo, &id("ffff"), "app", ms(100), true).await;
+        put_backup(&repo, &id("8000"), "app", ms(500), true).await;
+        put_backup(&repo, &id("0000"), "app", ms(900), false).await;
+
+        let reads = || counting.1.swap(0, std::sync::atomic::Ordering::SeqCst);
+        reads();
+        let (m, warning) = repo.resolve_noting("latest").await.unwrap();
+        assert_eq!(m.id, id("8000"));
+        let warning = warning.unwrap();
+        assert!(warning.contains(&id("0000")), "{warning}");
+        assert_eq!(reads(), 3);
+        let err = repo.resolve_newest("latest").await.unwrap_err().to_string();
+        assert!(err.contains(&id("0000")), "{err}");
+        assert_eq!(reads(), 3);
+        assert_eq!(repo.list().await.unwrap().len(), 63);
+        assert_eq!(reads(), 63);
     }
 }
