@@ -17,7 +17,7 @@ use crate::backup::{kind, TableMeta};
 use crate::credentials::Credentials;
 use crate::error::{Error, Result};
 use crate::pg::copy::TupleFramer;
-use crate::repo::{Manifest, Repository, Storage};
+use crate::repo::{Manifest, Repository, Storage, Version};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Check {
@@ -46,6 +46,9 @@ struct StorageRead {
     storage: Arc<dyn Storage>,
     key: String,
     size: u64,
+    /// The version every block is read from: one archive, even if its key
+    /// is written again during the read.
+    version: Option<Version>,
     pos: u64,
     buf: bytes::Bytes,
     rt: tokio::runtime::Handle,
@@ -74,12 +77,14 @@ impl StorageRead {
         storage: Arc<dyn Storage>,
         key: String,
         size: u64,
+        version: Option<Version>,
         rt: tokio::runtime::Handle,
     ) -> StorageRead {
         StorageRead {
             storage,
             key,
             size,
+            version,
             pos: 0,
             buf: bytes::Bytes::new(),
             rt,
@@ -107,8 +112,11 @@ impl Read for StorageRead {
             while self.ahead.len() < READ_AHEAD && self.next_fetch < self.size {
                 let end = (self.next_fetch + READ_BLOCK).min(self.size);
                 let (s, k, range) = (self.storage.clone(), self.key.clone(), self.next_fetch..end);
-                self.ahead
-                    .push_back(self.rt.spawn(async move { s.get_range(&k, range).await }));
+                let v = self.version.clone();
+                self.ahead.push_back(
+                    self.rt
+                        .spawn(async move { s.get_range_of(&k, range, v.as_ref()).await }),
+                );
                 self.next_fetch = end;
             }
             let next = self.ahead.pop_front().expect("a read is in flight");
@@ -150,11 +158,16 @@ impl Counted {
 /// The archive's header did not parse or authenticate (`e`). Whether the
 /// archive is still the one the backup wrote tells damage from a key or a
 /// version that does not fit: its SHA-256 against the manifest's.
-async fn header_failure(storage: Arc<dyn Storage>, m: &Manifest, size: u64, e: Error) -> Error {
+async fn header_failure(
+    storage: Arc<dyn Storage>,
+    m: &Manifest,
+    (size, version): (u64, Option<Version>),
+    e: Error,
+) -> Error {
     let key = m.archive.key.clone();
     let rt = tokio::runtime::Handle::current();
     let sha = tokio::task::spawn_blocking(move || {
-        let mut r = StorageRead::new(storage, key, size, rt);
+        let mut r = StorageRead::new(storage, key, size, version, rt);
         std::io::copy(&mut r, &mut std::io::sink()).ok()?;
         Some(hex::encode(r.hasher.clone().finalize()))
     })
@@ -186,11 +199,11 @@ pub async fn run(repo: &Repository, m: &Manifest, creds: &Credentials) -> Result
     let t0 = std::time::Instant::now();
     let storage = repo.storage().clone();
     repo.check_archive_readable(m).await?;
-    let size = storage
+    let meta = storage
         .head(&m.archive.key)
         .await?
-        .ok_or_else(|| Error::Integrity(format!("archive {} is missing", m.archive.key)))?
-        .size;
+        .ok_or_else(|| Error::Integrity(format!("archive {} is missing", m.archive.key)))?;
+    let (size, version) = (meta.size, meta.version);
     let rt = tokio::runtime::Handle::current();
     let key = m.archive.key.clone();
     let (summary_res, sha, counted) = {
@@ -212,7 +225,7 @@ pub async fn run(repo: &Repository, m: &Manifest, creds: &Credentials) -> Result
         // `--max-duration`) and drops it, which ends the read at its next
         // segment.
         let unlocked = tokio::task::block_in_place(|| {
-            let mut r = StorageRead::new(storage.clone(), key, size, rt);
+            let mut r = StorageRead::new(storage.clone(), key, size, version.clone(), rt);
             let (open, rest) = creds_unlock(&mut r)?;
             Ok::<_, Error>((r, open, rest))
         });
@@ -223,7 +236,7 @@ pub async fn run(repo: &Repository, m: &Manifest, creds: &Credentials) -> Result
                 | Error::Format(_)
                 | Error::Unsupported(_)
                 | Error::Truncated { .. }),
-            ) => return Err(header_failure(storage, m, size, e).await),
+            ) => return Err(header_failure(storage, m, (size, version), e).await),
             Err(e) => return Err(e),
         };
         let stop = StopOnDrop::default();

@@ -29,7 +29,7 @@ use crate::error::{Error, Result};
 pub use local::LocalStorage;
 pub use manifest::{Manifest, TableRecord};
 pub use s3::S3Storage;
-pub use storage::{ObjectMeta, ObjectWriter, Storage, UploadOptions, TEMP_MARKER};
+pub use storage::{ObjectMeta, ObjectWriter, Storage, UploadOptions, Version, TEMP_MARKER};
 
 const CONFIG_KEY: &str = "config";
 /// How many times, 100 ms apart, a run that finds another creating the
@@ -906,9 +906,15 @@ mod tests {
         });
         let storage = repo.storage();
         let body: &'static [u8] = if whole { b"archive" } else { b"arch" };
-        storage.put(&archive, Bytes::from_static(body)).await.unwrap();
         storage
-            .put(&repo.manifest_key(id).unwrap(), Bytes::from(manifest.to_string()))
+            .put(&archive, Bytes::from_static(body))
+            .await
+            .unwrap();
+        storage
+            .put(
+                &repo.manifest_key(id).unwrap(),
+                Bytes::from(manifest.to_string()),
+            )
             .await
             .unwrap();
     }

@@ -14,7 +14,7 @@ use crate::archive::index::{ChunkRef, Entry, Index};
 use crate::archive::reader::{OpenArchive, OpenedChunk};
 use crate::credentials::Credentials;
 use crate::error::{Error, Result};
-use crate::repo::Storage;
+use crate::repo::{Storage, Version};
 
 /// Ranges closer than this are fetched as one: a small wasted gap costs less
 /// than another request. Chunks of one table interleave with other tables'
@@ -29,6 +29,10 @@ pub struct StoredArchive {
     storage: Arc<dyn Storage>,
     key: String,
     size: u64,
+    /// The version of the object every read asks for: a restore reads its
+    /// chunks twice (to authenticate them all, then to load them), and a
+    /// key written again between the two must not change what it loads.
+    version: Option<Version>,
     pub open: Arc<OpenArchive>,
     pub header: Header,
     pub footer: Footer,
@@ -48,6 +52,7 @@ pub struct StoredArchive {
 async fn read_range(
     storage: &dyn Storage,
     key: &str,
+    version: Option<&Version>,
     head: &Bytes,
     counter: &AtomicU64,
     range: std::ops::Range<u64>,
@@ -57,7 +62,7 @@ async fn read_range(
         return Ok(head.slice(range.start as usize..range.end as usize));
     }
     let from = range.start.max(held);
-    let rest = storage.get_range(key, from..range.end).await?;
+    let rest = storage.get_range_of(key, from..range.end, version).await?;
     counter.fetch_add(rest.len() as u64, Ordering::Relaxed);
     if from == range.start {
         return Ok(rest);
@@ -76,11 +81,11 @@ impl StoredArchive {
         key: &str,
         creds: &Credentials,
     ) -> Result<StoredArchive> {
-        let size = storage
+        let meta = storage
             .head(key)
             .await?
-            .ok_or_else(|| Error::Repo(format!("archive {key} is missing")))?
-            .size;
+            .ok_or_else(|| Error::Repo(format!("archive {key} is missing")))?;
+        let (size, version) = (meta.size, meta.version);
         if size < (Footer::LEN as u64) + 64 {
             return Err(Error::Format(format!(
                 "{key} is {size} bytes, too short to be an archive"
@@ -92,7 +97,7 @@ impl StoredArchive {
         let limit = (MAX_HEADER_LEN as u64).min(size - Footer::LEN as u64);
         let mut want = FIRST_HEADER_READ.min(limit);
         let (header, head) = loop {
-            let head = storage.get_range(key, 0..want).await?;
+            let head = storage.get_range_of(key, 0..want, version.as_ref()).await?;
             counter.fetch_add(head.len() as u64, Ordering::Relaxed);
             match Header::parse(&head) {
                 Ok((h, _)) => break (h, head),
@@ -105,7 +110,16 @@ impl StoredArchive {
         let open = creds.unlock(&header).await?;
         // A small archive is whole in the first read: its footer and index
         // come from there rather than being fetched (and counted) again.
-        let fetch = |range| read_range(storage.as_ref(), key, &head, &counter, range);
+        let fetch = |range| {
+            read_range(
+                storage.as_ref(),
+                key,
+                version.as_ref(),
+                &head,
+                &counter,
+                range,
+            )
+        };
         let foot = fetch(size - Footer::LEN as u64..size).await?;
         let foot: [u8; Footer::LEN] = foot[..]
             .try_into()
@@ -130,6 +144,7 @@ impl StoredArchive {
             storage,
             key: key.to_string(),
             size,
+            version,
             open: Arc::new(open),
             header,
             footer,
@@ -237,6 +252,7 @@ impl StoredArchive {
             let data = read_range(
                 self.storage.as_ref(),
                 &self.key,
+                self.version.as_ref(),
                 &self.head,
                 &self.bytes_read,
                 start..end,

@@ -57,7 +57,7 @@ use sha2::{Digest, Sha256};
 use tokio::runtime::{Handle, RuntimeFlavor};
 use tokio::task::JoinSet;
 
-use super::storage::{is_archive_class, ObjectMeta, ObjectWriter, Storage, UploadOptions};
+use super::storage::{is_archive_class, ObjectMeta, ObjectWriter, Storage, UploadOptions, Version};
 use crate::aws::{credentials_error, sdk_error_text};
 use crate::error::{Error, Result};
 
@@ -291,16 +291,38 @@ impl Shared {
     }
 
     /// GetObject of a whole object, or of `range` (an HTTP Range value).
-    async fn get_object(&self, full: &str, range: Option<String>) -> Result<Bytes> {
+    async fn get_object(
+        &self,
+        full: &str,
+        range: Option<String>,
+        version: Option<&Version>,
+    ) -> Result<Bytes> {
+        let (version_id, if_match) = match version {
+            Some(Version::Id(v)) => (Some(v.clone()), None),
+            Some(Version::ETag(t)) => (None, Some(t.clone())),
+            None => (None, None),
+        };
         let r = self
             .client
             .get_object()
             .bucket(&self.bucket)
             .key(full)
             .set_range(range)
+            .set_version_id(version_id)
+            .set_if_match(if_match)
             .send()
             .await
-            .map_err(|e| self.err("GetObject", full, e))?;
+            .map_err(|e| match code_of(&e) {
+                // Written again (unversioned bucket) or that version deleted
+                // since this command first read it: what it read before and
+                // what it would read now are different archives.
+                Some(code @ ("PreconditionFailed" | "NoSuchVersion")) => Error::Integrity(format!(
+                    "{} changed while it was being read (S3 GetObject: {code}): it was \
+                     written again or deleted; run the command again",
+                    self.url(full)
+                )),
+                _ => self.err("GetObject", full, e),
+            })?;
         Ok(r.body
             .collect()
             .await
@@ -417,6 +439,13 @@ impl Shared {
                         .unwrap_or_else(|| "STANDARD".into()),
                 ),
                 restore: h.restore().map(str::to_string),
+                // "null" is the version id of an object written while the
+                // bucket was unversioned (or suspended): not one to ask for.
+                version: match (h.version_id(), h.e_tag()) {
+                    (Some(v), _) if v != "null" => Some(Version::Id(v.to_string())),
+                    (_, Some(t)) => Some(Version::ETag(t.to_string())),
+                    _ => None,
+                },
             })),
             Err(SdkError::ServiceError(se)) if se.err().is_not_found() => Ok(None),
             Err(e) => Err(self.err("HeadObject", full_key, e)),
@@ -671,17 +700,26 @@ impl Storage for S3Storage {
     }
 
     async fn get(&self, key: &str) -> Result<Bytes> {
-        self.s.get_object(&self.s.full(key), None).await
+        self.s.get_object(&self.s.full(key), None, None).await
     }
 
     async fn get_range(&self, key: &str, range: Range<u64>) -> Result<Bytes> {
+        self.get_range_of(key, range, None).await
+    }
+
+    async fn get_range_of(
+        &self,
+        key: &str,
+        range: Range<u64>,
+        version: Option<&Version>,
+    ) -> Result<Bytes> {
         if range.start >= range.end {
             return Ok(Bytes::new());
         }
         let s = &self.s;
         let full = s.full(key);
         let bytes = format!("bytes={}-{}", range.start, range.end - 1);
-        let body = s.get_object(&full, Some(bytes)).await?;
+        let body = s.get_object(&full, Some(bytes), version).await?;
         if body.len() as u64 != range.end - range.start {
             return Err(Error::Storage(format!(
                 "S3 GetObject {}: asked for bytes {}..{}, got {} bytes",

@@ -31,6 +31,22 @@ pub struct ObjectMeta {
     /// S3's `x-amz-restore` of an archived object (`ongoing-request="false",
     /// expiry-date=...` once a thaw completed).
     pub restore: Option<String>,
+    /// Which version of the object this is, where the storage can tell
+    /// (S3, from `head`): [`Storage::get_range_of`] reads that one.
+    pub version: Option<Version>,
+}
+
+/// One version of an object, so that reads made minutes apart (a restore
+/// authenticates an archive's chunks, then reads them again to load them)
+/// see the same bytes, or fail, if the key is written again between them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Version {
+    /// An S3 version id (a versioned bucket): that version stays readable
+    /// after the key is written again.
+    Id(String),
+    /// An S3 ETag (an unversioned bucket): a read fails once the object
+    /// changed.
+    ETag(String),
 }
 
 /// Whether S3 storage class `class` is an archive class (S3 Glacier
@@ -100,6 +116,17 @@ pub trait Storage: Send + Sync {
     fn writer(&self, key: &str) -> Result<Box<dyn ObjectWriter>>;
     async fn get(&self, key: &str) -> Result<Bytes>;
     async fn get_range(&self, key: &str, range: Range<u64>) -> Result<Bytes>;
+    /// [`Storage::get_range`] of one version of the object (from
+    /// [`ObjectMeta::version`]), where the storage has versions.
+    async fn get_range_of(
+        &self,
+        key: &str,
+        range: Range<u64>,
+        version: Option<&Version>,
+    ) -> Result<Bytes> {
+        let _ = version;
+        self.get_range(key, range).await
+    }
     async fn head(&self, key: &str) -> Result<Option<ObjectMeta>>;
     /// Every object whose key starts with `prefix`, including unfinished
     /// uploads' temporary objects where the storage has them (their keys
