@@ -3099,3 +3099,84 @@ fn a_reused_matview_keeps_its_contents() {
         "mv_mv=false,mv_t=false"
     );
 }
+
+/// The target's default privileges for the restoring role (`ALTER DEFAULT
+/// PRIVILEGES`, common on a staging database) do not change the ACL of
+/// what the restore creates: a table whose backup has no grants is not
+/// made readable by the defaults' grantee, a function keeps PUBLIC's
+/// EXECUTE the defaults revoke, and the target's defaults stay as they were.
+/// pg_restore gives such objects the target's defaults.
+#[test]
+fn targets_default_privileges_do_not_change_restored_acls() {
+    let pg = pg();
+    let src = pg.create_db("defacl");
+    pg.psql(
+        &src,
+        "DROP ROLE IF EXISTS defacl_reader; CREATE ROLE defacl_reader;
+         CREATE SCHEMA s;
+         CREATE TABLE s.plain (id int);
+         CREATE TABLE s.granted (id int);
+         GRANT SELECT ON s.granted TO defacl_reader;
+         CREATE VIEW s.v AS SELECT id FROM s.plain;
+         CREATE SEQUENCE public.q;
+         CREATE FUNCTION s.f() RETURNS int LANGUAGE sql AS 'SELECT 1';
+         CREATE FUNCTION s.closed() RETURNS int LANGUAGE sql AS 'SELECT 2';
+         REVOKE EXECUTE ON FUNCTION s.closed() FROM PUBLIC;
+         CREATE TYPE s.mood AS ENUM ('ok');",
+    );
+    let w = Workdir::new();
+    backup(pg, &src, &w, &[]);
+    let defaults = "ALTER DEFAULT PRIVILEGES GRANT SELECT ON TABLES TO defacl_reader;
+         ALTER DEFAULT PRIVILEGES REVOKE EXECUTE ON FUNCTIONS FROM PUBLIC;
+         ALTER DEFAULT PRIVILEGES GRANT USAGE ON TYPES TO defacl_reader WITH GRANT OPTION;
+         ALTER DEFAULT PRIVILEGES GRANT USAGE ON SCHEMAS TO defacl_reader;
+         ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT USAGE ON SEQUENCES TO defacl_reader;";
+    let acls = |db: &str| {
+        pg.psql(
+            db,
+            "SELECT 'rel ' || relname || ' ' || coalesce(relacl::text, 'NULL') FROM pg_class \
+               WHERE relnamespace IN ('s'::regnamespace, 'public'::regnamespace) \
+             UNION ALL SELECT 'fn ' || proname || ' ' || coalesce(proacl::text, 'NULL') \
+               FROM pg_proc WHERE pronamespace = 's'::regnamespace \
+             UNION ALL SELECT 'type ' || typname || ' ' || coalesce(typacl::text, 'NULL') \
+               FROM pg_type WHERE typnamespace = 's'::regnamespace AND typtype = 'e' \
+             UNION ALL SELECT 'schema ' || nspname || ' ' || coalesce(nspacl::text, 'NULL') \
+               FROM pg_namespace WHERE nspname = 's' ORDER BY 1",
+        )
+    };
+    let default_acls = |db: &str| {
+        pg.psql(
+            db,
+            "SELECT coalesce(defaclnamespace::regnamespace::text, '-'), defaclobjtype, \
+             defaclacl::text FROM pg_default_acl ORDER BY 1, 2",
+        )
+    };
+    let want = acls(&src);
+    assert!(want.contains("rel plain NULL"), "{want}");
+    for (name, extra) in [
+        ("defacl_full", vec![]),
+        ("defacl_t", vec!["--table", "s.plain"]),
+    ] {
+        let dst = pg.create_db(name);
+        pg.psql(&dst, defaults);
+        let before = default_acls(&dst);
+        assert_eq!(before.lines().count(), 5, "{before}");
+        restore_json(pg, &w, "latest", &dst, &extra);
+        let got = acls(&dst);
+        if extra.is_empty() {
+            assert_eq!(got, want, "{name}");
+        } else {
+            assert!(got.contains("rel plain NULL"), "{got}");
+        }
+        assert_eq!(default_acls(&dst), before, "{name}: the target's defaults");
+    }
+    // --no-acl takes the target's defaults, as pg_restore does.
+    let dst = pg.create_db("defacl_noacl");
+    pg.psql(&dst, defaults);
+    restore_json(pg, &w, "latest", &dst, &["--no-acl"]);
+    let got = acls(&dst);
+    assert!(
+        got.contains("rel plain {postgres=arwdDxt/postgres,defacl_reader=r/postgres}"),
+        "{got}"
+    );
+}

@@ -17,6 +17,7 @@
 
 mod clean;
 mod data;
+mod default_acl;
 #[doc(hidden)]
 pub mod fuzz;
 mod key_order;

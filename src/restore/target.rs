@@ -13,6 +13,7 @@ use crate::schema::provider::setting_role;
 use crate::schema::{ApplyOptions, DbObject, ObjectKind, APPLY_SESSION_SQL};
 
 use super::clean;
+use super::default_acl;
 use super::names;
 use super::plan::Plan;
 use super::shared;
@@ -658,6 +659,12 @@ pub async fn apply_pre_data(
         // something --clean dropped (a function taking a table's row type).
         let gone: HashSet<u32> = drops.ids.into_iter().collect();
         let dropped = drops.dropped;
+        // Objects get their backed-up ACL, not the target's defaults for
+        // the restoring role (see `default_acl`); --no-acl takes those.
+        let aside = match opts.no_acl {
+            true => None,
+            false => default_acl::set_aside(client).await?,
+        };
         let mut reused = Vec::new();
         for p in &plan.pre_data {
             let o = plan.object(p.id);
@@ -699,6 +706,9 @@ pub async fn apply_pre_data(
             } else {
                 run_statements(client, &o.identity, &stmts).await?;
             }
+        }
+        if let Some(aside) = aside {
+            aside.put_back(client).await?;
         }
         Ok((dropped, reused))
     }

@@ -12,9 +12,9 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use tokio_postgres::{Client, Row};
 
 use super::ddl::{
-    acl_json_sql, acl_statements, column_acl_statements, comment_on, default_acl_statements,
-    fdw_options, ident, literal, options_list, owner_to, parse_acl, qualify, security_label,
-    AclEntry,
+    acl_json_sql, acl_statements, column_acl_statements, comment_on, default_acl_objtype,
+    default_acl_statements, fdw_options, ident, literal, options_list, owner_to, parse_acl,
+    qualify, security_label, AclEntry,
 };
 use super::error::SchemaError;
 use super::model::*;
@@ -3598,13 +3598,8 @@ async fn read_default_acls(client: &Client, bld: &mut Builder) -> Result<(), Sch
     for r in q(client, "default privileges", &sql).await? {
         let role = s(&r, "role");
         let schema = os(&r, "schema");
-        let objtype = match s(&r, "objtype").as_str() {
-            "r" => "TABLES",
-            "S" => "SEQUENCES",
-            "f" => "FUNCTIONS",
-            "T" => "TYPES",
-            "n" => "SCHEMAS",
-            _ => continue,
+        let Some(objtype) = default_acl_objtype(&s(&r, "objtype")) else {
+            continue;
         };
         let entries = parse_acl(os(&r, "acl").as_deref()).unwrap_or_default();
         let stmts = default_acl_statements(&role, schema.as_deref(), objtype, &entries);

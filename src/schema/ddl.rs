@@ -177,6 +177,30 @@ pub fn column_acl_statements(
     }
 }
 
+/// `ALTER DEFAULT PRIVILEGES FOR ROLE r [IN SCHEMA s]`.
+pub fn default_acl_prefix(for_role: &str, schema: Option<&str>) -> String {
+    match schema {
+        Some(s) => format!(
+            "ALTER DEFAULT PRIVILEGES FOR ROLE {} IN SCHEMA {}",
+            ident(for_role),
+            ident(s)
+        ),
+        None => format!("ALTER DEFAULT PRIVILEGES FOR ROLE {}", ident(for_role)),
+    }
+}
+
+/// The pg_default_acl object type letter's keyword (`r` -> `TABLES`).
+pub fn default_acl_objtype(letter: &str) -> Option<&'static str> {
+    Some(match letter {
+        "r" => "TABLES",
+        "S" => "SEQUENCES",
+        "f" => "FUNCTIONS",
+        "T" => "TYPES",
+        "n" => "SCHEMAS",
+        _ => return None,
+    })
+}
+
 /// `ALTER DEFAULT PRIVILEGES` statements recreating a pg_default_acl entry.
 /// `global` entries replace the built-in defaults (revoked first); per-schema
 /// entries add to them.
@@ -186,14 +210,7 @@ pub fn default_acl_statements(
     objtype: &str,
     entries: &[AclEntry],
 ) -> Vec<String> {
-    let prefix = match schema {
-        Some(s) => format!(
-            "ALTER DEFAULT PRIVILEGES FOR ROLE {} IN SCHEMA {}",
-            ident(for_role),
-            ident(s)
-        ),
-        None => format!("ALTER DEFAULT PRIVILEGES FOR ROLE {}", ident(for_role)),
-    };
+    let prefix = default_acl_prefix(for_role, schema);
     let mut out = Vec::new();
     if schema.is_none() {
         out.push(format!("{prefix} REVOKE ALL ON {objtype} FROM PUBLIC;"));
