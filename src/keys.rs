@@ -72,6 +72,21 @@ impl fmt::Debug for DataKey {
 #[derive(Clone, Zeroize, ZeroizeOnDrop)]
 pub struct KeyFileKey([u8; KEY_LEN]);
 
+/// Whether a path is rather a key: base64 of [`KEY_LEN`] bytes, as a key
+/// file's content is.
+fn looks_like_a_key(path: &Path) -> bool {
+    let text = path.to_string_lossy();
+    let text = text.trim();
+    [
+        &base64::engine::general_purpose::STANDARD,
+        &base64::engine::general_purpose::STANDARD_NO_PAD,
+        &base64::engine::general_purpose::URL_SAFE,
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+    ]
+    .iter()
+    .any(|engine| engine.decode(text).is_ok_and(|k| k.len() == KEY_LEN))
+}
+
 impl KeyFileKey {
     /// Creates a new key file at `path` with 32 random bytes.
     ///
@@ -138,6 +153,13 @@ impl KeyFileKey {
             reason,
         };
         let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
+            // A secret store that hands out the key file's content where
+            // its path belongs: the message must not print the key.
+            std::io::ErrorKind::NotFound if looks_like_a_key(path) => Error::Usage(
+                "--key-file (or PGSNAP_KEY_FILE) holds what looks like a key itself, not the \
+                 path of a key file (not shown); give the path of the file that holds it"
+                    .into(),
+            ),
             std::io::ErrorKind::NotFound => err("no such file".into()),
             _ => err(format!("cannot read: {e}")),
         })?;
@@ -303,5 +325,13 @@ mod tests {
             err.contains("missing.key") && err.contains("no such file"),
             "{err}"
         );
+        // The key's content given as its path (a secret store's value):
+        // said so, not printed.
+        let key = base64::engine::general_purpose::STANDARD.encode([7u8; KEY_LEN]);
+        for given in [key.clone(), key.trim_end_matches('=').to_string()] {
+            let err = KeyFileKey::load(Path::new(&given)).unwrap_err().to_string();
+            assert!(!err.contains(&given[..20]), "{err}");
+            assert!(err.contains("looks like a key"), "{err}");
+        }
     }
 }

@@ -215,3 +215,49 @@ fn a_terminated_idle_session_is_named_with_the_servers_reason() {
         "{message}"
     );
 }
+
+/// `--help` names the variables that can carry a connection string or a
+/// key file, but never their values: a container's help output in a CI
+/// log would otherwise hold the password.
+#[test]
+fn help_does_not_print_variables_values() {
+    for (cmd, var) in [
+        ("backup", "PGSNAP_DB"),
+        ("restore", "PGSNAP_TARGET_DB"),
+        ("verify", "PGSNAP_KEY_FILE"),
+    ] {
+        let out = common::scrubbed(
+            std::process::Command::new(env!("CARGO_BIN_EXE_pgsnap")).args([cmd, "--help"]),
+        )
+        .env(var, "postgres://bkp:HELPSECRET@db/app")
+        .output()
+        .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success());
+        assert!(text.contains(var), "{cmd}: {text}");
+        assert!(!text.contains("HELPSECRET"), "{cmd}: {text}");
+    }
+}
+
+/// Output that cannot be written (a full disk) fails the command: a
+/// script's `ID=$(pgsnap backup ...)` must not take an empty id for a
+/// success.
+#[test]
+fn output_that_cannot_be_written_fails_the_command() {
+    let w = Workdir::new();
+    let key = std::path::Path::new(&w.repo()).with_extension("key2");
+    let out = common::scrubbed(
+        std::process::Command::new(env!("CARGO_BIN_EXE_pgsnap")).args([
+            "key",
+            "generate",
+            "--out",
+            key.to_str().unwrap(),
+        ]),
+    )
+    .stdout(std::fs::File::create("/dev/full").unwrap())
+    .output()
+    .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("could not be written to stdout"), "{err}");
+}

@@ -203,7 +203,12 @@ fn parse_tag(s: &str) -> Result<(String, String), String> {
 pub struct KeyFileArg {
     /// Key file (made by `pgsnap key generate`) that wraps the archive key. Not needed for
     /// archives with an AWS KMS slot when these AWS credentials may use its key.
-    #[arg(long, value_name = "FILE", env = "PGSNAP_KEY_FILE")]
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "PGSNAP_KEY_FILE",
+        hide_env_values = true
+    )]
     pub key_file: Option<std::path::PathBuf>,
 }
 
@@ -240,6 +245,7 @@ pub struct BackupArgs {
         long,
         value_name = "URL",
         env = "PGSNAP_DB",
+        hide_env_values = true,
         default_value = "",
         hide_default_value = true
     )]
@@ -331,7 +337,12 @@ pub struct RestoreArgs {
     pub id: String,
     /// Target database: URL or key=value connection string (PG* variables fill the rest).
     /// Required: a restore never falls back to the database PG* variables name.
-    #[arg(long, value_name = "URL", env = "PGSNAP_TARGET_DB")]
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "PGSNAP_TARGET_DB",
+        hide_env_values = true
+    )]
     pub db: String,
     /// Parallel connections for data and index builds [default: 2; 1 with
     /// --single-transaction].

@@ -53,7 +53,15 @@ pub fn main() -> ExitCode {
     let (result, signal) = runtime.block_on(run_until_signalled(cli));
     runtime.shutdown_timeout(std::time::Duration::from_secs(2));
     match result {
-        Ok(code) => code,
+        Ok(code) => match output::stdout_failure() {
+            Some(why) if code == ExitCode::SUCCESS => {
+                eprintln!(
+                    "pgsnap: error: the command's output could not be written to stdout: {why}"
+                );
+                ExitCode::from(EXIT_FAILURE)
+            }
+            _ => code,
+        },
         Err(e) => {
             let usage = e
                 .downcast_ref::<pgsnap::Error>()

@@ -31,16 +31,28 @@ pub fn init_logging(verbose: u8, quiet: bool) {
         .try_init();
 }
 
+/// The first failed write to stdout, if any: the command then exits 1
+/// (see [`stdout_failure`]).
+static STDOUT_FAILED: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
 /// One line on stdout (the `out!` macro). A closed pipe ends the process
-/// with 128 + SIGPIPE; other write errors are as `println!` would treat
-/// them, minus the panic: stdout gone is nothing an error line could fix.
+/// with 128 + SIGPIPE. Any other write error (a full disk) is kept, and
+/// the command, which goes on, exits 1 with it: `ID=$(pgsnap backup ...)`
+/// must not take an empty id for a success.
 pub fn line(args: std::fmt::Arguments) {
     use std::io::Write;
-    if let Err(e) = writeln!(std::io::stdout().lock(), "{args}") {
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = writeln!(out, "{args}").and_then(|_| out.flush()) {
         if e.kind() == std::io::ErrorKind::BrokenPipe {
             std::process::exit(141);
         }
+        let _ = STDOUT_FAILED.set(e.to_string());
     }
+}
+
+/// Why writing to stdout failed, if it did.
+pub fn stdout_failure() -> Option<&'static str> {
+    STDOUT_FAILED.get().map(String::as_str)
 }
 
 pub use pgsnap::progress::count;

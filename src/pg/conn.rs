@@ -256,9 +256,17 @@ impl ConnInfo {
             Config::new()
         } else {
             Config::from_str(conn).map_err(|e| {
+                // Not echoed: where a string does not parse, where its
+                // password ends cannot be told either (`postgres//u:pw@h`,
+                // an unencoded `@` in the password), and redaction misses.
+                let hint = if conn.matches('@').count() > 1 {
+                    "; a password holding @, : or / must be percent-encoded (@ as %40)"
+                } else {
+                    ""
+                };
                 Error::Usage(format!(
-                    "invalid connection string `{}`: {}",
-                    redact(conn),
+                    "invalid connection string (not shown: it may hold a password): {}; expected \
+                     postgres://USER@HOST:PORT/DBNAME or key=value pairs{hint}",
                     // The cause alone: the outer text is this message's start.
                     redact(&std::error::Error::source(&e).map_or_else(|| e.to_string(), chain))
                 ))
@@ -593,6 +601,25 @@ pub(crate) fn recent_close_reason() -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A string that does not parse is not echoed: where its password
+    /// ends cannot be told, and redaction would miss it.
+    #[test]
+    fn unparsable_strings_are_not_echoed() {
+        for conn in [
+            "postgres//bkp:SECRETPW@127.0.0.1:5432/app",
+            "postgres:bkp:SECRETPW@127.0.0.1/app",
+            "postgres://odd:p@ss:SECRETPW@127.0.0.1:5432/app",
+        ] {
+            let err = ConnInfo::parse(conn).unwrap_err().to_string();
+            assert!(!err.contains("SECRETPW"), "{err}");
+            assert!(err.contains("invalid connection string"), "{err}");
+        }
+        let err = ConnInfo::parse("postgres://odd:p@ss:SECRETPW@127.0.0.1:5432/app")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("%40"), "{err}");
+    }
 
     #[test]
     fn redacts_url_and_keyword_passwords() {
