@@ -205,9 +205,6 @@ impl Credentials {
                 _ => Error::KmsUnavailable(line),
             });
         }
-        if why.is_empty() {
-            why.push("no key file was given".into());
-        }
         // Name only the ways this archive can be opened.
         let mut ways = Vec::new();
         if has_key_file_slot {
@@ -218,6 +215,15 @@ impl Credentials {
         }
         if ways.is_empty() {
             ways.push("this version opens only key-file and AWS KMS slots");
+        }
+        if why.is_empty() {
+            // Nothing was tried: a missing argument, not a wrong key (and
+            // exit 2, as for a backup given no key).
+            return Err(Error::Usage(format!(
+                "no key file was given to open this archive (its key slots: {}); {}",
+                header.slot_kinds(),
+                ways.join(", or ")
+            )));
         }
         Err(Error::WrongKey(format!(
             "no key opens this archive: {}; its key slots: {}; {}",

@@ -92,6 +92,7 @@ fn backup_list_show_verify_restore_roundtrip() {
     let show: serde_json::Value =
         serde_json::from_str(&pgsnap_ok(&["show", "--repo", &repo, "latest", "--json"])).unwrap();
     assert_eq!(show["id"], id.as_str());
+    assert_eq!(show["ok"], true, "every --json object has `ok`");
 
     let v: serde_json::Value = serde_json::from_str(&pgsnap_ok(&[
         "verify",
@@ -131,6 +132,7 @@ fn backup_list_show_verify_restore_roundtrip() {
     ]);
     let r: serde_json::Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
     assert_eq!(r["backup_id"], id.as_str());
+    assert_eq!(r["ok"], true, "{r}");
     assert_eq!(r["rows"], 25000);
     assert!(r["checks"]
         .as_array()

@@ -261,3 +261,18 @@ fn output_that_cannot_be_written_fails_the_command() {
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("could not be written to stdout"), "{err}");
 }
+
+/// Warnings from the library's log come out as the commands' own:
+/// `pgsnap: warning: ...` (they were ` WARN ...`), so one pattern finds them.
+#[test]
+fn warnings_have_one_style() {
+    let w = Workdir::new();
+    std::fs::set_permissions(w.key(), std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    let out = list_tables_via_backup("postgres://nobody@127.0.0.1:1/x", &w);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("pgsnap: warning: key file") && err.contains("mode 0644"),
+        "{err}"
+    );
+    assert!(!err.contains("WARN"), "{err}");
+}

@@ -558,6 +558,7 @@ async fn backup_to_s3_with_kms_then_verify_and_restore_without_key_file() {
     );
     let b: serde_json::Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
     let id = b["id"].as_str().unwrap().to_string();
+    assert_eq!(b["ok"], true, "{b}");
     let date = format!("{}-{}-{}", &id[..4], &id[4..6], &id[6..8]);
 
     // Layout: PREFIX/config and PREFIX/YYYY-MM-DD/<id>/.

@@ -124,6 +124,7 @@ pub async fn run(
         out!(
             "{}",
             json!({
+                "ok": true,
                 "id": m.id,
                 "backup_id": m.id,
                 "status": "complete",

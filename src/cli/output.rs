@@ -1,7 +1,5 @@
 //! Logging and human-readable formatting shared by the commands.
 
-use std::io::IsTerminal;
-
 use tracing_subscriber::EnvFilter;
 
 pub fn init_logging(verbose: u8, quiet: bool) {
@@ -19,16 +17,42 @@ pub fn init_logging(verbose: u8, quiet: bool) {
                 "pgsnap={level},warn,aws_config=error,aws_smithy_runtime=error,aws_runtime=error"
             ))
         });
-    // Colour only for a person at a terminal: logs that go to a file or a
-    // scheduler's capture must not carry escape codes.
-    let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_ansi(colour)
-        .with_target(false)
-        .without_time()
+        .with_ansi(false)
+        .event_format(Lines)
         .try_init();
+}
+
+/// Log events as the CLI's own lines: `pgsnap: warning: ...`, the style
+/// of every warning the commands print themselves, so that a script or a
+/// person looking for warnings finds them all one way (tracing's default
+/// was ` WARN ...`).
+struct Lines;
+
+impl<S, N> tracing_subscriber::fmt::FormatEvent<S, N> for Lines
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    N: for<'a> tracing_subscriber::fmt::FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        ctx: &tracing_subscriber::fmt::FmtContext<'_, S, N>,
+        mut writer: tracing_subscriber::fmt::format::Writer<'_>,
+        event: &tracing::Event<'_>,
+    ) -> std::fmt::Result {
+        let level = match *event.metadata().level() {
+            tracing::Level::ERROR => "error: ",
+            tracing::Level::WARN => "warning: ",
+            tracing::Level::INFO => "",
+            tracing::Level::DEBUG => "debug: ",
+            tracing::Level::TRACE => "trace: ",
+        };
+        write!(writer, "pgsnap: {level}")?;
+        ctx.field_format().format_fields(writer.by_ref(), event)?;
+        writeln!(writer)
+    }
 }
 
 /// The first failed write to stdout, if any: the command then exits 1

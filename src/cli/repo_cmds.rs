@@ -129,6 +129,7 @@ pub async fn show(a: ShowArgs) -> anyhow::Result<ExitCode> {
     let m = repo.resolve(&a.id).await?;
     if a.json {
         let mut v = serde_json::to_value(&m)?;
+        v["ok"] = json!(true);
         v["status"] = json!("complete");
         v["backup_id"] = json!(m.id);
         out!("{v}");

@@ -174,7 +174,10 @@ pub async fn restore(a: RestoreArgs, quiet: bool) -> anyhow::Result<ExitCode> {
     // Said on stderr before the restore began.
     report.warnings.extend(passed_over);
     if a.json {
-        out!("{}", serde_json::to_string(&report)?);
+        // `ok` as in every --json object, failures' included.
+        let mut v = serde_json::to_value(&report)?;
+        v["ok"] = true.into();
+        out!("{}", serde_json::to_string(&v)?);
     } else if a.dry_run {
         print_plan(&report);
     } else {
@@ -187,9 +190,13 @@ pub async fn restore(a: RestoreArgs, quiet: bool) -> anyhow::Result<ExitCode> {
                 eprintln!("pgsnap: skipped {s}");
             }
         }
+        let checked = if a.schema_only {
+            "no rows loaded (--schema-only)"
+        } else {
+            "row counts match the backup"
+        };
         out!(
-            "restored backup {} into {}: {}, {}, read {} of {} in {:.1}s; row counts match the \
-             backup",
+            "restored backup {} into {}: {}, {}, read {} of {} in {:.1}s; {checked}",
             report.backup_id,
             report.database,
             count(report.tables as u64, "table"),
