@@ -30,6 +30,8 @@ pub struct VerifyReport {
     pub backup_id: String,
     pub ok: bool,
     pub archive_bytes: u64,
+    /// Data chunks that authenticated: all of them, or those before the
+    /// one that failed.
     pub chunks: u64,
     pub tables: usize,
     pub rows: u64,
@@ -206,7 +208,7 @@ pub async fn run(repo: &Repository, m: &Manifest, creds: &Credentials) -> Result
     let (size, version) = (meta.size, meta.version);
     let rt = tokio::runtime::Handle::current();
     let key = m.archive.key.clone();
-    let (summary_res, sha, counted) = {
+    let (summary_res, sha, counted, seen) = {
         let creds_unlock = |r: &mut StorageRead| -> Result<_> {
             // The header is parsed from a prefix; the hasher sees each byte once.
             let limit = (crate::archive::format::MAX_HEADER_LEN as u64).min(size);
@@ -244,12 +246,16 @@ pub async fn run(repo: &Repository, m: &Manifest, creds: &Credentials) -> Result
         tokio::task::spawn_blocking(move || {
             let mut r = r;
             let mut counted: HashMap<u32, Counted> = HashMap::new();
+            // Segments authenticated, for the report of a check that fails
+            // part way (the summary counts them when it does not).
+            let mut seen = 0u64;
             let mut ends = Vec::new();
             let res =
                 open.read_stream_located(std::io::Cursor::new(rest).chain(&mut r), |seg, data| {
                     if stopped.load(Ordering::Relaxed) {
                         return Err(Error::Stopped("verify stopped".into()));
                     }
+                    seen += 1;
                     let e = counted.entry(seg.entry).or_insert_with(Counted::new);
                     e.lines += memchr::memchr_iter(b'\n', data).count() as u64;
                     e.tuples += e.framer.feed(data, None, &mut ends);
@@ -263,7 +269,7 @@ pub async fn run(repo: &Repository, m: &Manifest, creds: &Credentials) -> Result
                 let _ = r.read_to_end(&mut sink);
             }
             let sha = hex::encode(r.hasher.clone().finalize());
-            (res, sha, counted)
+            (res, sha, counted, seen)
         })
         .await
         .map_err(|e| Error::task("verifying the archive", e))?
@@ -404,7 +410,7 @@ pub async fn run(repo: &Repository, m: &Manifest, creds: &Credentials) -> Result
         backup_id: m.id.clone(),
         ok,
         archive_bytes: size,
-        chunks: summary.as_ref().map(|s| s.segments).unwrap_or(0),
+        chunks: summary.as_ref().map_or(seen, |s| s.segments),
         tables,
         rows: rows_total,
         sha256: sha,

@@ -148,6 +148,9 @@ fn flipped_byte_is_refused_and_the_target_untouched() {
             .contains("does not authenticate"),
         "{j}"
     );
+    // The chunks that authenticated before the damaged one (it is in the
+    // middle of the archive): not 0.
+    assert!(j["chunks"].as_u64().unwrap() > 0, "{j}");
     let dst = pg.create_db("tamper_flip_dst");
     let out = restore(&s, &s.w.key(), &dst, &[]);
     let err = failure_stderr(&out, 1);

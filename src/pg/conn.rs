@@ -297,7 +297,8 @@ impl ConnInfo {
                 config.port(port);
             }
         }
-        if config.get_user().is_none() {
+        // An empty user (`postgres://:pw@host/db`) is libpq's default user.
+        if config.get_user().map_or(true, str::is_empty) {
             let user = env("PGUSER").or_else(os_user).ok_or_else(|| {
                 Error::Usage("no user in the connection string, PGUSER or the OS".into())
             })?;
@@ -705,5 +706,13 @@ mod tests {
         let shown = format!("{c} {c:?}");
         assert!(!shown.contains("hunter2"));
         assert_eq!(c.to_string(), "bob@127.0.0.1:5433/app");
+    }
+
+    /// No user before the password: libpq's default user (PGUSER, the OS
+    /// user), as psql takes it; it was an empty user name.
+    #[test]
+    fn an_empty_user_is_the_default_user() {
+        let c = ConnInfo::parse("postgres://:pw@127.0.0.1:5433/app").unwrap();
+        assert!(!c.to_string().starts_with('@'), "{c}");
     }
 }
