@@ -256,6 +256,22 @@ fn a_damaged_newest_backup_fails_verify_latest_and_restore_warns() {
     let v = pgsnap(&["verify", "--repo", &repo, "--key-file", &key, "latest"]);
     let err = failure_stderr(&v, 1);
     assert!(err.contains(&newest) && err.contains("damaged"), "{err}");
+    // `show` by its id still shows what the damaged backup held.
+    let shown: serde_json::Value =
+        serde_json::from_str(&pgsnap_ok(&["show", "--repo", &repo, &newest, "--json"])).unwrap();
+    assert_eq!(shown["backup_id"], newest.as_str());
+    assert!(
+        shown["status"]
+            .as_str()
+            .unwrap()
+            .contains("archive size differs"),
+        "{shown}"
+    );
+    let text = pgsnap_ok(&["show", "--repo", &repo, &newest]);
+    assert!(
+        text.contains("status      damaged: archive size differs"),
+        "{text}"
+    );
     let dst = pg.create_db("latest_damaged_dst");
     let url = pg.url(&dst);
     let restore_latest = |extra: &[&str]| {

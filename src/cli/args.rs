@@ -125,7 +125,8 @@ pub struct ListArgs {
 pub struct ShowArgs {
     #[command(flatten)]
     pub repo: RepoArg,
-    /// Backup id, or `latest` for the newest complete backup.
+    /// Backup id (shown whatever its state, a damaged one with its status), or `latest`
+    /// for the newest complete backup.
     #[arg(value_name = "ID|latest")]
     pub id: String,
     /// One JSON object on stdout.

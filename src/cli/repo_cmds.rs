@@ -126,17 +126,28 @@ fn tag_part(s: &str) -> String {
 
 pub async fn show(a: ShowArgs) -> anyhow::Result<ExitCode> {
     let repo = open(&a.repo.repo).await?;
-    let m = repo.resolve(&a.id).await?;
+    // A backup named by its id is shown whatever its state (what it held,
+    // where its archive should be); `latest` is the newest complete one.
+    let (m, status) = if a.id == "latest" {
+        (repo.resolve(&a.id).await?, "complete".to_string())
+    } else {
+        let b = repo.entry(&a.id).await?;
+        (b.manifest, b.status)
+    };
     if a.json {
         let mut v = serde_json::to_value(&m)?;
         v["ok"] = json!(true);
-        v["status"] = json!("complete");
+        v["status"] = json!(status);
         v["backup_id"] = json!(m.id);
         out!("{v}");
         return Ok(ExitCode::SUCCESS);
     }
     out!("backup      {}", m.id);
-    out!("status      complete");
+    if status == "complete" {
+        out!("status      complete");
+    } else {
+        out!("status      damaged: {status}");
+    }
     out!("database    {} ({})", m.database, m.source);
     out!("server      PostgreSQL {}", m.server_version);
     out!(

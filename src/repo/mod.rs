@@ -565,6 +565,19 @@ impl Repository {
 
     /// The manifest of backup `id` (not `latest`), if its archive is whole.
     async fn resolve_id(&self, id: &str) -> Result<Manifest> {
+        let b = self.entry(id).await?;
+        if !b.is_complete() {
+            return Err(Error::Integrity(format!(
+                "backup `{id}` is damaged: {} ({})",
+                b.status, b.manifest.archive.key
+            )));
+        }
+        Ok(b.manifest)
+    }
+
+    /// Backup `id` (not `latest`) as `list` sees it: its manifest, and
+    /// whether its archive is whole (`show` shows a damaged one too).
+    pub async fn entry(&self, id: &str) -> Result<BackupEntry> {
         let key = self.manifest_key(id)?;
         if self.storage.head(&key).await?.is_none() {
             return Err(Error::Repo(format!(
@@ -581,18 +594,18 @@ impl Repository {
                 m.id
             )));
         }
-        let head = self.storage.head(&m.archive.key).await?;
-        match head {
-            Some(h) if h.size == m.archive.size_bytes => Ok(m),
-            Some(h) => Err(Error::Integrity(format!(
-                "backup `{id}` is damaged: archive is {} bytes, manifest says {}",
+        let status = match self.storage.head(&m.archive.key).await? {
+            Some(h) if h.size == m.archive.size_bytes => "complete".to_string(),
+            Some(h) => format!(
+                "archive size differs ({} bytes, manifest says {})",
                 h.size, m.archive.size_bytes
-            ))),
-            None => Err(Error::Integrity(format!(
-                "backup `{id}` is damaged: its archive {} is missing",
-                m.archive.key
-            ))),
-        }
+            ),
+            None => "archive missing".to_string(),
+        };
+        Ok(BackupEntry {
+            manifest: m,
+            status,
+        })
     }
 
     /// Like [`Repository::resolve`], but `latest` is the newest backup
