@@ -80,7 +80,12 @@ where
             }
         }
         // No answer: the causes, each once (the SDK's own Display of
-        // these is terse and its Debug is pages long).
+        // these is terse and its Debug is pages long), and what to check.
+        SdkError::DispatchFailure(_) => format!(
+            "{} (the service could not be reached: check the endpoint (AWS_ENDPOINT_URL, if \
+             set), the region and the network)",
+            error_chain_text(e)
+        ),
         _ => error_chain_text(e),
     };
     s.replace(['\n', '\r'], " ")

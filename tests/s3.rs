@@ -1171,10 +1171,11 @@ fn unreachable_s3_is_one_short_line() {
     );
     let err = one_line_failure(&out);
     assert!(
-        err.contains("S3 HeadObject s3://nobucket/p/config"),
+        err.contains("S3 HeadObject s3://nobucket/p/config")
+            && err.contains("could not be reached: check the endpoint"),
         "{err}"
     );
-    assert!(err.len() < 400 && !err.contains("Some("), "{err}");
+    assert!(err.len() < 500 && !err.contains("Some("), "{err}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
