@@ -34,6 +34,25 @@ const EXIT_USAGE: u8 = 2;
 const EXIT_FAILURE: u8 = 1;
 
 pub fn main() -> ExitCode {
+    // A bug must still read as one error line, not a thread's panic
+    // message and (with RUST_BACKTRACE set) pages of trace.
+    std::panic::set_hook(Box::new(|info| {
+        let p = info.payload();
+        let msg = p
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| p.downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        let at = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        eprintln!(
+            "pgsnap: error: internal error{at}: {}; this is a bug in pgsnap: please report it \
+             with the command that was run",
+            msg.replace(['\n', '\r'], " ")
+        );
+    }));
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => return parse_error(e),

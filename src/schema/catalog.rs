@@ -2165,7 +2165,7 @@ async fn read_relations(client: &Client, bld: &mut Builder) -> Result<(), Schema
          CASE WHEN c.reloftype <> 0 THEN pg_catalog.format_type(c.reloftype, NULL) END AS oftype, \
          c.relrowsecurity AS rls, c.relforcerowsecurity AS forcerls, c.relreplident::text AS replident, \
          c.relpages::int8 AS relpages, c.reltuples::float8 AS reltuples, \
-         pg_catalog.pg_relation_size(c.oid) AS size, c.relispopulated AS populated, \
+         COALESCE(pg_catalog.pg_relation_size(c.oid), 0) AS size, c.relispopulated AS populated, \
          CASE WHEN c.relkind IN ('v', 'm') THEN pg_catalog.pg_get_viewdef(c.oid) END AS viewdef, \
          (SELECT fs.srvname::text FROM pg_catalog.pg_foreign_table ft \
             JOIN pg_catalog.pg_foreign_server fs ON fs.oid = ft.ftserver WHERE ft.ftrelid = c.oid) AS server, \
