@@ -3200,3 +3200,63 @@ fn targets_default_privileges_do_not_change_restored_acls() {
         "{got}"
     );
 }
+
+/// A target that cannot take the load's `--jobs` connections (here the
+/// database's CONNECTION LIMIT; `max_connections` alike) fails the restore
+/// before any change: `--clean` had dropped the tables, then the load could
+/// not connect, and the target was left empty.
+#[test]
+fn too_few_connections_fail_before_clean_drops_anything() {
+    let pg = pg();
+    let db = pg.create_db("connlimit");
+    pg.psql(
+        &db,
+        "CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t SELECT generate_series(1, 1000);",
+    );
+    let w = Workdir::new();
+    backup(pg, &db, &w, &[]);
+    pg.login_role("pgsnap_connlimit");
+    let dst = pg.create_db("connlimit_dst");
+    pg.psql(
+        "postgres",
+        &format!(
+            "ALTER DATABASE \"{dst}\" OWNER TO pgsnap_connlimit; \
+             ALTER DATABASE \"{dst}\" CONNECTION LIMIT 3"
+        ),
+    );
+    let url = pg.url_as("pgsnap_connlimit", &dst);
+    pg.psql(
+        &dst,
+        "CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t VALUES (42); \
+         ALTER TABLE t OWNER TO pgsnap_connlimit;",
+    );
+    let out = restore_command_at(
+        &w,
+        "latest",
+        &url,
+        &["--no-owner", "--clean", "--jobs", "4"],
+    )
+    .output()
+    .unwrap();
+    let err = failure_stderr(&out, 1);
+    assert!(
+        err.contains("--jobs 4") && err.contains("nothing was changed"),
+        "{err}"
+    );
+    assert_eq!(
+        pg.psql(&dst, "SELECT string_agg(id::text, ',') FROM t")
+            .trim(),
+        "42"
+    );
+    // With connections to spare it goes through.
+    let out = restore_command_at(
+        &w,
+        "latest",
+        &url,
+        &["--no-owner", "--clean", "--jobs", "2"],
+    )
+    .output()
+    .unwrap();
+    restore_report(&out, "--jobs 2");
+    assert_eq!(pg.psql(&dst, "SELECT count(*) FROM t").trim(), "1000");
+}

@@ -215,8 +215,14 @@ pub async fn run(
     data::authenticate(&archive, &plan, opts.jobs).await?;
     phase("authenticate", &mut report);
 
-    progress.event(Event::Phase("pre-data"));
     let one = opts.single_transaction;
+    let workers = if one {
+        Vec::new()
+    } else {
+        schedule::open_sessions(&plan, target, opts).await?
+    };
+
+    progress.event(Event::Phase("pre-data"));
     if one {
         schedule::configure(&session, &plan.model.encoding, opts.disable_triggers).await?;
         session
@@ -254,6 +260,7 @@ pub async fn run(
         &checked.target_db,
         &progress,
         given,
+        workers,
     )
     .await
     .map_err(|e| repeat_warnings(e, &report.warnings))?;

@@ -293,6 +293,7 @@ pub async fn run(
     target_db: &str,
     progress: &Arc<dyn Progress>,
     given: Option<Session>,
+    opened: Vec<Session>,
 ) -> Result<Outcome> {
     let t0 = Instant::now();
     // `--single-transaction`: everything on the caller's session, in its
@@ -399,7 +400,9 @@ pub async fn run(
         } else {
             jobs.min(tasks)
         };
-        for _ in 0..wanted.max(1) {
+        // Those opened before any change first (see `open_sessions`).
+        idle.extend(opened.into_iter().take(wanted.max(1)));
+        while idle.len() < wanted.max(1) {
             idle.push(open_session(target, &plan.model.encoding, opts.disable_triggers).await?);
         }
     }
@@ -712,6 +715,33 @@ const MAINTENANCE_WORK_MEM_SQL: &str = "SELECT pg_catalog.set_config('maintenanc
     (GREATEST(pg_catalog.pg_size_bytes(pg_catalog.current_setting('maintenance_work_mem')), \
       LEAST(512 * 1024 * 1024::int8, GREATEST(256 * 1024 * 1024::int8, \
         pg_catalog.pg_size_bytes(pg_catalog.current_setting('shared_buffers'))))) / 1024)::text || 'kB', false)";
+
+/// The load's `--jobs` connections, opened before the restore changes
+/// anything: a target that cannot take them (`max_connections`) fails the
+/// restore here, with nothing changed, rather than after `--clean` dropped
+/// the tables it was to load.
+pub async fn open_sessions(
+    plan: &Plan,
+    target: &ConnInfo,
+    opts: &RestoreOptions,
+) -> Result<Vec<Session>> {
+    let mut out = Vec::with_capacity(opts.jobs);
+    for _ in 0..opts.jobs {
+        match open_session(target, &plan.model.encoding, opts.disable_triggers).await {
+            Ok(s) => out.push(s),
+            Err(e) => {
+                return Err(Error::Refused(format!(
+                    "opening the restore's {} connection(s) (--jobs {}) failed after {}: {e}; \
+                     nothing was changed (lower --jobs, or free connections on the server)",
+                    opts.jobs,
+                    opts.jobs,
+                    out.len()
+                )))
+            }
+        }
+    }
+    Ok(out)
+}
 
 /// One connection for both kinds of task: DDL settings (schema-qualified
 /// names, no body checks), memory for index builds, no waiting on the WAL
