@@ -259,8 +259,10 @@ pub async fn run(
         opts,
         &checked.target_db,
         &progress,
-        given,
-        workers,
+        match given {
+            Some(s) => schedule::Sessions::One(s),
+            None => schedule::Sessions::Workers(workers),
+        },
     )
     .await
     .map_err(|e| repeat_warnings(e, &report.warnings))?;

@@ -285,6 +285,15 @@ fn simple_tables(plan: &Plan) -> HashSet<u32> {
         .collect()
 }
 
+/// The sessions [`run`] starts with.
+pub enum Sessions {
+    /// `--single-transaction`: the caller's, in its transaction; everything
+    /// runs on it, and [`Outcome`] gives it back.
+    One(Session),
+    /// The load's connections, opened before any change ([`open_sessions`]).
+    Workers(Vec<Session>),
+}
+
 pub async fn run(
     archive: &Arc<StoredArchive>,
     plan: &Plan,
@@ -292,10 +301,13 @@ pub async fn run(
     opts: &RestoreOptions,
     target_db: &str,
     progress: &Arc<dyn Progress>,
-    given: Option<Session>,
-    opened: Vec<Session>,
+    sessions: Sessions,
 ) -> Result<Outcome> {
     let t0 = Instant::now();
+    let (given, opened) = match sessions {
+        Sessions::One(s) => (Some(s), Vec::new()),
+        Sessions::Workers(v) => (None, v),
+    };
     // `--single-transaction`: everything on the caller's session, in its
     // transaction.
     let one = given.is_some();
