@@ -251,10 +251,12 @@ async fn run_as(
 ) -> Result<Manifest> {
     let id = id.to_string();
     let key = repo.archive_key(&id)?;
+    let finishing = Arc::new(tokio::sync::Mutex::new(()));
     let run = Run {
         started_at,
         id: &id,
         key: &key,
+        finishing: &finishing,
     };
     let res = run_with_deadline(repo, conn, keys, opts, progress, run)
         .await
@@ -265,6 +267,10 @@ async fn run_as(
     match res {
         Ok(manifest) => commit(repo, &manifest).await.map(|()| manifest),
         Err(e) => {
+            // A stop drops the run wherever it is, but not a finish already
+            // on its thread (blocking work cannot be cancelled): it would
+            // put the whole archive under its name after the discard.
+            let _finished = finishing.lock().await;
             // Wherever the archive writer is (even if still running), its
             // upload is gone when the error is reported.
             discard_archive(repo, &key).await;
@@ -304,6 +310,9 @@ struct Run<'a> {
     id: &'a str,
     /// The archive's key.
     key: &'a str,
+    /// Held while the archive object is being finished (made visible
+    /// under its key) on a blocking thread; see `run_as`.
+    finishing: &'a Arc<tokio::sync::Mutex<()>>,
 }
 
 async fn run_with_deadline(
@@ -608,9 +617,14 @@ async fn run_inner(
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
     .collect();
-    let stored = tokio::task::spawn_blocking(move || object.finish(&object_meta))
-        .await
-        .map_err(|e| Error::task("archive writer", e))??;
+    let busy = run.finishing.clone().lock_owned().await;
+    let stored = tokio::task::spawn_blocking(move || {
+        let stored = object.finish(&object_meta);
+        drop(busy);
+        stored
+    })
+    .await
+    .map_err(|e| Error::task("archive writer", e))??;
     // The integrity check after upload: what the storage holds is what was
     // written (the S3 writer also compared its own hash and the metadata).
     let stored_sha = stored.metadata.get("sha256");
