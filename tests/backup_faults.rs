@@ -971,3 +971,86 @@ async fn a_stop_while_the_archive_is_finished_leaves_nothing() {
     let left = backup_files(&w.repo());
     assert!(left.is_empty(), "left behind: {left:?}");
 }
+
+/// A `--clean` restore whose drop waits for a lock a live session holds:
+/// past `--lock-timeout` it fails, saying so, and the target is as it was
+/// (it waited forever). Stopped (Ctrl-C) while it waits, its session on
+/// the server ends within seconds, not when the lock is granted: it held
+/// the locks it had, and queued the application's queries behind it.
+#[test]
+fn a_restore_waiting_for_a_lock_times_out_and_a_stopped_one_leaves_no_session() {
+    let pg = pg();
+    let db = pg.create_db("fault_rlock");
+    pg.psql(
+        &db,
+        "CREATE TABLE t AS SELECT generate_series(1, 100) AS id",
+    );
+    let w = Workdir::new();
+    backup(pg, &db, &w, &[]);
+    let dst = pg.create_db("fault_rlock_dst");
+    pg.psql(&dst, "CREATE TABLE t AS SELECT 42 AS id");
+    let mut holder = psql_in_background(
+        pg,
+        &dst,
+        "BEGIN; SELECT count(*) FROM t; SELECT pg_sleep(60); COMMIT;",
+        "fault_rlock_holder",
+    );
+    let held = format!(
+        "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid \
+         WHERE a.application_name = 'fault_rlock_holder' AND l.relation = \
+         (SELECT oid FROM pg_class WHERE relname = 't') AND l.granted"
+    );
+    let t0 = Instant::now();
+    while pg.psql(&dst, &held).trim() == "0" {
+        assert!(t0.elapsed() < Duration::from_secs(30), "no lock held");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let t0 = Instant::now();
+    let out = common::restore_output(pg, &w, "latest", &dst, &["--clean", "--lock-timeout", "1s"]);
+    let err = failure_stderr(&out, 1);
+    assert!(
+        err.contains("not granted within 1s") && err.contains("--lock-timeout"),
+        "{err}"
+    );
+    assert!(t0.elapsed() < Duration::from_secs(20), "{:?}", t0.elapsed());
+    assert_eq!(
+        pg.psql(&dst, "SELECT string_agg(id::text, ',') FROM t")
+            .trim(),
+        "42"
+    );
+
+    // Stopped while it waits (no --lock-timeout: 60 s).
+    let mut child = common::restore_command(pg, &w, "latest", &dst, &["--clean"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let waiting = "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pgsnap' \
+                   AND wait_event_type = 'Lock'";
+    let t0 = Instant::now();
+    while pg.psql(&dst, waiting).trim() == "0" {
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "the restore never waited"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    send("INT", &child);
+    assert_eq!(child.wait().unwrap().code(), Some(130));
+    let ours = "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pgsnap'";
+    let t0 = Instant::now();
+    while pg.psql(&dst, ours).trim() != "0" {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "the stopped restore's session is still on the server"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = holder.kill();
+    let _ = holder.wait();
+    assert_eq!(
+        pg.psql(&dst, "SELECT string_agg(id::text, ',') FROM t")
+            .trim(),
+        "42"
+    );
+}

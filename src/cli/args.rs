@@ -368,6 +368,11 @@ pub struct RestoreArgs {
     /// while rows load (session_replication_role = replica; needs a superuser).
     #[arg(long, requires = "data_only")]
     pub disable_triggers: bool,
+    /// Wait at most this long for each lock in the target (`--clean` dropping tables a live
+    /// application reads): past it the restore fails, naming the wait, instead of queueing
+    /// the application's queries behind it indefinitely.
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
+    pub lock_timeout: std::time::Duration,
     /// Create the chosen tables in this (new) schema, next to the live ones (SQL quoting:
     /// unquoted names fold to lower case).
     #[arg(long, value_name = "NAME", requires = "selection")]

@@ -115,6 +115,7 @@ pub async fn restore(a: RestoreArgs, quiet: bool) -> anyhow::Result<ExitCode> {
         no_database_properties: a.no_database_properties,
         single_transaction: a.single_transaction,
         disable_triggers: a.disable_triggers,
+        lock_timeout: Some(a.lock_timeout),
     };
     let target = ConnInfo::parse(&a.db)?;
     let creds = Credentials::from_args(a.key.key_file.as_deref(), None)?;

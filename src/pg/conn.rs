@@ -514,6 +514,15 @@ impl Session {
             )
             .await
             .map_err(|e| Error::pg("setting up the session", e))?;
+        // The server looks for its client every second while a statement
+        // runs (PostgreSQL 14+, where the platform allows; older servers
+        // refuse the setting and do without): a session left by a pgsnap
+        // that was stopped (Ctrl-C) or killed while it waited for a lock
+        // ends then, instead of holding the locks it had until the wait is
+        // over.
+        let _ = client
+            .batch_execute("SET client_connection_check_interval = 1000")
+            .await;
         Ok(Session { client })
     }
 

@@ -71,6 +71,51 @@ pub struct RestoreOptions {
     /// replica` in the load sessions, which needs a superuser or that
     /// parameter's SET privilege), as `pg_restore --disable-triggers`.
     pub disable_triggers: bool,
+    /// Wait at most this long for each lock the restore's statements ask
+    /// for in the target (`--clean`'s drops of tables a live application
+    /// reads, say); `None` waits as long as it takes, as pg_restore does.
+    pub lock_timeout: Option<std::time::Duration>,
+}
+
+/// The session's `lock_timeout` from [`RestoreOptions::lock_timeout`].
+pub(crate) async fn set_lock_timeout(s: &Session, opts: &RestoreOptions) -> Result<()> {
+    let Some(t) = opts.lock_timeout else {
+        return Ok(());
+    };
+    s.client
+        .batch_execute(&format!("SET lock_timeout = {}", t.as_millis().max(1)))
+        .await
+        .map_err(|e| Error::pg("setting lock_timeout", e))
+}
+
+/// A lock the restore waited for longer than `--lock-timeout`: says so,
+/// and what to do (whatever wraps it: a rolled back or partial restore).
+fn explain_lock_timeout(e: Error, opts: &RestoreOptions) -> Error {
+    match e {
+        Error::Postgres {
+            context,
+            detail,
+            code,
+        } if code.as_deref() == Some("55P03") => Error::Postgres {
+            context,
+            detail: format!(
+                "{detail}: a lock was not granted within {}s; another session holds a lock on \
+                 an object this restore drops, creates or changes (see pg_locks); retry when it \
+                 is done, or raise --lock-timeout",
+                opts.lock_timeout.map_or(0.0, |t| t.as_secs_f64())
+            ),
+            code,
+        },
+        Error::RolledBack { error, note } => Error::RolledBack {
+            error: Box::new(explain_lock_timeout(*error, opts)),
+            note,
+        },
+        Error::Incomplete { error, left } => Error::Incomplete {
+            error: Box::new(explain_lock_timeout(*error, opts)),
+            left,
+        },
+        e => e,
+    }
 }
 
 /// One table's post-restore check.
@@ -113,6 +158,19 @@ pub struct RestoreReport {
 
 /// Restores `manifest`'s backup into the database `target` names.
 pub async fn run(
+    repo: &Repository,
+    manifest: &Manifest,
+    creds: &Credentials,
+    target: &ConnInfo,
+    opts: &RestoreOptions,
+    progress: Arc<dyn Progress>,
+) -> Result<RestoreReport> {
+    run_inner(repo, manifest, creds, target, opts, progress)
+        .await
+        .map_err(|e| explain_lock_timeout(e, opts))
+}
+
+async fn run_inner(
     repo: &Repository,
     manifest: &Manifest,
     creds: &Credentials,
@@ -206,6 +264,7 @@ pub async fn run(
     // not after the whole archive was fetched and authenticated.
     progress.event(Event::Phase("check target"));
     let session = Session::open(target).await?;
+    set_lock_timeout(&session, opts).await?;
     let checked = check_target(&session.client, &mut plan, opts, &mut report).await?;
     phase("check target", &mut report);
 
@@ -224,7 +283,7 @@ pub async fn run(
 
     progress.event(Event::Phase("pre-data"));
     if one {
-        schedule::configure(&session, &plan.model.encoding, opts.disable_triggers).await?;
+        schedule::configure(&session, &plan.model.encoding, opts).await?;
         session
             .client
             .batch_execute("BEGIN")

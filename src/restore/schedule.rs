@@ -415,7 +415,7 @@ pub async fn run(
         // Those opened before any change first (see `open_sessions`).
         idle.extend(opened.into_iter().take(wanted.max(1)));
         while idle.len() < wanted.max(1) {
-            idle.push(open_session(target, &plan.model.encoding, opts.disable_triggers).await?);
+            idle.push(open_session(target, &plan.model.encoding, opts).await?);
         }
     }
     // Per table: how its units load.
@@ -739,7 +739,7 @@ pub async fn open_sessions(
 ) -> Result<Vec<Session>> {
     let mut out = Vec::with_capacity(opts.jobs);
     for _ in 0..opts.jobs {
-        match open_session(target, &plan.model.encoding, opts.disable_triggers).await {
+        match open_session(target, &plan.model.encoding, opts).await {
             Ok(s) => out.push(s),
             Err(e) => {
                 return Err(Error::Refused(format!(
@@ -759,21 +759,22 @@ pub async fn open_sessions(
 /// names, no body checks), memory for index builds, no waiting on the WAL
 /// flush at each commit (a failed restore is redone from scratch), and the
 /// client encoding of the archive's COPY data (`pg::conn::copy_encoding`).
-async fn open_session(target: &ConnInfo, encoding: &str, replica: bool) -> Result<Session> {
+async fn open_session(target: &ConnInfo, encoding: &str, opts: &RestoreOptions) -> Result<Session> {
     let s = Session::open(target).await?;
-    configure(&s, encoding, replica).await?;
+    configure(&s, encoding, opts).await?;
     Ok(s)
 }
 
 /// Sets up `s` as a restore session (see `open_session`); `replica`:
 /// `--disable-triggers`, the target's triggers (foreign-key checks
 /// included) do not fire in it.
-pub(super) async fn configure(s: &Session, encoding: &str, replica: bool) -> Result<()> {
-    let replica = if replica {
+pub(super) async fn configure(s: &Session, encoding: &str, opts: &RestoreOptions) -> Result<()> {
+    let replica = if opts.disable_triggers {
         "; SET session_replication_role = replica"
     } else {
         ""
     };
+    super::set_lock_timeout(s, opts).await?;
     s.client
         .batch_execute(APPLY_SESSION_SQL)
         .await
