@@ -995,13 +995,11 @@ fn a_restore_waiting_for_a_lock_times_out_and_a_stopped_one_leaves_no_session() 
         "BEGIN; SELECT count(*) FROM t; SELECT pg_sleep(60); COMMIT;",
         "fault_rlock_holder",
     );
-    let held = format!(
-        "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid \
+    let held = "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid \
          WHERE a.application_name = 'fault_rlock_holder' AND l.relation = \
-         (SELECT oid FROM pg_class WHERE relname = 't') AND l.granted"
-    );
+         (SELECT oid FROM pg_class WHERE relname = 't') AND l.granted";
     let t0 = Instant::now();
-    while pg.psql(&dst, &held).trim() == "0" {
+    while pg.psql(&dst, held).trim() == "0" {
         assert!(t0.elapsed() < Duration::from_secs(30), "no lock held");
         std::thread::sleep(Duration::from_millis(20));
     }
