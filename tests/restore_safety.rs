@@ -279,7 +279,37 @@ fn a_damaged_newest_backup_fails_verify_latest_and_restore_warns() {
         args.extend_from_slice(extra);
         pgsnap(&args)
     };
-    let out = restore_latest(&["--db", &url, "--dry-run", "--json"]);
+    // A backup id of another database than --source-database names.
+    let out = pgsnap(&[
+        "restore",
+        "--repo",
+        &repo,
+        "--key-file",
+        &key,
+        &s.id,
+        "--db",
+        &url,
+        "--dry-run",
+        "--source-database",
+        &other_db,
+    ]);
+    let err = failure_stderr(&out, 2);
+    assert!(err.contains(&format!("is of database {}", s.src)), "{err}");
+    // Two databases' backups: `latest` alone is ambiguous.
+    let out = restore_latest(&["--db", &url, "--dry-run"]);
+    let err = failure_stderr(&out, 2);
+    assert!(
+        err.contains("`latest` is ambiguous") && err.contains(&other_db) && err.contains(&s.src),
+        "{err}"
+    );
+    let out = restore_latest(&[
+        "--db",
+        &url,
+        "--dry-run",
+        "--json",
+        "--source-database",
+        &s.src,
+    ]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{err}");
     assert!(err.contains(&newest) && err.contains("damaged"), "{err}");
@@ -320,7 +350,14 @@ fn a_damaged_newest_backup_fails_verify_latest_and_restore_warns() {
             err.contains(&format!("the newest backup {newer} (its manifest")) && err.contains(says),
             "{err}"
         );
-        let out = restore_latest(&["--db", &url, "--dry-run", "--json"]);
+        let out = restore_latest(&[
+            "--db",
+            &url,
+            "--dry-run",
+            "--json",
+            "--source-database",
+            &s.src,
+        ]);
         assert!(out.status.success(), "{out:?}");
         let report: serde_json::Value =
             serde_json::from_str(String::from_utf8_lossy(&out.stdout).lines().last().unwrap())
@@ -3259,4 +3296,54 @@ fn too_few_connections_fail_before_clean_drops_anything() {
     .unwrap();
     restore_report(&out, "--jobs 2");
     assert_eq!(pg.psql(&dst, "SELECT count(*) FROM t").trim(), "1000");
+}
+
+/// `--clean` replaces a table as the backup has it: an index, trigger,
+/// policy, statistics object or constraint made on it in the target since
+/// goes with it and does not come back. Said, in the dry run first; what
+/// the backup has too is not.
+#[test]
+fn clean_names_what_it_drops_that_the_backup_does_not_have() {
+    let pg = pg();
+    let db = pg.create_db("lost_parts");
+    pg.psql(
+        &db,
+        "CREATE TABLE t (id int PRIMARY KEY, v int CONSTRAINT v_pos CHECK (v > 0));
+         CREATE INDEX t_v ON t (v);
+         INSERT INTO t VALUES (1, 1);",
+    );
+    let w = Workdir::new();
+    backup(pg, &db, &w, &[]);
+    pg.psql(
+        &db,
+        "CREATE INDEX extra_idx ON t (v, id);
+         CREATE FUNCTION f() RETURNS trigger LANGUAGE plpgsql AS 'BEGIN RETURN NEW; END';
+         CREATE TRIGGER extra_trg BEFORE INSERT ON t FOR EACH ROW EXECUTE FUNCTION f();
+         CREATE POLICY extra_pol ON t USING (true);
+         CREATE STATISTICS extra_st ON id, v FROM t;
+         ALTER TABLE t ADD CONSTRAINT extra_chk CHECK (v < 100);",
+    );
+    let out = restore_command_at(&w, "latest", &pg.url(&db), &["--clean", "--dry-run"])
+        .output()
+        .unwrap();
+    let report = restore_report(&out, "--clean --dry-run");
+    let warning = report["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|w| w.as_str())
+        .find(|w| w.contains("--clean also drops"))
+        .unwrap_or_else(|| panic!("{report}"));
+    for lost in [
+        "index public.extra_idx",
+        "trigger extra_trg on table public.t",
+        "policy extra_pol on table public.t",
+        "statistics object public.extra_st",
+        "constraint extra_chk on table public.t",
+    ] {
+        assert!(warning.contains(lost), "{lost}: {warning}");
+    }
+    for kept in ["t_v", "t_pkey", "v_pos"] {
+        assert!(!warning.contains(kept), "{kept}: {warning}");
+    }
 }

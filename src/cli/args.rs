@@ -373,6 +373,10 @@ pub struct RestoreArgs {
     /// the application's queries behind it indefinitely.
     #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
     pub lock_timeout: std::time::Duration,
+    /// The backed-up database the backup must be of: `latest` is then its newest complete
+    /// backup. Needed for `latest` in a repository that holds backups of several databases.
+    #[arg(long, value_name = "NAME")]
+    pub source_database: Option<String>,
     /// Create the chosen tables in this (new) schema, next to the live ones (SQL quoting:
     /// unquoted names fold to lower case).
     #[arg(long, value_name = "NAME", requires = "selection")]

@@ -498,8 +498,26 @@ impl Repository {
     /// backup's database: in a repository that several databases share, the
     /// next backup may be of another one.
     pub async fn resolve_noting(&self, id: &str) -> Result<(Manifest, Option<String>)> {
+        self.resolve_of(id, None).await
+    }
+
+    /// [`Repository::resolve_noting`] among the backups of database
+    /// `database` only, when it is given: `latest` is then its newest
+    /// complete backup, and an id of another database's backup is refused.
+    pub async fn resolve_of(
+        &self,
+        id: &str,
+        database: Option<&str>,
+    ) -> Result<(Manifest, Option<String>)> {
         if id != "latest" {
-            return Ok((self.resolve_id(id).await?, None));
+            let m = self.resolve_id(id).await?;
+            if let Some(db) = database.filter(|db| *db != m.database) {
+                return Err(Error::Usage(format!(
+                    "backup `{id}` is of database {}, not {db}",
+                    m.database
+                )));
+            }
+            return Ok((m, None));
         }
         let listing = self.listing().await?;
         let mut unreadable = Vec::new();
@@ -510,6 +528,9 @@ impl Repository {
             unreadable.extend(u);
             for b in entries {
                 let m = &b.manifest;
+                if database.is_some_and(|db| db != m.database) {
+                    continue;
+                }
                 if of
                     .as_ref()
                     .is_some_and(|(source, db)| (source, db) != (&m.source, &m.database))
@@ -550,8 +571,24 @@ impl Repository {
                 self.location(),
                 passed_over.join("; ")
             )),
-            None => Error::Repo(format!("no complete backup in {}", self.location())),
+            None => match database {
+                Some(db) => Error::Repo(format!(
+                    "no complete backup of database {db} in {}",
+                    self.location()
+                )),
+                None => Error::Repo(format!("no complete backup in {}", self.location())),
+            },
         })
+    }
+
+    /// The databases the repository's readable manifests are of, sorted.
+    /// Reads every manifest.
+    pub async fn databases(&self) -> Result<Vec<String>> {
+        let (entries, _) = self.list_all().await?;
+        let mut out: Vec<String> = entries.into_iter().map(|b| b.manifest.database).collect();
+        out.sort();
+        out.dedup();
+        Ok(out)
     }
 
     /// [`Repository::resolve_noting`], the warning logged only.

@@ -69,6 +69,11 @@ pub struct Drops {
     pub dropped: Vec<String>,
     /// Their plan ids, in the same order.
     pub ids: Vec<u32>,
+    /// What the drops take along that the backup does not have, and the
+    /// restore therefore does not bring back: an index, trigger, policy,
+    /// rule, statistics object or constraint made on a replaced table in
+    /// the target since (`pg_describe_object` of each).
+    pub lost: Vec<String>,
 }
 
 /// The drops that clear `conflicts` (plan ids of objects the target has,
@@ -108,10 +113,12 @@ pub async fn drops(client: &Client, plan: &Plan, conflicts: &[u32]) -> Result<Dr
                 .iter()
                 .map(|id| plan.target_identity(plan.object(*id)))
                 .collect();
+            let lost = lost_parts(client, plan, &members, &parts).await?;
             return Ok(Drops {
                 statements,
                 dropped,
                 ids,
+                lost,
             });
         }
         let mut outside = Vec::new();
@@ -324,6 +331,71 @@ async fn parts(client: &Client, members: &[Member]) -> Result<HashMap<Addr, Vec<
         parts.entry((r.get(1), r.get(2))).or_default().push(seed);
     }
     Ok(parts)
+}
+
+/// The parts of the set that are an index, trigger, policy, rule,
+/// statistics object or constraint the backup has none of by that name:
+/// made in the target since, they go with the table they are on and do not
+/// come back. Named so that a `--clean` (its dry run first) says so.
+async fn lost_parts(
+    client: &Client,
+    plan: &Plan,
+    members: &[Member],
+    parts: &HashMap<Addr, Vec<usize>>,
+) -> Result<Vec<String>> {
+    let own: HashSet<Addr> = members.iter().map(|m| m.addr).collect();
+    let (classes, oids): (Vec<u32>, Vec<u32>) =
+        parts.keys().filter(|a| !own.contains(a)).copied().unzip();
+    let rows = client
+        .query(
+            "SELECT pg_catalog.pg_describe_object(p.classid, p.objid, 0), n.kind, n.name \
+             FROM unnest($1::oid[], $2::oid[]) p(classid, objid) \
+             CROSS JOIN LATERAL ( \
+               SELECT 'index' AS kind, i.relname::text AS name FROM pg_catalog.pg_class i \
+                WHERE p.classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND i.oid = p.objid \
+                  AND i.relkind IN ('i', 'I') AND NOT EXISTS (SELECT 1 FROM \
+                  pg_catalog.pg_constraint k WHERE k.conindid = i.oid AND k.contype IN ('p', 'u', 'x')) \
+               UNION ALL SELECT 'trigger', t.tgname::text FROM pg_catalog.pg_trigger t \
+                WHERE p.classid = 'pg_catalog.pg_trigger'::pg_catalog.regclass AND t.oid = p.objid \
+                  AND NOT t.tgisinternal \
+               UNION ALL SELECT 'policy', o.polname::text FROM pg_catalog.pg_policy o \
+                WHERE p.classid = 'pg_catalog.pg_policy'::pg_catalog.regclass AND o.oid = p.objid \
+               UNION ALL SELECT 'rule', r.rulename::text FROM pg_catalog.pg_rewrite r \
+                WHERE p.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass AND r.oid = p.objid \
+                  AND r.rulename <> '_RETURN' \
+               UNION ALL SELECT 'statistics', x.stxname::text FROM pg_catalog.pg_statistic_ext x \
+                WHERE p.classid = 'pg_catalog.pg_statistic_ext'::pg_catalog.regclass AND x.oid = p.objid \
+               UNION ALL SELECT 'constraint', k.conname::text FROM pg_catalog.pg_constraint k \
+                WHERE p.classid = 'pg_catalog.pg_constraint'::pg_catalog.regclass AND k.oid = p.objid \
+                  AND k.contype <> 'n') n \
+             ORDER BY 1",
+            &[&classes, &oids],
+        )
+        .await
+        .map_err(|e| Error::pg("--clean: reading what the drops take along", e))?;
+    let has = |kind: &str, name: &str| {
+        plan.model.objects.iter().any(|o| match kind {
+            "index" => o.kind == ObjectKind::Index && o.name == name,
+            "trigger" => o.kind == ObjectKind::Trigger && o.name == name,
+            "policy" => o.kind == ObjectKind::Policy && o.name == name,
+            "rule" => o.kind == ObjectKind::Rule && o.name == name,
+            "statistics" => o.kind == ObjectKind::StatisticsObject && o.name == name,
+            // Inline in CREATE TABLE (checks, NOT NULL) or an object.
+            _ => {
+                matches!(
+                    o.kind,
+                    ObjectKind::Constraint | ObjectKind::CheckConstraint | ObjectKind::ForeignKey
+                ) && o.name == name
+                    || o.kind == ObjectKind::Table
+                        && o.create.contains(&format!("CONSTRAINT {} ", ident(name)))
+            }
+        })
+    };
+    Ok(rows
+        .iter()
+        .filter(|r| !has(r.get(1), r.get(2)))
+        .map(|r| r.get(0))
+        .collect())
 }
 
 /// Tables a `--clean` would take from their tree: a partition dropped with

@@ -435,6 +435,13 @@ async fn check_target(
     report.tables = plan.tables.len();
     report.rows = plan.tables.iter().map(|t| t.rows).sum();
     let checked = target::check(client, plan, opts).await?;
+    if !checked.lost.is_empty() {
+        report.warnings.push(format!(
+            "--clean also drops what the target has on the tables it replaces and the backup \
+             does not, which the restore does not bring back: {}",
+            checked.lost.join(", ")
+        ));
+    }
     let unpopulated = unpopulated_reads(client, plan, &checked, opts).await?;
     fit_to_checked(plan, &checked, &unpopulated, opts, report);
     report.objects = plan.pre_data.len() + plan.post_data.len();

@@ -31,6 +31,9 @@ pub struct Checked {
     pub would_drop: Vec<String>,
     /// Of the plan's objects, those among `would_drop`.
     pub would_drop_ids: HashSet<u32>,
+    /// What the drops take along that the backup does not have
+    /// ([`clean::Drops::lost`]).
+    pub lost: Vec<String>,
 }
 
 impl Checked {
@@ -250,6 +253,7 @@ pub async fn check(client: &Client, plan: &Plan, opts: &RestoreOptions) -> Resul
     }
     let would_drop = drops.dropped;
     let would_drop_ids = drops.ids.into_iter().collect();
+    let lost = drops.lost;
     let uses = named_roles(plan, opts);
     let missing = missing_roles(client, &uses).await?;
     if !missing.is_empty() {
@@ -295,6 +299,7 @@ pub async fn check(client: &Client, plan: &Plan, opts: &RestoreOptions) -> Resul
         target_db,
         would_drop,
         would_drop_ids,
+        lost,
     })
 }
 
