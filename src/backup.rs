@@ -274,8 +274,47 @@ async fn run_as(
             // Wherever the archive writer is (even if still running), its
             // upload is gone when the error is reported.
             discard_archive(repo, &key).await;
-            Err(e)
+            Err(with_leftovers(repo, &id, e).await)
         }
+    }
+}
+
+/// A full repository that holds left-overs of stopped or killed runs
+/// (temporary files the sweep removes only once a day old, as a run may
+/// still be writing them): the message says how much of the space they
+/// take, and what to do. `id` is the failed run's.
+async fn with_leftovers(repo: &Repository, id: &str, e: Error) -> Error {
+    let Error::NoSpace {
+        context,
+        reason,
+        source,
+    } = e
+    else {
+        return e;
+    };
+    let left: Vec<u64> = match repo.storage().list(repo.storage().backups_base()).await {
+        Ok(objects) => objects
+            .iter()
+            // Not this run's own claim on its id.
+            .filter(|o| o.key.contains(repo::TEMP_MARKER) && !o.key.contains(id))
+            .map(|o| o.size)
+            .collect(),
+        Err(_) => Vec::new(),
+    };
+    let context = match left.len() {
+        0 => context,
+        n => format!(
+            "{context}, beside {n} left-over(s) of stopped or killed runs taking {:.1} MiB \
+             (files named *{}*, which a backup removes once a day old; delete them if no \
+             backup is running)",
+            left.iter().sum::<u64>() as f64 / (1024.0 * 1024.0),
+            repo::TEMP_MARKER
+        ),
+    };
+    Error::NoSpace {
+        context,
+        reason,
+        source,
     }
 }
 

@@ -621,6 +621,32 @@ fn full_disk_fails_fast_with_one_line_and_the_next_backup_works() {
         .collect();
     assert!(under_backups.is_empty(), "left behind: {under_backups:?}");
 
+    // A killed run's left-over (not a day old, so kept) takes part of the
+    // space: the message says how much, and what to do.
+    let left = "backups/2026-01-01/20260101T000000Z-0001/20260101T000000Z-0001.pgsnap.tmp-1-1";
+    let made = fs
+        .command("sh")
+        .args([
+            "-c",
+            "mkdir -p \"$(dirname \"$0\")\" && head -c 300000 /dev/zero > \"$0\"",
+            &format!("{}/{left}", w.repo()),
+        ])
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{made:?}");
+    let err = failure_stderr(&fs.pgsnap(&backup), 1);
+    assert!(
+        err.contains("beside 1 left-over(s) of stopped or killed runs taking 0.3 MiB")
+            && err.contains("no space left on device"),
+        "{err}"
+    );
+    let removed = fs
+        .command("rm")
+        .arg(format!("{}/{left}", w.repo()))
+        .output()
+        .unwrap();
+    assert!(removed.status.success(), "{removed:?}");
+
     // With space again, the next backup works and is the only one listed.
     fs.resize("64m");
     let out = fs.pgsnap(&backup);
