@@ -297,28 +297,22 @@ impl Shared {
         range: Option<String>,
         version: Option<&Version>,
     ) -> Result<Bytes> {
-        let (version_id, if_match) = match version {
-            Some(Version::Id(v)) => (Some(v.clone()), None),
-            Some(Version::ETag(t)) => (None, Some(t.clone())),
-            None => (None, None),
-        };
         let r = self
             .client
             .get_object()
             .bucket(&self.bucket)
             .key(full)
             .set_range(range)
-            .set_version_id(version_id)
-            .set_if_match(if_match)
+            .set_if_match(version.map(|v| v.0.clone()))
             .send()
             .await
             .map_err(|e| match code_of(&e) {
-                // Written again (unversioned bucket) or that version deleted
-                // since this command first read it: what it read before and
-                // what it would read now are different archives.
-                Some(code @ ("PreconditionFailed" | "NoSuchVersion")) => Error::Integrity(format!(
+                // Written again since this command first read it: what it
+                // read before and what it would read now are different
+                // archives.
+                Some(code @ "PreconditionFailed") => Error::Integrity(format!(
                     "{} changed while it was being read (S3 GetObject: {code}): it was \
-                     written again or deleted; run the command again",
+                     written again; run the command again",
                     self.url(full)
                 )),
                 _ => self.err("GetObject", full, e),
@@ -439,13 +433,7 @@ impl Shared {
                         .unwrap_or_else(|| "STANDARD".into()),
                 ),
                 restore: h.restore().map(str::to_string),
-                // "null" is the version id of an object written while the
-                // bucket was unversioned (or suspended): not one to ask for.
-                version: match (h.version_id(), h.e_tag()) {
-                    (Some(v), _) if v != "null" => Some(Version::Id(v.to_string())),
-                    (_, Some(t)) => Some(Version::ETag(t.to_string())),
-                    _ => None,
-                },
+                version: h.e_tag().map(|t| Version(t.to_string())),
             })),
             Err(SdkError::ServiceError(se)) if se.err().is_not_found() => Ok(None),
             Err(e) => Err(self.err("HeadObject", full_key, e)),

@@ -36,18 +36,14 @@ pub struct ObjectMeta {
     pub version: Option<Version>,
 }
 
-/// One version of an object, so that reads made minutes apart (a restore
-/// authenticates an archive's chunks, then reads them again to load them)
-/// see the same bytes, or fail, if the key is written again between them.
+/// One version of an object, by its ETag (S3), so that reads made minutes
+/// apart (a restore authenticates an archive's chunks, then reads them
+/// again to load them) see the same bytes, or fail, if the key is written
+/// again between them. Not by version id, which would keep the old bytes
+/// readable in a versioned bucket: reading by version id needs
+/// `s3:GetObjectVersion`, which a restore's policy need not grant.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Version {
-    /// An S3 version id (a versioned bucket): that version stays readable
-    /// after the key is written again.
-    Id(String),
-    /// An S3 ETag (an unversioned bucket): a read fails once the object
-    /// changed.
-    ETag(String),
-}
+pub struct Version(pub String);
 
 /// Whether S3 storage class `class` is an archive class (S3 Glacier
 /// Flexible Retrieval, Deep Archive): an object there cannot be read, nor
