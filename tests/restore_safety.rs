@@ -3306,9 +3306,10 @@ fn too_few_connections_fail_before_clean_drops_anything() {
 fn clean_names_what_it_drops_that_the_backup_does_not_have() {
     let pg = pg();
     let db = pg.create_db("lost_parts");
+    // `note` has a TOAST table, whose index is no one's to name.
     pg.psql(
         &db,
-        "CREATE TABLE t (id int PRIMARY KEY, v int CONSTRAINT v_pos CHECK (v > 0));
+        "CREATE TABLE t (id int PRIMARY KEY, v int CONSTRAINT v_pos CHECK (v > 0), note text);
          CREATE INDEX t_v ON t (v);
          INSERT INTO t VALUES (1, 1);",
     );
@@ -3343,7 +3344,62 @@ fn clean_names_what_it_drops_that_the_backup_does_not_have() {
     ] {
         assert!(warning.contains(lost), "{lost}: {warning}");
     }
-    for kept in ["t_v", "t_pkey", "v_pos"] {
+    for kept in ["t_v", "t_pkey", "v_pos", "pg_toast"] {
         assert!(!warning.contains(kept), "{kept}: {warning}");
     }
+    // Over a copy of what the backup has, nothing is said.
+    let copy = pg.create_db("lost_parts_copy");
+    pg.psql(
+        &copy,
+        "CREATE TABLE t (id int PRIMARY KEY, v int CONSTRAINT v_pos CHECK (v > 0), note text);
+         CREATE INDEX t_v ON t (v);",
+    );
+    let out = restore_command_at(&w, "latest", &pg.url(&copy), &["--clean"])
+        .output()
+        .unwrap();
+    let report = restore_report(&out, "--clean over a copy");
+    assert_eq!(report["warnings"], serde_json::json!([]), "{report}");
+}
+
+/// A backup with another role's default privileges, restored by a role
+/// that is not a member of it (`--no-owner`, as a database's owner): the
+/// check before any change refuses it, the dry run too, with the ways out.
+/// It failed at the restore's very end, the data loaded.
+#[test]
+fn default_privileges_of_a_role_out_of_reach_are_refused_before_any_change() {
+    let pg = pg();
+    let db = pg.create_db("defacl_reach");
+    pg.login_role("pgsnap_defacl_other");
+    pg.psql(
+        &db,
+        "CREATE TABLE t (id int); INSERT INTO t VALUES (1);
+         ALTER DEFAULT PRIVILEGES FOR ROLE pgsnap_defacl_other GRANT SELECT ON TABLES TO PUBLIC;",
+    );
+    let w = Workdir::new();
+    backup(pg, &db, &w, &[]);
+    pg.login_role("pgsnap_defacl_restorer");
+    let dst = pg.create_db("defacl_reach_dst");
+    pg.psql(
+        "postgres",
+        &format!("ALTER DATABASE \"{dst}\" OWNER TO pgsnap_defacl_restorer"),
+    );
+    let url = pg.url_as("pgsnap_defacl_restorer", &dst);
+    for extra in [&["--no-owner", "--dry-run"][..], &["--no-owner"][..]] {
+        let out = restore_command_at(&w, "latest", &url, extra)
+            .output()
+            .unwrap();
+        let err = failure_stderr(&out, 1);
+        assert!(
+            err.contains("may not set the default privileges of, or grant as, pgsnap_defacl_other")
+                && err.contains("nothing was changed")
+                && err.contains("--no-acl"),
+            "{extra:?}: {err}"
+        );
+        assert_eq!(relations(pg, &dst), 0, "target was changed");
+    }
+    let out = restore_command_at(&w, "latest", &url, &["--no-owner", "--no-acl"])
+        .output()
+        .unwrap();
+    restore_report(&out, "--no-acl");
+    assert_eq!(pg.psql(&dst, "SELECT count(*) FROM t").trim(), "1");
 }

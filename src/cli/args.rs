@@ -182,11 +182,12 @@ pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
         Some('s') => (&t[..t.len() - 1], 1),
         Some('m') => (&t[..t.len() - 1], 60),
         Some('h') => (&t[..t.len() - 1], 3600),
+        Some('d') => (&t[..t.len() - 1], 86400),
         _ => (t, 1),
     };
     let n: f64 = num
         .parse()
-        .map_err(|_| format!("`{s}` is not a duration (like 90s, 30m, 2h)"))?;
+        .map_err(|_| format!("`{s}` is not a duration (like 90s, 30m, 2h, 1d)"))?;
     if n.is_nan() || n <= 0.0 {
         return Err(format!("duration must be positive, not {s}"));
     }

@@ -110,8 +110,16 @@ pub fn main() -> ExitCode {
 /// usual); with `--json` among the arguments, stdout also ends with the
 /// failure object a script expects.
 fn parse_error(e: clap::Error) -> ExitCode {
-    let _ = e.print();
+    let printed = e.print();
     let code = e.exit_code();
+    // --help or --version that could not be written (a full disk): not a
+    // success, as for every command's output.
+    if code == 0 {
+        if let Err(why) = printed {
+            eprintln!("pgsnap: error: the command's output could not be written to stdout: {why}");
+            return ExitCode::from(EXIT_FAILURE);
+        }
+    }
     if code != 0 && std::env::args().any(|a| a == "--json") {
         // The message without clap's usage lines, on one line.
         let text = e.to_string();

@@ -66,7 +66,11 @@ impl Coordinator {
     ) -> Result<()> {
         let client = self.client();
         client
-            .batch_execute(&format!("SET LOCAL lock_timeout = {}", timeout.as_millis()))
+            .batch_execute(&format!(
+                "SET LOCAL lock_timeout = {}",
+                // The server's limit is an int of milliseconds (24.8 days).
+                timeout.as_millis().clamp(1, i32::MAX as u128)
+            ))
             .await
             .map_err(|e| Error::pg("setting lock_timeout", e))?;
         for (schema, name) in tables {

@@ -353,7 +353,9 @@ async fn lost_parts(
              CROSS JOIN LATERAL ( \
                SELECT 'index' AS kind, i.relname::text AS name FROM pg_catalog.pg_class i \
                 WHERE p.classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND i.oid = p.objid \
-                  AND i.relkind IN ('i', 'I') AND NOT EXISTS (SELECT 1 FROM \
+                  AND i.relkind IN ('i', 'I') \
+                  AND i.relnamespace <> 'pg_toast'::pg_catalog.regnamespace \
+                  AND NOT EXISTS (SELECT 1 FROM \
                   pg_catalog.pg_constraint k WHERE k.conindid = i.oid AND k.contype IN ('p', 'u', 'x')) \
                UNION ALL SELECT 'trigger', t.tgname::text FROM pg_catalog.pg_trigger t \
                 WHERE p.classid = 'pg_catalog.pg_trigger'::pg_catalog.regclass AND t.oid = p.objid \

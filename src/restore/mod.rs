@@ -83,7 +83,11 @@ pub(crate) async fn set_lock_timeout(s: &Session, opts: &RestoreOptions) -> Resu
         return Ok(());
     };
     s.client
-        .batch_execute(&format!("SET lock_timeout = {}", t.as_millis().max(1)))
+        // The server's limit is an int of milliseconds (24.8 days).
+        .batch_execute(&format!(
+            "SET lock_timeout = {}",
+            t.as_millis().clamp(1, i32::MAX as u128)
+        ))
         .await
         .map_err(|e| Error::pg("setting lock_timeout", e))
 }
@@ -241,6 +245,7 @@ async fn run_inner(
         // restore authenticates them, `pgsnap verify` too.
         progress.event(Event::Phase("check target"));
         let session = Session::open(target).await?;
+        set_lock_timeout(&session, opts).await?;
         let checked = check_target(&session.client, &mut plan, opts, &mut report).await?;
         // What the restore would leave as the target has it (a --clean drop
         // that takes one along makes it anew).

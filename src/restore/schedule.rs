@@ -743,11 +743,13 @@ pub async fn open_sessions(
             Ok(s) => out.push(s),
             Err(e) => {
                 return Err(Error::Refused(format!(
-                    "opening the restore's {} connection(s) (--jobs {}) failed after {}: {e}; \
-                     nothing was changed (lower --jobs, or free connections on the server)",
+                    "opening the restore's load connection {} of {} (--jobs {}; the restore \
+                     needs one more for its schema) failed: {e}; nothing was changed (free \
+                     connections on the server, lower --jobs, or restore on one connection \
+                     with --single-transaction)",
+                    out.len() + 1,
                     opts.jobs,
-                    opts.jobs,
-                    out.len()
+                    opts.jobs
                 )))
             }
         }

@@ -90,7 +90,15 @@ pub async fn existing(
     // hold up) the target's own work on its tables.
     let target = read_schema_with(client, &ReadOptions { lock_tables: false })
         .await
-        .map_err(|e| Error::Schema(format!("reading the target's definitions: {e}")))?;
+        .map_err(|e| match e {
+            // A catalog lock waited for past --lock-timeout: said as such.
+            crate::schema::SchemaError::Catalog { what, source }
+                if source.code() == Some(&tokio_postgres::error::SqlState::LOCK_NOT_AVAILABLE) =>
+            {
+                Error::pg(format!("reading the target's definitions ({what})"), source)
+            }
+            e => Error::Schema(format!("reading the target's definitions: {e}")),
+        })?;
     let theirs: HashMap<String, &str> = target
         .objects
         .iter()

@@ -293,6 +293,15 @@ pub async fn check(client: &Client, plan: &Plan, opts: &RestoreOptions) -> Resul
             out_of_reach.join(", ")
         )));
     }
+    let acl_out_of_reach = acl_roles_out_of_reach(client, plan, opts).await?;
+    if !acl_out_of_reach.is_empty() {
+        return Err(Error::Refused(format!(
+            "the restoring role may not set the default privileges of, or grant as, {} (it is \
+             not a member of them); nothing was changed (grant them to the restoring role, or \
+             pass --no-acl to leave privileges out)",
+            acl_out_of_reach.join(", ")
+        )));
+    }
     Ok(Checked {
         conflicts,
         existing,
@@ -357,6 +366,47 @@ async fn owners_out_of_reach(
               WHERE EXISTS (SELECT 1 FROM pg_roles WHERE rolname = r)
                 AND NOT pg_has_role(r, 'MEMBER') ORDER BY 1",
             &[&owners],
+        )
+        .await
+        .map_err(|e| Error::pg("checking role membership in the target", e))?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
+}
+
+/// Roles whose privileges statements the restoring role may not run
+/// (unless --no-acl): `ALTER DEFAULT PRIVILEGES FOR ROLE r` and a grant
+/// made as its grantor (`SET ROLE r; GRANT ...`) need membership in `r`.
+/// Checked before any change: a restore as a non-superuser (`--no-owner`)
+/// of a backup with another role's default privileges failed at its very
+/// end, the data loaded.
+async fn acl_roles_out_of_reach(
+    client: &Client,
+    plan: &Plan,
+    opts: &RestoreOptions,
+) -> Result<Vec<String>> {
+    if opts.no_acl {
+        return Ok(vec![]);
+    }
+    let mut roles = BTreeSet::new();
+    for p in plan.pre_data.iter().chain(plan.post_data.iter()) {
+        let o = plan.object(p.id);
+        if o.kind == ObjectKind::DefaultPrivileges {
+            roles.extend(o.owner.iter().cloned());
+        }
+        for stmt in crate::schema::acl_sql(o, opts.no_owner) {
+            if let Some(set_role) = stmt.strip_prefix("SET ROLE ") {
+                let grantor = set_role.split(';').next().unwrap_or_default();
+                roles.extend(roles_named(&format!("ROLE {grantor}")));
+            }
+        }
+    }
+    roles.retain(|r| !plan.skip_roles.contains(r));
+    let roles: Vec<&str> = roles.iter().map(String::as_str).collect();
+    let rows = client
+        .query(
+            "SELECT r FROM unnest($1::text[]) r
+              WHERE EXISTS (SELECT 1 FROM pg_roles WHERE rolname = r)
+                AND NOT pg_has_role(r, 'MEMBER') ORDER BY 1",
+            &[&roles],
         )
         .await
         .map_err(|e| Error::pg("checking role membership in the target", e))?;
