@@ -359,17 +359,7 @@ async fn owners_out_of_reach(
         .flat_map(|s| roles_named(s))
         .filter(|r| !plan.skip_roles.contains(r))
         .collect();
-    let owners: Vec<&str> = owners.iter().map(String::as_str).collect();
-    let rows = client
-        .query(
-            "SELECT r FROM unnest($1::text[]) r
-              WHERE EXISTS (SELECT 1 FROM pg_roles WHERE rolname = r)
-                AND NOT pg_has_role(r, 'MEMBER') ORDER BY 1",
-            &[&owners],
-        )
-        .await
-        .map_err(|e| Error::pg("checking role membership in the target", e))?;
-    Ok(rows.iter().map(|r| r.get(0)).collect())
+    not_member_of(client, &owners).await
 }
 
 /// Roles whose privileges statements the restoring role may not run
@@ -400,6 +390,12 @@ async fn acl_roles_out_of_reach(
         }
     }
     roles.retain(|r| !plan.skip_roles.contains(r));
+    not_member_of(client, &roles).await
+}
+
+/// Of `roles`, those that exist in the target and the restoring role is
+/// not a member of (a superuser is a member of every role).
+async fn not_member_of(client: &Client, roles: &BTreeSet<String>) -> Result<Vec<String>> {
     let roles: Vec<&str> = roles.iter().map(String::as_str).collect();
     let rows = client
         .query(
