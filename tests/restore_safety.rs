@@ -3277,7 +3277,10 @@ fn too_few_connections_fail_before_clean_drops_anything() {
     .unwrap();
     let err = failure_stderr(&out, 1);
     assert!(
-        err.contains("--jobs 4") && err.contains("nothing was changed"),
+        err.contains("--jobs 4")
+            && err.contains("nothing was changed")
+            && err.contains("connection limit is reached")
+            && !err.contains("check that the server is running"),
         "{err}"
     );
     assert_eq!(

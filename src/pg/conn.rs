@@ -402,6 +402,11 @@ impl ConnInfo {
                               connect to this database from here"
                 .into(),
             Some("3D000") => "check the database name".into(),
+            // too_many_connections: max_connections, or a database's or
+            // role's CONNECTION LIMIT.
+            Some("53300") => "the server's connection limit is reached: free connections, or \
+                              use fewer (--jobs)"
+                .into(),
             // The server asked for a password and none was given: a client
             // error, so it has no SQLSTATE, only tokio-postgres' own words.
             None if detail.contains("password missing") => password_hint(),
