@@ -253,9 +253,54 @@ fn a_damaged_newest_backup_fails_verify_latest_and_restore_warns() {
     let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
     f.set_len(len / 2).unwrap();
     let (repo, key) = (s.w.repo(), s.w.key());
-    let v = pgsnap(&["verify", "--repo", &repo, "--key-file", &key, "latest"]);
-    let err = failure_stderr(&v, 1);
+    let verify_latest = |db: &str| {
+        pgsnap(&[
+            "verify",
+            "--repo",
+            &repo,
+            "--key-file",
+            &key,
+            "latest",
+            "--source-database",
+            db,
+        ])
+    };
+    let err = failure_stderr(&verify_latest(&s.src), 1);
     assert!(err.contains(&newest) && err.contains("damaged"), "{err}");
+    // The other database's newest backup is whole.
+    assert!(verify_latest(&other_db).status.success());
+    // `latest` alone is ambiguous for verify and show as for restore: it
+    // would check whichever database was backed up last.
+    for cmd in [
+        vec!["verify", "--repo", &repo, "--key-file", &key, "latest"],
+        vec!["show", "--repo", &repo, "latest"],
+    ] {
+        let err = failure_stderr(&pgsnap(&cmd), 2);
+        assert!(err.contains("`latest` is ambiguous"), "{err}");
+    }
+    let shown: serde_json::Value = serde_json::from_str(&pgsnap_ok(&[
+        "show",
+        "--repo",
+        &repo,
+        "latest",
+        "--source-database",
+        &other_db,
+        "--json",
+    ]))
+    .unwrap();
+    assert_eq!(shown["database"], other_db.as_str(), "{shown}");
+    let err = failure_stderr(
+        &pgsnap(&[
+            "show",
+            "--repo",
+            &repo,
+            &newest,
+            "--source-database",
+            &other_db,
+        ]),
+        2,
+    );
+    assert!(err.contains(&format!("is of database {}", s.src)), "{err}");
     // `show` by its id still shows what the damaged backup held.
     let shown: serde_json::Value =
         serde_json::from_str(&pgsnap_ok(&["show", "--repo", &repo, &newest, "--json"])).unwrap();
@@ -344,8 +389,7 @@ fn a_damaged_newest_backup_fails_verify_latest_and_restore_warns() {
         ),
     ] {
         std::fs::write(&manifest, &damage).unwrap();
-        let v = pgsnap(&["verify", "--repo", &repo, "--key-file", &key, "latest"]);
-        let err = failure_stderr(&v, 1);
+        let err = failure_stderr(&verify_latest(&s.src), 1);
         assert!(
             err.contains(&format!("the newest backup {newer} (its manifest")) && err.contains(says),
             "{err}"

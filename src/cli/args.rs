@@ -129,6 +129,8 @@ pub struct ShowArgs {
     /// for the newest complete backup.
     #[arg(value_name = "ID|latest")]
     pub id: String,
+    #[command(flatten)]
+    pub source: SourceDatabaseArg,
     /// One JSON object on stdout.
     #[arg(long)]
     pub json: bool,
@@ -199,6 +201,15 @@ fn parse_tag(s: &str) -> Result<(String, String), String> {
         Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
         _ => Err(format!("tag `{s}` is not K=V")),
     }
+}
+
+/// Which database's backups `latest` is among.
+#[derive(Args, Debug)]
+pub struct SourceDatabaseArg {
+    /// The backed-up database the backup must be of: `latest` is then its newest backup.
+    /// Needed for `latest` in a repository that holds backups of several databases.
+    #[arg(long, value_name = "NAME")]
+    pub source_database: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -374,10 +385,8 @@ pub struct RestoreArgs {
     /// the application's queries behind it indefinitely.
     #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
     pub lock_timeout: std::time::Duration,
-    /// The backed-up database the backup must be of: `latest` is then its newest complete
-    /// backup. Needed for `latest` in a repository that holds backups of several databases.
-    #[arg(long, value_name = "NAME")]
-    pub source_database: Option<String>,
+    #[command(flatten)]
+    pub source: SourceDatabaseArg,
     /// Create the chosen tables in this (new) schema, next to the live ones (SQL quoting:
     /// unquoted names fold to lower case).
     #[arg(long, value_name = "NAME", requires = "selection")]
@@ -425,6 +434,8 @@ pub struct VerifyArgs {
     /// it is damaged (restore and show take the newest complete one).
     #[arg(value_name = "ID|latest")]
     pub id: String,
+    #[command(flatten)]
+    pub source: SourceDatabaseArg,
     /// One JSON object on stdout.
     #[arg(long)]
     pub json: bool,

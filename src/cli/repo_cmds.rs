@@ -128,10 +128,16 @@ pub async fn show(a: ShowArgs) -> anyhow::Result<ExitCode> {
     let repo = open(&a.repo.repo).await?;
     // A backup named by its id is shown whatever its state (what it held,
     // where its archive should be); `latest` is the newest complete one.
+    let database = a.source.source_database.as_deref();
     let (m, status) = if a.id == "latest" {
-        (repo.resolve(&a.id).await?, "complete".to_string())
+        let (m, warning) = repo.resolve_of(&a.id, database).await?;
+        if let Some(w) = warning {
+            tracing::warn!("{w}");
+        }
+        (m, "complete".to_string())
     } else {
         let b = repo.entry(&a.id).await?;
+        repo::check_database(&b.manifest, database)?;
         (b.manifest, b.status)
     };
     if a.json {

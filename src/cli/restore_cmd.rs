@@ -120,22 +120,9 @@ pub async fn restore(a: RestoreArgs, quiet: bool) -> anyhow::Result<ExitCode> {
     let target = ConnInfo::parse(&a.db)?;
     let creds = Credentials::from_args(a.key.key_file.as_deref(), None)?;
     let repo = open(&a.repo.repo).await?;
-    // `latest` in a repository several databases share would be whichever
-    // of them was backed up last: a restore of another database's backup
-    // (over the target, with --clean). Ambiguous, it is refused.
-    if a.id == "latest" && a.source_database.is_none() {
-        let dbs = repo.databases().await?;
-        if dbs.len() > 1 {
-            return Err(Error::Usage(format!(
-                "`latest` is ambiguous: {} holds backups of databases {}; name one with \
-                 --source-database NAME, or give a backup id (see `pgsnap list`)",
-                repo.location(),
-                dbs.join(", ")
-            ))
-            .into());
-        }
-    }
-    let (manifest, mut passed_over) = repo.resolve_of(&a.id, a.source_database.as_deref()).await?;
+    let (manifest, mut passed_over) = repo
+        .resolve_of(&a.id, a.source.source_database.as_deref())
+        .await?;
     if let Some(w) = passed_over.as_ref().filter(|_| !quiet) {
         eprintln!("pgsnap: warning: {w}");
     }
@@ -228,7 +215,9 @@ pub async fn restore(a: RestoreArgs, quiet: bool) -> anyhow::Result<ExitCode> {
 pub async fn verify(a: VerifyArgs) -> anyhow::Result<ExitCode> {
     let creds = Credentials::from_args(a.key.key_file.as_deref(), None)?;
     let repo = open(&a.repo.repo).await?;
-    let manifest = repo.resolve_newest(&a.id).await?;
+    let manifest = repo
+        .resolve_newest_of(&a.id, a.source.source_database.as_deref())
+        .await?;
     let report = verify::run(&repo, &manifest, &creds).await?;
     if a.json {
         let mut v = serde_json::to_value(&report)?;

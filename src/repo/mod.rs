@@ -108,6 +108,18 @@ pub fn new_backup_id(t: DateTime<Utc>) -> String {
     )
 }
 
+/// Refuses backup `m` when `database` names another database than its own
+/// (an id given with `--source-database`).
+pub fn check_database(m: &Manifest, database: Option<&str>) -> Result<()> {
+    match database.filter(|db| *db != m.database) {
+        Some(db) => Err(Error::Usage(format!(
+            "backup `{}` is of database {}, not {db}",
+            m.id, m.database
+        ))),
+        None => Ok(()),
+    }
+}
+
 /// The date directory of a backup id (`20261125T...` -> `2026-11-25`).
 pub(crate) fn id_date(id: &str) -> Result<String> {
     let ok = id.len() >= 17
@@ -511,14 +523,14 @@ impl Repository {
     ) -> Result<(Manifest, Option<String>)> {
         if id != "latest" {
             let m = self.resolve_id(id).await?;
-            if let Some(db) = database.filter(|db| *db != m.database) {
-                return Err(Error::Usage(format!(
-                    "backup `{id}` is of database {}, not {db}",
-                    m.database
-                )));
-            }
+            check_database(&m, database)?;
             return Ok((m, None));
         }
+        let sole = match database {
+            Some(_) => None,
+            None => self.sole_database().await?,
+        };
+        let database = database.or(sole.as_deref());
         let listing = self.listing().await?;
         let mut unreadable = Vec::new();
         let mut passed_over = Vec::new();
@@ -579,6 +591,25 @@ impl Repository {
                 None => Error::Repo(format!("no complete backup in {}", self.location())),
             },
         })
+    }
+
+    /// For `latest` with no database named: the one database the
+    /// repository's backups are of (none in an empty one). In a repository
+    /// that several databases share, `latest` would be whichever was backed
+    /// up last, and a restore of it (with `--clean`) would put another
+    /// database's data over the target: refused as ambiguous. Reads every
+    /// manifest.
+    async fn sole_database(&self) -> Result<Option<String>> {
+        let mut dbs = self.databases().await?;
+        if dbs.len() > 1 {
+            return Err(Error::Usage(format!(
+                "`latest` is ambiguous: {} holds backups of databases {}; name one with \
+                 --source-database NAME, or give a backup id (see `pgsnap list`)",
+                self.location(),
+                dbs.join(", ")
+            )));
+        }
+        Ok(dbs.pop())
     }
 
     /// The databases the repository's readable manifests are of, sorted.
@@ -649,31 +680,62 @@ impl Repository {
     /// whatever its state: a check (`verify latest` every night) must fail
     /// when the newest backup is damaged, not pass on an older one.
     pub async fn resolve_newest(&self, id: &str) -> Result<Manifest> {
+        self.resolve_newest_of(id, None).await
+    }
+
+    /// [`Repository::resolve_newest`] among the backups of `database` when
+    /// it is given (see [`Repository::resolve_of`]). A newer backup whose
+    /// manifest cannot be read fails the check too: of which database it
+    /// was is unknown.
+    pub async fn resolve_newest_of(&self, id: &str, database: Option<&str>) -> Result<Manifest> {
         if id != "latest" {
-            return self.resolve(id).await;
+            let (m, warning) = self.resolve_of(id, database).await?;
+            if let Some(w) = warning {
+                tracing::warn!("{w}");
+            }
+            return Ok(m);
         }
-        let listing = self.listing().await?;
-        let Some(second) = listing.newest_seconds().next() else {
-            return Err(Error::Repo(format!("no backups in {}", self.location())));
+        let sole = match database {
+            Some(_) => None,
+            None => self.sole_database().await?,
         };
-        let (entries, unreadable) = self.read_newest(&listing, second).await?;
-        let newest = entries.into_iter().next();
-        if let Some(u) =
-            Self::unreadable_newer(&unreadable, newest.as_ref().map(|b| &b.manifest)).pop()
-        {
-            return Err(Error::Integrity(format!(
-                "the newest backup {u} is damaged; restore it from a copy of the repository, \
-                 or check an older one by its id"
-            )));
+        let database = database.or(sole.as_deref());
+        let listing = self.listing().await?;
+        let mut unreadable = Vec::new();
+        for second in listing.newest_seconds() {
+            let (entries, u) = self.read_newest(&listing, second).await?;
+            unreadable.extend(u);
+            let newest = entries
+                .into_iter()
+                .find(|b| database.map_or(true, |db| db == b.manifest.database));
+            let Some(newest) = newest else {
+                continue;
+            };
+            if let Some(u) = Self::unreadable_newer(&unreadable, Some(&newest.manifest)).pop() {
+                return Err(Self::newest_unreadable(&u));
+            }
+            if !newest.is_complete() {
+                return Err(Error::Integrity(format!(
+                    "the newest backup `{}` is damaged: {}",
+                    newest.manifest.id, newest.status
+                )));
+            }
+            return Ok(newest.manifest);
         }
-        match newest {
-            None => Err(Error::Repo(format!("no backups in {}", self.location()))),
-            Some(b) if b.is_complete() => Ok(b.manifest),
-            Some(b) => Err(Error::Integrity(format!(
-                "the newest backup `{}` is damaged: {}",
-                b.manifest.id, b.status
-            ))),
+        if let Some(u) = Self::unreadable_newer(&unreadable, None).pop() {
+            return Err(Self::newest_unreadable(&u));
         }
+        Err(Error::Repo(match database {
+            Some(db) => format!("no backups of database {db} in {}", self.location()),
+            None => format!("no backups in {}", self.location()),
+        }))
+    }
+
+    fn newest_unreadable(u: &str) -> Error {
+        Error::Integrity(format!(
+            "the newest backup {u} is damaged; restore it from a copy of the repository, \
+             or check an older one by its id"
+        ))
     }
 
     /// Writes a manifest; the backup becomes visible to `list` here.
@@ -1000,15 +1062,75 @@ mod tests {
 
         let reads = || counting.1.swap(0, std::sync::atomic::Ordering::SeqCst);
         reads();
-        let (m, warning) = repo.resolve_noting("latest").await.unwrap();
+        let (m, warning) = repo.resolve_of("latest", Some("app")).await.unwrap();
         assert_eq!(m.id, id("8000"));
         let warning = warning.unwrap();
         assert!(warning.contains(&id("0000")), "{warning}");
         assert_eq!(reads(), 3);
-        let err = repo.resolve_newest("latest").await.unwrap_err().to_string();
+        let err = repo
+            .resolve_newest_of("latest", Some("app"))
+            .await
+            .unwrap_err()
+            .to_string();
         assert!(err.contains(&id("0000")), "{err}");
         assert_eq!(reads(), 3);
         assert_eq!(repo.list().await.unwrap().len(), 63);
         assert_eq!(reads(), 63);
+        // No database named: every manifest is read to learn that `latest`
+        // is not ambiguous.
+        let (m, _) = repo.resolve_noting("latest").await.unwrap();
+        assert_eq!(m.id, id("8000"));
+        assert_eq!(reads(), 63 + 3);
+    }
+
+    /// `latest` in a repository that backups of two databases share is
+    /// refused unless the database is named: it would be whichever was
+    /// backed up last. Named, each database's newest is its own.
+    #[tokio::test]
+    async fn latest_of_several_databases_is_ambiguous() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage: Arc<dyn Storage> = Arc::new(LocalStorage::new(dir.path()));
+        let repo = Repository::open_or_init(storage).await.unwrap();
+        let t = DateTime::parse_from_rfc3339("2026-01-01T02:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let app = new_backup_id(t);
+        put_backup(&repo, &app, "app", t, true).await;
+        assert_eq!(repo.resolve("latest").await.unwrap().id, app);
+        let t2 = t + Duration::hours(1);
+        let other = new_backup_id(t2);
+        put_backup(&repo, &other, "other", t2, true).await;
+        for err in [
+            repo.resolve("latest").await.unwrap_err(),
+            repo.resolve_newest("latest").await.unwrap_err(),
+        ] {
+            assert!(matches!(err, Error::Usage(_)), "{err}");
+            assert!(err.to_string().contains("app, other"), "{err}");
+        }
+        let (m, _) = repo.resolve_of("latest", Some("app")).await.unwrap();
+        assert_eq!(m.id, app);
+        let m = repo
+            .resolve_newest_of("latest", Some("other"))
+            .await
+            .unwrap();
+        assert_eq!(m.id, other);
+        // The newest of `app` is damaged: verify's `latest` fails on it
+        // though `other`'s newer one is whole.
+        let t3 = t + Duration::minutes(30);
+        let damaged = new_backup_id(t3);
+        put_backup(&repo, &damaged, "app", t3, false).await;
+        let err = repo
+            .resolve_newest_of("latest", Some("app"))
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains(&damaged), "{err}");
+        let err = repo
+            .resolve_newest_of("latest", Some("none"))
+            .await
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("no backups of database none"),
+            "{err}"
+        );
     }
 }
