@@ -30,6 +30,11 @@ pub enum Event {
         name: String,
         rows: u64,
     },
+    /// A restore is about to commit its first change to the target (its
+    /// definitions): stopped before this, it left the target as it was;
+    /// stopped after, the target may hold part of it. Not sent by a dry run
+    /// or with `--single-transaction`, whose one commit is the end.
+    Changing,
 }
 
 pub trait Progress: Send + Sync {

@@ -770,20 +770,58 @@ fn sigint_stops_a_verify_at_once() {
 
 /// Ctrl-C in the middle of a `--single-transaction` restore's load: the
 /// process exits, its transaction goes with its connection, and the target
-/// is as it was, which the message says.
+/// is as it was, which the message says. Without it, the definitions are
+/// committed by then, and the message says the target may hold part.
 #[test]
 fn sigint_stops_a_single_transaction_restore_and_leaves_nothing() {
-    use std::io::BufRead;
     let pg = pg();
     let db = big_db(pg, "fault_sig_one");
     let w = Workdir::new();
     backup(pg, &db, &w, &[]);
-    let dst = pg.create_db("fault_sig_one_r");
-    pg.psql(
-        &dst,
-        "CREATE TABLE keep (id int); INSERT INTO keep VALUES (1)",
-    );
-    let mut child = common::restore_command(pg, &w, "latest", &dst, &["-1"])
+    for (extra, says, left) in [
+        (
+            &["-1"][..],
+            "SIGINT received: restore stopped; the restore ran in one transaction, which was \
+             rolled back",
+            "keep",
+        ),
+        (
+            &[][..],
+            "SIGINT received: restore stopped; the target may hold part of it",
+            "big,keep,small",
+        ),
+    ] {
+        let dst = pg.create_db(if extra.is_empty() {
+            "fault_sig_part_r"
+        } else {
+            "fault_sig_one_r"
+        });
+        pg.psql(
+            &dst,
+            "CREATE TABLE keep (id int); INSERT INTO keep VALUES (1)",
+        );
+        let err = stop_mid_load(pg, &w, &dst, extra);
+        assert!(err.contains(says), "{err}");
+        // The server rolls back once the connection is gone (waited for,
+        // as that takes a moment).
+        let tables = "SELECT string_agg(relname, ',' ORDER BY relname) FROM pg_class \
+                      WHERE relnamespace = 'public'::regnamespace AND relkind = 'r'";
+        let t0 = Instant::now();
+        while pg.psql(&dst, "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()").trim() != "0"
+            && t0.elapsed() < Duration::from_secs(10)
+        {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert_eq!(pg.psql(&dst, tables).trim(), left);
+        assert_eq!(pg.psql(&dst, "SELECT count(*) FROM keep").trim(), "1");
+    }
+}
+
+/// Starts a restore of `latest` into `dst`, sends SIGINT once table `big`
+/// is loading, and returns its stderr from there on (exit status 130).
+fn stop_mid_load(pg: &Cluster, w: &Workdir, dst: &str, extra: &[&str]) -> String {
+    use std::io::BufRead;
+    let mut child = common::restore_command(pg, w, "latest", dst, extra)
         .env("PGSNAP_LOG", "pgsnap=debug")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -791,7 +829,7 @@ fn sigint_stops_a_single_transaction_restore_and_leaves_nothing() {
         .unwrap();
     let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
     let mut seen = Vec::new();
-    // The pre-data is in (uncommitted) once `big` starts loading.
+    // The pre-data is in once `big` starts loading.
     for line in lines.by_ref() {
         let line = line.unwrap();
         let loading = line.contains("loading \"public\".\"big\"");
@@ -811,22 +849,7 @@ fn sigint_stops_a_single_transaction_restore_and_leaves_nothing() {
     let status = child.wait().unwrap();
     let err = rest.join("\n");
     assert_eq!(status.code(), Some(130), "{err}");
-    assert!(
-        err.contains("SIGINT received: restore stopped; the restore ran in one transaction, which was rolled back"),
-        "{err}"
-    );
-    // Only what was there before: the server rolls back once the
-    // connection is gone (waited for, as that takes a moment).
-    let tables = "SELECT string_agg(relname, ',' ORDER BY relname) FROM pg_class \
-                  WHERE relnamespace = 'public'::regnamespace";
-    let t0 = Instant::now();
-    while pg.psql(&dst, "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()").trim() != "0"
-        && t0.elapsed() < Duration::from_secs(10)
-    {
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    assert_eq!(pg.psql(&dst, tables).trim(), "keep");
-    assert_eq!(pg.psql(&dst, "SELECT count(*) FROM keep").trim(), "1");
+    err
 }
 
 /// A repository write past the process's file size limit (`ulimit -f`):
@@ -1044,7 +1067,7 @@ fn a_restore_waiting_for_a_lock_times_out_and_a_stopped_one_leaves_no_session() 
     );
 
     // Stopped while it waits (no --lock-timeout: 60 s).
-    let mut child = common::restore_command(pg, &w, "latest", &dst, &["--clean"])
+    let child = common::restore_command(pg, &w, "latest", &dst, &["--clean"])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -1060,7 +1083,15 @@ fn a_restore_waiting_for_a_lock_times_out_and_a_stopped_one_leaves_no_session() 
         std::thread::sleep(Duration::from_millis(20));
     }
     send("INT", &child);
-    assert_eq!(child.wait().unwrap().code(), Some(130));
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130));
+    // Its --clean drop waited inside the definitions' transaction: not
+    // committed, nothing changed, and it says so (not "may hold part").
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("SIGINT received: restore stopped; nothing was changed in the target"),
+        "{err}"
+    );
     let ours = "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pgsnap'";
     let t0 = Instant::now();
     while pg.psql(&dst, ours).trim() != "0" {

@@ -230,6 +230,10 @@ async fn run_until_signalled(cli: Cli) -> (anyhow::Result<ExitCode>, Option<Sign
         // The process exits, its connection closes, the server rolls the
         // transaction back.
         "restore" if atomic => format!("restore stopped; {}", pgsnap::Error::ROLLED_BACK),
+        // Before its first change (checks, authentication, a dry run).
+        "restore" if !progress::target_changing() => {
+            "restore stopped; nothing was changed in the target".to_string()
+        }
         "restore" => "restore stopped; the target may hold part of it: run the restore again \
                       with --clean, or drop the database (--single-transaction leaves nothing \
                       behind)"

@@ -2,7 +2,7 @@
 //! seconds otherwise (logs of cron jobs and CI), nothing with --quiet.
 
 use std::io::IsTerminal;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -169,6 +169,17 @@ impl Progress for Reporter {
                     self.counts(b, self.rows.load(Ordering::Relaxed));
                 }
             }
+            Event::Changing => TARGET_CHANGING.store(true, Ordering::SeqCst),
         }
     }
+}
+
+/// Set once a restore may have changed its target: what a Ctrl-C then
+/// says (`super::run_until_signalled`) depends on it. One per process, as
+/// a process runs one command.
+static TARGET_CHANGING: AtomicBool = AtomicBool::new(false);
+
+/// Whether the restore this process runs may have changed its target.
+pub fn target_changing() -> bool {
+    TARGET_CHANGING.load(Ordering::SeqCst)
 }

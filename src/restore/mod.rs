@@ -296,9 +296,10 @@ async fn run_inner(
             .map_err(|e| Error::pg("starting the restore's transaction", e))?;
     }
     let rolled_back = |e: Error| if one { Error::rolled_back(e) } else { e };
-    let (dropped, reused) = target::apply_pre_data(&session.client, &plan, &checked, opts)
-        .await
-        .map_err(rolled_back)?;
+    let (dropped, reused) =
+        target::apply_pre_data(&session.client, &plan, &checked, opts, progress.as_ref())
+            .await
+            .map_err(rolled_back)?;
     report.dropped = dropped;
     report.reused = reused;
     phase("pre-data", &mut report);

@@ -8,6 +8,7 @@ use tokio_postgres::Client;
 
 use crate::error::{Error, Result};
 use crate::pg::snapshot::qualified;
+use crate::progress::{Event, Progress};
 use crate::schema::ddl::roles_named;
 use crate::schema::provider::setting_role;
 use crate::schema::{ApplyOptions, DbObject, ObjectKind, APPLY_SESSION_SQL};
@@ -689,6 +690,7 @@ pub async fn apply_pre_data(
     plan: &Plan,
     checked: &Checked,
     opts: &RestoreOptions,
+    progress: &dyn Progress,
 ) -> Result<(Vec<String>, Vec<String>)> {
     let own = !opts.single_transaction;
     if own {
@@ -766,6 +768,8 @@ pub async fn apply_pre_data(
     .await;
     match res {
         Ok(v) if own => {
+            // The first change that outlives the restore's process.
+            progress.event(Event::Changing);
             client
                 .batch_execute("COMMIT")
                 .await
