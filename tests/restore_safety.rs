@@ -2842,6 +2842,46 @@ fn no_owner_hands_the_old_owner_nothing() {
     );
 }
 
+/// A policy's roles are checked like owners and grantees, and no flag
+/// leaves them out: with `--no-owner --no-acl` the check passed, and the
+/// restore failed at the policy, the rows loaded (QA).
+#[test]
+fn a_policy_role_the_target_lacks_is_refused_before_any_change() {
+    let pg = pg();
+    let db = pg.create_db("polrole");
+    pg.psql(
+        &db,
+        "DROP ROLE IF EXISTS \"polrole Reader\"; CREATE ROLE \"polrole Reader\";
+         CREATE TABLE t (id int, owner text);
+         INSERT INTO t VALUES (1, 'a');
+         ALTER TABLE t ENABLE ROW LEVEL SECURITY;
+         CREATE POLICY \"only TO mine\" ON t FOR SELECT TO \"polrole Reader\", postgres
+           USING (owner = current_user);",
+    );
+    let w = Workdir::new();
+    backup(pg, &db, &w, &[]);
+    pg.psql(
+        &db,
+        "DROP POLICY \"only TO mine\" ON t; DROP ROLE \"polrole Reader\";",
+    );
+    let dst = pg.create_db("polrole_dst");
+    for extra in [&["--dry-run"][..], &[][..]] {
+        let mut args = vec!["--no-owner", "--no-acl"];
+        args.extend_from_slice(extra);
+        let err = failure_stderr(&restore_output(pg, &w, "latest", &dst, &args), 1);
+        assert!(
+            err.contains("polrole Reader (policy)") && err.contains("nothing was changed"),
+            "{err}"
+        );
+        assert!(!err.contains("--no-acl to leave"), "{err}");
+    }
+    assert_eq!(
+        pg.psql(&dst, "SELECT count(*) FROM pg_class WHERE relname = 't'")
+            .trim(),
+        "0"
+    );
+}
+
 /// `--into-schema` moves a chosen materialized view (with its index and
 /// refresh) like a table: it was created in its live schema instead,
 /// unpopulated, over the copied table.

@@ -343,10 +343,88 @@ pub fn roles_named(sql: &str) -> Vec<String> {
     out
 }
 
+/// The roles in the `TO` list of a `CREATE POLICY` statement the catalog
+/// reader wrote (`PUBLIC` is not a role). Every name before the list is
+/// quoted, so the first bare `TO` begins it; the roles are `quote_ident`'s:
+/// bare when they need no quotes.
+pub fn policy_roles(create: &str) -> Vec<String> {
+    fn quoted(chars: &mut std::iter::Peekable<std::str::Chars>) -> String {
+        let mut name = String::new();
+        while let Some(q) = chars.next() {
+            if q == '"' && chars.next_if_eq(&'"').is_none() {
+                break;
+            }
+            name.push(q);
+        }
+        name
+    }
+    let mut chars = create.chars().peekable();
+    let mut word = String::new();
+    loop {
+        let Some(c) = chars.next() else {
+            return vec![];
+        };
+        if c.is_alphanumeric() || c == '_' {
+            word.push(c);
+            continue;
+        }
+        if word.eq_ignore_ascii_case("TO") {
+            break;
+        }
+        word.clear();
+        if c == '"' {
+            quoted(&mut chars);
+        }
+    }
+    let mut out = Vec::new();
+    loop {
+        while chars.next_if(|c| c.is_whitespace()).is_some() {}
+        if chars.next_if_eq(&'"').is_some() {
+            out.push(quoted(&mut chars));
+        } else {
+            let mut name = String::new();
+            while let Some(c) = chars.next_if(|c| c.is_alphanumeric() || *c == '_' || *c == '$') {
+                name.push(c);
+            }
+            if name.is_empty() {
+                break;
+            }
+            if !name.eq_ignore_ascii_case("PUBLIC") {
+                out.push(name);
+            }
+        }
+        while chars.next_if(|c| c.is_whitespace()).is_some() {}
+        if chars.next_if_eq(&',').is_none() {
+            break;
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::schema::model::RelKind;
+
+    #[test]
+    fn policy_roles_are_the_to_list() {
+        let roles = |sql: &str| policy_roles(sql);
+        assert_eq!(
+            roles(
+                "CREATE POLICY \"to TO x\" ON \"s\".\"TO\" AS PERMISSIVE FOR ALL TO reader, \
+                 \"Writer, \"\"TO\"\"\", app$1 USING ((owner = CURRENT_USER));"
+            ),
+            vec!["reader", "Writer, \"TO\"", "app$1"]
+        );
+        assert!(roles(
+            "CREATE POLICY \"p\" ON \"s\".\"t\" AS RESTRICTIVE FOR SELECT TO PUBLIC USING (true);"
+        )
+        .is_empty());
+        assert_eq!(
+            roles("CREATE POLICY \"p\" ON \"t\" AS PERMISSIVE FOR ALL TO PUBLIC, \"public\";"),
+            vec!["public"]
+        );
+    }
 
     #[test]
     fn quoting() {
