@@ -2842,8 +2842,8 @@ fn no_owner_hands_the_old_owner_nothing() {
     );
 }
 
-/// A policy's roles are checked like owners and grantees, and no flag
-/// leaves them out: with `--no-owner --no-acl` the check passed, and the
+/// A policy's and a user mapping's roles are checked like owners and
+/// grantees, and no flag leaves them out: with `--no-owner --no-acl` the check passed, and the
 /// restore failed at the policy, the rows loaded (QA).
 #[test]
 fn a_policy_role_the_target_lacks_is_refused_before_any_change() {
@@ -2856,13 +2856,17 @@ fn a_policy_role_the_target_lacks_is_refused_before_any_change() {
          INSERT INTO t VALUES (1, 'a');
          ALTER TABLE t ENABLE ROW LEVEL SECURITY;
          CREATE POLICY \"only TO mine\" ON t FOR SELECT TO \"polrole Reader\", postgres
-           USING (owner = current_user);",
+           USING (owner = current_user);
+         DROP ROLE IF EXISTS polrole_mapped; CREATE ROLE polrole_mapped;
+         CREATE FOREIGN DATA WRAPPER polrole_w; CREATE SERVER polrole_s FOREIGN DATA WRAPPER polrole_w;
+         CREATE USER MAPPING FOR polrole_mapped SERVER polrole_s;",
     );
     let w = Workdir::new();
     backup(pg, &db, &w, &[]);
     pg.psql(
         &db,
-        "DROP POLICY \"only TO mine\" ON t; DROP ROLE \"polrole Reader\";",
+        "DROP POLICY \"only TO mine\" ON t; DROP ROLE \"polrole Reader\";
+         DROP USER MAPPING FOR polrole_mapped SERVER polrole_s; DROP ROLE polrole_mapped;",
     );
     let dst = pg.create_db("polrole_dst");
     for extra in [&["--dry-run"][..], &[][..]] {
@@ -2870,7 +2874,9 @@ fn a_policy_role_the_target_lacks_is_refused_before_any_change() {
         args.extend_from_slice(extra);
         let err = failure_stderr(&restore_output(pg, &w, "latest", &dst, &args), 1);
         assert!(
-            err.contains("polrole Reader (policy)") && err.contains("nothing was changed"),
+            err.contains("polrole Reader (policy)")
+                && err.contains("polrole_mapped (user mapping)")
+                && err.contains("nothing was changed"),
             "{err}"
         );
         assert!(!err.contains("--no-acl to leave"), "{err}");

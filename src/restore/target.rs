@@ -9,7 +9,7 @@ use tokio_postgres::Client;
 use crate::error::{Error, Result};
 use crate::pg::snapshot::qualified;
 use crate::progress::{Event, Progress};
-use crate::schema::ddl::{policy_roles, roles_named};
+use crate::schema::ddl::{roles_listed, roles_named};
 use crate::schema::provider::setting_role;
 use crate::schema::{ApplyOptions, DbObject, ObjectKind, APPLY_SESSION_SQL};
 
@@ -314,7 +314,7 @@ pub async fn check(client: &Client, plan: &Plan, opts: &RestoreOptions) -> Resul
 }
 
 /// Roles of [`named_roles`] that the target lacks, each with what names it
-/// (`owner`, `privileges`, `policy`, `settings`).
+/// (`owner`, `privileges`, `policy`, `user mapping`, `settings`).
 async fn missing_roles(
     client: &Client,
     uses: &BTreeMap<String, BTreeSet<&'static str>>,
@@ -411,7 +411,7 @@ async fn not_member_of(client: &Client, roles: &BTreeSet<String>) -> Result<Vec<
 }
 
 /// Every role the restore names (as owner unless --no-owner, in grants
-/// unless --no-acl, in policies, in database settings), with what names it.
+/// unless --no-acl, in policies and user mappings, in database settings), with what names it.
 /// Provider-managed roles the plan already leaves out
 /// (`Plan::skip_roles`) are not counted.
 fn named_roles(plan: &Plan, opts: &RestoreOptions) -> BTreeMap<String, BTreeSet<&'static str>> {
@@ -435,10 +435,19 @@ fn named_roles(plan: &Plan, opts: &RestoreOptions) -> BTreeMap<String, BTreeSet<
                     .map(|r| (r, "privileges")),
             );
         }
-        // A policy's roles are neither ownership nor privileges: no flag
-        // leaves them out, and CREATE POLICY fails without them.
-        if o.kind == ObjectKind::Policy {
-            named.extend(policy_roles(&o.create).into_iter().map(|r| (r, "policy")));
+        // A policy's or user mapping's roles are neither ownership nor
+        // privileges: no flag leaves them out, and creating it fails
+        // without them.
+        match o.kind {
+            ObjectKind::Policy => {
+                named.extend(roles_listed(&o.create).into_iter().map(|r| (r, "policy")));
+            }
+            ObjectKind::UserMapping => named.extend(
+                roles_listed(&o.create)
+                    .into_iter()
+                    .map(|r| (r, "user mapping")),
+            ),
+            _ => {}
         }
         if o.kind == ObjectKind::Database {
             named.extend(

@@ -343,11 +343,17 @@ pub fn roles_named(sql: &str) -> Vec<String> {
     out
 }
 
-/// The roles in the `TO` list of a `CREATE POLICY` statement the catalog
-/// reader wrote (`PUBLIC` is not a role). Every name before the list is
-/// quoted, so the first bare `TO` begins it; the roles are `quote_ident`'s:
-/// bare when they need no quotes.
-pub fn policy_roles(create: &str) -> Vec<String> {
+/// The roles a `CREATE POLICY` (its `TO` list) or `CREATE USER MAPPING`
+/// (its `FOR`) statement the catalog reader wrote names; `PUBLIC` is not a
+/// role. Every name before the list is quoted, so the first bare keyword
+/// begins it; a policy's roles are `quote_ident`'s: bare when they need no
+/// quotes.
+pub fn roles_listed(create: &str) -> Vec<String> {
+    let keyword = if create.starts_with("CREATE USER MAPPING ") {
+        "FOR"
+    } else {
+        "TO"
+    };
     fn quoted(chars: &mut std::iter::Peekable<std::str::Chars>) -> String {
         let mut name = String::new();
         while let Some(q) = chars.next() {
@@ -368,7 +374,7 @@ pub fn policy_roles(create: &str) -> Vec<String> {
             word.push(c);
             continue;
         }
-        if word.eq_ignore_ascii_case("TO") {
+        if word.eq_ignore_ascii_case(keyword) {
             break;
         }
         word.clear();
@@ -407,8 +413,8 @@ mod tests {
     use crate::schema::model::RelKind;
 
     #[test]
-    fn policy_roles_are_the_to_list() {
-        let roles = |sql: &str| policy_roles(sql);
+    fn roles_listed_in_policies_and_user_mappings() {
+        let roles = |sql: &str| roles_listed(sql);
         assert_eq!(
             roles(
                 "CREATE POLICY \"to TO x\" ON \"s\".\"TO\" AS PERMISSIVE FOR ALL TO reader, \
@@ -424,6 +430,11 @@ mod tests {
             roles("CREATE POLICY \"p\" ON \"t\" AS PERMISSIVE FOR ALL TO PUBLIC, \"public\";"),
             vec!["public"]
         );
+        assert_eq!(
+            roles("CREATE USER MAPPING FOR \"m, FOR\" SERVER \"to\" OPTIONS (user 'TO x');"),
+            vec!["m, FOR"]
+        );
+        assert!(roles("CREATE USER MAPPING FOR PUBLIC SERVER \"s\";").is_empty());
     }
 
     #[test]
