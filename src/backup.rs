@@ -1012,8 +1012,9 @@ async fn submit_blob(
     Ok(())
 }
 
-/// Fails before any work with the list of tables the role cannot read, and
-/// when the lock table cannot hold a lock per table.
+/// Fails before any work with the list of tables the role cannot read or
+/// read only part of (row-level security), and when the lock table cannot
+/// hold a lock per table.
 async fn preflight(client: &tokio_postgres::Client, oids: &[u32]) -> Result<()> {
     let rows = client
         .query(
@@ -1032,6 +1033,35 @@ async fn preflight(client: &tokio_postgres::Client, oids: &[u32]) -> Result<()> 
             detail: format!(
                 "permission denied to read {} table(s): {}; grant SELECT or leave them out with \
                  --exclude-table / --exclude-schema",
+                names.len(),
+                names.join(", ")
+            ),
+            code: None,
+        });
+    }
+    // Row-level security the role is subject to (not the owner, or the
+    // owner of a table with FORCE; not a superuser or BYPASSRLS): its COPY
+    // would fail (`row_security = off`, see `pg::snapshot`) where it once
+    // saved only the rows the policies let it see.
+    let rows = client
+        .query(
+            "SELECT n.nspname, c.relname FROM pg_class c
+               JOIN pg_namespace n ON n.oid = c.relnamespace
+              WHERE c.oid = ANY($1) AND c.relrowsecurity AND row_security_active(c.oid)
+              ORDER BY 1, 2",
+            &[&oids.to_vec()],
+        )
+        .await
+        .map_err(|e| Error::pg("checking row-level security", e))?;
+    if !rows.is_empty() {
+        let names: Vec<String> = rows.iter().map(|r| qualified(r.get(0), r.get(1))).collect();
+        return Err(Error::Postgres {
+            context: "preflight".into(),
+            detail: format!(
+                "row-level security would hide rows of {} table(s) from this role: {}; back up \
+                 as a role that bypasses it (the tables' owner when they are not FORCE ROW \
+                 LEVEL SECURITY, a superuser, or a role with BYPASSRLS), or leave them out with \
+                 --exclude-table",
                 names.len(),
                 names.join(", ")
             ),

@@ -1109,3 +1109,62 @@ fn a_restore_waiting_for_a_lock_times_out_and_a_stopped_one_leaves_no_session() 
         "42"
     );
 }
+
+/// Row-level security the backup role is subject to: the backup saved
+/// only the rows the policies let it see (10 of 100 here), verified and
+/// restored as whole (QA). It is now refused before any work, naming the
+/// tables, and a role that bypasses it backs them up whole.
+#[test]
+fn row_level_security_hiding_rows_refuses_the_backup() {
+    let pg = pg();
+    pg.login_role("pgsnap_rls_reader");
+    let db = pg.create_db("fault_rls");
+    pg.psql(
+        &db,
+        "CREATE TABLE forced (id int, uid int);
+         INSERT INTO forced SELECT g, g % 10 FROM generate_series(1, 100) g;
+         ALTER TABLE forced OWNER TO pgsnap_rls_reader;
+         ALTER TABLE forced ENABLE ROW LEVEL SECURITY;
+         ALTER TABLE forced FORCE ROW LEVEL SECURITY;
+         CREATE POLICY p ON forced USING (uid = 1);
+         CREATE TABLE granted (id int, uid int);
+         INSERT INTO granted SELECT g, g % 10 FROM generate_series(1, 100) g;
+         ALTER TABLE granted ENABLE ROW LEVEL SECURITY;
+         CREATE POLICY p2 ON granted USING (uid = 2);
+         GRANT SELECT ON granted TO pgsnap_rls_reader;
+         CREATE TABLE open (id int); GRANT SELECT ON open TO pgsnap_rls_reader;",
+    );
+    let w = Workdir::new();
+    let url = pg.url_as("pgsnap_rls_reader", &db);
+    let out = common::backup_output(&url, &w, &[]);
+    let err = failure_stderr(&out, 1);
+    assert!(
+        err.contains("row-level security would hide rows of 2 table(s) from this role: \"public\".\"forced\", \"public\".\"granted\"")
+            && err.contains("BYPASSRLS"),
+        "{err}"
+    );
+    assert_eq!(complete_backups(&w.repo()), 0);
+    // Left out, the rest backs up.
+    common::backup_url(
+        &url,
+        &w,
+        &[
+            "--exclude-table",
+            "public.forced",
+            "--exclude-table",
+            "public.granted",
+        ],
+    );
+    // A superuser bypasses it: every row.
+    let id = backup(pg, &db, &w, &[]);
+    let shown: serde_json::Value =
+        serde_json::from_str(&pgsnap_ok(&["show", "--repo", &w.repo(), &id, "--json"])).unwrap();
+    let rows: Vec<u64> = shown["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["name"] != "open")
+        .map(|t| t["rows"].as_u64().unwrap())
+        .collect();
+    assert_eq!(rows, vec![100, 100], "{shown}");
+}

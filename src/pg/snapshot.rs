@@ -24,6 +24,13 @@ pub fn qualified(schema: &str, name: &str) -> String {
     format!("{}.{}", ident(schema), ident(name))
 }
 
+/// A backup's sessions read every row or fail: with row-level security
+/// on, a COPY by a role the policies apply to silently gets the rows they
+/// let it see (a tenant policy, none at all), and the backup looked whole.
+/// Off, such a COPY fails instead, as pg_dump's does; the preflight names
+/// those tables first.
+const NO_ROW_SECURITY: &str = "SET row_security = off";
+
 pub struct Coordinator {
     pub session: Session,
     pub snapshot_id: String,
@@ -35,7 +42,9 @@ impl Coordinator {
         let session = Session::open(info).await?;
         session
             .client
-            .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            .batch_execute(&format!(
+                "{NO_ROW_SECURITY}; BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY"
+            ))
             .await
             .map_err(|e| Error::pg("starting the snapshot transaction", e))?;
         let row = session
@@ -147,7 +156,7 @@ pub async fn adopt(info: &ConnInfo, snapshot_id: &str) -> Result<Session> {
     session
         .client
         .batch_execute(&format!(
-            "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY;
+            "{NO_ROW_SECURITY}; BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY;
              SET TRANSACTION SNAPSHOT {}",
             postgres_protocol::escape::escape_literal(snapshot_id)
         ))
