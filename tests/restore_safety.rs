@@ -3496,3 +3496,110 @@ fn default_privileges_of_a_role_out_of_reach_are_refused_before_any_change() {
     restore_report(&out, "--no-acl");
     assert_eq!(pg.psql(&dst, "SELECT count(*) FROM t").trim(), "1");
 }
+
+/// A chosen table's foreign keys to tables the restore leaves out come
+/// back when the target has those tables: `--table T --clean` dropped T's
+/// keys with it and made T anew without them (QA). Rows referencing rows
+/// the target no longer has add the key NOT VALID, with a warning; a key
+/// the target's table cannot take is a warning; a copy next to the live
+/// table (`--into-schema`) takes none.
+#[test]
+fn foreign_keys_to_tables_the_target_has_come_back() {
+    let pg = pg();
+    let db = pg.create_db("fk_live");
+    pg.psql(
+        &db,
+        "CREATE TABLE customer (id int PRIMARY KEY);
+         INSERT INTO customer SELECT generate_series(1, 5);
+         CREATE TABLE orders (id int PRIMARY KEY, cust int
+           CONSTRAINT \"orders to customer\" REFERENCES customer ON DELETE CASCADE);
+         INSERT INTO orders SELECT g, g % 5 + 1 FROM generate_series(1, 50) g;
+         COMMENT ON CONSTRAINT \"orders to customer\" ON orders IS 'each order has a customer';",
+    );
+    let w = Workdir::new();
+    backup(pg, &db, &w, &[]);
+    let fk = |db: &str, table: &str| {
+        pg.psql(
+            db,
+            &format!(
+                "SELECT conname || ':' || convalidated || ':' || \
+                   coalesce(obj_description(oid, 'pg_constraint'), '') \
+                 FROM pg_constraint WHERE contype = 'f' AND conrelid = '{table}'::regclass"
+            ),
+        )
+        .trim()
+        .to_string()
+    };
+    let orders = ["--table", "public.orders", "--clean"];
+    // The accident, then the plan and the restore.
+    pg.psql(&db, "DELETE FROM orders WHERE id > 10");
+    let plan = pgsnap_ok(&[
+        "restore",
+        "--repo",
+        &w.repo(),
+        "--key-file",
+        &w.key(),
+        "latest",
+        "--db",
+        &pg.url(&db),
+        "--table",
+        "public.orders",
+        "--clean",
+        "--dry-run",
+    ]);
+    assert!(
+        plan.contains(
+            "constraint \"orders to customer\" on \"public\".\"orders\"  [after the load"
+        ) && !plan.contains("skipped foreign key"),
+        "{plan}"
+    );
+    let report = restore_json(pg, &w, "latest", &db, &orders);
+    assert_eq!(report["warnings"], serde_json::json!([]), "{report}");
+    assert_eq!(
+        fk(&db, "orders"),
+        "orders to customer:true:each order has a customer"
+    );
+    assert_eq!(pg.psql(&db, "SELECT count(*) FROM orders").trim(), "50");
+    // A customer deleted since: its orders come back with the key NOT VALID.
+    pg.psql(&db, "DELETE FROM customer WHERE id = 3");
+    let report = restore_json(pg, &w, "latest", &db, &orders);
+    let warning = report["warnings"][0].as_str().unwrap_or_default();
+    assert!(
+        warning.contains("was added NOT VALID")
+            && warning.contains(
+                "ALTER TABLE \"public\".\"orders\" VALIDATE CONSTRAINT \"orders to customer\""
+            ),
+        "{report}"
+    );
+    assert_eq!(
+        fk(&db, "orders"),
+        "orders to customer:false:each order has a customer"
+    );
+    assert_eq!(pg.psql(&db, "SELECT count(*) FROM orders").trim(), "50");
+    // New rows are checked.
+    pg.psql(
+        &db,
+        "DO $$ BEGIN INSERT INTO orders VALUES (1000, 3); RAISE EXCEPTION 'accepted'; \
+         EXCEPTION WHEN foreign_key_violation THEN NULL; END $$",
+    );
+    // The target's customer has no key to reference any more.
+    pg.psql(
+        &db,
+        "ALTER TABLE customer DROP CONSTRAINT customer_pkey CASCADE",
+    );
+    let report = restore_json(pg, &w, "latest", &db, &orders);
+    let warnings = report["warnings"].to_string();
+    assert!(warnings.contains("was not added"), "{report}");
+    assert_eq!(fk(&db, "orders"), "");
+    assert_eq!(pg.psql(&db, "SELECT count(*) FROM orders").trim(), "50");
+    // Next to the live table: no key on the copy.
+    pg.psql(&db, "ALTER TABLE customer ADD PRIMARY KEY (id)");
+    restore_json(
+        pg,
+        &w,
+        "latest",
+        &db,
+        &["--table", "public.orders", "--into-schema", "copy"],
+    );
+    assert_eq!(fk(&db, "copy.orders"), "");
+}

@@ -51,6 +51,9 @@ fn print_plan(r: &RestoreReport) {
     for o in &plan.post_data {
         out!("  {}", o.identity);
     }
+    for f in &r.foreign_keys_to_target {
+        out!("  {f}  [after the load: references a table the target has]");
+    }
     for s in &plan.skipped_fks {
         out!("skipped foreign key: {s}");
     }

@@ -144,6 +144,10 @@ pub struct RestoreReport {
     pub seconds: f64,
     pub objects: usize,
     pub skipped_foreign_keys: Vec<String>,
+    /// The chosen tables' foreign keys to tables the restore leaves out and
+    /// the target has: added after the load (NOT VALID, with a warning,
+    /// where restored rows reference rows the target no longer has).
+    pub foreign_keys_to_target: Vec<String>,
     /// Objects and statements left out, with why: with --into-schema
     /// (triggers, policies, ...); provider-managed roles, extensions and
     /// schemas the target lacks (ownership falls back to the restoring role).
@@ -220,6 +224,7 @@ async fn run_inner(
         seconds: 0.0,
         objects: plan.pre_data.len() + plan.post_data.len(),
         skipped_foreign_keys: plan.skipped_fks.clone(),
+        foreign_keys_to_target: vec![],
         skipped: plan.skipped.clone(),
         reused: vec![],
         dropped: vec![],
@@ -356,6 +361,14 @@ async fn run_inner(
             )));
         }
         data::load_large_objects(&archive, &plan, &session.client, one).await?;
+        let fk_warnings = target::add_foreign_keys_to_target(
+            &session.client,
+            &plan,
+            opts,
+            &checked.target_db,
+            one,
+        )
+        .await?;
         if one {
             // Deferred constraints are checked now rather than at COMMIT:
             // a violation must fail the restore before setval, which no
@@ -375,22 +388,26 @@ async fn run_inner(
                 .await
                 .map_err(|e| Error::pg("committing the restore's transaction", e))?;
         }
-        Ok(())
+        Ok(fk_warnings)
     };
-    if let Err(e) = finish.await {
-        if one {
-            let _ = session.client.batch_execute("ROLLBACK").await;
-            return Err(rolled_back(e));
+    let fk_warnings = match finish.await {
+        Ok(w) => w,
+        Err(e) => {
+            if one {
+                let _ = session.client.batch_execute("ROLLBACK").await;
+                return Err(rolled_back(e));
+            }
+            // Every stream committed: the loaded rows stay.
+            return Err(schedule::left_behind(
+                &plan,
+                opts,
+                &outcome.rows,
+                &Default::default(),
+                e,
+            ));
         }
-        // Every stream committed: the loaded rows stay.
-        return Err(schedule::left_behind(
-            &plan,
-            opts,
-            &outcome.rows,
-            &Default::default(),
-            e,
-        ));
-    }
+    };
+    report.warnings.extend(fk_warnings);
     report.bytes_read = archive.bytes_read();
     report.seconds = t0.elapsed().as_secs_f64();
     Ok(report)
@@ -441,6 +458,8 @@ async fn check_target(
     report.tables = plan.tables.len();
     report.rows = plan.tables.iter().map(|t| t.rows).sum();
     let checked = target::check(client, plan, opts).await?;
+    report.foreign_keys_to_target = target::foreign_keys_to_target(client, plan).await?;
+    report.skipped_foreign_keys = plan.skipped_fks.clone();
     if !checked.lost.is_empty() {
         report.warnings.push(format!(
             "--clean also drops what the target has on the tables it replaces and the backup \

@@ -162,6 +162,14 @@ pub struct Plan {
     pub tables: Vec<PlannedTable>,
     pub sequences: Vec<SequenceState>,
     pub skipped_fks: Vec<String>,
+    /// Of `skipped_fks`, the chosen tables' own foreign keys (id, and its
+    /// line there): the target may have the tables they reference.
+    #[serde(skip)]
+    pub fk_candidates: Vec<(u32, String)>,
+    /// Of `fk_candidates`, those whose referenced table the target has:
+    /// added after the load (`target::add_foreign_keys_to_target`).
+    #[serde(skip)]
+    pub fks_to_target: Vec<u32>,
     /// Archive bytes the data phase will read.
     pub bytes_to_read: u64,
     #[serde(skip)]
@@ -639,7 +647,8 @@ pub(crate) fn build_parsed(
     let full = opts.tables.is_empty() && opts.schemas.is_empty();
     let selected: Option<BTreeSet<u32>>;
     let mut chosen_tables: Vec<&crate::schema::TableInfo> = Vec::new();
-    let mut skipped_fks = Vec::new();
+    let mut skipped_fks: Vec<String> = Vec::new();
+    let mut fk_candidates = Vec::new();
     // What else the closure left out (a partition's attachment to a parent
     // not restored): reported with the restore's own omissions.
     let mut skipped = Vec::new();
@@ -795,6 +804,27 @@ pub(crate) fn build_parsed(
             .iter()
             .map(|s| format!("{}: {}", s.identity, s.reason))
             .collect();
+        // A chosen table's own foreign keys to tables left out: added after
+        // the load where the target has the other table (see
+        // `target::foreign_keys_to_target`). Not on a copy next to the live
+        // tables (it would tie live rows to it), nor with --data-only,
+        // which creates nothing.
+        if opts.into_schema.is_none() && !opts.data_only {
+            let chosen: BTreeSet<u32> = chosen_tables.iter().map(|t| t.object_id).collect();
+            fk_candidates = closure
+                .skipped_fks
+                .iter()
+                .zip(&skipped_fks)
+                .filter(|(s, _)| {
+                    model
+                        .object(s.object_id)
+                        .belongs_to
+                        .and_then(|b| model.owning_relation(b))
+                        .is_some_and(|r| chosen.contains(&r))
+                })
+                .map(|(s, line)| (s.object_id, line.clone()))
+                .collect();
+        }
         skipped = closure
             .skipped
             .iter()
@@ -1103,6 +1133,8 @@ pub(crate) fn build_parsed(
         tables,
         sequences,
         skipped_fks,
+        fk_candidates,
+        fks_to_target: Vec::new(),
         bytes_to_read,
         model,
         full,

@@ -343,6 +343,8 @@ mod tests {
             tables: vec![table(3, "imports"), table(4, "orders")],
             sequences: vec![],
             skipped_fks: vec![],
+            fk_candidates: vec![],
+            fks_to_target: vec![],
             bytes_to_read: 0,
             model,
             full: true,

@@ -7,7 +7,7 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::Client;
 
 use crate::error::{Error, Result};
-use crate::pg::snapshot::qualified;
+use crate::pg::snapshot::{ident, qualified};
 use crate::progress::{Event, Progress};
 use crate::schema::ddl::{roles_listed, roles_named};
 use crate::schema::provider::setting_role;
@@ -858,6 +858,134 @@ pub async fn run_statements(client: &Client, identity: &str, stmts: &[String]) -
             .map_err(|e| Error::pg(format!("restoring {identity}"), e))?;
     }
     Ok(())
+}
+
+/// Of the chosen tables' foreign keys to tables the restore leaves out
+/// (`Plan::fk_candidates`), keeps those whose referenced table the target
+/// has, to add after the load: `--table T --clean` dropped T's keys to the
+/// live tables with it and made T anew without them (QA). Returns their
+/// identities; the rest stay skipped.
+pub async fn foreign_keys_to_target(client: &Client, plan: &mut Plan) -> Result<Vec<String>> {
+    let mut names = Vec::new();
+    for (id, _) in &plan.fk_candidates {
+        let o = plan.object(*id);
+        let to = o.references.and_then(|r| plan.model.owning_relation(r));
+        names.push(to.map_or(String::new(), |r| {
+            let r = plan.object(r);
+            qualified(r.schema.as_deref().unwrap_or_default(), &r.name)
+        }));
+    }
+    let rows = client
+        .query(
+            "SELECT n IS NOT NULL AND n <> '' AND to_regclass(n) IS NOT NULL
+               FROM unnest($1::text[]) WITH ORDINALITY u(n, i) ORDER BY i",
+            &[&names],
+        )
+        .await
+        .map_err(|e| Error::pg("looking for the tables foreign keys reference", e))?;
+    let mut kept = Vec::new();
+    for ((id, line), row) in plan.fk_candidates.clone().into_iter().zip(rows) {
+        if row.get::<_, bool>(0) {
+            plan.skipped_fks.retain(|s| *s != line);
+            plan.fks_to_target.push(id);
+            kept.push(plan.object(id).identity.clone());
+        }
+    }
+    Ok(kept)
+}
+
+/// Adds the foreign keys `foreign_keys_to_target` kept, once the rows are
+/// in. Restored rows that reference rows the target's table no longer has
+/// (deleted since the backup) add it `NOT VALID`: new rows are checked, and
+/// a warning says to fix the old ones and validate it. One that cannot be
+/// added at all (the target's table differs) is a warning too: the rows
+/// are in, and the key was the target's own business before.
+pub async fn add_foreign_keys_to_target(
+    client: &Client,
+    plan: &Plan,
+    opts: &RestoreOptions,
+    target_db: &str,
+    one: bool,
+) -> Result<Vec<String>> {
+    let mut warnings = Vec::new();
+    for &id in &plan.fks_to_target {
+        let o = plan.object(id);
+        let stmts = statements(plan, o, opts, target_db);
+        let failed = match add_atomically(client, &stmts, one).await? {
+            None => continue,
+            Some(e) => e,
+        };
+        let not_valid = stmts
+            .first()
+            .map(|s| s.trim_end())
+            .filter(|s| !s.ends_with("NOT VALID;"))
+            .map(|s| format!("{} NOT VALID;", s.trim_end_matches(';')));
+        let violated = failed.code() == Some(&SqlState::FOREIGN_KEY_VIOLATION);
+        let why = Error::pg("", failed).to_string();
+        let why = why.trim_start_matches(": ");
+        match not_valid.filter(|_| violated) {
+            Some(first) => {
+                let mut stmts = stmts.clone();
+                stmts[0] = first;
+                match add_atomically(client, &stmts, one).await? {
+                    None => warnings.push(format!(
+                        "{} was added NOT VALID: restored rows reference rows the target no \
+                         longer has ({why}); new rows are checked; fix the old ones, then run \
+                         ALTER TABLE {} VALIDATE CONSTRAINT {}",
+                        o.identity,
+                        table_of(plan, o),
+                        ident(&o.name)
+                    )),
+                    Some(e) => warnings.push(format!(
+                        "{} was not added: {}",
+                        o.identity,
+                        Error::pg("", e).to_string().trim_start_matches(": ")
+                    )),
+                }
+            }
+            None => warnings.push(format!("{} was not added: {why}", o.identity)),
+        }
+    }
+    Ok(warnings)
+}
+
+/// The qualified name of the table constraint `o` is on.
+fn table_of(plan: &Plan, o: &DbObject) -> String {
+    match o.belongs_to.and_then(|t| plan.model.owning_relation(t)) {
+        Some(t) => {
+            let t = plan.object(t);
+            qualified(t.schema.as_deref().unwrap_or_default(), &t.name)
+        }
+        None => "...".into(),
+    }
+}
+
+/// Runs `stmts` all or none (a transaction, or a savepoint inside the
+/// restore's one): the statement error, if one failed.
+async fn add_atomically(
+    client: &Client,
+    stmts: &[String],
+    one: bool,
+) -> Result<Option<tokio_postgres::Error>> {
+    let (begin, commit, rollback) = if one {
+        (
+            "SAVEPOINT pgsnap_fk",
+            "RELEASE SAVEPOINT pgsnap_fk",
+            "ROLLBACK TO SAVEPOINT pgsnap_fk",
+        )
+    } else {
+        ("BEGIN", "COMMIT", "ROLLBACK")
+    };
+    let control = |e| Error::pg("adding a foreign key to a table of the target", e);
+    client.batch_execute(begin).await.map_err(control)?;
+    for s in stmts {
+        if let Err(e) = client.batch_execute(s).await {
+            client.batch_execute(rollback).await.map_err(control)?;
+            return Ok(Some(e));
+        }
+    }
+    client.batch_execute(commit).await.map_err(control)?;
+    Ok(None)
 }
 
 /// Sets every restored sequence to its state at the backup's snapshot.
