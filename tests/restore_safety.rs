@@ -3603,3 +3603,105 @@ fn foreign_keys_to_tables_the_target_has_come_back() {
     );
     assert_eq!(fk(&db, "copy.orders"), "");
 }
+
+/// `--data-only` into a table whose row-level security applies to the
+/// restoring role (its owner, with FORCE): COPY refuses it, and the load
+/// failed there with other tables' rows committed (QA). Refused before any
+/// change now.
+#[test]
+fn data_only_into_row_level_security_is_refused_before_any_change() {
+    let pg = pg();
+    pg.login_role("pgsnap_rls_loader");
+    let db = pg.create_db("dorls");
+    pg.psql(
+        &db,
+        "CREATE TABLE a (id int); INSERT INTO a SELECT generate_series(1, 10);
+         CREATE TABLE z (id int, uid int); INSERT INTO z SELECT g, g FROM generate_series(1, 10) g;
+         ALTER TABLE a OWNER TO pgsnap_rls_loader; ALTER TABLE z OWNER TO pgsnap_rls_loader;
+         ALTER TABLE z ENABLE ROW LEVEL SECURITY; ALTER TABLE z FORCE ROW LEVEL SECURITY;
+         CREATE POLICY mine ON z USING (uid = 1);",
+    );
+    let w = Workdir::new();
+    backup(pg, &db, &w, &[]);
+    pg.psql(&db, "TRUNCATE a, z");
+    let url = pg.url_as("pgsnap_rls_loader", &db);
+    for extra in [&["--dry-run"][..], &[][..]] {
+        let mut args = vec!["--data-only", "--jobs", "1"];
+        args.extend_from_slice(extra);
+        let out = common::restore_command_at(&w, "latest", &url, &args)
+            .output()
+            .unwrap();
+        let err = failure_stderr(&out, 1);
+        assert!(
+            err.contains("row-level security")
+                && err.contains("\"public\".\"z\"")
+                && err.contains("nothing was changed"),
+            "{err}"
+        );
+    }
+    assert_eq!(pg.psql(&db, "SELECT count(*) FROM a").trim(), "0");
+    // Without FORCE the owner bypasses it.
+    pg.psql(&db, "ALTER TABLE z NO FORCE ROW LEVEL SECURITY");
+    let out = common::restore_command_at(&w, "latest", &url, &["--data-only"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(pg.psql(&db, "SELECT count(*) FROM z").trim(), "10");
+}
+
+/// What only a superuser may create (an event trigger, a publication of
+/// all tables), and database settings only a superuser may make, are
+/// refused before any change for another role, the dry run included: they
+/// failed after the rows were in (QA).
+#[test]
+fn superuser_only_objects_and_settings_are_refused_before_any_change() {
+    let pg = pg();
+    pg.login_role("pgsnap_not_super");
+    let src = pg.create_db("suonly");
+    pg.psql(
+        &src,
+        &format!(
+            "CREATE TABLE t (id int); INSERT INTO t VALUES (1);
+             CREATE FUNCTION log_ddl() RETURNS event_trigger LANGUAGE plpgsql AS $$ BEGIN END $$;
+             CREATE EVENT TRIGGER log_ddl ON ddl_command_end EXECUTE FUNCTION log_ddl();
+             ALTER DATABASE {src} SET log_min_duration_statement = '250ms';"
+        ),
+    );
+    let w = Workdir::new();
+    backup(pg, &src, &w, &[]);
+    let attempt = |extra: &[&str]| {
+        let dst = pg.create_db_with("suonly_dst", "OWNER pgsnap_not_super");
+        let url = pg.url_as("pgsnap_not_super", &dst);
+        let mut args = vec!["--no-owner"];
+        args.extend_from_slice(extra);
+        let out = common::restore_command_at(&w, "latest", &url, &args)
+            .output()
+            .unwrap();
+        (out, dst)
+    };
+    for dry in [&["--dry-run"][..], &[][..]] {
+        let (out, dst) = attempt(dry);
+        let err = failure_stderr(&out, 1);
+        assert!(
+            err.contains("only a superuser may create 1 object(s) of the backup: event trigger")
+                && err.contains("nothing was changed"),
+            "{err}"
+        );
+        assert_eq!(relations(pg, &dst), 0, "target was changed");
+    }
+    // Without the event trigger, the database's setting is next.
+    pg.psql(&src, "DROP EVENT TRIGGER log_ddl");
+    backup(pg, &src, &w, &[]);
+    let (out, dst) = attempt(&[]);
+    let err = failure_stderr(&out, 1);
+    assert!(
+        err.contains("log_min_duration_statement")
+            && err.contains("--no-database-properties")
+            && err.contains("nothing was changed"),
+        "{err}"
+    );
+    assert_eq!(relations(pg, &dst), 0, "target was changed");
+    let (out, dst) = attempt(&["--no-database-properties"]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(pg.psql(&dst, "SELECT count(*) FROM t").trim(), "1");
+}

@@ -449,6 +449,7 @@ async fn check_target(
     keep_transcoding_if_exact(client, plan).await?;
     if opts.data_only {
         target::check_data_only_tables(client, plan).await?;
+        target::check_data_only_row_security(client, plan).await?;
     }
     if opts.disable_triggers {
         target::check_disable_triggers(client).await?;

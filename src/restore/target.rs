@@ -303,6 +303,8 @@ pub async fn check(client: &Client, plan: &Plan, opts: &RestoreOptions) -> Resul
             acl_out_of_reach.join(", ")
         )));
     }
+    superuser_only(client, plan).await?;
+    try_database_properties(client, plan, opts, &target_db).await?;
     Ok(Checked {
         conflicts,
         existing,
@@ -392,6 +394,90 @@ async fn acl_roles_out_of_reach(
     }
     roles.retain(|r| !plan.skip_roles.contains(r));
     not_member_of(client, &roles).await
+}
+
+/// Objects only a superuser may create: event triggers, and publications of
+/// all tables or of whole schemas. Refused before any change for another
+/// role: they failed after the rows were in, the dry run having passed (QA).
+async fn superuser_only(client: &Client, plan: &Plan) -> Result<()> {
+    let needs: Vec<String> = plan
+        .pre_data
+        .iter()
+        .chain(plan.post_data.iter())
+        .map(|p| plan.object(p.id))
+        .filter(|o| match o.kind {
+            ObjectKind::EventTrigger | ObjectKind::PublicationSchema => true,
+            ObjectKind::Publication => o.create.contains(" FOR ALL TABLES"),
+            _ => false,
+        })
+        .map(|o| o.identity.clone())
+        .collect();
+    if needs.is_empty() {
+        return Ok(());
+    }
+    let superuser: bool = client
+        .query_one(
+            "SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user",
+            &[],
+        )
+        .await
+        .map_err(|e| Error::pg("checking whether the restoring role is a superuser", e))?
+        .get(0);
+    if superuser {
+        return Ok(());
+    }
+    Err(Error::Refused(format!(
+        "only a superuser may create {} object(s) of the backup: {}; nothing was changed \
+         (restore as a superuser, or choose what to restore with --table or --schema, which \
+         leave them out)",
+        needs.len(),
+        first_of(&needs, 12)
+    )))
+}
+
+/// The target database's properties the backup has (`ALTER DATABASE ...
+/// SET`, per-role settings in it, its grants and comment), tried in a
+/// transaction that is rolled back: a setting only a superuser may make,
+/// or a superuser role's settings, failed them after the rows were in, the
+/// dry run having passed (QA).
+async fn try_database_properties(
+    client: &Client,
+    plan: &Plan,
+    opts: &RestoreOptions,
+    target_db: &str,
+) -> Result<()> {
+    let Some(db) = plan
+        .post_data
+        .iter()
+        .map(|p| plan.object(p.id))
+        .find(|o| o.kind == ObjectKind::Database)
+    else {
+        return Ok(());
+    };
+    let stmts = statements(plan, db, opts, target_db);
+    if stmts.is_empty() {
+        return Ok(());
+    }
+    let control = |e| Error::pg("trying the database's properties", e);
+    client.batch_execute("BEGIN").await.map_err(control)?;
+    let mut failed = None;
+    for s in &stmts {
+        if let Err(e) = client.batch_execute(s).await {
+            failed = Some(e);
+            break;
+        }
+    }
+    client.batch_execute("ROLLBACK").await.map_err(control)?;
+    match failed {
+        None => Ok(()),
+        Some(e) => Err(Error::Refused(format!(
+            "the restoring role may not give the target database the backed-up database's \
+             settings, grants or comment ({}); nothing was changed (restore as a superuser or \
+             the database's owner, or pass --no-database-properties to leave them as the \
+             target has them)",
+            Error::pg("", e).to_string().trim_start_matches(": ")
+        ))),
+    }
 }
 
 /// Of `roles`, those that exist in the target and the restoring role is
@@ -569,6 +655,47 @@ pub async fn check_data_only_tables(client: &Client, plan: &Plan) -> Result<()> 
          --schema-only, or restore without --data-only)",
         missing.len(),
         first_of(&missing, 12)
+    )))
+}
+
+/// `--data-only`: no table the rows load into has row-level security that
+/// applies to the restoring role (not its owner, or its owner with FORCE
+/// ROW LEVEL SECURITY; not a superuser or BYPASSRLS): COPY FROM refuses
+/// such a table, and the load failed there with other tables' rows
+/// committed (QA).
+pub async fn check_data_only_row_security(client: &Client, plan: &Plan) -> Result<()> {
+    let tables: Vec<String> = plan
+        .tables
+        .iter()
+        .filter(|t| t.load_data)
+        .map(|t| qualified(&t.schema, &t.name))
+        .collect();
+    let rows = client
+        .query(
+            "SELECT u.t FROM unnest($1::text[]) WITH ORDINALITY u(t, i)
+               JOIN pg_catalog.pg_class c ON c.oid = pg_catalog.to_regclass(u.t)
+              WHERE c.relrowsecurity AND pg_catalog.row_security_active(c.oid)
+              ORDER BY u.i",
+            &[&tables],
+        )
+        .await
+        .map_err(|e| {
+            Error::pg(
+                "checking the target's row-level security for --data-only",
+                e,
+            )
+        })?;
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let names: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
+    Err(Error::Refused(format!(
+        "--data-only: row-level security of the target applies to the restoring role on {} \
+         table(s), and COPY cannot load rows into them: {}; nothing was changed (restore as \
+         a superuser or a role with BYPASSRLS, or as the tables' owner when they are not \
+         FORCE ROW LEVEL SECURITY)",
+        names.len(),
+        first_of(&names, 12)
     )))
 }
 
