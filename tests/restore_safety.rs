@@ -3705,3 +3705,65 @@ fn superuser_only_objects_and_settings_are_refused_before_any_change() {
     assert!(out.status.success(), "{out:?}");
     assert_eq!(pg.psql(&dst, "SELECT count(*) FROM t").trim(), "1");
 }
+
+/// `--data-only` moves the target's sequences forward only: a table's rows
+/// brought its sequence back to the backup's value, and the numbers the
+/// application had handed out since came out again (QA). A sequence named
+/// with --table is still set exactly.
+#[test]
+fn data_only_moves_sequences_forward_only() {
+    let pg = pg();
+    let db = pg.create_db("doseq");
+    pg.psql(
+        &db,
+        "CREATE TABLE o (id serial PRIMARY KEY, v text);
+         INSERT INTO o (v) SELECT 'x' FROM generate_series(1, 10);",
+    );
+    let w = Workdir::new();
+    backup(pg, &db, &w, &[]);
+    let seq = || {
+        pg.psql(&db, "SELECT last_value FROM o_id_seq")
+            .trim()
+            .to_string()
+    };
+    // Five more since, then the accident.
+    pg.psql(
+        &db,
+        "INSERT INTO o (v) SELECT 'y' FROM generate_series(1, 5); DELETE FROM o",
+    );
+    let report = restore_json(
+        pg,
+        &w,
+        "latest",
+        &db,
+        &["--table", "public.o", "--data-only"],
+    );
+    assert_eq!(pg.psql(&db, "SELECT count(*) FROM o").trim(), "10");
+    assert_eq!(seq(), "15");
+    let warnings = report["warnings"].to_string();
+    assert!(
+        warnings.contains("left 1 sequence(s)") && warnings.contains("o_id_seq"),
+        "{report}"
+    );
+    // Behind the backup's: moved forward, nothing to say.
+    pg.psql(&db, "TRUNCATE o; SELECT setval('o_id_seq', 3)");
+    let report = restore_json(
+        pg,
+        &w,
+        "latest",
+        &db,
+        &["--table", "public.o", "--data-only"],
+    );
+    assert_eq!(seq(), "10");
+    assert_eq!(report["warnings"], serde_json::json!([]), "{report}");
+    // Named, it is set to the backup's value whatever the target has.
+    pg.psql(&db, "SELECT setval('o_id_seq', 40)");
+    restore_json(
+        pg,
+        &w,
+        "latest",
+        &db,
+        &["--table", "public.o_id_seq", "--data-only"],
+    );
+    assert_eq!(seq(), "10");
+}

@@ -380,7 +380,7 @@ async fn run_inner(
                 .map_err(|e| Error::pg("checking deferred constraints", e))?;
         }
         target::create_event_triggers(&session.client, &plan, opts, &checked.target_db).await?;
-        target::set_sequences(&session.client, &plan, &checked).await?;
+        let kept = target::set_sequences(&session.client, &plan, &checked, opts).await?;
         if one {
             session
                 .client
@@ -388,9 +388,9 @@ async fn run_inner(
                 .await
                 .map_err(|e| Error::pg("committing the restore's transaction", e))?;
         }
-        Ok(fk_warnings)
+        Ok(fk_warnings.into_iter().chain(kept).collect::<Vec<_>>())
     };
-    let fk_warnings = match finish.await {
+    let late_warnings = match finish.await {
         Ok(w) => w,
         Err(e) => {
             if one {
@@ -407,7 +407,7 @@ async fn run_inner(
             ));
         }
     };
-    report.warnings.extend(fk_warnings);
+    report.warnings.extend(late_warnings);
     report.bytes_read = archive.bytes_read();
     report.seconds = t0.elapsed().as_secs_f64();
     Ok(report)

@@ -1,6 +1,7 @@
 //! The target database: checks made before any change (conflicts, roles),
 //! `--clean`, the pre-data transaction, and sequence states.
 
+use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use tokio_postgres::error::SqlState;
@@ -1116,7 +1117,12 @@ async fn add_atomically(
 }
 
 /// Sets every restored sequence to its state at the backup's snapshot.
-pub async fn set_sequences(client: &Client, plan: &Plan, checked: &Checked) -> Result<()> {
+pub async fn set_sequences(
+    client: &Client,
+    plan: &Plan,
+    checked: &Checked,
+    opts: &RestoreOptions,
+) -> Result<Vec<String>> {
     // A shared sequence the target already has goes on from its own state,
     // unless that is behind the backup's: the restored rows may hold the
     // numbers between (a schema's own sequence, reused with `--schema`,
@@ -1128,12 +1134,33 @@ pub async fn set_sequences(client: &Client, plan: &Plan, checked: &Checked) -> R
         .filter(|o| o.kind == ObjectKind::Sequence)
         .filter_map(|o| Some((plan.target_schema(o)?, o.name.as_str())))
         .collect();
+    // With --data-only every sequence is the target's, live: one the
+    // application has moved past the backup's value is not set back (a
+    // table's rows loaded with --data-only brought its sequence back with
+    // them, and the numbers handed out since came out again; QA). Only a
+    // sequence named with --table is set exactly: the way to set it back.
+    let chosen: HashSet<(&str, &str)> = plan
+        .chosen_sequences
+        .iter()
+        .map(|&id| plan.object(id))
+        .filter_map(|o| Some((plan.target_schema(o)?, o.name.as_str())))
+        .collect();
+    let mut kept = Vec::new();
     for s in &plan.sequences {
         let q = qualified(&s.schema, &s.name);
-        if reused.contains(&(s.schema.as_str(), s.name.as_str()))
-            && !behind(client, &q, s.last_value, s.is_called).await?
-        {
-            continue;
+        let key = (s.schema.as_str(), s.name.as_str());
+        let forward_only = reused.contains(&key) || (opts.data_only && !chosen.contains(&key));
+        if forward_only {
+            match against(client, &q, s.last_value, s.is_called).await? {
+                Ordering::Less => {}
+                Ordering::Equal => continue,
+                Ordering::Greater => {
+                    if !reused.contains(&key) {
+                        kept.push(q);
+                    }
+                    continue;
+                }
+            }
         }
         client
             .execute(
@@ -1143,12 +1170,22 @@ pub async fn set_sequences(client: &Client, plan: &Plan, checked: &Checked) -> R
             .await
             .map_err(|e| Error::pg(format!("setting sequence {q}"), e))?;
     }
-    Ok(())
+    Ok(match kept.is_empty() {
+        true => vec![],
+        false => vec![format!(
+            "--data-only left {} sequence(s) as the target has them, past the backup's value, \
+             so that no number is handed out twice: {} (name one with --table to set it to the \
+             backup's value)",
+            kept.len(),
+            first_of(&kept, 12)
+        )],
+    })
 }
 
-/// Whether sequence `q` of the target would hand out a value the backup's
-/// state (`last_value`, `is_called`) had already passed.
-async fn behind(client: &Client, q: &str, last_value: i64, is_called: bool) -> Result<bool> {
+/// Where sequence `q` of the target stands against the backup's state
+/// (`last_value`, `is_called`), in the sequence's direction: `Less` when it
+/// would hand out a value the backup's had already passed.
+async fn against(client: &Client, q: &str, last_value: i64, is_called: bool) -> Result<Ordering> {
     let row = client
         .query_one(
             &format!(
@@ -1164,9 +1201,9 @@ async fn behind(client: &Client, q: &str, last_value: i64, is_called: bool) -> R
     let theirs = next(row.get(0), row.get(1));
     let ours = next(last_value, is_called);
     Ok(if step > 0 {
-        theirs < ours
+        theirs.cmp(&ours)
     } else {
-        theirs > ours
+        ours.cmp(&theirs)
     })
 }
 
