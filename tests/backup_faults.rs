@@ -1168,3 +1168,51 @@ fn row_level_security_hiding_rows_refuses_the_backup() {
         .collect();
     assert_eq!(rows, vec![100, 100], "{shown}");
 }
+
+/// A user mapping's options (a password, often) are shown only to a
+/// superuser or the mapped role: backed up by another role, the mapping
+/// came back without them, and nothing said so (QA). A warning names it.
+#[test]
+fn hidden_user_mapping_options_are_named_in_a_warning() {
+    let pg = pg();
+    pg.login_role("pgsnap_um_reader");
+    let db = pg.create_db("fault_um");
+    pg.psql(
+        &db,
+        "CREATE FOREIGN DATA WRAPPER um_w; CREATE SERVER um_s FOREIGN DATA WRAPPER um_w;
+         CREATE USER MAPPING FOR postgres SERVER um_s OPTIONS (user 'remote', password 'x');
+         CREATE USER MAPPING FOR pgsnap_um_reader SERVER um_s OPTIONS (user 'me');
+         GRANT USAGE ON FOREIGN SERVER um_s TO pgsnap_um_reader;",
+    );
+    let w = Workdir::new();
+    let url = pg.url_as("pgsnap_um_reader", &db);
+    let out = pgsnap(&[
+        "backup",
+        "--db",
+        &url,
+        "--repo",
+        &w.repo(),
+        "--key-file",
+        &w.key(),
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("pgsnap: warning: the options of user mapping for \"postgres\" server \"um_s\" are hidden"),
+        "{err}"
+    );
+    // Its own mapping's options it sees: no warning for it.
+    assert!(!err.contains("pgsnap_um_reader\" server"), "{err}");
+    // A superuser sees them all.
+    let out = pgsnap(&[
+        "backup",
+        "--db",
+        &pg.url(&db),
+        "--repo",
+        &w.repo(),
+        "--key-file",
+        &w.key(),
+    ]);
+    assert!(out.status.success());
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("hidden"));
+}

@@ -1872,14 +1872,33 @@ async fn read_fdw(client: &Client, bld: &mut Builder) -> Result<(), SchemaError>
     for r in q(
         client,
         "user mappings",
+        // `hidden`: pg_user_mappings shows a mapping's options only to a
+        // superuser, to the mapped role itself, and for PUBLIC to members
+        // of the server's owner (its own definition, negated).
         "SELECT m.umid, m.srvid, m.srvname::text AS server, \
-         CASE WHEN m.umuser = 0 THEN NULL ELSE m.usename::text END AS role, m.umoptions AS options \
-         FROM pg_catalog.pg_user_mappings m ORDER BY 3, 4 NULLS FIRST",
+         CASE WHEN m.umuser = 0 THEN NULL ELSE m.usename::text END AS role, m.umoptions AS options, \
+         NOT ((m.umuser <> 0 AND m.usename = current_user \
+               AND (pg_catalog.pg_has_role(fs.srvowner, 'USAGE') \
+                    OR pg_catalog.has_server_privilege(m.srvid, 'USAGE'))) \
+              OR (m.umuser = 0 AND pg_catalog.pg_has_role(fs.srvowner, 'USAGE')) \
+              OR (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user)) AS hidden \
+         FROM pg_catalog.pg_user_mappings m \
+         JOIN pg_catalog.pg_foreign_server fs ON fs.oid = m.srvid ORDER BY 3, 4 NULLS FIRST",
     )
     .await?
     {
         let server = s(&r, "server");
         let role = os(&r, "role");
+        if b(&r, "hidden") {
+            // Not an error: the mapping itself is kept, and a password in
+            // its options is what a backup role is not shown on purpose.
+            tracing::warn!(
+                "the options of user mapping for {} server {} are hidden from this role (only \
+                 a superuser or the mapped role sees them): it is backed up without them",
+                super::ddl::role(role.as_deref()),
+                ident(&server)
+            );
+        }
         let who = super::ddl::role(role.as_deref());
         let mut create = format!("CREATE USER MAPPING FOR {who} SERVER {}", ident(&server));
         let o = arr(&r, "options");
