@@ -132,9 +132,17 @@ impl Kms {
                         sdk_error_text(&e)
                     ));
                 }
+                if is_key_state_refusal(&e) {
+                    return Error::KmsKeyState(format!(
+                        "KMS GenerateDataKey with key `{key_id}` was refused for the key's state \
+                         ({}): enable it (aws kms enable-key) or cancel its deletion (aws kms \
+                         cancel-key-deletion), or name another key, then retry",
+                        sdk_error_text(&e)
+                    ));
+                }
                 Error::Kms(format!(
-                    "KMS GenerateDataKey with key `{key_id}` failed: {} (check the key id, that \
-                     the key is enabled, and that these AWS credentials may use it)",
+                    "KMS GenerateDataKey with key `{key_id}` failed: {} (check the key id and \
+                     that these AWS credentials may use it)",
                     sdk_error_text(&e)
                 ))
             })?;
