@@ -3767,3 +3767,59 @@ fn data_only_moves_sequences_forward_only() {
     );
     assert_eq!(seq(), "10");
 }
+
+/// A staging database made by the restoring role (not a superuser): the
+/// backup's owner role lacks CREATE on its `public`, which ALTER ... OWNER
+/// TO needs. The pre-data failed with "permission denied for schema
+/// public" after a passing dry run (QA); refused by the checks now, with
+/// the ways out.
+#[test]
+fn owners_without_create_on_a_reused_schema_are_refused_by_the_checks() {
+    let pg = pg();
+    pg.login_role("pgsnap_stager");
+    pg.psql(
+        "postgres",
+        "DO $$ BEGIN CREATE ROLE pgsnap_app_owner; EXCEPTION WHEN duplicate_object THEN NULL; END $$;
+         GRANT pgsnap_app_owner TO pgsnap_stager;",
+    );
+    let src = pg.create_db("stage_src");
+    pg.psql(
+        &src,
+        "CREATE TABLE t (id int); INSERT INTO t VALUES (1); ALTER TABLE t OWNER TO pgsnap_app_owner;",
+    );
+    let w = Workdir::new();
+    backup(pg, &src, &w, &[]);
+    let dst = pg.create_db_with("stage_dst", "OWNER pgsnap_stager");
+    let url = pg.url_as("pgsnap_stager", &dst);
+    let args = ["--no-database-properties"];
+    for dry in [true, false] {
+        let mut a = args.to_vec();
+        if dry {
+            a.push("--dry-run");
+        }
+        let out = common::restore_command_at(&w, "latest", &url, &a)
+            .output()
+            .unwrap();
+        let err = failure_stderr(&out, 1);
+        assert!(
+            err.contains("may not create in the target's schema(s)")
+                && err.contains("pgsnap_app_owner on public")
+                && err.contains("nothing was changed"),
+            "{err}"
+        );
+    }
+    assert_eq!(relations(pg, &dst), 0, "target was changed");
+    pg.psql(&dst, "GRANT CREATE ON SCHEMA public TO pgsnap_app_owner");
+    let out = common::restore_command_at(&w, "latest", &url, &args)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        pg.psql(
+            &dst,
+            "SELECT tableowner FROM pg_tables WHERE tablename = 't'"
+        )
+        .trim(),
+        "pgsnap_app_owner"
+    );
+}

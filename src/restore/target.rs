@@ -295,6 +295,16 @@ pub async fn check(client: &Client, plan: &Plan, opts: &RestoreOptions) -> Resul
             out_of_reach.join(", ")
         )));
     }
+    let no_create = owners_without_create(client, plan, opts, &existing).await?;
+    if !no_create.is_empty() {
+        return Err(Error::Refused(format!(
+            "the owner(s) the backup gives objects may not create in the target's schema(s) \
+             they are in, which ALTER ... OWNER TO needs: {}; nothing was changed (grant them \
+             CREATE on those schemas, make the database with them as its owner, or pass \
+             --no-owner to leave ownership to the restoring role)",
+            first_of(&no_create, 12)
+        )));
+    }
     let acl_out_of_reach = acl_roles_out_of_reach(client, plan, opts).await?;
     if !acl_out_of_reach.is_empty() {
         return Err(Error::Refused(format!(
@@ -364,6 +374,64 @@ async fn owners_out_of_reach(
         .filter(|r| !plan.skip_roles.contains(r))
         .collect();
     not_member_of(client, &owners).await
+}
+
+/// Owners that lack CREATE on a schema the target already has (reused,
+/// its ACL the target's) and the backup puts objects of theirs in: for a
+/// role that is not a superuser, `ALTER ... OWNER TO` needs it (a staging
+/// database made by the restoring role, its `public` schema its own, failed
+/// the pre-data with "permission denied for schema public", the dry run
+/// having passed; QA). As "role on schema".
+async fn owners_without_create(
+    client: &Client,
+    plan: &Plan,
+    opts: &RestoreOptions,
+    existing: &HashSet<u32>,
+) -> Result<Vec<String>> {
+    if opts.no_owner {
+        return Ok(vec![]);
+    }
+    let reused: BTreeSet<&str> = existing
+        .iter()
+        .map(|&id| plan.object(id))
+        .filter(|o| o.kind == ObjectKind::Schema)
+        .map(|o| o.name.as_str())
+        .collect();
+    let mut pairs: BTreeSet<(String, &str)> = BTreeSet::new();
+    for p in plan.pre_data.iter().chain(plan.post_data.iter()) {
+        let o = plan.object(p.id);
+        let Some(schema) = plan.target_schema(o).filter(|s| reused.contains(s)) else {
+            continue;
+        };
+        for role in o.owner_sql.iter().flat_map(|s| roles_named(s)) {
+            if !plan.skip_roles.contains(&role) {
+                pairs.insert((role, schema));
+            }
+        }
+    }
+    let (roles, schemas): (Vec<String>, Vec<&str>) = pairs.into_iter().unzip();
+    let rows = client
+        .query(
+            "SELECT u.r, u.s FROM unnest($1::text[], $2::text[]) u(r, s)
+              WHERE NOT (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user)
+                AND EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = u.r)
+                AND EXISTS (SELECT FROM pg_catalog.pg_namespace WHERE nspname = u.s)
+                AND NOT pg_catalog.has_schema_privilege(u.r, u.s, 'CREATE')
+              ORDER BY 1, 2",
+            &[&roles, &schemas],
+        )
+        .await
+        .map_err(|e| Error::pg("checking the owners' rights on the target's schemas", e))?;
+    Ok(rows
+        .iter()
+        .map(|r| {
+            format!(
+                "{} on {}",
+                crate::filter::quote_part(r.get(0)),
+                crate::filter::quote_part(r.get(1))
+            )
+        })
+        .collect())
 }
 
 /// Roles whose privileges statements the restoring role may not run
