@@ -36,6 +36,10 @@ pub struct Checked {
     /// What the drops take along that the backup does not have
     /// ([`clean::Drops::lost`]).
     pub lost: Vec<String>,
+    /// Statements on a reused `public`-like schema that would change
+    /// nothing (its owner or comment as the target has them): left out, as
+    /// they need the schema's ownership even so (see `unchanged_properties`).
+    pub unchanged: HashSet<String>,
 }
 
 impl Checked {
@@ -256,6 +260,7 @@ pub async fn check(client: &Client, plan: &Plan, opts: &RestoreOptions) -> Resul
     let would_drop = drops.dropped;
     let would_drop_ids = drops.ids.into_iter().collect();
     let lost = drops.lost;
+    let unchanged = unchanged_properties(client, plan, &existing).await?;
     let uses = named_roles(plan, opts);
     let missing = missing_roles(client, &uses).await?;
     if !missing.is_empty() {
@@ -286,7 +291,7 @@ pub async fn check(client: &Client, plan: &Plan, opts: &RestoreOptions) -> Resul
             ways.join(", or ")
         )));
     }
-    let out_of_reach = owners_out_of_reach(client, plan, opts).await?;
+    let out_of_reach = owners_out_of_reach(client, plan, opts, &unchanged).await?;
     if !out_of_reach.is_empty() {
         return Err(Error::Refused(format!(
             "the restoring role may not make {} the owner(s) of what it creates (it is not a \
@@ -319,6 +324,7 @@ pub async fn check(client: &Client, plan: &Plan, opts: &RestoreOptions) -> Resul
     Ok(Checked {
         conflicts,
         existing,
+        unchanged,
         target_db,
         would_drop,
         would_drop_ids,
@@ -359,6 +365,7 @@ async fn owners_out_of_reach(
     client: &Client,
     plan: &Plan,
     opts: &RestoreOptions,
+    unchanged: &HashSet<String>,
 ) -> Result<Vec<String>> {
     if opts.no_owner {
         return Ok(vec![]);
@@ -370,10 +377,57 @@ async fn owners_out_of_reach(
         .iter()
         .chain(plan.post_data.iter())
         .flat_map(|p| plan.object(p.id).owner_sql.iter())
+        .filter(|s| !unchanged.contains(*s))
         .flat_map(|s| roles_named(s))
         .filter(|r| !plan.skip_roles.contains(r))
         .collect();
     not_member_of(client, &owners).await
+}
+
+/// The owner and comment statements of a reused schema every database has
+/// (`public`, which a full restore gives the backup's owner, grants and
+/// comment) that the target's already match. ALTER ... OWNER TO the owner
+/// it has changes nothing, but COMMENT needs the schema's ownership even
+/// then, and the checks want membership in the owner: a role that does not
+/// own the target's `public` could not restore at all, `--no-owner` or not
+/// (QA: `pg_database_owner` cannot have members).
+async fn unchanged_properties(
+    client: &Client,
+    plan: &Plan,
+    existing: &HashSet<u32>,
+) -> Result<HashSet<String>> {
+    let mut out = HashSet::new();
+    if !plan.full {
+        return Ok(out);
+    }
+    for p in &plan.pre_data {
+        let o = plan.object(p.id);
+        if o.kind != ObjectKind::Schema || !o.create.trim().is_empty() || !existing.contains(&o.id)
+        {
+            continue;
+        }
+        let row = client
+            .query_opt(
+                "SELECT pg_catalog.pg_get_userbyid(n.nspowner)::text,
+                        pg_catalog.obj_description(n.oid, 'pg_namespace')
+                   FROM pg_catalog.pg_namespace n WHERE n.nspname = $1",
+                &[&o.name],
+            )
+            .await
+            .map_err(|e| Error::pg(format!("reading {} in the target", o.identity), e))?;
+        let Some(row) = row else { continue };
+        let on = format!("SCHEMA {}", ident(&o.name));
+        let owner = crate::schema::ddl::owner_to(&on, row.get(0));
+        let comment = row
+            .get::<_, Option<&str>>(1)
+            .map(|c| crate::schema::ddl::comment_on(&on, c));
+        for s in o.owner_sql.iter().chain(o.comment_sql.iter()) {
+            if *s == owner || Some(s) == comment.as_ref() {
+                out.insert(s.clone());
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// Owners that lack CREATE on a schema the target already has (reused,
@@ -938,7 +992,8 @@ pub async fn apply_pre_data(
                 // database: left as a new database has it, a revoked
                 // CREATE or USAGE would come back open.
                 if plan.full && o.kind == ObjectKind::Schema && o.create.trim().is_empty() {
-                    let stmts = statements(plan, o, opts, &checked.target_db);
+                    let mut stmts = statements(plan, o, opts, &checked.target_db);
+                    stmts.retain(|s| !checked.unchanged.contains(s));
                     run_statements(client, &o.identity, &stmts).await?;
                 }
                 reused.push(o.identity.clone());
