@@ -3862,3 +3862,66 @@ fn a_full_restore_leaves_public_alone_where_it_already_matches() {
         pg.psql(&dst, "DROP TABLE t");
     }
 }
+
+/// `--data-only`'s plan says what the load meets in the target: tables
+/// that already hold rows, triggers that fire; and no "skipped foreign
+/// key", as it creates none (QA: the dry run said the target was fine,
+/// and an audit trigger doubled its table).
+#[test]
+fn data_only_plan_names_rows_already_there_and_triggers() {
+    let pg = pg();
+    let db = pg.create_db("donotes");
+    pg.psql(
+        &db,
+        "CREATE TABLE parent (id int PRIMARY KEY); INSERT INTO parent VALUES (1);
+         CREATE TABLE child (id int, p int REFERENCES parent); INSERT INTO child VALUES (1, 1);
+         CREATE TABLE audit (n int);
+         CREATE FUNCTION note() RETURNS trigger LANGUAGE plpgsql AS
+           $$ BEGIN INSERT INTO audit VALUES (1); RETURN NEW; END $$;
+         CREATE TRIGGER noted AFTER INSERT ON child FOR EACH ROW EXECUTE FUNCTION note();",
+    );
+    let w = Workdir::new();
+    backup(pg, &db, &w, &[]);
+    pg.psql(&db, "DELETE FROM child");
+    let plan = pgsnap_ok(&[
+        "restore",
+        "--repo",
+        &w.repo(),
+        "--key-file",
+        &w.key(),
+        "latest",
+        "--db",
+        &pg.url(&db),
+        "--table",
+        "public.child",
+        "--data-only",
+        "--dry-run",
+    ]);
+    assert!(
+        plan.contains("triggers fire for every row loaded into 1 table(s): \"public\".\"child\"")
+            && !plan.contains("skipped foreign key")
+            && !plan.contains("already hold rows"),
+        "{plan}"
+    );
+    // The load that fails on the key it names repeats the warning.
+    let out = restore_output(
+        pg,
+        &w,
+        "latest",
+        &db,
+        &[
+            "--data-only",
+            "--table",
+            "public.parent",
+            "--table",
+            "public.child",
+        ],
+    );
+    let err = failure_stderr(&out, 1);
+    assert!(
+        err.contains("duplicate key")
+            && err.contains("1 table(s) of the target already hold rows")
+            && err.contains("\"public\".\"parent\""),
+        "{err}"
+    );
+}

@@ -456,6 +456,11 @@ async fn check_target(
     }
     target::check_binary_types(client, plan).await?;
     report.warnings = key_order::set(client, plan).await?;
+    if opts.data_only {
+        report
+            .warnings
+            .extend(target::data_only_notes(client, plan, opts).await?);
+    }
     report.tables = plan.tables.len();
     report.rows = plan.tables.iter().map(|t| t.rows).sum();
     let checked = target::check(client, plan, opts).await?;

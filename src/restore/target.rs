@@ -781,6 +781,83 @@ pub async fn check_data_only_tables(client: &Client, plan: &Plan) -> Result<()> 
     )))
 }
 
+/// `--data-only`: what the load will meet in the target's tables, as
+/// warnings (in the dry run too): tables that already hold rows, which the
+/// loaded rows are added to (duplicates where no key refuses them), and
+/// triggers that fire for every loaded row (QA: an audit table doubled).
+pub async fn data_only_notes(
+    client: &Client,
+    plan: &Plan,
+    opts: &RestoreOptions,
+) -> Result<Vec<String>> {
+    let tables: Vec<String> = plan
+        .tables
+        .iter()
+        .filter(|t| t.load_data)
+        .map(|t| qualified(&t.schema, &t.name))
+        .collect();
+    let rows = client
+        .query(
+            "SELECT u.t, pg_catalog.has_table_privilege(c.oid, 'SELECT'),
+                    (SELECT count(*) FROM pg_catalog.pg_trigger g
+                      WHERE g.tgrelid = c.oid AND NOT g.tgisinternal AND g.tgenabled <> 'D')
+               FROM unnest($1::text[]) WITH ORDINALITY u(t, i)
+               JOIN pg_catalog.pg_class c ON c.oid = pg_catalog.to_regclass(u.t)
+              ORDER BY u.i",
+            &[&tables],
+        )
+        .await
+        .map_err(|e| Error::pg("reading the target's tables for --data-only", e))?;
+    let mut notes = Vec::new();
+    let with_triggers: Vec<String> = rows
+        .iter()
+        .filter(|r| r.get::<_, i64>(2) > 0)
+        .map(|r| r.get(0))
+        .collect();
+    if !with_triggers.is_empty() && !opts.disable_triggers {
+        notes.push(format!(
+            "--data-only: the target's triggers fire for every row loaded into {} table(s): {} \
+             (--disable-triggers keeps them quiet, as a superuser)",
+            with_triggers.len(),
+            first_of(&with_triggers, 12)
+        ));
+    }
+    // Only where the role may read: a load needs INSERT, not SELECT.
+    let readable: Vec<String> = rows
+        .iter()
+        .filter(|r| r.get::<_, bool>(1))
+        .map(|r| r.get(0))
+        .collect();
+    let mut holding = Vec::new();
+    for batch in readable.chunks(200) {
+        let sql = batch
+            .iter()
+            .enumerate()
+            .map(|(i, t)| format!("SELECT {i} WHERE EXISTS (SELECT FROM {t})"))
+            .collect::<Vec<_>>()
+            .join(" UNION ALL ");
+        let found = client
+            .query(&sql, &[])
+            .await
+            .map_err(|e| Error::pg("looking for rows in the target's tables", e))?;
+        holding.extend(
+            found
+                .iter()
+                .map(|r| batch[r.get::<_, i32>(0) as usize].clone()),
+        );
+    }
+    if !holding.is_empty() {
+        notes.push(format!(
+            "--data-only: {} table(s) of the target already hold rows, which the loaded rows are \
+             added to (a unique key refuses duplicates, failing that table's load; without one \
+             they are duplicated): {}",
+            holding.len(),
+            first_of(&holding, 12)
+        ));
+    }
+    Ok(notes)
+}
+
 /// `--data-only`: no table the rows load into has row-level security that
 /// applies to the restoring role (not its owner, or its owner with FORCE
 /// ROW LEVEL SECURITY; not a superuser or BYPASSRLS): COPY FROM refuses
