@@ -3925,3 +3925,56 @@ fn data_only_plan_names_rows_already_there_and_triggers() {
         "{err}"
     );
 }
+
+/// Extensions: one only a superuser may create is refused before any
+/// change for another role, with the way out (a superuser creates it in
+/// the target first; it is then reused); one the target has at another
+/// version is reused with a warning saying so (QA: silent).
+#[test]
+fn extensions_needing_a_superuser_or_at_another_version_are_said() {
+    let pg = pg();
+    pg.login_role("pgsnap_ext_user");
+    let src = pg.create_db("extv");
+    pg.psql(
+        &src,
+        "CREATE EXTENSION pg_stat_statements; CREATE EXTENSION hstore VERSION '1.7';
+         CREATE TABLE t (id int, h hstore); INSERT INTO t VALUES (1, 'a=>1');",
+    );
+    let w = Workdir::new();
+    backup(pg, &src, &w, &[]);
+    let dst = pg.create_db_with("extv_dst", "OWNER pgsnap_ext_user");
+    let url = pg.url_as("pgsnap_ext_user", &dst);
+    let args = ["--no-owner", "--no-database-properties"];
+    for dry in [true, false] {
+        let mut a = args.to_vec();
+        if dry {
+            a.push("--dry-run");
+        }
+        let out = common::restore_command_at(&w, "latest", &url, &a)
+            .output()
+            .unwrap();
+        let err = failure_stderr(&out, 1);
+        assert!(
+            err.contains("only a superuser may create extension(s) \"pg_stat_statements\"")
+                && err.contains("nothing was changed"),
+            "{err}"
+        );
+    }
+    assert_eq!(relations(pg, &dst), 0, "target was changed");
+    // Made by a superuser beforehand, hstore at its newest version.
+    pg.psql(
+        &dst,
+        "CREATE EXTENSION pg_stat_statements; CREATE EXTENSION hstore",
+    );
+    let out = common::restore_command_at(&w, "latest", &url, &args)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("extension \\\"hstore\\\" is reused at the target's version")
+            && stdout.contains("not the backup's 1.7"),
+        "{stdout}"
+    );
+    assert_eq!(pg.psql(&dst, "SELECT h -> 'a' FROM t").trim(), "1");
+}

@@ -466,6 +466,7 @@ async fn check_target(
     let checked = target::check(client, plan, opts).await?;
     report.foreign_keys_to_target = target::foreign_keys_to_target(client, plan).await?;
     report.skipped_foreign_keys = plan.skipped_fks.clone();
+    report.warnings.extend(checked.notes.iter().cloned());
     if !checked.lost.is_empty() {
         report.warnings.push(format!(
             "--clean also drops what the target has on the tables it replaces and the backup \
