@@ -1216,3 +1216,32 @@ fn hidden_user_mapping_options_are_named_in_a_warning() {
     assert!(out.status.success());
     assert!(!String::from_utf8_lossy(&out.stderr).contains("hidden"));
 }
+
+/// Subscriptions are not backed up; a backup of a database that has one
+/// says so, naming it (QA: found out after the restore).
+#[test]
+fn subscriptions_are_named_in_a_warning() {
+    let pg = pg();
+    let db = pg.create_db("fault_sub");
+    pg.psql(
+        &db,
+        "CREATE SUBSCRIPTION \"My Sub\" CONNECTION 'host=127.0.0.1 dbname=nowhere' \
+         PUBLICATION p WITH (connect = false)",
+    );
+    let w = Workdir::new();
+    let out = pgsnap(&[
+        "backup",
+        "--db",
+        &pg.url(&db),
+        "--repo",
+        &w.repo(),
+        "--key-file",
+        &w.key(),
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("pgsnap: warning: subscriptions are not backed up: \"My Sub\""),
+        "{err}"
+    );
+}

@@ -370,6 +370,7 @@ async fn read_all(client: &Client) -> Result<SchemaModel, SchemaError> {
     read_statistics(client, &mut bld).await?;
     read_event_triggers(client, &mut bld).await?;
     read_publications(client, &mut bld).await?;
+    warn_of_subscriptions(client).await?;
     read_default_acls(client, &mut bld).await?;
     read_member_acls(client, &mut bld).await?;
     read_extension_tables(client, &mut bld).await?;
@@ -3473,6 +3474,32 @@ async fn read_event_triggers(client: &Client, bld: &mut Builder) -> Result<(), S
             },
         );
         bld.owned(id, (PG_EVENT_TRIGGER, oid), on, &owner);
+    }
+    Ok(())
+}
+
+/// Subscriptions are not backed up: their connection strings hold
+/// passwords, and one restored would start pulling rows from its publisher
+/// (pg_dump, too, makes them disabled, and only for a superuser). Said, so
+/// that nobody finds out after a restore (QA).
+async fn warn_of_subscriptions(client: &Client) -> Result<(), SchemaError> {
+    let names: Vec<String> = q(
+        client,
+        "subscriptions",
+        "SELECT s.subname::text AS name FROM pg_catalog.pg_subscription s \
+         WHERE s.subdbid = (SELECT oid FROM pg_catalog.pg_database \
+                             WHERE datname = pg_catalog.current_database()) ORDER BY 1",
+    )
+    .await?
+    .iter()
+    .map(|r| ident(&s(r, "name")))
+    .collect();
+    if !names.is_empty() {
+        tracing::warn!(
+            "subscriptions are not backed up: {}; after a restore, make them anew with CREATE \
+             SUBSCRIPTION",
+            names.join(", ")
+        );
     }
     Ok(())
 }
