@@ -226,7 +226,8 @@ impl Credentials {
             )));
         }
         Err(Error::WrongKey(format!(
-            "no key opens this archive: {}; its key slots: {}; {}",
+            "no key opens this archive: {}; its key slots: {}; {} (sure of the key? `pgsnap \
+             verify` tells whether the archive was damaged)",
             why.join("; "),
             header.slot_kinds(),
             ways.join(", or ")

@@ -184,10 +184,10 @@ async fn header_failure(
                  written; restore the archive from a copy of the repository, or use another \
                  backup",
                 m.id,
-                if matches!(e, Error::Auth) {
-                    "does not authenticate"
-                } else {
-                    "cannot be read"
+                match e {
+                    Error::Auth => "does not authenticate",
+                    Error::WrongKey(_) => "opens with no key given",
+                    _ => "cannot be read",
                 }
             ))
         }
@@ -233,11 +233,14 @@ pub async fn run(repo: &Repository, m: &Manifest, creds: &Credentials) -> Result
         });
         let (r, open, rest) = match unlocked {
             Ok(u) => u,
+            // A key slot altered in place reads as a wrong key (KMS refuses
+            // the ciphertext): the archive's SHA-256 tells them apart.
             Err(
                 e @ (Error::Auth
                 | Error::Format(_)
                 | Error::Unsupported(_)
-                | Error::Truncated { .. }),
+                | Error::Truncated { .. }
+                | Error::WrongKey(_)),
             ) => return Err(header_failure(storage, m, (size, version), e).await),
             Err(e) => return Err(e),
         };

@@ -3978,3 +3978,29 @@ fn extensions_needing_a_superuser_or_at_another_version_are_said() {
     );
     assert_eq!(pg.psql(&dst, "SELECT h -> 'a' FROM t").trim(), "1");
 }
+
+/// A key slot altered in place reads as a wrong key (its key id matches no
+/// key file; a KMS slot's ciphertext is refused by KMS): `verify` now
+/// tells it from a wrong key by the archive's SHA-256, and a restore's
+/// "no key opens" points to `verify` (QA: "wrong key" for a damaged slot).
+#[test]
+fn a_damaged_key_slot_is_damage_to_verify_not_a_wrong_key() {
+    let s = setup("tamper_slot");
+    let path = archive_path(&s);
+    // The first slot's key id: record at 40, after its kind and length.
+    flip_byte(&path, 46);
+    let v = verify(&s);
+    let err = failure_stderr(&v, 1);
+    assert!(
+        err.contains("is damaged")
+            && err.contains("opens with no key given")
+            && err.contains("SHA-256 differs"),
+        "{err}"
+    );
+    let dst = pg().create_db("tamper_slot_dst");
+    let out = restore(&s, &s.w.key(), &dst, &[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_ne!(out.status.code(), Some(0));
+    assert!(err.contains("`pgsnap verify` tells"), "{err}");
+    assert_eq!(relations(pg(), &dst), 0, "target was changed");
+}
