@@ -406,3 +406,30 @@ fn table_takes_views_and_sequences_and_schema_keeps_its_objects() {
         "100|1|42|1|0|0"
     );
 }
+
+/// A restore counts tables as `show` does, those whose rows the backup
+/// holds: not a partitioned table's parent or a materialized view (QA: 10
+/// tables restored of a backup `show` said has 8).
+#[test]
+fn restore_counts_tables_as_show_does() {
+    let pg = pg();
+    let src = pg.create_db("count_tables");
+    pg.psql(
+        &src,
+        "CREATE TABLE p (id int, k int) PARTITION BY LIST (k);
+         CREATE TABLE p1 PARTITION OF p FOR VALUES IN (1);
+         CREATE TABLE p2 PARTITION OF p FOR VALUES IN (2);
+         INSERT INTO p VALUES (1, 1), (2, 2);
+         CREATE TABLE plain (id int); INSERT INTO plain VALUES (1);
+         CREATE MATERIALIZED VIEW mv AS SELECT count(*) FROM plain;",
+    );
+    let w = Workdir::new();
+    let id = common::backup(pg, &src, &w, &[]);
+    let shown: serde_json::Value =
+        serde_json::from_str(&pgsnap_ok(&["show", "--repo", &w.repo(), &id, "--json"])).unwrap();
+    let in_backup = shown["tables"].as_array().unwrap().len();
+    let dst = pg.create_db("count_tables_dst");
+    let report = common::restore_json(pg, &w, "latest", &dst, &[]);
+    assert_eq!(report["tables"], in_backup, "{report} / {shown}");
+    assert_eq!(in_backup, 3, "{shown}");
+}

@@ -217,7 +217,7 @@ async fn run_inner(
         backup_id: manifest.id.clone(),
         database: target.dbname().to_string(),
         dry_run: opts.dry_run,
-        tables: plan.tables.len(),
+        tables: plan.data_tables(),
         rows: plan::total(plan.tables.iter().map(|t| t.rows)),
         bytes_read: 0,
         archive_bytes: archive.size(),
@@ -461,7 +461,7 @@ async fn check_target(
             .warnings
             .extend(target::data_only_notes(client, plan, opts).await?);
     }
-    report.tables = plan.tables.len();
+    report.tables = plan.data_tables();
     report.rows = plan.tables.iter().map(|t| t.rows).sum();
     let checked = target::check(client, plan, opts).await?;
     report.foreign_keys_to_target = target::foreign_keys_to_target(client, plan).await?;
