@@ -463,7 +463,17 @@ async fn run_inner(
         .iter()
         .filter(|(_, s, n, table)| *table && opts.filter.table_selected(s, n))
         .collect();
-    preflight(client, &selected.iter().map(|t| t.0).collect::<Vec<_>>()).await?;
+    let data_of: Vec<u32> = selected
+        .iter()
+        .filter(|(_, s, n, _)| opts.filter.data_selected(s, n))
+        .map(|t| t.0)
+        .collect();
+    preflight(
+        client,
+        &selected.iter().map(|t| t.0).collect::<Vec<_>>(),
+        &data_of,
+    )
+    .await?;
     let lock_list: Vec<(String, String)> = selected
         .iter()
         .map(|(_, s, n, _)| (s.clone(), n.clone()))
@@ -1015,7 +1025,7 @@ async fn submit_blob(
 /// Fails before any work with the list of tables the role cannot read or
 /// read only part of (row-level security), and when the lock table cannot
 /// hold a lock per table.
-async fn preflight(client: &tokio_postgres::Client, oids: &[u32]) -> Result<()> {
+async fn preflight(client: &tokio_postgres::Client, oids: &[u32], data_of: &[u32]) -> Result<()> {
     let rows = client
         .query(
             "SELECT n.nspname, c.relname FROM pg_class c
@@ -1042,14 +1052,18 @@ async fn preflight(client: &tokio_postgres::Client, oids: &[u32]) -> Result<()> 
     // Row-level security the role is subject to (not the owner, or the
     // owner of a table with FORCE; not a superuser or BYPASSRLS): its COPY
     // would fail (`row_security = off`, see `pg::snapshot`) where it once
-    // saved only the rows the policies let it see.
+    // saved only the rows the policies let it see. Only the tables whose
+    // rows are read: a partitioned table's are its partitions', copied
+    // each from its own (whose policies are their own), and
+    // --exclude-table-data reads none (QA: both refused).
     let rows = client
         .query(
             "SELECT n.nspname, c.relname FROM pg_class c
                JOIN pg_namespace n ON n.oid = c.relnamespace
-              WHERE c.oid = ANY($1) AND c.relrowsecurity AND row_security_active(c.oid)
+              WHERE c.oid = ANY($1) AND c.relkind <> 'p' AND c.relrowsecurity
+                AND row_security_active(c.oid)
               ORDER BY 1, 2",
-            &[&oids.to_vec()],
+            &[&data_of.to_vec()],
         )
         .await
         .map_err(|e| Error::pg("checking row-level security", e))?;
@@ -1060,8 +1074,8 @@ async fn preflight(client: &tokio_postgres::Client, oids: &[u32]) -> Result<()> 
             detail: format!(
                 "row-level security would hide rows of {} table(s) from this role: {}; back up \
                  as a role that bypasses it (the tables' owner when they are not FORCE ROW \
-                 LEVEL SECURITY, a superuser, or a role with BYPASSRLS), or leave them out with \
-                 --exclude-table",
+                 LEVEL SECURITY, a superuser, or a role with BYPASSRLS), or leave their rows \
+                 out with --exclude-table-data (or the tables with --exclude-table)",
                 names.len(),
                 names.join(", ")
             ),
