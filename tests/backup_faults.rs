@@ -814,6 +814,15 @@ fn sigint_stops_a_single_transaction_restore_and_leaves_nothing() {
         }
         assert_eq!(pg.psql(&dst, tables).trim(), left);
         assert_eq!(pg.psql(&dst, "SELECT count(*) FROM keep").trim(), "1");
+        if extra.is_empty() {
+            // Again with --clean over what that left: its drops are
+            // committed by then, which the message says.
+            let err = stop_mid_load(pg, &w, &dst, &["--clean"]);
+            assert!(
+                err.contains("SIGINT received: restore stopped; --clean's drops were committed"),
+                "{err}"
+            );
+        }
     }
 }
 

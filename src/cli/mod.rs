@@ -197,6 +197,7 @@ async fn run_until_signalled(cli: Cli) -> (anyhow::Result<ExitCode>, Option<Sign
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let verb = cli.command.verb();
     let atomic = matches!(&cli.command, Command::Restore(a) if a.single_transaction);
+    let clean = matches!(&cli.command, Command::Restore(a) if a.clean);
     // A task of its own: a command busy on its thread for a while (a
     // verify's read, say) must not keep this one from hearing a signal.
     let task = tokio::spawn(run(cli, stop_rx));
@@ -234,6 +235,13 @@ async fn run_until_signalled(cli: Cli) -> (anyhow::Result<ExitCode>, Option<Sign
         "restore" if !progress::target_changing() => {
             "restore stopped; nothing was changed in the target".to_string()
         }
+        // Its drops were committed with the definitions: what they replaced
+        // is gone, which "may hold part of it" did not say (QA).
+        "restore" if clean => "restore stopped; --clean's drops were committed, so what they \
+                               replaced is gone, and the target may hold part of the backup: run \
+                               the restore again with --clean (--single-transaction leaves \
+                               nothing behind)"
+            .to_string(),
         "restore" => "restore stopped; the target may hold part of it: run the restore again \
                       with --clean, or drop the database (--single-transaction leaves nothing \
                       behind)"
