@@ -4004,3 +4004,41 @@ fn a_damaged_key_slot_is_damage_to_verify_not_a_wrong_key() {
     assert!(err.contains("`pgsnap verify` tells"), "{err}");
     assert_eq!(relations(pg(), &dst), 0, "target was changed");
 }
+
+/// A one-table restore into a schema the target already has: the schema
+/// is reused as the target has it, so its backed-up owner (a role the
+/// restoring one is not a member of) does not matter; the restore was
+/// refused over it (QA).
+#[test]
+fn a_reused_schemas_owner_does_not_refuse_a_table_restore() {
+    let pg = pg();
+    pg.login_role("pgsnap_s6_restorer");
+    pg.psql(
+        "postgres",
+        "DO $$ BEGIN CREATE ROLE pgsnap_s6_owner; EXCEPTION WHEN duplicate_object THEN NULL; END $$;
+         GRANT pgsnap_s6_owner TO pgsnap_s6_restorer;",
+    );
+    let src = pg.create_db("s6_src");
+    pg.psql(
+        &src,
+        "CREATE SCHEMA s6; CREATE TABLE s6.t (id int); INSERT INTO s6.t VALUES (6);
+         ALTER TABLE s6.t OWNER TO pgsnap_s6_owner;",
+    );
+    let w = Workdir::new();
+    backup(pg, &src, &w, &[]);
+    let dst = pg.create_db_with("s6_dst", "OWNER pgsnap_s6_restorer");
+    pg.psql(
+        &dst,
+        "CREATE SCHEMA s6; GRANT USAGE, CREATE ON SCHEMA s6 TO pgsnap_s6_restorer, pgsnap_s6_owner;",
+    );
+    let url = pg.url_as("pgsnap_s6_restorer", &dst);
+    let out = common::restore_command_at(&w, "latest", &url, &["--table", "s6.t"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        pg.psql(&dst, "SELECT tableowner || ':' || (SELECT id FROM s6.t) FROM pg_tables WHERE tablename = 't'")
+            .trim(),
+        "pgsnap_s6_owner:6"
+    );
+}

@@ -261,10 +261,22 @@ pub async fn check(client: &Client, plan: &Plan, opts: &RestoreOptions) -> Resul
         )));
     }
     let would_drop = drops.dropped;
-    let would_drop_ids = drops.ids.into_iter().collect();
+    let would_drop_ids: HashSet<u32> = drops.ids.into_iter().collect();
+    // Objects the target has and keeps as they are: their owner, grants
+    // and comment stay the target's, so the roles they name do not matter
+    // (QA: a reused schema's owner refused a one-table restore).
+    let kept: HashSet<u32> = existing
+        .iter()
+        .copied()
+        .filter(|id| !would_drop_ids.contains(id))
+        .filter(|&id| {
+            let o = plan.object(id);
+            !(plan.full && o.kind == ObjectKind::Schema && o.create.trim().is_empty())
+        })
+        .collect();
     let lost = drops.lost;
     let unchanged = unchanged_properties(client, plan, &existing).await?;
-    let uses = named_roles(plan, opts);
+    let uses = named_roles(plan, opts, &kept);
     let missing = missing_roles(client, &uses).await?;
     if !missing.is_empty() {
         // Offer only the flags that would help: a role still missing under
@@ -294,7 +306,7 @@ pub async fn check(client: &Client, plan: &Plan, opts: &RestoreOptions) -> Resul
             ways.join(", or ")
         )));
     }
-    let out_of_reach = owners_out_of_reach(client, plan, opts, &unchanged).await?;
+    let out_of_reach = owners_out_of_reach(client, plan, opts, &unchanged, &kept).await?;
     if !out_of_reach.is_empty() {
         return Err(Error::Refused(format!(
             "the restoring role may not make {} the owner(s) of what it creates (it is not a \
@@ -303,7 +315,7 @@ pub async fn check(client: &Client, plan: &Plan, opts: &RestoreOptions) -> Resul
             out_of_reach.join(", ")
         )));
     }
-    let no_create = owners_without_create(client, plan, opts, &existing).await?;
+    let no_create = owners_without_create(client, plan, opts, &existing, &kept).await?;
     if !no_create.is_empty() {
         return Err(Error::Refused(format!(
             "the owner(s) the backup gives objects may not create in the target's schema(s) \
@@ -313,7 +325,7 @@ pub async fn check(client: &Client, plan: &Plan, opts: &RestoreOptions) -> Resul
             first_of(&no_create, 12)
         )));
     }
-    let acl_out_of_reach = acl_roles_out_of_reach(client, plan, opts).await?;
+    let acl_out_of_reach = acl_roles_out_of_reach(client, plan, opts, &kept).await?;
     if !acl_out_of_reach.is_empty() {
         return Err(Error::Refused(format!(
             "the restoring role may not set the default privileges of, or grant as, {} (it is \
@@ -363,6 +375,16 @@ async fn missing_roles(
         .collect())
 }
 
+/// The plan's objects whose statements the restore runs: all but those the
+/// target has and keeps (`kept`).
+fn applied<'a>(plan: &'a Plan, kept: &'a HashSet<u32>) -> impl Iterator<Item = &'a DbObject> {
+    plan.pre_data
+        .iter()
+        .chain(plan.post_data.iter())
+        .filter(|p| !kept.contains(&p.id))
+        .map(|p| plan.object(p.id))
+}
+
 /// Owner roles that exist but the restoring role may not give objects to:
 /// `ALTER ... OWNER TO` needs membership in the new owner (a superuser has
 /// it in every role). Checked here so that the restore, and its dry run,
@@ -372,17 +394,15 @@ async fn owners_out_of_reach(
     plan: &Plan,
     opts: &RestoreOptions,
     unchanged: &HashSet<String>,
+    kept: &HashSet<u32>,
 ) -> Result<Vec<String>> {
     if opts.no_owner {
         return Ok(vec![]);
     }
     // The roles of the `ALTER ... OWNER TO` statements the restore runs (a
     // database's recorded owner is never applied: the target keeps its own).
-    let owners: BTreeSet<String> = plan
-        .pre_data
-        .iter()
-        .chain(plan.post_data.iter())
-        .flat_map(|p| plan.object(p.id).owner_sql.iter())
+    let owners: BTreeSet<String> = applied(plan, kept)
+        .flat_map(|o| o.owner_sql.iter())
         .filter(|s| !unchanged.contains(*s))
         .flat_map(|s| roles_named(s))
         .filter(|r| !plan.skip_roles.contains(r))
@@ -447,6 +467,7 @@ async fn owners_without_create(
     plan: &Plan,
     opts: &RestoreOptions,
     existing: &HashSet<u32>,
+    kept: &HashSet<u32>,
 ) -> Result<Vec<String>> {
     if opts.no_owner {
         return Ok(vec![]);
@@ -458,8 +479,7 @@ async fn owners_without_create(
         .map(|o| o.name.as_str())
         .collect();
     let mut pairs: BTreeSet<(String, &str)> = BTreeSet::new();
-    for p in plan.pre_data.iter().chain(plan.post_data.iter()) {
-        let o = plan.object(p.id);
+    for o in applied(plan, kept) {
         let Some(schema) = plan.target_schema(o).filter(|s| reused.contains(s)) else {
             continue;
         };
@@ -504,13 +524,13 @@ async fn acl_roles_out_of_reach(
     client: &Client,
     plan: &Plan,
     opts: &RestoreOptions,
+    kept: &HashSet<u32>,
 ) -> Result<Vec<String>> {
     if opts.no_acl {
         return Ok(vec![]);
     }
     let mut roles = BTreeSet::new();
-    for p in plan.pre_data.iter().chain(plan.post_data.iter()) {
-        let o = plan.object(p.id);
+    for o in applied(plan, kept) {
         if o.kind == ObjectKind::DefaultPrivileges {
             roles.extend(o.owner.iter().cloned());
         }
@@ -719,10 +739,13 @@ async fn not_member_of(client: &Client, roles: &BTreeSet<String>) -> Result<Vec<
 /// unless --no-acl, in policies and user mappings, in database settings), with what names it.
 /// Provider-managed roles the plan already leaves out
 /// (`Plan::skip_roles`) are not counted.
-fn named_roles(plan: &Plan, opts: &RestoreOptions) -> BTreeMap<String, BTreeSet<&'static str>> {
+fn named_roles(
+    plan: &Plan,
+    opts: &RestoreOptions,
+    kept: &HashSet<u32>,
+) -> BTreeMap<String, BTreeSet<&'static str>> {
     let mut uses: BTreeMap<String, BTreeSet<&'static str>> = BTreeMap::new();
-    for p in plan.pre_data.iter().chain(plan.post_data.iter()) {
-        let o = plan.object(p.id);
+    for o in applied(plan, kept) {
         let mut named: Vec<(String, &'static str)> = Vec::new();
         if !opts.no_owner {
             named.extend(o.owner.iter().map(|r| (r.clone(), "owner")));
