@@ -1282,3 +1282,63 @@ fn subscriptions_are_named_in_a_warning() {
         "{err}"
     );
 }
+
+/// `--table T --clean` re-adds T's key to a table the target has; when a
+/// live session holds a lock on that table past --lock-timeout, the
+/// restore fails, naming the wait, instead of exiting 0 without the key
+/// (QA). Other failures to add it are warnings giving the statement.
+#[test]
+fn a_key_to_a_locked_live_table_fails_the_restore_past_the_lock_timeout() {
+    let pg = pg();
+    let db = pg.create_db("fault_fklock");
+    pg.psql(
+        &db,
+        "CREATE TABLE p (id int PRIMARY KEY); INSERT INTO p VALUES (1);
+         CREATE TABLE c (id int, pid int REFERENCES p); INSERT INTO c VALUES (1, 1);",
+    );
+    let w = Workdir::new();
+    backup(pg, &db, &w, &[]);
+    // The key gone from the target (so --clean's drop of c needs no lock
+    // on p), and a live writer on p: adding the key back must wait.
+    pg.psql(&db, "ALTER TABLE c DROP CONSTRAINT c_pid_fkey");
+    let mut holder = psql_in_background(
+        pg,
+        &db,
+        "BEGIN; LOCK p IN ROW EXCLUSIVE MODE; SELECT pg_sleep(30); COMMIT;",
+        "fault_fklock_holder",
+    );
+    let held = "SELECT count(*) FROM pg_stat_activity WHERE application_name = \
+                'fault_fklock_holder' AND wait_event = 'PgSleep'";
+    let t0 = Instant::now();
+    while pg.psql(&db, held).trim() == "0" {
+        assert!(t0.elapsed() < Duration::from_secs(30), "no lock held");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = common::restore_output(
+        pg,
+        &w,
+        "latest",
+        &db,
+        &["--table", "public.c", "--clean", "--lock-timeout", "1s"],
+    );
+    pg.psql(
+        &db,
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE application_name = 'fault_fklock_holder'",
+    );
+    let _ = holder.wait();
+    let err = failure_stderr(&out, 1);
+    assert!(
+        err.contains("c_pid_fkey") && err.contains("--lock-timeout"),
+        "{err}"
+    );
+    // The target's table can no longer take it: a warning with the statement.
+    pg.psql(&db, "ALTER TABLE p DROP CONSTRAINT p_pkey CASCADE");
+    let report = common::restore_json(pg, &w, "latest", &db, &["--table", "public.c", "--clean"]);
+    let warning = report["warnings"][0].as_str().unwrap_or_default();
+    assert!(
+        warning.contains("was not added")
+            && warning.contains("ADD CONSTRAINT \"c_pid_fkey\" FOREIGN KEY (\"pid\") REFERENCES"),
+        "{report}"
+    );
+}

@@ -1367,7 +1367,14 @@ pub async fn add_foreign_keys_to_target(
             .map(|s| s.trim_end())
             .filter(|s| !s.ends_with("NOT VALID;"))
             .map(|s| format!("{} NOT VALID;", s.trim_end_matches(';')));
+        // A lock not granted in time fails the restore, as every wait past
+        // --lock-timeout does: the key is T's own, and exit 0 without it
+        // read as a whole restore (QA).
+        if failed.code() == Some(&SqlState::LOCK_NOT_AVAILABLE) {
+            return Err(Error::pg(format!("restoring {}", o.identity), failed));
+        }
         let violated = failed.code() == Some(&SqlState::FOREIGN_KEY_VIOLATION);
+        let add = stmts.first().cloned().unwrap_or_default();
         let why = Error::pg("", failed).to_string();
         let why = why.trim_start_matches(": ");
         match not_valid.filter(|_| violated) {
@@ -1384,13 +1391,16 @@ pub async fn add_foreign_keys_to_target(
                         ident(&o.name)
                     )),
                     Some(e) => warnings.push(format!(
-                        "{} was not added: {}",
+                        "{} was not added: {}; once the target's table can take it: {add}",
                         o.identity,
                         Error::pg("", e).to_string().trim_start_matches(": ")
                     )),
                 }
             }
-            None => warnings.push(format!("{} was not added: {why}", o.identity)),
+            None => warnings.push(format!(
+                "{} was not added: {why}; once the target's table can take it: {add}",
+                o.identity
+            )),
         }
     }
     Ok(warnings)
