@@ -4042,3 +4042,45 @@ fn a_reused_schemas_owner_does_not_refuse_a_table_restore() {
         "pgsnap_s6_owner:6"
     );
 }
+
+/// What PostgreSQL makes itself of a parent's (a key's twin per partition
+/// of the table it references, a partition's index and trigger) is not
+/// named as lost by `--clean`: it comes back with the parent (QA).
+#[test]
+fn clean_does_not_name_copies_postgres_makes_of_a_parents_objects() {
+    let pg = pg();
+    let db = pg.create_db("lost_clones");
+    pg.psql(
+        &db,
+        "CREATE TABLE pp (id int PRIMARY KEY) PARTITION BY RANGE (id);
+         CREATE TABLE pp1 PARTITION OF pp FOR VALUES FROM (0) TO (10);
+         CREATE TABLE pp2 PARTITION OF pp FOR VALUES FROM (10) TO (20);
+         INSERT INTO pp VALUES (1), (11);
+         CREATE TABLE c (id int, ppid int CONSTRAINT fk_pp REFERENCES pp) PARTITION BY RANGE (id);
+         CREATE TABLE c1 PARTITION OF c FOR VALUES FROM (0) TO (100);
+         CREATE INDEX c_ppid ON c (ppid);
+         CREATE FUNCTION f() RETURNS trigger LANGUAGE plpgsql AS 'BEGIN RETURN NEW; END';
+         CREATE TRIGGER c_trg BEFORE INSERT ON c FOR EACH ROW EXECUTE FUNCTION f();
+         INSERT INTO c VALUES (1, 1), (2, 11);",
+    );
+    let w = Workdir::new();
+    backup(pg, &db, &w, &[]);
+    let report = restore_json(
+        pg,
+        &w,
+        "latest",
+        &db,
+        &["--table", "public.c", "--table", "public.c1", "--clean"],
+    );
+    assert_eq!(report["warnings"], serde_json::json!([]), "{report}");
+    assert_eq!(pg.psql(&db, "SELECT count(*) FROM c").trim(), "2");
+    assert_eq!(
+        pg.psql(
+            &db,
+            "SELECT count(*) FROM pg_constraint WHERE conrelid = 'c'::regclass AND contype = 'f'"
+        )
+        .trim(),
+        // fk_pp, and its twin per partition of pp.
+        "3"
+    );
+}
