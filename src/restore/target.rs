@@ -711,9 +711,8 @@ async fn try_database_properties(
         None => Ok(()),
         Some(e) => Err(Error::Refused(format!(
             "the restoring role may not give the target database the backed-up database's \
-             settings, grants or comment ({}); nothing was changed (restore as a superuser or \
-             the database's owner, or pass --no-database-properties to leave them as the \
-             target has them)",
+             settings, grants or comment ({}); nothing was changed (restore as a superuser, \
+             or pass --no-database-properties to leave them as the target has them)",
             Error::pg("", e).to_string().trim_start_matches(": ")
         ))),
     }
@@ -1503,8 +1502,8 @@ pub async fn set_sequences(
         true => vec![],
         false => vec![format!(
             "--data-only left {} sequence(s) as the target has them, past the backup's value, \
-             so that no number is handed out twice: {} (name one with --table to set it to the \
-             backup's value)",
+             so that no number is handed out twice: {} (to set one back, name it with --table, \
+             or for an identity column's run setval)",
             kept.len(),
             first_of(&kept, 12)
         )],

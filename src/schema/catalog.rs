@@ -1895,7 +1895,8 @@ async fn read_fdw(client: &Client, bld: &mut Builder) -> Result<(), SchemaError>
             // its options is what a backup role is not shown on purpose.
             tracing::warn!(
                 "the options of user mapping for {} server {} are hidden from this role (only \
-                 a superuser or the mapped role sees them): it is backed up without them",
+                 a superuser, the mapped role, or for PUBLIC's the server's owner sees them): it \
+                 is backed up without them",
                 super::ddl::role(role.as_deref()),
                 ident(&server)
             );
