@@ -1342,3 +1342,44 @@ fn a_key_to_a_locked_live_table_fails_the_restore_past_the_lock_timeout() {
         "{report}"
     );
 }
+
+/// `backup --table` naming a partitioned table without its partitions:
+/// the backup holds none of their rows, and says so (QA: 0 rows, silent).
+#[test]
+fn a_partitioned_table_chosen_without_its_partitions_is_said() {
+    let pg = pg();
+    let db = pg.create_db("fault_ptsel");
+    pg.psql(
+        &db,
+        "CREATE TABLE pt (id int) PARTITION BY RANGE (id);
+         CREATE TABLE pt1 PARTITION OF pt FOR VALUES FROM (0) TO (10);
+         CREATE TABLE pt2 PARTITION OF pt FOR VALUES FROM (10) TO (20);
+         INSERT INTO pt VALUES (1), (11);",
+    );
+    let w = Workdir::new();
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            "backup".to_string(),
+            "--db".into(),
+            pg.url(&db),
+            "--repo".into(),
+            w.repo(),
+            "--key-file".into(),
+            w.key(),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        pgsnap(&args)
+    };
+    let out = run(&["--table", "public.pt", "--table", "public.pt1"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("pgsnap: warning: partitions of public.pt not chosen: public.pt2")
+            && err.contains("--table 'public.pt*'"),
+        "{err}"
+    );
+    let out = run(&["--table", "public.pt*"]);
+    assert!(out.status.success());
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("not chosen"));
+}
