@@ -1071,32 +1071,52 @@ async fn warn_of_partitions_left_out(
     Ok(())
 }
 
+/// Of the tables `oids`, those (qualified, sorted) for which `condition`
+/// on `c` (their pg_class row) holds.
+async fn tables_where(
+    client: &tokio_postgres::Client,
+    condition: &str,
+    oids: &[u32],
+    context: &str,
+) -> Result<Vec<String>> {
+    let rows = client
+        .query(
+            &format!(
+                "SELECT n.nspname, c.relname FROM pg_class c
+                   JOIN pg_namespace n ON n.oid = c.relnamespace
+                  WHERE c.oid = ANY($1) AND {condition}
+                  ORDER BY 1, 2"
+            ),
+            &[&oids.to_vec()],
+        )
+        .await
+        .map_err(|e| Error::pg(context, e))?;
+    Ok(rows.iter().map(|r| qualified(r.get(0), r.get(1))).collect())
+}
+
 /// Fails before any work with the list of tables the role cannot read or
 /// read only part of (row-level security), and when the lock table cannot
 /// hold a lock per table.
 async fn preflight(client: &tokio_postgres::Client, oids: &[u32], data_of: &[u32]) -> Result<()> {
-    let rows = client
-        .query(
-            "SELECT n.nspname, c.relname FROM pg_class c
-               JOIN pg_namespace n ON n.oid = c.relnamespace
-              WHERE c.oid = ANY($1) AND NOT has_table_privilege(c.oid, 'SELECT')
-              ORDER BY 1, 2",
-            &[&oids.to_vec()],
-        )
-        .await
-        .map_err(|e| Error::pg("checking table privileges", e))?;
-    if !rows.is_empty() {
-        let names: Vec<String> = rows.iter().map(|r| qualified(r.get(0), r.get(1))).collect();
-        return Err(Error::Postgres {
-            context: "preflight".into(),
-            detail: format!(
-                "permission denied to read {} table(s): {}; grant SELECT or leave them out with \
-                 --exclude-table / --exclude-schema",
-                names.len(),
-                names.join(", ")
-            ),
-            code: None,
-        });
+    let refuse = |detail: String| Error::Postgres {
+        context: "preflight".into(),
+        detail,
+        code: None,
+    };
+    let names = tables_where(
+        client,
+        "NOT has_table_privilege(c.oid, 'SELECT')",
+        oids,
+        "checking table privileges",
+    )
+    .await?;
+    if !names.is_empty() {
+        return Err(refuse(format!(
+            "permission denied to read {} table(s): {}; grant SELECT or leave them out with \
+             --exclude-table / --exclude-schema",
+            names.len(),
+            names.join(", ")
+        )));
     }
     // Row-level security the role is subject to (not the owner, or the
     // owner of a table with FORCE; not a superuser or BYPASSRLS): its COPY
@@ -1105,31 +1125,22 @@ async fn preflight(client: &tokio_postgres::Client, oids: &[u32], data_of: &[u32
     // rows are read: a partitioned table's are its partitions', copied
     // each from its own (whose policies are their own), and
     // --exclude-table-data reads none (QA: both refused).
-    let rows = client
-        .query(
-            "SELECT n.nspname, c.relname FROM pg_class c
-               JOIN pg_namespace n ON n.oid = c.relnamespace
-              WHERE c.oid = ANY($1) AND c.relkind <> 'p' AND c.relrowsecurity
-                AND row_security_active(c.oid)
-              ORDER BY 1, 2",
-            &[&data_of.to_vec()],
-        )
-        .await
-        .map_err(|e| Error::pg("checking row-level security", e))?;
-    if !rows.is_empty() {
-        let names: Vec<String> = rows.iter().map(|r| qualified(r.get(0), r.get(1))).collect();
-        return Err(Error::Postgres {
-            context: "preflight".into(),
-            detail: format!(
-                "row-level security would hide rows of {} table(s) from this role: {}; back up \
-                 as a role that bypasses it (the tables' owner when they are not FORCE ROW \
-                 LEVEL SECURITY, a superuser, or a role with BYPASSRLS), or leave their rows \
-                 out with --exclude-table-data (or the tables with --exclude-table)",
-                names.len(),
-                names.join(", ")
-            ),
-            code: None,
-        });
+    let names = tables_where(
+        client,
+        "c.relkind <> 'p' AND c.relrowsecurity AND row_security_active(c.oid)",
+        data_of,
+        "checking row-level security",
+    )
+    .await?;
+    if !names.is_empty() {
+        return Err(refuse(format!(
+            "row-level security would hide rows of {} table(s) from this role: {}; back up as a \
+             role that bypasses it (the tables' owner when they are not FORCE ROW LEVEL \
+             SECURITY, a superuser, or a role with BYPASSRLS), or leave their rows out with \
+             --exclude-table-data (or the tables with --exclude-table)",
+            names.len(),
+            names.join(", ")
+        )));
     }
     let cap = client
         .query_one(

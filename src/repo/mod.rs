@@ -526,11 +526,8 @@ impl Repository {
             check_database(&m, database)?;
             return Ok((m, None));
         }
-        let sole = match database {
-            Some(_) => None,
-            None => self.sole_database().await?,
-        };
-        let database = database.or(sole.as_deref());
+        let database = self.latest_of(database).await?;
+        let database = database.as_deref();
         let listing = self.listing().await?;
         let mut unreadable = Vec::new();
         let mut passed_over = Vec::new();
@@ -593,12 +590,21 @@ impl Repository {
         })
     }
 
-    /// For `latest` with no database named: the one database the
-    /// repository's backups are of (none in an empty one). In a repository
-    /// that several databases share, `latest` would be whichever was backed
-    /// up last, and a restore of it (with `--clean`) would put another
-    /// database's data over the target: refused as ambiguous. Reads every
-    /// manifest.
+    /// The database `latest` is among: the one named, or with none named
+    /// the one database the repository's backups are of (none in an empty
+    /// one). In a repository that several databases share, `latest` would
+    /// be whichever was backed up last, and a restore of it (with
+    /// `--clean`) would put another database's data over the target:
+    /// refused as ambiguous. Reads every manifest when none is named.
+    async fn latest_of(&self, database: Option<&str>) -> Result<Option<String>> {
+        match database {
+            Some(db) => Ok(Some(db.to_string())),
+            None => self.sole_database().await,
+        }
+    }
+
+    /// The one database the repository's backups are of, or none in an
+    /// empty repository; several are a usage error (see `latest_of`).
     async fn sole_database(&self) -> Result<Option<String>> {
         let mut dbs = self.databases().await?;
         if dbs.len() > 1 {
@@ -695,11 +701,8 @@ impl Repository {
             }
             return Ok(m);
         }
-        let sole = match database {
-            Some(_) => None,
-            None => self.sole_database().await?,
-        };
-        let database = database.or(sole.as_deref());
+        let database = self.latest_of(database).await?;
+        let database = database.as_deref();
         let listing = self.listing().await?;
         let mut unreadable = Vec::new();
         for second in listing.newest_seconds() {
