@@ -146,7 +146,7 @@ fn os_user() -> Option<String> {
 /// returns the string without it and its value. tokio-postgres does not
 /// know libpq's `verify-*` modes nor `sslrootcert`, so pgsnap handles those.
 fn take_param(conn: &str, key: &str) -> (String, Option<String>) {
-    if conn.starts_with("postgres://") || conn.starts_with("postgresql://") {
+    if is_url(conn) {
         let Some((base, query)) = conn.split_once('?') else {
             return (conn.to_string(), None);
         };
@@ -216,6 +216,20 @@ fn take_param(conn: &str, key: &str) -> (String, Option<String>) {
     (conn.to_string(), None)
 }
 
+fn is_url(conn: &str) -> bool {
+    conn.starts_with("postgres://") || conn.starts_with("postgresql://")
+}
+
+/// Whether every `%` of `s` begins two hex digits.
+fn percent_encoding_valid(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.iter().enumerate().all(|(i, &c)| {
+        c != b'%'
+            || (b.get(i + 1).is_some_and(u8::is_ascii_hexdigit)
+                && b.get(i + 2).is_some_and(u8::is_ascii_hexdigit))
+    })
+}
+
 fn percent_decode(s: &str) -> String {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
@@ -252,6 +266,15 @@ impl ConnInfo {
             mode,
             root_cert: root_cert.or_else(|| env("PGSSLROOTCERT")),
         };
+        if is_url(conn) && !percent_encoding_valid(conn) {
+            // As libpq: `%zz` is an error, not a literal (QA: taken as one,
+            // it failed later as a wrong password).
+            return Err(Error::Usage(
+                "invalid percent-encoding in the connection URL (not shown: it may hold a \
+                 password): every % must begin two hex digits; write a literal % as %25"
+                    .into(),
+            ));
+        }
         let mut config = if conn.trim().is_empty() {
             Config::new()
         } else {
@@ -634,6 +657,24 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("%40"), "{err}");
+    }
+
+    /// `%` not followed by two hex digits is refused, as libpq refuses it,
+    /// without echoing the URL; well-formed escapes pass.
+    #[test]
+    fn bad_percent_encoding_is_refused_unechoed() {
+        for conn in [
+            "postgres://u:SECRET%zz@127.0.0.1/app",
+            "postgres://u:SECRET%4@127.0.0.1/app",
+            "postgresql://u:SECRET@127.0.0.1/app%",
+        ] {
+            let err = ConnInfo::parse(conn).unwrap_err().to_string();
+            assert!(!err.contains("SECRET"), "{err}");
+            assert!(err.contains("invalid percent-encoding"), "{err}");
+        }
+        assert!(percent_encoding_valid("postgres://u:p%40ss%2f@h/db"));
+        // Key=value strings have no percent-encoding.
+        assert!(ConnInfo::parse("host=127.0.0.1 password=50%off dbname=app").is_ok());
     }
 
     #[test]
