@@ -475,6 +475,7 @@ async fn run_inner(
         client,
         &selected.iter().map(|t| t.0).collect::<Vec<_>>(),
         &data_of,
+        opts.filter.keeps_large_objects(),
     )
     .await?;
     let lock_list: Vec<(String, String)> = selected
@@ -1097,7 +1098,12 @@ async fn tables_where(
 /// Fails before any work with the list of tables the role cannot read or
 /// read only part of (row-level security), and when the lock table cannot
 /// hold a lock per table.
-async fn preflight(client: &tokio_postgres::Client, oids: &[u32], data_of: &[u32]) -> Result<()> {
+async fn preflight(
+    client: &tokio_postgres::Client,
+    oids: &[u32],
+    data_of: &[u32],
+    large_objects: bool,
+) -> Result<()> {
     let refuse = |detail: String| Error::Postgres {
         context: "preflight".into(),
         detail,
@@ -1141,6 +1147,42 @@ async fn preflight(client: &tokio_postgres::Client, oids: &[u32], data_of: &[u32
             names.len(),
             names.join(", ")
         )));
+    }
+    // Large objects the role may not read (PostgreSQL 15 has no
+    // has_largeobject_privilege: their ACL, as the server reads it): the
+    // backup failed at the first, in its data phase (QA).
+    if large_objects {
+        let rows = client
+            .query(
+                "SELECT m.oid::int8 FROM pg_largeobject_metadata m
+                  WHERE NOT (current_setting('lo_compat_privileges')::bool
+                     OR (SELECT rolsuper FROM pg_roles WHERE rolname = current_user)
+                     OR (m.lomacl IS NULL AND pg_has_role(m.lomowner, 'USAGE'))
+                     OR EXISTS (SELECT FROM aclexplode(m.lomacl) a
+                                 WHERE a.privilege_type = 'SELECT'
+                                   AND (a.grantee = 0 OR pg_has_role(a.grantee, 'USAGE'))))
+                  ORDER BY 1",
+                &[],
+            )
+            .await
+            .map_err(|e| Error::pg("checking large object privileges", e))?;
+        if !rows.is_empty() {
+            let oids: Vec<String> = rows
+                .iter()
+                .map(|r| r.get::<_, i64>(0).to_string())
+                .collect();
+            let more = match oids.len() {
+                n if n > 12 => format!(" and {} more", n - 12),
+                _ => String::new(),
+            };
+            return Err(refuse(format!(
+                "permission denied to read {} large object(s): {}{more}; grant SELECT on them \
+                 (GRANT SELECT ON LARGE OBJECT oid TO role), or back up as their owner or a \
+                 superuser",
+                oids.len(),
+                oids[..oids.len().min(12)].join(", ")
+            )));
+        }
     }
     let cap = client
         .query_one(

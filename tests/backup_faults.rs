@@ -1383,3 +1383,31 @@ fn a_partitioned_table_chosen_without_its_partitions_is_said() {
     assert!(out.status.success());
     assert!(!String::from_utf8_lossy(&out.stderr).contains("not chosen"));
 }
+
+/// A large object the backup role may not read is refused before any
+/// work, naming it, with the way out; it failed in the data phase (QA).
+#[test]
+fn an_unreadable_large_object_is_refused_before_any_work() {
+    let pg = pg();
+    pg.login_role("pgsnap_lo_reader");
+    let db = pg.create_db("fault_lo");
+    pg.psql(
+        &db,
+        "SELECT lo_from_bytea(424242, 'secret'); SELECT lo_from_bytea(424243, 'shared');
+         GRANT SELECT ON LARGE OBJECT 424243 TO pgsnap_lo_reader;",
+    );
+    let w = Workdir::new();
+    let url = pg.url_as("pgsnap_lo_reader", &db);
+    let out = common::backup_output(&url, &w, &[]);
+    let err = failure_stderr(&out, 1);
+    assert!(
+        err.contains("permission denied to read 1 large object(s): 424242;")
+            && err.contains("GRANT SELECT ON LARGE OBJECT"),
+        "{err}"
+    );
+    pg.psql(
+        &db,
+        "GRANT SELECT ON LARGE OBJECT 424242 TO pgsnap_lo_reader",
+    );
+    common::backup_url(&url, &w, &[]);
+}
