@@ -433,3 +433,33 @@ fn restore_counts_tables_as_show_does() {
     assert_eq!(report["tables"], in_backup, "{report} / {shown}");
     assert_eq!(in_backup, 3, "{shown}");
 }
+
+/// A bad command line is one error line, as every error, with clap's tips
+/// and where the usage is; its usage block named flags as required that
+/// are not (QA).
+#[test]
+fn command_line_errors_are_one_line() {
+    for (args, says) in [
+        (
+            &["restore", "--repo", "x", "--jobs", "0", "latest"][..],
+            "pgsnap: error: invalid value '0' for '--jobs <JOBS>'",
+        ),
+        (
+            &["restore", "--repo", "x", "--tabel", "a", "latest"][..],
+            "tip: a similar argument exists: '--table' (see pgsnap restore --help)",
+        ),
+        (
+            &["restore", "-q", "--repo", "x", "latest"][..],
+            "required arguments were not provided: --db <URL>",
+        ),
+        (
+            &["frob"][..],
+            "unrecognized subcommand 'frob' (see pgsnap --help)",
+        ),
+    ] {
+        let err = failure_stderr(&pgsnap(args), 2);
+        assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+        assert!(err.contains(says), "{err}");
+        assert!(!err.contains("--quiet"), "{err}");
+    }
+}

@@ -110,28 +110,55 @@ pub fn main() -> ExitCode {
 /// usual); with `--json` among the arguments, stdout also ends with the
 /// failure object a script expects.
 fn parse_error(e: clap::Error) -> ExitCode {
-    let printed = e.print();
     let code = e.exit_code();
+    if code != 0 {
+        // One line, as every error: clap's usage block after it named
+        // flags as required that are not (`--quiet`, QA).
+        let line = clap_one_line(&e.to_string());
+        eprintln!("pgsnap: error: {line}");
+        if std::env::args().any(|a| a == "--json") {
+            out!(
+                "{}",
+                serde_json::json!({ "ok": false, "error": line, "exit_code": code })
+            );
+        }
+        return ExitCode::from(u8::try_from(code).unwrap_or(EXIT_USAGE));
+    }
+    let printed = e.print();
     // --help or --version that could not be written (a full disk): not a
     // success, as for every command's output.
     if code == 0 {
         if let Err(why) = printed {
+            // `pgsnap --help | head`: as any output into a closed pipe.
+            if why.kind() == std::io::ErrorKind::BrokenPipe {
+                return ExitCode::from(141);
+            }
             eprintln!("pgsnap: error: the command's output could not be written to stdout: {why}");
             return ExitCode::from(EXIT_FAILURE);
         }
     }
-    if code != 0 && std::env::args().any(|a| a == "--json") {
-        // The message without clap's usage lines, on one line.
-        let text = e.to_string();
-        let message = text.split("\n\n").next().unwrap_or_default();
-        let message = message.strip_prefix("error: ").unwrap_or(message);
-        let message = message.split_whitespace().collect::<Vec<_>>().join(" ");
-        out!(
-            "{}",
-            serde_json::json!({ "ok": false, "error": message, "exit_code": code })
-        );
-    }
     ExitCode::from(u8::try_from(code).unwrap_or(EXIT_USAGE))
+}
+
+/// clap's error text on one line: its message and tips, without the usage
+/// block, and where the usage is.
+fn clap_one_line(text: &str) -> String {
+    let mut parts = text.split("\n\n");
+    let first = parts.next().unwrap_or_default();
+    let first = first.strip_prefix("error: ").unwrap_or(first);
+    let mut line = first.split_whitespace().collect::<Vec<_>>().join(" ");
+    for tip in parts.map(str::trim).filter(|p| p.starts_with("tip:")) {
+        line.push_str("; ");
+        line.push_str(&tip.split_whitespace().collect::<Vec<_>>().join(" "));
+    }
+    let sub = std::env::args()
+        .skip(1)
+        .find(|a| ["backup", "restore", "verify", "key", "list", "show"].contains(&a.as_str()));
+    match sub {
+        Some(sub) => line.push_str(&format!(" (see pgsnap {sub} --help)")),
+        None => line.push_str(" (see pgsnap --help)"),
+    }
+    line
 }
 
 /// The error and its causes on one line, outermost first. The chain stops at
