@@ -238,7 +238,7 @@ impl Plan {
     /// --into-schema).
     pub fn target_create(&self, o: &DbObject) -> String {
         match &self.retarget {
-            Some(r) if r.moved.contains(&o.id) => r.rewrite(&o.create),
+            Some(r) if r.moved.contains(&o.id) => without_row_security(&r.rewrite(&o.create)),
             _ => o.create.clone(),
         }
     }
@@ -247,10 +247,31 @@ impl Plan {
     pub fn sql(&self, o: &DbObject, apply: &crate::schema::ApplyOptions) -> Vec<String> {
         let stmts = crate::schema::object_sql(o, apply);
         match &self.retarget {
-            Some(r) if r.moved.contains(&o.id) => stmts.iter().map(|s| r.rewrite(s)).collect(),
+            Some(r) if r.moved.contains(&o.id) => stmts
+                .iter()
+                .map(|s| without_row_security(&r.rewrite(s)))
+                .collect(),
             _ => stmts,
         }
     }
+}
+
+/// A moved table's `CREATE` without its row-level security: its policies
+/// are not copied with --into-schema, and enabled without them (forced,
+/// even for its owner) the copy showed no rows to whoever compared it with
+/// the live table (QA).
+fn without_row_security(sql: &str) -> String {
+    if !sql.contains(" ROW LEVEL SECURITY;") {
+        return sql.to_string();
+    }
+    sql.lines()
+        .filter(|l| {
+            !(l.starts_with("ALTER TABLE ")
+                && (l.ends_with(" ENABLE ROW LEVEL SECURITY;")
+                    || l.ends_with(" FORCE ROW LEVEL SECURITY;")))
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// Decides what moves into `--into-schema`'s schema: the selected tables,
@@ -338,6 +359,19 @@ fn retarget(
                 model.object(*id).identity
             )
         })
+        .chain(
+            tables
+                .iter()
+                .map(|t| model.object(t.object_id))
+                .filter(|o| o.create.contains(" ENABLE ROW LEVEL SECURITY;"))
+                .map(|o| {
+                    format!(
+                        "row-level security of {} (not enabled on the copy: its policies are \
+                         not copied with --into-schema)",
+                        o.identity
+                    )
+                }),
+        )
         .collect();
     let mut relations: Vec<(String, String)> = moved
         .iter()
@@ -1062,6 +1096,7 @@ pub(crate) fn build_parsed(
             load_after: vec![],
             one_stream: false,
             force_rls: created_here
+                && opts.into_schema.is_none()
                 && model
                     .objects
                     .get(t.object_id as usize)

@@ -1353,11 +1353,17 @@ pub async fn add_foreign_keys_to_target(
     target_db: &str,
     one: bool,
 ) -> Result<Vec<String>> {
+    // As the restore's own keys: FORCE ROW LEVEL SECURITY on a table it
+    // created is lifted around the validation (QA: not added, exit 0).
+    let lifted = |mut stmts: Vec<String>, o: &DbObject| {
+        super::data::lift_forced_row_security(plan, o, &mut stmts);
+        stmts
+    };
     let mut warnings = Vec::new();
     for &id in &plan.fks_to_target {
         let o = plan.object(id);
         let stmts = statements(plan, o, opts, target_db);
-        let failed = match add_atomically(client, &stmts, one).await? {
+        let failed = match add_atomically(client, &lifted(stmts.clone(), o), one).await? {
             None => continue,
             Some(e) => e,
         };
@@ -1366,41 +1372,42 @@ pub async fn add_foreign_keys_to_target(
             .map(|s| s.trim_end())
             .filter(|s| !s.ends_with("NOT VALID;"))
             .map(|s| format!("{} NOT VALID;", s.trim_end_matches(';')));
-        // A lock not granted in time fails the restore, as every wait past
-        // --lock-timeout does: the key is T's own, and exit 0 without it
-        // read as a whole restore (QA).
-        if failed.code() == Some(&SqlState::LOCK_NOT_AVAILABLE) {
-            return Err(Error::pg(format!("restoring {}", o.identity), failed));
-        }
         let violated = failed.code() == Some(&SqlState::FOREIGN_KEY_VIOLATION);
-        let add = stmts.first().cloned().unwrap_or_default();
-        let why = Error::pg("", failed).to_string();
-        let why = why.trim_start_matches(": ");
-        match not_valid.filter(|_| violated) {
+        let failed = match not_valid.filter(|_| violated) {
             Some(first) => {
-                let mut stmts = stmts.clone();
-                stmts[0] = first;
-                match add_atomically(client, &stmts, one).await? {
-                    None => warnings.push(format!(
-                        "{} was added NOT VALID: restored rows reference rows the target no \
-                         longer has ({why}); new rows are checked; fix the old ones, then run \
-                         ALTER TABLE {} VALIDATE CONSTRAINT {}",
-                        o.identity,
-                        table_of(plan, o),
-                        ident(&o.name)
-                    )),
-                    Some(e) => warnings.push(format!(
-                        "{} was not added: {}; once the target's table can take it: {add}",
-                        o.identity,
-                        Error::pg("", e).to_string().trim_start_matches(": ")
-                    )),
+                let mut nv = stmts.clone();
+                nv[0] = first;
+                match add_atomically(client, &lifted(nv, o), one).await? {
+                    None => {
+                        warnings.push(format!(
+                            "{} was added NOT VALID: restored rows reference rows the target no \
+                             longer has ({}); new rows are checked; fix the old ones, then run \
+                             ALTER TABLE {} VALIDATE CONSTRAINT {}",
+                            o.identity,
+                            Error::pg("", failed).to_string().trim_start_matches(": "),
+                            table_of(plan, o),
+                            ident(&o.name)
+                        ));
+                        continue;
+                    }
+                    Some(e) => e,
                 }
             }
-            None => warnings.push(format!(
-                "{} was not added: {why}; once the target's table can take it: {add}",
-                o.identity
-            )),
+            None => failed,
+        };
+        // A lock not granted in time fails the restore, as every wait past
+        // --lock-timeout does, and so does any failure in one transaction,
+        // which promises all or nothing: the key is T's own, and exit 0
+        // without it read as a whole restore (QA).
+        if one || failed.code() == Some(&SqlState::LOCK_NOT_AVAILABLE) {
+            return Err(Error::pg(format!("restoring {}", o.identity), failed));
         }
+        warnings.push(format!(
+            "{} was not added: {}; once the target's table can take it: {}",
+            o.identity,
+            Error::pg("", failed).to_string().trim_start_matches(": "),
+            stmts.first().cloned().unwrap_or_default()
+        ));
     }
     Ok(warnings)
 }
