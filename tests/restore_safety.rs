@@ -3842,6 +3842,33 @@ fn owners_without_create_on_a_reused_schema_are_refused_by_the_checks() {
         .trim(),
         "pgsnap_app_owner"
     );
+    // A copy into a new schema the restoring role makes: the owner may not
+    // create there either.
+    let copy = ["--table", "public.t", "--into-schema", "restored"];
+    for dry in [true, false] {
+        let mut a = copy.to_vec();
+        if dry {
+            a.push("--dry-run");
+        }
+        let out = common::restore_command_at(&w, "latest", &url, &a)
+            .output()
+            .unwrap();
+        let err = failure_stderr(&out, 1);
+        assert!(
+            err.contains("pgsnap_app_owner on restored")
+                && err.contains("CREATE SCHEMA \"restored\" AUTHORIZATION"),
+            "{err}"
+        );
+    }
+    pg.psql(
+        &dst,
+        "CREATE SCHEMA restored AUTHORIZATION pgsnap_app_owner",
+    );
+    let out = common::restore_command_at(&w, "latest", &url, &copy)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(pg.psql(&dst, "SELECT id FROM restored.t").trim(), "1");
 }
 
 /// A full restore by a role that does not own the target's `public` (the

@@ -320,9 +320,16 @@ pub async fn check(client: &Client, plan: &Plan, opts: &RestoreOptions) -> Resul
         return Err(Error::Refused(format!(
             "the owner(s) the backup gives objects may not create in the target's schema(s) \
              they are in, which ALTER ... OWNER TO needs: {}; nothing was changed (grant them \
-             CREATE on those schemas, make the database with them as its owner, or pass \
+             CREATE on those schemas{}, make the database with them as its owner, or pass \
              --no-owner to leave ownership to the restoring role)",
-            first_of(&no_create, 12)
+            first_of(&no_create, 12),
+            match &opts.into_schema {
+                Some(into) => format!(
+                    " (--into-schema's: CREATE SCHEMA {} AUTHORIZATION role first)",
+                    ident(into)
+                ),
+                None => String::new(),
+            }
         )));
     }
     let acl_out_of_reach = acl_roles_out_of_reach(client, plan, opts, &kept).await?;
@@ -472,12 +479,16 @@ async fn owners_without_create(
     if opts.no_owner {
         return Ok(vec![]);
     }
-    let reused: BTreeSet<&str> = existing
+    let mut reused: BTreeSet<&str> = existing
         .iter()
         .map(|&id| plan.object(id))
         .filter(|o| o.kind == ObjectKind::Schema)
         .map(|o| o.name.as_str())
         .collect();
+    // --into-schema's schema: the target's, or made by the restoring role,
+    // where another owner may create only as a member of it (QA: the dry
+    // run passed, the restore failed on "permission denied for schema").
+    reused.extend(opts.into_schema.as_deref());
     let mut pairs: BTreeSet<(String, &str)> = BTreeSet::new();
     for o in applied(plan, kept) {
         let Some(schema) = plan.target_schema(o).filter(|s| reused.contains(s)) else {
@@ -495,8 +506,10 @@ async fn owners_without_create(
             "SELECT u.r, u.s FROM unnest($1::text[], $2::text[]) u(r, s)
               WHERE NOT (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user)
                 AND EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = u.r)
-                AND EXISTS (SELECT FROM pg_catalog.pg_namespace WHERE nspname = u.s)
-                AND NOT pg_catalog.has_schema_privilege(u.r, u.s, 'CREATE')
+                AND CASE WHEN EXISTS (SELECT FROM pg_catalog.pg_namespace WHERE nspname = u.s)
+                    THEN NOT pg_catalog.has_schema_privilege(u.r, u.s, 'CREATE')
+                    ELSE u.r <> current_user AND NOT pg_catalog.pg_has_role(u.r, current_user, 'USAGE')
+                    END
               ORDER BY 1, 2",
             &[&roles, &schemas],
         )
