@@ -148,7 +148,9 @@ pub async fn drops(client: &Client, plan: &Plan, conflicts: &[u32]) -> Result<Dr
             return Err(Error::Refused(format!(
                 "--clean would have to drop {} object(s) in the target that this restore does \
                  not recreate, which depend on objects it replaces: {}; nothing was changed \
-                 (drop or change them first, or restore into an empty database)",
+                 (to put rows back into a table that others reference, empty it and use \
+                 --data-only, which keeps its keys; or drop or change them first, and make them \
+                 again after; or restore into an empty database)",
                 outside.len(),
                 outside.join(", ")
             )));
