@@ -581,13 +581,27 @@ impl Repository {
                 passed_over.join("; ")
             )),
             None => match database {
-                Some(db) => Error::Repo(format!(
-                    "no complete backup of database {db} in {}",
-                    self.location()
-                )),
+                Some(db) => self.no_backups_of(db, "no complete backup").await,
                 None => Error::Repo(format!("no complete backup in {}", self.location())),
             },
         })
+    }
+
+    /// "No backup of database `db`", a usage error naming the databases the
+    /// repository does hold backups of (a mistyped --source-database).
+    async fn no_backups_of(&self, db: &str, what: &str) -> Error {
+        let held = match self.databases().await {
+            Ok(dbs) if !dbs.is_empty() => format!(
+                "; it holds backups of database(s) {} (--source-database)",
+                dbs.join(", ")
+            ),
+            _ => String::new(),
+        };
+        let line = format!("{what} of database {db} in {}{held}", self.location());
+        match held.is_empty() {
+            true => Error::Repo(line),
+            false => Error::Usage(line),
+        }
     }
 
     /// The database `latest` is among: the one named, or with none named
@@ -728,10 +742,10 @@ impl Repository {
         if let Some(u) = Self::unreadable_newer(&unreadable, None).pop() {
             return Err(Self::newest_unreadable(&u));
         }
-        Err(Error::Repo(match database {
-            Some(db) => format!("no backups of database {db} in {}", self.location()),
-            None => format!("no backups in {}", self.location()),
-        }))
+        Err(match database {
+            Some(db) => self.no_backups_of(db, "no backups").await,
+            None => Error::Repo(format!("no backups in {}", self.location())),
+        })
     }
 
     fn newest_unreadable(u: &str) -> Error {
