@@ -1149,5 +1149,8 @@ mod tests {
             err.to_string().contains("no backups of database none"),
             "{err}"
         );
+        // A mistyped name: a usage error naming the databases it holds.
+        assert!(matches!(err, Error::Usage(_)), "{err}");
+        assert!(err.to_string().contains("app, other"), "{err}");
     }
 }
