@@ -3645,20 +3645,16 @@ fn data_only_into_row_level_security_is_refused_before_any_change() {
     backup(pg, &db, &w, &[]);
     pg.psql(&db, "TRUNCATE a, z");
     let url = pg.url_as("pgsnap_rls_loader", &db);
-    for extra in [&["--dry-run"][..], &[][..]] {
-        let mut args = vec!["--data-only", "--jobs", "1"];
-        args.extend_from_slice(extra);
-        let out = common::restore_command_at(&w, "latest", &url, &args)
-            .output()
-            .unwrap();
-        let err = failure_stderr(&out, 1);
-        assert!(
-            err.contains("row-level security")
-                && err.contains("\"public\".\"z\"")
-                && err.contains("nothing was changed"),
-            "{err}"
-        );
-    }
+    refused_and_dry_run_too(
+        &w,
+        &url,
+        &["--data-only", "--jobs", "1"],
+        &[
+            "row-level security",
+            "\"public\".\"z\"",
+            "nothing was changed",
+        ],
+    );
     assert_eq!(pg.psql(&db, "SELECT count(*) FROM a").trim(), "0");
     // Without FORCE the owner bypasses it.
     pg.psql(&db, "ALTER TABLE z NO FORCE ROW LEVEL SECURITY");
@@ -3812,22 +3808,16 @@ fn owners_without_create_on_a_reused_schema_are_refused_by_the_checks() {
     let dst = pg.create_db_with("stage_dst", "OWNER pgsnap_stager");
     let url = pg.url_as("pgsnap_stager", &dst);
     let args = ["--no-database-properties"];
-    for dry in [true, false] {
-        let mut a = args.to_vec();
-        if dry {
-            a.push("--dry-run");
-        }
-        let out = common::restore_command_at(&w, "latest", &url, &a)
-            .output()
-            .unwrap();
-        let err = failure_stderr(&out, 1);
-        assert!(
-            err.contains("may not create in the target's schema(s)")
-                && err.contains("pgsnap_app_owner on public")
-                && err.contains("nothing was changed"),
-            "{err}"
-        );
-    }
+    refused_and_dry_run_too(
+        &w,
+        &url,
+        &args,
+        &[
+            "may not create in the target's schema(s)",
+            "pgsnap_app_owner on public",
+            "nothing was changed",
+        ],
+    );
     assert_eq!(relations(pg, &dst), 0, "target was changed");
     pg.psql(&dst, "GRANT CREATE ON SCHEMA public TO pgsnap_app_owner");
     let out = common::restore_command_at(&w, "latest", &url, &args)
@@ -3845,21 +3835,15 @@ fn owners_without_create_on_a_reused_schema_are_refused_by_the_checks() {
     // A copy into a new schema the restoring role makes: the owner may not
     // create there either.
     let copy = ["--table", "public.t", "--into-schema", "restored"];
-    for dry in [true, false] {
-        let mut a = copy.to_vec();
-        if dry {
-            a.push("--dry-run");
-        }
-        let out = common::restore_command_at(&w, "latest", &url, &a)
-            .output()
-            .unwrap();
-        let err = failure_stderr(&out, 1);
-        assert!(
-            err.contains("pgsnap_app_owner on restored")
-                && err.contains("CREATE SCHEMA \"restored\" AUTHORIZATION"),
-            "{err}"
-        );
-    }
+    refused_and_dry_run_too(
+        &w,
+        &url,
+        &copy,
+        &[
+            "pgsnap_app_owner on restored",
+            "CREATE SCHEMA \"restored\" AUTHORIZATION",
+        ],
+    );
     pg.psql(
         &dst,
         "CREATE SCHEMA restored AUTHORIZATION pgsnap_app_owner",
@@ -3992,21 +3976,15 @@ fn extensions_needing_a_superuser_or_at_another_version_are_said() {
     let dst = pg.create_db_with("extv_dst", "OWNER pgsnap_ext_user");
     let url = pg.url_as("pgsnap_ext_user", &dst);
     let args = ["--no-owner", "--no-database-properties"];
-    for dry in [true, false] {
-        let mut a = args.to_vec();
-        if dry {
-            a.push("--dry-run");
-        }
-        let out = common::restore_command_at(&w, "latest", &url, &a)
-            .output()
-            .unwrap();
-        let err = failure_stderr(&out, 1);
-        assert!(
-            err.contains("only a superuser may create extension(s) \"pg_stat_statements\"")
-                && err.contains("nothing was changed"),
-            "{err}"
-        );
-    }
+    refused_and_dry_run_too(
+        &w,
+        &url,
+        &args,
+        &[
+            "only a superuser may create extension(s) \"pg_stat_statements\"",
+            "nothing was changed",
+        ],
+    );
     assert_eq!(relations(pg, &dst), 0, "target was changed");
     // Made by a superuser beforehand, hstore at its newest version.
     pg.psql(
@@ -4193,4 +4171,20 @@ fn forced_row_security_on_a_chosen_table() {
         .trim(),
         "falsefalse2"
     );
+}
+
+/// The restore of `latest` into `url` with `args` is refused (exit 1), and
+/// its dry run too: each stderr says every one of `says`.
+fn refused_and_dry_run_too(w: &Workdir, url: &str, args: &[&str], says: &[&str]) {
+    for dry in [true, false] {
+        let mut a = args.to_vec();
+        if dry {
+            a.push("--dry-run");
+        }
+        let out = restore_command_at(w, "latest", url, &a).output().unwrap();
+        let err = failure_stderr(&out, 1);
+        for s in says {
+            assert!(err.contains(s), "{a:?}: {s}: {err}");
+        }
+    }
 }
