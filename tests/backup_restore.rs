@@ -432,6 +432,21 @@ fn restore_counts_tables_as_show_does() {
     let report = common::restore_json(pg, &w, "latest", &dst, &[]);
     assert_eq!(report["tables"], in_backup, "{report} / {shown}");
     assert_eq!(in_backup, 3, "{shown}");
+    // The progress lines count them so too.
+    let dst = pg.create_db("count_tables_progress");
+    let out = pgsnap(&[
+        "restore",
+        "--repo",
+        &w.repo(),
+        "--key-file",
+        &w.key(),
+        "latest",
+        "--db",
+        &pg.url(&dst),
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("restore: 3 tables, about"), "{err}");
 }
 
 /// A bad command line is one error line, as every error, with clap's tips

@@ -310,7 +310,7 @@ async fn run_inner(
     phase("pre-data", &mut report);
 
     progress.event(Event::Planned {
-        tables: plan.tables.len(),
+        tables: plan.data_tables(),
         rows_estimate: report.rows,
         bytes_estimate: plan::total(plan.tables.iter().map(|t| t.raw_bytes)),
     });

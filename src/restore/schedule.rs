@@ -327,7 +327,9 @@ pub async fn run(
         name: t.name.clone(),
         rows,
     };
-    for t in &plan.tables {
+    // Counted as `Planned` counts them: the tables whose rows the backup
+    // holds (not a partitioned parent or a materialized view).
+    for t in plan.tables.iter().filter(|t| t.entry.is_some()) {
         if !pending_units.contains_key(&t.object_id) {
             progress.event(table_done(t, 0));
         }
