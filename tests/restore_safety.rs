@@ -3698,14 +3698,18 @@ fn superuser_only_objects_and_settings_are_refused_before_any_change() {
     for dry in [&["--dry-run"][..], &[][..]] {
         let (out, dst) = attempt(dry);
         let err = failure_stderr(&out, 1);
+        // Both refusals at once, each with its way out, and one line.
         assert!(
             err.contains("only a superuser may create 1 object(s) of the backup: event trigger")
-                && err.contains("nothing was changed"),
+                && err.contains("; and the restoring role may not give the target database")
+                && err.contains("log_min_duration_statement")
+                && err.ends_with("; nothing was changed\n"),
             "{err}"
         );
+        assert_eq!(err.lines().count(), 1, "{err}");
         assert_eq!(relations(pg, &dst), 0, "target was changed");
     }
-    // Without the event trigger, the database's setting is next.
+    // Without the event trigger, the database's setting alone.
     pg.psql(&src, "DROP EVENT TRIGGER log_ddl");
     backup(pg, &src, &w, &[]);
     let (out, dst) = attempt(&[]);

@@ -277,6 +277,10 @@ pub async fn check(client: &Client, plan: &Plan, opts: &RestoreOptions) -> Resul
     let lost = drops.lost;
     let unchanged = unchanged_properties(client, plan, &existing).await?;
     let uses = named_roles(plan, opts, &kept);
+    // Every refusal below is independent of the others: all are said at
+    // once, so that the dry run shows each way out to take, not one per
+    // run (QA).
+    let mut refusals: Vec<String> = Vec::new();
     let missing = missing_roles(client, &uses).await?;
     if !missing.is_empty() {
         // Offer only the flags that would help: a role still missing under
@@ -295,7 +299,7 @@ pub async fn check(client: &Client, plan: &Plan, opts: &RestoreOptions) -> Resul
                     .into(),
             );
         }
-        return Err(Error::Refused(format!(
+        refusals.push(format!(
             "role(s) named in the backup do not exist in the target: {}; nothing was changed \
              ({})",
             missing
@@ -304,20 +308,20 @@ pub async fn check(client: &Client, plan: &Plan, opts: &RestoreOptions) -> Resul
                 .collect::<Vec<_>>()
                 .join(", "),
             ways.join(", or ")
-        )));
+        ));
     }
     let out_of_reach = owners_out_of_reach(client, plan, opts, &unchanged, &kept).await?;
     if !out_of_reach.is_empty() {
-        return Err(Error::Refused(format!(
+        refusals.push(format!(
             "the restoring role may not make {} the owner(s) of what it creates (it is not a \
              member of them); nothing was changed (grant them to the restoring role, or pass \
              --no-owner to leave ownership to it)",
             out_of_reach.join(", ")
-        )));
+        ));
     }
     let no_create = owners_without_create(client, plan, opts, &existing, &kept).await?;
     if !no_create.is_empty() {
-        return Err(Error::Refused(format!(
+        refusals.push(format!(
             "the owner(s) the backup gives objects may not create in the target's schema(s) \
              they are in, which ALTER ... OWNER TO needs: {}; nothing was changed (grant them \
              CREATE on those schemas{}, make the database with them as its owner, or pass \
@@ -330,20 +334,46 @@ pub async fn check(client: &Client, plan: &Plan, opts: &RestoreOptions) -> Resul
                 ),
                 None => String::new(),
             }
-        )));
+        ));
     }
     let acl_out_of_reach = acl_roles_out_of_reach(client, plan, opts, &kept).await?;
     if !acl_out_of_reach.is_empty() {
-        return Err(Error::Refused(format!(
+        refusals.push(format!(
             "the restoring role may not set the default privileges of, or grant as, {} (it is \
              not a member of them); nothing was changed (grant them to the restoring role, or \
              pass --no-acl to leave privileges out)",
             acl_out_of_reach.join(", ")
+        ));
+    }
+    // A missing role would fail the database's per-role settings too: said
+    // once, above.
+    let properties = match missing.is_empty() {
+        true => try_database_properties(client, plan, opts, &target_db).await,
+        false => Ok(()),
+    };
+    for checked in [
+        superuser_only(client, plan).await,
+        extensions_out_of_reach(client, plan, &existing).await,
+        properties,
+    ] {
+        match checked {
+            Err(Error::Refused(m)) => refusals.push(m),
+            other => other?,
+        }
+    }
+    if refusals.len() > 1 {
+        let each: Vec<String> = refusals
+            .iter()
+            .map(|m| m.replacen("; nothing was changed (", " (", 1))
+            .collect();
+        return Err(Error::Refused(format!(
+            "{}; nothing was changed",
+            each.join("; and ")
         )));
     }
-    superuser_only(client, plan).await?;
-    extensions_out_of_reach(client, plan, &existing).await?;
-    try_database_properties(client, plan, opts, &target_db).await?;
+    if let Some(m) = refusals.pop() {
+        return Err(Error::Refused(m));
+    }
     let notes = extension_versions(client, plan, &existing).await?;
     Ok(Checked {
         conflicts,
@@ -505,8 +535,9 @@ async fn owners_without_create(
         .query(
             "SELECT u.r, u.s FROM unnest($1::text[], $2::text[]) u(r, s)
               WHERE NOT (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user)
-                AND EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = u.r)
-                AND CASE WHEN EXISTS (SELECT FROM pg_catalog.pg_namespace WHERE nspname = u.s)
+                AND CASE WHEN NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = u.r)
+                    THEN false
+                    WHEN EXISTS (SELECT FROM pg_catalog.pg_namespace WHERE nspname = u.s)
                     THEN NOT pg_catalog.has_schema_privilege(u.r, u.s, 'CREATE')
                     ELSE u.r <> current_user AND NOT pg_catalog.pg_has_role(u.r, current_user, 'USAGE')
                     END
@@ -737,9 +768,13 @@ async fn not_member_of(client: &Client, roles: &BTreeSet<String>) -> Result<Vec<
     let roles: Vec<&str> = roles.iter().map(String::as_str).collect();
     let rows = client
         .query(
+            // CASE, not AND: a role that does not exist must never reach
+            // pg_has_role, which fails on it (the missing ones are refused
+            // with the other checks' findings).
             "SELECT r FROM unnest($1::text[]) r
-              WHERE EXISTS (SELECT 1 FROM pg_roles WHERE rolname = r)
-                AND NOT pg_has_role(r, 'MEMBER') ORDER BY 1",
+              WHERE CASE WHEN EXISTS (SELECT 1 FROM pg_roles WHERE rolname = r)
+                         THEN NOT pg_has_role(r, 'MEMBER') ELSE false END
+              ORDER BY 1",
             &[&roles],
         )
         .await
