@@ -1171,16 +1171,11 @@ async fn preflight(
                 .iter()
                 .map(|r| r.get::<_, i64>(0).to_string())
                 .collect();
-            let more = match oids.len() {
-                n if n > 12 => format!(" and {} more", n - 12),
-                _ => String::new(),
-            };
             return Err(refuse(format!(
-                "permission denied to read {} large object(s): {}{more}; grant SELECT on them \
-                 (GRANT SELECT ON LARGE OBJECT oid TO role), or back up as their owner or a \
-                 superuser",
+                "permission denied to read {} large object(s): {}; grant SELECT on them (GRANT \
+                 SELECT ON LARGE OBJECT oid TO role), or back up as their owner or a superuser",
                 oids.len(),
-                oids[..oids.len().min(12)].join(", ")
+                crate::progress::first_n(&oids, 12)
             )));
         }
     }

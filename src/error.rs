@@ -266,6 +266,16 @@ impl Error {
 
     /// A server error with its message, detail and hint on one line.
     pub fn pg(context: impl Into<String>, e: tokio_postgres::Error) -> Error {
+        Error::Postgres {
+            context: context.into(),
+            detail: Error::pg_detail(&e),
+            code: e.code().map(|c| c.code().to_string()),
+        }
+    }
+
+    /// [`Error::pg`]'s one line without a context: for a warning or a
+    /// refusal that quotes the server.
+    pub fn pg_detail(e: &tokio_postgres::Error) -> String {
         let detail = match e.as_db_error() {
             Some(db) => {
                 let mut s = db.message().to_string();
@@ -285,7 +295,7 @@ impl Error {
             }
             None => {
                 let mut s = e.to_string();
-                let mut src = std::error::Error::source(&e);
+                let mut src = std::error::Error::source(e);
                 while let Some(inner) = src {
                     s = format!("{s}: {inner}");
                     src = inner.source();
@@ -298,11 +308,7 @@ impl Error {
                 s
             }
         };
-        Error::Postgres {
-            context: context.into(),
-            detail: detail.replace('\n', " "),
-            code: e.code().map(|c| c.code().to_string()),
-        }
+        detail.replace('\n', " ")
     }
 
     /// Whether the server refused with a foreign key's check or from

@@ -11,6 +11,15 @@ pub fn count(n: impl Into<u64>, noun: &str) -> String {
     }
 }
 
+/// The first `n` of `names` and how many more (`a, b and 3 more`): a list
+/// in a message stays a line one can read.
+pub fn first_n(names: &[String], n: usize) -> String {
+    match names.len().checked_sub(n) {
+        Some(more) if more > 0 => format!("{} and {more} more", names[..n].join(", ")),
+        _ => names.join(", "),
+    }
+}
+
 /// What a backup or restore reports as it goes.
 #[derive(Debug, Clone)]
 pub enum Event {

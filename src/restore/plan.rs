@@ -839,6 +839,7 @@ pub(crate) fn build_parsed(
             .map(|t| TableRef::new(t.schema.clone(), t.name.clone()))
             .collect();
         let closure = model.closure_from(&refs, &roots);
+        let chosen: BTreeSet<u32> = chosen_tables.iter().map(|t| t.object_id).collect();
         definition_only.extend(closure.extra_relations.iter().copied());
         skipped_fks = closure
             .skipped_fks
@@ -851,7 +852,6 @@ pub(crate) fn build_parsed(
         // tables (it would tie live rows to it), nor with --data-only,
         // which creates nothing.
         if opts.into_schema.is_none() && !opts.data_only {
-            let chosen: BTreeSet<u32> = chosen_tables.iter().map(|t| t.object_id).collect();
             fk_candidates = closure
                 .skipped_fks
                 .iter()
@@ -873,7 +873,6 @@ pub(crate) fn build_parsed(
             .collect();
         // A partitioned table's rows are its partitions': chosen without
         // them, it comes back empty, and says so.
-        let chosen: BTreeSet<u32> = chosen_tables.iter().map(|t| t.object_id).collect();
         for p in chosen_tables
             .iter()
             .filter(|t| t.kind == crate::schema::RelKind::Partitioned)

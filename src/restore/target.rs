@@ -95,14 +95,13 @@ pub(super) fn shareable(kind: ObjectKind) -> bool {
 /// can conflict on thousands of objects, and the message must stay a line
 /// one can read (`--dry-run --clean` lists every one).
 fn first_of(names: &[String], n: usize) -> String {
-    if names.len() <= n {
-        return names.join(", ");
+    match names.len() > n {
+        true => format!(
+            "{} (`--dry-run --clean` lists them all)",
+            crate::progress::first_n(names, n)
+        ),
+        false => names.join(", "),
     }
-    format!(
-        "{} and {} more (`--dry-run --clean` lists them all)",
-        names[..n].join(", "),
-        names.len() - n
-    )
 }
 
 pub async fn check(client: &Client, plan: &Plan, opts: &RestoreOptions) -> Result<Checked> {
@@ -269,10 +268,7 @@ pub async fn check(client: &Client, plan: &Plan, opts: &RestoreOptions) -> Resul
         .iter()
         .copied()
         .filter(|id| !would_drop_ids.contains(id))
-        .filter(|&id| {
-            let o = plan.object(id);
-            !(plan.full && o.kind == ObjectKind::Schema && o.create.trim().is_empty())
-        })
+        .filter(|&id| !takes_backup_properties(plan, plan.object(id)))
         .collect();
     let lost = drops.lost;
     let unchanged = unchanged_properties(client, plan, &existing).await?;
@@ -412,6 +408,13 @@ async fn missing_roles(
         .collect())
 }
 
+/// A schema every database has (`public`: no CREATE of its own), which a
+/// full restore gives the backup's owner, grants and comment even where
+/// the target has it (see `apply_pre_data`).
+fn takes_backup_properties(plan: &Plan, o: &DbObject) -> bool {
+    plan.full && o.kind == ObjectKind::Schema && o.create.trim().is_empty()
+}
+
 /// The plan's objects whose statements the restore runs: all but those the
 /// target has and keeps (`kept`).
 fn applied<'a>(plan: &'a Plan, kept: &'a HashSet<u32>) -> impl Iterator<Item = &'a DbObject> {
@@ -465,8 +468,7 @@ async fn unchanged_properties(
     }
     for p in &plan.pre_data {
         let o = plan.object(p.id);
-        if o.kind != ObjectKind::Schema || !o.create.trim().is_empty() || !existing.contains(&o.id)
-        {
+        if !takes_backup_properties(plan, o) || !existing.contains(&o.id) {
             continue;
         }
         let row = client
@@ -589,11 +591,23 @@ async fn acl_roles_out_of_reach(
     not_member_of(client, &roles).await
 }
 
-/// The version a backed-up extension's `CREATE EXTENSION ... VERSION '...'`
-/// names.
-fn extension_version(o: &DbObject) -> Option<&str> {
-    let (_, v) = o.create.rsplit_once(" VERSION '")?;
-    v.strip_suffix("';")
+/// The plan's extensions the target has (`reused`) or has not, by name,
+/// with the version each backed-up `CREATE EXTENSION ... VERSION '...'`
+/// names (empty when it names none).
+fn extensions(plan: &Plan, existing: &HashSet<u32>, reused: bool) -> (Vec<String>, Vec<String>) {
+    plan.pre_data
+        .iter()
+        .map(|p| plan.object(p.id))
+        .filter(|o| o.kind == ObjectKind::Extension && existing.contains(&o.id) == reused)
+        .map(|o| {
+            let version = o
+                .create
+                .rsplit_once(" VERSION '")
+                .and_then(|(_, v)| v.strip_suffix("';"))
+                .unwrap_or_default();
+            (o.name.clone(), version.to_string())
+        })
+        .unzip()
 }
 
 /// Extensions the target has at another version than the backup's: reused
@@ -604,21 +618,12 @@ async fn extension_versions(
     plan: &Plan,
     existing: &HashSet<u32>,
 ) -> Result<Vec<String>> {
-    let (mut names, mut versions) = (Vec::new(), Vec::new());
-    for p in &plan.pre_data {
-        let o = plan.object(p.id);
-        if o.kind == ObjectKind::Extension && existing.contains(&o.id) {
-            if let Some(v) = extension_version(o) {
-                names.push(o.name.clone());
-                versions.push(v.to_string());
-            }
-        }
-    }
+    let (names, versions) = extensions(plan, existing, true);
     let rows = client
         .query(
             "SELECT u.n, u.v, e.extversion FROM unnest($1::text[], $2::text[]) u(n, v)
                JOIN pg_catalog.pg_extension e ON e.extname = u.n
-              WHERE e.extversion <> u.v ORDER BY 1",
+              WHERE u.v <> '' AND e.extversion <> u.v ORDER BY 1",
             &[&names, &versions],
         )
         .await
@@ -647,14 +652,7 @@ async fn extensions_out_of_reach(
     plan: &Plan,
     existing: &HashSet<u32>,
 ) -> Result<()> {
-    let (mut names, mut versions) = (Vec::new(), Vec::new());
-    for p in &plan.pre_data {
-        let o = plan.object(p.id);
-        if o.kind == ObjectKind::Extension && !existing.contains(&o.id) {
-            names.push(o.name.clone());
-            versions.push(extension_version(o).unwrap_or_default().to_string());
-        }
-    }
+    let (names, versions) = extensions(plan, existing, false);
     let rows = client
         .query(
             "SELECT u.n FROM unnest($1::text[], $2::text[]) u(n, v)
@@ -743,13 +741,7 @@ async fn try_database_properties(
     }
     let control = |e| Error::pg("trying the database's properties", e);
     client.batch_execute("BEGIN").await.map_err(control)?;
-    let mut failed = None;
-    for s in &stmts {
-        if let Err(e) = client.batch_execute(s).await {
-            failed = Some(e);
-            break;
-        }
-    }
+    let failed = first_failure(client, &stmts).await;
     client.batch_execute("ROLLBACK").await.map_err(control)?;
     match failed {
         None => Ok(()),
@@ -757,7 +749,7 @@ async fn try_database_properties(
             "the restoring role may not give the target database the backed-up database's \
              settings, grants or comment ({}); nothing was changed (restore as a superuser, \
              or pass --no-database-properties to leave them as the target has them)",
-            Error::pg("", e).to_string().trim_start_matches(": ")
+            Error::pg_detail(&e)
         ))),
     }
 }
@@ -947,6 +939,15 @@ pub async fn check_data_only_tables(client: &Client, plan: &Plan) -> Result<()> 
     )))
 }
 
+/// The tables rows load into, qualified.
+fn loaded_tables(plan: &Plan) -> Vec<String> {
+    plan.tables
+        .iter()
+        .filter(|t| t.load_data)
+        .map(|t| qualified(&t.schema, &t.name))
+        .collect()
+}
+
 /// `--data-only`: what the load will meet in the target's tables, as
 /// warnings (in the dry run too): tables that already hold rows, which the
 /// loaded rows are added to (duplicates where no key refuses them), and
@@ -956,12 +957,7 @@ pub async fn data_only_notes(
     plan: &Plan,
     opts: &RestoreOptions,
 ) -> Result<Vec<String>> {
-    let tables: Vec<String> = plan
-        .tables
-        .iter()
-        .filter(|t| t.load_data)
-        .map(|t| qualified(&t.schema, &t.name))
-        .collect();
+    let tables = loaded_tables(plan);
     let rows = client
         .query(
             "SELECT u.t, pg_catalog.has_table_privilege(c.oid, 'SELECT'),
@@ -1030,12 +1026,7 @@ pub async fn data_only_notes(
 /// such a table, and the load failed there with other tables' rows
 /// committed (QA).
 pub async fn check_data_only_row_security(client: &Client, plan: &Plan) -> Result<()> {
-    let tables: Vec<String> = plan
-        .tables
-        .iter()
-        .filter(|t| t.load_data)
-        .map(|t| qualified(&t.schema, &t.name))
-        .collect();
+    let tables = loaded_tables(plan);
     let rows = client
         .query(
             "SELECT u.t FROM unnest($1::text[]) WITH ORDINALITY u(t, i)
@@ -1234,7 +1225,7 @@ pub async fn apply_pre_data(
                 // full restore, which makes the target the backup's
                 // database: left as a new database has it, a revoked
                 // CREATE or USAGE would come back open.
-                if plan.full && o.kind == ObjectKind::Schema && o.create.trim().is_empty() {
+                if takes_backup_properties(plan, o) {
                     let mut stmts = statements(plan, o, opts, &checked.target_db);
                     stmts.retain(|s| !checked.unchanged.contains(s));
                     run_statements(client, &o.identity, &stmts).await?;
@@ -1360,15 +1351,11 @@ pub async fn run_statements(client: &Client, identity: &str, stmts: &[String]) -
 /// live tables with it and made T anew without them (QA). Returns their
 /// identities; the rest stay skipped.
 pub async fn foreign_keys_to_target(client: &Client, plan: &mut Plan) -> Result<Vec<String>> {
-    let mut names = Vec::new();
-    for (id, _) in &plan.fk_candidates {
-        let o = plan.object(*id);
-        let to = o.references.and_then(|r| plan.model.owning_relation(r));
-        names.push(to.map_or(String::new(), |r| {
-            let r = plan.object(r);
-            qualified(r.schema.as_deref().unwrap_or_default(), &r.name)
-        }));
-    }
+    let names: Vec<String> = plan
+        .fk_candidates
+        .iter()
+        .map(|(id, _)| relation_name(plan, plan.object(*id).references).unwrap_or_default())
+        .collect();
     let rows = client
         .query(
             "SELECT n IS NOT NULL AND n <> '' AND to_regclass(n) IS NOT NULL
@@ -1432,8 +1419,8 @@ pub async fn add_foreign_keys_to_target(
                              longer has ({}); new rows are checked; fix the old ones, then run \
                              ALTER TABLE {} VALIDATE CONSTRAINT {}",
                             o.identity,
-                            Error::pg("", failed).to_string().trim_start_matches(": "),
-                            table_of(plan, o),
+                            Error::pg_detail(&failed),
+                            relation_name(plan, o.belongs_to).unwrap_or("...".into()),
                             ident(&o.name)
                         ));
                         continue;
@@ -1453,22 +1440,18 @@ pub async fn add_foreign_keys_to_target(
         warnings.push(format!(
             "{} was not added: {}; once the target's table can take it: {}",
             o.identity,
-            Error::pg("", failed).to_string().trim_start_matches(": "),
+            Error::pg_detail(&failed),
             stmts.first().cloned().unwrap_or_default()
         ));
     }
     Ok(warnings)
 }
 
-/// The qualified name of the table constraint `o` is on.
-fn table_of(plan: &Plan, o: &DbObject) -> String {
-    match o.belongs_to.and_then(|t| plan.model.owning_relation(t)) {
-        Some(t) => {
-            let t = plan.object(t);
-            qualified(t.schema.as_deref().unwrap_or_default(), &t.name)
-        }
-        None => "...".into(),
-    }
+/// The qualified name of the relation object `id` is or belongs to (a
+/// constraint's table).
+fn relation_name(plan: &Plan, id: Option<u32>) -> Option<String> {
+    let r = plan.object(plan.model.owning_relation(id?)?);
+    Some(qualified(r.schema.as_deref().unwrap_or_default(), &r.name))
 }
 
 /// Runs `stmts` all or none (a transaction, or a savepoint inside the
@@ -1489,14 +1472,20 @@ async fn add_atomically(
     };
     let control = |e| Error::pg("adding a foreign key to a table of the target", e);
     client.batch_execute(begin).await.map_err(control)?;
+    let failed = first_failure(client, stmts).await;
+    let end = if failed.is_some() { rollback } else { commit };
+    client.batch_execute(end).await.map_err(control)?;
+    Ok(failed)
+}
+
+/// Runs `stmts` in order up to the first that fails: its error, if one did.
+async fn first_failure(client: &Client, stmts: &[String]) -> Option<tokio_postgres::Error> {
     for s in stmts {
         if let Err(e) = client.batch_execute(s).await {
-            client.batch_execute(rollback).await.map_err(control)?;
-            return Ok(Some(e));
+            return Some(e);
         }
     }
-    client.batch_execute(commit).await.map_err(control)?;
-    Ok(None)
+    None
 }
 
 /// Sets every restored sequence to its state at the backup's snapshot.
