@@ -22,6 +22,7 @@ pub fn first_n(names: &[String], n: usize) -> String {
 
 /// What a backup or restore reports as it goes.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub enum Event {
     /// A named phase began (`schema`, `lock`, `data`, `post-data`, ...).
     Phase(&'static str),
@@ -44,6 +45,12 @@ pub enum Event {
     /// stopped after, the target may hold part of it. Not sent by a dry run
     /// or with `--single-transaction`, whose one commit is the end.
     Changing,
+    /// Sent just before [`Event::Changing`] when `--clean` drops foreign
+    /// keys of the target's own tables with the tables they reference: the
+    /// statements that add them back, which the restore runs after the
+    /// load. A restore stopped before its end should say them, as nothing
+    /// else keeps them.
+    KeysDropped(Vec<String>),
 }
 
 pub trait Progress: Send + Sync {

@@ -816,10 +816,20 @@ fn sigint_stops_a_single_transaction_restore_and_leaves_nothing() {
         assert_eq!(pg.psql(&dst, "SELECT count(*) FROM keep").trim(), "1");
         if extra.is_empty() {
             // Again with --clean over what that left: its drops are
-            // committed by then, which the message says.
+            // committed by then, which the message says, with the
+            // statement that adds back the target's own key to a table it
+            // replaces (dropped with it, nowhere else kept).
+            pg.psql(
+                &dst,
+                "CREATE TABLE ref (sid int CONSTRAINT \"ref to small\" REFERENCES small)",
+            );
             let err = stop_mid_load(pg, &w, &dst, &["--clean"]);
             assert!(
-                err.contains("SIGINT received: restore stopped; --clean's drops were committed"),
+                err.contains("SIGINT received: restore stopped; --clean's drops were committed")
+                    && err.contains(
+                        "run ALTER TABLE \"public\".\"ref\" ADD CONSTRAINT \"ref to small\" \
+                         FOREIGN KEY (sid) REFERENCES public.small(id);"
+                    ),
                 "{err}"
             );
         }
@@ -1340,6 +1350,66 @@ fn a_key_to_a_locked_live_table_fails_the_restore_past_the_lock_timeout() {
         warning.contains("was not added")
             && warning.contains("ADD CONSTRAINT \"c_pid_fkey\" FOREIGN KEY (\"pid\") REFERENCES"),
         "{report}"
+    );
+}
+
+/// `--table T --clean` drops the target's keys to T with it and adds them
+/// back after the load. When that fails (here, a live session holds the
+/// referencing table past --lock-timeout), the error gives the statements
+/// that add them back: nothing else keeps them, and a rerun with --clean
+/// would not see them.
+#[test]
+fn keys_to_a_replaced_table_not_put_back_are_given_in_the_error() {
+    let pg = pg();
+    let db = pg.create_db("fault_fkin");
+    pg.psql(
+        &db,
+        "CREATE TABLE p (id int PRIMARY KEY, pad text);
+         INSERT INTO p SELECT g, repeat('x', 40) FROM generate_series(1, 300000) g;
+         CREATE TABLE c (id int, pid int CONSTRAINT \"c to p\" REFERENCES p ON DELETE CASCADE);
+         INSERT INTO c VALUES (1, 1);",
+    );
+    let w = Workdir::new();
+    backup(pg, &db, &w, &[]);
+    // Waits for the restore's pre-data to drop the key, then holds c while
+    // p loads.
+    let mut holder = psql_in_background(
+        pg,
+        &db,
+        "DO $$ BEGIN WHILE EXISTS (SELECT 1 FROM pg_constraint WHERE conname = 'c to p') LOOP \
+           PERFORM pg_sleep(0.005); END LOOP; END $$; \
+         BEGIN; LOCK c IN ROW EXCLUSIVE MODE; SELECT pg_sleep(30); COMMIT;",
+        "fault_fkin_holder",
+    );
+    let out = common::restore_output(
+        pg,
+        &w,
+        "latest",
+        &db,
+        &["--table", "public.p", "--clean", "--lock-timeout", "1s"],
+    );
+    pg.psql(
+        &db,
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE application_name = 'fault_fkin_holder'",
+    );
+    let _ = holder.wait();
+    let err = failure_stderr(&out, 1);
+    let add = "ALTER TABLE \"public\".\"c\" ADD CONSTRAINT \"c to p\" FOREIGN KEY (pid) \
+               REFERENCES public.p(id) ON DELETE CASCADE;";
+    assert!(
+        err.contains("--lock-timeout") && err.contains(add) && err.lines().count() == 1,
+        "{err}"
+    );
+    // The statement given puts it back.
+    pg.psql(&db, add);
+    assert_eq!(
+        pg.psql(
+            &db,
+            "SELECT count(*) FROM pg_constraint WHERE conname = 'c to p' AND convalidated"
+        )
+        .trim(),
+        "1"
     );
 }
 

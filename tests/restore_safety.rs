@@ -3624,6 +3624,147 @@ fn foreign_keys_to_tables_the_target_has_come_back() {
     assert_eq!(fk(&db, "copy.orders"), "");
 }
 
+/// `--table T --clean` of a table the target's other tables reference: the
+/// restore used to refuse it (their keys depend on T), pointing to
+/// `--data-only`. Now it drops those keys with T and adds them back after
+/// the load as the target had them (actions, deferrability, comment; on a
+/// partitioned table, its partitions' twins too), leaving the referencing
+/// rows alone. Rows made since the backup that reference rows it lacks add
+/// the key NOT VALID, with a warning; a table the restoring role does not
+/// own refuses the restore, dry run included.
+#[test]
+fn clean_of_a_referenced_table_puts_the_targets_keys_back() {
+    let pg = pg();
+    let db = pg.create_db("fk_in");
+    pg.psql(
+        &db,
+        "CREATE TABLE customer (id int PRIMARY KEY, name text);
+         INSERT INTO customer SELECT g, 'c' || g FROM generate_series(1, 5) g;
+         CREATE TABLE orders (id int PRIMARY KEY, cust int
+           CONSTRAINT \"orders to customer\" REFERENCES customer ON DELETE CASCADE
+           DEFERRABLE INITIALLY DEFERRED);
+         INSERT INTO orders SELECT g, g % 5 + 1 FROM generate_series(1, 50) g;
+         COMMENT ON CONSTRAINT \"orders to customer\" ON orders IS 'each order has a customer';
+         CREATE TABLE visits (cust int REFERENCES customer, at int) PARTITION BY RANGE (at);
+         CREATE TABLE visits_1 PARTITION OF visits FOR VALUES FROM (0) TO (10);
+         CREATE TABLE visits_2 PARTITION OF visits FOR VALUES FROM (10) TO (20);
+         INSERT INTO visits SELECT g % 5 + 1, g FROM generate_series(0, 19) g;",
+    );
+    let w = Workdir::new();
+    backup(pg, &db, &w, &[]);
+    let keys = |db: &str| {
+        pg.psql(
+            db,
+            "SELECT string_agg(conrelid::regclass || ':' || conname || ':' || convalidated || ':' \
+               || pg_get_constraintdef(oid) || ':' || coalesce(obj_description(oid, 'pg_constraint'), ''), \
+               ' | ' ORDER BY conrelid::regclass::text, conname) \
+             FROM pg_constraint WHERE contype = 'f'",
+        )
+        .trim()
+        .to_string()
+    };
+    let before = keys(&db);
+    assert_eq!(before.matches(" | ").count(), 3, "{before}");
+    let rows = |db: &str| {
+        pg.psql(
+            db,
+            "SELECT (SELECT string_agg(name, ',' ORDER BY id) FROM customer) || ' ' || \
+               (SELECT count(*) FROM orders) || ' ' || (SELECT count(*) FROM visits)",
+        )
+        .trim()
+        .to_string()
+    };
+    let good = rows(&db);
+    let customer = ["--table", "public.customer", "--clean"];
+    // The accident, the plan, the restore.
+    pg.psql(&db, "UPDATE customer SET name = 'oops'");
+    let plan = pgsnap_ok(&[
+        "restore",
+        "--repo",
+        &w.repo(),
+        "--key-file",
+        &w.key(),
+        "latest",
+        "--db",
+        &pg.url(&db),
+        "--table",
+        "public.customer",
+        "--clean",
+        "--dry-run",
+    ]);
+    assert!(
+        plan.contains(
+            "constraint \"orders to customer\" on \"public\".\"orders\"  [after the load: the \
+             target's, dropped by --clean and added back]"
+        ) && plan.contains("on \"public\".\"visits\"  [after the load"),
+        "{plan}"
+    );
+    let report = restore_json(pg, &w, "latest", &db, &customer);
+    assert_eq!(report["warnings"], serde_json::json!([]), "{report}");
+    assert_eq!(
+        report["foreign_keys_from_target"].as_array().map(Vec::len),
+        Some(2),
+        "{report}"
+    );
+    assert_eq!(rows(&db), good);
+    assert_eq!(keys(&db), before);
+    // A customer and its order made since the backup: the key to it comes
+    // back NOT VALID, the rows stay, new ones are checked.
+    pg.psql(
+        &db,
+        "INSERT INTO customer VALUES (6, 'new'); INSERT INTO orders VALUES (51, 6);",
+    );
+    let report = restore_json(pg, &w, "latest", &db, &customer);
+    let warning = report["warnings"][0].as_str().unwrap_or_default();
+    assert!(
+        warning.contains("\"orders to customer\" on \"public\".\"orders\" was added NOT VALID")
+            && warning.contains(
+                "ALTER TABLE \"public\".\"orders\" VALIDATE CONSTRAINT \"orders to customer\""
+            ),
+        "{report}"
+    );
+    assert_eq!(pg.psql(&db, "SELECT count(*) FROM orders").trim(), "51");
+    assert_eq!(
+        keys(&db),
+        before.replace(
+            "orders:orders to customer:true:FOREIGN KEY (cust) REFERENCES customer(id) ON DELETE \
+             CASCADE DEFERRABLE INITIALLY DEFERRED:",
+            "orders:orders to customer:false:FOREIGN KEY (cust) REFERENCES customer(id) ON DELETE \
+             CASCADE DEFERRABLE INITIALLY DEFERRED NOT VALID:"
+        )
+    );
+    pg.psql(
+        &db,
+        "DO $$ BEGIN INSERT INTO orders VALUES (1000, 7); SET CONSTRAINTS ALL IMMEDIATE; \
+         RAISE EXCEPTION 'accepted'; EXCEPTION WHEN foreign_key_violation THEN NULL; END $$",
+    );
+
+    // A referencing table of another owner: its key may not be dropped by
+    // the restoring role, which owns the table it restores.
+    pg.login_role("pgsnap_fk_in");
+    let db2 = pg.create_db("fk_in_owner");
+    pg.psql(
+        &db2,
+        "CREATE TABLE customer (id int PRIMARY KEY); INSERT INTO customer VALUES (1);
+         ALTER TABLE customer OWNER TO pgsnap_fk_in;
+         CREATE TABLE orders (cust int REFERENCES customer); INSERT INTO orders VALUES (1);",
+    );
+    let w2 = Workdir::new();
+    backup(pg, &db2, &w2, &[]);
+    let before = keys(&db2);
+    refused_and_dry_run_too(
+        &w2,
+        &pg.url_as("pgsnap_fk_in", &db2),
+        &customer,
+        &[
+            "constraint \"orders_cust_fkey\" on \"public\".\"orders\" (references \
+             \"public\".\"customer\"; only the owner of \"public\".\"orders\" may drop it",
+            "nothing was changed",
+        ],
+    );
+    assert_eq!(keys(&db2), before);
+}
+
 /// `--data-only` into a table whose row-level security applies to the
 /// restoring role (its owner, with FORCE): COPY refuses it, and the load
 /// failed there with other tables' rows committed (QA). Refused before any

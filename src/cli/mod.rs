@@ -264,11 +264,12 @@ async fn run_until_signalled(cli: Cli) -> (anyhow::Result<ExitCode>, Option<Sign
         }
         // Its drops were committed with the definitions: what they replaced
         // is gone, which "may hold part of it" did not say (QA).
-        "restore" if clean => "restore stopped; --clean's drops were committed, so what they \
-                               replaced is gone, and the target may hold part of the backup: run \
-                               the restore again with --clean (--single-transaction leaves \
-                               nothing behind)"
-            .to_string(),
+        "restore" if clean => format!(
+            "restore stopped; --clean's drops were committed, so what they replaced is gone, and \
+             the target may hold part of the backup: run the restore again with --clean \
+             (--single-transaction leaves nothing behind){}",
+            pgsnap::restore::keys_not_back(&progress::keys_dropped())
+        ),
         "restore" => "restore stopped; the target may hold part of it: run the restore again \
                       with --clean, or drop the database (--single-transaction leaves nothing \
                       behind)"

@@ -170,6 +170,10 @@ impl Progress for Reporter {
                 }
             }
             Event::Changing => TARGET_CHANGING.store(true, Ordering::SeqCst),
+            Event::KeysDropped(add_back) => {
+                *KEYS_DROPPED.lock().unwrap_or_else(|p| p.into_inner()) = add_back;
+            }
+            _ => {}
         }
     }
 }
@@ -182,4 +186,15 @@ static TARGET_CHANGING: AtomicBool = AtomicBool::new(false);
 /// Whether the restore this process runs may have changed its target.
 pub fn target_changing() -> bool {
     TARGET_CHANGING.load(Ordering::SeqCst)
+}
+
+/// The statements adding back the target's foreign keys that `--clean`
+/// dropped ([`Event::KeysDropped`]), for a restore stopped before it did.
+static KEYS_DROPPED: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+pub fn keys_dropped() -> Vec<String> {
+    KEYS_DROPPED
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone()
 }

@@ -54,6 +54,9 @@ fn print_plan(r: &RestoreReport) {
     for f in &r.foreign_keys_to_target {
         out!("  {f}  [after the load: references a table the target has]");
     }
+    for f in &r.foreign_keys_from_target {
+        out!("  {f}  [after the load: the target's, dropped by --clean and added back]");
+    }
     for s in &plan.skipped_fks {
         out!("skipped foreign key: {s}");
     }

@@ -11,7 +11,11 @@
 //! that object too (a function taking a view's row type, say, recognised by
 //! the identity `schema::catalog` gives it), this restore recreates it, so
 //! it joins the set and the walk goes on from it; when not, the restore is
-//! refused before any change, naming it. Nothing outside the set is dropped.
+//! refused before any change, naming it. Nothing outside the set is dropped,
+//! but for one kind of blocker: a foreign key of a table the restore leaves
+//! alone that references a replaced table. It is dropped first and added
+//! back after the load, as the target had it ([`IncomingKey`]), so that one
+//! table can be put back under the live tables that reference it.
 //! Tables are never taken out of their partition or inheritance tree:
 //! a partition dropped with its parent, or a child detached from a parent
 //! that stays, refuses the restore (see [`stranded_tables`]).
@@ -31,8 +35,10 @@ use tokio_postgres::Client;
 use crate::error::{Error, Result};
 use crate::pg::snapshot::{ident, qualified};
 use crate::schema::catalog::{
-    PG_CLASS, PG_EVENT_TRIGGER, PG_LARGEOBJECT_METADATA, PG_PROC, PG_PUBLICATION, PG_TYPE,
+    PG_CLASS, PG_CONSTRAINT, PG_EVENT_TRIGGER, PG_LARGEOBJECT_METADATA, PG_PROC, PG_PUBLICATION,
+    PG_TYPE,
 };
+use crate::schema::ddl::literal;
 use crate::schema::order::components;
 use crate::schema::{DbObject, ObjectKind};
 
@@ -74,6 +80,65 @@ pub struct Drops {
     /// rule, statistics object or constraint made on a replaced table in
     /// the target since (`pg_describe_object` of each).
     pub lost: Vec<String>,
+    /// The target's foreign keys to replaced tables, from tables the
+    /// restore leaves alone: dropped first (their statements lead
+    /// `statements`), added back after the load.
+    pub incoming: Vec<IncomingKey>,
+}
+
+/// A foreign key of a table the restore leaves alone to a table `--clean`
+/// replaces, as the target has it. Dropping the table would need it gone
+/// (`DROP TABLE` refuses, or CASCADE drops it for good); the restore drops
+/// it and adds it back once the replaced table's rows are in, so that the
+/// target ends with the keys it had. Its rows are not touched: `ON DELETE
+/// CASCADE` does not fire on a `DROP`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct IncomingKey {
+    /// The referencing table, qualified.
+    pub table: String,
+    /// The constraint's name.
+    pub name: String,
+    /// `pg_get_constraintdef` under the restore's empty `search_path`, so
+    /// every name in it is qualified (`NOT VALID` included when the target
+    /// had it so).
+    pub definition: String,
+    pub comment: Option<String>,
+    /// The replaced table it references, qualified.
+    pub references: String,
+}
+
+impl IncomingKey {
+    /// As the plan names a constraint: `constraint "k" on "s"."t"`.
+    pub fn identity(&self) -> String {
+        format!("constraint {} on {}", ident(&self.name), self.table)
+    }
+
+    pub fn drop_statement(&self) -> String {
+        format!(
+            "ALTER TABLE {} DROP CONSTRAINT {}",
+            self.table,
+            ident(&self.name)
+        )
+    }
+
+    /// The statements that add it back: the constraint, then its comment.
+    pub fn add_statements(&self) -> Vec<String> {
+        let mut stmts = vec![format!(
+            "ALTER TABLE {} ADD CONSTRAINT {} {};",
+            self.table,
+            ident(&self.name),
+            self.definition
+        )];
+        if let Some(c) = &self.comment {
+            stmts.push(format!(
+                "COMMENT ON CONSTRAINT {} ON {} IS {};",
+                ident(&self.name),
+                self.table,
+                literal(c)
+            ));
+        }
+        stmts
+    }
 }
 
 /// The drops that clear `conflicts` (plan ids of objects the target has,
@@ -101,8 +166,14 @@ pub async fn drops(client: &Client, plan: &Plan, conflicts: &[u32]) -> Result<Dr
             .iter()
             .filter(|d| !parts.contains_key(&d.from) && seen.insert(d.from))
             .collect();
-        if blockers.is_empty() {
-            let (statements, order) = ordered(&members, &parts, &deps);
+        let incoming = incoming_keys(client, &blockers, &parts).await?;
+        let blockers: Vec<&Dep> = blockers
+            .into_iter()
+            .filter(|d| !incoming.covered.contains(&d.from))
+            .collect();
+        if blockers.is_empty() && incoming.not_owned.is_empty() {
+            let (mut statements, order) = ordered(&members, &parts, &deps);
+            statements.splice(0..0, incoming.keys.iter().map(|k| k.drop_statement()));
             let mut seen = HashSet::new();
             let ids: Vec<u32> = order
                 .into_iter()
@@ -119,9 +190,10 @@ pub async fn drops(client: &Client, plan: &Plan, conflicts: &[u32]) -> Result<Dr
                 dropped,
                 ids,
                 lost,
+                incoming: incoming.keys,
             });
         }
-        let mut outside = Vec::new();
+        let mut outside = incoming.not_owned;
         let known: HashSet<Addr> = members.iter().map(|m| m.addr).collect();
         let mut added = HashSet::new();
         for b in owners(client, &blockers).await? {
@@ -148,9 +220,8 @@ pub async fn drops(client: &Client, plan: &Plan, conflicts: &[u32]) -> Result<Dr
             return Err(Error::Refused(format!(
                 "--clean would have to drop {} object(s) in the target that this restore does \
                  not recreate, which depend on objects it replaces: {}; nothing was changed \
-                 (to put rows back into a table that others reference, empty it and use \
-                 --data-only, which keeps its keys; or drop or change them first, and make them \
-                 again after; or restore into an empty database)",
+                 (drop or change them first, and make them again after; or restore into an \
+                 empty database, or next to the live objects with --into-schema)",
                 outside.len(),
                 outside.join(", ")
             )));
@@ -442,6 +513,91 @@ async fn stranded_tables(
         .await
         .map_err(|e| Error::pg("--clean: reading the target's partitions", e))?;
     Ok(rows.iter().map(|r| r.get(0)).collect())
+}
+
+/// The blockers that are foreign keys of tables outside the set
+/// ([`IncomingKey`]), by their root constraint: a key of a partitioned
+/// table has a twin on each partition (and one for each partition of a
+/// partitioned table it references), all blocking, all dropped and made
+/// again with the root.
+#[derive(Default)]
+struct Incoming {
+    keys: Vec<IncomingKey>,
+    /// The blockers they account for.
+    covered: HashSet<Addr>,
+    /// Those whose table the restoring role does not own: it may neither
+    /// drop nor add them, so they refuse the restore as any blocker.
+    not_owned: Vec<String>,
+}
+
+async fn incoming_keys(
+    client: &Client,
+    blockers: &[&Dep],
+    parts: &HashMap<Addr, Vec<usize>>,
+) -> Result<Incoming> {
+    let oids: Vec<u32> = blockers
+        .iter()
+        .filter(|d| d.from.0 == PG_CONSTRAINT)
+        .map(|d| d.from.1)
+        .collect();
+    let mut incoming = Incoming::default();
+    if oids.is_empty() {
+        return Ok(incoming);
+    }
+    let relations: Vec<u32> = parts
+        .keys()
+        .filter(|a| a.0 == PG_CLASS)
+        .map(|a| a.1)
+        .collect();
+    let rows = client
+        .query(
+            "WITH RECURSIVE up(start, oid) AS ( \
+                 SELECT c.oid, c.oid FROM pg_catalog.pg_constraint c \
+                 WHERE c.oid = ANY ($1::oid[]) AND c.contype = 'f' \
+               UNION ALL \
+                 SELECT up.start, c.conparentid FROM up \
+                 JOIN pg_catalog.pg_constraint c ON c.oid = up.oid WHERE c.conparentid <> 0) \
+             SELECT up.start, r.oid, n.nspname::text, t.relname::text, r.conname::text, \
+                    pg_catalog.pg_get_constraintdef(r.oid), \
+                    pg_catalog.obj_description(r.oid, 'pg_constraint'), \
+                    pg_catalog.pg_has_role(t.relowner, 'USAGE'), \
+                    fn.nspname::text, f.relname::text \
+             FROM up JOIN pg_catalog.pg_constraint r ON r.oid = up.oid \
+             JOIN pg_catalog.pg_class t ON t.oid = r.conrelid \
+             JOIN pg_catalog.pg_namespace n ON n.oid = t.relnamespace \
+             JOIN pg_catalog.pg_class f ON f.oid = r.confrelid \
+             JOIN pg_catalog.pg_namespace fn ON fn.oid = f.relnamespace \
+             WHERE r.conparentid = 0 AND r.conrelid <> ALL ($2::oid[]) \
+             ORDER BY 3, 4, 5",
+            &[&oids, &relations],
+        )
+        .await
+        .map_err(|e| Error::pg("--clean: reading the target's foreign keys", e))?;
+    let mut roots = HashSet::new();
+    for r in rows {
+        incoming.covered.insert((PG_CONSTRAINT, r.get(0)));
+        if !roots.insert(r.get::<_, u32>(1)) {
+            continue;
+        }
+        let key = IncomingKey {
+            table: qualified(r.get(2), r.get(3)),
+            name: r.get(4),
+            definition: r.get(5),
+            comment: r.get(6),
+            references: qualified(r.get(8), r.get(9)),
+        };
+        if r.get::<_, bool>(7) {
+            incoming.keys.push(key);
+        } else {
+            incoming.not_owned.push(format!(
+                "{} (references {}; only the owner of {} may drop it and add it back)",
+                key.identity(),
+                key.references,
+                key.table
+            ));
+        }
+    }
+    Ok(incoming)
 }
 
 /// The ordinary dependencies on objects of the parts: between members

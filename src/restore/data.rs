@@ -19,7 +19,6 @@ use crate::pg::transcode::{Kind, Transcoder};
 use crate::pg::unpad::Unpadder;
 use crate::progress::{Event, Progress};
 use crate::repo::reader::StoredArchive;
-use crate::schema::DbObject;
 
 use super::plan::{Plan, PlannedTable};
 use super::units::{Source, Unit};
@@ -180,8 +179,11 @@ fn tampered(e: Error, what: &str, refs: &[ChunkRef]) -> Error {
 /// a superuser. As for the loads, the flag is lifted around it: the
 /// statements join the constraint's in one query string, which the server
 /// runs as one transaction, so no other session sees it lifted.
-pub(super) fn lift_forced_row_security(plan: &Plan, fk: &DbObject, stmts: &mut [String]) {
-    let forced: BTreeSet<String> = [fk.belongs_to, fk.references]
+pub(super) fn forced_row_security(
+    plan: &Plan,
+    relations: impl IntoIterator<Item = Option<u32>>,
+) -> BTreeSet<String> {
+    relations
         .into_iter()
         .flatten()
         .filter_map(|id| plan.model.owning_relation(id))
@@ -191,16 +193,21 @@ pub(super) fn lift_forced_row_security(plan: &Plan, fk: &DbObject, stmts: &mut [
                 .find(|t| t.object_id == id && t.force_rls)
         })
         .map(|t| qualified(&t.schema, &t.name))
-        .collect();
+        .collect()
+}
+
+/// Lifts `forced` tables' FORCE ROW LEVEL SECURITY around the first of
+/// `stmts` (see [`forced_row_security`]).
+pub(super) fn lift_forced_row_security(forced: &BTreeSet<String>, stmts: &mut [String]) {
     let Some(first) = stmts.first_mut().filter(|_| !forced.is_empty()) else {
         return;
     };
     let mut sql = String::new();
-    for t in &forced {
+    for t in forced {
         sql.push_str(&format!("{}; ", force_row_security(t, false)));
     }
     sql.push_str(first.trim_end().trim_end_matches(';'));
-    for t in &forced {
+    for t in forced {
         sql.push_str(&format!("; {}", force_row_security(t, true)));
     }
     *first = sql;

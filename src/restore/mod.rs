@@ -46,6 +46,21 @@ use crate::repo::{Manifest, Repository};
 
 pub use plan::{Plan, PlannedTable, TableName};
 
+/// What a restore stopped or failed after `--clean` dropped the target's
+/// foreign keys to the tables it replaces ([`Event::KeysDropped`]) says
+/// about them: the statements that add them back, or nothing when there
+/// are none.
+pub fn keys_not_back(add_back: &[String]) -> String {
+    if add_back.is_empty() {
+        return String::new();
+    }
+    format!(
+        "; --clean dropped the target's foreign keys to the tables it replaces, and they are not \
+         back: once the rows are in, run {}",
+        add_back.join(" ")
+    )
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct RestoreOptions {
     pub jobs: usize,
@@ -148,6 +163,11 @@ pub struct RestoreReport {
     /// the target has: added after the load (NOT VALID, with a warning,
     /// where restored rows reference rows the target no longer has).
     pub foreign_keys_to_target: Vec<String>,
+    /// The target's foreign keys, on tables the restore leaves alone, to the
+    /// tables `--clean` replaces: dropped with them and added back after the
+    /// load as the target had them (NOT VALID, with a warning, where the
+    /// target's rows reference rows the backup does not have).
+    pub foreign_keys_from_target: Vec<String>,
     /// Objects and statements left out, with why: with --into-schema
     /// (triggers, policies, ...); provider-managed roles, extensions and
     /// schemas the target lacks (ownership falls back to the restoring role).
@@ -225,6 +245,7 @@ async fn run_inner(
         objects: plan.pre_data.len() + plan.post_data.len(),
         skipped_foreign_keys: plan.skipped_fks.clone(),
         foreign_keys_to_target: vec![],
+        foreign_keys_from_target: vec![],
         skipped: plan.skipped.clone(),
         reused: vec![],
         dropped: vec![],
@@ -301,12 +322,30 @@ async fn run_inner(
             .map_err(|e| Error::pg("starting the restore's transaction", e))?;
     }
     let rolled_back = |e: Error| if one { Error::rolled_back(e) } else { e };
-    let (dropped, reused) =
-        target::apply_pre_data(&session.client, &plan, &checked, opts, progress.as_ref())
-            .await
-            .map_err(rolled_back)?;
-    report.dropped = dropped;
-    report.reused = reused;
+    let pre = target::apply_pre_data(&session.client, &plan, &checked, opts, progress.as_ref())
+        .await
+        .map_err(rolled_back)?;
+    report.dropped = pre.dropped;
+    report.reused = pre.reused;
+    report.foreign_keys_from_target = pre.incoming.iter().map(|k| k.identity()).collect();
+    // Until they are back, a failure says how to add them (not with
+    // --single-transaction, which rolls their drops back).
+    let mut incoming = pre.incoming;
+    let not_back = |e: Error, incoming: &[clean::IncomingKey]| match (one, e) {
+        (false, Error::Incomplete { error, left }) => Error::Incomplete {
+            error,
+            left: format!(
+                "{left}{}",
+                keys_not_back(
+                    &incoming
+                        .iter()
+                        .flat_map(|k| k.add_statements())
+                        .collect::<Vec<_>>()
+                )
+            ),
+        },
+        (_, e) => e,
+    };
     phase("pre-data", &mut report);
 
     progress.event(Event::Planned {
@@ -335,7 +374,7 @@ async fn run_inner(
         },
     )
     .await
-    .map_err(|e| repeat_warnings(e, &report.warnings))?;
+    .map_err(|e| not_back(repeat_warnings(e, &report.warnings), &incoming))?;
     let session = kept
         .or(outcome.given)
         .expect("the scheduler gives the session back");
@@ -361,14 +400,18 @@ async fn run_inner(
             )));
         }
         data::load_large_objects(&archive, &plan, &session.client, one).await?;
-        let fk_warnings = target::add_foreign_keys_to_target(
-            &session.client,
-            &plan,
-            opts,
-            &checked.target_db,
-            one,
-        )
-        .await?;
+        let mut fk_warnings =
+            target::add_incoming_keys(&session.client, &plan, &mut incoming, one).await?;
+        fk_warnings.extend(
+            target::add_foreign_keys_to_target(
+                &session.client,
+                &plan,
+                opts,
+                &checked.target_db,
+                one,
+            )
+            .await?,
+        );
         if one {
             // Deferred constraints are checked now rather than at COMMIT:
             // a violation must fail the restore before setval, which no
@@ -398,12 +441,9 @@ async fn run_inner(
                 return Err(rolled_back(e));
             }
             // Every stream committed: the loaded rows stay.
-            return Err(schedule::left_behind(
-                &plan,
-                opts,
-                &outcome.rows,
-                &Default::default(),
-                e,
+            return Err(not_back(
+                schedule::left_behind(&plan, opts, &outcome.rows, &Default::default(), e),
+                &incoming,
             ));
         }
     };
@@ -465,6 +505,7 @@ async fn check_target(
     report.rows = plan.tables.iter().map(|t| t.rows).sum();
     let checked = target::check(client, plan, opts).await?;
     report.foreign_keys_to_target = target::foreign_keys_to_target(client, plan).await?;
+    report.foreign_keys_from_target = checked.incoming.iter().map(|k| k.identity()).collect();
     report.skipped_foreign_keys = plan.skipped_fks.clone();
     report.warnings.extend(checked.notes.iter().cloned());
     if !checked.lost.is_empty() {

@@ -490,7 +490,8 @@ pub async fn run(
             let o = plan.object(id);
             let mut stmts = statements(plan, o, opts, target_db);
             if o.kind == ObjectKind::ForeignKey {
-                data::lift_forced_row_security(plan, o, &mut stmts);
+                let forced = data::forced_row_security(plan, [o.belongs_to, o.references]);
+                data::lift_forced_row_security(&forced, &mut stmts);
             }
             // While other jobs still load data, an index build keeps to its
             // own core: parallel workers would only take CPU from the COPY

@@ -39,6 +39,10 @@ pub struct Checked {
     /// What the restore will not do as the backup has it, said as a warning
     /// (an extension the target has at another version).
     pub notes: Vec<String>,
+    /// The target's foreign keys to the tables `--clean` replaces, from
+    /// tables it leaves alone: dropped with them and added back after the
+    /// load ([`clean::IncomingKey`]).
+    pub incoming: Vec<clean::IncomingKey>,
     /// Statements on a reused `public`-like schema that would change
     /// nothing (its owner or comment as the target has them): left out, as
     /// they need the schema's ownership even so (see `unchanged_properties`).
@@ -271,6 +275,7 @@ pub async fn check(client: &Client, plan: &Plan, opts: &RestoreOptions) -> Resul
         .filter(|&id| !takes_backup_properties(plan, plan.object(id)))
         .collect();
     let lost = drops.lost;
+    let incoming = drops.incoming;
     let unchanged = unchanged_properties(client, plan, &existing).await?;
     let uses = named_roles(plan, opts, &kept);
     // Every refusal below is independent of the others: all are said at
@@ -380,6 +385,7 @@ pub async fn check(client: &Client, plan: &Plan, opts: &RestoreOptions) -> Resul
         would_drop,
         would_drop_ids,
         lost,
+        incoming,
     })
 }
 
@@ -1179,17 +1185,26 @@ async fn drop_conflicts(client: &Client, plan: &Plan, checked: &Checked) -> Resu
     Ok(drops)
 }
 
+/// What the pre-data did to the target.
+pub struct PreData {
+    /// Identities of the objects `--clean` dropped.
+    pub dropped: Vec<String>,
+    /// The shared objects found there and reused.
+    pub reused: Vec<String>,
+    /// The target's keys `--clean` dropped, to add back after the load.
+    pub incoming: Vec<clean::IncomingKey>,
+}
+
 /// Runs `--clean` drops and the pre-data DDL in one transaction (of its
 /// own, or the restore's with `--single-transaction`, which its caller
-/// began): if any of it fails, the target is as it was. Returns the shared
-/// objects reused.
+/// began): if any of it fails, the target is as it was.
 pub async fn apply_pre_data(
     client: &Client,
     plan: &Plan,
     checked: &Checked,
     opts: &RestoreOptions,
     progress: &dyn Progress,
-) -> Result<(Vec<String>, Vec<String>)> {
+) -> Result<PreData> {
     let own = !opts.single_transaction;
     if own {
         client
@@ -1209,7 +1224,7 @@ pub async fn apply_pre_data(
         // A shared object found defined alike is gone when it depended on
         // something --clean dropped (a function taking a table's row type).
         let gone: HashSet<u32> = drops.ids.into_iter().collect();
-        let dropped = drops.dropped;
+        let (dropped, incoming) = (drops.dropped, drops.incoming);
         // Objects get their backed-up ACL, not the target's defaults for
         // the restoring role (see `default_acl`); --no-acl takes those.
         let aside = match opts.no_acl {
@@ -1262,12 +1277,21 @@ pub async fn apply_pre_data(
         if let Some(aside) = aside {
             aside.put_back(client).await?;
         }
-        Ok((dropped, reused))
+        Ok(PreData {
+            dropped,
+            reused,
+            incoming,
+        })
     }
     .await;
     match res {
         Ok(v) if own => {
             // The first change that outlives the restore's process.
+            if !v.incoming.is_empty() {
+                progress.event(Event::KeysDropped(
+                    v.incoming.iter().flat_map(|k| k.add_statements()).collect(),
+                ));
+            }
             progress.event(Event::Changing);
             client
                 .batch_execute("COMMIT")
@@ -1388,63 +1412,127 @@ pub async fn add_foreign_keys_to_target(
     target_db: &str,
     one: bool,
 ) -> Result<Vec<String>> {
-    // As the restore's own keys: FORCE ROW LEVEL SECURITY on a table it
-    // created is lifted around the validation (QA: not added, exit 0).
-    let lifted = |mut stmts: Vec<String>, o: &DbObject| {
-        super::data::lift_forced_row_security(plan, o, &mut stmts);
-        stmts
-    };
     let mut warnings = Vec::new();
     for &id in &plan.fks_to_target {
         let o = plan.object(id);
+        let key = Key {
+            identity: &o.identity,
+            table: relation_name(plan, o.belongs_to).unwrap_or("...".into()),
+            name: &o.name,
+            what: "restored rows reference rows the target no longer has",
+        };
+        // As the restore's own keys: FORCE ROW LEVEL SECURITY on a table
+        // it created is lifted around the validation (QA: not added, exit 0).
+        let forced = super::data::forced_row_security(plan, [o.belongs_to, o.references]);
         let stmts = statements(plan, o, opts, target_db);
-        let failed = match add_atomically(client, &lifted(stmts.clone(), o), one).await? {
-            None => continue,
-            Some(e) => e,
-        };
-        let not_valid = stmts
-            .first()
-            .map(|s| s.trim_end())
-            .filter(|s| !s.ends_with("NOT VALID;"))
-            .map(|s| format!("{} NOT VALID;", s.trim_end_matches(';')));
-        let violated = failed.code() == Some(&SqlState::FOREIGN_KEY_VIOLATION);
-        let failed = match not_valid.filter(|_| violated) {
-            Some(first) => {
-                let mut nv = stmts.clone();
-                nv[0] = first;
-                match add_atomically(client, &lifted(nv, o), one).await? {
-                    None => {
-                        warnings.push(format!(
-                            "{} was added NOT VALID: restored rows reference rows the target no \
-                             longer has ({}); new rows are checked; fix the old ones, then run \
-                             ALTER TABLE {} VALIDATE CONSTRAINT {}",
-                            o.identity,
-                            Error::pg_detail(&failed),
-                            relation_name(plan, o.belongs_to).unwrap_or("...".into()),
-                            ident(&o.name)
-                        ));
-                        continue;
-                    }
-                    Some(e) => e,
-                }
-            }
-            None => failed,
-        };
-        // A lock not granted in time fails the restore, as every wait past
-        // --lock-timeout does, and so does any failure in one transaction,
-        // which promises all or nothing: the key is T's own, and exit 0
-        // without it read as a whole restore (QA).
-        if one || failed.code() == Some(&SqlState::LOCK_NOT_AVAILABLE) {
-            return Err(Error::pg(format!("restoring {}", o.identity), failed));
-        }
-        warnings.push(format!(
-            "{} was not added: {}; once the target's table can take it: {}",
-            o.identity,
-            Error::pg_detail(&failed),
-            stmts.first().cloned().unwrap_or_default()
-        ));
+        warnings.extend(add_key(client, &key, stmts, &forced, one).await?);
     }
     Ok(warnings)
+}
+
+/// Adds back the target's foreign keys that `--clean` dropped with the
+/// tables they reference ([`clean::IncomingKey`]), once those tables' rows
+/// are in, taking each from `pending` as it goes: what is left there when
+/// this fails is not back. The target's rows that reference rows the
+/// backup does not have (made since it) add the key `NOT VALID`, with a
+/// warning, as for the restore's own keys to the target's tables.
+pub async fn add_incoming_keys(
+    client: &Client,
+    plan: &Plan,
+    pending: &mut Vec<clean::IncomingKey>,
+    one: bool,
+) -> Result<Vec<String>> {
+    let mut warnings = Vec::new();
+    while let Some(k) = pending.first() {
+        let identity = k.identity();
+        let key = Key {
+            identity: &identity,
+            table: k.table.clone(),
+            name: &k.name,
+            what: "the target's rows reference rows the restored table does not have",
+        };
+        let forced: BTreeSet<String> = plan
+            .tables
+            .iter()
+            .filter(|t| t.force_rls && qualified(&t.schema, &t.name) == k.references)
+            .map(|t| qualified(&t.schema, &t.name))
+            .collect();
+        warnings.extend(add_key(client, &key, k.add_statements(), &forced, one).await?);
+        pending.remove(0);
+    }
+    Ok(warnings)
+}
+
+/// A foreign key added after the load, as messages name it.
+struct Key<'a> {
+    identity: &'a str,
+    /// Its table, qualified.
+    table: String,
+    name: &'a str,
+    /// Why adding it may find rows without a match.
+    what: &'static str,
+}
+
+/// Adds one key after the load (`stmts`: its `ADD CONSTRAINT` first):
+/// `NOT VALID` when rows violate it, a warning either way it did not go in
+/// whole; an error when a lock was not granted in time, or in one
+/// transaction. `forced`: tables whose FORCE ROW LEVEL SECURITY is lifted
+/// around it.
+async fn add_key(
+    client: &Client,
+    key: &Key<'_>,
+    stmts: Vec<String>,
+    forced: &BTreeSet<String>,
+    one: bool,
+) -> Result<Option<String>> {
+    let lifted = |mut stmts: Vec<String>| {
+        super::data::lift_forced_row_security(forced, &mut stmts);
+        stmts
+    };
+    let failed = match add_atomically(client, &lifted(stmts.clone()), one).await? {
+        None => return Ok(None),
+        Some(e) => e,
+    };
+    let not_valid = stmts
+        .first()
+        .map(|s| s.trim_end())
+        .filter(|s| !s.ends_with("NOT VALID;"))
+        .map(|s| format!("{} NOT VALID;", s.trim_end_matches(';')));
+    let violated = failed.code() == Some(&SqlState::FOREIGN_KEY_VIOLATION);
+    let failed = match not_valid.filter(|_| violated) {
+        Some(first) => {
+            let mut nv = stmts.clone();
+            nv[0] = first;
+            match add_atomically(client, &lifted(nv), one).await? {
+                None => {
+                    return Ok(Some(format!(
+                        "{} was added NOT VALID: {} ({}); new rows are checked; fix the old \
+                         ones, then run ALTER TABLE {} VALIDATE CONSTRAINT {}",
+                        key.identity,
+                        key.what,
+                        Error::pg_detail(&failed),
+                        key.table,
+                        ident(key.name)
+                    )));
+                }
+                Some(e) => e,
+            }
+        }
+        None => failed,
+    };
+    // A lock not granted in time fails the restore, as every wait past
+    // --lock-timeout does, and so does any failure in one transaction,
+    // which promises all or nothing: exit 0 without the key read as a
+    // whole restore (QA).
+    if one || failed.code() == Some(&SqlState::LOCK_NOT_AVAILABLE) {
+        return Err(Error::pg(format!("restoring {}", key.identity), failed));
+    }
+    Ok(Some(format!(
+        "{} was not added: {}; once the target's table can take it: {}",
+        key.identity,
+        Error::pg_detail(&failed),
+        stmts.join(" ")
+    )))
 }
 
 /// The qualified name of the relation object `id` is or belongs to (a
