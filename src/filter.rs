@@ -35,7 +35,7 @@ pub fn identifier(s: &str) -> Result<String, String> {
 }
 
 /// The longest name PostgreSQL keeps whole, in bytes.
-const MAX_NAME_BYTES: usize = 63;
+pub const MAX_NAME_BYTES: usize = 63;
 
 /// How to write one name so a pattern (and SQL) reads it back exactly:
 /// as it is when it is all lower case letters, digits and underscores not

@@ -3765,6 +3765,60 @@ fn clean_of_a_referenced_table_puts_the_targets_keys_back() {
     assert_eq!(keys(&db2), before);
 }
 
+/// `--into-schema` takes any name as one quoted identifier: one holding
+/// the moved table's own spelling broke out of its quotes when it was put
+/// in, and ran as SQL (QA: it dropped a table of the target, then said
+/// "nothing was changed"); so could a quote in a sequence's literal.
+#[test]
+fn into_schema_names_are_never_sql() {
+    let pg = pg();
+    let db = pg.create_db("into_inj");
+    pg.psql(
+        &db,
+        "CREATE TABLE t (id serial PRIMARY KEY, x text); INSERT INTO t (x) VALUES ('a'), ('b');
+         CREATE TABLE v (i int); INSERT INTO v VALUES (1);",
+    );
+    let w = Workdir::new();
+    backup(pg, &db, &w, &[]);
+    for schema in [
+        ".a();END;DROP TABLE public.v;CREATE TABLE public.t(--",
+        "it's'); DROP TABLE public.v; --",
+    ] {
+        let quoted = format!("\"{}\"", schema.replace('"', "\"\""));
+        let r = restore_json(
+            pg,
+            &w,
+            "latest",
+            &db,
+            &["--table", "public.t", "--into-schema", &quoted],
+        );
+        assert_eq!(r["rows"], 2, "{r}");
+        let lit = schema.replace('\'', "''");
+        assert_eq!(
+            pg.psql(
+                &db,
+                &format!(
+                    "SELECT (SELECT count(*) FROM pg_class WHERE relname = 'v') || ' ' || \
+                       (SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = relnamespace \
+                        WHERE nspname = '{lit}' AND relname IN ('t', 't_id_seq'))"
+                )
+            )
+            .trim(),
+            "1 2"
+        );
+    }
+    // One the server would cut short is refused.
+    let out = restore_output(
+        pg,
+        &w,
+        "latest",
+        &db,
+        &["--table", "public.t", "--into-schema", &"s".repeat(64)],
+    );
+    let err = failure_stderr(&out, 2);
+    assert!(err.contains("63 bytes"), "{err}");
+}
+
 /// `--data-only` into a table whose row-level security applies to the
 /// restoring role (its owner, with FORCE): COPY refuses it, and the load
 /// failed there with other tables' rows committed (QA). Refused before any

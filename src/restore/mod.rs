@@ -221,6 +221,9 @@ async fn run_inner(
                 .into(),
         ));
     }
+    if let Some(schema) = &opts.into_schema {
+        check_schema_name(schema)?;
+    }
     progress.event(Event::Phase("open"));
     repo.check_archive_readable(manifest).await?;
     let archive = StoredArchive::open(repo.storage().clone(), &manifest.archive.key, creds).await?;
@@ -451,6 +454,26 @@ async fn run_inner(
     report.bytes_read = archive.bytes_read();
     report.seconds = t0.elapsed().as_secs_f64();
     Ok(report)
+}
+
+/// `into_schema` as the library takes it, the exact name (the CLI folds
+/// an unquoted one to lower case first): one the server would cut short
+/// (QA: the report then named a schema that did not exist), or one it
+/// refuses, is refused before anything is read.
+fn check_schema_name(schema: &str) -> Result<()> {
+    let why = if schema.is_empty() {
+        "is empty"
+    } else if schema.len() > crate::filter::MAX_NAME_BYTES {
+        "is longer than PostgreSQL's 63 bytes"
+    } else if schema.starts_with("pg_") {
+        "starts with pg_, which PostgreSQL keeps for its own schemas"
+    } else {
+        return Ok(());
+    };
+    Err(Error::Usage(format!(
+        "--into-schema: the schema name {} {why}",
+        crate::pg::snapshot::ident(schema)
+    )))
 }
 
 /// A warning given before the load (foreign keys in a cycle) is likely

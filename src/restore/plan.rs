@@ -98,21 +98,136 @@ pub struct Retarget {
 impl Retarget {
     /// Rewrites references to the moved relations in one statement, in the
     /// two spellings the server's deparsers use: always quoted
-    /// (`"app"."users"`) and quoted only where needed (`app.users`).
+    /// (`"app"."users"`) and quoted only where needed (`app.users`), and a
+    /// string literal that is one of them whole (`nextval('app.s'::regclass)`).
+    /// The text is read once, token by token: what was put in is never read
+    /// again, and the new schema's name, whatever it holds, is written as
+    /// one quoted identifier (doubled quotes inside a literal), never as SQL
+    /// (QA: a name holding the old spelling broke out of its quotes). Other
+    /// literals, quoted identifiers and dollar-quoted bodies are kept as
+    /// they are.
     pub fn rewrite(&self, sql: &str) -> String {
-        let mut out = sql.to_string();
         let to_schema = crate::pg::snapshot::ident(&self.schema);
-        for (schema, name) in &self.relations {
-            let quoted_to = format!("{to_schema}.{}", crate::pg::snapshot::ident(name));
-            for from in [
-                crate::pg::snapshot::qualified(schema, name),
-                crate::filter::spell(schema, name),
-            ] {
-                out = replace_word(&out, &from, &quoted_to);
+        let names: Vec<(String, String)> = self
+            .relations
+            .iter()
+            .flat_map(|(schema, name)| {
+                let to = format!("{to_schema}.{}", crate::pg::snapshot::ident(name));
+                [
+                    (crate::pg::snapshot::qualified(schema, name), to.clone()),
+                    (crate::filter::spell(schema, name), to),
+                ]
+            })
+            .collect();
+        rewrite_names(sql, &names)
+    }
+}
+
+/// Whether `c` may continue an identifier (bytes of non-ASCII characters
+/// included, as the server's lexer takes them).
+fn ident_byte(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || c == b'_' || c == b'$' || c >= 0x80
+}
+
+/// See [`Retarget::rewrite`]: `names` are `(from, to)` pairs.
+fn rewrite_names(sql: &str, names: &[(String, String)]) -> String {
+    let b = sql.as_bytes();
+    let mut out = String::with_capacity(sql.len());
+    let (mut i, mut copied) = (0, 0);
+    // A name starts here only where it cannot be the tail of another.
+    let starts = |i: usize| i == 0 || !(ident_byte(b[i - 1]) || matches!(b[i - 1], b'.' | b'"'));
+    let ends = |j: usize| j >= b.len() || !(ident_byte(b[j]) || b[j] == b'"');
+    while i < b.len() {
+        if starts(i) {
+            let found = names
+                .iter()
+                .find(|(from, _)| b[i..].starts_with(from.as_bytes()) && ends(i + from.len()));
+            if let Some((from, to)) = found {
+                out.push_str(&sql[copied..i]);
+                out.push_str(to);
+                i += from.len();
+                copied = i;
+                continue;
             }
         }
-        out
+        match b[i] {
+            b'\'' => {
+                let escaped =
+                    i > 0 && matches!(b[i - 1], b'E' | b'e') && (i < 2 || !ident_byte(b[i - 2]));
+                let end = literal_end(b, i, escaped);
+                let whole = (!escaped && end > i + 1 && b[end - 1] == b'\'')
+                    .then(|| &sql[i + 1..end - 1])
+                    .and_then(|text| names.iter().find(|(from, _)| from == text));
+                if let Some((_, to)) = whole {
+                    out.push_str(&sql[copied..i]);
+                    out.push_str(&format!("'{}'", to.replace('\'', "''")));
+                    copied = end;
+                }
+                i = end;
+            }
+            b'"' => i = quoted_end(b, i),
+            b'$' if i == 0 || !ident_byte(b[i - 1]) => i = dollar_end(b, i).unwrap_or(i + 1),
+            c if ident_byte(c) => {
+                while i < b.len() && ident_byte(b[i]) {
+                    i += 1;
+                }
+            }
+            _ => i += 1,
+        }
     }
+    out.push_str(&sql[copied..]);
+    out
+}
+
+/// Just past the string literal opening at `i` (the whole rest when it
+/// does not close): `''` inside, and with `E` backslash escapes too.
+fn literal_end(b: &[u8], i: usize, escaped: bool) -> usize {
+    let mut j = i + 1;
+    while j < b.len() {
+        match b[j] {
+            b'\\' if escaped => j += 2,
+            b'\'' if b.get(j + 1) == Some(&b'\'') => j += 2,
+            b'\'' => return j + 1,
+            _ => j += 1,
+        }
+    }
+    b.len()
+}
+
+/// Just past the quoted identifier opening at `i` (`""` inside).
+fn quoted_end(b: &[u8], i: usize) -> usize {
+    let mut j = i + 1;
+    while j < b.len() {
+        if b[j] == b'"' {
+            if b.get(j + 1) == Some(&b'"') {
+                j += 2;
+                continue;
+            }
+            return j + 1;
+        }
+        j += 1;
+    }
+    b.len()
+}
+
+/// Just past the dollar-quoted string opening at `i` (`$tag$...$tag$`), or
+/// `None` when `$` does not open one here (a parameter, `$1`).
+fn dollar_end(b: &[u8], i: usize) -> Option<usize> {
+    let tag_len = b[i + 1..].iter().position(|&c| c == b'$')?;
+    let tag = &b[i..i + tag_len + 2];
+    let body = &tag[1..tag.len() - 1];
+    if body.first().is_some_and(u8::is_ascii_digit)
+        || !body.iter().all(|&c| ident_byte(c) && c != b'$')
+    {
+        return None;
+    }
+    let from = i + tag.len();
+    Some(
+        b[from..]
+            .windows(tag.len())
+            .position(|w| w == tag)
+            .map_or(b.len(), |p| from + p + tag.len()),
+    )
 }
 
 /// The kinds of `columns` (the entry's COPY list) when every one is of a
@@ -133,26 +248,6 @@ fn transcode_kinds(t: &TableInfo, columns: &[String]) -> Vec<Kind> {
         kinds.push(k);
     }
     kinds
-}
-
-/// Replaces `from` where it is not part of a longer identifier.
-fn replace_word(text: &str, from: &str, to: &str) -> String {
-    let ident_char = |c: char| c.is_alphanumeric() || c == '_' || c == '$';
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(pos) = rest.find(from) {
-        let before = rest[..pos].chars().last().or(out.chars().last());
-        let after = rest[pos + from.len()..].chars().next();
-        let bounded = !before.map(ident_char).unwrap_or(false)
-            && !after.map(|c| ident_char(c) || c == '"').unwrap_or(false)
-            && before != Some('"')
-            && before != Some('.');
-        out.push_str(&rest[..pos]);
-        out.push_str(if bounded { to } else { from });
-        rest = &rest[pos + from.len()..];
-    }
-    out.push_str(rest);
-    out
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -1220,6 +1315,45 @@ mod tests {
             r.rewrite("SELECT myapp.users2, app.users_x"),
             "SELECT myapp.users2, app.users_x"
         );
+        // Prose in a literal, quoted names and bodies stay as they are.
+        let kept = "COMMENT ON COLUMN \"app\".\"users\".x IS 'see app.users'; \
+                    SELECT \"x app.users\", $f$ app.users $f$, $1";
+        assert_eq!(
+            r.rewrite(kept),
+            kept.replacen("\"app\".\"users\"", "\"Restored\".\"users\"", 1)
+        );
+    }
+
+    /// The new schema's name is one quoted identifier however it reads,
+    /// even holding the old name (QA: it broke out of its quotes and ran).
+    #[test]
+    fn retarget_never_lets_the_new_name_out_of_its_quotes() {
+        for schema in [
+            ".a();END;DROP TABLE public.v;CREATE TABLE public.t(--",
+            "x\"; DROP TABLE public.t; --",
+            "it's'); DROP TABLE public.t; --",
+            "$$ public.t $$",
+        ] {
+            let r = Retarget {
+                schema: schema.into(),
+                moved: BTreeSet::new(),
+                relations: vec![
+                    ("public".into(), "t".into()),
+                    ("public".into(), "t_seq".into()),
+                ],
+            };
+            let to = crate::pg::snapshot::qualified(schema, "t");
+            let seq = crate::pg::snapshot::qualified(schema, "t_seq").replace('\'', "''");
+            assert_eq!(
+                r.rewrite(
+                    "CREATE TABLE public.t (a int DEFAULT nextval('public.t_seq'::regclass));"
+                ),
+                format!("CREATE TABLE {to} (a int DEFAULT nextval('{seq}'::regclass));")
+            );
+            // The always-quoted spelling too.
+            let once = r.rewrite("ALTER TABLE \"public\".\"t\" OWNER TO x;");
+            assert_eq!(once, format!("ALTER TABLE {to} OWNER TO x;"));
+        }
     }
 
     #[test]
