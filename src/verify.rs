@@ -209,28 +209,35 @@ pub async fn run(repo: &Repository, m: &Manifest, creds: &Credentials) -> Result
     let rt = tokio::runtime::Handle::current();
     let key = m.archive.key.clone();
     let (summary_res, sha, counted, seen) = {
-        let creds_unlock = |r: &mut StorageRead| -> Result<_> {
-            // The header is parsed from a prefix; the hasher sees each byte once.
-            let limit = (crate::archive::format::MAX_HEADER_LEN as u64).min(size);
-            let mut head = Vec::new();
-            r.by_ref()
-                .take(limit)
-                .read_to_end(&mut head)
-                .map_err(|e| Error::io("reading the archive", e))?;
-            let (header, len) = crate::archive::format::Header::parse(&head)?;
-            let open = r.rt.clone().block_on(creds.unlock(&header))?;
-            Ok((open, head.split_off(len)))
-        };
         // The header and its key slot first (a KMS call, briefly), then the
         // long read on a blocking thread of its own, so that the task
         // awaiting it still notices a stop (a signal, a backup's
         // `--max-duration`) and drops it, which ends the read at its next
-        // segment.
-        let unlocked = tokio::task::block_in_place(|| {
-            let mut r = StorageRead::new(storage.clone(), key, size, version.clone(), rt);
-            let (open, rest) = creds_unlock(&mut r)?;
-            Ok::<_, Error>((r, open, rest))
-        });
+        // segment. The header's read is a blocking one too, on a thread of
+        // its own: not `block_in_place`, which panics on a current-thread
+        // runtime (QA: an application's `#[tokio::test]`).
+        let reader = (storage.clone(), key, size, version.clone(), rt);
+        let unlocked = async {
+            let (r, mut head) = tokio::task::spawn_blocking(move || {
+                let (storage, key, size, version, rt) = reader;
+                let mut r = StorageRead::new(storage, key, size, version, rt);
+                // The header is parsed from a prefix; the hasher sees each
+                // byte once.
+                let limit = (crate::archive::format::MAX_HEADER_LEN as u64).min(size);
+                let mut head = Vec::new();
+                r.by_ref()
+                    .take(limit)
+                    .read_to_end(&mut head)
+                    .map_err(|e| Error::io("reading the archive", e))?;
+                Ok::<_, Error>((r, head))
+            })
+            .await
+            .map_err(|e| Error::task("reading the archive's header", e))??;
+            let (header, len) = crate::archive::format::Header::parse(&head)?;
+            let open = creds.unlock(&header).await?;
+            Ok::<_, Error>((r, open, head.split_off(len)))
+        }
+        .await;
         let (r, open, rest) = match unlocked {
             Ok(u) => u,
             // A key slot altered in place reads as a wrong key (KMS refuses

@@ -1481,3 +1481,38 @@ fn an_unreadable_large_object_is_refused_before_any_work() {
     );
     common::backup_url(&url, &w, &[]);
 }
+
+/// An application's `#[tokio::test]` runs on tokio's current-thread
+/// runtime: a backup that verifies its upload in full, and `verify`,
+/// panicked there (`block_in_place`; QA), leaving a temporary archive.
+#[tokio::test]
+async fn the_library_backs_up_and_verifies_on_a_current_thread_runtime() {
+    let pg = pg();
+    let db = pg.create_db("fault_rt1");
+    pg.psql(
+        &db,
+        "CREATE TABLE t AS SELECT generate_series(1, 1000) AS id",
+    );
+    let w = Workdir::new();
+    let storage = std::sync::Arc::new(pgsnap::repo::LocalStorage::new(std::path::Path::new(
+        &w.repo(),
+    )));
+    let repo = pgsnap::repo::Repository::open_or_init(storage)
+        .await
+        .unwrap();
+    let opts = pgsnap::backup::BackupOptions {
+        verify_upload: pgsnap::backup::VerifyUpload::Full,
+        ..Default::default()
+    };
+    let conn = pgsnap::pg::conn::ConnInfo::parse(&pg.url(&db)).unwrap();
+    let creds =
+        pgsnap::credentials::Credentials::from_key_file(std::path::Path::new(&w.key())).unwrap();
+    let silent = std::sync::Arc::new(pgsnap::progress::Silent);
+    let done = pgsnap::backup::run(&repo, &conn, &creds, &opts, silent)
+        .await
+        .unwrap();
+    let m = repo.resolve("latest").await.unwrap();
+    assert_eq!(m.id, done.id);
+    let report = pgsnap::verify::run(&repo, &m, &creds).await.unwrap();
+    assert!(report.ok, "{:?}", report.checks);
+}
