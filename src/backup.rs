@@ -367,8 +367,8 @@ async fn run_with_deadline(
         match opts.max_duration {
             Some(d) => tokio::time::timeout(d, inner).await.map_err(|_| {
                 Error::Stopped(format!(
-                    "exceeded --max-duration of {}s and was stopped; nothing was kept",
-                    d.as_secs()
+                    "exceeded --max-duration of {:?} and was stopped; nothing was kept",
+                    d
                 ))
             })?,
             None => inner.await,

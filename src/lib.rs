@@ -11,6 +11,36 @@
 //! - [`backup`], [`restore`], [`verify`]: the operations.
 //! - [`repo`]: storage behind one trait (a local directory, S3), manifests,
 //!   listing.
+//!
+//! What an application needs is also at the crate root. A backup, its
+//! check, and one table back into another database, as the `pgsnap` binary
+//! runs them:
+//!
+//! ```no_run
+//! use std::{path::Path, sync::Arc};
+//! use pgsnap::{BackupOptions, ConnInfo, Credentials, Repository, RestoreOptions};
+//!
+//! # async fn example() -> pgsnap::Result<()> {
+//! let repo = Repository::open_or_init(pgsnap::storage_for("/var/backups/pgsnap").await?).await?;
+//! let creds = Credentials::from_key_file(Path::new("/etc/pgsnap/key"))?;
+//! let source = ConnInfo::parse("postgres://backup@db/app")?;
+//! let progress = Arc::new(pgsnap::progress::Silent);
+//! let done = pgsnap::backup::run(&repo, &source, &creds, &BackupOptions::default(), progress.clone()).await?;
+//!
+//! let manifest = repo.resolve(&done.id).await?;
+//! assert!(pgsnap::verify::run(&repo, &manifest, &creds).await?.ok);
+//!
+//! let opts = RestoreOptions {
+//!     jobs: 2,
+//!     tables: vec![pgsnap::filter::Pattern::table("app.users").map_err(pgsnap::Error::Usage)?],
+//!     ..Default::default()
+//! };
+//! let target = ConnInfo::parse("postgres://restore@scratch/app_restore")?;
+//! let report = pgsnap::restore::run(&repo, &manifest, &creds, &target, &opts, progress).await?;
+//! println!("{} rows in {} tables", report.rows, report.tables);
+//! # Ok(())
+//! # }
+//! ```
 
 pub mod archive;
 mod aws;
@@ -27,4 +57,11 @@ pub mod restore;
 pub mod schema;
 pub mod verify;
 
+pub use backup::BackupOptions;
+pub use credentials::Credentials;
 pub use error::{Error, Result};
+pub use pg::conn::ConnInfo;
+pub use progress::{Event, Progress};
+pub use repo::{storage_for, Manifest, Repository};
+pub use restore::{RestoreOptions, RestoreReport};
+pub use verify::VerifyReport;
