@@ -527,7 +527,19 @@ async fn check_target(
     report.tables = plan.data_tables();
     report.rows = plan.tables.iter().map(|t| t.rows).sum();
     let checked = target::check(client, plan, opts).await?;
-    report.foreign_keys_to_target = target::foreign_keys_to_target(client, plan).await?;
+    let (to_target, unaddable) = target::foreign_keys_to_target(client, plan).await?;
+    // One transaction promises the whole restore or nothing: as a key
+    // that fails to go in then fails it, one foreseen not to refuses it.
+    if opts.single_transaction && !unaddable.is_empty() {
+        return Err(Error::Refused(format!(
+            "{}; nothing was changed (--single-transaction restores all or nothing: give the \
+             target's table that key first, or restore without --single-transaction to load the \
+             rows without it)",
+            unaddable.join("; ")
+        )));
+    }
+    report.foreign_keys_to_target = to_target;
+    report.warnings.extend(unaddable);
     report.foreign_keys_from_target = checked.incoming.iter().map(|k| k.identity()).collect();
     report.skipped_foreign_keys = plan.skipped_fks.clone();
     report.warnings.extend(checked.notes.iter().cloned());

@@ -325,8 +325,9 @@ pub async fn check(client: &Client, plan: &Plan, opts: &RestoreOptions) -> Resul
         refusals.push(format!(
             "the owner(s) the backup gives objects may not create in the target's schema(s) \
              they are in, which ALTER ... OWNER TO needs: {}; nothing was changed (grant them \
-             CREATE on those schemas{}, make the database with them as its owner, or pass \
-             --no-owner to leave ownership to the restoring role)",
+             CREATE on those schemas{} and revoke it after the restore, unless the source \
+             grants it too; make the database with them as its owner; or pass --no-owner to \
+             leave ownership to the restoring role)",
             first_of(&no_create, 12),
             match &opts.into_schema {
                 Some(into) => format!(
@@ -1373,30 +1374,120 @@ pub async fn run_statements(client: &Client, identity: &str, stmts: &[String]) -
 /// (`Plan::fk_candidates`), keeps those whose referenced table the target
 /// has, to add after the load: `--table T --clean` dropped T's keys to the
 /// live tables with it and made T anew without them (QA). Returns their
-/// identities; the rest stay skipped.
-pub async fn foreign_keys_to_target(client: &Client, plan: &mut Plan) -> Result<Vec<String>> {
+/// identities, and a warning for each the target's table cannot take (no
+/// unique key on the columns it references), foreseen so that the dry run
+/// says it too; the rest stay skipped.
+pub async fn foreign_keys_to_target(
+    client: &Client,
+    plan: &mut Plan,
+) -> Result<(Vec<String>, Vec<String>)> {
     let names: Vec<String> = plan
         .fk_candidates
         .iter()
         .map(|(id, _)| relation_name(plan, plan.object(*id).references).unwrap_or_default())
         .collect();
+    // Each key's referenced columns, a JSON array per key.
+    let columns: Vec<String> = plan
+        .fk_candidates
+        .iter()
+        .map(|(id, _)| {
+            serde_json::to_string(&referenced_columns(&plan.object(*id).create)).unwrap_or_default()
+        })
+        .collect();
     let rows = client
         .query(
-            "SELECT n IS NOT NULL AND n <> '' AND to_regclass(n) IS NOT NULL
-               FROM unnest($1::text[]) WITH ORDINALITY u(n, i) ORDER BY i",
-            &[&names],
+            "SELECT t IS NOT NULL, pg_catalog.cardinality(k) = 0 OR EXISTS ( \
+                 SELECT 1 FROM pg_catalog.pg_index i WHERE i.indrelid = t AND i.indisunique \
+                   AND i.indimmediate AND i.indisvalid AND i.indpred IS NULL \
+                   AND i.indexprs IS NULL AND i.indnkeyatts = pg_catalog.cardinality(k) \
+                   AND (SELECT pg_catalog.array_agg(a.attname::text ORDER BY a.attname) \
+                        FROM pg_catalog.generate_series(0, i.indnkeyatts - 1) n \
+                        JOIN pg_catalog.pg_attribute a ON a.attrelid = t AND a.attnum = i.indkey[n]) \
+                       = (SELECT pg_catalog.array_agg(x ORDER BY x) FROM pg_catalog.unnest(k) x)) \
+             FROM unnest($1::text[], $2::text[]) WITH ORDINALITY u(n, c, i) \
+             CROSS JOIN LATERAL (SELECT CASE WHEN n <> '' THEN pg_catalog.to_regclass(n)::oid END AS t, \
+                                        ARRAY(SELECT pg_catalog.jsonb_array_elements_text(c::jsonb)) AS k) l \
+             ORDER BY i",
+            &[&names, &columns],
         )
         .await
         .map_err(|e| Error::pg("looking for the tables foreign keys reference", e))?;
-    let mut kept = Vec::new();
-    for ((id, line), row) in plan.fk_candidates.clone().into_iter().zip(rows) {
-        if row.get::<_, bool>(0) {
-            plan.skipped_fks.retain(|s| *s != line);
-            plan.fks_to_target.push(id);
-            kept.push(plan.object(id).identity.clone());
+    let (mut kept, mut warnings) = (Vec::new(), Vec::new());
+    for (((id, line), row), name) in plan.fk_candidates.clone().into_iter().zip(rows).zip(&names) {
+        if !row.get::<_, bool>(0) {
+            continue;
+        }
+        plan.skipped_fks.retain(|s| *s != line);
+        let o = plan.object(id);
+        if !row.get::<_, bool>(1) {
+            warnings.push(format!(
+                "{} will not be added: the target's {name} has no unique key on the columns it \
+                 references; once it has one: {}",
+                o.identity,
+                o.create.trim()
+            ));
+            continue;
+        }
+        kept.push(o.identity.clone());
+        plan.fks_to_target.push(id);
+    }
+    Ok((kept, warnings))
+}
+
+/// The referenced columns of a foreign key's `ADD CONSTRAINT` as the
+/// catalog writes it, every name quoted (`... REFERENCES "s"."t"("a",
+/// "b") ...`); empty when it does not read so (no check is made then).
+fn referenced_columns(create: &str) -> Vec<String> {
+    let Some(at) = create.find(") REFERENCES \"") else {
+        return vec![];
+    };
+    let mut rest = &create[at + ") REFERENCES ".len()..];
+    // The table's name: quoted parts joined by dots.
+    loop {
+        let Some((_, after)) = quoted_name(rest) else {
+            return vec![];
+        };
+        rest = after;
+        match rest.strip_prefix('.') {
+            Some(r) => rest = r,
+            None => break,
         }
     }
-    Ok(kept)
+    let Some(mut list) = rest.strip_prefix('(') else {
+        return vec![];
+    };
+    let mut columns = Vec::new();
+    loop {
+        let Some((name, after)) = quoted_name(list) else {
+            return vec![];
+        };
+        columns.push(name);
+        if let Some(r) = after.strip_prefix(", ") {
+            list = r;
+        } else if after.starts_with(')') {
+            return columns;
+        } else {
+            return vec![];
+        }
+    }
+}
+
+/// The quoted identifier `text` starts with, unquoted, and what follows it.
+fn quoted_name(text: &str) -> Option<(String, &str)> {
+    let mut rest = text.strip_prefix('"')?;
+    let mut name = String::new();
+    loop {
+        let end = rest.find('"')?;
+        name.push_str(&rest[..end]);
+        rest = &rest[end + 1..];
+        match rest.strip_prefix('"') {
+            Some(r) => {
+                name.push('"');
+                rest = r;
+            }
+            None => return Some((name, rest)),
+        }
+    }
 }
 
 /// Adds the foreign keys `foreign_keys_to_target` kept, once the rows are
@@ -1669,7 +1760,20 @@ async fn against(client: &Client, q: &str, last_value: i64, is_called: bool) -> 
 
 #[cfg(test)]
 mod tests {
-    use super::first_of;
+    use super::{first_of, referenced_columns};
+
+    #[test]
+    fn a_foreign_keys_referenced_columns_are_read_from_its_definition() {
+        assert_eq!(
+            referenced_columns(
+                "ALTER TABLE ONLY \"s\".\"o\" ADD CONSTRAINT \"k\" FOREIGN KEY (\"a\", \"b\") \
+                 REFERENCES \"my \"\"s\"\"\".\"T(x)\"(\"id\", \"Two, \"\"q\"\"\") ON DELETE CASCADE;"
+            ),
+            ["id", "Two, \"q\""]
+        );
+        assert!(referenced_columns("ALTER TABLE x ADD CHECK (a > 0);").is_empty());
+        assert!(referenced_columns(") REFERENCES \"s\".\"t\"(\"id\"").is_empty());
+    }
 
     #[test]
     fn long_lists_are_cut_with_a_count() {
