@@ -49,7 +49,8 @@ pub enum Event {
     /// keys of the target's own tables with the tables they reference: the
     /// statements that add them back, which the restore runs after the
     /// load. A restore stopped before its end should say them, as nothing
-    /// else keeps them.
+    /// else keeps them. Sent again with those still to add as each goes
+    /// back (empty: all are).
     KeysDropped(Vec<String>),
 }
 

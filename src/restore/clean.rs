@@ -105,6 +105,11 @@ pub struct IncomingKey {
     pub comment: Option<String>,
     /// The replaced table it references, qualified.
     pub references: String,
+    /// Whether it can come back: the restored table has the unique key it
+    /// references (by name, as [`Drops::lost`] tells what the backup has).
+    /// One that references a key made since the backup is dropped for good,
+    /// said in `lost` (QA: planned as added back, then not added, exit 0).
+    returns: bool,
 }
 
 impl IncomingKey {
@@ -166,7 +171,7 @@ pub async fn drops(client: &Client, plan: &Plan, conflicts: &[u32]) -> Result<Dr
             .iter()
             .filter(|d| !parts.contains_key(&d.from) && seen.insert(d.from))
             .collect();
-        let incoming = incoming_keys(client, &blockers, &parts).await?;
+        let incoming = incoming_keys(client, plan, &blockers, &parts).await?;
         let blockers: Vec<&Dep> = blockers
             .into_iter()
             .filter(|d| !incoming.covered.contains(&d.from))
@@ -174,6 +179,8 @@ pub async fn drops(client: &Client, plan: &Plan, conflicts: &[u32]) -> Result<Dr
         if blockers.is_empty() && incoming.not_owned.is_empty() {
             let (mut statements, order) = ordered(&members, &parts, &deps);
             statements.splice(0..0, incoming.keys.iter().map(|k| k.drop_statement()));
+            let (keys, gone): (Vec<IncomingKey>, Vec<IncomingKey>) =
+                incoming.keys.into_iter().partition(|k| k.returns);
             let mut seen = HashSet::new();
             let ids: Vec<u32> = order
                 .into_iter()
@@ -184,13 +191,20 @@ pub async fn drops(client: &Client, plan: &Plan, conflicts: &[u32]) -> Result<Dr
                 .iter()
                 .map(|id| plan.target_identity(plan.object(*id)))
                 .collect();
-            let lost = lost_parts(client, plan, &members, &parts).await?;
+            let mut lost = lost_parts(client, plan, &members, &parts).await?;
+            lost.extend(gone.iter().map(|k| {
+                format!(
+                    "{} (it references a unique key of {} that the backup does not have)",
+                    k.identity(),
+                    k.references
+                )
+            }));
             return Ok(Drops {
                 statements,
                 dropped,
                 ids,
                 lost,
-                incoming: incoming.keys,
+                incoming: keys,
             });
         }
         let mut outside = incoming.not_owned;
@@ -532,6 +546,7 @@ struct Incoming {
 
 async fn incoming_keys(
     client: &Client,
+    plan: &Plan,
     blockers: &[&Dep],
     parts: &HashMap<Addr, Vec<usize>>,
 ) -> Result<Incoming> {
@@ -560,8 +575,13 @@ async fn incoming_keys(
              SELECT up.start, r.oid, n.nspname::text, t.relname::text, r.conname::text, \
                     pg_catalog.pg_get_constraintdef(r.oid), \
                     pg_catalog.obj_description(r.oid, 'pg_constraint'), \
-                    pg_catalog.pg_has_role(t.relowner, 'USAGE'), \
-                    fn.nspname::text, f.relname::text \
+                    pg_catalog.pg_has_role(t.relowner, 'USAGE') \
+                      AND pg_catalog.has_schema_privilege(n.oid, 'USAGE'), \
+                    fn.nspname::text, f.relname::text, \
+                    (SELECT i.relname::text FROM pg_catalog.pg_class i WHERE i.oid = r.conindid), \
+                    (SELECT k.conname::text FROM pg_catalog.pg_constraint k \
+                      WHERE k.conindid = r.conindid AND k.conrelid = r.confrelid \
+                        AND k.contype IN ('p', 'u')) \
              FROM up JOIN pg_catalog.pg_constraint r ON r.oid = up.oid \
              JOIN pg_catalog.pg_class t ON t.oid = r.conrelid \
              JOIN pg_catalog.pg_namespace n ON n.oid = t.relnamespace \
@@ -585,12 +605,14 @@ async fn incoming_keys(
             definition: r.get(5),
             comment: r.get(6),
             references: qualified(r.get(8), r.get(9)),
+            returns: has_unique_key(plan, r.get(10), r.get(11)),
         };
         if r.get::<_, bool>(7) {
             incoming.keys.push(key);
         } else {
             incoming.not_owned.push(format!(
-                "{} (references {}; only the owner of {} may drop it and add it back)",
+                "{} (references {}; only the owner of {}, with USAGE on its schema, may drop it \
+                 and add it back)",
                 key.identity(),
                 key.references,
                 key.table
@@ -598,6 +620,15 @@ async fn incoming_keys(
         }
     }
     Ok(incoming)
+}
+
+/// Whether the backup has a unique key by the name of the target's one
+/// that a key references: its index, or the constraint owning it.
+fn has_unique_key(plan: &Plan, index: Option<String>, constraint: Option<String>) -> bool {
+    plan.model.objects.iter().any(|o| {
+        (o.kind == ObjectKind::Index && Some(&o.name) == index.as_ref())
+            || (o.kind == ObjectKind::Constraint && Some(&o.name) == constraint.as_ref())
+    })
 }
 
 /// The ordinary dependencies on objects of the parts: between members

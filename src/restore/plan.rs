@@ -155,7 +155,15 @@ fn rewrite_names(sql: &str, names: &[(String, String)]) -> String {
                 let escaped =
                     i > 0 && matches!(b[i - 1], b'E' | b'e') && (i < 2 || !ident_byte(b[i - 2]));
                 let end = literal_end(b, i, escaped);
-                let whole = (!escaped && end > i + 1 && b[end - 1] == b'\'')
+                // Only a relation's name cast to regclass (`nextval`'s
+                // argument, a check against a table): any other literal is
+                // data, which the copy must keep as the backup has it (QA:
+                // a partial index's predicate `src = 'app.users'` covered
+                // no row in the copy).
+                let regclass = [&b"::regclass"[..], b"::\"regclass\""]
+                    .iter()
+                    .any(|cast| b[end..].starts_with(cast));
+                let whole = (regclass && !escaped && end > i + 1 && b[end - 1] == b'\'')
                     .then(|| &sql[i + 1..end - 1])
                     .and_then(|text| names.iter().find(|(from, _)| from == text));
                 if let Some((_, to)) = whole {
@@ -1315,9 +1323,14 @@ mod tests {
             r.rewrite("SELECT myapp.users2, app.users_x"),
             "SELECT myapp.users2, app.users_x"
         );
-        // Prose in a literal, quoted names and bodies stay as they are.
+        assert_eq!(
+            r.rewrite("nextval('\"app\".\"users_id_seq\"'::\"regclass\")"),
+            "nextval('\"Restored\".\"users_id_seq\"'::\"regclass\")"
+        );
+        // Other literals (data, even when it reads as the name), quoted
+        // names and bodies stay as they are.
         let kept = "COMMENT ON COLUMN \"app\".\"users\".x IS 'see app.users'; \
-                    SELECT \"x app.users\", $f$ app.users $f$, $1";
+                    SELECT \"x app.users\", $f$ app.users $f$, $1, 'app.users', 'app.users'::text";
         assert_eq!(
             r.rewrite(kept),
             kept.replacen("\"app\".\"users\"", "\"Restored\".\"users\"", 1)

@@ -1511,6 +1511,7 @@ pub async fn add_foreign_keys_to_target(
             table: relation_name(plan, o.belongs_to).unwrap_or("...".into()),
             name: &o.name,
             what: "restored rows reference rows the target no longer has",
+            must: false,
         };
         // As the restore's own keys: FORCE ROW LEVEL SECURITY on a table
         // it created is lifted around the validation (QA: not added, exit 0).
@@ -1526,12 +1527,16 @@ pub async fn add_foreign_keys_to_target(
 /// are in, taking each from `pending` as it goes: what is left there when
 /// this fails is not back. The target's rows that reference rows the
 /// backup does not have (made since it) add the key `NOT VALID`, with a
-/// warning, as for the restore's own keys to the target's tables.
+/// warning, as for the restore's own keys to the target's tables; a key
+/// that cannot go back at all (rows violate it on a partitioned table,
+/// which takes no `NOT VALID` key) fails the restore, whose error gives
+/// the statements still to run.
 pub async fn add_incoming_keys(
     client: &Client,
     plan: &Plan,
     pending: &mut Vec<clean::IncomingKey>,
     one: bool,
+    progress: &dyn Progress,
 ) -> Result<Vec<String>> {
     let mut warnings = Vec::new();
     while let Some(k) = pending.first() {
@@ -1541,6 +1546,7 @@ pub async fn add_incoming_keys(
             table: k.table.clone(),
             name: &k.name,
             what: "the target's rows reference rows the restored table does not have",
+            must: true,
         };
         let forced: BTreeSet<String> = plan
             .tables
@@ -1550,6 +1556,12 @@ pub async fn add_incoming_keys(
             .collect();
         warnings.extend(add_key(client, &key, k.add_statements(), &forced, one).await?);
         pending.remove(0);
+        // What a stop from here on says is not back (QA: it named all).
+        if !one {
+            progress.event(Event::KeysDropped(
+                pending.iter().flat_map(|k| k.add_statements()).collect(),
+            ));
+        }
     }
     Ok(warnings)
 }
@@ -1562,6 +1574,9 @@ struct Key<'a> {
     name: &'a str,
     /// Why adding it may find rows without a match.
     what: &'static str,
+    /// The target's own, which the restore dropped: not adding it fails
+    /// the restore rather than warn.
+    must: bool,
 }
 
 /// Adds one key after the load (`stmts`: its `ADD CONSTRAINT` first):
@@ -1606,6 +1621,9 @@ async fn add_key(
                         ident(key.name)
                     )));
                 }
+                // A partitioned table takes no NOT VALID key (PostgreSQL
+                // 15): the rows that violate it are what to say.
+                Some(e) if e.code() == Some(&SqlState::FEATURE_NOT_SUPPORTED) => failed,
                 Some(e) => e,
             }
         }
@@ -1614,8 +1632,9 @@ async fn add_key(
     // A lock not granted in time fails the restore, as every wait past
     // --lock-timeout does, and so does any failure in one transaction,
     // which promises all or nothing: exit 0 without the key read as a
-    // whole restore (QA).
-    if one || failed.code() == Some(&SqlState::LOCK_NOT_AVAILABLE) {
+    // whole restore (QA). So does the target's own key that --clean
+    // dropped: exit 0 without it changed the live schema unasked (QA).
+    if one || key.must || failed.code() == Some(&SqlState::LOCK_NOT_AVAILABLE) {
         return Err(Error::pg(format!("restoring {}", key.identity), failed));
     }
     Ok(Some(format!(
