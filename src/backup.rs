@@ -210,7 +210,9 @@ pub async fn run(
 ) -> Result<Manifest> {
     let started_at = Utc::now();
     let id = claim_new_id(repo, started_at).await?;
+    let mut dropped = ReleaseOnDrop(Some((repo.clone(), id.clone())));
     let res = run_as(repo, conn, keys, opts, progress, started_at, &id).await;
+    dropped.0 = None;
     repo.release_id(&id).await;
     if res.is_err() {
         // The claim kept the failed run's directory from going with the
@@ -220,6 +222,28 @@ pub async fn run(
         }
     }
     res
+}
+
+/// A run whose future an application drops (a timeout, a `select!`) ends
+/// where it waits, past the release of its claim: released here then, on
+/// the runtime, as its end would have (QA: a claim left per dropped run,
+/// swept only a day later).
+struct ReleaseOnDrop(Option<(Repository, String)>);
+
+impl Drop for ReleaseOnDrop {
+    fn drop(&mut self) {
+        let Some((repo, id)) = self.0.take() else {
+            return;
+        };
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move {
+                repo.release_id(&id).await;
+                if let Ok(key) = repo.archive_key(&id) {
+                    let _ = repo.storage().abort_unfinished(&key).await;
+                }
+            });
+        }
+    }
 }
 
 /// A backup id for a run started at `started_at` that no other run holds

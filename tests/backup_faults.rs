@@ -1516,3 +1516,39 @@ async fn the_library_backs_up_and_verifies_on_a_current_thread_runtime() {
     let report = pgsnap::verify::run(&repo, &m, &creds).await.unwrap();
     assert!(report.ok, "{:?}", report.checks);
 }
+
+/// An application that drops a running backup's future (a timeout) left
+/// the run's claim on its id and its directory, swept only a day later
+/// (QA: one per dropped run). Released on the runtime now: nothing is
+/// left but the repository's config.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_backup_leaves_nothing_behind() {
+    let pg = pg();
+    let db = big_db(pg, "fault_dropfut");
+    let w = Workdir::new();
+    let storage = std::sync::Arc::new(pgsnap::repo::LocalStorage::new(std::path::Path::new(
+        &w.repo(),
+    )));
+    let repo = pgsnap::repo::Repository::open_or_init(storage)
+        .await
+        .unwrap();
+    let conn = pgsnap::pg::conn::ConnInfo::parse(&pg.url(&db)).unwrap();
+    let creds =
+        pgsnap::credentials::Credentials::from_key_file(std::path::Path::new(&w.key())).unwrap();
+    let opts = pgsnap::BackupOptions::default();
+    let run = pgsnap::backup::run(
+        &repo,
+        &conn,
+        &creds,
+        &opts,
+        std::sync::Arc::new(pgsnap::progress::Silent),
+    );
+    let res = tokio::time::timeout(Duration::from_millis(400), run).await;
+    assert!(res.is_err(), "the backup finished within 400 ms");
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let left: Vec<String> = walk(&w.repo())
+        .into_iter()
+        .filter(|f| !f.ends_with("/config"))
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+}
