@@ -246,6 +246,10 @@ impl Drop for ReleaseOnDrop {
     }
 }
 
+/// Snapshots a backup takes before giving up on tables that keep changing
+/// while it waits for their locks.
+const SNAPSHOT_TRIES: usize = 3;
+
 /// A backup id for a run started at `started_at` that no other run holds
 /// (see [`Repository::claim_id`]).
 async fn claim_new_id(repo: &Repository, started_at: chrono::DateTime<Utc>) -> Result<String> {
@@ -430,7 +434,103 @@ async fn run_inner(
     }
 
     progress.event(Event::Phase("connect"));
-    let coord = Coordinator::begin(conn).await?;
+    // The snapshot comes before the locks (the tables to lock are read
+    // under it), so a table that a transaction rewrote (TRUNCATE, ALTER
+    // TABLE ... TYPE) or changed while the backup waited for its lock
+    // would be read through a snapshot older than its new storage: empty,
+    // or not matching its definition (QA: a TRUNCATE-and-reload left 0 of
+    // 47,307 rows, and verify and restore passed). Found once the locks
+    // are held, when nothing can change them any more: the run starts
+    // again on a new snapshot.
+    let mut tries = 0;
+    let (coord, t_connect) = loop {
+        let coord = Coordinator::begin(conn).await?;
+        let client = coord.client();
+        let t_connect = t0.elapsed();
+
+        // Lock first, as pg_dump does, so the definitions read next cannot
+        // change under the backup; then read the schema without its own locking.
+        progress.event(Event::Phase("lock"));
+        let candidates = list_tables(client).await?;
+        let unmatched = opts.filter.unmatched_includes(
+            &candidates
+                .iter()
+                .map(|(_, s, n, _)| (s.clone(), n.clone()))
+                .collect::<Vec<_>>(),
+        );
+        if !unmatched.is_empty() {
+            return Err(Error::Usage(format!(
+                "no table, view or sequence matches --table {}",
+                unmatched.join(", --table ")
+            )));
+        }
+        if !opts.filter.include_schemas.is_empty() {
+            // As pg_dump: a --schema that names no schema is a mistake, not a
+            // request for an empty backup.
+            let schemas: Vec<String> = client
+                .query("SELECT nspname::text FROM pg_catalog.pg_namespace", &[])
+                .await
+                .map_err(|e| Error::pg("listing schemas", e))?
+                .iter()
+                .map(|r| r.get(0))
+                .collect();
+            let missing: Vec<&str> = opts
+                .filter
+                .include_schemas
+                .iter()
+                .filter(|p| !schemas.iter().any(|s| p.matches(s, "")))
+                .map(|p| p.as_str())
+                .collect();
+            if !missing.is_empty() {
+                return Err(Error::Usage(format!(
+                    "no schema matches --schema {}",
+                    missing.join(", --schema ")
+                )));
+            }
+        }
+        let selected: Vec<&(u32, String, String, bool)> = candidates
+            .iter()
+            .filter(|(_, s, n, table)| *table && opts.filter.table_selected(s, n))
+            .collect();
+        if !opts.filter.include_tables.is_empty() {
+            warn_of_partitions_left_out(client, &selected, &opts.filter).await?;
+        }
+        let data_of: Vec<u32> = selected
+            .iter()
+            .filter(|(_, s, n, _)| opts.filter.data_selected(s, n))
+            .map(|t| t.0)
+            .collect();
+        let locked: Vec<u32> = selected.iter().map(|t| t.0).collect();
+        preflight(client, &locked, &data_of, opts.filter.keeps_large_objects()).await?;
+        let lock_list: Vec<(String, String)> = selected
+            .iter()
+            .map(|(_, s, n, _)| (s.clone(), n.clone()))
+            .collect();
+        coord
+            .lock_tables(conn, &lock_list, opts.lock_timeout)
+            .await?;
+        let changed = coord.changed_since_snapshot(conn, &locked).await?;
+        if changed.is_empty() {
+            break (coord, t_connect);
+        }
+        tries += 1;
+        if tries == SNAPSHOT_TRIES {
+            return Err(Error::Postgres {
+                context: "taking a consistent snapshot".into(),
+                detail: format!(
+                    "{} changed between the backup's snapshot and its locks on each of \
+                     {SNAPSHOT_TRIES} tries (TRUNCATE, ALTER TABLE, VACUUM FULL, GRANT); run it \
+                     again when they are quiet",
+                    crate::progress::first_n(&changed, 5)
+                ),
+                code: None,
+            });
+        }
+        tracing::info!(
+            "{} changed between the snapshot and the locks; taking a new snapshot",
+            crate::progress::first_n(&changed, 5)
+        );
+    };
     let client = coord.client();
     let ver = client
         .query_one(
@@ -441,74 +541,6 @@ async fn run_inner(
         .map_err(|e| Error::pg("reading the server version", e))?;
     let server_version: String = ver.get(0);
     let server_version_num: i32 = ver.get(1);
-    let t_connect = t0.elapsed();
-
-    // Lock first, as pg_dump does, so the definitions read next cannot
-    // change under the backup; then read the schema without its own locking.
-    progress.event(Event::Phase("lock"));
-    let candidates = list_tables(client).await?;
-    let unmatched = opts.filter.unmatched_includes(
-        &candidates
-            .iter()
-            .map(|(_, s, n, _)| (s.clone(), n.clone()))
-            .collect::<Vec<_>>(),
-    );
-    if !unmatched.is_empty() {
-        return Err(Error::Usage(format!(
-            "no table, view or sequence matches --table {}",
-            unmatched.join(", --table ")
-        )));
-    }
-    if !opts.filter.include_schemas.is_empty() {
-        // As pg_dump: a --schema that names no schema is a mistake, not a
-        // request for an empty backup.
-        let schemas: Vec<String> = client
-            .query("SELECT nspname::text FROM pg_catalog.pg_namespace", &[])
-            .await
-            .map_err(|e| Error::pg("listing schemas", e))?
-            .iter()
-            .map(|r| r.get(0))
-            .collect();
-        let missing: Vec<&str> = opts
-            .filter
-            .include_schemas
-            .iter()
-            .filter(|p| !schemas.iter().any(|s| p.matches(s, "")))
-            .map(|p| p.as_str())
-            .collect();
-        if !missing.is_empty() {
-            return Err(Error::Usage(format!(
-                "no schema matches --schema {}",
-                missing.join(", --schema ")
-            )));
-        }
-    }
-    let selected: Vec<&(u32, String, String, bool)> = candidates
-        .iter()
-        .filter(|(_, s, n, table)| *table && opts.filter.table_selected(s, n))
-        .collect();
-    if !opts.filter.include_tables.is_empty() {
-        warn_of_partitions_left_out(client, &selected, &opts.filter).await?;
-    }
-    let data_of: Vec<u32> = selected
-        .iter()
-        .filter(|(_, s, n, _)| opts.filter.data_selected(s, n))
-        .map(|t| t.0)
-        .collect();
-    preflight(
-        client,
-        &selected.iter().map(|t| t.0).collect::<Vec<_>>(),
-        &data_of,
-        opts.filter.keeps_large_objects(),
-    )
-    .await?;
-    let lock_list: Vec<(String, String)> = selected
-        .iter()
-        .map(|(_, s, n, _)| (s.clone(), n.clone()))
-        .collect();
-    coord
-        .lock_tables(conn, &lock_list, opts.lock_timeout)
-        .await?;
 
     progress.event(Event::Phase("schema"));
     let read = schema::ReadOptions { lock_tables: false };

@@ -1552,3 +1552,86 @@ async fn a_dropped_backup_leaves_nothing_behind() {
         .collect();
     assert!(left.is_empty(), "left behind: {left:?}");
 }
+
+/// A table emptied and filled again (or rewritten) in a transaction that
+/// commits while the backup waits for its lock: read through the backup's
+/// older snapshot, its new storage looked empty, and the backup held 0
+/// rows, which verify and restore passed (QA). The backup now takes a new
+/// snapshot once it holds the locks, and has every row.
+#[test]
+fn a_table_rewritten_while_the_backup_waits_for_its_lock_is_backed_up_whole() {
+    let pg = pg();
+    let db = pg.create_db("fault_rewrite");
+    pg.psql(
+        &db,
+        "CREATE TABLE t (id int, v text);
+         INSERT INTO t SELECT g, 'v' || g FROM generate_series(1, 5000) g;",
+    );
+    let mut holder = psql_in_background(
+        pg,
+        &db,
+        "BEGIN; CREATE TEMP TABLE s AS SELECT * FROM t; TRUNCATE t; INSERT INTO t SELECT * FROM s; \
+         SELECT pg_sleep(2); COMMIT;",
+        "fault_rewrite_holder",
+    );
+    let held = "SELECT count(*) FROM pg_stat_activity WHERE application_name = \
+                'fault_rewrite_holder' AND wait_event = 'PgSleep'";
+    let t0 = Instant::now();
+    while pg.psql(&db, held).trim() == "0" {
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "no rewrite under way"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let w = Workdir::new();
+    backup(pg, &db, &w, &[]);
+    assert!(holder.wait().unwrap().success());
+    let dst = pg.create_db("fault_rewrite_dst");
+    let r = common::restore_json(pg, &w, "latest", &dst, &[]);
+    assert_eq!(r["rows"], 5000, "{r}");
+    assert_eq!(pg.psql(&dst, "SELECT count(*) FROM t").trim(), "5000");
+}
+
+/// stderr that cannot be written (a full disk, a closed pipe): the
+/// message's write panicked, then the panic hook's, and the process
+/// aborted (134) without a word (QA). Now what cannot be written is lost
+/// and the exit status still tells: a backup succeeds, a failure is 1.
+#[test]
+fn an_unwritable_stderr_does_not_abort() {
+    let pg = pg();
+    let db = pg.create_db("fault_devfull");
+    pg.psql(
+        &db,
+        "CREATE TABLE t AS SELECT generate_series(1, 100) AS id",
+    );
+    let w = Workdir::new();
+    let full = || {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .unwrap()
+    };
+    let status = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_pgsnap"))
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(full())
+            .status()
+            .unwrap()
+            .code()
+    };
+    let url = pg.url(&db);
+    let backup = [
+        "backup",
+        "--db",
+        &url,
+        "--repo",
+        &w.repo(),
+        "--key-file",
+        &w.key(),
+    ];
+    assert_eq!(status(&backup), Some(0));
+    assert_eq!(complete_backups(&w.repo()), 1);
+    assert_eq!(status(&["list", "--repo", "/nonexistent/pgsnap"]), Some(1));
+}

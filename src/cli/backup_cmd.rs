@@ -142,7 +142,7 @@ pub async fn run(
         );
     } else {
         if !quiet {
-            eprintln!(
+            err!(
                 "pgsnap: backup {} complete: {}, {}, {} in {:.1}s",
                 m.id,
                 super::output::count(m.tables.len() as u64, "table"),

@@ -16,6 +16,17 @@ macro_rules! out {
     };
 }
 
+/// `eprintln!` that never panics: stderr on a full disk or a closed pipe
+/// made the message's own write panic, then the panic hook's, and the
+/// process abort (134) without a word, in the middle of a restore too
+/// (QA). What cannot be written is lost; the exit status still says it.
+macro_rules! err {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 mod args;
 mod backup_cmd;
 mod output;
@@ -47,7 +58,7 @@ pub fn main() -> ExitCode {
             .location()
             .map(|l| format!(" at {}:{}", l.file(), l.line()))
             .unwrap_or_default();
-        eprintln!(
+        err!(
             "pgsnap: error: internal error{at}: {}; this is a bug in pgsnap: please report it \
              with the command that was run",
             msg.replace(['\n', '\r'], " ")
@@ -64,7 +75,7 @@ pub fn main() -> ExitCode {
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("pgsnap: error: cannot start the async runtime: {e}");
+            err!("pgsnap: error: cannot start the async runtime: {e}");
             return ExitCode::from(EXIT_FAILURE);
         }
     };
@@ -74,9 +85,7 @@ pub fn main() -> ExitCode {
     match result {
         Ok(code) => match output::stdout_failure() {
             Some(why) if code == ExitCode::SUCCESS => {
-                eprintln!(
-                    "pgsnap: error: the command's output could not be written to stdout: {why}"
-                );
+                err!("pgsnap: error: the command's output could not be written to stdout: {why}");
                 ExitCode::from(EXIT_FAILURE)
             }
             _ => code,
@@ -92,7 +101,7 @@ pub fn main() -> ExitCode {
                 None => EXIT_FAILURE,
             };
             let line = one_line(&e);
-            eprintln!("pgsnap: error: {line}");
+            err!("pgsnap: error: {line}");
             if json {
                 // A script reading the last stdout line gets an object on
                 // failure too, not an empty line.
@@ -115,7 +124,7 @@ fn parse_error(e: clap::Error) -> ExitCode {
         // One line, as every error: clap's usage block after it named
         // flags as required that are not (`--quiet`, QA).
         let line = clap_one_line(&e.to_string());
-        eprintln!("pgsnap: error: {line}");
+        err!("pgsnap: error: {line}");
         if std::env::args().any(|a| a == "--json") {
             out!(
                 "{}",
@@ -133,7 +142,7 @@ fn parse_error(e: clap::Error) -> ExitCode {
             if why.kind() == std::io::ErrorKind::BrokenPipe {
                 return ExitCode::from(141);
             }
-            eprintln!("pgsnap: error: the command's output could not be written to stdout: {why}");
+            err!("pgsnap: error: the command's output could not be written to stdout: {why}");
             return ExitCode::from(EXIT_FAILURE);
         }
     }

@@ -77,7 +77,7 @@ impl Reporter {
         } else {
             String::new()
         };
-        eprintln!(
+        err!(
             "pgsnap: {}: {} rows, {} in {:.1}s ({}/s){age}",
             self.verb,
             self.rows.load(Ordering::Relaxed),
@@ -110,7 +110,7 @@ impl Progress for Reporter {
                     b.set_message(p.to_string());
                 }
                 if self.plain {
-                    eprintln!("pgsnap: {}: {p}", self.verb);
+                    err!("pgsnap: {}: {p}", self.verb);
                 }
             }
             Event::Planned {
@@ -143,7 +143,7 @@ impl Progress for Reporter {
                     } else {
                         "of data"
                     };
-                    eprintln!(
+                    err!(
                         "pgsnap: {}: {tables} {}{rows}, {} {size}",
                         self.verb,
                         if tables == 1 { "table" } else { "tables" },

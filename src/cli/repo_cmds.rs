@@ -55,10 +55,10 @@ pub async fn list(a: ListArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     for u in &unreadable {
-        eprintln!("pgsnap: warning: backup {} is damaged: {}", u.id, u.reason);
+        err!("pgsnap: warning: backup {} is damaged: {}", u.id, u.reason);
     }
     if backups.is_empty() && unreadable.is_empty() {
-        eprintln!("no backups in {}", repo.location());
+        err!("no backups in {}", repo.location());
         return Ok(ExitCode::SUCCESS);
     }
     out!(

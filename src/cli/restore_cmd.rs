@@ -130,7 +130,7 @@ pub async fn restore(a: RestoreArgs, quiet: bool) -> anyhow::Result<ExitCode> {
         .resolve_of(&a.id, a.source.source_database.as_deref())
         .await?;
     if let Some(w) = passed_over.as_ref().filter(|_| !quiet) {
-        eprintln!("pgsnap: warning: {w}");
+        err!("pgsnap: warning: {w}");
     }
     // A full restore of a partial backup brings back only part of the
     // database: said, so that `restore latest` after a one-table backup is
@@ -147,7 +147,7 @@ pub async fn restore(a: RestoreArgs, quiet: bool) -> anyhow::Result<ExitCode> {
             )
         });
     if let Some(w) = partial.as_ref().filter(|_| !quiet) {
-        eprintln!("pgsnap: warning: {w}");
+        err!("pgsnap: warning: {w}");
     }
     passed_over = match (passed_over, partial) {
         (Some(a), Some(b)) => Some(format!("{a}; {b}")),
@@ -177,7 +177,7 @@ pub async fn restore(a: RestoreArgs, quiet: bool) -> anyhow::Result<ExitCode> {
     // dry run lists them itself); --quiet leaves them to the report.
     if !quiet && (a.json || !a.dry_run) {
         for w in &report.warnings {
-            eprintln!("pgsnap: warning: {w}");
+            err!("pgsnap: warning: {w}");
         }
     }
     // Said on stderr before the restore began.
@@ -193,10 +193,10 @@ pub async fn restore(a: RestoreArgs, quiet: bool) -> anyhow::Result<ExitCode> {
         // Notes, not errors: --quiet leaves them to the report (--json).
         if !quiet {
             for s in &report.skipped_foreign_keys {
-                eprintln!("pgsnap: skipped foreign key {s}");
+                err!("pgsnap: skipped foreign key {s}");
             }
             for s in &report.skipped {
-                eprintln!("pgsnap: skipped {s}");
+                err!("pgsnap: skipped {s}");
             }
         }
         let checked = if a.schema_only {
@@ -272,7 +272,7 @@ pub fn key(cmd: KeyCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         KeyCommand::Generate { out } => {
             pgsnap::keys::KeyFileKey::generate_file(&out)?;
-            eprintln!(
+            err!(
                 "pgsnap: wrote a new key file to {} (mode 0600); keep a copy apart from the backups",
                 out.display()
             );

@@ -6,6 +6,7 @@
 //! it). Workers adopt the snapshot with `SET TRANSACTION SNAPSHOT`, so every
 //! COPY sees exactly the data the coordinator's catalog read saw.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use tokio_postgres::error::SqlState;
@@ -109,6 +110,47 @@ impl Coordinator {
             }
         }
         Ok(())
+    }
+}
+
+impl Coordinator {
+    /// Of `tables` (locked), those whose `pg_class` row changed since the
+    /// snapshot: the version the snapshot sees against the newest, read
+    /// over a second connection. Any `ALTER`, `TRUNCATE` or rewrite makes
+    /// a new row version; statistics and freezing update it in place, so
+    /// (auto)vacuum and analyze do not count.
+    pub async fn changed_since_snapshot(
+        &self,
+        info: &ConnInfo,
+        tables: &[u32],
+    ) -> Result<Vec<String>> {
+        if tables.is_empty() {
+            return Ok(vec![]);
+        }
+        let sql = "SELECT c.oid, c.xmin::text, c.oid::pg_catalog.regclass::text \
+                   FROM pg_catalog.pg_class c WHERE c.oid = ANY ($1::oid[])";
+        let context = "checking the tables against the snapshot";
+        let seen: HashMap<u32, String> = self
+            .client()
+            .query(sql, &[&tables])
+            .await
+            .map_err(|e| Error::pg(context, e))?
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect();
+        let now = Session::open(info).await?;
+        let rows = now
+            .client
+            .query(sql, &[&tables])
+            .await
+            .map_err(|e| Error::pg(context, e))?;
+        let mut changed: Vec<String> = rows
+            .iter()
+            .filter(|r| seen.get(&r.get::<_, u32>(0)) != Some(&r.get::<_, String>(1)))
+            .map(|r| r.get(2))
+            .collect();
+        changed.sort();
+        Ok(changed)
     }
 }
 
