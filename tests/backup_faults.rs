@@ -1567,30 +1567,36 @@ fn a_table_rewritten_while_the_backup_waits_for_its_lock_is_backed_up_whole() {
         "CREATE TABLE t (id int, v text);
          INSERT INTO t SELECT g, 'v' || g FROM generate_series(1, 5000) g;",
     );
-    let mut holder = psql_in_background(
-        pg,
-        &db,
-        "BEGIN; CREATE TEMP TABLE s AS SELECT * FROM t; TRUNCATE t; INSERT INTO t SELECT * FROM s; \
-         SELECT pg_sleep(2); COMMIT;",
-        "fault_rewrite_holder",
-    );
-    let held = "SELECT count(*) FROM pg_stat_activity WHERE application_name = \
-                'fault_rewrite_holder' AND wait_event = 'PgSleep'";
-    let t0 = Instant::now();
-    while pg.psql(&db, held).trim() == "0" {
-        assert!(
-            t0.elapsed() < Duration::from_secs(30),
-            "no rewrite under way"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
     let w = Workdir::new();
-    backup(pg, &db, &w, &[]);
-    assert!(holder.wait().unwrap().success());
-    let dst = pg.create_db("fault_rewrite_dst");
-    let r = common::restore_json(pg, &w, "latest", &dst, &[]);
-    assert_eq!(r["rows"], 5000, "{r}");
-    assert_eq!(pg.psql(&dst, "SELECT count(*) FROM t").trim(), "5000");
+    // Also a table dropped meanwhile: its lock failed the backup (QA).
+    for change in [
+        "CREATE TEMP TABLE s AS SELECT * FROM t; TRUNCATE t; INSERT INTO t SELECT * FROM s;",
+        "DROP TABLE gone;",
+    ] {
+        pg.psql(&db, "CREATE TABLE IF NOT EXISTS gone (id int)");
+        let mut holder = psql_in_background(
+            pg,
+            &db,
+            &format!("BEGIN; {change} SELECT pg_sleep(2); COMMIT;"),
+            "fault_rewrite_holder",
+        );
+        let held = "SELECT count(*) FROM pg_stat_activity WHERE application_name = \
+                    'fault_rewrite_holder' AND wait_event = 'PgSleep'";
+        let t0 = Instant::now();
+        while pg.psql(&db, held).trim() == "0" {
+            assert!(
+                t0.elapsed() < Duration::from_secs(30),
+                "no change under way"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        backup(pg, &db, &w, &[]);
+        assert!(holder.wait().unwrap().success());
+        let dst = pg.create_db("fault_rewrite_dst");
+        let r = common::restore_json(pg, &w, "latest", &dst, &[]);
+        assert_eq!(r["rows"], 5000, "{change}: {r}");
+        assert_eq!(pg.psql(&dst, "SELECT count(*) FROM t").trim(), "5000");
+    }
 }
 
 /// stderr that cannot be written (a full disk, a closed pipe): the
