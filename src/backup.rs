@@ -211,7 +211,16 @@ pub async fn run(
     let started_at = Utc::now();
     let id = claim_new_id(repo, started_at).await?;
     let mut dropped = ReleaseOnDrop(Some((repo.clone(), id.clone())));
-    let res = run_as(repo, conn, keys, opts, progress, started_at, &id).await;
+    let heartbeat = async {
+        loop {
+            tokio::time::sleep(repo::CLAIM_REFRESH).await;
+            repo.refresh_claim(&id).await;
+        }
+    };
+    let res = tokio::select! {
+        r = run_as(repo, conn, keys, opts, progress, started_at, &id) => r,
+        never = heartbeat => never,
+    };
     dropped.0 = None;
     repo.release_id(&id).await;
     if res.is_err() {

@@ -43,6 +43,10 @@ const MANIFEST_READS: usize = 16;
 /// Temporary objects older than this are left-overs of killed runs.
 const STALE_AFTER_HOURS: i64 = 24;
 
+/// How often a running backup writes its claim again (see
+/// [`Repository::refresh_claim`]): well inside [`STALE_AFTER_HOURS`].
+pub const CLAIM_REFRESH: std::time::Duration = std::time::Duration::from_secs(3600);
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RepoConfig {
     #[serde(rename = "type")]
@@ -787,6 +791,18 @@ impl Repository {
         Ok(true)
     }
 
+    /// Writes the claim [`Repository::claim_id`] made again: a run does so
+    /// every [`CLAIM_REFRESH`] while it lives, so that a sweep tells it from
+    /// a killed run's, which stops at its start.
+    pub async fn refresh_claim(&self, id: &str) {
+        let Ok(claim) = self.claim_key(id) else {
+            return;
+        };
+        if let Err(e) = self.storage.put(&claim, Bytes::new()).await {
+            tracing::warn!("could not refresh the claim on backup id {id}: {e}");
+        }
+    }
+
     /// Gives up the claim [`Repository::claim_id`] made.
     pub async fn release_id(&self, id: &str) {
         let Ok(claim) = self.claim_key(id) else {
@@ -810,14 +826,27 @@ impl Repository {
     /// safe), and the archive a dead run finished without its manifest
     /// (its claim says a run made it and never ended). Returns how many.
     pub async fn sweep_stale(&self, now: DateTime<Utc>) -> Result<usize> {
-        let mut n = self
-            .storage
-            .sweep_uploads(now - Duration::hours(STALE_AFTER_HOURS))
-            .await?;
         let base = self.storage.backups_base();
         let listed = self.storage.list(base).await?;
         let keys: std::collections::HashSet<&str> = listed.iter().map(|o| o.key.as_str()).collect();
         let claim_suffix = format!("{TEMP_MARKER}claim");
+        // A run alive keeps its claim fresh ([`Repository::refresh_claim`]):
+        // its upload is not a killed run's, however long ago it began (QA:
+        // a second backup's sweep aborted a running one's upload).
+        let live: Vec<String> = listed
+            .iter()
+            .filter(|o| o.key.ends_with(&claim_suffix))
+            .filter(|o| {
+                o.modified
+                    .is_some_and(|m| now - m <= Duration::hours(STALE_AFTER_HOURS))
+            })
+            .filter_map(|o| backup_id_of_key(base, &o.key))
+            .filter_map(|id| archive_key_in(base, id).ok())
+            .collect();
+        let mut n = self
+            .storage
+            .sweep_uploads(now - Duration::hours(STALE_AFTER_HOURS), &live)
+            .await?;
         for o in &listed {
             let old = o
                 .modified

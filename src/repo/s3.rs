@@ -827,10 +827,11 @@ impl Storage for S3Storage {
         Ok(())
     }
 
-    async fn sweep_uploads(&self, before: DateTime<Utc>) -> Result<usize> {
+    async fn sweep_uploads(&self, before: DateTime<Utc>, live: &[String]) -> Result<usize> {
+        let live: Vec<String> = live.iter().map(|k| self.s.full(k)).collect();
         let mut n = 0;
         for (key, id, initiated) in self.multipart_uploads().await? {
-            if initiated.is_some_and(|t| t < before) {
+            if initiated.is_some_and(|t| t < before) && !live.contains(&key) {
                 self.s.abort_upload(&key, &id).await?;
                 n += 1;
             }

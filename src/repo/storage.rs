@@ -154,10 +154,12 @@ pub trait Storage: Send + Sync {
     }
 
     /// Discards unfinished uploads (S3 multipart uploads) under the
-    /// repository that started before `before`: left-overs of killed runs.
-    /// Returns how many.
-    async fn sweep_uploads(&self, before: DateTime<Utc>) -> Result<usize> {
-        let _ = before;
+    /// repository that started before `before`: left-overs of killed runs,
+    /// but for the uploads to `live` (keys that runs still alive write: a
+    /// backup longer than the cut-off, or any on storage that misreports
+    /// when an upload began). Returns how many.
+    async fn sweep_uploads(&self, before: DateTime<Utc>, live: &[String]) -> Result<usize> {
+        let _ = (before, live);
         Ok(0)
     }
 
