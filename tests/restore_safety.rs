@@ -418,9 +418,10 @@ fn a_damaged_newest_backup_fails_verify_latest_and_restore_warns() {
             .cloned()
             .unwrap_or_default();
         assert!(
-            row["status"]
-                .as_str()
-                .is_some_and(|s| s.starts_with("manifest unreadable: ") && s.contains(says)),
+            row["status"] == "damaged"
+                && row["reason"]
+                    .as_str()
+                    .is_some_and(|s| s.starts_with("manifest unreadable: ") && s.contains(says)),
             "{list}"
         );
         // By its id, it is damaged too (it once verified the other backup).

@@ -180,20 +180,26 @@ pub fn parse_split_size(s: &str) -> Result<u64, String> {
 
 pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
     let t = s.trim();
-    let (num, mult) = match t.chars().last() {
-        Some('s') => (&t[..t.len() - 1], 1),
-        Some('m') => (&t[..t.len() - 1], 60),
-        Some('h') => (&t[..t.len() - 1], 3600),
-        Some('d') => (&t[..t.len() - 1], 86400),
-        _ => (t, 1),
+    let (num, mult) = if let Some(n) = t.strip_suffix("ms") {
+        (n, 0.001)
+    } else {
+        match t.chars().last() {
+            Some('s') => (&t[..t.len() - 1], 1.0),
+            Some('m') => (&t[..t.len() - 1], 60.0),
+            Some('h') => (&t[..t.len() - 1], 3600.0),
+            Some('d') => (&t[..t.len() - 1], 86400.0),
+            _ => (t, 1.0),
+        }
     };
     let n: f64 = num
         .parse()
-        .map_err(|_| format!("`{s}` is not a duration (like 90s, 30m, 2h, 1d)"))?;
+        .map_err(|_| format!("`{s}` is not a duration (like 500ms, 90s, 30m, 2h, 1d)"))?;
     if n.is_nan() || n <= 0.0 {
         return Err(format!("duration must be positive, not {s}"));
     }
-    Ok(std::time::Duration::from_secs_f64(n * mult as f64))
+    // A number too large for a duration is refused, not a panic.
+    std::time::Duration::try_from_secs_f64(n * mult)
+        .map_err(|_| format!("`{s}` is too long a duration"))
 }
 
 fn parse_tag(s: &str) -> Result<(String, String), String> {
@@ -454,4 +460,21 @@ pub enum KeyCommand {
         #[arg(long, value_name = "FILE")]
         out: std::path::PathBuf,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_duration;
+    use std::time::Duration;
+
+    #[test]
+    fn durations_take_units_down_to_milliseconds_and_never_panic() {
+        assert_eq!(parse_duration("300ms"), Ok(Duration::from_millis(300)));
+        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("2h"), Ok(Duration::from_secs(7200)));
+        assert_eq!(parse_duration("90"), Ok(Duration::from_secs(90)));
+        assert!(parse_duration("1e30d").is_err());
+        assert!(parse_duration("0s").is_err());
+        assert!(parse_duration("soon").is_err());
+    }
 }

@@ -48,7 +48,10 @@ pub async fn list(a: ListArgs) -> anyhow::Result<ExitCode> {
             json!({
                 "id": u.id,
                 "backup_id": u.id,
-                "status": format!("manifest unreadable: {}", u.reason),
+                // As the table says it; why, apart (QA: a script testing
+                // `status == "damaged"` missed it).
+                "status": "damaged",
+                "reason": format!("manifest unreadable: {}", u.reason),
             })
         }));
         out!("{}", serde_json::Value::Array(arr));
