@@ -93,6 +93,34 @@ fn psql_in_background(pg: &Cluster, db: &str, sql: &str, app: &str) -> std::proc
         .unwrap()
 }
 
+/// [`psql_in_background`] running `BEGIN; {sql} SELECT pg_sleep({secs});
+/// COMMIT;`, returned once it sleeps: what `sql` took (locks, changes) is
+/// held, uncommitted, until then.
+fn holding_in_background(
+    pg: &Cluster,
+    db: &str,
+    sql: &str,
+    secs: u32,
+    app: &str,
+) -> std::process::Child {
+    let child = psql_in_background(
+        pg,
+        db,
+        &format!("BEGIN; {sql} SELECT pg_sleep({secs}); COMMIT;"),
+        app,
+    );
+    let held = format!(
+        "SELECT count(*) FROM pg_stat_activity WHERE application_name = '{app}' \
+         AND wait_event = 'PgSleep'"
+    );
+    let t0 = Instant::now();
+    while pg.psql(db, &held).trim() == "0" {
+        assert!(t0.elapsed() < Duration::from_secs(30), "{app}: not holding");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child
+}
+
 #[test]
 fn backend_terminated_mid_copy() {
     let pg = pg();
@@ -1311,19 +1339,13 @@ fn a_key_to_a_locked_live_table_fails_the_restore_past_the_lock_timeout() {
     // The key gone from the target (so --clean's drop of c needs no lock
     // on p), and a live writer on p: adding the key back must wait.
     pg.psql(&db, "ALTER TABLE c DROP CONSTRAINT c_pid_fkey");
-    let mut holder = psql_in_background(
+    let mut holder = holding_in_background(
         pg,
         &db,
-        "BEGIN; LOCK p IN ROW EXCLUSIVE MODE; SELECT pg_sleep(30); COMMIT;",
+        "LOCK p IN ROW EXCLUSIVE MODE;",
+        30,
         "fault_fklock_holder",
     );
-    let held = "SELECT count(*) FROM pg_stat_activity WHERE application_name = \
-                'fault_fklock_holder' AND wait_event = 'PgSleep'";
-    let t0 = Instant::now();
-    while pg.psql(&db, held).trim() == "0" {
-        assert!(t0.elapsed() < Duration::from_secs(30), "no lock held");
-        std::thread::sleep(Duration::from_millis(20));
-    }
     let out = common::restore_output(
         pg,
         &w,
@@ -1574,22 +1596,7 @@ fn a_table_rewritten_while_the_backup_waits_for_its_lock_is_backed_up_whole() {
         "DROP TABLE gone;",
     ] {
         pg.psql(&db, "CREATE TABLE IF NOT EXISTS gone (id int)");
-        let mut holder = psql_in_background(
-            pg,
-            &db,
-            &format!("BEGIN; {change} SELECT pg_sleep(2); COMMIT;"),
-            "fault_rewrite_holder",
-        );
-        let held = "SELECT count(*) FROM pg_stat_activity WHERE application_name = \
-                    'fault_rewrite_holder' AND wait_event = 'PgSleep'";
-        let t0 = Instant::now();
-        while pg.psql(&db, held).trim() == "0" {
-            assert!(
-                t0.elapsed() < Duration::from_secs(30),
-                "no change under way"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let mut holder = holding_in_background(pg, &db, change, 2, "fault_rewrite_holder");
         backup(pg, &db, &w, &[]);
         assert!(holder.wait().unwrap().success());
         let dst = pg.create_db("fault_rewrite_dst");

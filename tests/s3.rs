@@ -444,6 +444,11 @@ INSERT INTO app.audit (line) SELECT md5(g::text) FROM generate_series(1, 20000) 
 
 /// `pgsnap` with the AWS SDK pointed at moto.
 fn aws_pgsnap(args: &[&str], extra_env: &[(&str, &str)]) -> std::process::Output {
+    aws_command(args, extra_env).output().expect("run pgsnap")
+}
+
+/// The command [`aws_pgsnap`] runs, to spawn.
+fn aws_command(args: &[&str], extra_env: &[(&str, &str)]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_pgsnap"));
     cmd.args(args)
         .env_remove("PGPASSWORD")
@@ -460,7 +465,7 @@ fn aws_pgsnap(args: &[&str], extra_env: &[(&str, &str)]) -> std::process::Output
     for (k, v) in extra_env {
         cmd.env(k, v);
     }
-    cmd.output().expect("run pgsnap")
+    cmd
 }
 
 fn aws_pgsnap_ok(args: &[&str], extra_env: &[(&str, &str)]) -> String {
@@ -917,18 +922,14 @@ async fn a_sweep_leaves_a_running_backups_upload_alone() {
         &w.key(),
         "-q",
     ];
-    let first = Command::new(env!("CARGO_BIN_EXE_pgsnap"))
-        .args(backup)
-        .env("AWS_ENDPOINT_URL", endpoint())
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("PGSNAP_S3_PART_SIZE", MIN_PART_SIZE.to_string())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let first = aws_command(
+        &backup,
+        &[("PGSNAP_S3_PART_SIZE", &MIN_PART_SIZE.to_string())],
+    )
+    .stdout(std::process::Stdio::null())
+    .stderr(std::process::Stdio::piped())
+    .spawn()
+    .unwrap();
     let s3 = S3Storage::new(s3_client(), &bucket, "two");
     let t = Instant::now();
     while s3.multipart_uploads().await.unwrap().is_empty() {
