@@ -398,7 +398,9 @@ pub struct RestoreArgs {
     #[arg(long, value_name = "NAME", requires = "selection")]
     pub into_schema: Option<String>,
     /// Drop the objects this restore would create when they exist in the target
-    /// (not with --data-only, which creates none).
+    /// (not with --data-only, which creates none). The target's foreign keys to
+    /// a dropped table, from tables the restore leaves alone, are dropped with
+    /// it and added back after the load.
     #[arg(long, conflicts_with = "data_only")]
     pub clean: bool,
     /// Check the key, the archive's index and the target (conflicts, roles), print the plan,
