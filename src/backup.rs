@@ -515,20 +515,20 @@ async fn run_inner(
             .iter()
             .map(|(_, s, n, _)| (s.clone(), n.clone()))
             .collect();
-        // A table dropped since the snapshot: its name no longer locks
-        // (QA: 4 of 10 backups failed under concurrent DDL); the new
-        // snapshot will not list it.
-        match coord.lock_tables(conn, &lock_list, opts.lock_timeout).await {
-            Err(Error::Postgres { code: Some(c), .. })
-                if c == "42P01" && tries + 1 < SNAPSHOT_TRIES =>
-            {
-                tries += 1;
-                tracing::info!("a table was dropped before it was locked; taking a new snapshot");
-                continue;
+        // A table dropped (or renamed) since the snapshot: its name no
+        // longer locks (QA: 4 of 10 backups failed under concurrent DDL);
+        // the new snapshot will not list it.
+        let changed = match coord.lock_tables(conn, &lock_list, opts.lock_timeout).await {
+            Err(Error::Postgres {
+                code: Some(c),
+                context,
+                ..
+            }) if c == "42P01" => vec![context.trim_start_matches("locking table ").to_string()],
+            r => {
+                r?;
+                coord.changed_since_snapshot(conn, &locked).await?
             }
-            r => r?,
-        }
-        let changed = coord.changed_since_snapshot(conn, &locked).await?;
+        };
         if changed.is_empty() {
             break (coord, t_connect);
         }
@@ -538,8 +538,8 @@ async fn run_inner(
                 context: "taking a consistent snapshot".into(),
                 detail: format!(
                     "{} changed between the backup's snapshot and its locks on each of \
-                     {SNAPSHOT_TRIES} tries (TRUNCATE, ALTER TABLE, VACUUM FULL, GRANT); run it \
-                     again when they are quiet",
+                     {SNAPSHOT_TRIES} tries (TRUNCATE, ALTER TABLE, DROP TABLE, VACUUM FULL, \
+                     GRANT); run it again when they are quiet",
                     crate::progress::first_n(&changed, 5)
                 ),
                 code: None,

@@ -17,11 +17,18 @@ pub async fn open(spec: &str) -> anyhow::Result<Repository> {
 
 fn summary_json(b: &BackupEntry) -> serde_json::Value {
     let m = &b.manifest;
+    // `complete` or `damaged`, as the table says, with why apart (QA: a
+    // script testing for `damaged` missed `archive missing`).
+    let (status, reason) = match b.is_complete() {
+        true => ("complete", None),
+        false => ("damaged", Some(&b.status)),
+    };
     json!({
         "id": m.id,
         // The name restore's and verify's reports use for the same id.
         "backup_id": m.id,
-        "status": b.status,
+        "status": status,
+        "reason": reason,
         "started_at": rfc3339(&m.started_at),
         "finished_at": rfc3339(&m.finished_at),
         "database": m.database,
@@ -51,7 +58,7 @@ pub async fn list(a: ListArgs) -> anyhow::Result<ExitCode> {
                 // As the table says it; why, apart (QA: a script testing
                 // `status == "damaged"` missed it).
                 "status": "damaged",
-                "reason": format!("manifest unreadable: {}", u.reason),
+                "reason": u.reason,
             })
         }));
         out!("{}", serde_json::Value::Array(arr));

@@ -127,27 +127,39 @@ impl Coordinator {
         if tables.is_empty() {
             return Ok(vec![]);
         }
-        let sql = "SELECT c.oid, c.xmin::text, c.oid::pg_catalog.regclass::text \
+        // The table's row and its columns' (a dropped or renamed column
+        // changes only those; QA).
+        let sql = "SELECT c.oid, c.xmin::text || ':' || coalesce((SELECT \
+                     pg_catalog.string_agg(a.xmin::text, ',' ORDER BY a.attnum) \
+                     FROM pg_catalog.pg_attribute a WHERE a.attrelid = c.oid), ''), \
+                   c.oid::pg_catalog.regclass::text \
                    FROM pg_catalog.pg_class c WHERE c.oid = ANY ($1::oid[])";
         let context = "checking the tables against the snapshot";
-        let seen: HashMap<u32, String> = self
-            .client()
-            .query(sql, &[&tables])
-            .await
-            .map_err(|e| Error::pg(context, e))?
-            .iter()
-            .map(|r| (r.get(0), r.get(1)))
-            .collect();
+        let read = |rows: Vec<tokio_postgres::Row>| -> HashMap<u32, (String, String)> {
+            rows.iter()
+                .map(|r| (r.get(0), (r.get(1), r.get(2))))
+                .collect()
+        };
+        let seen = read(
+            self.client()
+                .query(sql, &[&tables])
+                .await
+                .map_err(|e| Error::pg(context, e))?,
+        );
         let now = Session::open(info).await?;
-        let rows = now
-            .client
-            .query(sql, &[&tables])
-            .await
-            .map_err(|e| Error::pg(context, e))?;
-        let mut changed: Vec<String> = rows
+        let newest = read(
+            now.client
+                .query(sql, &[&tables])
+                .await
+                .map_err(|e| Error::pg(context, e))?,
+        );
+        // Gone from the newest catalog: dropped, and its name (which the
+        // lock took) made anew (QA: DROP and CREATE AS in one transaction
+        // left the table empty).
+        let mut changed: Vec<String> = seen
             .iter()
-            .filter(|r| seen.get(&r.get::<_, u32>(0)) != Some(&r.get::<_, String>(1)))
-            .map(|r| r.get(2))
+            .filter(|(oid, (version, _))| newest.get(oid).map(|n| &n.0) != Some(version))
+            .map(|(_, (_, name))| name.clone())
             .collect();
         changed.sort();
         Ok(changed)

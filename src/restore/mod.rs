@@ -239,7 +239,12 @@ async fn run_inner(
     // A copy is made next to the live tables, never over them: in their
     // own schema, --clean replaced the live objects (QA).
     if let Some(r) = &plan.retarget {
-        if let Some((schema, name)) = r.relations.iter().find(|(s, _)| *s == r.schema) {
+        // Named by a chosen table rather than its sequence (QA).
+        let own = |(s, n): &&(String, String)| {
+            *s == r.schema && plan.tables.iter().any(|t| t.schema == *s && t.name == *n)
+        };
+        let clash = r.relations.iter().find(own);
+        if let Some((schema, name)) = clash.or(r.relations.iter().find(|(s, _)| *s == r.schema)) {
             return Err(Error::Usage(format!(
                 "--into-schema {} is the schema {} is in: name a new schema for the copy",
                 crate::pg::snapshot::ident(&r.schema),
@@ -482,8 +487,8 @@ fn check_schema_name(schema: &str) -> Result<()> {
         "is empty"
     } else if schema.len() > crate::filter::MAX_NAME_BYTES {
         "is longer than PostgreSQL's 63 bytes"
-    } else if schema.starts_with("pg_") {
-        "starts with pg_, which PostgreSQL keeps for its own schemas"
+    } else if schema.starts_with("pg_") || schema == "information_schema" {
+        "is one of PostgreSQL's own schemas"
     } else {
         return Ok(());
     };

@@ -1539,7 +1539,12 @@ pub async fn add_incoming_keys(
     progress: &dyn Progress,
 ) -> Result<Vec<String>> {
     let mut warnings = Vec::new();
-    while let Some(k) = pending.first() {
+    // Each is tried, whatever became of the others (QA: one that failed
+    // left those after it out too); the first failure fails the restore,
+    // with those that did not go back still in `pending`.
+    let mut failed = None;
+    let mut i = 0;
+    while let Some(k) = pending.get(i) {
         let identity = k.identity();
         let key = Key {
             identity: &identity,
@@ -1554,8 +1559,18 @@ pub async fn add_incoming_keys(
             .filter(|t| t.force_rls && qualified(&t.schema, &t.name) == k.references)
             .map(|t| qualified(&t.schema, &t.name))
             .collect();
-        warnings.extend(add_key(client, &key, k.add_statements(), &forced, one).await?);
-        pending.remove(0);
+        match add_key(client, &key, k.add_statements(), &forced, one).await {
+            Ok(w) => {
+                warnings.extend(w);
+                pending.remove(i);
+            }
+            // In one transaction the first failure ends it all.
+            Err(e) if one => return Err(e),
+            Err(e) => {
+                failed.get_or_insert(e);
+                i += 1;
+            }
+        }
         // What a stop from here on says is not back (QA: it named all).
         if !one {
             progress.event(Event::KeysDropped(
@@ -1563,7 +1578,10 @@ pub async fn add_incoming_keys(
             ));
         }
     }
-    Ok(warnings)
+    match failed {
+        Some(e) => Err(e),
+        None => Ok(warnings),
+    }
 }
 
 /// A foreign key added after the load, as messages name it.
@@ -1621,10 +1639,10 @@ async fn add_key(
                         ident(key.name)
                     )));
                 }
+                Some(e) if e.code() == Some(&SqlState::LOCK_NOT_AVAILABLE) => e,
                 // A partitioned table takes no NOT VALID key (PostgreSQL
                 // 15): the rows that violate it are what to say.
-                Some(e) if e.code() == Some(&SqlState::FEATURE_NOT_SUPPORTED) => failed,
-                Some(e) => e,
+                Some(_) => failed,
             }
         }
         None => failed,
