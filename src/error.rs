@@ -49,11 +49,18 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    /// `target` is the connection without its password. `code` is the
+    /// server's SQLSTATE when it answered (`28P01`: wrong password,
+    /// `28000`: no such role or no pg_hba.conf entry, `3D000`: no such
+    /// database, `53300`: too many connections), `None` when it could not
+    /// be reached: so that an application tells them apart without reading
+    /// the message.
     #[error("cannot connect to {target}: {detail} ({hint})")]
     Connect {
         target: String,
         detail: String,
         hint: String,
+        code: Option<String>,
     },
 
     /// Restore could not convert a table's text rows to binary COPY; the

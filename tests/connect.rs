@@ -216,6 +216,26 @@ fn a_terminated_idle_session_is_named_with_the_servers_reason() {
     );
 }
 
+/// An application tells connection failures apart by the server's
+/// SQLSTATE, not the message: no such database, no such role, no server.
+#[test]
+fn connection_errors_carry_the_servers_code() {
+    let pg = pg();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let code = |url: &str| {
+        let conn = pgsnap::ConnInfo::parse(url).unwrap();
+        match rt.block_on(conn.connect()) {
+            Err(pgsnap::Error::Connect { code, .. }) => code,
+            other => panic!("{url}: {:?}", other.map(|_| ())),
+        }
+    };
+    let url = pg.url("no_such_db");
+    assert_eq!(code(&url).as_deref(), Some("3D000"));
+    let user = url.replacen("postgres@", "no_such_role@", 1);
+    assert_eq!(code(&user).as_deref(), Some("28000"));
+    assert_eq!(code("postgres://postgres@127.0.0.1:9/x"), None);
+}
+
 /// `--help` names the variables that can carry a connection string or a
 /// key file, but never their values: a container's help output in a CI
 /// log would otherwise hold the password.

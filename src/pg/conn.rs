@@ -445,6 +445,7 @@ impl ConnInfo {
             target: self.to_string(),
             detail: redact(&detail),
             hint,
+            code,
         }
     }
 }

@@ -830,6 +830,7 @@ impl Repository {
         let listed = self.storage.list(base).await?;
         let keys: std::collections::HashSet<&str> = listed.iter().map(|o| o.key.as_str()).collect();
         let claim_suffix = format!("{TEMP_MARKER}claim");
+        let mut emptied = std::collections::BTreeSet::new();
         // A run alive keeps its claim fresh ([`Repository::refresh_claim`]):
         // its upload is not a killed run's, however long ago it began (QA:
         // a second backup's sweep aborted a running one's upload).
@@ -875,6 +876,14 @@ impl Repository {
             }
             self.storage.discard(&o.key).await?;
             n += 1;
+            emptied.insert(backup_id_of_key(base, &o.key));
+        }
+        // The killed runs' directories go too, once empty (QA: left
+        // behind); one a run still writes to keeps its files, and stays.
+        for id in emptied.into_iter().flatten() {
+            if let Ok(key) = archive_key_in(base, id) {
+                self.storage.abort_unfinished(&key).await?;
+            }
         }
         Ok(n)
     }
@@ -977,6 +986,15 @@ mod tests {
         ];
         want.sort();
         assert_eq!(left, want);
+        // The dead run's directory went with its files (QA: left empty).
+        let dead_dir = dir
+            .path()
+            .join(repo.archive_key(dead).unwrap())
+            .parent()
+            .unwrap()
+            .to_path_buf();
+        assert!(!dead_dir.exists(), "{dead_dir:?}");
+        assert!(dir.path().join(repo.archive_key(done).unwrap()).exists());
     }
 
     /// Two runs that draw one id: only one gets it, and a finished run's id
