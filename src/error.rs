@@ -102,8 +102,7 @@ pub enum Error {
 
     /// Part of an archive did not authenticate although its key opened the
     /// archive: it was altered or damaged after it was written. The message
-    /// names the part (table, segment, archive bytes); made by
-    /// [`Error::tampered`].
+    /// names the part (table, segment, archive bytes).
     #[error("{0}")]
     Tampered(String),
 

@@ -44,7 +44,8 @@ const MANIFEST_READS: usize = 16;
 const STALE_AFTER_HOURS: i64 = 24;
 
 /// How often a running backup writes its claim again (see
-/// [`Repository::refresh_claim`]): well inside [`STALE_AFTER_HOURS`].
+/// [`Repository::refresh_claim`]): well inside the day after which a
+/// sweep takes a run for dead.
 pub const CLAIM_REFRESH: std::time::Duration = std::time::Duration::from_secs(3600);
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -61,18 +61,34 @@ pub fn keys_not_back(add_back: &[String]) -> String {
     )
 }
 
+/// What [`run`] restores, and how: the `pgsnap restore` flags. The
+/// default restores everything with one job and no lock timeout (the
+/// binary's defaults are two jobs and 60 s).
 #[derive(Debug, Clone, Default)]
 pub struct RestoreOptions {
+    /// Parallel sessions for the data and the post-data (0 counts as 1).
     pub jobs: usize,
+    /// Tables to restore, with what they need (`--table`); empty with
+    /// empty `schemas`: the whole backup.
     pub tables: Vec<TableName>,
+    /// Schemas to restore whole (`--schema`), by exact name.
     pub schemas: Vec<String>,
+    /// Definitions only, no rows.
     pub schema_only: bool,
+    /// Rows only, into tables the target already has.
     pub data_only: bool,
-    /// Create the chosen tables in this schema instead of their own.
+    /// Create the chosen tables in this schema instead of their own (a new
+    /// one, next to the live tables). The exact name: the CLI folds an
+    /// unquoted one to lower case first; the library does not.
     pub into_schema: Option<String>,
+    /// Drop the objects the restore would create where the target has them
+    /// (and put back the target's foreign keys to them after the load).
     pub clean: bool,
+    /// Check and plan only: the report's `plan` says what would run.
     pub dry_run: bool,
+    /// Objects belong to the restoring role, not the backup's owners.
     pub no_owner: bool,
+    /// Leave privileges (grants, default privileges) out.
     pub no_acl: bool,
     /// Leave the target database's own settings, grants and comment alone.
     pub no_database_properties: bool,
