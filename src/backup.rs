@@ -44,11 +44,17 @@ pub mod kind {
 /// every job busy.
 const SPLIT_PAGES: i64 = 16 * 1024; // 128 MiB of 8 KiB pages
 
+/// What [`run`] backs up, and how: the `pgsnap backup` flags, with the
+/// binary's defaults as [`Default`].
 #[derive(Debug, Clone)]
 pub struct BackupOptions {
+    /// Parallel COPY sessions sharing the snapshot (0 counts as 1).
     pub jobs: usize,
+    /// How the chunks are compressed (zstd level 3 by default).
     pub compression: Compression,
+    /// The AEAD sealing the chunks.
     pub cipher: Cipher,
+    /// Bytes of COPY data per chunk, before compression.
     pub chunk_size: u32,
     /// Tables bigger than twice this are copied as ctid ranges of about
     /// this size, on parallel jobs.
@@ -56,10 +62,18 @@ pub struct BackupOptions {
     /// The COPY format of table data; binary falls back to text per table
     /// where a column's type has no binary I/O of PostgreSQL's own.
     pub copy_format: CopyFormat,
+    /// Which schemas and tables, and whose rows (`--table`, `--schema`,
+    /// `--exclude-*`); empty: the whole database.
     pub filter: TableFilter,
+    /// Recorded in the manifest, shown by `list`.
     pub tags: BTreeMap<String, String>,
+    /// How long to wait for each table's lock (a session holding it in
+    /// ACCESS EXCLUSIVE, an `ALTER TABLE`) before failing, naming it.
     pub lock_timeout: Duration,
+    /// Stop (and keep nothing) past this long: a backup must not hold its
+    /// snapshot, and vacuum with it, indefinitely.
     pub max_duration: Option<Duration>,
+    /// How the stored archive is checked after its upload.
     pub verify_upload: VerifyUpload,
     /// When this turns true the backup stops as it would on an error:
     /// its archive is discarded and nothing is listed ([`Error::Stopped`]).
