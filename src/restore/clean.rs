@@ -92,7 +92,7 @@ pub struct Drops {
 /// it and adds it back once the replaced table's rows are in, so that the
 /// target ends with the keys it had. Its rows are not touched: `ON DELETE
 /// CASCADE` does not fire on a `DROP`.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone)]
 pub struct IncomingKey {
     /// The referencing table, qualified.
     pub table: String,
@@ -110,6 +110,12 @@ pub struct IncomingKey {
     /// One that references a key made since the backup is dropped for good,
     /// said in `lost` (QA: planned as added back, then not added, exit 0).
     returns: bool,
+}
+
+/// The statements that add `keys` back, in order: what the restore runs,
+/// and what a restore that stops first tells the user to run.
+pub fn add_back(keys: &[IncomingKey]) -> Vec<String> {
+    keys.iter().flat_map(IncomingKey::add_statements).collect()
 }
 
 impl IncomingKey {

@@ -369,15 +369,7 @@ async fn run_inner(
     let not_back = |e: Error, incoming: &[clean::IncomingKey]| match (one, e) {
         (false, Error::Incomplete { error, left }) => Error::Incomplete {
             error,
-            left: format!(
-                "{left}{}",
-                keys_not_back(
-                    &incoming
-                        .iter()
-                        .flat_map(|k| k.add_statements())
-                        .collect::<Vec<_>>()
-                )
-            ),
+            left: format!("{left}{}", keys_not_back(&clean::add_back(incoming))),
         },
         (_, e) => e,
     };

@@ -1289,9 +1289,7 @@ pub async fn apply_pre_data(
         Ok(v) if own => {
             // The first change that outlives the restore's process.
             if !v.incoming.is_empty() {
-                progress.event(Event::KeysDropped(
-                    v.incoming.iter().flat_map(|k| k.add_statements()).collect(),
-                ));
+                progress.event(Event::KeysDropped(clean::add_back(&v.incoming)));
             }
             progress.event(Event::Changing);
             client
@@ -1573,9 +1571,7 @@ pub async fn add_incoming_keys(
         }
         // What a stop from here on says is not back (QA: it named all).
         if !one {
-            progress.event(Event::KeysDropped(
-                pending.iter().flat_map(|k| k.add_statements()).collect(),
-            ));
+            progress.event(Event::KeysDropped(clean::add_back(pending)));
         }
     }
     match failed {
