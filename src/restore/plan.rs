@@ -154,7 +154,7 @@ fn rewrite_names(sql: &str, names: &[(String, String)]) -> String {
             b'\'' => {
                 let escaped =
                     i > 0 && matches!(b[i - 1], b'E' | b'e') && (i < 2 || !ident_byte(b[i - 2]));
-                let end = literal_end(b, i, escaped);
+                let end = closing(b, i, b'\'', escaped).unwrap_or(b.len());
                 // Only a relation's name cast to regclass (`nextval`'s
                 // argument, a check against a table): any other literal is
                 // data, which the copy must keep as the backup has it (QA:
@@ -173,7 +173,7 @@ fn rewrite_names(sql: &str, names: &[(String, String)]) -> String {
                 }
                 i = end;
             }
-            b'"' => i = quoted_end(b, i),
+            b'"' => i = closing(b, i, b'"', false).unwrap_or(b.len()),
             b'$' if i == 0 || !ident_byte(b[i - 1]) => i = dollar_end(b, i).unwrap_or(i + 1),
             c if ident_byte(c) => {
                 while i < b.len() && ident_byte(b[i]) {
@@ -187,35 +187,21 @@ fn rewrite_names(sql: &str, names: &[(String, String)]) -> String {
     out
 }
 
-/// Just past the string literal opening at `i` (the whole rest when it
-/// does not close): `''` inside, and with `E` backslash escapes too.
-fn literal_end(b: &[u8], i: usize, escaped: bool) -> usize {
+/// Just past the quoted token opening at `i` with `quote` (`'` for a
+/// string literal, `"` for an identifier): a doubled quote inside, and with
+/// `backslashes` (an `E'...'` string) backslash escapes too. `None` when it
+/// does not close.
+pub(super) fn closing(b: &[u8], i: usize, quote: u8, backslashes: bool) -> Option<usize> {
     let mut j = i + 1;
     while j < b.len() {
         match b[j] {
-            b'\\' if escaped => j += 2,
-            b'\'' if b.get(j + 1) == Some(&b'\'') => j += 2,
-            b'\'' => return j + 1,
+            b'\\' if backslashes => j += 2,
+            c if c == quote && b.get(j + 1) == Some(&quote) => j += 2,
+            c if c == quote => return Some(j + 1),
             _ => j += 1,
         }
     }
-    b.len()
-}
-
-/// Just past the quoted identifier opening at `i` (`""` inside).
-fn quoted_end(b: &[u8], i: usize) -> usize {
-    let mut j = i + 1;
-    while j < b.len() {
-        if b[j] == b'"' {
-            if b.get(j + 1) == Some(&b'"') {
-                j += 2;
-                continue;
-            }
-            return j + 1;
-        }
-        j += 1;
-    }
-    b.len()
+    None
 }
 
 /// Just past the dollar-quoted string opening at `i` (`$tag$...$tag$`), or

@@ -1472,20 +1472,11 @@ fn referenced_columns(create: &str) -> Vec<String> {
 
 /// The quoted identifier `text` starts with, unquoted, and what follows it.
 fn quoted_name(text: &str) -> Option<(String, &str)> {
-    let mut rest = text.strip_prefix('"')?;
-    let mut name = String::new();
-    loop {
-        let end = rest.find('"')?;
-        name.push_str(&rest[..end]);
-        rest = &rest[end + 1..];
-        match rest.strip_prefix('"') {
-            Some(r) => {
-                name.push('"');
-                rest = r;
-            }
-            None => return Some((name, rest)),
-        }
+    if !text.starts_with('"') {
+        return None;
     }
+    let end = super::plan::closing(text.as_bytes(), 0, b'"', false)?;
+    Some((text[1..end - 1].replace("\"\"", "\""), &text[end..]))
 }
 
 /// Adds the foreign keys `foreign_keys_to_target` kept, once the rows are
