@@ -515,15 +515,15 @@ async fn run_inner(
             .iter()
             .filter(|(_, s, n, table)| *table && opts.filter.table_selected(s, n))
             .collect();
+        let locked: Vec<u32> = selected.iter().map(|t| t.0).collect();
         if !opts.filter.include_tables.is_empty() {
-            warn_of_partitions_left_out(client, &selected, &opts.filter).await?;
+            warn_of_partitions_left_out(client, &locked, &opts.filter).await?;
         }
         let data_of: Vec<u32> = selected
             .iter()
             .filter(|(_, s, n, _)| opts.filter.data_selected(s, n))
             .map(|t| t.0)
             .collect();
-        let locked: Vec<u32> = selected.iter().map(|t| t.0).collect();
         preflight(client, &locked, &data_of, opts.filter.keeps_large_objects()).await?;
         let lock_list: Vec<(String, String)> = selected
             .iter()
@@ -1120,10 +1120,9 @@ async fn submit_blob(
 /// the restore says it (QA: `-t s.pt` backed up 0 rows without a word).
 async fn warn_of_partitions_left_out(
     client: &tokio_postgres::Client,
-    selected: &[&(u32, String, String, bool)],
+    oids: &[u32],
     filter: &crate::filter::TableFilter,
 ) -> Result<()> {
-    let oids: Vec<u32> = selected.iter().map(|t| t.0).collect();
     let rows = client
         .query(
             "SELECT pn.nspname::text, p.relname::text, cn.nspname::text, c.relname::text

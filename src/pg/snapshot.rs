@@ -111,9 +111,7 @@ impl Coordinator {
         }
         Ok(())
     }
-}
 
-impl Coordinator {
     /// Of `tables` (locked), those whose `pg_class` row changed since the
     /// snapshot: the version the snapshot sees against the newest, read
     /// over a second connection. Any `ALTER`, `TRUNCATE` or rewrite makes
