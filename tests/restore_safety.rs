@@ -7,8 +7,8 @@ mod common;
 use std::io::{Read, Seek, SeekFrom, Write};
 
 use common::{
-    backup, failure_stderr, normalise, pg, pgsnap, pgsnap_ok, restore_command_at, restore_json,
-    restore_output, restore_report, table_contents, Cluster, Workdir,
+    backup, dry_run_plan, failure_stderr, normalise, pg, pgsnap, pgsnap_ok, restore_command_at,
+    restore_json, restore_output, restore_report, table_contents, Cluster, Workdir,
 };
 
 const DATA: &str = r#"
@@ -3537,20 +3537,7 @@ fn foreign_keys_to_tables_the_target_has_come_back() {
     let orders = ["--table", "public.orders", "--clean"];
     // The accident, then the plan and the restore.
     pg.psql(&db, "DELETE FROM orders WHERE id > 10");
-    let plan = pgsnap_ok(&[
-        "restore",
-        "--repo",
-        &w.repo(),
-        "--key-file",
-        &w.key(),
-        "latest",
-        "--db",
-        &pg.url(&db),
-        "--table",
-        "public.orders",
-        "--clean",
-        "--dry-run",
-    ]);
+    let plan = dry_run_plan(pg, &w, &db, &["--table", "public.orders", "--clean"]);
     assert!(
         plan.contains(
             "constraint \"orders to customer\" on \"public\".\"orders\"  [after the load"
@@ -3696,20 +3683,7 @@ fn clean_of_a_referenced_table_puts_the_targets_keys_back() {
     let customer = ["--table", "public.customer", "--clean"];
     // The accident, the plan, the restore.
     pg.psql(&db, "UPDATE customer SET name = 'oops'");
-    let plan = pgsnap_ok(&[
-        "restore",
-        "--repo",
-        &w.repo(),
-        "--key-file",
-        &w.key(),
-        "latest",
-        "--db",
-        &pg.url(&db),
-        "--table",
-        "public.customer",
-        "--clean",
-        "--dry-run",
-    ]);
+    let plan = dry_run_plan(pg, &w, &db, &["--table", "public.customer", "--clean"]);
     assert!(
         plan.contains(
             "constraint \"orders to customer\" on \"public\".\"orders\"  [after the load: the \
@@ -3780,20 +3754,7 @@ fn clean_of_a_referenced_table_puts_the_targets_keys_back() {
     pg.psql(&db, &format!("DELETE FROM visits WHERE cust = 6; {add}"));
     assert_eq!(keys(&db).matches(" | ").count(), 4);
     // The backup's copy of a key the target's goes back is not "skipped".
-    let plan = pgsnap_ok(&[
-        "restore",
-        "--repo",
-        &w.repo(),
-        "--key-file",
-        &w.key(),
-        "latest",
-        "--db",
-        &pg.url(&db),
-        "--table",
-        "public.customer",
-        "--clean",
-        "--dry-run",
-    ]);
+    let plan = dry_run_plan(pg, &w, &db, &["--table", "public.customer", "--clean"]);
     assert!(!plan.contains("skipped foreign key"), "{plan}");
     // A key to a unique key made since the backup cannot go back: said as
     // lost, in the dry run first, and not planned (QA: planned, then not
@@ -4266,20 +4227,7 @@ fn data_only_plan_names_rows_already_there_and_triggers() {
     let w = Workdir::new();
     backup(pg, &db, &w, &[]);
     pg.psql(&db, "DELETE FROM child");
-    let plan = pgsnap_ok(&[
-        "restore",
-        "--repo",
-        &w.repo(),
-        "--key-file",
-        &w.key(),
-        "latest",
-        "--db",
-        &pg.url(&db),
-        "--table",
-        "public.child",
-        "--data-only",
-        "--dry-run",
-    ]);
+    let plan = dry_run_plan(pg, &w, &db, &["--table", "public.child", "--data-only"]);
     assert!(
         plan.contains("triggers fire for every row loaded into 1 table(s): \"public\".\"child\"")
             && !plan.contains("skipped foreign key")

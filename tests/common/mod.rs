@@ -849,6 +849,25 @@ pub fn restore_command(pg: &Cluster, w: &Workdir, id: &str, db: &str, extra: &[&
     restore_command_at(w, id, &pg.url(db), extra)
 }
 
+/// The plan `restore --dry-run` prints (text) for `latest` into `db`,
+/// with `extra` arguments; the run must succeed.
+pub fn dry_run_plan(pg: &Cluster, w: &Workdir, db: &str, extra: &[&str]) -> String {
+    let (repo, key, url) = (w.repo(), w.key(), pg.url(db));
+    let mut args = vec![
+        "restore",
+        "--repo",
+        &repo,
+        "--key-file",
+        &key,
+        "latest",
+        "--db",
+        &url,
+    ];
+    args.extend_from_slice(extra);
+    args.push("--dry-run");
+    pgsnap_ok(&args)
+}
+
 /// [`restore_command`] into the database `url` names (another user's
 /// connection, say).
 pub fn restore_command_at(w: &Workdir, id: &str, url: &str, extra: &[&str]) -> Command {
