@@ -121,6 +121,19 @@ fn holding_in_background(
     child
 }
 
+/// Ends a session [`psql_in_background`] started as `app`, and waits for
+/// its psql.
+fn end_holder(pg: &Cluster, db: &str, mut holder: std::process::Child, app: &str) {
+    pg.psql(
+        db,
+        &format!(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE application_name = '{app}'"
+        ),
+    );
+    let _ = holder.wait();
+}
+
 #[test]
 fn backend_terminated_mid_copy() {
     let pg = pg();
@@ -1339,7 +1352,7 @@ fn a_key_to_a_locked_live_table_fails_the_restore_past_the_lock_timeout() {
     // The key gone from the target (so --clean's drop of c needs no lock
     // on p), and a live writer on p: adding the key back must wait.
     pg.psql(&db, "ALTER TABLE c DROP CONSTRAINT c_pid_fkey");
-    let mut holder = holding_in_background(
+    let holder = holding_in_background(
         pg,
         &db,
         "LOCK p IN ROW EXCLUSIVE MODE;",
@@ -1353,12 +1366,7 @@ fn a_key_to_a_locked_live_table_fails_the_restore_past_the_lock_timeout() {
         &db,
         &["--table", "public.c", "--clean", "--lock-timeout", "1s"],
     );
-    pg.psql(
-        &db,
-        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-         WHERE application_name = 'fault_fklock_holder'",
-    );
-    let _ = holder.wait();
+    end_holder(pg, &db, holder, "fault_fklock_holder");
     let err = failure_stderr(&out, 1);
     assert!(
         err.contains("c_pid_fkey") && err.contains("--lock-timeout"),
@@ -1395,7 +1403,7 @@ fn keys_to_a_replaced_table_not_put_back_are_given_in_the_error() {
     backup(pg, &db, &w, &[]);
     // Waits for the restore's pre-data to drop the key, then holds c while
     // p loads.
-    let mut holder = psql_in_background(
+    let holder = psql_in_background(
         pg,
         &db,
         "DO $$ BEGIN WHILE EXISTS (SELECT 1 FROM pg_constraint WHERE conname = 'c to p') LOOP \
@@ -1410,12 +1418,7 @@ fn keys_to_a_replaced_table_not_put_back_are_given_in_the_error() {
         &db,
         &["--table", "public.p", "--clean", "--lock-timeout", "1s"],
     );
-    pg.psql(
-        &db,
-        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-         WHERE application_name = 'fault_fkin_holder'",
-    );
-    let _ = holder.wait();
+    end_holder(pg, &db, holder, "fault_fkin_holder");
     let err = failure_stderr(&out, 1);
     let add = "ALTER TABLE \"public\".\"c\" ADD CONSTRAINT \"c to p\" FOREIGN KEY (pid) \
                REFERENCES public.p(id) ON DELETE CASCADE;";
