@@ -799,11 +799,24 @@ async fn kms_refusals_are_one_line_and_leave_nothing_complete() {
     assert_eq!(out.status.code(), Some(2));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn killed_backup_leaves_no_complete_object_and_its_upload_is_swept() {
-    let pg = pg();
-    let src = pg.create_db("s3_kill");
-    // About 40 MB of poorly compressible text: several 5 MiB parts.
+/// A backup running in the background into a new bucket, its multipart
+/// upload begun (see [`backup_mid_upload`]).
+struct Uploading {
+    child: std::process::Child,
+    /// The database backed up.
+    src: String,
+    w: Workdir,
+    bucket: String,
+    /// `s3://bucket/prefix`.
+    repo: String,
+    s3: S3Storage,
+}
+
+/// Makes database `db` of about 40 MB of poorly compressible text (several
+/// 5 MiB parts) and starts `pgsnap backup -q` of it into a new bucket under
+/// `prefix`, in 5 MiB parts; returns once its multipart upload has begun.
+async fn backup_mid_upload(pg: &Cluster, db: &str, prefix: &str) -> Uploading {
+    let src = pg.create_db(db);
     pg.psql(
         &src,
         "CREATE TABLE big AS SELECT g, md5(g::text) || md5((g * 7)::text) || md5(random()::text) AS s \
@@ -811,9 +824,9 @@ async fn killed_backup_leaves_no_complete_object_and_its_upload_is_swept() {
     );
     let w = Workdir::new();
     let bucket = new_bucket(true).await;
-    let repo = format!("s3://{bucket}/k");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_pgsnap"))
-        .args([
+    let repo = format!("s3://{bucket}/{prefix}");
+    let mut child = aws_command(
+        &[
             "backup",
             "--db",
             &pg.url(&src),
@@ -822,22 +835,16 @@ async fn killed_backup_leaves_no_complete_object_and_its_upload_is_swept() {
             "--key-file",
             &w.key(),
             "-q",
-        ])
-        .env("AWS_ENDPOINT_URL", endpoint())
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("PGSNAP_S3_PART_SIZE", MIN_PART_SIZE.to_string())
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let s3 = S3Storage::new(s3_client(), &bucket, "k");
+        ],
+        &[("PGSNAP_S3_PART_SIZE", &MIN_PART_SIZE.to_string())],
+    )
+    .stdout(std::process::Stdio::null())
+    .stderr(std::process::Stdio::piped())
+    .spawn()
+    .unwrap();
+    let s3 = S3Storage::new(s3_client(), &bucket, prefix);
     let t = Instant::now();
-    loop {
-        if !s3.multipart_uploads().await.unwrap().is_empty() {
-            break;
-        }
+    while s3.multipart_uploads().await.unwrap().is_empty() {
         assert!(
             child.try_wait().unwrap().is_none(),
             "backup ended before its upload started"
@@ -848,6 +855,27 @@ async fn killed_backup_leaves_no_complete_object_and_its_upload_is_swept() {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    Uploading {
+        child,
+        src,
+        w,
+        bucket,
+        repo,
+        s3,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_backup_leaves_no_complete_object_and_its_upload_is_swept() {
+    let pg = pg();
+    let Uploading {
+        mut child,
+        src,
+        w,
+        bucket,
+        repo,
+        s3,
+    } = backup_mid_upload(pg, "s3_kill", "k").await;
     child.kill().unwrap();
     child.wait().unwrap();
 
@@ -903,15 +931,13 @@ async fn killed_backup_leaves_no_complete_object_and_its_upload_is_swept() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sweep_leaves_a_running_backups_upload_alone() {
     let pg = pg();
-    let src = pg.create_db("s3_two");
-    pg.psql(
-        &src,
-        "CREATE TABLE big AS SELECT g, md5(g::text) || md5((g * 7)::text) || md5(random()::text) AS s \
-         FROM generate_series(1, 400000) g",
-    );
-    let w = Workdir::new();
-    let bucket = new_bucket(true).await;
-    let repo = format!("s3://{bucket}/two");
+    let Uploading {
+        child: first,
+        src,
+        w,
+        repo,
+        ..
+    } = backup_mid_upload(pg, "s3_two", "two").await;
     let backup = [
         "backup",
         "--db",
@@ -922,23 +948,6 @@ async fn a_sweep_leaves_a_running_backups_upload_alone() {
         &w.key(),
         "-q",
     ];
-    let first = aws_command(
-        &backup,
-        &[("PGSNAP_S3_PART_SIZE", &MIN_PART_SIZE.to_string())],
-    )
-    .stdout(std::process::Stdio::null())
-    .stderr(std::process::Stdio::piped())
-    .spawn()
-    .unwrap();
-    let s3 = S3Storage::new(s3_client(), &bucket, "two");
-    let t = Instant::now();
-    while s3.multipart_uploads().await.unwrap().is_empty() {
-        assert!(
-            t.elapsed() < Duration::from_secs(60),
-            "no multipart upload appeared"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
     // A second backup starts (and sweeps) while the first uploads.
     aws_pgsnap_ok(&backup, &[]);
     let out = first.wait_with_output().unwrap();
