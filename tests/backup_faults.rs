@@ -134,6 +134,23 @@ fn end_holder(pg: &Cluster, db: &str, mut holder: std::process::Child, app: &str
     let _ = holder.wait();
 }
 
+/// For the library's own calls: the connection to `db` and the key file
+/// of `w`.
+fn conn_and_keys(pg: &Cluster, db: &str, w: &Workdir) -> (pgsnap::ConnInfo, pgsnap::Credentials) {
+    (
+        pgsnap::ConnInfo::parse(&pg.url(db)).unwrap(),
+        pgsnap::Credentials::from_key_file(std::path::Path::new(&w.key())).unwrap(),
+    )
+}
+
+/// `w`'s repository, a local directory, opened (made) by the library.
+async fn local_repo(w: &Workdir) -> pgsnap::Repository {
+    let storage = std::sync::Arc::new(pgsnap::repo::LocalStorage::new(std::path::Path::new(
+        &w.repo(),
+    )));
+    pgsnap::Repository::open_or_init(storage).await.unwrap()
+}
+
 #[test]
 fn backend_terminated_mid_copy() {
     let pg = pg();
@@ -1055,9 +1072,7 @@ async fn a_stop_while_the_archive_is_finished_leaves_nothing() {
         stop: Some(stop_rx),
         ..Default::default()
     };
-    let conn = pgsnap::pg::conn::ConnInfo::parse(&pg.url(&db)).unwrap();
-    let creds =
-        pgsnap::credentials::Credentials::from_key_file(std::path::Path::new(&w.key())).unwrap();
+    let (conn, creds) = conn_and_keys(pg, &db, &w);
     let run = pgsnap::backup::run(
         &repo,
         &conn,
@@ -1519,19 +1534,12 @@ async fn the_library_backs_up_and_verifies_on_a_current_thread_runtime() {
         "CREATE TABLE t AS SELECT generate_series(1, 1000) AS id",
     );
     let w = Workdir::new();
-    let storage = std::sync::Arc::new(pgsnap::repo::LocalStorage::new(std::path::Path::new(
-        &w.repo(),
-    )));
-    let repo = pgsnap::repo::Repository::open_or_init(storage)
-        .await
-        .unwrap();
+    let repo = local_repo(&w).await;
     let opts = pgsnap::backup::BackupOptions {
         verify_upload: pgsnap::backup::VerifyUpload::Full,
         ..Default::default()
     };
-    let conn = pgsnap::pg::conn::ConnInfo::parse(&pg.url(&db)).unwrap();
-    let creds =
-        pgsnap::credentials::Credentials::from_key_file(std::path::Path::new(&w.key())).unwrap();
+    let (conn, creds) = conn_and_keys(pg, &db, &w);
     let silent = std::sync::Arc::new(pgsnap::progress::Silent);
     let done = pgsnap::backup::run(&repo, &conn, &creds, &opts, silent)
         .await
@@ -1551,15 +1559,8 @@ async fn a_dropped_backup_leaves_nothing_behind() {
     let pg = pg();
     let db = big_db(pg, "fault_dropfut");
     let w = Workdir::new();
-    let storage = std::sync::Arc::new(pgsnap::repo::LocalStorage::new(std::path::Path::new(
-        &w.repo(),
-    )));
-    let repo = pgsnap::repo::Repository::open_or_init(storage)
-        .await
-        .unwrap();
-    let conn = pgsnap::pg::conn::ConnInfo::parse(&pg.url(&db)).unwrap();
-    let creds =
-        pgsnap::credentials::Credentials::from_key_file(std::path::Path::new(&w.key())).unwrap();
+    let repo = local_repo(&w).await;
+    let (conn, creds) = conn_and_keys(pg, &db, &w);
     let opts = pgsnap::BackupOptions::default();
     let run = pgsnap::backup::run(
         &repo,
