@@ -12,6 +12,7 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use tokio_postgres::config::{Host, SslMode};
@@ -604,15 +605,34 @@ where
 {
     tokio::spawn(async move {
         let mut connection = connection;
-        if let Err(e) = (&mut connection).await {
-            tracing::debug!("connection closed: {e}");
-            if let Some(db) = e.as_db_error() {
-                record_close_reason(db.message());
+        // tokio-postgres closes the client's channel inside the poll that
+        // returns the server's reason, so a client can see "closed" before
+        // this task records why: the count of polls under way lets
+        // `recent_close_reason` wait out that window.
+        std::future::poll_fn(|cx| {
+            IN_POLL.fetch_add(1, Ordering::SeqCst);
+            let polled = std::pin::Pin::new(&mut connection).poll(cx);
+            if let std::task::Poll::Ready(Err(e)) = &polled {
+                tracing::debug!("connection closed: {e}");
+                if let Some(db) = e.as_db_error() {
+                    record_close_reason(db.message());
+                }
             }
-        }
+            IN_POLL.fetch_sub(1, Ordering::SeqCst);
+            polled
+        })
+        .await
+        .ok();
         drop(connection);
     });
 }
+
+/// Connection tasks inside a poll right now.
+static IN_POLL: AtomicUsize = AtomicUsize::new(0);
+
+/// The longest a closed client waits for its connection task to record
+/// the server's reason: the task is mid-poll, microseconds from it.
+const CLOSE_REASON_WAIT: Duration = Duration::from_millis(50);
 
 /// How long a recorded reason stays an explanation: a session closed long
 /// ago (in a process that runs for days) says nothing about a new one.
@@ -630,10 +650,22 @@ fn record_close_reason(message: &str) {
 /// What the server said when it last ended one of this process's sessions,
 /// if that was within the last minute.
 pub(crate) fn recent_close_reason() -> Option<String> {
-    let slot = CLOSE_REASON.lock().ok()?;
-    match &*slot {
-        Some((at, msg)) if at.elapsed() < CLOSE_REASON_FRESH => Some(msg.clone()),
-        _ => None,
+    let started = std::time::Instant::now();
+    loop {
+        let recorded = {
+            let slot = CLOSE_REASON.lock().ok()?;
+            match &*slot {
+                Some((at, msg)) if at.elapsed() < CLOSE_REASON_FRESH => Some(msg.clone()),
+                _ => None,
+            }
+        };
+        if recorded.is_some()
+            || IN_POLL.load(Ordering::SeqCst) == 0
+            || started.elapsed() >= CLOSE_REASON_WAIT
+        {
+            return recorded;
+        }
+        std::thread::sleep(Duration::from_micros(200));
     }
 }
 
