@@ -52,9 +52,14 @@ peak() { sort -n -k2 "$work/$1.times" | tail -n 1 | cut -d' ' -f2; }
 
 # A fresh target, after a checkpoint and once autovacuum is done with the
 # last run's tables: each restore starts on a quiet server, not in the
-# previous one's write-back.
+# previous one's write-back. Both tools' targets are dropped, not only the
+# one about to be made: autovacuum takes a new database's tables up to a
+# minute (autovacuum_naptime) after its restore, so waiting for it is not
+# enough, and it then ran inside the other tool's next restore (a VACUUM
+# of pg_restore's unfrozen `events` inside pgsnap's run, seen on
+# 2026-12-03).
 fresh() {
-  dropdb --if-exists "$1"; createdb "$1"
+  dropdb --if-exists r_pg; dropdb --if-exists r_snap; createdb "$1"
   psql -X -q -c CHECKPOINT
   while [ "$(psql -X -At -c "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'autovacuum worker'")" != 0 ]; do
     sleep 0.5
