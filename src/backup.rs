@@ -466,6 +466,7 @@ async fn run_inner(
     // are held, when nothing can change them any more: the run starts
     // again on a new snapshot.
     let mut tries = 0;
+    let mut partition_warnings: Vec<String>;
     let (coord, t_connect) = loop {
         let coord = Coordinator::begin(conn).await?;
         let client = coord.client();
@@ -516,9 +517,13 @@ async fn run_inner(
             .filter(|(_, s, n, table)| *table && opts.filter.table_selected(s, n))
             .collect();
         let locked: Vec<u32> = selected.iter().map(|t| t.0).collect();
-        if !opts.filter.include_tables.is_empty() {
-            warn_of_partitions_left_out(client, &locked, &opts.filter).await?;
-        }
+        // Said once, for the snapshot the backup keeps: a retry would
+        // repeat it.
+        partition_warnings = if opts.filter.include_tables.is_empty() {
+            Vec::new()
+        } else {
+            partitions_left_out(client, &locked, &opts.filter).await?
+        };
         let data_of: Vec<u32> = selected
             .iter()
             .filter(|(_, s, n, _)| opts.filter.data_selected(s, n))
@@ -564,6 +569,9 @@ async fn run_inner(
             crate::progress::first_n(&changed, 5)
         );
     };
+    for w in partition_warnings {
+        tracing::warn!("{w}");
+    }
     let client = coord.client();
     let ver = client
         .query_one(
@@ -1118,11 +1126,12 @@ async fn submit_blob(
 /// `--table` naming a partitioned table without (all) its partitions: its
 /// rows are theirs, so the backup holds none of those left out. Said, as
 /// the restore says it (QA: `-t s.pt` backed up 0 rows without a word).
-async fn warn_of_partitions_left_out(
+/// Returns the warnings to give.
+async fn partitions_left_out(
     client: &tokio_postgres::Client,
     oids: &[u32],
     filter: &crate::filter::TableFilter,
-) -> Result<()> {
+) -> Result<Vec<String>> {
     let rows = client
         .query(
             "SELECT pn.nspname::text, p.relname::text, cn.nspname::text, c.relname::text
@@ -1150,14 +1159,16 @@ async fn warn_of_partitions_left_out(
             _ => left.push((parent, vec![crate::filter::spell(&cs, &cn)])),
         }
     }
-    for (parent, kids) in left {
-        tracing::warn!(
-            "partitions of {parent} not chosen: {}; their rows are not in the backup (name them \
-             with --table too, or a pattern such as --table '{parent}*')",
-            kids.join(", ")
-        );
-    }
-    Ok(())
+    Ok(left
+        .into_iter()
+        .map(|(parent, kids)| {
+            format!(
+                "partitions of {parent} not chosen: {}; their rows are not in the backup (name \
+                 them with --table too, or a pattern such as --table '{parent}*')",
+                kids.join(", ")
+            )
+        })
+        .collect())
 }
 
 /// Of the tables `oids`, those (qualified, sorted) for which `condition`

@@ -1492,6 +1492,21 @@ fn a_partitioned_table_chosen_without_its_partitions_is_said() {
     let out = run(&["--table", "public.pt*"]);
     assert!(out.status.success());
     assert!(!String::from_utf8_lossy(&out.stderr).contains("not chosen"));
+    // A chosen partition rewritten while the backup waits for its lock:
+    // the backup takes a new snapshot, and says the warning once, not once
+    // per snapshot.
+    let mut holder = holding_in_background(
+        pg,
+        &db,
+        "CREATE TEMP TABLE s AS SELECT * FROM pt1; TRUNCATE pt1; INSERT INTO pt1 SELECT * FROM s;",
+        2,
+        "fault_ptsel_holder",
+    );
+    let out = run(&["--table", "public.pt", "--table", "public.pt1"]);
+    assert!(holder.wait().unwrap().success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert_eq!(err.matches("not chosen").count(), 1, "{err}");
 }
 
 /// A large object the backup role may not read is refused before any
