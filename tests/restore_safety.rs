@@ -4488,3 +4488,73 @@ fn refused_and_dry_run_too(w: &Workdir, url: &str, args: &[&str], says: &[&str])
         }
     }
 }
+
+/// A backup whose relations and indexes are in a tablespace the target
+/// lacks: refused before any change, naming the tablespace and what is in
+/// it, by the dry run too. It failed at the first CREATE (rolled back),
+/// after a dry run that said the target was fine.
+#[test]
+fn a_tablespace_the_target_lacks_is_refused_before_any_change() {
+    let pg = pg();
+    let src = pg.create_db("space_gone");
+    pg.ensure_tablespace("pgsnap_gone_space");
+    pg.psql(
+        &src,
+        "CREATE TABLE t (id int PRIMARY KEY USING INDEX TABLESPACE pgsnap_gone_space, v text)
+           TABLESPACE pgsnap_gone_space;
+         CREATE INDEX t_v ON t (v) TABLESPACE pgsnap_gone_space;
+         CREATE TABLE u (id int REFERENCES t);
+         INSERT INTO t VALUES (1, 'a');",
+    );
+    let w = Workdir::new();
+    backup(pg, &src, &w, &[]);
+    pg.psql(&src, "DROP TABLE u, t");
+    pg.psql(&src, "DROP TABLESPACE pgsnap_gone_space");
+    let dst = pg.create_db("space_gone_dst");
+    let out = restore_output(pg, &w, "latest", &dst, &[]);
+    let err = failure_stderr(&out, 1);
+    assert!(
+        err.contains(
+            "tablespace(s) the backup puts objects in do not exist in the target: \
+             pgsnap_gone_space (table \"public\".\"t\", index \"public\".\"t_v\", \
+             constraint \"t_pkey\" on \"public\".\"t\")"
+        ) && err.contains("CREATE TABLESPACE"),
+        "{err}"
+    );
+    // The foreign key's index is the referenced key's, not its own.
+    assert!(!err.contains("u_id_fkey"), "{err}");
+    assert_eq!(relations(pg, &dst), 0);
+    let (repo, key, url) = (w.repo(), w.key(), pg.url(&dst));
+    let dry = pgsnap(&[
+        "restore",
+        "--repo",
+        &repo,
+        "--key-file",
+        &key,
+        "latest",
+        "--db",
+        &url,
+        "--dry-run",
+    ]);
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&dry.stdout),
+        String::from_utf8_lossy(&dry.stderr)
+    );
+    assert!(
+        said.contains("pgsnap_gone_space (table \"public\".\"t\""),
+        "{said}"
+    );
+    pg.ensure_tablespace("pgsnap_gone_space");
+    restore_json(pg, &w, "latest", &dst, &[]);
+    assert_eq!(
+        pg.psql(
+            &dst,
+            "SELECT string_agg(c.relname || ':' || coalesce(s.spcname, '-'), ',' ORDER BY c.relname)
+               FROM pg_class c LEFT JOIN pg_tablespace s ON s.oid = c.reltablespace
+              WHERE c.relname IN ('t', 't_v', 't_pkey', 'u')"
+        )
+        .trim(),
+        "t:pgsnap_gone_space,t_pkey:pgsnap_gone_space,t_v:pgsnap_gone_space,u:-"
+    );
+}

@@ -311,6 +311,18 @@ pub async fn check(client: &Client, plan: &Plan, opts: &RestoreOptions) -> Resul
             ways.join(", or ")
         ));
     }
+    let spaces = missing_tablespaces(client, &created).await?;
+    if !spaces.is_empty() {
+        refusals.push(format!(
+            "tablespace(s) the backup puts objects in do not exist in the target: {}; nothing \
+             was changed (create them first with CREATE TABLESPACE ... LOCATION ...)",
+            spaces
+                .iter()
+                .map(|(space, objects)| format!("{space} ({})", first_of(objects, 3)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
     let out_of_reach = owners_out_of_reach(client, plan, opts, &unchanged, &kept).await?;
     if !out_of_reach.is_empty() {
         refusals.push(format!(
@@ -392,6 +404,40 @@ pub async fn check(client: &Client, plan: &Plan, opts: &RestoreOptions) -> Resul
 
 /// Roles of [`named_roles`] that the target lacks, each with what names it
 /// (`owner`, `privileges`, `policy`, `user mapping`, `settings`).
+/// The tablespaces `created` objects are put in that the target lacks,
+/// each with those objects: found here rather than by the first CREATE
+/// that names one, so that the dry run says it too.
+async fn missing_tablespaces(
+    client: &Client,
+    created: &[&DbObject],
+) -> Result<Vec<(String, Vec<String>)>> {
+    let mut wanted: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    for o in created {
+        if let Some(space) = &o.tablespace {
+            wanted.entry(space).or_default().push(o.identity.clone());
+        }
+    }
+    if wanted.is_empty() {
+        return Ok(Vec::new());
+    }
+    let names: Vec<&str> = wanted.keys().copied().collect();
+    let present: HashSet<String> = client
+        .query(
+            "SELECT spcname::text FROM pg_catalog.pg_tablespace WHERE spcname = ANY($1)",
+            &[&names],
+        )
+        .await
+        .map_err(|e| Error::pg("checking the target's tablespaces", e))?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    Ok(wanted
+        .into_iter()
+        .filter(|(space, _)| !present.contains(*space))
+        .map(|(space, objects)| (crate::filter::quote_part(space), objects))
+        .collect())
+}
+
 async fn missing_roles(
     client: &Client,
     uses: &BTreeMap<String, BTreeSet<&'static str>>,

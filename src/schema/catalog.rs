@@ -142,6 +142,7 @@ impl Builder {
             belongs_to: None,
             references: None,
             provider: None,
+            tablespace: None,
         });
         if let Some(k) = key {
             self.keys.insert(k, id);
@@ -2628,6 +2629,7 @@ async fn read_relations(client: &Client, bld: &mut Builder) -> Result<(), Schema
                 drop: Some(format!("DROP {kw} {qn};")),
             },
         );
+        bld.obj(id).tablespace = os(r, "tablespace");
         if let Some(p) = placeholder {
             bld.view_placeholders.insert(id, p);
         }
@@ -3025,6 +3027,10 @@ async fn read_constraints(client: &Client, bld: &mut Builder) -> Result<(), Sche
                 )),
             },
         );
+        // A foreign key's `conindid` is the referenced key's index.
+        if contype != "f" {
+            bld.obj(id).tablespace = os(&r, "tablespace");
+        }
         bld.obj(id).belongs_to = Some(table);
         bld.dep_obj(id, table);
         if contype == "f" {
@@ -3115,6 +3121,7 @@ async fn read_indexes(client: &Client, bld: &mut Builder) -> Result<(), SchemaEr
                 drop: Some(format!("DROP INDEX {qn};")),
             },
         );
+        bld.obj(id).tablespace = os(r, "tablespace");
         bld.obj(id).belongs_to = Some(table);
         bld.dep_obj(id, table);
         bld.target((PG_CLASS, oid), id, format!("INDEX {qn}"));

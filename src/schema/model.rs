@@ -142,6 +142,11 @@ pub struct DbObject {
     /// or schema of [`crate::schema::provider`]'s table), if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub provider: Option<String>,
+    /// The tablespace `create` puts the relation or index in, when not the
+    /// database's default: the target must have it. Backups before this
+    /// field was added do not record it (their `create` still names it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tablespace: Option<String>,
 }
 
 /// What a relation is, for the data phase.

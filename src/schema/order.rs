@@ -297,6 +297,7 @@ pub(crate) mod tests {
             belongs_to: None,
             references: None,
             provider: None,
+            tablespace: None,
         }
     }
 
