@@ -296,3 +296,66 @@ fn warnings_have_one_style() {
     );
     assert!(!err.contains("WARN"), "{err}");
 }
+
+/// An empty `--db` or `PGSNAP_TARGET_DB` (an unset variable in a script):
+/// libpq's rules let the PG* variables name the database, and the restore
+/// went there, `--clean` included (QA). It is a usage error, as is an empty
+/// `--repo`, which made the working directory a repository.
+#[test]
+fn an_empty_target_or_repository_is_a_usage_error() {
+    let pg = pg();
+    let src = pg.create_db("empty_target_src");
+    pg.psql(&src, "CREATE TABLE t AS SELECT 1 AS id");
+    let w = Workdir::new();
+    common::backup(pg, &src, &w, &[]);
+    let fallback = pg.create_db("empty_target_fallback");
+    let (repo, key) = (w.repo(), w.key());
+    let restore = |db: Option<&str>, env_db: Option<&str>| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_pgsnap"));
+        common::scrubbed(&mut cmd)
+            .args(["restore", "--repo", &repo, "--key-file", &key, "latest"])
+            .env("PGHOST", "127.0.0.1")
+            .env("PGPORT", pg.port.to_string())
+            .env("PGUSER", &pg.superuser)
+            .env("PGDATABASE", &fallback);
+        if let Some(db) = db {
+            cmd.args(["--db", db]);
+        }
+        if let Some(v) = env_db {
+            cmd.env("PGSNAP_TARGET_DB", v);
+        }
+        cmd.output().unwrap()
+    };
+    for (db, env_db) in [(Some(""), None), (None, Some(""))] {
+        let out = restore(db, env_db);
+        let err = failure_stderr(&out, 2);
+        assert!(err.contains("--db"), "{err}");
+    }
+    assert_eq!(
+        pg.psql(
+            &fallback,
+            "SELECT count(*) FROM pg_class WHERE relname = 't'"
+        )
+        .trim(),
+        "0"
+    );
+    let cwd = tempfile::tempdir().unwrap();
+    let out = common::scrubbed(
+        std::process::Command::new(env!("CARGO_BIN_EXE_pgsnap"))
+            .args([
+                "backup",
+                "--db",
+                &pg.url(&src),
+                "--repo",
+                "",
+                "--key-file",
+                &key,
+            ])
+            .current_dir(cwd.path()),
+    )
+    .output()
+    .unwrap();
+    let err = failure_stderr(&out, 2);
+    assert!(err.contains("--repo"), "{err}");
+    assert_eq!(std::fs::read_dir(cwd.path()).unwrap().count(), 0);
+}

@@ -108,7 +108,8 @@ impl Command {
 pub struct RepoArg {
     /// Repository location: a directory, or s3://BUCKET/PREFIX (AWS credentials, region and
     /// endpoint from the SDK's default chain: AWS_* variables, profile, instance role).
-    #[arg(long, value_name = "PATH|s3://BUCKET/PREFIX", env = "PGSNAP_REPO")]
+    #[arg(long, value_name = "PATH|s3://BUCKET/PREFIX", env = "PGSNAP_REPO",
+          value_parser = clap::builder::NonEmptyStringValueParser::new())]
     pub repo: String,
 }
 
@@ -360,7 +361,9 @@ pub struct RestoreArgs {
         long,
         value_name = "URL",
         env = "PGSNAP_TARGET_DB",
-        hide_env_values = true
+        hide_env_values = true,
+        // An empty string would let the PG* variables name the target.
+        value_parser = clap::builder::NonEmptyStringValueParser::new()
     )]
     pub db: String,
     /// Parallel connections for data and index builds [default: 2; 1 with
