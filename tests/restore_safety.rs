@@ -114,6 +114,14 @@ fn flipped_byte_is_refused_and_the_target_untouched() {
     flip_byte(&path, len / 2);
     let v = verify(&s);
     assert_eq!(v.status.code(), Some(1), "verify must fail");
+    // One line on stderr, as every failure (QA: stdout alone said it).
+    let err = String::from_utf8_lossy(&v.stderr);
+    assert!(
+        err.lines().count() == 1
+            && err.starts_with("pgsnap: error: verification of backup")
+            && err.contains("does not authenticate"),
+        "{err}"
+    );
     // The key is right: verify says where the damage is, not "wrong key".
     let report = String::from_utf8_lossy(&v.stdout);
     assert!(
