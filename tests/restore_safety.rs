@@ -2869,6 +2869,7 @@ fn a_policy_role_the_target_lacks_is_refused_before_any_change() {
          ALTER TABLE t ENABLE ROW LEVEL SECURITY;
          CREATE POLICY \"only TO mine\" ON t FOR SELECT TO \"polrole Reader\", postgres
            USING (owner = current_user);
+         GRANT SELECT ON t TO \"polrole Reader\";
          DROP ROLE IF EXISTS polrole_mapped; CREATE ROLE polrole_mapped;
          CREATE FOREIGN DATA WRAPPER polrole_w; CREATE SERVER polrole_s FOREIGN DATA WRAPPER polrole_w;
          CREATE USER MAPPING FOR polrole_mapped SERVER polrole_s;",
@@ -2877,10 +2878,22 @@ fn a_policy_role_the_target_lacks_is_refused_before_any_change() {
     backup(pg, &db, &w, &[]);
     pg.psql(
         &db,
-        "DROP POLICY \"only TO mine\" ON t; DROP ROLE \"polrole Reader\";
+        "DROP POLICY \"only TO mine\" ON t; REVOKE ALL ON t FROM \"polrole Reader\";
+         DROP ROLE \"polrole Reader\";
          DROP USER MAPPING FOR polrole_mapped SERVER polrole_s; DROP ROLE polrole_mapped;",
     );
     let dst = pg.create_db("polrole_dst");
+    // Without the flags the roles' grants name them too: the flag offered
+    // for those comes with the roles it cannot clear.
+    let err = failure_stderr(&restore_output(pg, &w, "latest", &dst, &["--dry-run"]), 1);
+    assert!(
+        err.contains("polrole Reader (policy, privileges)")
+            && err.contains(
+                "create them (polrole Reader, polrole_mapped at least: no flag leaves out what \
+                 names them), or pass --no-acl"
+            ),
+        "{err}"
+    );
     for extra in [&["--dry-run"][..], &[][..]] {
         let mut args = vec!["--no-owner", "--no-acl"];
         args.extend_from_slice(extra);

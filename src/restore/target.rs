@@ -300,6 +300,24 @@ pub async fn check(client: &Client, plan: &Plan, opts: &RestoreOptions) -> Resul
                     .into(),
             );
         }
+        // A role a policy or user mapping names must exist whatever the
+        // flags, which only clear the others (QA: --no-acl offered, then
+        // refused again on a policy's role).
+        let must: Vec<&str> = missing
+            .iter()
+            .filter(|(_, uses)| {
+                uses.iter()
+                    .any(|u| !["owner", "privileges", "settings"].contains(u))
+            })
+            .map(|(role, _)| role.as_str())
+            .collect();
+        if ways.len() > 1 && !must.is_empty() {
+            ways[0] = format!(
+                "create them ({} at least: no flag leaves out what names {})",
+                must.join(", "),
+                if must.len() == 1 { "it" } else { "them" }
+            );
+        }
         refusals.push(format!(
             "role(s) named in the backup do not exist in the target: {}; nothing was changed \
              ({})",
