@@ -160,6 +160,18 @@ fn connection_hints_fit_the_failure() {
 
 #[test]
 fn bad_flags_exit_2() {
+    // No subcommand: the error says so, not the program's description (QA).
+    for (args, help) in [
+        (&[][..], "pgsnap --help"),
+        (&["key"][..], "pgsnap key --help"),
+    ] {
+        let err = failure_stderr(&pgsnap(args), 2);
+        assert_eq!(
+            err.trim(),
+            format!("pgsnap: error: a subcommand is required (see {help})"),
+            "{args:?}"
+        );
+    }
     let out = pgsnap(&[
         "backup",
         "--jobs",

@@ -123,7 +123,15 @@ fn parse_error(e: clap::Error) -> ExitCode {
     if code != 0 {
         // One line, as every error: clap's usage block after it named
         // flags as required that are not (`--quiet`, QA).
-        let line = clap_one_line(&e.to_string());
+        let line = match e.kind() {
+            // clap's text here is the whole help, whose first line is the
+            // program's description: no error at all on one line (QA).
+            clap::error::ErrorKind::MissingSubcommand
+            | clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+                clap_one_line("a subcommand is required")
+            }
+            _ => clap_one_line(&e.to_string()),
+        };
         err!("pgsnap: error: {line}");
         if std::env::args().any(|a| a == "--json") {
             out!(
