@@ -4054,6 +4054,29 @@ fn superuser_only_objects_and_settings_are_refused_before_any_change() {
     let (out, dst) = attempt(&["--no-database-properties"]);
     assert!(out.status.success(), "{out:?}");
     assert_eq!(pg.psql(&dst, "SELECT count(*) FROM t").trim(), "1");
+    // Another role's setting in the database (usual on a managed database,
+    // where no one is a superuser): the refusal names the statement, not
+    // the value it sets, and the role that may make it (QA: "permission
+    // denied" alone).
+    pg.psql(
+        &src,
+        &format!(
+            "ALTER DATABASE {src} RESET log_min_duration_statement;
+             DROP ROLE IF EXISTS pgsnap_suonly_other; CREATE ROLE pgsnap_suonly_other;
+             ALTER ROLE pgsnap_suonly_other IN DATABASE {src} SET app.token = 'SEKRET42';"
+        ),
+    );
+    backup(pg, &src, &w, &[]);
+    let (out, dst) = attempt(&[]);
+    let err = failure_stderr(&out, 1);
+    assert!(
+        err.contains("(ALTER ROLE \"pgsnap_suonly_other\" IN DATABASE")
+            && err.contains("SET app.token: permission denied")
+            && err.contains("as a role with CREATEROLE")
+            && !err.contains("SEKRET42"),
+        "{err}"
+    );
+    assert_eq!(relations(pg, &dst), 0, "target was changed");
 }
 
 /// `--data-only` moves the target's sequences forward only: a table's rows

@@ -812,16 +812,27 @@ async fn try_database_properties(
     }
     let control = |e| Error::pg("trying the database's properties", e);
     client.batch_execute("BEGIN").await.map_err(control)?;
-    let failed = first_failure(client, &stmts).await;
+    let failed = failing_statement(client, &stmts).await;
     client.batch_execute("ROLLBACK").await.map_err(control)?;
     match failed {
         None => Ok(()),
-        Some(e) => Err(Error::Refused(format!(
-            "the restoring role may not give the target database the backed-up database's \
-             settings, grants or comment ({}); nothing was changed (restore as a superuser, \
-             or pass --no-database-properties to leave them as the target has them)",
-            Error::pg_detail(&e)
-        ))),
+        Some((stmt, e)) => {
+            // Another role's settings in the database: CREATEROLE may set
+            // them (a non-superuser's), which a managed database's admin
+            // role has where no one is a superuser (QA).
+            let who = if stmt.starts_with("ALTER ROLE") {
+                "as a superuser, or as a role with CREATEROLE for a non-superuser's settings"
+            } else {
+                "as a superuser"
+            };
+            Err(Error::Refused(format!(
+                "the restoring role may not give the target database the backed-up database's \
+                 settings, grants or comment ({}: {}); nothing was changed (restore {who}, \
+                 or pass --no-database-properties to leave them as the target has them)",
+                property_statement(stmt),
+                Error::pg_detail(&e)
+            )))
+        }
     }
 }
 
@@ -1747,12 +1758,38 @@ async fn add_atomically(
 
 /// Runs `stmts` in order up to the first that fails: its error, if one did.
 async fn first_failure(client: &Client, stmts: &[String]) -> Option<tokio_postgres::Error> {
+    failing_statement(client, stmts).await.map(|(_, e)| e)
+}
+
+/// [`first_failure`], with the statement that failed.
+async fn failing_statement<'a>(
+    client: &Client,
+    stmts: &'a [String],
+) -> Option<(&'a str, tokio_postgres::Error)> {
     for s in stmts {
         if let Err(e) = client.batch_execute(s).await {
-            return Some(e);
+            return Some((s, e));
         }
     }
     None
+}
+
+/// A database property's statement for a message: what it sets, and not
+/// the value, which may be a secret (a custom setting holding a token).
+fn property_statement(stmt: &str) -> String {
+    let stmt = stmt.trim().trim_end_matches(';');
+    if let Some(at) = stmt.find(" SET ") {
+        let rest = &stmt[at + 5..];
+        let name = rest
+            .split(|c: char| c.is_whitespace() || c == '=')
+            .next()
+            .unwrap_or_default();
+        return format!("{} SET {name}", &stmt[..at]);
+    }
+    if let Some(at) = stmt.find(" IS ") {
+        return stmt[..at].to_string();
+    }
+    stmt.chars().take(200).collect()
 }
 
 /// Sets every restored sequence to its state at the backup's snapshot.
@@ -1872,5 +1909,31 @@ mod tests {
             cut.starts_with("t0, t1,") && cut.contains("t11 and 3 more"),
             "{cut}"
         );
+    }
+
+    /// A property's statement in a message names what it sets, never the
+    /// value (a custom setting may hold a token).
+    #[test]
+    fn property_statements_leave_values_out() {
+        for (stmt, said) in [
+            (
+                "ALTER ROLE \"r\" IN DATABASE \"d\" SET app.token TO 'secret';",
+                "ALTER ROLE \"r\" IN DATABASE \"d\" SET app.token",
+            ),
+            (
+                "ALTER DATABASE \"d\" SET work_mem='7MB';",
+                "ALTER DATABASE \"d\" SET work_mem",
+            ),
+            (
+                "COMMENT ON DATABASE \"d\" IS 'the key is x';",
+                "COMMENT ON DATABASE \"d\"",
+            ),
+            (
+                "REVOKE CONNECT ON DATABASE \"d\" FROM PUBLIC;",
+                "REVOKE CONNECT ON DATABASE \"d\" FROM PUBLIC",
+            ),
+        ] {
+            assert_eq!(super::property_statement(stmt), said);
+        }
     }
 }
