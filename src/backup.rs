@@ -1208,6 +1208,9 @@ async fn preflight(
         detail,
         code: None,
     };
+    // Every refusal at once, each with its way out (QA: a second run
+    // found the large objects the first did not mention).
+    let mut refusals: Vec<String> = Vec::new();
     let names = tables_where(
         client,
         "NOT has_table_privilege(c.oid, 'SELECT')",
@@ -1216,12 +1219,12 @@ async fn preflight(
     )
     .await?;
     if !names.is_empty() {
-        return Err(refuse(format!(
+        refusals.push(format!(
             "permission denied to read {} table(s): {}; grant SELECT or leave them out with \
              --exclude-table / --exclude-schema",
             names.len(),
             names.join(", ")
-        )));
+        ));
     }
     // Row-level security the role is subject to (not the owner, or the
     // owner of a table with FORCE; not a superuser or BYPASSRLS): its COPY
@@ -1238,14 +1241,14 @@ async fn preflight(
     )
     .await?;
     if !names.is_empty() {
-        return Err(refuse(format!(
+        refusals.push(format!(
             "row-level security would hide rows of {} table(s) from this role: {}; back up as a \
              role that bypasses it (the tables' owner when they are not FORCE ROW LEVEL \
              SECURITY, a superuser, or a role with BYPASSRLS), or leave their rows out with \
              --exclude-table-data (or the tables with --exclude-table)",
             names.len(),
             names.join(", ")
-        )));
+        ));
     }
     // Large objects the role may not read (PostgreSQL 15 has no
     // has_largeobject_privilege: their ACL, as the server reads it): the
@@ -1270,13 +1273,17 @@ async fn preflight(
                 .iter()
                 .map(|r| r.get::<_, i64>(0).to_string())
                 .collect();
-            return Err(refuse(format!(
+            refusals.push(format!(
                 "permission denied to read {} large object(s): {}; grant SELECT on them (GRANT \
-                 SELECT ON LARGE OBJECT oid TO role), or back up as their owner or a superuser",
+                 SELECT ON LARGE OBJECT oid TO role), back up as their owner or a superuser, or \
+                 choose tables with --table or --schema (which leaves large objects out)",
                 oids.len(),
                 crate::progress::first_n(&oids, 12)
-            )));
+            ));
         }
+    }
+    if !refusals.is_empty() {
+        return Err(refuse(refusals.join("; and ")));
     }
     let cap = client
         .query_one(
