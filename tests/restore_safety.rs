@@ -4457,12 +4457,15 @@ fn clean_does_not_name_copies_postgres_makes_of_a_parents_objects() {
 /// Row-level security forced on a chosen table: its key to a table the
 /// target has is added with FORCE lifted around the check, as the
 /// restore's own keys are (QA: not added, exit 0); and a copy made with
-/// --into-schema has no row-level security, as it has none of the
-/// policies (QA: forced without them, the copy showed no rows).
+/// --into-schema, which has none of the policies, has row-level security
+/// enabled but not forced: its owner sees every row (QA: forced, the copy
+/// showed none), a role its grants name sees none (QA: with row-level
+/// security off, all of them).
 #[test]
 fn forced_row_security_on_a_chosen_table() {
     let pg = pg();
     pg.login_role("pgsnap_frls");
+    pg.login_role("pgsnap_frls_reader");
     let db = pg.create_db_with("frls", "OWNER pgsnap_frls");
     pg.psql(
         &db,
@@ -4471,7 +4474,8 @@ fn forced_row_security_on_a_chosen_table() {
          CREATE TABLE c (id int, pid int REFERENCES p);
          INSERT INTO c VALUES (1, 1), (2, 2);
          ALTER TABLE c ENABLE ROW LEVEL SECURITY; ALTER TABLE c FORCE ROW LEVEL SECURITY;
-         CREATE POLICY one ON c USING (id = 1);",
+         CREATE POLICY one ON c USING (id = 1);
+         GRANT SELECT ON c TO pgsnap_frls_reader;",
     );
     let w = Workdir::new();
     backup(pg, &db, &w, &[]);
@@ -4513,7 +4517,16 @@ fn forced_row_security_on_a_chosen_table() {
              (SELECT count(*) FROM copy.c) FROM pg_class WHERE oid = 'copy.c'::regclass"
         )
         .trim(),
-        "falsefalse2"
+        "truefalse2"
+    );
+    assert_eq!(
+        pg.psql(
+            &db,
+            "GRANT USAGE ON SCHEMA copy TO pgsnap_frls_reader; SET ROLE pgsnap_frls_reader; \
+             SELECT count(*) FROM copy.c"
+        )
+        .trim(),
+        "0"
     );
 }
 

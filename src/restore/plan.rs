@@ -345,20 +345,18 @@ impl Plan {
     }
 }
 
-/// A moved table's `CREATE` without its row-level security: its policies
-/// are not copied with --into-schema, and enabled without them (forced,
-/// even for its owner) the copy showed no rows to whoever compared it with
-/// the live table (QA).
+/// A moved table's `CREATE` without FORCE ROW LEVEL SECURITY: its
+/// policies are not copied with --into-schema, and forced without them the
+/// copy showed no rows even to its owner, who compares it with the live
+/// table (QA). Row-level security stays enabled: without policies it
+/// denies every row to the other roles its grants name, where disabled it
+/// showed them all of them, the ones the policies hid included (QA).
 fn without_row_security(sql: &str) -> String {
-    if !sql.contains(" ROW LEVEL SECURITY;") {
+    if !sql.contains(" FORCE ROW LEVEL SECURITY;") {
         return sql.to_string();
     }
     sql.lines()
-        .filter(|l| {
-            !(l.starts_with("ALTER TABLE ")
-                && (l.ends_with(" ENABLE ROW LEVEL SECURITY;")
-                    || l.ends_with(" FORCE ROW LEVEL SECURITY;")))
-        })
+        .filter(|l| !(l.starts_with("ALTER TABLE ") && l.ends_with(" FORCE ROW LEVEL SECURITY;")))
         .collect::<Vec<_>>()
         .join("\n")
 }
@@ -455,8 +453,9 @@ fn retarget(
                 .filter(|o| o.create.contains(" ENABLE ROW LEVEL SECURITY;"))
                 .map(|o| {
                     format!(
-                        "row-level security of {} (not enabled on the copy: its policies are \
-                         not copied with --into-schema)",
+                        "row-level security of {} (its policies are not copied with \
+                         --into-schema: the copy has row-level security enabled, not forced, \
+                         and no policy, so only its owner and roles that bypass it see its rows)",
                         o.identity
                     )
                 }),
