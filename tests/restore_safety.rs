@@ -4549,7 +4549,8 @@ fn refused_and_dry_run_too(w: &Workdir, url: &str, args: &[&str], says: &[&str])
 /// A backup whose relations and indexes are in a tablespace the target
 /// lacks: refused before any change, naming the tablespace and what is in
 /// it, by the dry run too. It failed at the first CREATE (rolled back),
-/// after a dry run that said the target was fine.
+/// after a dry run that said the target was fine. `--no-tablespaces`
+/// restores it into the target's default tablespace.
 #[test]
 fn a_tablespace_the_target_lacks_is_refused_before_any_change() {
     let pg = pg();
@@ -4602,16 +4603,26 @@ fn a_tablespace_the_target_lacks_is_refused_before_any_change() {
         said.contains("pgsnap_gone_space (table \"public\".\"t\""),
         "{said}"
     );
-    pg.ensure_tablespace("pgsnap_gone_space");
-    restore_json(pg, &w, "latest", &dst, &[]);
-    assert_eq!(
+    let placed = |db: &str| {
         pg.psql(
-            &dst,
+            db,
             "SELECT string_agg(c.relname || ':' || coalesce(s.spcname, '-'), ',' ORDER BY c.relname)
                FROM pg_class c LEFT JOIN pg_tablespace s ON s.oid = c.reltablespace
-              WHERE c.relname IN ('t', 't_v', 't_pkey', 'u')"
+              WHERE c.relname IN ('t', 't_v', 't_pkey', 'u')",
         )
-        .trim(),
+        .trim()
+        .to_string()
+    };
+    // --no-tablespaces: everything in the target's default tablespace.
+    let report = restore_json(pg, &w, "latest", &dst, &["--no-tablespaces"]);
+    assert_eq!(report["rows"], 1, "{report}");
+    assert_eq!(placed(&dst), "t:-,t_pkey:-,t_v:-,u:-");
+    // Where the target has it, each is made in it.
+    pg.ensure_tablespace("pgsnap_gone_space");
+    let again = pg.create_db("space_gone_again");
+    restore_json(pg, &w, "latest", &again, &[]);
+    assert_eq!(
+        placed(&again),
         "t:pgsnap_gone_space,t_pkey:pgsnap_gone_space,t_v:pgsnap_gone_space,u:-"
     );
 }

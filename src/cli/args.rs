@@ -420,6 +420,11 @@ pub struct RestoreArgs {
     /// as they are; a full restore otherwise gives it the backed-up database's.
     #[arg(long)]
     pub no_database_properties: bool,
+    /// Create every table, index and materialized view in the target's default tablespace,
+    /// not the one the backup names (which the target may lack), as pg_restore
+    /// --no-tablespaces.
+    #[arg(long)]
+    pub no_tablespaces: bool,
     /// Restore in one transaction on one connection: it commits only once every row is in
     /// and every table's row count checked; any failure (or Ctrl-C) leaves the target as it
     /// was, --clean's drops included. Slower than --jobs, and holds its locks to the end.

@@ -119,6 +119,7 @@ pub async fn restore(a: RestoreArgs, quiet: bool) -> anyhow::Result<ExitCode> {
         no_owner: a.no_owner,
         no_acl: a.no_acl,
         no_database_properties: a.no_database_properties,
+        no_tablespaces: a.no_tablespaces,
         single_transaction: a.single_transaction,
         disable_triggers: a.disable_triggers,
         lock_timeout: Some(a.lock_timeout),

@@ -92,6 +92,10 @@ pub struct RestoreOptions {
     pub no_acl: bool,
     /// Leave the target database's own settings, grants and comment alone.
     pub no_database_properties: bool,
+    /// Create every relation and index in the target's default tablespace
+    /// (`--no-tablespaces`), not the one the backup names, which the target
+    /// may lack (another server, a managed database).
+    pub no_tablespaces: bool,
     /// Run the whole restore (`--clean`'s drops included) in one
     /// transaction on one connection: it commits only once every row is in
     /// and checked, and a failure anywhere leaves the target as it was.

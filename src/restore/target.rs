@@ -329,11 +329,32 @@ pub async fn check(client: &Client, plan: &Plan, opts: &RestoreOptions) -> Resul
             ways.join(", or ")
         ));
     }
-    let spaces = missing_tablespaces(client, &created).await?;
+    let spaces = if opts.no_tablespaces {
+        Vec::new()
+    } else {
+        missing_tablespaces(client, &created).await?
+    };
+    // A backup made before the model recorded tablespaces apart: their
+    // names are in the definitions, which the flag cannot leave out.
+    let older: Vec<String> = created
+        .iter()
+        .filter(|o| opts.no_tablespaces && names_tablespace_inline(o))
+        .map(|o| o.identity.clone())
+        .collect();
+    if !older.is_empty() {
+        refusals.push(format!(
+            "this backup's definitions name their tablespaces themselves (it was made by an \
+             older pgsnap), so --no-tablespaces cannot leave them out: {}; nothing was changed \
+             (restore without --no-tablespaces into a target that has them, or make a new \
+             backup)",
+            first_of(&older, 5)
+        ));
+    }
     if !spaces.is_empty() {
         refusals.push(format!(
             "tablespace(s) the backup puts objects in do not exist in the target: {}; nothing \
-             was changed (create them first with CREATE TABLESPACE ... LOCATION ...)",
+             was changed (create them first with CREATE TABLESPACE ... LOCATION ..., or pass \
+             --no-tablespaces to put everything in the target's default tablespace)",
             spaces
                 .iter()
                 .map(|(space, objects)| format!("{space} ({})", first_of(objects, 3)))
@@ -422,6 +443,22 @@ pub async fn check(client: &Client, plan: &Plan, opts: &RestoreOptions) -> Resul
 
 /// Roles of [`named_roles`] that the target lacks, each with what names it
 /// (`owner`, `privileges`, `policy`, `user mapping`, `settings`).
+/// An object of an older backup whose `create` places it in a tablespace
+/// (the model's `tablespace` was not recorded then).
+fn names_tablespace_inline(o: &DbObject) -> bool {
+    o.tablespace.is_none()
+        && match o.kind {
+            ObjectKind::Table => o.create.contains("\nTABLESPACE "),
+            ObjectKind::MaterializedView => o
+                .create
+                .split(" AS\n")
+                .next()
+                .is_some_and(|head| head.contains(" TABLESPACE ")),
+            ObjectKind::Index | ObjectKind::Constraint => o.create.contains(" SET TABLESPACE "),
+            _ => false,
+        }
+}
+
 /// The tablespaces `created` objects are put in that the target lacks,
 /// each with those objects: found here rather than by the first CREATE
 /// that names one, so that the dry run says it too.
@@ -1229,6 +1266,7 @@ pub fn statements(
         no_comments: false,
         target_db_name: target_db.to_string(),
         skip_roles: plan.skip_roles.clone(),
+        no_tablespaces: opts.no_tablespaces,
     };
     plan.sql(o, &apply)
 }
@@ -1909,6 +1947,35 @@ mod tests {
             cut.starts_with("t0, t1,") && cut.contains("t11 and 3 more"),
             "{cut}"
         );
+    }
+
+    /// An older backup's definitions that place objects themselves are
+    /// told from this version's, which never do.
+    #[test]
+    fn older_definitions_naming_a_tablespace_are_told_apart() {
+        use crate::schema::order::tests::obj;
+        use crate::schema::ObjectKind;
+        let with = |kind, create: &str, space: Option<&str>| {
+            let mut o = obj(0, kind, "x", &[]);
+            o.create = create.into();
+            o.tablespace = space.map(Into::into);
+            super::names_tablespace_inline(&o)
+        };
+        let table = "CREATE TABLE \"s\".\"t\" (\n    \"id\" integer\n)\nTABLESPACE \"fast\";";
+        assert!(with(ObjectKind::Table, table, None));
+        assert!(!with(
+            ObjectKind::Table,
+            "CREATE TABLE \"s\".\"t\" (\n);",
+            None
+        ));
+        assert!(!with(ObjectKind::Table, table, Some("fast")));
+        let index =
+            "CREATE INDEX i ON s.t USING btree (id);\nALTER INDEX \"s\".i SET TABLESPACE \"fast\";";
+        assert!(with(ObjectKind::Index, index, None));
+        let mv = "CREATE MATERIALIZED VIEW \"s\".\"m\" TABLESPACE \"fast\" AS\n SELECT 1;";
+        assert!(with(ObjectKind::MaterializedView, mv, None));
+        let quoted = "CREATE MATERIALIZED VIEW \"s\".\"m\" AS\n SELECT ' TABLESPACE ';";
+        assert!(!with(ObjectKind::MaterializedView, quoted, None));
     }
 
     /// A property's statement in a message names what it sets, never the

@@ -25,6 +25,9 @@ pub struct ApplyOptions {
     /// [`crate::schema::provider`]): ownership then stays with the
     /// restoring role.
     pub skip_roles: BTreeSet<String>,
+    /// Create every relation and index in the target's default tablespace,
+    /// whatever [`DbObject::tablespace`] says.
+    pub no_tablespaces: bool,
 }
 
 impl ApplyOptions {
@@ -38,6 +41,16 @@ impl ApplyOptions {
     /// The create statement without per-role database settings of skipped
     /// roles (those are single lines of the database object).
     fn create_sql(&self, o: &DbObject) -> String {
+        if let Some(space) = o.tablespace.as_deref().filter(|_| !self.no_tablespaces) {
+            // As pg_dump places objects: the CREATE (and a key's or
+            // unique constraint's index) is made where it belongs, not
+            // built and then moved with ALTER ... SET TABLESPACE.
+            return format!(
+                "SET default_tablespace = {};\n{}\nSET default_tablespace = '';",
+                ident(space),
+                o.create
+            );
+        }
         if o.kind != ObjectKind::Database || self.skip_roles.is_empty() {
             return o.create.clone();
         }
@@ -50,11 +63,14 @@ impl ApplyOptions {
 }
 
 /// Session settings for applying DDL: an empty search_path (every name in
-/// the model is qualified) and no function body checks (bodies may refer
-/// to objects created later), as pg_dump's scripts do.
+/// the model is qualified), no function body checks (bodies may refer to
+/// objects created later), and the database's default tablespace for what
+/// names none (not the restoring role's own default), as pg_dump's scripts
+/// do.
 pub const APPLY_SESSION_SQL: &str = "SELECT pg_catalog.set_config('search_path', '', false); \
      SET check_function_bodies = false; SET client_min_messages = warning; \
-     SET standard_conforming_strings = on; SET row_security = off;";
+     SET standard_conforming_strings = on; SET row_security = off; \
+     SET default_tablespace = '';";
 
 /// The statements applying one object, in order.
 pub fn object_sql(o: &DbObject, opts: &ApplyOptions) -> Vec<String> {

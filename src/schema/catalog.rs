@@ -2348,11 +2348,8 @@ async fn read_relations(client: &Client, bld: &mut Builder) -> Result<(), Schema
                     let using = am
                         .map(|a| format!(" USING {}", ident(&a)))
                         .unwrap_or_default();
-                    let ts = os(r, "tablespace")
-                        .map(|t| format!(" TABLESPACE {}", ident(&t)))
-                        .unwrap_or_default();
                     create = format!(
-                        "CREATE MATERIALIZED VIEW {qn}{using}{with}{ts} AS\n{def}\n  WITH NO DATA;"
+                        "CREATE MATERIALIZED VIEW {qn}{using}{with} AS\n{def}\n  WITH NO DATA;"
                     );
                 }
                 for c in &live {
@@ -2551,9 +2548,6 @@ async fn read_relations(client: &Client, bld: &mut Builder) -> Result<(), Schema
                 if !opts.is_empty() {
                     create.push_str(&format!("\nWITH {}", options_list(&opts)));
                 }
-                if let Some(ts) = os(r, "tablespace") {
-                    create.push_str(&format!("\nTABLESPACE {}", ident(&ts)));
-                }
                 create.push(';');
                 if let Some(t) = os(r, "oftype") {
                     after.push(format!("ALTER TABLE {qn} OF {t};"));
@@ -2629,6 +2623,8 @@ async fn read_relations(client: &Client, bld: &mut Builder) -> Result<(), Schema
                 drop: Some(format!("DROP {kw} {qn};")),
             },
         );
+        // Not in `create`: applied as default_tablespace, which
+        // --no-tablespaces leaves out (ApplyOptions).
         bld.obj(id).tablespace = os(r, "tablespace");
         if let Some(p) = placeholder {
             bld.view_placeholders.insert(id, p);
@@ -2993,10 +2989,6 @@ async fn read_constraints(client: &Client, bld: &mut Builder) -> Result<(), Sche
         };
         if contype != "f" {
             let idx = os(&r, "indexname").unwrap_or_default();
-            let idxq = format!("{}.{idx}", ident(schema.as_deref().unwrap_or_default()));
-            if let Some(ts) = os(&r, "tablespace") {
-                create.push_str(&format!("\nALTER INDEX {idxq} SET TABLESPACE {};", ident(&ts)));
-            }
             if r.get::<_, Option<bool>>("clustered") == Some(true) {
                 create.push_str(&format!("\nALTER TABLE {qn} CLUSTER ON {idx};"));
             }
@@ -3093,12 +3085,6 @@ async fn read_indexes(client: &Client, bld: &mut Builder) -> Result<(), SchemaEr
             create.push('\n');
             create.push_str(&st);
         }
-        if let Some(ts) = os(r, "tablespace") {
-            create.push_str(&format!(
-                "\nALTER INDEX {qn} SET TABLESPACE {};",
-                ident(&ts)
-            ));
-        }
         if b(r, "clustered") {
             create.push_str(&format!("\nALTER TABLE {tq} CLUSTER ON {};", ident(&name)));
         }
@@ -3121,6 +3107,8 @@ async fn read_indexes(client: &Client, bld: &mut Builder) -> Result<(), SchemaEr
                 drop: Some(format!("DROP INDEX {qn};")),
             },
         );
+        // Not in `create`: applied as default_tablespace, which
+        // --no-tablespaces leaves out (ApplyOptions).
         bld.obj(id).tablespace = os(r, "tablespace");
         bld.obj(id).belongs_to = Some(table);
         bld.dep_obj(id, table);
