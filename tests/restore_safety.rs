@@ -4582,23 +4582,7 @@ fn a_tablespace_the_target_lacks_is_refused_before_any_change() {
     // The foreign key's index is the referenced key's, not its own.
     assert!(!err.contains("u_id_fkey"), "{err}");
     assert_eq!(relations(pg, &dst), 0);
-    let (repo, key, url) = (w.repo(), w.key(), pg.url(&dst));
-    let dry = pgsnap(&[
-        "restore",
-        "--repo",
-        &repo,
-        "--key-file",
-        &key,
-        "latest",
-        "--db",
-        &url,
-        "--dry-run",
-    ]);
-    let said = format!(
-        "{}{}",
-        String::from_utf8_lossy(&dry.stdout),
-        String::from_utf8_lossy(&dry.stderr)
-    );
+    let said = failure_stderr(&restore_output(pg, &w, "latest", &dst, &["--dry-run"]), 1);
     assert!(
         said.contains("pgsnap_gone_space (table \"public\".\"t\""),
         "{said}"
