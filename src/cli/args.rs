@@ -355,8 +355,9 @@ pub struct RestoreArgs {
     /// any newer one that is damaged).
     #[arg(value_name = "ID|latest")]
     pub id: String,
-    /// Target database: URL or key=value connection string (PG* variables fill the rest).
-    /// Required: a restore never falls back to the database PG* variables name.
+    /// Target database: URL or key=value connection string naming the database (PG*
+    /// variables fill the rest). Required: a restore never falls back to the database
+    /// PGDATABASE or the user name would give.
     #[arg(
         long,
         value_name = "URL",

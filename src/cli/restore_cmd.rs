@@ -125,6 +125,16 @@ pub async fn restore(a: RestoreArgs, quiet: bool) -> anyhow::Result<ExitCode> {
         lock_timeout: Some(a.lock_timeout),
     };
     let target = ConnInfo::parse(&a.db)?;
+    if !target.database_given() {
+        // libpq's rules would take PGDATABASE or the user's name: a
+        // restore (--clean drops) goes only where it is told (QA).
+        return Err(Error::Usage(
+            "--db names no database: name the target in it (postgres://HOST/DBNAME or \
+             dbname=DBNAME); a restore does not take it from PGDATABASE or the user name"
+                .into(),
+        )
+        .into());
+    }
     let creds = Credentials::from_args(a.key.key_file.as_deref(), None)?;
     let repo = open(&a.repo.repo).await?;
     let (manifest, mut passed_over) = repo

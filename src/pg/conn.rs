@@ -28,6 +28,9 @@ pub struct ConnInfo {
     tls: TlsSettings,
     /// Where the password came from, for messages (never the password).
     password_source: Option<&'static str>,
+    /// Whether the string named the database itself, rather than leaving
+    /// it to PGDATABASE or the user name.
+    database_given: bool,
 }
 
 impl fmt::Debug for ConnInfo {
@@ -328,7 +331,8 @@ impl ConnInfo {
             })?;
             config.user(user);
         }
-        if config.get_dbname().is_none() {
+        let database_given = config.get_dbname().is_some_and(|d| !d.is_empty());
+        if !database_given {
             let db = env("PGDATABASE").unwrap_or_else(|| config.get_user().unwrap().to_string());
             config.dbname(db);
         }
@@ -363,7 +367,14 @@ impl ConnInfo {
             config,
             tls,
             password_source,
+            database_given,
         })
+    }
+
+    /// Whether the connection string named the database (not PGDATABASE
+    /// or the user name): a restore's target must be named.
+    pub fn database_given(&self) -> bool {
+        self.database_given
     }
 
     pub fn dbname(&self) -> &str {
@@ -378,6 +389,7 @@ impl ConnInfo {
     pub fn with_dbname(&self, db: &str) -> ConnInfo {
         let mut c = self.clone();
         c.config.dbname(db);
+        c.database_given = true;
         c
     }
 
