@@ -4057,11 +4057,13 @@ fn superuser_only_objects_and_settings_are_refused_before_any_change() {
     // Another role's setting in the database (usual on a managed database,
     // where no one is a superuser): the refusal names the statement, not
     // the value it sets, and the role that may make it (QA: "permission
-    // denied" alone).
+    // denied" alone). Not the database's own setting before it, which the
+    // owner may make (QA: named instead).
     pg.psql(
         &src,
         &format!(
             "ALTER DATABASE {src} RESET log_min_duration_statement;
+             ALTER DATABASE {src} SET work_mem = '5MB';
              DROP ROLE IF EXISTS pgsnap_suonly_other; CREATE ROLE pgsnap_suonly_other;
              ALTER ROLE pgsnap_suonly_other IN DATABASE {src} SET app.token = 'SEKRET42';"
         ),
@@ -4073,6 +4075,7 @@ fn superuser_only_objects_and_settings_are_refused_before_any_change() {
         err.contains("(ALTER ROLE \"pgsnap_suonly_other\" IN DATABASE")
             && err.contains("SET app.token: permission denied")
             && err.contains("as a role with CREATEROLE")
+            && !err.contains("work_mem")
             && !err.contains("SEKRET42"),
         "{err}"
     );

@@ -849,8 +849,30 @@ async fn try_database_properties(
     }
     let control = |e| Error::pg("trying the database's properties", e);
     client.batch_execute("BEGIN").await.map_err(control)?;
-    let failed = failing_statement(client, &stmts).await;
+    let failed = failing_statement(client, &stmts)
+        .await
+        .map(|(s, e)| (s.to_string(), e));
     client.batch_execute("ROLLBACK").await.map_err(control)?;
+    // The settings are one element, a statement a line: which one failed,
+    // for the message (QA: the first line's name was given for the next
+    // one's refusal). The refusal itself stands on the element's trial.
+    let failed = match failed {
+        Some((stmt, e)) if stmt.trim().lines().count() > 1 => {
+            let lines: Vec<String> = stmt.trim().lines().map(str::to_string).collect();
+            let one = if lines.iter().all(|l| l.trim_end().ends_with(';')) {
+                client.batch_execute("BEGIN").await.map_err(control)?;
+                let one = failing_statement(client, &lines)
+                    .await
+                    .map(|(s, e)| (s.to_string(), e));
+                client.batch_execute("ROLLBACK").await.map_err(control)?;
+                one
+            } else {
+                None
+            };
+            Some(one.unwrap_or((stmt, e)))
+        }
+        other => other,
+    };
     match failed {
         None => Ok(()),
         Some((stmt, e)) => {
@@ -866,7 +888,7 @@ async fn try_database_properties(
                 "the restoring role may not give the target database the backed-up database's \
                  settings, grants or comment ({}: {}); nothing was changed (restore {who}, \
                  or pass --no-database-properties to leave them as the target has them)",
-                property_statement(stmt),
+                property_statement(&stmt, &crate::schema::ddl::ident(target_db)),
                 Error::pg_detail(&e)
             )))
         }
@@ -1813,21 +1835,42 @@ async fn failing_statement<'a>(
 }
 
 /// A database property's statement for a message: what it sets, and not
-/// the value, which may be a secret (a custom setting holding a token).
-fn property_statement(stmt: &str) -> String {
+/// the value, which may be a secret (a custom setting holding a token, a
+/// comment). `db` is the target's name as the statements quote it; only
+/// the shapes the backup writes are named, anything else by its command.
+fn property_statement(stmt: &str, db: &str) -> String {
     let stmt = stmt.trim().trim_end_matches(';');
-    if let Some(at) = stmt.find(" SET ") {
-        let rest = &stmt[at + 5..];
-        let name = rest
-            .split(|c: char| c.is_whitespace() || c == '=')
-            .next()
-            .unwrap_or_default();
-        return format!("{} SET {name}", &stmt[..at]);
+    let setting = |head: &str, rest: &str| match rest.strip_prefix("SET ") {
+        Some(r) => {
+            let name = r
+                .split(|c: char| c.is_whitespace() || c == '=')
+                .next()
+                .unwrap_or_default();
+            format!("{head} SET {name}")
+        }
+        None => format!(
+            "{head} {}",
+            rest.split_whitespace().next().unwrap_or_default()
+        ),
+    };
+    let head = format!("ALTER DATABASE {db}");
+    if let Some(rest) = stmt.strip_prefix(&format!("{head} ")) {
+        return setting(&head, rest);
     }
-    if let Some(at) = stmt.find(" IS ") {
-        return stmt[..at].to_string();
+    let marker = format!(" IN DATABASE {db} ");
+    if let (true, Some(at)) = (stmt.starts_with("ALTER ROLE "), stmt.find(&marker)) {
+        return setting(&stmt[..at + marker.len() - 1], &stmt[at + marker.len()..]);
     }
-    stmt.chars().take(200).collect()
+    if stmt.starts_with("COMMENT ON DATABASE ") {
+        return format!("COMMENT ON DATABASE {db}");
+    }
+    if stmt.starts_with("GRANT ") || stmt.starts_with("REVOKE ") {
+        return stmt.to_string();
+    }
+    stmt.split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_string()
 }
 
 /// Sets every restored sequence to its state at the backup's snapshot.
@@ -1995,12 +2038,22 @@ mod tests {
                 "COMMENT ON DATABASE \"d\" IS 'the key is x';",
                 "COMMENT ON DATABASE \"d\"",
             ),
+            // QA: cut at the value's " SET ", the comment was printed.
+            (
+                "COMMENT ON DATABASE \"d\" IS 'vault token SET s3cr3t end';",
+                "COMMENT ON DATABASE \"d\"",
+            ),
+            (
+                "ALTER DATABASE \"d\" SET search_path TO 'a SET b';",
+                "ALTER DATABASE \"d\" SET search_path",
+            ),
             (
                 "REVOKE CONNECT ON DATABASE \"d\" FROM PUBLIC;",
                 "REVOKE CONNECT ON DATABASE \"d\" FROM PUBLIC",
             ),
+            ("SELECT 'x SET y IS z'", "SELECT"),
         ] {
-            assert_eq!(super::property_statement(stmt), said);
+            assert_eq!(super::property_statement(stmt, "\"d\""), said);
         }
     }
 }
