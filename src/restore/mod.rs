@@ -652,6 +652,7 @@ fn fit_to_checked(
     opts: &RestoreOptions,
     report: &mut RestoreReport,
 ) {
+    plan.target_default_tablespace = Some(checked.default_tablespace.clone());
     let kept = |id: u32| checked.keeps(id);
     // A note of `skipped` that no longer holds.
     let forget = |plan: &mut Plan, report: &mut RestoreReport, note: &str| {

@@ -246,6 +246,10 @@ fn transcode_kinds(t: &TableInfo, columns: &[String]) -> Vec<Kind> {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Plan {
+    /// The target database's own tablespace, once the checks read it
+    /// ([`crate::schema::ApplyOptions::target_default_tablespace`]).
+    #[serde(skip)]
+    pub target_default_tablespace: Option<String>,
     pub pre_data: Vec<PlannedObject>,
     pub post_data: Vec<PlannedObject>,
     pub tables: Vec<PlannedTable>,
@@ -1262,6 +1266,7 @@ pub(crate) fn build_parsed(
         skipped_fks.clear();
     }
     Ok(Plan {
+        target_default_tablespace: None,
         pre_data,
         post_data,
         tables,

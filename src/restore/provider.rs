@@ -338,6 +338,7 @@ mod tests {
             force_rls: false,
         };
         Plan {
+            target_default_tablespace: None,
             pre_data: planned(Section::PreData),
             post_data: planned(Section::PostData),
             tables: vec![table(3, "imports"), table(4, "orders")],

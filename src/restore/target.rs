@@ -2,7 +2,7 @@
 //! `--clean`, the pre-data transaction, and sequence states.
 
 use std::cmp::Ordering;
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use tokio_postgres::error::SqlState;
 use tokio_postgres::Client;
@@ -47,6 +47,8 @@ pub struct Checked {
     /// nothing (its owner or comment as the target has them): left out, as
     /// they need the schema's ownership even so (see `unchanged_properties`).
     pub unchanged: HashSet<String>,
+    /// The target database's own tablespace.
+    pub default_tablespace: String,
 }
 
 impl Checked {
@@ -329,16 +331,30 @@ pub async fn check(client: &Client, plan: &Plan, opts: &RestoreOptions) -> Resul
             ways.join(", or ")
         ));
     }
+    let default_tablespace: String = client
+        .query_one(
+            "SELECT t.spcname::text FROM pg_catalog.pg_database d
+               JOIN pg_catalog.pg_tablespace t ON t.oid = d.dattablespace
+              WHERE d.datname = current_database()",
+            &[],
+        )
+        .await
+        .map_err(|e| Error::pg("reading the target database's tablespace", e))?
+        .get(0);
     let spaces = if opts.no_tablespaces {
-        Vec::new()
+        Spaces::default()
     } else {
-        missing_tablespaces(client, &created).await?
+        check_tablespaces(client, &created, &default_tablespace).await?
     };
     // A backup made before the model recorded tablespaces apart: their
     // names are in the definitions, which the flag cannot leave out.
     let older: Vec<String> = created
         .iter()
-        .filter(|o| opts.no_tablespaces && names_tablespace_inline(o))
+        .filter(|o| {
+            opts.no_tablespaces
+                && plan.model.format < crate::schema::TABLESPACE_APART
+                && names_tablespace_inline(o)
+        })
         .map(|o| o.identity.clone())
         .collect();
     if !older.is_empty() {
@@ -350,16 +366,27 @@ pub async fn check(client: &Client, plan: &Plan, opts: &RestoreOptions) -> Resul
             first_of(&older, 5)
         ));
     }
-    if !spaces.is_empty() {
+    let listed = |spaces: &[(String, Vec<String>)]| {
+        spaces
+            .iter()
+            .map(|(space, objects)| format!("{space} ({})", crate::progress::first_n(objects, 3)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    if !spaces.missing.is_empty() {
         refusals.push(format!(
             "tablespace(s) the backup puts objects in do not exist in the target: {}; nothing \
              was changed (create them first with CREATE TABLESPACE ... LOCATION ..., or pass \
              --no-tablespaces to put everything in the target's default tablespace)",
-            spaces
-                .iter()
-                .map(|(space, objects)| format!("{space} ({})", first_of(objects, 3)))
-                .collect::<Vec<_>>()
-                .join(", ")
+            listed(&spaces.missing)
+        ));
+    }
+    if !spaces.denied.is_empty() {
+        refusals.push(format!(
+            "the restoring role may not create objects in tablespace(s) the backup puts them \
+             in: {}; nothing was changed (GRANT CREATE ON TABLESPACE ... TO the restoring role, \
+             or pass --no-tablespaces to put everything in the target's default tablespace)",
+            listed(&spaces.denied)
         ));
     }
     let out_of_reach = owners_out_of_reach(client, plan, opts, &unchanged, &kept).await?;
@@ -431,6 +458,7 @@ pub async fn check(client: &Client, plan: &Plan, opts: &RestoreOptions) -> Resul
     Ok(Checked {
         conflicts,
         existing,
+        default_tablespace,
         notes,
         unchanged,
         target_db,
@@ -441,58 +469,78 @@ pub async fn check(client: &Client, plan: &Plan, opts: &RestoreOptions) -> Resul
     })
 }
 
-/// Roles of [`named_roles`] that the target lacks, each with what names it
-/// (`owner`, `privileges`, `policy`, `user mapping`, `settings`).
-/// An object of an older backup whose `create` places it in a tablespace
-/// (the model's `tablespace` was not recorded then).
+/// An object of a backup from before schema model format 2, whose
+/// `create` places it in its tablespace itself (the model's `tablespace`
+/// was not recorded apart then). Read from the text: only such backups
+/// are asked.
 fn names_tablespace_inline(o: &DbObject) -> bool {
-    o.tablespace.is_none()
-        && match o.kind {
-            ObjectKind::Table => o.create.contains("\nTABLESPACE "),
-            ObjectKind::MaterializedView => o
-                .create
-                .split(" AS\n")
-                .next()
-                .is_some_and(|head| head.contains(" TABLESPACE ")),
-            ObjectKind::Index | ObjectKind::Constraint => o.create.contains(" SET TABLESPACE "),
-            _ => false,
-        }
+    match o.kind {
+        ObjectKind::Table => o.create.contains("\nTABLESPACE "),
+        ObjectKind::MaterializedView => o
+            .create
+            .split(" AS\n")
+            .next()
+            .is_some_and(|head| head.contains(" TABLESPACE ")),
+        ObjectKind::Index | ObjectKind::Constraint => o.create.contains(" SET TABLESPACE "),
+        _ => false,
+    }
 }
 
-/// The tablespaces `created` objects are put in that the target lacks,
+/// What the target says of the tablespaces `created` objects are put in,
 /// each with those objects: found here rather than by the first CREATE
-/// that names one, so that the dry run says it too.
-async fn missing_tablespaces(
+/// that fails on one, so that the dry run says it too.
+#[derive(Default)]
+struct Spaces {
+    /// Tablespaces the target lacks.
+    missing: Vec<(String, Vec<String>)>,
+    /// Tablespaces the restoring role may not create in.
+    denied: Vec<(String, Vec<String>)>,
+}
+
+/// `default` is the target database's own tablespace: an object the
+/// backup puts there goes there without a word (see
+/// [`crate::schema::ApplyOptions::target_default_tablespace`]), and needs
+/// no privilege on it.
+async fn check_tablespaces(
     client: &Client,
     created: &[&DbObject],
-) -> Result<Vec<(String, Vec<String>)>> {
+    default: &str,
+) -> Result<Spaces> {
     let mut wanted: BTreeMap<&str, Vec<String>> = BTreeMap::new();
     for o in created {
-        if let Some(space) = &o.tablespace {
+        if let Some(space) = o.tablespace.as_deref().filter(|s| *s != default) {
             wanted.entry(space).or_default().push(o.identity.clone());
         }
     }
     if wanted.is_empty() {
-        return Ok(Vec::new());
+        return Ok(Spaces::default());
     }
     let names: Vec<&str> = wanted.keys().copied().collect();
-    let present: HashSet<String> = client
+    let usable: HashMap<String, bool> = client
         .query(
-            "SELECT spcname::text FROM pg_catalog.pg_tablespace WHERE spcname = ANY($1)",
+            "SELECT spcname::text, pg_catalog.has_tablespace_privilege(oid, 'CREATE')
+               FROM pg_catalog.pg_tablespace WHERE spcname = ANY($1)",
             &[&names],
         )
         .await
         .map_err(|e| Error::pg("checking the target's tablespaces", e))?
         .iter()
-        .map(|r| r.get(0))
+        .map(|r| (r.get(0), r.get(1)))
         .collect();
-    Ok(wanted
-        .into_iter()
-        .filter(|(space, _)| !present.contains(*space))
-        .map(|(space, objects)| (crate::filter::quote_part(space), objects))
-        .collect())
+    let mut spaces = Spaces::default();
+    for (space, objects) in wanted {
+        let named = crate::schema::ddl::ident(space);
+        match usable.get(space) {
+            None => spaces.missing.push((named, objects)),
+            Some(false) => spaces.denied.push((named, objects)),
+            Some(true) => {}
+        }
+    }
+    Ok(spaces)
 }
 
+/// Roles of [`named_roles`] that the target lacks, each with what names it
+/// (`owner`, `privileges`, `policy`, `user mapping`, `settings`).
 async fn missing_roles(
     client: &Client,
     uses: &BTreeMap<String, BTreeSet<&'static str>>,
@@ -1289,6 +1337,7 @@ pub fn statements(
         target_db_name: target_db.to_string(),
         skip_roles: plan.skip_roles.clone(),
         no_tablespaces: opts.no_tablespaces,
+        target_default_tablespace: plan.target_default_tablespace.clone(),
     };
     plan.sql(o, &apply)
 }
@@ -1993,7 +2042,7 @@ mod tests {
     }
 
     /// An older backup's definitions that place objects themselves are
-    /// told from this version's, which never do.
+    /// found (only backups before model format 2 are asked).
     #[test]
     fn older_definitions_naming_a_tablespace_are_told_apart() {
         use crate::schema::order::tests::obj;
@@ -2011,7 +2060,6 @@ mod tests {
             "CREATE TABLE \"s\".\"t\" (\n);",
             None
         ));
-        assert!(!with(ObjectKind::Table, table, Some("fast")));
         let index =
             "CREATE INDEX i ON s.t USING btree (id);\nALTER INDEX \"s\".i SET TABLESPACE \"fast\";";
         assert!(with(ObjectKind::Index, index, None));

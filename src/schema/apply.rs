@@ -28,6 +28,11 @@ pub struct ApplyOptions {
     /// Create every relation and index in the target's default tablespace,
     /// whatever [`DbObject::tablespace`] says.
     pub no_tablespaces: bool,
+    /// The target database's own tablespace: an object the backup puts
+    /// there is created without naming it, which is where it goes anyway,
+    /// and which a partitioned table or index must (PostgreSQL refuses a
+    /// `default_tablespace` equal to the database's for them; QA).
+    pub target_default_tablespace: Option<String>,
 }
 
 impl ApplyOptions {
@@ -41,7 +46,10 @@ impl ApplyOptions {
     /// The create statement without per-role database settings of skipped
     /// roles (those are single lines of the database object).
     fn create_sql(&self, o: &DbObject) -> String {
-        if let Some(space) = o.tablespace.as_deref().filter(|_| !self.no_tablespaces) {
+        let placed = o.tablespace.as_deref().filter(|space| {
+            !self.no_tablespaces && self.target_default_tablespace.as_deref() != Some(*space)
+        });
+        if let Some(space) = placed {
             // As pg_dump places objects: the CREATE (and a key's or
             // unique constraint's index) is made where it belongs, not
             // built and then moved with ALTER ... SET TABLESPACE.

@@ -7,7 +7,13 @@ use std::collections::BTreeSet;
 use serde::{Deserialize, Serialize};
 
 /// Version of the serialized model. Bump on any incompatible change.
-pub const FORMAT_VERSION: u32 = 1;
+/// 2: an object's tablespace is in [`DbObject::tablespace`], no longer in
+/// its `create` (a reader of format 1 would put such objects in the
+/// default tablespace without a word).
+pub const FORMAT_VERSION: u32 = 2;
+
+/// The first format that keeps tablespaces apart from the definitions.
+pub const TABLESPACE_APART: u32 = 2;
 
 /// Placeholder for the target database's (quoted) name in database-level
 /// statements; [`crate::schema::apply`] replaces it.
