@@ -1226,6 +1226,24 @@ async fn preflight(
             names.join(", ")
         ));
     }
+    // A table it may read in a schema it may not use: its lock failed on
+    // the next run, after the advice to grant SELECT (QA).
+    let names = tables_where(
+        client,
+        "NOT has_schema_privilege(c.relnamespace, 'USAGE')",
+        oids,
+        "checking schema privileges",
+    )
+    .await?;
+    if !names.is_empty() {
+        refusals.push(format!(
+            "permission denied for the schema(s) of {} table(s): {}; grant USAGE on their \
+             schemas (GRANT USAGE ON SCHEMA ... TO the backup role) or leave them out with \
+             --exclude-schema / --exclude-table",
+            names.len(),
+            names.join(", ")
+        ));
+    }
     // Row-level security the role is subject to (not the owner, or the
     // owner of a table with FORCE; not a superuser or BYPASSRLS): its COPY
     // would fail (`row_security = off`, see `pg::snapshot`) where it once

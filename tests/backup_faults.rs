@@ -1520,15 +1520,19 @@ fn an_unreadable_large_object_is_refused_before_any_work() {
         &db,
         "SELECT lo_from_bytea(424242, 'secret'); SELECT lo_from_bytea(424243, 'shared');
          GRANT SELECT ON LARGE OBJECT 424243 TO pgsnap_lo_reader;
-         CREATE TABLE hidden (id int);",
+         CREATE TABLE hidden (id int);
+         CREATE SCHEMA unused; CREATE TABLE unused.t (id int);
+         GRANT SELECT ON unused.t TO pgsnap_lo_reader;",
     );
     let w = Workdir::new();
     let url = pg.url_as("pgsnap_lo_reader", &db);
     let out = common::backup_output(&url, &w, &[]);
     let err = failure_stderr(&out, 1);
-    // The table it may not read too, in the same line (QA: one per run).
+    // The table it may not read too, and the one in a schema it may not
+    // use, in the same line (QA: one per run).
     assert!(
         err.contains("permission denied to read 1 table(s): \"public\".\"hidden\";")
+            && err.contains("; and permission denied for the schema(s) of 1 table(s): \"unused\".\"t\"; grant USAGE")
             && err.contains("; and permission denied to read 1 large object(s): 424242;")
             && err.contains("GRANT SELECT ON LARGE OBJECT"),
         "{err}"
@@ -1537,7 +1541,8 @@ fn an_unreadable_large_object_is_refused_before_any_work() {
     pg.psql(
         &db,
         "GRANT SELECT ON LARGE OBJECT 424242 TO pgsnap_lo_reader;
-         GRANT SELECT ON hidden TO pgsnap_lo_reader;",
+         GRANT SELECT ON hidden TO pgsnap_lo_reader;
+         GRANT USAGE ON SCHEMA unused TO pgsnap_lo_reader;",
     );
     common::backup_url(&url, &w, &[]);
 }

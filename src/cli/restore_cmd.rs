@@ -243,17 +243,15 @@ pub async fn verify(a: VerifyArgs) -> anyhow::Result<ExitCode> {
         .map(|c| c.what.as_str())
         .collect();
     let error = format!(
-        "verification of backup {} failed: {}",
+        "verification of backup {} failed: {} (the backup is damaged: restore from another \
+         one, see `pgsnap list`, and make a new backup)",
         report.backup_id,
         failed.join("; ")
     );
     if !report.ok {
         // Like every failure, one line on stderr (a cron job may keep
         // only that), whatever stdout carries.
-        err!(
-            "pgsnap: error: {error} (the backup is damaged: restore from another one, \
-             see `pgsnap list`, and make a new backup)"
-        );
+        err!("pgsnap: error: {error}");
     }
     if a.json {
         let mut v = serde_json::to_value(&report)?;
