@@ -236,26 +236,28 @@ pub async fn verify(a: VerifyArgs) -> anyhow::Result<ExitCode> {
         .resolve_newest_of(&a.id, a.source.source_database.as_deref())
         .await?;
     let report = verify::run(&repo, &manifest, &creds).await?;
-    let failed: Vec<&str> = report
-        .checks
-        .iter()
-        .filter(|c| !c.ok)
-        .map(|c| c.what.as_str())
-        .collect();
-    let error = format!(
-        "verification of backup {} failed: {} (the backup is damaged: restore from another \
-         one, see `pgsnap list`, and make a new backup)",
-        report.backup_id,
-        failed.join("; ")
-    );
-    if !report.ok {
+    let error = (!report.ok).then(|| {
+        let failed: Vec<&str> = report
+            .checks
+            .iter()
+            .filter(|c| !c.ok)
+            .map(|c| c.what.as_str())
+            .collect();
+        format!(
+            "verification of backup {} failed: {} (the backup is damaged: restore from another \
+             one, see `pgsnap list`, and make a new backup)",
+            report.backup_id,
+            failed.join("; ")
+        )
+    });
+    if let Some(error) = &error {
         // Like every failure, one line on stderr (a cron job may keep
         // only that), whatever stdout carries.
         err!("pgsnap: error: {error}");
     }
     if a.json {
         let mut v = serde_json::to_value(&report)?;
-        if !report.ok {
+        if let Some(error) = error {
             // The shape every failure has with --json (README), beside the
             // report's own fields.
             v["error"] = error.into();

@@ -348,15 +348,16 @@ pub async fn check(client: &Client, plan: &Plan, opts: &RestoreOptions) -> Resul
     };
     // A backup made before the model recorded tablespaces apart: their
     // names are in the definitions, which the flag cannot leave out.
-    let older: Vec<String> = created
-        .iter()
-        .filter(|o| {
-            opts.no_tablespaces
-                && plan.model.format < crate::schema::TABLESPACE_APART
-                && names_tablespace_inline(o)
-        })
-        .map(|o| o.identity.clone())
-        .collect();
+    let older: Vec<String> =
+        if opts.no_tablespaces && plan.model.format < crate::schema::TABLESPACE_APART {
+            created
+                .iter()
+                .filter(|o| names_tablespace_inline(o))
+                .map(|o| o.identity.clone())
+                .collect()
+        } else {
+            Vec::new()
+        };
     if !older.is_empty() {
         refusals.push(format!(
             "this backup's definitions name their tablespaces themselves (it was made by an \
@@ -1859,18 +1860,14 @@ async fn add_atomically(
     };
     let control = |e| Error::pg("adding a foreign key to a table of the target", e);
     client.batch_execute(begin).await.map_err(control)?;
-    let failed = first_failure(client, stmts).await;
+    let failed = failing_statement(client, stmts).await.map(|(_, e)| e);
     let end = if failed.is_some() { rollback } else { commit };
     client.batch_execute(end).await.map_err(control)?;
     Ok(failed)
 }
 
-/// Runs `stmts` in order up to the first that fails: its error, if one did.
-async fn first_failure(client: &Client, stmts: &[String]) -> Option<tokio_postgres::Error> {
-    failing_statement(client, stmts).await.map(|(_, e)| e)
-}
-
-/// [`first_failure`], with the statement that failed.
+/// Runs `stmts` in order up to the first that fails: that statement and
+/// its error, if one did.
 async fn failing_statement<'a>(
     client: &Client,
     stmts: &'a [String],

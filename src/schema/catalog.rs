@@ -3019,10 +3019,10 @@ async fn read_constraints(client: &Client, bld: &mut Builder) -> Result<(), Sche
                 )),
             },
         );
-        // A foreign key's `conindid` is the referenced key's index.
-        if contype != "f" {
-            bld.obj(id).tablespace = os(&r, "tablespace");
-        }
+        // Its index's, as `create` makes it; none for a foreign key (the
+        // query joins no index to one: its `conindid` is the referenced
+        // key's).
+        bld.obj(id).tablespace = os(&r, "tablespace");
         bld.obj(id).belongs_to = Some(table);
         bld.dep_obj(id, table);
         if contype == "f" {
