@@ -2971,6 +2971,55 @@ fn into_schema_moves_materialized_views() {
     assert_eq!(app(&live), before);
 }
 
+/// In a view's definition `app.app` is also column `app` of table
+/// `app.app` (the deparser names columns by their range): `--into-schema`
+/// moves only the relations, so the copied view reads the copied tables and
+/// the same columns. It was refused, the column rewritten as a relation.
+#[test]
+fn into_schema_views_keep_columns_named_like_moved_relations() {
+    let pg = pg();
+    let live = pg.create_db("into_same_name");
+    pg.psql(
+        &live,
+        "CREATE SCHEMA app;
+         CREATE TABLE app.app (id int PRIMARY KEY, app text, other int);
+         CREATE TABLE app.other (id int PRIMARY KEY, app int);
+         INSERT INTO app.app VALUES (1, 'x', 1), (2, 'y', 2);
+         INSERT INTO app.other VALUES (1, 1), (2, NULL);
+         CREATE VIEW app.v AS
+           SELECT app.id, app.app, other.app AS oa,
+                  (SELECT count(*) FROM app.other o WHERE o.app IS DISTINCT FROM app.other) AS n
+           FROM app.app JOIN app.other ON app.other = other.id, ONLY app.other o2
+           WHERE app.app IN (SELECT a.app FROM app.app a) AND o2.id = app.id;",
+    );
+    let w = Workdir::new();
+    backup(pg, &live, &w, &[]);
+    let rows = |view: &str| pg.psql(&live, &format!("SELECT * FROM {view} ORDER BY id"));
+    let before = rows("app.v");
+    assert_eq!(before.lines().count(), 2, "{before}");
+    restore_json(
+        pg,
+        &w,
+        "latest",
+        &live,
+        &[
+            "-t",
+            "app.app",
+            "-t",
+            "app.other",
+            "-t",
+            "app.v",
+            "--into-schema",
+            "r",
+        ],
+    );
+    assert_eq!(rows("r.v"), before);
+    // It reads the copies: emptied live tables leave it as it was.
+    pg.psql(&live, "DELETE FROM app.app");
+    assert_eq!(rows("r.v"), before);
+    assert_eq!(rows("app.v"), "");
+}
+
 /// Views come back as pg_restore has them: `--schema` brings the whole
 /// schema (views, functions, sequences of its own), `--table` takes a view
 /// too (over the live tables it reads), and `--into-schema` moves a

@@ -130,6 +130,16 @@ fn ident_byte(c: u8) -> bool {
 }
 
 /// See [`Retarget::rewrite`]: `names` are `(from, to)` pairs.
+///
+/// Inside a query (a view's or materialized view's `SELECT`), `app.users`
+/// is also how the deparser writes column `users` of a range named `app`
+/// (a table `app.app`, or an alias), so there a name is rewritten only
+/// where a relation stands: right after `FROM`, `JOIN`, `ONLY` or a `,`
+/// between `FROM` items, and not before `(` (a function). Elsewhere (the
+/// DDL around it) every occurrence is a relation. The deparser
+/// (`pg_get_viewdef`, not pretty) parenthesizes every expression, so a
+/// `FROM` inside one (`EXTRACT(... FROM x)`, `IS DISTINCT FROM`) is at a
+/// depth without a `SELECT` of its own, and is not a `FROM` clause.
 fn rewrite_names(sql: &str, names: &[(String, String)]) -> String {
     let b = sql.as_bytes();
     let mut out = String::with_capacity(sql.len());
@@ -137,16 +147,23 @@ fn rewrite_names(sql: &str, names: &[(String, String)]) -> String {
     // A name starts here only where it cannot be the tail of another.
     let starts = |i: usize| i == 0 || !(ident_byte(b[i - 1]) || matches!(b[i - 1], b'.' | b'"'));
     let ends = |j: usize| j >= b.len() || !(ident_byte(b[j]) || b[j] == b'"');
+    let mut q = QueryContext::default();
     while i < b.len() {
         if starts(i) {
             let found = names
                 .iter()
                 .find(|(from, _)| b[i..].starts_with(from.as_bytes()) && ends(i + from.len()));
             if let Some((from, to)) = found {
-                out.push_str(&sql[copied..i]);
-                out.push_str(to);
+                let next = b[i + from.len()..]
+                    .iter()
+                    .find(|c| !c.is_ascii_whitespace());
+                if q.relation_here(next == Some(&b'(')) {
+                    out.push_str(&sql[copied..i]);
+                    out.push_str(to);
+                    copied = i + from.len();
+                }
                 i += from.len();
-                copied = i;
+                q.token(Token::Other);
                 continue;
             }
         }
@@ -172,19 +189,157 @@ fn rewrite_names(sql: &str, names: &[(String, String)]) -> String {
                     copied = end;
                 }
                 i = end;
+                q.token(Token::Other);
             }
-            b'"' => i = closing(b, i, b'"', false).unwrap_or(b.len()),
-            b'$' if i == 0 || !ident_byte(b[i - 1]) => i = dollar_end(b, i).unwrap_or(i + 1),
+            b'"' => {
+                i = closing(b, i, b'"', false).unwrap_or(b.len());
+                q.token(Token::Other);
+            }
+            b'$' if i == 0 || !ident_byte(b[i - 1]) => {
+                i = dollar_end(b, i).unwrap_or(i + 1);
+                q.token(Token::Other);
+            }
             c if ident_byte(c) => {
+                let start = i;
                 while i < b.len() && ident_byte(b[i]) {
                     i += 1;
                 }
+                q.token(Token::Word(&sql[start..i]));
             }
-            _ => i += 1,
+            c => {
+                q.token(match c {
+                    b'(' => Token::Open,
+                    b')' => Token::Close,
+                    b',' => Token::Comma,
+                    b';' => Token::End,
+                    c if c.is_ascii_whitespace() => Token::Space,
+                    _ => Token::Other,
+                });
+                i += 1;
+            }
         }
     }
     out.push_str(&sql[copied..]);
     out
+}
+
+/// What [`rewrite_names`] needs of a query's structure: whether the next
+/// qualified name stands where a relation does.
+#[derive(Default)]
+struct QueryContext {
+    /// One level per open parenthesis, the statement's own first.
+    levels: Vec<Level>,
+    /// The last token (spaces and `(` aside) brings in a relation.
+    relation_next: bool,
+    /// Words since the statement began.
+    words: usize,
+    /// The statement's words so far are `CREATE [OR REPLACE] ...`, before
+    /// `VIEW`.
+    words_after_start: bool,
+    /// The statement creates a view or materialized view: its `SELECT`s
+    /// are a query (`GRANT SELECT ON app.t` is not one).
+    creates_view: bool,
+}
+
+#[derive(Default, Clone, Copy)]
+struct Level {
+    /// Inside a query: here or in an enclosing level, a `SELECT` was seen.
+    query: bool,
+    /// A `SELECT` at this level: its `FROM` is a clause.
+    select: bool,
+    /// Between this level's `FROM` and its next clause: a `,` separates
+    /// relations.
+    from_list: bool,
+}
+
+enum Token<'a> {
+    Word(&'a str),
+    Open,
+    Close,
+    Comma,
+    End,
+    Space,
+    Other,
+}
+
+impl QueryContext {
+    fn level(&mut self) -> &mut Level {
+        if self.levels.is_empty() {
+            self.levels.push(Level::default());
+        }
+        let last = self.levels.len() - 1;
+        &mut self.levels[last]
+    }
+
+    /// Outside a query every name is a relation's (`CREATE TABLE app.t (`
+    /// included); inside, only where one is brought in, and not a
+    /// function's (`FROM app.f(1)`).
+    fn relation_here(&mut self, before_parenthesis: bool) -> bool {
+        let relation_next = self.relation_next;
+        !self.level().query || (relation_next && !before_parenthesis)
+    }
+
+    fn token(&mut self, t: Token) {
+        match t {
+            Token::Space => {}
+            Token::Open => {
+                let outer = *self.level();
+                // A join tree in parentheses is still a FROM list.
+                self.levels.push(Level {
+                    query: outer.query,
+                    select: false,
+                    from_list: self.relation_next,
+                });
+            }
+            Token::Close => {
+                self.levels.pop();
+                self.relation_next = false;
+            }
+            Token::Comma => {
+                self.relation_next = self.level().from_list;
+            }
+            Token::End => *self = Self::default(),
+            Token::Other => self.relation_next = false,
+            Token::Word(w) => {
+                let w = w.to_ascii_uppercase();
+                let leading = self.words == 0 || self.words_after_start;
+                self.words += 1;
+                self.words_after_start = leading
+                    && matches!(
+                        w.as_str(),
+                        "CREATE"
+                            | "OR"
+                            | "REPLACE"
+                            | "TEMP"
+                            | "TEMPORARY"
+                            | "RECURSIVE"
+                            | "MATERIALIZED"
+                    );
+                self.creates_view |= leading && w == "VIEW";
+                let creates_view = self.creates_view;
+                let l = self.level();
+                let mut relation_next = false;
+                match w.as_str() {
+                    "SELECT" if creates_view => {
+                        *l = Level {
+                            query: true,
+                            select: true,
+                            from_list: false,
+                        };
+                    }
+                    "FROM" if l.select => {
+                        l.from_list = true;
+                        relation_next = true;
+                    }
+                    "JOIN" | "ONLY" if l.query => relation_next = true,
+                    "WHERE" | "GROUP" | "HAVING" | "WINDOW" | "ORDER" | "LIMIT" | "OFFSET"
+                    | "FETCH" | "UNION" | "INTERSECT" | "EXCEPT" | "FOR" => l.from_list = false,
+                    _ => {}
+                }
+                self.relation_next = relation_next;
+            }
+        }
+    }
 }
 
 /// Just past the quoted token opening at `i` with `quote` (`'` for a
@@ -1357,6 +1512,52 @@ mod tests {
             let once = r.rewrite("ALTER TABLE \"public\".\"t\" OWNER TO x;");
             assert_eq!(once, format!("ALTER TABLE {to} OWNER TO x;"));
         }
+    }
+
+    /// A view as `pg_get_viewdef` writes it, where `app.app` and
+    /// `app.other` are also columns of the range `app`: only the relations
+    /// move (FROM, JOIN, ONLY, a FROM list's commas, a subquery's FROM).
+    #[test]
+    fn retarget_moves_only_the_relations_of_a_query() {
+        let r = Retarget {
+            schema: "r".into(),
+            moved: BTreeSet::new(),
+            relations: vec![("app".into(), "app".into()), ("app".into(), "other".into())],
+        };
+        let view = "CREATE VIEW app.v AS\n WITH c AS (\n SELECT other.app\n FROM app.other\n )\n \
+             SELECT app.id,\n app.app,\n ( SELECT count(*) AS count\n FROM app.other o2\n \
+             WHERE (o2.app IS DISTINCT FROM app.other)) AS n,\n EXTRACT(year FROM app.other) AS y\n \
+             FROM ((app.app\n JOIN app.other ON ((app.other = other.id)))\n \
+             LEFT JOIN LATERAL app.other(app.other) f(f) ON (true)),\n ONLY app.other other2,\n c\n \
+             WHERE (app.app IN ( SELECT app.app\n FROM app.app app2))\n \
+             UNION ALL\n SELECT other.id, app.app FROM app.other other,\n app.app;";
+        let want = "CREATE VIEW \"r\".\"v\" AS\n WITH c AS (\n SELECT other.app\n FROM R_OTHER\n )\n \
+             SELECT app.id,\n app.app,\n ( SELECT count(*) AS count\n FROM R_OTHER o2\n \
+             WHERE (o2.app IS DISTINCT FROM app.other)) AS n,\n EXTRACT(year FROM app.other) AS y\n \
+             FROM ((R_APP\n JOIN R_OTHER ON ((app.other = other.id)))\n \
+             LEFT JOIN LATERAL app.other(app.other) f(f) ON (true)),\n ONLY R_OTHER other2,\n c\n \
+             WHERE (app.app IN ( SELECT app.app\n FROM R_APP app2))\n \
+             UNION ALL\n SELECT other.id, app.app FROM R_OTHER other,\n R_APP;"
+            .replace("R_APP", "\"r\".\"app\"")
+            .replace("R_OTHER", "\"r\".\"other\"");
+        let r = Retarget {
+            relations: [r.relations.clone(), vec![("app".into(), "v".into())]].concat(),
+            ..r
+        };
+        assert_eq!(r.rewrite(view), want);
+        // Not a query: a grant's SELECT.
+        assert_eq!(
+            r.rewrite("GRANT SELECT ON TABLE app.app TO x;"),
+            "GRANT SELECT ON TABLE \"r\".\"app\" TO x;"
+        );
+        // Past the statement's end, DDL again: every name is a relation.
+        assert_eq!(
+            r.rewrite(
+                "CREATE VIEW app.v AS SELECT app.app FROM app.app; ALTER TABLE app.app OWNER TO x;"
+            ),
+            "CREATE VIEW \"r\".\"v\" AS SELECT app.app FROM \"r\".\"app\"; \
+             ALTER TABLE \"r\".\"app\" OWNER TO x;"
+        );
     }
 
     #[test]
