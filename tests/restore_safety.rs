@@ -2971,6 +2971,39 @@ fn into_schema_moves_materialized_views() {
     assert_eq!(app(&live), before);
 }
 
+/// A type the target lacks but whose name a table's row type holds there
+/// (QA): the restore fails, naming it, and changes nothing. It was taken
+/// as the type already there, so the chosen table got the target table's
+/// row type for a column and its load failed after the definitions were
+/// committed.
+#[test]
+fn a_type_named_like_a_target_table_is_a_clash_not_reused() {
+    let pg = pg();
+    let src = pg.create_db("type_clash_src");
+    pg.psql(
+        &src,
+        "CREATE TYPE mood AS ENUM ('sad', 'ok');
+         CREATE TABLE person (id int PRIMARY KEY, m mood);
+         INSERT INTO person VALUES (1, 'ok'), (2, 'sad');",
+    );
+    let w = Workdir::new();
+    backup(pg, &src, &w, &[]);
+    let dst = pg.create_db("type_clash_dst");
+    pg.psql(
+        &dst,
+        "CREATE TABLE mood (x int); INSERT INTO mood VALUES (7);",
+    );
+    let before = pg.schema_dump(&dst);
+    let err = failure_stderr(
+        &restore_output(pg, &w, "latest", &dst, &["--table", "public.person"]),
+        1,
+    );
+    assert!(err.contains("type \"public\".\"mood\""), "{err}");
+    assert!(err.contains("nothing was changed"), "{err}");
+    assert_eq!(pg.schema_dump(&dst), before);
+    assert_eq!(pg.psql(&dst, "TABLE mood").trim(), "7");
+}
+
 /// In a view's definition `app.app` is also column `app` of table
 /// `app.app` (the deparser names columns by their range): `--into-schema`
 /// moves only the relations, so the copied view reads the copied tables and

@@ -38,7 +38,7 @@ use super::target::shareable;
 /// server's languages and access methods, shell types (placeholders), the
 /// database itself, default privileges, and user mappings, whose options
 /// may hold a password that has no business in a comparison.
-fn compared(kind: ObjectKind) -> bool {
+pub(super) fn compared(kind: ObjectKind) -> bool {
     use ObjectKind::*;
     shareable(kind)
         && !matches!(
