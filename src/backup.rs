@@ -153,16 +153,22 @@ struct WorkItem {
     pages: i64,
 }
 
+/// `encoding`: `schema::copy_option_encoding`'s, for text COPY.
 fn plan_items(
     tables: &[(u32, &TableInfo, CopyFormat)],
     jobs: usize,
     tid_ranges: bool,
     split_size: u64,
+    encoding: Option<&str>,
 ) -> Vec<WorkItem> {
     let split_pages = (split_size / 8192).max(1) as i64;
     let mut items = Vec::new();
     for &(entry, t, format) in tables {
-        let with = match format.options() {
+        let mut options: Vec<String> = format.options().iter().map(|o| o.to_string()).collect();
+        if let (Some(enc), CopyFormat::Text) = (encoding, format) {
+            options.push(format!("ENCODING {}", crate::schema::ddl::literal(enc)));
+        }
+        let with = match options.as_slice() {
             [] => String::new(),
             opts => format!(" ({})", opts.join(", ")),
         };
@@ -630,8 +636,18 @@ async fn run_inner(
         ),
     ];
 
+    // Binary COPY sends text in the session's encoding, UTF-8: text COPY
+    // keeps a database's own encoding (`ENCODING`), which binary cannot.
+    let native = crate::schema::copy_option_encoding(&model.encoding);
     let text_only = match opts.copy_format {
-        CopyFormat::Binary => text_only_tables(client, &dumped).await?,
+        CopyFormat::Binary if native.is_none() => text_only_tables(client, &dumped).await?,
+        CopyFormat::Binary => {
+            tracing::warn!(
+                "--copy-format binary: the database is in {}, which binary COPY would convert to                  UTF-8 and back, not always exactly; its tables are copied as text, in {0}",
+                model.encoding
+            );
+            dumped.iter().map(|t| t.oid).collect()
+        }
         CopyFormat::Text => HashSet::new(),
     };
     let with_data: Vec<(u32, &TableInfo, CopyFormat)> = dumped
@@ -679,6 +695,7 @@ async fn run_inner(
         jobs,
         server_version_num >= 140000,
         opts.split_size,
+        native,
     );
     progress.event(Event::Planned {
         tables: with_data.len(),

@@ -230,9 +230,13 @@ pub fn copy_in_sql(t: &PlannedTable, format: CopyFormat, freeze: bool) -> String
         let cols: Vec<String> = t.columns.iter().map(|c| ident(c)).collect();
         format!(" ({})", cols.join(", "))
     };
-    let mut options: Vec<&str> = format.options().to_vec();
+    let mut options: Vec<String> = format.options().iter().map(|o| o.to_string()).collect();
     if freeze {
-        options.push("FREEZE");
+        options.push("FREEZE".into());
+    }
+    // Binary text is in the session's encoding; stored binary is UTF-8.
+    if let (Some(enc), CopyFormat::Text) = (&t.encoding, format) {
+        options.push(format!("ENCODING {}", crate::schema::ddl::literal(enc)));
     }
     let with = if options.is_empty() {
         String::new()

@@ -847,7 +847,9 @@ pub fn manifest_rows(m: &Manifest) -> BTreeMap<(String, String), u64> {
 /// mean what the text does: from PostgreSQL 12 on, float4's input rounds
 /// the decimal once, as this side's conversion does (before, it rounded
 /// through a double, which can differ in rare halfway cases); and for text
-/// in UTF-8 only: a SQL_ASCII database's bytes load as the stored text.
+/// in UTF-8 only: a SQL_ASCII database's bytes, and the text of a database
+/// in another encoding (`SchemaModel::data_encoding`), load as the stored
+/// text.
 async fn keep_transcoding_if_exact(
     client: &tokio_postgres::Client,
     plan: &mut plan::Plan,
@@ -859,7 +861,10 @@ async fn keep_transcoding_if_exact(
         )
         .await
         .map_err(|e| Error::pg("reading the target's server version", e))?;
-    if row.get::<_, i32>(0) < 120000 || copy_encoding(&plan.model.encoding) != "UTF8" {
+    if row.get::<_, i32>(0) < 120000
+        || copy_encoding(&plan.model.encoding) != "UTF8"
+        || plan.model.data_encoding().is_some()
+    {
         for t in &mut plan.tables {
             t.transcode.clear();
         }

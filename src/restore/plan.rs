@@ -81,6 +81,9 @@ pub struct PlannedTable {
     /// would leave a window where the table is open).
     #[serde(skip)]
     pub force_rls: bool,
+    /// `COPY`'s `ENCODING` for the stored text (`SchemaModel::data_encoding`).
+    #[serde(skip)]
+    pub encoding: Option<String>,
 }
 
 /// `--into-schema`: the selected tables (and their sequences, indexes and
@@ -1347,6 +1350,7 @@ pub(crate) fn build_parsed(
                     .objects
                     .get(t.object_id as usize)
                     .is_some_and(|o| o.create.contains(" FORCE ROW LEVEL SECURITY;")),
+            encoding: model.data_encoding().map(str::to_string),
         });
     }
     let wanted: BTreeSet<(String, String)> = match &selected {

@@ -10,10 +10,15 @@ use serde::{Deserialize, Serialize};
 /// 2: an object's tablespace is in [`DbObject::tablespace`], no longer in
 /// its `create` (a reader of format 1 would put such objects in the
 /// default tablespace without a word).
-pub const FORMAT_VERSION: u32 = 2;
+/// 3: table data is in the database's own encoding (see
+/// [`SchemaModel::data_encoding`]); before, in UTF-8 but for SQL_ASCII.
+pub const FORMAT_VERSION: u32 = 3;
 
 /// The first format that keeps tablespaces apart from the definitions.
 pub const TABLESPACE_APART: u32 = 2;
+
+/// The first format whose table data is in the database's own encoding.
+pub const DATA_IN_DATABASE_ENCODING: u32 = 3;
 
 /// Placeholder for the target database's (quoted) name in database-level
 /// statements; [`crate::schema::apply`] replaces it.
@@ -238,6 +243,18 @@ pub struct ExtensionTableInfo {
     pub condition: Option<String>,
 }
 
+/// The encoding of a database's COPY data in a backup, as `COPY`'s
+/// `ENCODING` option names it, when that is not the session's: a database
+/// in an encoding other than UTF8 and SQL_ASCII (whose bytes move as they
+/// are, on sessions in SQL_ASCII, see `pg::conn::copy_encoding`). Its
+/// text moves as the database holds it, as pg_dump's does: the server's
+/// conversion to UTF-8 and back is not exact for every encoding (EUC_JP's
+/// NEC and IBM duplicates come back as one spelling, QA).
+pub fn copy_option_encoding(db_encoding: &str) -> Option<&str> {
+    (!db_encoding.eq_ignore_ascii_case("UTF8") && !db_encoding.eq_ignore_ascii_case("SQL_ASCII"))
+        .then_some(db_encoding)
+}
+
 /// Everything read from one database.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SchemaModel {
@@ -303,6 +320,16 @@ pub struct Closure {
 }
 
 impl SchemaModel {
+    /// The encoding the archive's table data is in, for `COPY ... FROM
+    /// STDIN (ENCODING ...)`, when not the session's (see
+    /// [`copy_option_encoding`]); `None` for archives made before
+    /// [`DATA_IN_DATABASE_ENCODING`], whose text is UTF-8.
+    pub fn data_encoding(&self) -> Option<&str> {
+        (self.format >= DATA_IN_DATABASE_ENCODING)
+            .then(|| copy_option_encoding(&self.encoding))
+            .flatten()
+    }
+
     /// Serialize as JSON (the archive's schema section).
     pub fn to_json(&self) -> Result<Vec<u8>, serde_json::Error> {
         serde_json::to_vec(self)
