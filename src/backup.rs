@@ -1320,23 +1320,31 @@ async fn preflight(
     if !refusals.is_empty() {
         return Err(refuse(refusals.join("; and ")));
     }
-    let cap = client
+    let row = client
         .query_one(
-            "SELECT current_setting('max_locks_per_transaction')::bigint *
-                    (current_setting('max_connections')::bigint +
-                     current_setting('max_prepared_transactions')::bigint)",
+            "SELECT current_setting('max_locks_per_transaction')::bigint,
+                    current_setting('max_connections')::bigint +
+                    current_setting('max_prepared_transactions')::bigint",
             &[],
         )
         .await
         .map_err(|e| Error::pg("reading lock settings", e))?;
-    let cap: i64 = cap.get(0);
-    if oids.len() as i64 > cap / 2 {
+    let (per_transaction, slots): (i64, i64) = (row.get(0), row.get(1));
+    let cap = per_transaction * slots;
+    // Each table is locked twice until the end: by the session holding the
+    // snapshot, and by the one that copies it.
+    let needed = 2 * oids.len() as i64;
+    if needed > cap {
         return Err(Error::Postgres {
             context: "preflight".into(),
             detail: format!(
-                "{} tables to lock but the server's lock table holds about {cap} locks in all; \
-                 raise max_locks_per_transaction (needs a restart) or back up fewer tables",
-                oids.len()
+                "{} tables to lock twice each (by the snapshot's session and by the one copying \
+                 it), {needed} locks, but the server's lock table holds about {cap} in all \
+                 (max_locks_per_transaction {per_transaction} x {slots} connections); raise \
+                 max_locks_per_transaction to at least {} (needs a restart) or back up fewer \
+                 tables (--schema, --table)",
+                oids.len(),
+                (needed + slots - 1) / slots.max(1) + 16,
             ),
             code: None,
         });

@@ -1366,9 +1366,23 @@ async fn drop_conflicts(client: &Client, plan: &Plan, checked: &Checked) -> Resu
         client
             .batch_execute(stmt)
             .await
-            .map_err(|e| Error::pg(format!("--clean: {stmt}"), e))?;
+            .map_err(|e| Error::pg(format!("--clean: {}", brief(stmt)), e))?;
     }
     Ok(drops)
+}
+
+/// A statement for a message, cut short: a drop of every table of a big
+/// database is tens of kilobytes (QA: a one-line error of 84 KB).
+fn brief(stmt: &str) -> String {
+    const MAX: usize = 160;
+    if stmt.len() <= MAX {
+        return stmt.to_string();
+    }
+    let mut end = MAX;
+    while !stmt.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}... ({} bytes in all)", &stmt[..end], stmt.len())
 }
 
 /// What the pre-data did to the target.
@@ -1443,7 +1457,13 @@ pub async fn apply_pre_data(
                     .batch_execute("SAVEPOINT pgsnap_obj")
                     .await
                     .map_err(|e| Error::pg("savepoint", e))?;
-                match client.batch_execute(&stmts[0]).await {
+                // Released once done with: a savepoint of the same name
+                // nests in the last, and a thousand functions' nested
+                // subtransactions slowed each statement after them (QA).
+                match client
+                    .batch_execute(&format!("{}; RELEASE SAVEPOINT pgsnap_obj", stmts[0]))
+                    .await
+                {
                     Ok(()) => {}
                     // One compared by definition was found absent: its name
                     // taken now is a clash (an enum named like a table's
@@ -1494,12 +1514,28 @@ pub async fn apply_pre_data(
                 e @ Error::Refused(_) => e,
                 // The restore's own transaction says it itself.
                 e if !own => e,
-                e => Error::RolledBack {
-                    error: Box::new(e),
-                    note: "nothing was changed: the definitions (and --clean's drops) run in one \
-                           transaction, which was rolled back"
-                        .into(),
-                },
+                e => {
+                    let mut note = "nothing was changed: the definitions (and --clean's drops) \
+                                    run in one transaction, which was rolled back"
+                        .to_string();
+                    // "out of shared memory": the server's lock table.
+                    if matches!(&e, Error::Postgres { code: Some(c), .. } if c == "53200") {
+                        note.push_str(&format!(
+                            "; that transaction holds a lock on each relation it creates or \
+                             drops ({} here) until it commits: raise max_locks_per_transaction \
+                             (needs a restart), or restore in parts (--schema)",
+                            plan.pre_data
+                                .iter()
+                                .filter(|p| p.kind.is_relation() || p.kind == ObjectKind::Sequence)
+                                .count()
+                                + checked.conflicts.len()
+                        ));
+                    }
+                    Error::RolledBack {
+                        error: Box::new(e),
+                        note,
+                    }
+                }
             })
         }
     }
@@ -2015,6 +2051,18 @@ async fn against(client: &Client, q: &str, last_value: i64, is_called: bool) -> 
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn brief_cuts_a_long_statement_at_a_character() {
+        assert_eq!(super::brief("DROP TABLE a"), "DROP TABLE a");
+        let long = format!("DROP TABLE {}", "\"é\", ".repeat(200));
+        let b = super::brief(&long);
+        assert!(b.len() < 200, "{b}");
+        assert!(
+            b.ends_with(&format!("... ({} bytes in all)", long.len())),
+            "{b}"
+        );
+    }
+
     use super::{first_of, referenced_columns};
 
     #[test]
