@@ -1243,6 +1243,33 @@ async fn preflight(
             names.join(", ")
         ));
     }
+    // Names are read as UTF-8, and the server's conversion there and back
+    // is not exact for every encoding: an EUC_JP name spelled with one of
+    // its duplicate codes reads as the other spelling, which names another
+    // table or none (QA: two tables were backed up as one, or the locks
+    // failed as if the table changed).
+    let names = tables_where(
+        client,
+        "EXISTS (SELECT FROM (VALUES (current_setting('server_encoding'))) e(enc),
+                   LATERAL (SELECT n.nspname::text UNION ALL SELECT c.relname::text
+                            UNION ALL SELECT a.attname::text FROM pg_attribute a
+                             WHERE a.attrelid = c.oid AND a.attnum > 0) x(name)
+                  WHERE e.enc NOT IN ('UTF8', 'SQL_ASCII')
+                    AND convert(convert_to(x.name, 'UTF8'), 'UTF8', e.enc)
+                        <> convert_to(x.name, e.enc))",
+        oids,
+        "checking names against the database's encoding",
+    )
+    .await?;
+    if !names.is_empty() {
+        refusals.push(format!(
+            "{} table(s) whose name, schema's name or column names PostgreSQL does not convert \
+             to UTF-8 and back unchanged (the database's encoding has two codes for one \
+             character): {}; rename them, or leave them out with --exclude-table",
+            names.len(),
+            names.join(", ")
+        ));
+    }
     // A table it may read in a schema it may not use: its lock failed on
     // the next run, after the advice to grant SELECT (QA).
     let names = tables_where(

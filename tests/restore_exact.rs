@@ -327,6 +327,22 @@ fn euc_jp_bytes_come_back_as_they_were() {
             pg.drop_db(&utf8);
         }
     }
+    // Names are read as UTF-8: one spelled with a duplicate code would read
+    // as the other spelling. Refused, saying what to do (QA: two tables
+    // were backed up as one).
+    pg.psql(
+        &src,
+        "DO $$ BEGIN EXECUTE format('CREATE TABLE %I (a int); CREATE TABLE %I (%I int)', \
+           'x' || convert_from('\\xa2e2'::bytea, 'EUC_JP'), \
+           'x' || convert_from('\\xadf0'::bytea, 'EUC_JP'), \
+           'c' || convert_from('\\xadf0'::bytea, 'EUC_JP')); END $$",
+    );
+    let out = common::backup_output(&pg.url(&src), &Workdir::new(), &[]);
+    let err = failure_stderr(&out, 1);
+    assert!(
+        err.contains("1 table(s) whose name") && err.contains("rename them"),
+        "{err}"
+    );
     pg.drop_db(&src);
 }
 
