@@ -156,6 +156,20 @@ fn connection_hints_fit_the_failure() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // The server answered and refused: not "check that the server is
+    // running" (QA), and for an encoding without a conversion to UTF-8,
+    // why.
+    let mule = pg.create_db_with(
+        "mule",
+        "ENCODING 'MULE_INTERNAL' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0",
+    );
+    let err = failure_stderr(&list_tables_via_backup(&pg.url(&mule), &w), 1);
+    assert!(
+        err.contains("cannot convert this one's encoding to UTF-8") && !err.contains("running"),
+        "{err}"
+    );
+    assert_one_error_line(&err);
+    pg.drop_db(&mule);
 }
 
 #[test]

@@ -452,6 +452,17 @@ impl ConnInfo {
                  or disable where an unencrypted connection is acceptable"
                     .into()
             }
+            // The session's client_encoding, UTF8, for a database whose
+            // encoding has no conversion to it (MULE_INTERNAL, QA).
+            Some("0A000") if e.as_db_error().is_some() => {
+                "pgsnap reads a database as UTF-8, and the server cannot convert this one's \
+                 encoding to UTF-8"
+                    .into()
+            }
+            // The server answered: not a matter of reaching it.
+            Some(_) if e.as_db_error().is_some() => {
+                "the server refused the connection for the reason above".into()
+            }
             _ => "check that the server is running and reachable".into(),
         };
         Error::Connect {
