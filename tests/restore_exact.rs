@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use common::{
     backup, diff, failure_stderr, fixture_rows, normalise, pg, pgsnap_ok, restore_json,
-    sequence_states, table_contents, Workdir,
+    restore_output, sequence_states, table_contents, Workdir,
 };
 
 const LARGE_OBJECTS_SQL: &str = "SELECT l.oid, l.lomowner::regrole, l.lomacl, md5(lo_get(l.oid)), \
@@ -344,6 +344,47 @@ fn euc_jp_bytes_come_back_as_they_were() {
         "{err}"
     );
     pg.drop_db(&src);
+}
+
+/// A LATIN1 backup's rows load into UTF8 through the server's conversion;
+/// into WIN1252, which the server has no conversion to from LATIN1, the
+/// restore is refused before any change (it failed at the first COPY).
+#[test]
+fn latin1_data_loads_where_the_server_converts_it() {
+    let latin1 = "ENCODING 'LATIN1' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0";
+    let pg = pg();
+    let src = pg.create_db_with("ex_latin1", latin1);
+    pg.psql(
+        &src,
+        "CREATE TABLE t (id int PRIMARY KEY, v text);
+         INSERT INTO t VALUES (1, convert_from('\\x636166e9'::bytea, 'LATIN1'));",
+    );
+    let w = Workdir::new();
+    backup(pg, &src, &w, &[]);
+    let utf8 = pg.create_db("ex_latin1_u");
+    restore_json(pg, &w, "latest", &utf8, &[]);
+    assert_eq!(
+        pg.psql(&utf8, "SELECT encode(convert_to(v, 'UTF8'), 'hex') FROM t")
+            .trim(),
+        "636166c3a9"
+    );
+    let win = pg.create_db_with(
+        "ex_latin1_w",
+        "ENCODING 'WIN1252' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0",
+    );
+    let err = failure_stderr(&restore_output(pg, &w, "latest", &win, &[]), 1);
+    assert!(
+        err.contains("no conversion from LATIN1 to the target's WIN1252"),
+        "{err}"
+    );
+    assert_eq!(
+        pg.psql(&win, "SELECT count(*) FROM pg_class WHERE relname = 't'")
+            .trim(),
+        "0"
+    );
+    for db in [src, utf8, win] {
+        pg.drop_db(&db);
+    }
 }
 
 #[test]

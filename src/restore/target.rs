@@ -367,6 +367,9 @@ pub async fn check(client: &Client, plan: &Plan, opts: &RestoreOptions) -> Resul
             first_of(&older, 5)
         ));
     }
+    if let Some(r) = conversion_missing(client, plan).await? {
+        refusals.push(r);
+    }
     let listed = |spaces: &[(String, Vec<String>)]| {
         spaces
             .iter()
@@ -1539,6 +1542,48 @@ pub async fn apply_pre_data(
             })
         }
     }
+}
+
+/// The table data of a backup in the source database's own encoding
+/// (`SchemaModel::data_encoding`) loads through the server's conversion to
+/// the target's: a refusal when the server has none (LATIN1 to WIN1252,
+/// say, which only UTF-8 connects), before any change rather than at the
+/// first COPY. pg_restore fails there too.
+async fn conversion_missing(client: &Client, plan: &Plan) -> Result<Option<String>> {
+    let Some(from) = plan.model.data_encoding() else {
+        return Ok(None);
+    };
+    if !plan.tables.iter().any(|t| t.load_data && t.rows > 0) {
+        return Ok(None);
+    }
+    let to: String = client
+        .query_one("SELECT pg_catalog.current_setting('server_encoding')", &[])
+        .await
+        .map_err(|e| Error::pg("reading the target's encoding", e))?
+        .get(0);
+    if to.eq_ignore_ascii_case(from) || to.eq_ignore_ascii_case("SQL_ASCII") {
+        return Ok(None);
+    }
+    // The catalog, not a trial `convert()`: a failed statement would end
+    // the one transaction of --single-transaction.
+    let converts: bool = client
+        .query_one(
+            "SELECT EXISTS (SELECT FROM pg_catalog.pg_conversion WHERE condefault \
+               AND conforencoding = pg_catalog.pg_char_to_encoding($1) \
+               AND contoencoding = pg_catalog.pg_char_to_encoding(\
+                     pg_catalog.current_setting('server_encoding')))",
+            &[&from],
+        )
+        .await
+        .map_err(|e| Error::pg("checking the target's encoding", e))?
+        .get(0);
+    Ok((!converts).then(|| {
+        format!(
+            "the backup's table data is in {from}, as its database holds it, and the server has \
+             no conversion from {from} to the target's {to}; nothing was changed (restore into \
+             a database in {from} or UTF8)"
+        )
+    }))
 }
 
 /// Whether creating a shareable object failed because the target has one
