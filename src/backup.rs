@@ -643,7 +643,8 @@ async fn run_inner(
         CopyFormat::Binary if native.is_none() => text_only_tables(client, &dumped).await?,
         CopyFormat::Binary => {
             tracing::warn!(
-                "--copy-format binary: the database is in {}, which binary COPY would convert to                  UTF-8 and back, not always exactly; its tables are copied as text, in {0}",
+                "--copy-format binary: the database is in {}, which binary COPY would convert to \
+                 UTF-8 and back, not always exactly; its tables are copied as text, in {0}",
                 model.encoding
             );
             dumped.iter().map(|t| t.oid).collect()
@@ -1188,6 +1189,89 @@ async fn partitions_left_out(
         .collect())
 }
 
+/// The database's definitions whose text does not come back the same from
+/// UTF-8 (see the name check in [`preflight`]): an enum label, a check's or
+/// a partition bound's literal, a default, a function body, a view, an
+/// index, a comment, an object's name. The schema is read as UTF-8 and
+/// the rows keep their bytes: an EUC_JP enum label spelled with a
+/// duplicate code came back respelled, and its rows no longer matched it
+/// (QA). Only for encodings other than UTF8 and SQL_ASCII.
+async fn definitions_off_utf8(client: &tokio_postgres::Client) -> Result<Vec<String>> {
+    let context = "checking definitions against the database's encoding";
+    let enc: String = client
+        .query_one("SELECT pg_catalog.current_setting('server_encoding')", &[])
+        .await
+        .map_err(|e| Error::pg(context, e))?
+        .get(0);
+    if crate::schema::copy_option_encoding(&enc).is_none() {
+        return Ok(Vec::new());
+    }
+    let rows = client
+        .query(
+            "WITH user_ns AS (
+               SELECT oid FROM pg_catalog.pg_namespace
+                WHERE nspname NOT IN ('pg_catalog', 'information_schema')
+                  AND nspname NOT LIKE 'pg\\_toast%' AND nspname NOT LIKE 'pg\\_temp%'),
+             texts(what, t) AS (
+               SELECT 'schema ' || n.nspname, n.nspname::text FROM pg_catalog.pg_namespace n
+                WHERE n.oid IN (SELECT oid FROM user_ns)
+               UNION ALL
+               -- Tables' names and columns are the table check's.
+               SELECT 'relation ' || c.oid::regclass::text, c.relname::text
+                 FROM pg_catalog.pg_class c
+                WHERE c.relkind NOT IN ('r', 'p', 'f')
+                  AND c.relnamespace IN (SELECT oid FROM user_ns)
+               UNION ALL
+               SELECT 'view ' || c.oid::regclass::text, pg_catalog.pg_get_viewdef(c.oid)
+                 FROM pg_catalog.pg_class c
+                WHERE c.relkind IN ('v', 'm') AND c.relnamespace IN (SELECT oid FROM user_ns)
+               UNION ALL
+               SELECT 'partition bound of ' || c.oid::regclass::text,
+                      pg_catalog.pg_get_expr(c.relpartbound, c.oid)
+                 FROM pg_catalog.pg_class c
+                WHERE c.relpartbound IS NOT NULL AND c.relnamespace IN (SELECT oid FROM user_ns)
+               UNION ALL
+               SELECT 'index ' || i.indexrelid::regclass::text,
+                      pg_catalog.pg_get_indexdef(i.indexrelid)
+                 FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid
+                WHERE c.relnamespace IN (SELECT oid FROM user_ns)
+               UNION ALL
+               SELECT 'type ' || pg_catalog.format_type(t.oid, NULL), t.typname::text
+                 FROM pg_catalog.pg_type t WHERE t.typnamespace IN (SELECT oid FROM user_ns)
+               UNION ALL
+               SELECT 'label of enum ' || pg_catalog.format_type(e.enumtypid, NULL),
+                      e.enumlabel::text
+                 FROM pg_catalog.pg_enum e
+               UNION ALL
+               SELECT 'constraint ' || c.conname || ' of ' ||
+                      CASE WHEN c.conrelid <> 0 THEN c.conrelid::regclass::text
+                           ELSE pg_catalog.format_type(c.contypid, NULL) END,
+                      c.conname::text || ' ' || pg_catalog.pg_get_constraintdef(c.oid)
+                 FROM pg_catalog.pg_constraint c
+                WHERE c.connamespace IN (SELECT oid FROM user_ns)
+               UNION ALL
+               SELECT 'default of ' || d.adrelid::regclass::text,
+                      pg_catalog.pg_get_expr(d.adbin, d.adrelid)
+                 FROM pg_catalog.pg_attrdef d
+               UNION ALL
+               SELECT 'function ' || p.oid::regprocedure::text,
+                      p.proname::text || ' ' || coalesce(p.prosrc, '')
+                 FROM pg_catalog.pg_proc p WHERE p.pronamespace IN (SELECT oid FROM user_ns)
+               UNION ALL
+               SELECT 'comment', d.description FROM pg_catalog.pg_description d
+                WHERE d.objoid >= 16384)
+             SELECT DISTINCT what FROM texts
+              WHERE t IS NOT NULL
+                AND pg_catalog.convert(pg_catalog.convert_to(t, 'UTF8'), 'UTF8', $1)
+                    <> pg_catalog.convert_to(t, $1)
+              ORDER BY 1",
+            &[&enc],
+        )
+        .await
+        .map_err(|e| Error::pg(context, e))?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
+}
+
 /// Of the tables `oids`, those (qualified, sorted) for which `condition`
 /// on `c` (their pg_class row) holds.
 async fn tables_where(
@@ -1268,6 +1352,18 @@ async fn preflight(
              character): {}; rename them, or leave them out with --exclude-table",
             names.len(),
             names.join(", ")
+        ));
+    }
+    let defs = definitions_off_utf8(client).await?;
+    if !defs.is_empty() {
+        refusals.push(format!(
+            "{} definition(s) hold text PostgreSQL does not convert to UTF-8 and back \
+             unchanged (the database's encoding has two codes for one character, and pgsnap \
+             reads definitions as UTF-8 while the rows keep their bytes, so they would no \
+             longer match): {}; write those characters with their other code in these \
+             definitions, or back up with pg_dump",
+            defs.len(),
+            crate::progress::first_n(&defs, 8)
         ));
     }
     // A table it may read in a schema it may not use: its lock failed on

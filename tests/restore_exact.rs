@@ -343,6 +343,23 @@ fn euc_jp_bytes_come_back_as_they_were() {
         err.contains("1 table(s) whose name") && err.contains("rename them"),
         "{err}"
     );
+    // Other definitions too: the rows keep their bytes, the label would
+    // not (QA: its rows no longer matched it, and the restore failed).
+    pg.psql(
+        &src,
+        "DROP TABLE nonrt; DO $$ BEGIN EXECUTE format('DROP TABLE %I; DROP TABLE %I; \
+           CREATE TYPE mood AS ENUM (%L)', \
+           'x' || convert_from('\\xa2e2'::bytea, 'EUC_JP'), \
+           'x' || convert_from('\\xadf0'::bytea, 'EUC_JP'), \
+           'a' || convert_from('\\xadf0'::bytea, 'EUC_JP')); END $$; \
+         CREATE TABLE m (v mood); INSERT INTO m SELECT min(x) FROM unnest(enum_range(NULL::mood)) x;",
+    );
+    let out = common::backup_output(&pg.url(&src), &Workdir::new(), &[]);
+    let err = failure_stderr(&out, 1);
+    assert!(
+        err.contains("1 definition(s) hold text") && err.contains("label of enum public.mood"),
+        "{err}"
+    );
     pg.drop_db(&src);
 }
 
