@@ -363,6 +363,37 @@ fn euc_jp_bytes_come_back_as_they_were() {
     pg.drop_db(&src);
 }
 
+/// A SQL_ASCII backup into a UTF8 database: text that is UTF-8 loads, and
+/// bytes that are not fail the load, naming them (they were stored as they
+/// were, and the target's own queries of them failed later, QA).
+#[test]
+fn sql_ascii_bytes_into_utf8_are_checked() {
+    const SQL_ASCII: &str = "ENCODING 'SQL_ASCII' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0";
+    let pg = pg();
+    let src = pg.create_db_with("ex_ascii_u", SQL_ASCII);
+    pg.psql(
+        &src,
+        "CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t VALUES (1, E'caf\\xc3\\xa9');",
+    );
+    let w = Workdir::new();
+    backup(pg, &src, &w, &[]);
+    let utf8 = pg.create_db("ex_ascii_u8");
+    restore_json(pg, &w, "latest", &utf8, &[]);
+    assert_eq!(pg.psql(&utf8, "SELECT upper(v) FROM t").trim(), "CAFÉ");
+    pg.psql(&src, "INSERT INTO t VALUES (2, E'\\xff\\x80')");
+    let w = Workdir::new();
+    backup(pg, &src, &w, &[]);
+    let bad = pg.create_db("ex_ascii_u8b");
+    let err = failure_stderr(&restore_output(pg, &w, "latest", &bad, &[]), 1);
+    assert!(
+        err.contains("invalid byte sequence for encoding \"UTF8\": 0xff"),
+        "{err}"
+    );
+    for db in [src, utf8, bad] {
+        pg.drop_db(&db);
+    }
+}
+
 /// A LATIN1 backup's rows load into UTF8 through the server's conversion;
 /// into WIN1252, which the server has no conversion to from LATIN1, the
 /// restore is refused before any change (it failed at the first COPY).

@@ -874,6 +874,23 @@ pub(super) async fn configure(s: &Session, encoding: &str, opts: &RestoreOptions
                 .await,
         )
         .map_err(|e| Error::pg("setting up a restore session", e))?;
+    // A SQL_ASCII backup's bytes load unchecked only into a SQL_ASCII
+    // target. Into another the session stays UTF8, so the server checks
+    // them (and converts them to the target's encoding): bytes that are not
+    // UTF-8 fail the load, naming them, where they were stored as they
+    // were, and broke the target's later queries of them (QA; pg_restore
+    // stores them too). A binary archive's load was checked already.
+    if crate::pg::conn::copy_encoding(encoding) == "SQL_ASCII" {
+        let target: String = s
+            .client
+            .query_one("SELECT pg_catalog.current_setting('server_encoding')", &[])
+            .await
+            .map_err(|e| Error::pg("reading the target's encoding", e))?
+            .get(0);
+        if !target.eq_ignore_ascii_case("SQL_ASCII") {
+            return Ok(());
+        }
+    }
     s.set_copy_encoding(encoding).await
 }
 
