@@ -164,11 +164,7 @@ fn plan_items(
     let split_pages = (split_size / 8192).max(1) as i64;
     let mut items = Vec::new();
     for &(entry, t, format) in tables {
-        let mut options: Vec<String> = format.options().iter().map(|o| o.to_string()).collect();
-        if let (Some(enc), CopyFormat::Text) = (encoding, format) {
-            options.push(format!("ENCODING {}", crate::schema::ddl::literal(enc)));
-        }
-        let with = match options.as_slice() {
+        let with = match format.options_in(encoding).as_slice() {
             [] => String::new(),
             opts => format!(" ({})", opts.join(", ")),
         };
@@ -1189,15 +1185,18 @@ async fn partitions_left_out(
         .collect())
 }
 
-/// The database's definitions whose text does not come back the same from
-/// UTF-8 (see the name check in [`preflight`]): an enum label, a check's or
-/// a partition bound's literal, a default, a function body, a view, an
-/// index, a comment, an object's name. The schema is read as UTF-8 and
-/// the rows keep their bytes: an EUC_JP enum label spelled with a
-/// duplicate code came back respelled, and its rows no longer matched it
-/// (QA). Only for encodings other than UTF8 and SQL_ASCII.
-async fn definitions_off_utf8(client: &tokio_postgres::Client) -> Result<Vec<String>> {
-    let context = "checking definitions against the database's encoding";
+/// Refusals for what does not come back the same from UTF-8 in a database
+/// in another encoding than UTF8 and SQL_ASCII (none for those): names and
+/// definitions are read as UTF-8, and the server's conversion there and
+/// back is not exact for every encoding. An EUC_JP name spelled with one of
+/// its duplicate codes reads as the other spelling, which names another
+/// table or none (QA: two tables were backed up as one, or the locks failed
+/// as if the table changed); an enum label, a check's or a partition
+/// bound's literal, a default, a function body, a view, an index, a comment
+/// or another object's name comes back respelled while the rows keep their
+/// bytes, so they no longer match (QA: an enum's rows failed to load).
+async fn off_utf8(client: &tokio_postgres::Client, oids: &[u32]) -> Result<Vec<String>> {
+    let context = "checking names and definitions against the database's encoding";
     let enc: String = client
         .query_one("SELECT pg_catalog.current_setting('server_encoding')", &[])
         .await
@@ -1206,9 +1205,40 @@ async fn definitions_off_utf8(client: &tokio_postgres::Client) -> Result<Vec<Str
     if crate::schema::copy_option_encoding(&enc).is_none() {
         return Ok(Vec::new());
     }
+    let enc = crate::schema::ddl::literal(&enc);
+    let changes = |x: &str| {
+        format!(
+            "pg_catalog.convert(pg_catalog.convert_to({x}, 'UTF8'), 'UTF8', {enc}) \
+             <> pg_catalog.convert_to({x}, {enc})"
+        )
+    };
+    let mut refusals = Vec::new();
+    let tables = tables_where(
+        client,
+        &format!(
+            "EXISTS (SELECT FROM (SELECT n.nspname::text UNION ALL SELECT c.relname::text
+                                  UNION ALL SELECT a.attname::text FROM pg_attribute a
+                                   WHERE a.attrelid = c.oid AND a.attnum > 0) x(name)
+                      WHERE {})",
+            changes("x.name")
+        ),
+        oids,
+        context,
+    )
+    .await?;
+    if !tables.is_empty() {
+        refusals.push(format!(
+            "{} table(s) whose name, schema's name or column names PostgreSQL does not convert \
+             to UTF-8 and back unchanged (the database's encoding has two codes for one \
+             character): {}; rename them, or leave them out with --exclude-table",
+            tables.len(),
+            tables.join(", ")
+        ));
+    }
     let rows = client
         .query(
-            "WITH user_ns AS (
+            &format!(
+                "WITH user_ns AS (
                SELECT oid FROM pg_catalog.pg_namespace
                 WHERE nspname NOT IN ('pg_catalog', 'information_schema')
                   AND nspname NOT LIKE 'pg\\_toast%' AND nspname NOT LIKE 'pg\\_temp%'),
@@ -1260,16 +1290,26 @@ async fn definitions_off_utf8(client: &tokio_postgres::Client) -> Result<Vec<Str
                UNION ALL
                SELECT 'comment', d.description FROM pg_catalog.pg_description d
                 WHERE d.objoid >= 16384)
-             SELECT DISTINCT what FROM texts
-              WHERE t IS NOT NULL
-                AND pg_catalog.convert(pg_catalog.convert_to(t, 'UTF8'), 'UTF8', $1)
-                    <> pg_catalog.convert_to(t, $1)
-              ORDER BY 1",
-            &[&enc],
+             SELECT DISTINCT what FROM texts WHERE t IS NOT NULL AND {} ORDER BY 1",
+                changes("t")
+            ),
+            &[],
         )
         .await
         .map_err(|e| Error::pg(context, e))?;
-    Ok(rows.iter().map(|r| r.get(0)).collect())
+    let defs: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
+    if !defs.is_empty() {
+        refusals.push(format!(
+            "{} definition(s) hold text PostgreSQL does not convert to UTF-8 and back \
+             unchanged (the database's encoding has two codes for one character, and pgsnap \
+             reads definitions as UTF-8 while the rows keep their bytes, so they would no \
+             longer match): {}; write those characters with their other code in these \
+             definitions, or back up with pg_dump",
+            defs.len(),
+            crate::progress::first_n(&defs, 8)
+        ));
+    }
+    Ok(refusals)
 }
 
 /// Of the tables `oids`, those (qualified, sorted) for which `condition`
@@ -1327,45 +1367,7 @@ async fn preflight(
             names.join(", ")
         ));
     }
-    // Names are read as UTF-8, and the server's conversion there and back
-    // is not exact for every encoding: an EUC_JP name spelled with one of
-    // its duplicate codes reads as the other spelling, which names another
-    // table or none (QA: two tables were backed up as one, or the locks
-    // failed as if the table changed).
-    let names = tables_where(
-        client,
-        "EXISTS (SELECT FROM (VALUES (current_setting('server_encoding'))) e(enc),
-                   LATERAL (SELECT n.nspname::text UNION ALL SELECT c.relname::text
-                            UNION ALL SELECT a.attname::text FROM pg_attribute a
-                             WHERE a.attrelid = c.oid AND a.attnum > 0) x(name)
-                  WHERE e.enc NOT IN ('UTF8', 'SQL_ASCII')
-                    AND convert(convert_to(x.name, 'UTF8'), 'UTF8', e.enc)
-                        <> convert_to(x.name, e.enc))",
-        oids,
-        "checking names against the database's encoding",
-    )
-    .await?;
-    if !names.is_empty() {
-        refusals.push(format!(
-            "{} table(s) whose name, schema's name or column names PostgreSQL does not convert \
-             to UTF-8 and back unchanged (the database's encoding has two codes for one \
-             character): {}; rename them, or leave them out with --exclude-table",
-            names.len(),
-            names.join(", ")
-        ));
-    }
-    let defs = definitions_off_utf8(client).await?;
-    if !defs.is_empty() {
-        refusals.push(format!(
-            "{} definition(s) hold text PostgreSQL does not convert to UTF-8 and back \
-             unchanged (the database's encoding has two codes for one character, and pgsnap \
-             reads definitions as UTF-8 while the rows keep their bytes, so they would no \
-             longer match): {}; write those characters with their other code in these \
-             definitions, or back up with pg_dump",
-            defs.len(),
-            crate::progress::first_n(&defs, 8)
-        ));
-    }
+    refusals.extend(off_utf8(client, oids).await?);
     // A table it may read in a schema it may not use: its lock failed on
     // the next run, after the advice to grant SELECT (QA).
     let names = tables_where(

@@ -54,6 +54,17 @@ impl CopyFormat {
             CopyFormat::Binary => &["FORMAT binary"],
         }
     }
+
+    /// [`CopyFormat::options`], and for text in `encoding` (a database's
+    /// own, see `schema::copy_option_encoding`) COPY's `ENCODING`. Binary
+    /// COPY's text is in the session's encoding, which no option changes.
+    pub fn options_in(self, encoding: Option<&str>) -> Vec<String> {
+        let mut options: Vec<String> = self.options().iter().map(|o| o.to_string()).collect();
+        if let (Some(enc), CopyFormat::Text) = (encoding, self) {
+            options.push(format!("ENCODING {}", crate::schema::ddl::literal(enc)));
+        }
+        options
+    }
 }
 
 impl std::str::FromStr for CopyFormat {

@@ -220,9 +220,15 @@ fn force_row_security(table: &str, on: bool) -> String {
     format!("ALTER TABLE ONLY {table} {no}FORCE ROW LEVEL SECURITY")
 }
 
-/// `COPY ... FROM STDIN` for a table, in `format`, with FREEZE when asked
-/// (see [`load_unit`]).
-pub fn copy_in_sql(t: &PlannedTable, format: CopyFormat, freeze: bool) -> String {
+/// `COPY ... FROM STDIN` for a table, in `format`, of text in `encoding`
+/// (`SchemaModel::data_encoding`), with FREEZE when asked (see
+/// [`load_unit`]).
+pub fn copy_in_sql(
+    t: &PlannedTable,
+    format: CopyFormat,
+    encoding: Option<&str>,
+    freeze: bool,
+) -> String {
     let q = qualified(&t.schema, &t.name);
     let cols = if t.columns.is_empty() {
         String::new()
@@ -230,13 +236,9 @@ pub fn copy_in_sql(t: &PlannedTable, format: CopyFormat, freeze: bool) -> String
         let cols: Vec<String> = t.columns.iter().map(|c| ident(c)).collect();
         format!(" ({})", cols.join(", "))
     };
-    let mut options: Vec<String> = format.options().iter().map(|o| o.to_string()).collect();
+    let mut options = format.options_in(encoding);
     if freeze {
         options.push("FREEZE".into());
-    }
-    // Binary text is in the session's encoding; stored binary is UTF-8.
-    if let (Some(enc), CopyFormat::Text) = (&t.encoding, format) {
-        options.push(format!("ENCODING {}", crate::schema::ddl::literal(enc)));
     }
     let with = if options.is_empty() {
         String::new()
@@ -275,8 +277,19 @@ pub(super) struct TableLoad {
 }
 
 impl TableLoad {
-    pub fn new(t: &PlannedTable, cancel: Arc<AtomicBool>, in_transaction: bool) -> TableLoad {
-        let both = |f| [copy_in_sql(t, f, false), copy_in_sql(t, f, true)];
+    /// `encoding`: the archive's text's, `SchemaModel::data_encoding`.
+    pub fn new(
+        t: &PlannedTable,
+        encoding: Option<&str>,
+        cancel: Arc<AtomicBool>,
+        in_transaction: bool,
+    ) -> TableLoad {
+        let both = |f| {
+            [
+                copy_in_sql(t, f, encoding, false),
+                copy_in_sql(t, f, encoding, true),
+            ]
+        };
         TableLoad {
             table: qualified(&t.schema, &t.name),
             text: both(CopyFormat::Text),

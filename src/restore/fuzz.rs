@@ -258,7 +258,7 @@ fn use_plan(plan: &Plan, opts: &RestoreOptions) {
         },
     );
     for t in &plan.tables {
-        let _ = data::TableLoad::new(t, Default::default(), false);
+        let _ = data::TableLoad::new(t, plan.model.data_encoding(), Default::default(), false);
     }
     for jobs in [1, 3] {
         let _ = units::units(plan, 1 << 20, jobs);

@@ -81,9 +81,6 @@ pub struct PlannedTable {
     /// would leave a window where the table is open).
     #[serde(skip)]
     pub force_rls: bool,
-    /// `COPY`'s `ENCODING` for the stored text (`SchemaModel::data_encoding`).
-    #[serde(skip)]
-    pub encoding: Option<String>,
 }
 
 /// `--into-schema`: the selected tables (and their sequences, indexes and
@@ -234,11 +231,9 @@ struct QueryContext {
     levels: Vec<Level>,
     /// The last token (spaces and `(` aside) brings in a relation.
     relation_next: bool,
-    /// Words since the statement began.
-    words: usize,
-    /// The statement's words so far are `CREATE [OR REPLACE] ...`, before
-    /// `VIEW`.
-    words_after_start: bool,
+    /// Past the statement's leading `CREATE [OR REPLACE] ...` words (and
+    /// `VIEW`, or the first other word).
+    past_lead: bool,
     /// The statement creates a view or materialized view: its `SELECT`s
     /// are a query (`GRANT SELECT ON app.t` is not one).
     creates_view: bool,
@@ -305,10 +300,9 @@ impl QueryContext {
             Token::Other => self.relation_next = false,
             Token::Word(w) => {
                 let w = w.to_ascii_uppercase();
-                let leading = self.words == 0 || self.words_after_start;
-                self.words += 1;
-                self.words_after_start = leading
-                    && matches!(
+                let leading = !self.past_lead;
+                self.past_lead = !leading
+                    || !matches!(
                         w.as_str(),
                         "CREATE"
                             | "OR"
@@ -1350,7 +1344,6 @@ pub(crate) fn build_parsed(
                     .objects
                     .get(t.object_id as usize)
                     .is_some_and(|o| o.create.contains(" FORCE ROW LEVEL SECURITY;")),
-            encoding: model.data_encoding().map(str::to_string),
         });
     }
     let wanted: BTreeSet<(String, String)> = match &selected {

@@ -336,7 +336,6 @@ mod tests {
             load_after: vec![],
             one_stream: false,
             force_rls: false,
-            encoding: None,
         };
         Plan {
             target_default_tablespace: None,

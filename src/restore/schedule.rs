@@ -425,7 +425,7 @@ pub async fn run(
     let loads: Arc<Vec<data::TableLoad>> = Arc::new(
         plan.tables
             .iter()
-            .map(|t| data::TableLoad::new(t, cancel.clone(), one))
+            .map(|t| data::TableLoad::new(t, plan.model.data_encoding(), cancel.clone(), one))
             .collect(),
     );
     let mut rows = vec![0u64; plan.tables.len()];
