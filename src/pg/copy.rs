@@ -420,8 +420,14 @@ where
     let mut chunker = Chunker::for_format(format, target);
     while let Some(part) = stream.next().await {
         let part = part.map_err(|e| Error::pg(format!("reading `{sql}`"), e))?;
-        for chunk in chunker.push(&part) {
-            sink(chunk).await?;
+        // A message is a row, which may be a value of hundreds of MB: it
+        // goes to the chunker a chunk's worth at a time, so each chunk
+        // leaves for the (bounded) pipeline before the next is cut, instead
+        // of the whole row being copied into chunks held at once.
+        for piece in part.chunks(target.max(1)) {
+            for chunk in chunker.push(piece) {
+                sink(chunk).await?;
+            }
         }
     }
     if let Some(chunk) = chunker.finish()? {

@@ -105,6 +105,15 @@ pub struct Transcoder {
 /// the stream.
 const KEEP_CAPACITY: usize = 1 << 20;
 
+/// The longest row the transcoder holds while it waits for the row's end.
+/// A row's binary tuple needs each field's length before its bytes, so a
+/// row is converted whole; a longer one (a bytea of hundreds of MB) would
+/// be held several times over (its text, its tuple, the buffers they grew
+/// through). Past this the conversion gives up and the caller loads the
+/// table's text, which streams: memory stays bounded by the chunks in
+/// flight, as pg_restore's does, whatever the values' size.
+pub const MAX_ROW: usize = 16 << 20;
+
 impl Transcoder {
     /// `kinds`: one per COPY column, in order. `padded`: the indexes of
     /// the `character(n)` columns among them.
@@ -133,7 +142,7 @@ impl Transcoder {
             // hundreds of MB arrives over many calls.
             let Some(end) = memchr(b'\n', rest) else {
                 self.partial.extend_from_slice(rest);
-                return Ok(());
+                return self.bounded();
             };
             let (head, tail) = rest
                 .split_at_checked(end.saturating_add(1))
@@ -159,6 +168,14 @@ impl Transcoder {
         self.partial.extend_from_slice(rest);
         if self.scratch.capacity() > KEEP_CAPACITY {
             self.scratch = Vec::new();
+        }
+        self.bounded()
+    }
+
+    /// Err once the row waiting for its end is longer than [`MAX_ROW`].
+    fn bounded(&self) -> Result<(), TranscodeError> {
+        if self.partial.len() > MAX_ROW {
+            return Err(error(0, "a row over 16 MiB (it streams as text)"));
         }
         Ok(())
     }
@@ -1665,6 +1682,39 @@ mod tests {
         want.extend_from_slice(&(bytea.len() as i32).to_be_bytes());
         want.extend_from_slice(&bytea);
         assert!(out == want);
+    }
+
+    #[test]
+    fn a_row_over_the_limit_is_not_held() {
+        // Fed in pieces as chunks come: the conversion gives up once the
+        // row it holds passes MAX_ROW, not at the row's end.
+        let piece = vec![b'a'; 1 << 20];
+        let mut t = Transcoder::new(vec![Kind::Int4, Kind::Text], &[]);
+        let mut out = Vec::new();
+        t.feed(b"1\tx\n2\t", &mut out).unwrap();
+        let mut fed = 0;
+        let err = loop {
+            match t.feed(&piece, &mut out) {
+                Ok(()) => fed += piece.len(),
+                Err(e) => break e,
+            }
+            assert!(fed <= MAX_ROW, "held {fed} bytes of one row");
+        };
+        assert_eq!(err.what, "a row over 16 MiB (it streams as text)");
+        assert_eq!(fed, MAX_ROW - piece.len());
+        // In one piece too (a chunk larger than the limit).
+        let mut t = Transcoder::new(vec![Kind::Text], &[]);
+        assert!(t.feed(&vec![b'a'; MAX_ROW + 1], &mut out).is_err());
+        // A row of the limit's length converts.
+        let mut t = Transcoder::new(vec![Kind::Text], &[]);
+        let mut out = Vec::new();
+        let row = vec![b'a'; MAX_ROW - 1];
+        for p in row.chunks(1 << 20) {
+            t.feed(p, &mut out).unwrap();
+        }
+        t.feed(b"\n", &mut out).unwrap();
+        t.finish().unwrap();
+        assert_eq!(out.len(), 2 + 4 + MAX_ROW - 1);
     }
 
     /// Converts without panicking; when it succeeds the tuples are well

@@ -609,6 +609,43 @@ pub fn pgsnap(args: &[&str]) -> std::process::Output {
         .expect("run pgsnap")
 }
 
+/// Runs `cmd` to its end; its output and its peak resident memory in KiB
+/// (the kernel's `ru_maxrss` of that one child, which other tests running
+/// beside it do not touch).
+// The child is reaped by wait4, which `Child::wait` does not offer: it
+// keeps the usage.
+#[allow(clippy::zombie_processes)]
+pub fn output_and_peak_rss(cmd: &mut Command) -> (std::process::Output, u64) {
+    let child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run command");
+    let pid = child.id() as libc::pid_t;
+    let mut stdout = child.stdout.expect("stdout");
+    let mut stderr = child.stderr.expect("stderr");
+    let err = std::thread::spawn(move || {
+        let mut b = Vec::new();
+        std::io::Read::read_to_end(&mut stderr, &mut b).map(|_| b)
+    });
+    let mut out = Vec::new();
+    std::io::Read::read_to_end(&mut stdout, &mut out).expect("read stdout");
+    let err = err.join().expect("stderr reader").expect("read stderr");
+    let mut status = 0;
+    // SAFETY: a zeroed rusage is a valid value for wait4 to fill in.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: waits for our own child, which `Child` no longer waits for.
+    let waited = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    assert_eq!(waited, pid, "wait4: {}", std::io::Error::last_os_error());
+    let status = std::os::unix::process::ExitStatusExt::from_raw(status);
+    let output = std::process::Output {
+        status,
+        stdout: out,
+        stderr: err,
+    };
+    (output, usage.ru_maxrss as u64)
+}
+
 /// Like [`pgsnap`], but fails the test with pgsnap's stderr unless it exits 0.
 pub fn pgsnap_ok(args: &[&str]) -> String {
     success_stdout(pgsnap(args), &format!("{args:?}"))
