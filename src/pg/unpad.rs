@@ -25,8 +25,41 @@ pub struct Unpadder {
     format: CopyFormat,
     /// `padded[i]`: field `i` is `character(n)`.
     padded: Vec<bool>,
-    /// The start of a row cut at the end of the last slice.
-    carry: Vec<u8>,
+    /// Where a row cut at the end of the last slice stands.
+    cut: Option<Cut>,
+}
+
+/// The rest of a row cut between slices, which goes out as it comes rather
+/// than being held until its end: a row may be a value of hundreds of MB
+/// (it was held whole, with the buffers it grew through: 1.8 GB for a
+/// 600 MB bytea). Held back is only what a trim needs: a padded value so
+/// far (a `character(n)`, a few MB at most) and, in binary, the length word
+/// before it, which the trim rewrites.
+#[derive(Debug, Default)]
+struct Cut {
+    /// The field the row is in (text), or in whose length or value (binary).
+    field: usize,
+    held: Vec<u8>,
+    stage: Stage,
+}
+
+/// Where a cut binary tuple stands.
+#[derive(Debug, Default, Clone, Copy)]
+enum Stage {
+    /// Reading its field count.
+    #[default]
+    Count,
+    /// Reading field `Cut::field`'s length word (of `fields`).
+    Length { fields: usize },
+    /// In a value, `left` bytes to go.
+    Value {
+        fields: usize,
+        left: usize,
+        padded: bool,
+    },
+    /// Not a tuple: everything from here goes through unchanged, for the
+    /// server to reject.
+    Malformed,
 }
 
 impl Unpadder {
@@ -41,57 +74,150 @@ impl Unpadder {
         Some(Unpadder {
             format,
             padded,
-            carry: Vec::new(),
+            cut: None,
         })
     }
 
-    /// Appends `data`'s complete rows, trimmed, to `out`; keeps a row cut
-    /// at its end for the next call.
+    /// Appends `data`'s complete rows, trimmed, to `out`, and as much of a
+    /// row cut at its end as can go before the rest arrives.
     pub fn feed(&mut self, mut data: &[u8], out: &mut Vec<u8>) {
-        // Complete a cut row first, taking no more of `data` than it needs
-        // (and never rescanning what the carry holds: a long value can span
-        // many slices).
-        while !self.carry.is_empty() {
-            match self.format {
-                CopyFormat::Text => match memchr::memchr(b'\n', data) {
-                    Some(i) => {
-                        self.carry.extend_from_slice(&data[..=i]);
-                        data = &data[i + 1..];
-                    }
-                    None => {
-                        self.carry.extend_from_slice(data);
-                        return;
-                    }
-                },
-                CopyFormat::Binary => {
-                    // Each step takes just what the tuple's next length
-                    // word or value needs (a walk over at most 1600
-                    // lengths), never the rest of a long slice.
-                    while let Err(want) = binary_tuple_len(&self.carry) {
-                        if data.is_empty() {
-                            return;
-                        }
-                        let more = want.saturating_sub(self.carry.len()).min(data.len());
-                        self.carry.extend_from_slice(&data[..more]);
-                        data = &data[more..];
-                    }
-                }
+        if let Some(mut cut) = self.cut.take() {
+            if !self.stream(&mut cut, &mut data, out) {
+                self.cut = Some(cut);
+                return;
             }
-            let row = std::mem::take(&mut self.carry);
-            self.row(&row, out);
         }
+        // Whole rows, the common case, are trimmed in one piece each.
         let mut at = 0;
         while let Some(len) = self.row_end(&data[at..]) {
             self.row(&data[at..at + len], out);
             at += len;
         }
-        self.carry.extend_from_slice(&data[at..]);
+        let mut rest = &data[at..];
+        if !rest.is_empty() {
+            let mut cut = Cut::default();
+            // `rest` holds no whole row: this takes all of it.
+            if !self.stream(&mut cut, &mut rest, out) {
+                self.cut = Some(cut);
+            }
+        }
     }
 
-    /// Appends whatever was left of a cut row, unchanged: the stream ended
+    /// Appends whatever was held of a cut row, unchanged: the stream ended
     /// inside a row, which COPY itself will report.
     pub fn finish(self, out: &mut Vec<u8>) {
-        out.extend_from_slice(&self.carry);
+        if let Some(cut) = self.cut {
+            out.extend_from_slice(&cut.held);
+        }
+    }
+
+    /// Takes a cut row's next bytes from `data`, sending on what needs no
+    /// trim; true once the row is complete (`data` then starts after it).
+    fn stream(&self, cut: &mut Cut, data: &mut &[u8], out: &mut Vec<u8>) -> bool {
+        match self.format {
+            CopyFormat::Text => self.stream_text(cut, data, out),
+            CopyFormat::Binary => self.stream_binary(cut, data, out),
+        }
+    }
+
+    fn stream_text(&self, cut: &mut Cut, data: &mut &[u8], out: &mut Vec<u8>) -> bool {
+        loop {
+            let padded = self.padded.get(cut.field).copied().unwrap_or(false);
+            let Some(end) = memchr::memchr2(b'\t', b'\n', data) else {
+                let into = if padded { &mut cut.held } else { &mut *out };
+                into.extend_from_slice(data);
+                *data = &[];
+                return false;
+            };
+            if padded {
+                cut.held.extend_from_slice(&data[..end]);
+                out.extend_from_slice(&cut.held[..trim_text(&cut.held)]);
+                cut.held.clear();
+            } else {
+                out.extend_from_slice(&data[..end]);
+            }
+            let delimiter = data[end];
+            out.push(delimiter);
+            *data = &data[end + 1..];
+            if delimiter == b'\n' {
+                return true;
+            }
+            cut.field += 1;
+        }
+    }
+
+    fn stream_binary(&self, cut: &mut Cut, data: &mut &[u8], out: &mut Vec<u8>) -> bool {
+        loop {
+            match cut.stage {
+                Stage::Malformed => {
+                    out.extend_from_slice(data);
+                    *data = &[];
+                    return false;
+                }
+                Stage::Count => {
+                    if !take_word(&mut cut.held, 2, data) {
+                        return false;
+                    }
+                    let fields = i16::from_be_bytes([cut.held[0], cut.held[1]]);
+                    out.append(&mut cut.held);
+                    cut.stage = match usize::try_from(fields) {
+                        Ok(fields) => Stage::Length { fields },
+                        Err(_) => Stage::Malformed,
+                    };
+                }
+                Stage::Length { fields } => {
+                    if cut.field == fields {
+                        return true;
+                    }
+                    if !take_word(&mut cut.held, 4, data) {
+                        return false;
+                    }
+                    let len = i32::from_be_bytes(cut.held[..4].try_into().expect("4 bytes"));
+                    if len < -1 {
+                        out.append(&mut cut.held);
+                        cut.stage = Stage::Malformed;
+                        continue;
+                    }
+                    let padded = len > 0 && self.padded.get(cut.field).copied().unwrap_or(false);
+                    // A padded value's length is written once it is trimmed.
+                    if !padded {
+                        out.append(&mut cut.held);
+                    }
+                    cut.stage = Stage::Value {
+                        fields,
+                        left: len.max(0) as usize,
+                        padded,
+                    };
+                }
+                Stage::Value {
+                    fields,
+                    left,
+                    padded,
+                } => {
+                    let n = left.min(data.len());
+                    let into = if padded { &mut cut.held } else { &mut *out };
+                    into.extend_from_slice(&data[..n]);
+                    *data = &data[n..];
+                    if n < left {
+                        cut.stage = Stage::Value {
+                            fields,
+                            left: left - n,
+                            padded,
+                        };
+                        return false;
+                    }
+                    if padded {
+                        let value = &cut.held[4..];
+                        let kept = trim_spaces(value);
+                        out.extend_from_slice(&(kept as i32).to_be_bytes());
+                        out.extend_from_slice(&value[..kept]);
+                        cut.held.clear();
+                    }
+                    cut.field += 1;
+                    cut.stage = Stage::Length { fields };
+                }
+            }
+        }
     }
 
     /// The length of the first complete row in `data`, with its terminator.
@@ -152,6 +278,14 @@ impl Unpadder {
             at = data_at + n;
         }
     }
+}
+
+/// Moves bytes from `data` into `held` until it is `n` long; true then.
+fn take_word(held: &mut Vec<u8>, n: usize, data: &mut &[u8]) -> bool {
+    let more = n.saturating_sub(held.len()).min(data.len());
+    held.extend_from_slice(&data[..more]);
+    *data = &data[more..];
+    held.len() == n
 }
 
 /// The length of `value` without its trailing spaces.
@@ -304,6 +438,50 @@ mod tests {
         let mut want = tuple(&[Some(b"a")]);
         want.extend_from_slice(b"\xff\xfe\0\0");
         every_cut(CopyFormat::Binary, &[0], &data, &want);
+    }
+
+    /// A value many slices long goes out as it comes: only a padded
+    /// value is held, and a binary length word until it is whole.
+    #[test]
+    fn long_values_stream_through() {
+        let long = vec![b'v'; 1 << 20];
+        let held = |u: &Unpadder| u.cut.as_ref().map_or(0, |c| c.held.len());
+        // Text: `pad  \t<1 MiB>\tx  \n`, fields 0 and 2 padded.
+        let mut data = b"pad  \t".to_vec();
+        data.extend_from_slice(&long);
+        data.extend_from_slice(b"\tx  \n");
+        let mut u = Unpadder::new(CopyFormat::Text, &[0, 2]).unwrap();
+        let mut out = Vec::new();
+        for piece in data.chunks(1000) {
+            u.feed(piece, &mut out);
+            assert!(held(&u) < 1000, "held {}", held(&u));
+        }
+        u.finish(&mut out);
+        let mut want = b"pad\t".to_vec();
+        want.extend_from_slice(&long);
+        want.extend_from_slice(b"\tx\n");
+        assert!(out == want);
+        // Binary: the same row as a tuple.
+        let data = tuple(&[Some(b"pad  "), Some(&long), Some(b"x  ")]);
+        let mut u = Unpadder::new(CopyFormat::Binary, &[0, 2]).unwrap();
+        let mut out = Vec::new();
+        for piece in data.chunks(1000) {
+            u.feed(piece, &mut out);
+            assert!(held(&u) < 1000, "held {}", held(&u));
+        }
+        u.finish(&mut out);
+        assert!(out == tuple(&[Some(b"pad"), Some(&long), Some(b"x")]));
+    }
+
+    #[test]
+    fn binary_malformed_inside_a_tuple_passes_through() {
+        let mut data = tuple(&[Some(b"a  "), Some(b"b  ")]);
+        data.truncate(2 + 4 + 3);
+        data.extend_from_slice(b"\xff\xff\xff\xfe rest");
+        let mut want = tuple(&[Some(b"a")]);
+        want[1] = 2;
+        want.extend_from_slice(b"\xff\xff\xff\xfe rest");
+        every_cut(CopyFormat::Binary, &[0, 1], &data, &want);
     }
 
     #[test]
