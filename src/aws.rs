@@ -190,6 +190,29 @@ pub(crate) fn is_refusal<E: ProvideErrorMetadata>(e: &SdkError<E, HttpResponse>)
     !unavailable && se.raw().status().as_u16() < 500
 }
 
+/// When the service refused `e` as not allowed (403, AccessDenied): the
+/// refusal's own code and message, without the generic advice that
+/// [`sdk_error_text`] gives a bare 403 (which speaks of buckets).
+pub(crate) fn access_denied_text<E: ProvideErrorMetadata>(
+    e: &SdkError<E, HttpResponse>,
+) -> Option<String> {
+    let SdkError::ServiceError(se) = e else {
+        return None;
+    };
+    let err = se.err();
+    let denied = matches!(err.code(), Some("AccessDeniedException" | "AccessDenied"))
+        || se.raw().status().as_u16() == 403;
+    if !denied {
+        return None;
+    }
+    let text = match (err.code(), err.message()) {
+        (Some(code), Some(m)) if !m.is_empty() => format!("{code}: {m}"),
+        (Some(code), _) => code.to_string(),
+        (None, _) => "HTTP 403 Forbidden".to_string(),
+    };
+    Some(text.replace(['\n', '\r'], " "))
+}
+
 /// True when KMS refused `e` because of the key's state (disabled, pending
 /// deletion or import, its custom key store disconnected): the key may be
 /// the right one, and enabling it is what helps.

@@ -226,14 +226,19 @@ impl Credentials {
             )));
         }
         Err(Error::WrongKey(format!(
-            "no key opens this archive: {}; its key slots: {}; {} (sure of the key? `pgsnap \
-             verify` tells whether the archive was damaged)",
+            "no key opens this archive: {}; its key slots: {}; {}{ASK_VERIFY}",
             why.join("; "),
             header.slot_kinds(),
             ways.join(", or ")
         )))
     }
 }
+
+/// How a wrong-key error ends: only a read of the whole archive tells a
+/// wrong key from a damaged header, which `verify` does (and then says
+/// which, in place of this).
+pub(crate) const ASK_VERIFY: &str =
+    " (sure of the key? `pgsnap verify` tells whether the archive was damaged)";
 
 #[cfg(test)]
 mod tests {

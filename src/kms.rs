@@ -12,7 +12,9 @@ use aws_sdk_kms::Client;
 
 use crate::archive::format::ARCHIVE_ID_LEN;
 use crate::archive::slots::{data_key_from_kms_plaintext, kms_encryption_context};
-use crate::aws::{credentials_error, is_key_state_refusal, is_refusal, sdk_error_text};
+use crate::aws::{
+    access_denied_text, credentials_error, is_key_state_refusal, is_refusal, sdk_error_text,
+};
 use crate::error::{Error, Result};
 use crate::keys::DataKey;
 
@@ -132,6 +134,13 @@ impl Kms {
                         sdk_error_text(&e)
                     ));
                 }
+                if let Some(denied) = access_denied_text(&e) {
+                    return Error::AwsCredentials(format!(
+                        "KMS GenerateDataKey with key `{key_id}` was refused ({denied}): these \
+                         AWS credentials may not use this key (they need kms:GenerateDataKey on \
+                         it, and the key's policy must allow them)"
+                    ));
+                }
                 if is_key_state_refusal(&e) {
                     return Error::KmsKeyState(format!(
                         "KMS GenerateDataKey with key `{key_id}` was refused for the key's state \
@@ -190,6 +199,16 @@ impl Kms {
                         "KMS Decrypt with key `{key_id}`: {} could not be reached or failed: {}",
                         self.endpoint,
                         sdk_error_text(&e)
+                    ));
+                }
+                // Not allowed to ask says nothing of whether it is the
+                // archive's key (QA: reported as a wrong key).
+                if let Some(denied) = access_denied_text(&e) {
+                    return Error::AwsCredentials(format!(
+                        "KMS Decrypt with key `{key_id}` was refused ({denied}): these AWS \
+                         credentials may not use this key (they need kms:Decrypt on it, and the \
+                         key's policy must allow them), which says nothing of whether it is the \
+                         archive's key"
                     ));
                 }
                 if is_key_state_refusal(&e) {

@@ -186,14 +186,24 @@ async fn header_failure(
                 m.id,
                 match e {
                     Error::Auth => "does not authenticate",
-                    Error::WrongKey(_) => "opens with no key given",
+                    Error::WrongKey(_) => "opens with none of the keys given",
                     _ => "cannot be read",
                 }
             ))
         }
-        // As the manifest says it was written: the error stands (a newer
-        // format, say).
-        _ => e,
+        // As the manifest says it was written: the key is wrong, which is
+        // what the error's advice would have had one run this to learn
+        // (QA: circular in verify's own output).
+        Some(_) => match e {
+            Error::WrongKey(m) => Error::WrongKey(format!(
+                "{}; the archive is as the backup wrote it (its SHA-256 matches its manifest's), \
+                 so the keys given are not ones it was made with",
+                m.strip_suffix(crate::credentials::ASK_VERIFY).unwrap_or(&m)
+            )),
+            // A newer format, say.
+            e => e,
+        },
+        None => e,
     }
 }
 

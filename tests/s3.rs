@@ -780,6 +780,12 @@ async fn kms_refusals_are_one_line_and_leave_nothing_complete() {
             err.contains("KMS GenerateDataKey") && err.contains(code) && err.contains(&key),
             "{err}"
         );
+        if code == "AccessDeniedException" {
+            assert!(
+                err.contains("may not use this key") && err.contains("kms:GenerateDataKey on it"),
+                "{err}"
+            );
+        }
         assert!(
             !err.contains("testing"),
             "no credentials in messages: {err}"
@@ -1475,6 +1481,25 @@ async fn kms_unreachable_on_reading_is_not_a_wrong_key() {
             err.contains("DisabledException")
                 && err.contains("was refused for the key's state")
                 && err.contains("aws kms enable-key")
+                && !err.contains("wrong key")
+                && !err.contains("no key opens"),
+            "{err}"
+        );
+    }
+    // Credentials that may not use the key: no verdict on the key either
+    // (QA: "wrong key: no key opens this archive: ... 403").
+    let denied = refusing_kms(
+        "AccessDeniedException",
+        "User: arn:aws:iam::123456789012:user/ro is not authorized to perform: kms:Decrypt",
+    );
+    for args in [
+        vec!["verify", "--repo", &repo, "latest"],
+        vec!["restore", "--repo", &repo, "latest", "--db", &pg.url(&dst)],
+    ] {
+        let err = one_line_failure(&aws_pgsnap(&args, &[("AWS_ENDPOINT_URL_KMS", &denied)]));
+        assert!(
+            err.contains("AccessDeniedException")
+                && err.contains("may not use this key (they need kms:Decrypt")
                 && !err.contains("wrong key")
                 && !err.contains("no key opens"),
             "{err}"
