@@ -435,6 +435,46 @@ fn latin1_data_loads_where_the_server_converts_it() {
     }
 }
 
+/// A UTF8 backup into a LATIN1 target: the server converts, but a
+/// character LATIN1 lacks fails the load. Said beforehand, in the dry run
+/// too (QA: the dry run said nothing, and the restore failed in COPY).
+#[test]
+fn a_narrower_target_encoding_is_said_beforehand() {
+    let latin1 = "ENCODING 'LATIN1' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0";
+    let pg = pg();
+    let src = pg.create_db("ex_narrow");
+    pg.psql(
+        &src,
+        "CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t VALUES (1, 'café');",
+    );
+    let w = Workdir::new();
+    backup(pg, &src, &w, &[]);
+    let warned = |r: &serde_json::Value| {
+        r["warnings"].as_array().unwrap().iter().any(|w| {
+            let w = w.as_str().unwrap();
+            w.contains("target database is in LATIN1 and the backup's in UTF8")
+        })
+    };
+    let dst = pg.create_db_with("ex_narrow_l", latin1);
+    let plan = restore_json(pg, &w, "latest", &dst, &["--dry-run"]);
+    assert!(warned(&plan), "{plan}");
+    // What LATIN1 has loads, with the warning.
+    let r = restore_json(pg, &w, "latest", &dst, &[]);
+    assert!(warned(&r), "{r}");
+    assert_eq!(
+        pg.psql(&dst, "SELECT encode(convert_to(v, 'LATIN1'), 'hex') FROM t")
+            .trim(),
+        "636166e9"
+    );
+    // Into a UTF8 target, nothing to say.
+    let u = pg.create_db("ex_narrow_u");
+    let r = restore_json(pg, &w, "latest", &u, &["--dry-run"]);
+    assert!(!warned(&r), "{r}");
+    for db in [src, dst, u] {
+        pg.drop_db(&db);
+    }
+}
+
 #[test]
 fn inheritance_and_partitions() {
     let f = "inheritance.sql";

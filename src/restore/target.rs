@@ -367,9 +367,8 @@ pub async fn check(client: &Client, plan: &Plan, opts: &RestoreOptions) -> Resul
             first_of(&older, 5)
         ));
     }
-    if let Some(r) = conversion_missing(client, plan).await? {
-        refusals.push(r);
-    }
+    let (no_conversion, narrower) = encodings(client, plan).await?;
+    refusals.extend(no_conversion);
     let listed = |spaces: &[(String, Vec<String>)]| {
         spaces
             .iter()
@@ -458,7 +457,8 @@ pub async fn check(client: &Client, plan: &Plan, opts: &RestoreOptions) -> Resul
     if let Some(m) = refusals.pop() {
         return Err(Error::Refused(m));
     }
-    let notes = extension_versions(client, plan, &existing).await?;
+    let mut notes = extension_versions(client, plan, &existing).await?;
+    notes.extend(narrower);
     Ok(Checked {
         conflicts,
         existing,
@@ -1544,25 +1544,45 @@ pub async fn apply_pre_data(
     }
 }
 
-/// The table data of a backup in the source database's own encoding
-/// (`SchemaModel::data_encoding`) loads through the server's conversion to
-/// the target's: a refusal when the server has none (LATIN1 to WIN1252,
-/// say, which only UTF-8 connects), before any change rather than at the
-/// first COPY. pg_restore fails there too.
-async fn conversion_missing(client: &Client, plan: &Plan) -> Result<Option<String>> {
-    let Some(from) = plan.model.data_encoding() else {
-        return Ok(None);
-    };
+/// What the target's encoding means for the rows: a refusal, and a
+/// warning.
+/// - The table data of a backup in the source database's own encoding
+///   (`SchemaModel::data_encoding`) loads through the server's conversion
+///   to the target's: refused when the server has none (LATIN1 to WIN1252,
+///   say, which only UTF-8 connects), before any change rather than at the
+///   first COPY. pg_restore fails there too.
+/// - A target in an encoding that lacks characters the source's has (UTF8
+///   into LATIN1): said beforehand, in the dry run too, since a row with
+///   one fails the load (QA: the dry run said nothing).
+async fn encodings(client: &Client, plan: &Plan) -> Result<(Option<String>, Option<String>)> {
     if !plan.tables.iter().any(|t| t.load_data && t.rows > 0) {
-        return Ok(None);
+        return Ok((None, None));
     }
     let to: String = client
         .query_one("SELECT pg_catalog.current_setting('server_encoding')", &[])
         .await
         .map_err(|e| Error::pg("reading the target's encoding", e))?
         .get(0);
-    if to.eq_ignore_ascii_case(from) || to.eq_ignore_ascii_case("SQL_ASCII") {
-        return Ok(None);
+    let source = plan.model.encoding.as_str();
+    let is = |a: &str, b: &str| a.eq_ignore_ascii_case(b);
+    // UTF8 holds every character, SQL_ASCII stores any byte; the same
+    // encoding holds what it held.
+    let narrower =
+        (!source.is_empty() && !is(&to, source) && !is(&to, "UTF8") && !is(&to, "SQL_ASCII")).then(
+            || {
+                format!(
+                    "the target database is in {to} and the backup's in {source}: a value with a \
+             character {to} does not have fails its table's load (with --single-transaction \
+             nothing is changed; without it, what was created before stays); a database in \
+             {source} or UTF8 holds them all"
+                )
+            },
+        );
+    let Some(from) = plan.model.data_encoding() else {
+        return Ok((None, narrower));
+    };
+    if is(&to, from) || is(&to, "SQL_ASCII") {
+        return Ok((None, narrower));
     }
     // The catalog, not a trial `convert()`: a failed statement would end
     // the one transaction of --single-transaction.
@@ -1577,13 +1597,15 @@ async fn conversion_missing(client: &Client, plan: &Plan) -> Result<Option<Strin
         .await
         .map_err(|e| Error::pg("checking the target's encoding", e))?
         .get(0);
-    Ok((!converts).then(|| {
-        format!(
-            "the backup's table data is in {from}, as its database holds it, and the server has \
-             no conversion from {from} to the target's {to}; nothing was changed (restore into \
-             a database in {from} or UTF8)"
-        )
-    }))
+    if converts {
+        return Ok((None, narrower));
+    }
+    let refusal = format!(
+        "the backup's table data is in {from}, as its database holds it, and the server has \
+         no conversion from {from} to the target's {to}; nothing was changed (restore into a \
+         database in {from} or UTF8)"
+    );
+    Ok((Some(refusal), None))
 }
 
 /// Whether creating a shareable object failed because the target has one
