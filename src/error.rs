@@ -135,6 +135,12 @@ pub enum Error {
     #[error("{0}")]
     Refused(String),
 
+    /// The archive sits in an archive storage class (S3 Glacier) without a
+    /// readable copy: nothing was done, and the same command succeeds once
+    /// a thaw completes (whether this run requested it or not).
+    #[error("{0}")]
+    NotThawed(String),
+
     /// A restore failed after it had changed the target: `left` says what
     /// the target keeps and what to do about it.
     #[error("{error}; {left}")]
@@ -349,5 +355,12 @@ impl Error {
     /// True when the caller gave bad input (exit code 2 in the binary).
     pub fn is_usage(&self) -> bool {
         matches!(self, Error::Usage(_))
+    }
+
+    /// Nothing was done, and the same command will succeed later without
+    /// a change (an archive being thawed): the CLI's exit status 75
+    /// (EX_TEMPFAIL), so that a script can wait and retry.
+    pub fn is_retry_later(&self) -> bool {
+        matches!(self, Error::NotThawed(_))
     }
 }

@@ -481,7 +481,12 @@ fn aws_pgsnap_ok(args: &[&str], extra_env: &[(&str, &str)]) -> String {
 
 /// One clear line on stderr, exit 1.
 fn one_line_failure(out: &std::process::Output) -> String {
-    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    one_line_failure_with(out, 1)
+}
+
+/// [`one_line_failure`] with exit status `code`.
+fn one_line_failure_with(out: &std::process::Output, code: i32) -> String {
+    assert_eq!(out.status.code(), Some(code), "{out:?}");
     let all = String::from_utf8_lossy(&out.stderr).to_string();
     let errors: Vec<&str> = all
         .lines()
@@ -1026,25 +1031,31 @@ async fn archive_in_glacier_is_refused_before_any_change_until_thawed() {
     );
     assert_eq!(out.status.code(), Some(2), "{out:?}");
     let dst = pg.create_db("s3_glacier_dst");
-    let err = one_line_failure(&aws_pgsnap(
-        &[
-            "restore",
-            "--repo",
-            &repo,
-            "--key-file",
-            &w.key(),
-            "latest",
-            "--db",
-            &pg.url(&dst),
-        ],
-        &[],
-    ));
+    // Not thawed: nothing done, and exit 75 (EX_TEMPFAIL), so that a
+    // script can tell "retry later" from a failure (QA: a requested thaw
+    // exited 1, as an error).
+    let err = one_line_failure_with(
+        &aws_pgsnap(
+            &[
+                "restore",
+                "--repo",
+                &repo,
+                "--key-file",
+                &w.key(),
+                "latest",
+                "--db",
+                &pg.url(&dst),
+            ],
+            &[],
+        ),
+        75,
+    );
     assert!(
         err.contains("GLACIER") && err.contains("--request-thaw"),
         "{err}"
     );
     assert!(table_contents(pg, &dst).is_empty(), "nothing was restored");
-    let err = one_line_failure(&aws_pgsnap(
+    let out = aws_pgsnap(
         &[
             "restore",
             "--repo",
@@ -1055,10 +1066,15 @@ async fn archive_in_glacier_is_refused_before_any_change_until_thawed() {
             "--db",
             &pg.url(&dst),
             "--request-thaw",
+            "--json",
         ],
         &[],
-    ));
+    );
+    let err = one_line_failure_with(&out, 75);
     assert!(err.contains("thaw was requested"), "{err}");
+    let last: serde_json::Value =
+        serde_json::from_str(String::from_utf8_lossy(&out.stdout).lines().last().unwrap()).unwrap();
+    assert_eq!(last["exit_code"], 75, "{last}");
     // moto completes thaws at once; the restore now goes through.
     aws_pgsnap_ok(
         &[

@@ -15,7 +15,8 @@ use clap::{Args, Parser, Subcommand};
         pgsnap backup --db postgres://app@db/app --repo /backups --key-file /etc/pgsnap/backup.key\n  \
         pgsnap list --repo /backups\n  \
         pgsnap show --repo /backups latest\n\n\
-        Exit codes: 0 success, 1 failure, 2 usage error."
+        Exit codes: 0 success, 1 failure, 2 usage error, 75 nothing done: retry later (an \
+        archive being thawed)."
 )]
 pub struct Cli {
     /// More log output on stderr (-v info, -vv debug).
@@ -432,8 +433,8 @@ pub struct RestoreArgs {
     #[arg(long, short = '1')]
     pub single_transaction: bool,
     /// If the archive sits in S3 Glacier Flexible Retrieval or Deep Archive, request a
-    /// 7-day restored copy (RestoreObject, Standard tier) and stop; run the restore again
-    /// once the thaw completed (hours).
+    /// 7-day restored copy (RestoreObject, Standard tier) and stop with exit status 75; run
+    /// the restore again once the thaw completed (hours).
     #[arg(long)]
     pub request_thaw: bool,
     /// One JSON object as the last line on stdout.

@@ -1,6 +1,8 @@
 //! Command-line interface: flags (clap), output shapes, exit codes.
 //!
-//! Exit codes: 0 success, 1 failure, 2 usage error. Errors print as one line
+//! Exit codes: 0 success, 1 failure, 2 usage error, 75 nothing done and the
+//! same command will succeed later (an archive being thawed); 130 and 143
+//! after SIGINT and SIGTERM, 141 into a closed pipe. Errors print as one line
 //! on stderr: `pgsnap: error: <what failed>: <why> (<what to do>)`; with
 //! `--json`, stdout's last line is then `{"ok":false,"error":...,"exit_code":N}`.
 
@@ -43,6 +45,9 @@ pub use args::{Cli, Command};
 /// Exit status for a failure the user can fix by changing the invocation.
 const EXIT_USAGE: u8 = 2;
 const EXIT_FAILURE: u8 = 1;
+/// Nothing was done; the same command succeeds later (an archive being
+/// thawed). sysexits' EX_TEMPFAIL.
+const EXIT_RETRY_LATER: u8 = 75;
 
 pub fn main() -> ExitCode {
     // A bug must still read as one error line, not a thread's panic
@@ -91,13 +96,13 @@ pub fn main() -> ExitCode {
             _ => code,
         },
         Err(e) => {
-            let usage = e
-                .downcast_ref::<pgsnap::Error>()
-                .map(|e| e.is_usage())
-                .unwrap_or(false);
+            let lib = e.downcast_ref::<pgsnap::Error>();
+            let usage = lib.is_some_and(|e| e.is_usage());
+            let later = lib.is_some_and(|e| e.is_retry_later());
             let code = match signal {
                 Some(s) => s.exit_code(),
                 None if usage => EXIT_USAGE,
+                None if later => EXIT_RETRY_LATER,
                 None => EXIT_FAILURE,
             };
             let line = one_line(&e);

@@ -171,7 +171,7 @@ pub async fn restore(a: RestoreArgs, quiet: bool) -> anyhow::Result<ExitCode> {
                 .request_thaw(&manifest.archive.key, 7)
                 .await
                 .context("requesting the thaw")?;
-            return Err(Error::Refused(format!(
+            return Err(Error::NotThawed(format!(
                 "backup {}'s archive is in storage class {}: a 7-day thaw was requested; nothing \
                  was restored; run the restore again once the thaw completed (minutes to hours)",
                 manifest.id,

@@ -359,7 +359,7 @@ impl Repository {
             )));
         };
         if h.needs_thaw() {
-            return Err(Error::Refused(format!(
+            return Err(Error::NotThawed(format!(
                 "backup `{}`'s archive {}/{} is in storage class {} and must be thawed before \
                  it can be read (thaw {}); request it with `pgsnap restore ... --request-thaw` \
                  (or `aws s3api restore-object`) and retry when it completes (minutes to hours)",
