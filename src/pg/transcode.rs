@@ -82,10 +82,23 @@ impl Kind {
 /// of kinds). `what` describes the problem, never the value: values may be
 /// secrets and errors end up in logs.
 #[derive(Debug, thiserror::Error, PartialEq)]
-#[error("column {column}: cannot convert {what} to binary")]
+#[error("{}cannot convert {what} to binary", column_of(*.column))]
 pub struct TranscodeError {
+    /// [`ROW`] when the row as a whole is the problem.
     pub column: usize,
     pub what: String,
+}
+
+/// [`TranscodeError::column`] of an error about a whole row (its length, its
+/// end), which no column is to blame for (QA: "column 0" named `id`).
+pub const ROW: usize = usize::MAX;
+
+fn column_of(column: usize) -> String {
+    if column == ROW {
+        String::new()
+    } else {
+        format!("column {column}: ")
+    }
 }
 
 /// Converts a stream of COPY text rows, cut anywhere between calls, into binary tuples.
@@ -147,6 +160,11 @@ impl Transcoder {
             let (head, tail) = rest
                 .split_at_checked(end.saturating_add(1))
                 .unwrap_or((rest, &[]));
+            // The limit is the row's whole length, the newline's chunk
+            // included (QA: rows of up to 20 MiB were converted).
+            if self.partial.len().saturating_add(end) > MAX_ROW {
+                return Err(too_long());
+            }
             self.partial.extend_from_slice(head);
             let row = std::mem::take(&mut self.partial);
             let result = convert_row(&self.kinds, &self.padded, &mut self.scratch, &row, out);
@@ -157,7 +175,7 @@ impl Transcoder {
             // The row's one newline is its last byte: it converts whole or
             // fails.
             if result?.is_none() {
-                return Err(error(0, "a row cut off at the end of the data"));
+                return Err(error(ROW, "a row cut off at the end of the data"));
             }
             rest = tail;
         }
@@ -175,7 +193,7 @@ impl Transcoder {
     /// Err once the row waiting for its end is longer than [`MAX_ROW`].
     fn bounded(&self) -> Result<(), TranscodeError> {
         if self.partial.len() > MAX_ROW {
-            return Err(error(0, "a row over 16 MiB (it streams as text)"));
+            return Err(too_long());
         }
         Ok(())
     }
@@ -185,9 +203,13 @@ impl Transcoder {
         if self.partial.is_empty() {
             Ok(())
         } else {
-            Err(error(0, "a row cut off at the end of the data"))
+            Err(error(ROW, "a row cut off at the end of the data"))
         }
     }
+}
+
+fn too_long() -> TranscodeError {
+    error(ROW, "a row over 16 MiB (it streams as text)")
 }
 
 fn error(column: usize, what: &str) -> TranscodeError {
@@ -208,7 +230,8 @@ fn convert_row(
     data: &[u8],
     out: &mut Vec<u8>,
 ) -> Result<Option<usize>, TranscodeError> {
-    let count = i16::try_from(kinds.len()).map_err(|_| error(0, "a row of over 32767 columns"))?;
+    let count =
+        i16::try_from(kinds.len()).map_err(|_| error(ROW, "a row of over 32767 columns"))?;
     // A table without columns has an empty line per row, not one empty field.
     if kinds.is_empty() {
         return match memchr(b'\n', data) {
@@ -1650,7 +1673,7 @@ mod tests {
         assert_eq!(out, [0, 2, 0, 0, 0, 4, 0, 0, 0, 1, 0, 0, 0, 4, 0, 0, 0, 2]);
         assert_eq!(
             t.finish(),
-            Err(error(0, "a row cut off at the end of the data"))
+            Err(error(ROW, "a row cut off at the end of the data"))
         );
         let mut t = Transcoder::new(vec![Kind::Text], &[]);
         t.feed(b"", &mut out).unwrap();
@@ -1705,6 +1728,18 @@ mod tests {
         // In one piece too (a chunk larger than the limit).
         let mut t = Transcoder::new(vec![Kind::Text], &[]);
         assert!(t.feed(&vec![b'a'; MAX_ROW + 1], &mut out).is_err());
+        // Nor a row whose end arrives in the piece that takes it over
+        // (QA: rows of up to 20 MiB, a chunk more, were converted).
+        let mut t = Transcoder::new(vec![Kind::Text], &[]);
+        t.feed(&vec![b'a'; MAX_ROW - 10], &mut out).unwrap();
+        let mut last = vec![b'a'; 20];
+        last.push(b'\n');
+        let err = t.feed(&last, &mut out).unwrap_err();
+        assert_eq!(err.column, ROW);
+        assert_eq!(
+            err.to_string(),
+            "cannot convert a row over 16 MiB (it streams as text) to binary"
+        );
         // A row of the limit's length converts.
         let mut t = Transcoder::new(vec![Kind::Text], &[]);
         let mut out = Vec::new();

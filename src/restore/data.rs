@@ -2,7 +2,7 @@
 //! parallel `COPY ... FROM STDIN`, several streams into one big table.
 
 use std::collections::BTreeSet;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -366,13 +366,16 @@ async fn load_copy(
     freeze: bool,
     progress: &Arc<dyn Progress>,
 ) -> Result<(u64, Source)> {
+    // Chunks whose rows progress has counted: a retry sends them again,
+    // uncounted (QA: the progress line said twice the rows).
+    let counted = Arc::new(AtomicUsize::new(0));
     if !load.transcode.is_empty() {
         let rewrite = Rewrite::Transcode(Transcoder::new(load.transcode.clone(), &load.unpad));
         let attempt = load_stream(
             session,
             archive,
             load,
-            source,
+            (source, &counted),
             freeze,
             Some(rewrite),
             progress,
@@ -387,9 +390,17 @@ async fn load_copy(
         }
     }
     let rewrite = Unpadder::new(load.format, &load.unpad).map(Rewrite::Unpad);
-    load_stream(session, archive, load, source, freeze, rewrite, progress)
-        .await
-        .map_err(|(e, _)| e)
+    load_stream(
+        session,
+        archive,
+        load,
+        (source, &counted),
+        freeze,
+        rewrite,
+        progress,
+    )
+    .await
+    .map_err(|(e, _)| e)
 }
 
 /// One COPY statement of a stream: the chunks `source` hands out, rewritten
@@ -400,7 +411,7 @@ async fn load_stream(
     session: &Session,
     archive: &Arc<StoredArchive>,
     load: &TableLoad,
-    mut source: Source,
+    (mut source, counted): (Source, &Arc<AtomicUsize>),
     freeze: bool,
     mut rewrite: Option<Rewrite>,
     progress: &Arc<dyn Progress>,
@@ -452,6 +463,10 @@ async fn load_stream(
     };
     let p = progress.clone();
     let cancel = load.cancel.clone();
+    // The chunks of a retry (the same, from the start) that an abandoned
+    // attempt counted already.
+    let counted = counted.clone();
+    let mut recounted = 0;
     let chunks = tokio_stream_from(rx)
         .map(move |r| {
             if cancel.load(Ordering::Relaxed) {
@@ -460,10 +475,14 @@ async fn load_stream(
                 ));
             }
             r.map(|(rows, len, b)| {
-                p.event(Event::Rows {
-                    rows,
-                    bytes: len as u64,
-                });
+                if recounted >= counted.load(Ordering::Relaxed) {
+                    counted.fetch_add(1, Ordering::Relaxed);
+                    p.event(Event::Rows {
+                        rows,
+                        bytes: len as u64,
+                    });
+                }
+                recounted += 1;
                 b
             })
         })
