@@ -201,6 +201,21 @@ fn a_damaged_header_is_named_as_damage() {
         flip_byte(&path, at);
     }
     assert_eq!(verify(&s).status.code(), Some(0));
+    // The cipher's id: the restore, which does not read the whole archive,
+    // names the header as likely damaged, since its manifest says this
+    // version wrote its kind (QA: "unsupported: cipher id 254").
+    let at = 10;
+    flip_byte(&path, at);
+    let dst = pg().create_db("tamper_header_dst");
+    let err = failure_stderr(&restore(&s, &s.w.key(), &dst, &[]), 1);
+    assert!(
+        err.contains(&format!("backup `{}`'s archive does not read", s.id))
+            && err.contains("likely damaged")
+            && err.contains("nothing was changed"),
+        "{err}"
+    );
+    assert_eq!(relations(pg(), &dst), 0, "target was changed");
+    flip_byte(&path, at);
 }
 
 /// A byte of the index flipped: the key opened the header, so the restore

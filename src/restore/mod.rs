@@ -246,7 +246,9 @@ async fn run_inner(
     }
     progress.event(Event::Phase("open"));
     repo.check_archive_readable(manifest).await?;
-    let archive = StoredArchive::open(repo.storage().clone(), &manifest.archive.key, creds).await?;
+    let archive = StoredArchive::open(repo.storage().clone(), &manifest.archive.key, creds)
+        .await
+        .map_err(|e| header_damage(manifest, e))?;
     if archive.size() != manifest.archive.size_bytes {
         return Err(Error::Integrity(format!(
             "archive is {} bytes, manifest says {}",
@@ -870,4 +872,27 @@ async fn keep_transcoding_if_exact(
         }
     }
     Ok(())
+}
+/// A header this version cannot read, of an archive whose manifest says it
+/// was written in a format, cipher and compression this version reads:
+/// damage, not a newer format (QA: a flipped byte read as "unsupported:
+/// cipher id 254"). Only a read of the whole archive tells for sure, which
+/// `verify` does; the restore, refused either way, says where to look.
+fn header_damage(m: &Manifest, e: Error) -> Error {
+    use crate::archive::{codec::Compression, seal::Cipher};
+    let a = &m.archive;
+    let ours = a.format_version <= crate::archive::format::VERSION
+        && a.cipher.parse::<Cipher>().is_ok()
+        && a.compression.parse::<Compression>().is_ok();
+    match e {
+        Error::Unsupported(what) | Error::Format(what) if ours => Error::Integrity(format!(
+            "backup `{}`'s archive does not read ({what}), though its manifest says it \
+             was written in format {} with {} and {}, which this version reads: it was likely \
+             damaged or altered after it was written (`pgsnap verify` checks it against its \
+             manifest's SHA-256); nothing was changed; restore the archive from a copy of the \
+             repository, or use another backup",
+            m.id, a.format_version, a.cipher, a.compression
+        )),
+        e => e,
+    }
 }
