@@ -434,18 +434,7 @@ fn restore_counts_tables_as_show_does() {
     assert_eq!(in_backup, 3, "{shown}");
     // The progress lines count them so too.
     let dst = pg.create_db("count_tables_progress");
-    let out = pgsnap(&[
-        "restore",
-        "--repo",
-        &w.repo(),
-        "--key-file",
-        &w.key(),
-        "latest",
-        "--db",
-        &pg.url(&dst),
-    ]);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{err}");
+    let err = common::restore_progress(pg, &w, "latest", &dst, &[]);
     assert!(err.contains("restore: 3 tables, about"), "{err}");
 }
 
@@ -488,20 +477,7 @@ fn a_huge_value_restores_in_bounded_memory() {
             // when the table's text goes instead (QA: progress said twice
             // the rows).
             let dst = pg.create_db("huge_value_progress");
-            let out = pgsnap(&[
-                "restore",
-                "--repo",
-                &w.repo(),
-                "--key-file",
-                &w.key(),
-                &id,
-                "--db",
-                &pg.url(&dst),
-                "--jobs",
-                "1",
-            ]);
-            let err = String::from_utf8_lossy(&out.stderr);
-            assert!(out.status.success(), "{err}");
+            let err = common::restore_progress(pg, &w, &id, &dst, &["--jobs", "1"]);
             assert!(err.contains("restore: 20001 rows,"), "{err}");
         }
     }

@@ -881,6 +881,31 @@ pub fn restore_output(
         .expect("run pgsnap")
 }
 
+/// `pgsnap restore` of backup `id` into `db` as an operator runs it (no
+/// `--json`, no `-q`: its progress lines on stderr); it must succeed.
+/// Returns its stderr.
+pub fn restore_progress(pg: &Cluster, w: &Workdir, id: &str, db: &str, extra: &[&str]) -> String {
+    let (repo, key, url) = (w.repo(), w.key(), pg.url(db));
+    let mut args = vec![
+        "restore",
+        "--repo",
+        &repo,
+        "--key-file",
+        &key,
+        id,
+        "--db",
+        &url,
+    ];
+    args.extend_from_slice(extra);
+    let out = pgsnap(&args);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        out.status.success(),
+        "restore {id} into {db} {extra:?}: {err}"
+    );
+    err
+}
+
 /// [`restore_json`]'s command, not yet run (to add to its environment).
 pub fn restore_command(pg: &Cluster, w: &Workdir, id: &str, db: &str, extra: &[&str]) -> Command {
     restore_command_at(w, id, &pg.url(db), extra)
