@@ -69,15 +69,10 @@ where
     E: ProvideErrorMetadata + std::error::Error + 'static,
 {
     let s = match e {
+        // An answer without a body (HEAD requests' errors): its status is
+        // all there is to say.
         SdkError::ServiceError(se) => {
-            let err = se.err();
-            match (err.code(), err.message()) {
-                (Some(code), Some(m)) if !m.is_empty() => format!("{code}: {m}"),
-                (Some(code), _) => code.to_string(),
-                // An answer without a body (HEAD requests' errors): its
-                // status is all there is to say.
-                (None, _) => status_text(se.raw().status().as_u16()),
-            }
+            code_and_message(se.err()).unwrap_or_else(|| status_text(se.raw().status().as_u16()))
         }
         // No answer: the causes, each once (the SDK's own Display of
         // these is terse and its Debug is pages long), and what to check.
@@ -205,12 +200,18 @@ pub(crate) fn access_denied_text<E: ProvideErrorMetadata>(
     if !denied {
         return None;
     }
-    let text = match (err.code(), err.message()) {
-        (Some(code), Some(m)) if !m.is_empty() => format!("{code}: {m}"),
-        (Some(code), _) => code.to_string(),
-        (None, _) => "HTTP 403 Forbidden".to_string(),
-    };
+    let text = code_and_message(err).unwrap_or_else(|| "HTTP 403 Forbidden".into());
     Some(text.replace(['\n', '\r'], " "))
+}
+
+/// A service's refusal as its error code and message say it (`None`
+/// without a code: an answer without a body).
+fn code_and_message<E: ProvideErrorMetadata>(err: &E) -> Option<String> {
+    let code = err.code()?;
+    Some(match err.message() {
+        Some(m) if !m.is_empty() => format!("{code}: {m}"),
+        _ => code.to_string(),
+    })
 }
 
 /// True when KMS refused `e` because of the key's state (disabled, pending

@@ -155,16 +155,14 @@ impl Transcoder {
             // hundreds of MB arrives over many calls.
             let Some(end) = memchr(b'\n', rest) else {
                 self.partial.extend_from_slice(rest);
-                return self.bounded();
+                return self.within_limit(0);
             };
             let (head, tail) = rest
                 .split_at_checked(end.saturating_add(1))
                 .unwrap_or((rest, &[]));
             // The limit is the row's whole length, the newline's chunk
             // included (QA: rows of up to 20 MiB were converted).
-            if self.partial.len().saturating_add(end) > MAX_ROW {
-                return Err(too_long());
-            }
+            self.within_limit(end)?;
             self.partial.extend_from_slice(head);
             let row = std::mem::take(&mut self.partial);
             let result = convert_row(&self.kinds, &self.padded, &mut self.scratch, &row, out);
@@ -187,13 +185,14 @@ impl Transcoder {
         if self.scratch.capacity() > KEEP_CAPACITY {
             self.scratch = Vec::new();
         }
-        self.bounded()
+        self.within_limit(0)
     }
 
-    /// Err once the row waiting for its end is longer than [`MAX_ROW`].
-    fn bounded(&self) -> Result<(), TranscodeError> {
-        if self.partial.len() > MAX_ROW {
-            return Err(too_long());
+    /// Err once the row waiting for its end, with `more` bytes of it yet
+    /// to add, is longer than [`MAX_ROW`].
+    fn within_limit(&self, more: usize) -> Result<(), TranscodeError> {
+        if self.partial.len().saturating_add(more) > MAX_ROW {
+            return Err(error(ROW, "a row over 16 MiB (it streams as text)"));
         }
         Ok(())
     }
@@ -206,10 +205,6 @@ impl Transcoder {
             Err(error(ROW, "a row cut off at the end of the data"))
         }
     }
-}
-
-fn too_long() -> TranscodeError {
-    error(ROW, "a row over 16 MiB (it streams as text)")
 }
 
 fn error(column: usize, what: &str) -> TranscodeError {

@@ -39,6 +39,8 @@ pub struct Unpadder {
 struct Cut {
     /// The field the row is in (text), or in whose length or value (binary).
     field: usize,
+    /// Binary: the tuple's field count, once read.
+    fields: usize,
     held: Vec<u8>,
     stage: Stage,
 }
@@ -49,14 +51,10 @@ enum Stage {
     /// Reading its field count.
     #[default]
     Count,
-    /// Reading field `Cut::field`'s length word (of `fields`).
-    Length { fields: usize },
+    /// Reading field `Cut::field`'s length word (of `Cut::fields`).
+    Length,
     /// In a value, `left` bytes to go.
-    Value {
-        fields: usize,
-        left: usize,
-        padded: bool,
-    },
+    Value { left: usize, padded: bool },
     /// Not a tuple: everything from here goes through unchanged, for the
     /// server to reject.
     Malformed,
@@ -120,21 +118,36 @@ impl Unpadder {
         }
     }
 
+    /// A raw tab or newline is always a delimiter: COPY escapes them
+    /// inside values.
     fn stream_text(&self, cut: &mut Cut, data: &mut &[u8], out: &mut Vec<u8>) -> bool {
         loop {
-            let padded = self.padded.get(cut.field).copied().unwrap_or(false);
+            // Past the last padded field, the rest of the row goes as it is.
+            let Some(&padded) = self.padded.get(cut.field) else {
+                let Some(end) = memchr::memchr(b'\n', data) else {
+                    out.extend_from_slice(data);
+                    *data = &[];
+                    return false;
+                };
+                out.extend_from_slice(&data[..=end]);
+                *data = &data[end + 1..];
+                return true;
+            };
             let Some(end) = memchr::memchr2(b'\t', b'\n', data) else {
                 let into = if padded { &mut cut.held } else { &mut *out };
                 into.extend_from_slice(data);
                 *data = &[];
                 return false;
             };
-            if padded {
-                cut.held.extend_from_slice(&data[..end]);
-                out.extend_from_slice(&cut.held[..trim_text(&cut.held)]);
-                cut.held.clear();
-            } else {
-                out.extend_from_slice(&data[..end]);
+            match (padded, cut.held.is_empty()) {
+                (false, _) => out.extend_from_slice(&data[..end]),
+                // The whole value is here: trimmed where it is.
+                (true, true) => out.extend_from_slice(&data[..trim_text(&data[..end])]),
+                (true, false) => {
+                    cut.held.extend_from_slice(&data[..end]);
+                    out.extend_from_slice(&cut.held[..trim_text(&cut.held)]);
+                    cut.held.clear();
+                }
             }
             let delimiter = data[end];
             out.push(delimiter);
@@ -161,12 +174,15 @@ impl Unpadder {
                     let fields = i16::from_be_bytes([cut.held[0], cut.held[1]]);
                     out.append(&mut cut.held);
                     cut.stage = match usize::try_from(fields) {
-                        Ok(fields) => Stage::Length { fields },
+                        Ok(fields) => {
+                            cut.fields = fields;
+                            Stage::Length
+                        }
                         Err(_) => Stage::Malformed,
                     };
                 }
-                Stage::Length { fields } => {
-                    if cut.field == fields {
+                Stage::Length => {
+                    if cut.field == cut.fields {
                         return true;
                     }
                     if !take_word(&mut cut.held, 4, data) {
@@ -184,23 +200,17 @@ impl Unpadder {
                         out.append(&mut cut.held);
                     }
                     cut.stage = Stage::Value {
-                        fields,
                         left: len.max(0) as usize,
                         padded,
                     };
                 }
-                Stage::Value {
-                    fields,
-                    left,
-                    padded,
-                } => {
+                Stage::Value { left, padded } => {
                     let n = left.min(data.len());
                     let into = if padded { &mut cut.held } else { &mut *out };
                     into.extend_from_slice(&data[..n]);
                     *data = &data[n..];
                     if n < left {
                         cut.stage = Stage::Value {
-                            fields,
                             left: left - n,
                             padded,
                         };
@@ -214,7 +224,7 @@ impl Unpadder {
                         cut.held.clear();
                     }
                     cut.field += 1;
-                    cut.stage = Stage::Length { fields };
+                    cut.stage = Stage::Length;
                 }
             }
         }
@@ -231,32 +241,11 @@ impl Unpadder {
     /// Appends one complete row, trimmed.
     fn row(&self, row: &[u8], out: &mut Vec<u8>) {
         match self.format {
-            CopyFormat::Text => self.text_row(row, out),
+            CopyFormat::Text => {
+                self.stream_text(&mut Cut::default(), &mut &row[..], out);
+            }
             CopyFormat::Binary => self.binary_tuple(row, out),
         }
-    }
-
-    fn text_row(&self, row: &[u8], out: &mut Vec<u8>) {
-        // A raw tab or newline is always a delimiter: COPY escapes them
-        // inside values.
-        let mut start = 0;
-        let mut copied = 0;
-        for &padded in &self.padded {
-            let end = memchr::memchr2(b'\t', b'\n', &row[start..])
-                .map(|i| start + i)
-                .unwrap_or(row.len());
-            if padded {
-                let kept = trim_text(&row[start..end]);
-                out.extend_from_slice(&row[copied..start + kept]);
-                copied = end;
-            }
-            if end >= row.len() || row[end] == b'\n' {
-                // Fewer fields than columns: COPY will say so.
-                break;
-            }
-            start = end + 1;
-        }
-        out.extend_from_slice(&row[copied..]);
     }
 
     fn binary_tuple(&self, tuple: &[u8], out: &mut Vec<u8>) {

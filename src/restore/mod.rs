@@ -873,6 +873,7 @@ async fn keep_transcoding_if_exact(
     }
     Ok(())
 }
+
 /// A header this version cannot read, of an archive whose manifest says it
 /// was written in a format, cipher and compression this version reads:
 /// damage, not a newer format (QA: a flipped byte read as "unsupported:

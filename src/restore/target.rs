@@ -1567,17 +1567,15 @@ async fn encodings(client: &Client, plan: &Plan) -> Result<(Option<String>, Opti
     let is = |a: &str, b: &str| a.eq_ignore_ascii_case(b);
     // UTF8 holds every character, SQL_ASCII stores any byte; the same
     // encoding holds what it held.
-    let narrower =
-        (!source.is_empty() && !is(&to, source) && !is(&to, "UTF8") && !is(&to, "SQL_ASCII")).then(
-            || {
-                format!(
-                    "the target database is in {to} and the backup's in {source}: a value with a \
+    let holds_all = source.is_empty() || is(&to, source) || is(&to, "UTF8") || is(&to, "SQL_ASCII");
+    let narrower = (!holds_all).then(|| {
+        format!(
+            "the target database is in {to} and the backup's in {source}: a value with a \
              character {to} does not have fails its table's load (with --single-transaction \
              nothing is changed; without it, what was created before stays); a database in \
              {source} or UTF8 holds them all"
-                )
-            },
-        );
+        )
+    });
     let Some(from) = plan.model.data_encoding() else {
         return Ok((None, narrower));
     };
@@ -1590,9 +1588,8 @@ async fn encodings(client: &Client, plan: &Plan) -> Result<(Option<String>, Opti
         .query_one(
             "SELECT EXISTS (SELECT FROM pg_catalog.pg_conversion WHERE condefault \
                AND conforencoding = pg_catalog.pg_char_to_encoding($1) \
-               AND contoencoding = pg_catalog.pg_char_to_encoding(\
-                     pg_catalog.current_setting('server_encoding')))",
-            &[&from],
+               AND contoencoding = pg_catalog.pg_char_to_encoding($2))",
+            &[&from, &to],
         )
         .await
         .map_err(|e| Error::pg("checking the target's encoding", e))?
