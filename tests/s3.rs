@@ -1031,63 +1031,42 @@ async fn archive_in_glacier_is_refused_before_any_change_until_thawed() {
     );
     assert_eq!(out.status.code(), Some(2), "{out:?}");
     let dst = pg.create_db("s3_glacier_dst");
+    let (key, url) = (w.key(), pg.url(&dst));
+    let restore = |extra: &[&str]| {
+        let mut args = vec![
+            "restore",
+            "--repo",
+            &repo,
+            "--key-file",
+            &key,
+            "latest",
+            "--db",
+            &url,
+        ];
+        args.extend_from_slice(extra);
+        aws_pgsnap(&args, &[])
+    };
     // Not thawed: nothing done, and exit 75 (EX_TEMPFAIL), so that a
     // script can tell "retry later" from a failure (QA: a requested thaw
     // exited 1, as an error).
-    let err = one_line_failure_with(
-        &aws_pgsnap(
-            &[
-                "restore",
-                "--repo",
-                &repo,
-                "--key-file",
-                &w.key(),
-                "latest",
-                "--db",
-                &pg.url(&dst),
-            ],
-            &[],
-        ),
-        75,
-    );
+    let err = one_line_failure_with(&restore(&[]), 75);
     assert!(
         err.contains("GLACIER") && err.contains("--request-thaw"),
         "{err}"
     );
     assert!(table_contents(pg, &dst).is_empty(), "nothing was restored");
-    let out = aws_pgsnap(
-        &[
-            "restore",
-            "--repo",
-            &repo,
-            "--key-file",
-            &w.key(),
-            "latest",
-            "--db",
-            &pg.url(&dst),
-            "--request-thaw",
-            "--json",
-        ],
-        &[],
-    );
+    let out = restore(&["--request-thaw", "--json"]);
     let err = one_line_failure_with(&out, 75);
     assert!(err.contains("thaw was requested"), "{err}");
     let last: serde_json::Value =
         serde_json::from_str(String::from_utf8_lossy(&out.stdout).lines().last().unwrap()).unwrap();
     assert_eq!(last["exit_code"], 75, "{last}");
     // moto completes thaws at once; the restore now goes through.
-    aws_pgsnap_ok(
-        &[
-            "restore",
-            "--repo",
-            &repo,
-            "--key-file",
-            &w.key(),
-            "latest",
-            "--db",
-            &pg.url(&dst),
-        ],
-        &[],
+    let out = restore(&[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(table_contents(pg, &src), table_contents(pg, &dst));
 }

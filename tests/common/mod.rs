@@ -29,7 +29,7 @@ use std::net::TcpListener;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
@@ -882,9 +882,8 @@ pub fn restore_output(
 }
 
 /// `pgsnap restore` of backup `id` into `db` as an operator runs it (no
-/// `--json`, no `-q`: its progress lines on stderr); it must succeed.
-/// Returns its stderr.
-pub fn restore_progress(pg: &Cluster, w: &Workdir, id: &str, db: &str, extra: &[&str]) -> String {
+/// `--json`, no `-q`: its progress lines on stderr), whatever its outcome.
+pub fn restore_plain(pg: &Cluster, w: &Workdir, id: &str, db: &str, extra: &[&str]) -> Output {
     let (repo, key, url) = (w.repo(), w.key(), pg.url(db));
     let mut args = vec![
         "restore",
@@ -897,7 +896,12 @@ pub fn restore_progress(pg: &Cluster, w: &Workdir, id: &str, db: &str, extra: &[
         &url,
     ];
     args.extend_from_slice(extra);
-    let out = pgsnap(&args);
+    pgsnap(&args)
+}
+
+/// [`restore_plain`], which must succeed: its stderr.
+pub fn restore_progress(pg: &Cluster, w: &Workdir, id: &str, db: &str, extra: &[&str]) -> String {
+    let out = restore_plain(pg, w, id, db, extra);
     let err = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(
         out.status.success(),
@@ -914,20 +918,10 @@ pub fn restore_command(pg: &Cluster, w: &Workdir, id: &str, db: &str, extra: &[&
 /// The plan `restore --dry-run` prints (text) for `latest` into `db`,
 /// with `extra` arguments; the run must succeed.
 pub fn dry_run_plan(pg: &Cluster, w: &Workdir, db: &str, extra: &[&str]) -> String {
-    let (repo, key, url) = (w.repo(), w.key(), pg.url(db));
-    let mut args = vec![
-        "restore",
-        "--repo",
-        &repo,
-        "--key-file",
-        &key,
-        "latest",
-        "--db",
-        &url,
-    ];
-    args.extend_from_slice(extra);
+    let mut args = extra.to_vec();
     args.push("--dry-run");
-    pgsnap_ok(&args)
+    let out = restore_plain(pg, w, "latest", db, &args);
+    success_stdout(out, &format!("restore --dry-run {extra:?}"))
 }
 
 /// [`restore_command`] into the database `url` names (another user's
