@@ -286,6 +286,44 @@ fn sql_ascii_bytes_of_no_encoding() {
     pg.drop_db(&src);
 }
 
+/// A database name is stored once for the cluster, as UTF-8 bytes here,
+/// which an EUC_JP database cannot convert to text: one that is not ASCII
+/// failed the backup (reading its name) and the restore (reading the
+/// target's, then naming it in its settings and comment). The statements
+/// on the database name it by the server's `current_database()` instead.
+/// (The SQL below holds no character beyond ASCII: psql may talk to an
+/// EUC_JP database in EUC_JP.)
+#[test]
+fn an_euc_jp_database_named_beyond_ascii_comes_back_with_its_properties() {
+    const EUC_JP: &str = "ENCODING 'EUC_JP' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0";
+    const SEEN: &str =
+        "SELECT (SELECT string_agg(id || ':' || encode(convert_to(s, 'EUC_JP'), 'hex'), ',') \
+         FROM t), d.description, (SELECT setconfig::text FROM pg_db_role_setting \
+         WHERE setdatabase = d.objoid AND setrole = 0) \
+         FROM pg_shdescription d WHERE d.objoid = \
+         (SELECT oid FROM pg_database WHERE datname = current_database())";
+    let pg = pg();
+    let src = pg.create_db_with("データ", EUC_JP);
+    pg.psql(
+        &src,
+        "CREATE TABLE t (id int PRIMARY KEY, s text);
+         INSERT INTO t VALUES (1, convert_from('\\xa5c6a5b9a5c8', 'EUC_JP'));
+         DO $$ BEGIN
+           EXECUTE format('COMMENT ON DATABASE %I IS %L', current_database(), 'the app''s');
+           EXECUTE format('ALTER DATABASE %I SET work_mem = %L', current_database(), '8MB');
+         END $$;",
+    );
+    let before = pg.psql(&src, SEEN);
+    assert_eq!(before.trim(), "1:a5c6a5b9a5c8|the app's|{work_mem=8MB}");
+    let w = Workdir::new();
+    backup(pg, &src, &w, &[]);
+    let dst = pg.create_db_with("データ_r", EUC_JP);
+    restore_json(pg, &w, "latest", &dst, &[]);
+    assert_eq!(pg.psql(&dst, SEEN), before);
+    pg.drop_db(&dst);
+    pg.drop_db(&src);
+}
+
 /// A database in another encoding than UTF-8 comes back byte for byte, as
 /// pg_dump's dump in the database's own encoding does: EUC_JP has codes
 /// (NEC and IBM duplicates) that its conversion to UTF-8 and back turns

@@ -12,7 +12,10 @@ use crate::pg::snapshot::{ident, qualified};
 use crate::progress::{Event, Progress};
 use crate::schema::ddl::{roles_listed, roles_named};
 use crate::schema::provider::setting_role;
-use crate::schema::{ApplyOptions, DbObject, ObjectKind, APPLY_SESSION_SQL};
+use crate::schema::{
+    naming_current_database, unwrap_current_database, ApplyOptions, DbObject, ObjectKind,
+    APPLY_SESSION_SQL, DATABASE_PLACEHOLDER,
+};
 
 use super::clean;
 use super::default_acl;
@@ -111,11 +114,17 @@ fn first_of(names: &[String], n: usize) -> String {
 }
 
 pub async fn check(client: &Client, plan: &Plan, opts: &RestoreOptions) -> Result<Checked> {
-    let target_db: String = client
-        .query_one("SELECT current_database()", &[])
+    // As stored (see `schema::apply::naming_current_database`): a name
+    // that is not ASCII, in a database whose encoding is not UTF-8, cannot
+    // be converted to text for us (QA); it is only shown.
+    let target_db = client
+        .query_one(
+            "SELECT pg_catalog.replace(pg_catalog.current_database()::text, '\\', '\\\\')::bytea",
+            &[],
+        )
         .await
-        .map_err(|e| Error::pg("reading the target database name", e))?
-        .get(0);
+        .map_err(|e| Error::pg("reading the target database name", e))?;
+    let target_db = String::from_utf8_lossy(target_db.get::<_, &[u8]>(0)).into_owned();
     let mut conflicts = Vec::new();
     // A view on a dependency cycle is two objects of the plan (its
     // placeholder and its definition): one relation, one conflict.
@@ -908,14 +917,28 @@ async fn try_database_properties(
     // The settings are one element, a statement a line: which one failed,
     // for the message (QA: the first line's name was given for the next
     // one's refusal). The refusal itself stands on the element's trial.
-    let failed = match failed {
+    // A name that is not ASCII is the server's (`naming_current_database`):
+    // the lines are tried, and shown, as the statement it wraps.
+    let shown = crate::schema::ddl::ident(target_db);
+    let plain = |stmt: String| match unwrap_current_database(&stmt) {
+        Some(inner) => inner.replace(DATABASE_PLACEHOLDER, &shown),
+        None => stmt,
+    };
+    let failed = match failed.map(|(stmt, e)| (plain(stmt), e)) {
         Some((stmt, e)) if stmt.trim().lines().count() > 1 => {
-            let lines: Vec<String> = stmt.trim().lines().map(str::to_string).collect();
-            let one = if lines.iter().all(|l| l.trim_end().ends_with(';')) {
+            let lines: Vec<String> = stmt
+                .trim()
+                .lines()
+                .map(|l| match target_db.is_ascii() {
+                    true => l.to_string(),
+                    false => naming_current_database(&l.replace(&shown, DATABASE_PLACEHOLDER)),
+                })
+                .collect();
+            let one = if stmt.trim().lines().all(|l| l.trim_end().ends_with(';')) {
                 client.batch_execute("BEGIN").await.map_err(control)?;
                 let one = failing_statement(client, &lines)
                     .await
-                    .map(|(s, e)| (s.to_string(), e));
+                    .map(|(s, e)| (plain(s.to_string()), e));
                 client.batch_execute("ROLLBACK").await.map_err(control)?;
                 one
             } else {
@@ -940,7 +963,7 @@ async fn try_database_properties(
                 "the restoring role may not give the target database the backed-up database's \
                  settings, grants or comment ({}: {}); nothing was changed (restore {who}, \
                  or pass --no-database-properties to leave them as the target has them)",
-                property_statement(&stmt, &crate::schema::ddl::ident(target_db)),
+                property_statement(&stmt, &shown),
                 Error::pg_detail(&e)
             )))
         }

@@ -4,7 +4,7 @@ use std::collections::BTreeSet;
 
 use tokio_postgres::Client;
 
-use super::ddl::{ident, roles_named};
+use super::ddl::{dollar_quote, ident, roles_named};
 use super::error::SchemaError;
 use super::model::{DbObject, ObjectKind, SchemaModel, DATABASE_PLACEHOLDER};
 use super::provider::setting_role;
@@ -97,12 +97,48 @@ pub fn object_sql(o: &DbObject, opts: &ApplyOptions) -> Vec<String> {
         out.extend(o.comment_sql.iter().cloned());
     }
     if o.kind == ObjectKind::Database {
-        let db = ident(&opts.target_db_name);
+        let name = &opts.target_db_name;
         for s in &mut out {
-            *s = s.replace(DATABASE_PLACEHOLDER, &db);
+            *s = match name.is_ascii() {
+                true => s.replace(DATABASE_PLACEHOLDER, &ident(name)),
+                false => naming_current_database(s),
+            };
         }
     }
     out
+}
+
+/// The part of [`naming_current_database`]'s block before the statement.
+const CURRENT_DATABASE_HEAD: &str = "BEGIN EXECUTE pg_catalog.replace(";
+
+/// `stmt` (which names the target database by [`DATABASE_PLACEHOLDER`])
+/// as a block that names it by the server's `current_database()`. A
+/// database name is stored once for the whole cluster, as the bytes of the
+/// connection that made it (UTF-8 here), and a name in a statement is
+/// converted to the database's encoding: in an EUC_JP database, a name
+/// that is not ASCII written out would name no database (QA). The server's
+/// own copy of the name is right in any encoding.
+pub(crate) fn naming_current_database(stmt: &str) -> String {
+    let body = format!(
+        "{CURRENT_DATABASE_HEAD}{}, '{DATABASE_PLACEHOLDER}', \
+         pg_catalog.quote_ident(pg_catalog.current_database())); END",
+        dollar_quote(stmt)
+    );
+    format!("DO {}", dollar_quote(&body))
+}
+
+/// The statement inside a block of [`naming_current_database`], still
+/// naming the database by [`DATABASE_PLACEHOLDER`]; `None` for any other.
+pub(crate) fn unwrap_current_database(block: &str) -> Option<&str> {
+    let rest = block.strip_prefix("DO $")?;
+    let rest = &rest[rest.find('$')? + 1..];
+    let rest = rest
+        .strip_prefix(CURRENT_DATABASE_HEAD)?
+        .strip_prefix('$')?;
+    let tag_end = rest.find('$')?;
+    let tag = &rest[..=tag_end];
+    let inner = &rest[tag_end + 1..];
+    inner.find(&format!("${tag}")).map(|end| &inner[..end])
 }
 
 /// An object's privilege statements; with `no_owner`, without those on
@@ -177,4 +213,27 @@ pub async fn apply(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_statement_naming_the_current_database_unwraps_to_itself() {
+        for stmt in [
+            format!("COMMENT ON DATABASE {DATABASE_PLACEHOLDER} IS 'it''s $pgsnap$ here';"),
+            format!("ALTER DATABASE {DATABASE_PLACEHOLDER} SET work_mem = '8MB';\nALTER ROLE \"r\" IN DATABASE {DATABASE_PLACEHOLDER} SET a.b = '$x$';"),
+        ] {
+            let block = naming_current_database(&stmt);
+            assert!(block.starts_with("DO $"), "{block}");
+            assert!(block.contains("pg_catalog.current_database()"), "{block}");
+            assert_eq!(unwrap_current_database(&block), Some(stmt.as_str()));
+        }
+        assert_eq!(unwrap_current_database("DO $$BEGIN NULL; END$$"), None);
+        assert_eq!(
+            unwrap_current_database("COMMENT ON DATABASE \"d\" IS 'x';"),
+            None
+        );
+    }
 }

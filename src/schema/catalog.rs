@@ -327,7 +327,12 @@ async fn read_all(client: &Client) -> Result<SchemaModel, SchemaError> {
     let info = q(
         client,
         "database",
-        "SELECT pg_catalog.current_database()::text AS db, \
+        // The name as stored: pg_database is shared by every database, so
+        // a name written from a UTF-8 one is UTF-8 bytes, which a database
+        // in another encoding (EUC_JP) cannot convert to text for us (QA);
+        // a cast to bytea (its input reads backslashes as escapes) hands
+        // them over as they are.
+        "SELECT pg_catalog.replace(pg_catalog.current_database()::text, '\\', '\\\\')::bytea AS db, \
          pg_catalog.pg_encoding_to_char(d.encoding)::text AS enc, \
          pg_catalog.current_setting('server_version_num')::int4 AS ver, d.oid, \
          pg_catalog.pg_get_userbyid(d.datdba)::text AS owner \
@@ -396,7 +401,7 @@ async fn read_all(client: &Client) -> Result<SchemaModel, SchemaError> {
     let mut model = SchemaModel {
         format: FORMAT_VERSION,
         server_version_num: info.get::<_, i32>("ver"),
-        database: s(info, "db"),
+        database: String::from_utf8_lossy(info.get::<_, &[u8]>("db")).into_owned(),
         encoding: s(info, "enc"),
         objects: b.objects,
         tables: b.tables,
