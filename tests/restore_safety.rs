@@ -713,6 +713,10 @@ fn selective_restore_reads_little_and_brings_what_the_table_needs() {
         extra + 4096 >= to_read && extra <= to_read + chunks * 64 * 1024,
         "read {extra} bytes for {to_read} bytes of chunks"
     );
+    // ... and says so: not "read again to load" (QA: said of a restore that
+    // had kept its chunks, when ranges over other tables' chunks made the
+    // bytes read exceed the archive's size).
+    assert_eq!(r["chunks_read_twice"], false, "{r}");
     assert_eq!(
         r["skipped_foreign_keys"].as_array().unwrap().len(),
         1,

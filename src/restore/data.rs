@@ -117,8 +117,9 @@ async fn open_rewritten(
 
 /// Authenticates every chunk the plan will load, on all cores: a tampered
 /// chunk or a wrong key fails the restore before the target is touched.
-/// Up to `KEEP_BYTES`, the decrypted chunks are kept for the load.
-pub async fn authenticate(archive: &StoredArchive, plan: &Plan, jobs: usize) -> Result<()> {
+/// Up to `KEEP_BYTES`, the decrypted chunks are kept for the load: returns
+/// whether they were.
+pub async fn authenticate(archive: &StoredArchive, plan: &Plan, jobs: usize) -> Result<bool> {
     let mut batches: Vec<(u32, Vec<ChunkRef>, String)> = Vec::new();
     for t in plan.tables.iter().filter(|t| t.load_data) {
         let entry = t.entry.expect("loaded tables have an entry");
@@ -156,7 +157,7 @@ pub async fn authenticate(archive: &StoredArchive, plan: &Plan, jobs: usize) -> 
     while let Some(r) = results.next().await {
         r?;
     }
-    Ok(())
+    Ok(keep)
 }
 
 /// The key opened the archive, so a chunk that does not authenticate was

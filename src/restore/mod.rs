@@ -175,6 +175,10 @@ pub struct RestoreReport {
     pub tables: usize,
     pub rows: u64,
     pub bytes_read: u64,
+    /// The load read its chunks again after the authentication pass had
+    /// (more than `data::KEEP_BYTES` to load): `bytes_read` counts them
+    /// twice.
+    pub chunks_read_twice: bool,
     pub archive_bytes: u64,
     pub seconds: f64,
     pub objects: usize,
@@ -281,6 +285,7 @@ async fn run_inner(
         tables: plan.data_tables(),
         rows: plan::total(plan.tables.iter().map(|t| t.rows)),
         bytes_read: 0,
+        chunks_read_twice: false,
         archive_bytes: archive.size(),
         seconds: 0.0,
         objects: plan.pre_data.len() + plan.post_data.len(),
@@ -343,7 +348,7 @@ async fn run_inner(
     // Nothing below may change the target until every chunk the (checked)
     // plan loads authenticated.
     progress.event(Event::Phase("authenticate"));
-    data::authenticate(&archive, &plan, opts.jobs).await?;
+    report.chunks_read_twice = !data::authenticate(&archive, &plan, opts.jobs).await?;
     phase("authenticate", &mut report);
 
     let one = opts.single_transaction;
