@@ -8,7 +8,7 @@ use std::io::{Read, Seek, SeekFrom, Write};
 
 use common::{
     backup, dry_run_plan, failure_stderr, normalise, pg, pgsnap, pgsnap_ok, restore_command_at,
-    restore_json, restore_output, restore_report, table_contents, Cluster, Workdir,
+    restore_json, restore_output, restore_plain, restore_report, table_contents, Cluster, Workdir,
 };
 
 const DATA: &str = r#"
@@ -3835,6 +3835,27 @@ fn clean_of_a_referenced_table_puts_the_targets_keys_back() {
     pg.psql(
         &db,
         "INSERT INTO customer VALUES (6, 'new'); INSERT INTO orders VALUES (51, 6);",
+    );
+    // --quiet keeps stderr to errors: the summary line says it (QA: a quiet
+    // restore said only that it had succeeded).
+    let out = restore_plain(pg, &w, "latest", &db, &[&customer[..], &["-q"]].concat());
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success() && stderr.is_empty(), "{stderr}");
+    assert!(
+        stdout.contains("; row counts match the backup; 1 warning: ")
+            && stdout
+                .contains("\"orders to customer\" on \"public\".\"orders\" was added NOT VALID"),
+        "{stdout}"
+    );
+    // As it was before the quiet run: the key valid again, the new rows.
+    pg.psql(
+        &db,
+        "DELETE FROM orders WHERE id = 51; \
+         ALTER TABLE orders VALIDATE CONSTRAINT \"orders to customer\"; \
+         INSERT INTO customer VALUES (6, 'new'); INSERT INTO orders VALUES (51, 6);",
     );
     let report = restore_json(pg, &w, "latest", &db, &customer);
     let warning = report["warnings"][0].as_str().unwrap_or_default();

@@ -22,7 +22,7 @@ pub struct Cli {
     /// More log output on stderr (-v info, -vv debug).
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
-    /// Only errors on stderr; no progress.
+    /// Only errors on stderr; no progress (a restore's warnings go into its summary line).
     #[arg(short, long, global = true)]
     pub quiet: bool,
     #[command(subcommand)]

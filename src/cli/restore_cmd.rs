@@ -238,8 +238,20 @@ pub async fn restore(a: RestoreArgs, quiet: bool) -> anyhow::Result<ExitCode> {
                 bytes(report.archive_bytes)
             )
         };
+        // A warning may be about the result (a foreign key left NOT VALID):
+        // --quiet keeps stderr to errors, so the summary carries it (QA:
+        // a quiet restore said only that it had succeeded).
+        let warned = match (report.warnings.len(), quiet) {
+            (0, _) => String::new(),
+            (n, false) => format!("; {} (above)", count(n as u64, "warning")),
+            (n, true) => format!(
+                "; {}: {}",
+                count(n as u64, "warning"),
+                report.warnings.join("; ")
+            ),
+        };
         out!(
-            "restored backup {} into {}: {}, {}, {read} in {:.1}s; {checked}",
+            "restored backup {} into {}: {}, {}, {read} in {:.1}s; {checked}{warned}",
             report.backup_id,
             report.database,
             count(report.tables as u64, "table"),
