@@ -4802,3 +4802,73 @@ fn tablespaces_the_target_has_as_its_default_or_denies() {
     restore_report(&out, "--no-tablespaces");
     assert_eq!(pg.psql(&denied, "SELECT count(*) FROM pt").trim(), "2");
 }
+
+/// A table dropped with CASCADE took the keys of other tables to it along
+/// (as does an interrupted `--clean`, which drops them to add them back):
+/// restoring it alone brings it back without them, which the restore said
+/// only as "skipped" (QA). The other tables are not the restore's to change:
+/// it warns, with the statement that adds the key, in the dry run too.
+#[test]
+fn a_backed_up_key_to_a_restored_table_that_the_target_lacks_is_said_with_its_statement() {
+    let pg = pg();
+    let db = pg.create_db("fk_gone");
+    pg.psql(
+        &db,
+        "CREATE TABLE customer (id int PRIMARY KEY);
+         INSERT INTO customer SELECT generate_series(1, 5);
+         CREATE TABLE orders (id int PRIMARY KEY,
+           cust int CONSTRAINT \"orders to customer\" REFERENCES customer);
+         INSERT INTO orders SELECT g, g % 5 + 1 FROM generate_series(1, 20) g;",
+    );
+    let w = Workdir::new();
+    backup(pg, &db, &w, &[]);
+    pg.psql(&db, "DROP TABLE customer CASCADE");
+    let lacking = |report: &serde_json::Value| -> Option<String> {
+        report["warnings"]
+            .as_array()?
+            .iter()
+            .filter_map(|w| w.as_str())
+            .find(|w| {
+                w.starts_with(
+                    "the backup has constraint \"orders to customer\" on \"public\".\"orders\", \
+                     which the target's table lacks",
+                )
+            })
+            .map(str::to_string)
+    };
+    let dry = restore_json(
+        pg,
+        &w,
+        "latest",
+        &db,
+        &["--table", "public.customer", "--dry-run"],
+    );
+    assert!(lacking(&dry).is_some(), "{dry}");
+    let report = restore_json(pg, &w, "latest", &db, &["--table", "public.customer"]);
+    let warning = lacking(&report).unwrap_or_else(|| panic!("{report}"));
+    let (_, stmt) = warning.split_once("to add the key: ").expect("a statement");
+    pg.psql(&db, stmt);
+    assert_eq!(
+        pg.psql(
+            &db,
+            "SELECT convalidated FROM pg_constraint WHERE conname = 'orders to customer'"
+        )
+        .trim(),
+        "t"
+    );
+    // With the key there (a --clean of the table drops and adds it back),
+    // nothing is said.
+    let report = restore_json(
+        pg,
+        &w,
+        "latest",
+        &db,
+        &["--table", "public.customer", "--clean"],
+    );
+    assert!(lacking(&report).is_none(), "{report}");
+    assert_eq!(
+        report["foreign_keys_from_target"].as_array().map(Vec::len),
+        Some(1),
+        "{report}"
+    );
+}

@@ -581,6 +581,9 @@ async fn check_target(
     }
     report.foreign_keys_to_target = to_target;
     report.warnings.extend(unaddable);
+    report
+        .warnings
+        .extend(target::missing_incoming_keys(client, plan).await?);
     report.foreign_keys_from_target = checked.incoming.iter().map(|k| k.identity()).collect();
     // The backup's copy of such a key (its table is not restored) is not
     // skipped: the target's own goes back (QA: listed as both).

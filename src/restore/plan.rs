@@ -411,6 +411,11 @@ pub struct Plan {
     /// line there): the target may have the tables they reference.
     #[serde(skip)]
     pub fk_candidates: Vec<(u32, String)>,
+    /// Of `skipped_fks`, the keys of tables left out that reference a
+    /// chosen table (ids): the target's same-named table may lack them
+    /// (`target::missing_incoming_keys`).
+    #[serde(skip)]
+    pub fk_incoming: Vec<u32>,
     /// Of `fk_candidates`, those whose referenced table the target has:
     /// added after the load (`target::add_foreign_keys_to_target`).
     #[serde(skip)]
@@ -934,6 +939,7 @@ pub(crate) fn build_parsed(
     let mut chosen_tables: Vec<&crate::schema::TableInfo> = Vec::new();
     let mut skipped_fks: Vec<String> = Vec::new();
     let mut fk_candidates = Vec::new();
+    let mut fk_incoming = Vec::new();
     // What else the closure left out (a partition's attachment to a parent
     // not restored): reported with the restore's own omissions.
     let mut skipped = Vec::new();
@@ -1108,6 +1114,18 @@ pub(crate) fn build_parsed(
                         .is_some_and(|r| chosen.contains(&r))
                 })
                 .map(|(s, line)| (s.object_id, line.clone()))
+                .collect();
+            fk_incoming = closure
+                .skipped_fks
+                .iter()
+                .map(|s| s.object_id)
+                .filter(|&id| {
+                    let relation = |r: Option<u32>| r.and_then(|r| model.owning_relation(r));
+                    let o = model.object(id);
+                    o.kind == ObjectKind::ForeignKey
+                        && relation(o.references).is_some_and(|r| chosen.contains(&r))
+                        && relation(o.belongs_to).is_some_and(|r| !chosen.contains(&r))
+                })
                 .collect();
         }
         skipped = closure
@@ -1425,6 +1443,7 @@ pub(crate) fn build_parsed(
         sequences,
         skipped_fks,
         fk_candidates,
+        fk_incoming,
         fks_to_target: Vec::new(),
         bytes_to_read,
         model,

@@ -345,6 +345,7 @@ mod tests {
             sequences: vec![],
             skipped_fks: vec![],
             fk_candidates: vec![],
+            fk_incoming: vec![],
             fks_to_target: vec![],
             bytes_to_read: 0,
             model,

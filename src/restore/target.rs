@@ -1743,6 +1743,56 @@ pub async fn foreign_keys_to_target(
     Ok((kept, warnings))
 }
 
+/// The backup's foreign keys from tables the restore leaves out to tables
+/// it restores (`Plan::fk_incoming`) that the target's table of that name
+/// lacks: what a `DROP TABLE ... CASCADE` took along, or an interrupted
+/// `--clean` had dropped to add back (QA: its rerun restored the table and
+/// said only that the keys were skipped). Their tables are not the
+/// restore's to change, so each is a warning with its statement.
+pub async fn missing_incoming_keys(client: &Client, plan: &Plan) -> Result<Vec<String>> {
+    if plan.fk_incoming.is_empty() {
+        return Ok(Vec::new());
+    }
+    let (tables, names): (Vec<String>, Vec<String>) = plan
+        .fk_incoming
+        .iter()
+        .map(|&id| {
+            let o = plan.object(id);
+            (
+                relation_name(plan, o.belongs_to).unwrap_or_default(),
+                o.name.clone(),
+            )
+        })
+        .unzip();
+    let rows = client
+        .query(
+            "SELECT t IS NOT NULL AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint c \
+                 WHERE c.conrelid = t AND c.conname = n AND c.contype = 'f') \
+             FROM unnest($1::text[], $2::text[]) WITH ORDINALITY u(r, n, i) \
+             CROSS JOIN LATERAL (SELECT CASE WHEN r <> '' THEN pg_catalog.to_regclass(r)::oid END AS t) l \
+             ORDER BY i",
+            &[&tables, &names],
+        )
+        .await
+        .map_err(|e| Error::pg("looking for the foreign keys to the restored tables", e))?;
+    Ok(plan
+        .fk_incoming
+        .iter()
+        .zip(rows)
+        .filter(|(_, row)| row.get::<_, bool>(0))
+        .map(|(&id, _)| {
+            let o = plan.object(id);
+            format!(
+                "the backup has {}, which the target's table lacks (dropped with the table it \
+                 references, or by an interrupted --clean?): the restore leaves that table as \
+                 it is; to add the key: {}",
+                o.identity,
+                o.create.trim()
+            )
+        })
+        .collect())
+}
+
 /// The referenced columns of a foreign key's `ADD CONSTRAINT` as the
 /// catalog writes it, every name quoted (`... REFERENCES "s"."t"("a",
 /// "b") ...`); empty when it does not read so (no check is made then).
