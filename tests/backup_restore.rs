@@ -119,17 +119,14 @@ fn backup_list_show_verify_restore_roundtrip() {
     }
 
     let dst = pg.create_db("br_dst");
-    let out = pgsnap_ok(&[
-        "restore",
-        "--repo",
+    let url = pg.url(&dst);
+    let out = pgsnap_ok(&common::restore_args(
         &repo,
-        "--key-file",
         &key,
         "latest",
-        "--db",
-        &pg.url(&dst),
-        "--json",
-    ]);
+        &url,
+        &["--json"],
+    ));
     let r: serde_json::Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
     assert_eq!(r["backup_id"], id.as_str());
     assert_eq!(r["ok"], true, "{r}");

@@ -266,20 +266,8 @@ fn an_owner_out_of_the_restoring_roles_reach_is_refused_before_any_change() {
     );
     let url = pg.url_as("prov_restorer", &dst);
     let (repo, key) = (w.repo(), w.key());
-    let restore = |extra: &[&str]| {
-        let mut args = vec![
-            "restore",
-            "--repo",
-            &repo,
-            "--key-file",
-            &key,
-            &id,
-            "--db",
-            &url,
-        ];
-        args.extend_from_slice(extra);
-        common::pgsnap(&args)
-    };
+    let restore =
+        |extra: &[&str]| common::pgsnap(&common::restore_args(&repo, &key, &id, &url, extra));
     for extra in [&["--dry-run"][..], &[]] {
         let out = restore(extra);
         let err = String::from_utf8_lossy(&out.stderr);

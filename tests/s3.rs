@@ -1033,18 +1033,10 @@ async fn archive_in_glacier_is_refused_before_any_change_until_thawed() {
     let dst = pg.create_db("s3_glacier_dst");
     let (key, url) = (w.key(), pg.url(&dst));
     let restore = |extra: &[&str]| {
-        let mut args = vec![
-            "restore",
-            "--repo",
-            &repo,
-            "--key-file",
-            &key,
-            "latest",
-            "--db",
-            &url,
-        ];
-        args.extend_from_slice(extra);
-        aws_pgsnap(&args, &[])
+        aws_pgsnap(
+            &common::restore_args(&repo, &key, "latest", &url, extra),
+            &[],
+        )
     };
     // Not thawed: nothing done, and exit 75 (EX_TEMPFAIL), so that a
     // script can tell "retry later" from a failure (QA: a requested thaw

@@ -1102,16 +1102,18 @@ pub(crate) fn build_parsed(
         // tables (it would tie live rows to it), nor with --data-only,
         // which creates nothing.
         if opts.into_schema.is_none() && !opts.data_only {
+            // Whether the table an object names (`belongs_to`, `references`)
+            // is chosen; `None` for none.
+            let chosen_relation = |r: Option<u32>| {
+                r.and_then(|r| model.owning_relation(r))
+                    .map(|r| chosen.contains(&r))
+            };
             fk_candidates = closure
                 .skipped_fks
                 .iter()
                 .zip(&skipped_fks)
                 .filter(|(s, _)| {
-                    model
-                        .object(s.object_id)
-                        .belongs_to
-                        .and_then(|b| model.owning_relation(b))
-                        .is_some_and(|r| chosen.contains(&r))
+                    chosen_relation(model.object(s.object_id).belongs_to) == Some(true)
                 })
                 .map(|(s, line)| (s.object_id, line.clone()))
                 .collect();
@@ -1120,11 +1122,10 @@ pub(crate) fn build_parsed(
                 .iter()
                 .map(|s| s.object_id)
                 .filter(|&id| {
-                    let relation = |r: Option<u32>| r.and_then(|r| model.owning_relation(r));
                     let o = model.object(id);
                     o.kind == ObjectKind::ForeignKey
-                        && relation(o.references).is_some_and(|r| chosen.contains(&r))
-                        && relation(o.belongs_to).is_some_and(|r| !chosen.contains(&r))
+                        && chosen_relation(o.references) == Some(true)
+                        && chosen_relation(o.belongs_to) == Some(false)
                 })
                 .collect();
         }

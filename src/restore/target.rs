@@ -13,8 +13,8 @@ use crate::progress::{Event, Progress};
 use crate::schema::ddl::{roles_listed, roles_named};
 use crate::schema::provider::setting_role;
 use crate::schema::{
-    naming_current_database, unwrap_current_database, ApplyOptions, DbObject, ObjectKind,
-    APPLY_SESSION_SQL, DATABASE_PLACEHOLDER,
+    naming_database, unwrap_current_database, ApplyOptions, DbObject, ObjectKind,
+    APPLY_SESSION_SQL, CURRENT_DATABASE_BYTES, DATABASE_PLACEHOLDER,
 };
 
 use super::clean;
@@ -114,14 +114,11 @@ fn first_of(names: &[String], n: usize) -> String {
 }
 
 pub async fn check(client: &Client, plan: &Plan, opts: &RestoreOptions) -> Result<Checked> {
-    // As stored (see `schema::apply::naming_current_database`): a name
-    // that is not ASCII, in a database whose encoding is not UTF-8, cannot
-    // be converted to text for us (QA); it is only shown.
+    // As stored (`CURRENT_DATABASE_BYTES`); the statements on the database
+    // name it by the server's own copy where it is not ASCII
+    // (`naming_database`): here it is only shown.
     let target_db = client
-        .query_one(
-            "SELECT pg_catalog.replace(pg_catalog.current_database()::text, '\\', '\\\\')::bytea",
-            &[],
-        )
+        .query_one(&format!("SELECT {CURRENT_DATABASE_BYTES}"), &[])
         .await
         .map_err(|e| Error::pg("reading the target database name", e))?;
     let target_db = String::from_utf8_lossy(target_db.get::<_, &[u8]>(0)).into_owned();
@@ -917,36 +914,36 @@ async fn try_database_properties(
     // The settings are one element, a statement a line: which one failed,
     // for the message (QA: the first line's name was given for the next
     // one's refusal). The refusal itself stands on the element's trial.
-    // A name that is not ASCII is the server's (`naming_current_database`):
-    // the lines are tried, and shown, as the statement it wraps.
+    // A name that is not ASCII is the server's (`naming_database`): the
+    // lines are those of the statement the block wraps, each run as such a
+    // block, and shown as written.
     let shown = crate::schema::ddl::ident(target_db);
-    let plain = |stmt: String| match unwrap_current_database(&stmt) {
-        Some(inner) => inner.replace(DATABASE_PLACEHOLDER, &shown),
-        None => stmt,
+    let show = |stmt: &str| match unwrap_current_database(stmt) {
+        Some(written) => written.replace(DATABASE_PLACEHOLDER, &shown),
+        None => stmt.to_string(),
     };
-    let failed = match failed.map(|(stmt, e)| (plain(stmt), e)) {
-        Some((stmt, e)) if stmt.trim().lines().count() > 1 => {
-            let lines: Vec<String> = stmt
-                .trim()
-                .lines()
-                .map(|l| match target_db.is_ascii() {
-                    true => l.to_string(),
-                    false => naming_current_database(&l.replace(&shown, DATABASE_PLACEHOLDER)),
-                })
-                .collect();
-            let one = if stmt.trim().lines().all(|l| l.trim_end().ends_with(';')) {
+    let failed = match failed {
+        Some((stmt, e)) => {
+            let written = unwrap_current_database(&stmt).unwrap_or(&stmt).trim();
+            let one = if written.lines().count() > 1
+                && written.lines().all(|l| l.trim_end().ends_with(';'))
+            {
+                let lines: Vec<String> = written
+                    .lines()
+                    .map(|l| naming_database(l, target_db))
+                    .collect();
                 client.batch_execute("BEGIN").await.map_err(control)?;
                 let one = failing_statement(client, &lines)
                     .await
-                    .map(|(s, e)| (plain(s.to_string()), e));
+                    .map(|(s, e)| (show(s), e));
                 client.batch_execute("ROLLBACK").await.map_err(control)?;
                 one
             } else {
                 None
             };
-            Some(one.unwrap_or((stmt, e)))
+            Some(one.unwrap_or_else(|| (show(&stmt), e)))
         }
-        other => other,
+        None => None,
     };
     match failed {
         None => Ok(()),

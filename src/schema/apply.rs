@@ -97,15 +97,29 @@ pub fn object_sql(o: &DbObject, opts: &ApplyOptions) -> Vec<String> {
         out.extend(o.comment_sql.iter().cloned());
     }
     if o.kind == ObjectKind::Database {
-        let name = &opts.target_db_name;
         for s in &mut out {
-            *s = match name.is_ascii() {
-                true => s.replace(DATABASE_PLACEHOLDER, &ident(name)),
-                false => naming_current_database(s),
-            };
+            *s = naming_database(s, &opts.target_db_name);
         }
     }
     out
+}
+
+/// The database's name as stored, as `bytea`. pg_database is shared by
+/// every database, so a name written from a UTF-8 one is UTF-8 bytes, which
+/// a database in another encoding (EUC_JP) cannot convert to text for us
+/// (QA); a cast to bytea (whose input reads backslashes as escapes, hence
+/// the doubling) hands them over as they are.
+pub(crate) const CURRENT_DATABASE_BYTES: &str =
+    "pg_catalog.replace(pg_catalog.current_database()::text, '\\', '\\\\')::bytea";
+
+/// `stmt`, which names the target database `name` by
+/// [`DATABASE_PLACEHOLDER`], as it runs there: the name written in, or,
+/// when it is not ASCII, the block of [`naming_current_database`].
+pub(crate) fn naming_database(stmt: &str, name: &str) -> String {
+    match name.is_ascii() {
+        true => stmt.replace(DATABASE_PLACEHOLDER, &ident(name)),
+        false => naming_current_database(stmt),
+    }
 }
 
 /// The part of [`naming_current_database`]'s block before the statement.
@@ -118,7 +132,7 @@ const CURRENT_DATABASE_HEAD: &str = "BEGIN EXECUTE pg_catalog.replace(";
 /// converted to the database's encoding: in an EUC_JP database, a name
 /// that is not ASCII written out would name no database (QA). The server's
 /// own copy of the name is right in any encoding.
-pub(crate) fn naming_current_database(stmt: &str) -> String {
+fn naming_current_database(stmt: &str) -> String {
     let body = format!(
         "{CURRENT_DATABASE_HEAD}{}, '{DATABASE_PLACEHOLDER}', \
          pg_catalog.quote_ident(pg_catalog.current_database())); END",

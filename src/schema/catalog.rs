@@ -11,6 +11,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 
 use tokio_postgres::{Client, Row};
 
+use super::apply::CURRENT_DATABASE_BYTES;
 use super::ddl::{
     acl_json_sql, acl_statements, column_acl_statements, comment_on, default_acl_objtype,
     default_acl_statements, fdw_options, ident, literal, options_list, owner_to, parse_acl,
@@ -327,16 +328,13 @@ async fn read_all(client: &Client) -> Result<SchemaModel, SchemaError> {
     let info = q(
         client,
         "database",
-        // The name as stored: pg_database is shared by every database, so
-        // a name written from a UTF-8 one is UTF-8 bytes, which a database
-        // in another encoding (EUC_JP) cannot convert to text for us (QA);
-        // a cast to bytea (its input reads backslashes as escapes) hands
-        // them over as they are.
-        "SELECT pg_catalog.replace(pg_catalog.current_database()::text, '\\', '\\\\')::bytea AS db, \
-         pg_catalog.pg_encoding_to_char(d.encoding)::text AS enc, \
-         pg_catalog.current_setting('server_version_num')::int4 AS ver, d.oid, \
-         pg_catalog.pg_get_userbyid(d.datdba)::text AS owner \
-         FROM pg_catalog.pg_database d WHERE d.datname = pg_catalog.current_database()",
+        &format!(
+            "SELECT {CURRENT_DATABASE_BYTES} AS db, \
+             pg_catalog.pg_encoding_to_char(d.encoding)::text AS enc, \
+             pg_catalog.current_setting('server_version_num')::int4 AS ver, d.oid, \
+             pg_catalog.pg_get_userbyid(d.datdba)::text AS owner \
+             FROM pg_catalog.pg_database d WHERE d.datname = pg_catalog.current_database()"
+        ),
     )
     .await?;
     let info = &info[0];

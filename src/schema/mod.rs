@@ -22,7 +22,7 @@ pub mod order;
 pub mod provider;
 
 pub use apply::{acl_sql, apply, object_sql, sql_script, ApplyOptions, APPLY_SESSION_SQL};
-pub(crate) use apply::{naming_current_database, unwrap_current_database};
+pub(crate) use apply::{naming_database, unwrap_current_database, CURRENT_DATABASE_BYTES};
 pub use catalog::{read_schema, read_schema_with, ReadOptions};
 pub use ddl::{copy_in_sql, copy_out_sql};
 pub use error::SchemaError;

@@ -885,18 +885,30 @@ pub fn restore_output(
 /// `--json`, no `-q`: its progress lines on stderr), whatever its outcome.
 pub fn restore_plain(pg: &Cluster, w: &Workdir, id: &str, db: &str, extra: &[&str]) -> Output {
     let (repo, key, url) = (w.repo(), w.key(), pg.url(db));
+    pgsnap(&restore_args(&repo, &key, id, &url, extra))
+}
+
+/// The arguments of `pgsnap restore` of backup `id` from `repo` with `key`
+/// into `url`, then `extra`.
+pub fn restore_args<'a>(
+    repo: &'a str,
+    key: &'a str,
+    id: &'a str,
+    url: &'a str,
+    extra: &[&'a str],
+) -> Vec<&'a str> {
     let mut args = vec![
         "restore",
         "--repo",
-        &repo,
+        repo,
         "--key-file",
-        &key,
+        key,
         id,
         "--db",
-        &url,
+        url,
     ];
     args.extend_from_slice(extra);
-    pgsnap(&args)
+    args
 }
 
 /// [`restore_plain`], which must succeed: its stderr.
